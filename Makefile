@@ -1,0 +1,65 @@
+# hdvm: `make` builds everything into build/, `make check` runs every test.
+# `make SANITIZE=1` builds with ASan/UBSan into build/ as well (clean first).
+
+BUILD    ?= build
+CC       ?= gcc
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP \
+            -fno-strict-aliasing -Wno-unused-parameter
+LDLIBS   += -luring -lseccomp -ljson-c -lpthread
+ifeq ($(SANITIZE),1)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+endif
+PYTHON   ?= /usr/bin/python3
+
+# Library code shared by hdvm, hdnic and the unit tests: everything except mains.
+LIB_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c vmm/*/*.c)) \
+            $(wildcard devices/*.c devices/legacy/*.c devices/pci/*.c \
+                       devices/virtio/*.c devices/vfio/*.c migration/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB      := $(BUILD)/libhdvm.a
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+all: $(BUILD)/hdvm guest hdnic-all
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/hdvm: $(BUILD)/obj/vmm/main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+include guest/guest.mk
+-include devices/hdnic/hdnic.mk
+hdnic-all: $(HDNIC_BIN)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: all
+	$(PYTHON) -m pytest -q -rs tests/integration $(PYTEST_ARGS)
+
+check: all unit integration
+
+deps:
+	tools/install-deps.sh
+
+bench-boot: all
+	$(PYTHON) tools/bench_boot.py
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all unit integration check deps bench-boot clean guest hdnic-all
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

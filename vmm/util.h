@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef HDVM_UTIL_H
+#define HDVM_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define ALIGN_UP(x, a)	(((x) + (a) - 1) & ~((__typeof__(x))(a) - 1))
+#define MIN(a, b)	((a) < (b) ? (a) : (b))
+#define MAX(a, b)	((a) > (b) ? (a) : (b))
+#define KiB		(1ULL << 10)
+#define MiB		(1ULL << 20)
+#define GiB		(1ULL << 30)
+
+/* Messages go to stderr prefixed with the program name ("hdvm: ..."). */
+extern const char *prog_name;
+void pr_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pr_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pr_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern bool debug_enabled;
+
+/* "512M", "2G", "1048576", "64k": returns 0 and the byte count, -1 if malformed. */
+int parse_size(const char *s, uint64_t *out);
+/* Strict unsigned decimal/hex parse of the whole string within [min, max]. */
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+uint64_t now_ns(void);		/* CLOCK_MONOTONIC */
+void *xzalloc(size_t size);	/* calloc that aborts on failure */
+char *xstrdup(const char *s);
+
+/* Read a whole file (at most max bytes); -1 with a message naming the path. */
+int read_file(const char *path, size_t max, uint8_t **buf, size_t *len);
+
+#endif
