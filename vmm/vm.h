@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One microVM: the KVM VM, its memory, vCPUs, buses and devices.  hdvm runs one
+ * VM per process; the main thread runs the event loop (control socket, console
+ * input, signals), each vCPU has its own thread.
+ */
+#ifndef HDVM_VM_H
+#define HDVM_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/boot/boot.h"
+#include "vmm/iobus.h"
+#include "vmm/memory.h"
+
+struct device;
+struct vcpu;
+struct event_loop;
+
+enum console_kind { CONSOLE_STDIO, CONSOLE_FILE, CONSOLE_NONE };
+
+#define VM_NAME_MAX	64
+
+struct vm_config {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	enum boot_proto boot;
+	uint64_t mem_size;
+	int ncpus;
+	char name[VM_NAME_MAX];
+	enum console_kind console;
+	const char *console_path;
+	bool seccomp;
+	const char *run_dir;
+	const char *metrics_path;
+	/* passthrough and paravirtual devices, added by later layers */
+	const char *vfio_user[16];
+	int nr_vfio_user;
+	const char *vfio_kernel[16];
+	int nr_vfio_kernel;
+	const char *net[16];
+	int nr_net;
+};
+
+enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_SHUTDOWN };
+
+struct vm_metrics {
+	uint64_t t_start;		/* process start (ns, CLOCK_MONOTONIC) */
+	uint64_t t_first_run;		/* first KVM_RUN entered */
+	uint64_t t_marker;		/* guest wrote the workload boot marker */
+	uint64_t t_exit;
+};
+
+struct vm {
+	struct vm_config cfg;
+	int kvm_fd, vm_fd;
+	int vcpu_mmap_size;
+	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
+	struct guest_mem mem;
+	struct boot_entry boot;
+	struct iobus pio, mmio;
+	struct device *devices;
+
+	struct vcpu **vcpus;
+	int ncpus;
+
+	/* run state, changed only by the main thread, under state_lock */
+	pthread_mutex_t state_lock;
+	pthread_cond_t state_cond;
+	enum vm_state state;
+	int paused_vcpus;		/* vCPUs parked after a pause request */
+
+	/* set once from any thread; the main loop reacts through exit_efd */
+	atomic_bool shutdown;
+	int exit_code;
+	char exit_reason[96];
+	int exit_efd;
+
+	int console_out_fd;		/* -1 for none */
+	int console_in_fd;		/* -1 unless stdio */
+	struct vm_metrics metrics;
+	struct event_loop *loop;
+	uint32_t next_gsi;		/* MSI routes are allocated from here */
+};
+
+/* The single VM of this process (signal handlers and seccomp need it). */
+extern struct vm *the_vm;
+
+int vm_create(struct vm *vm, const struct vm_config *cfg);
+int vm_boot(struct vm *vm);		/* load kernel, realize devices, start vCPUs */
+void vm_destroy(struct vm *vm);
+
+/* Thread-safe: record why and with which status the VM stops, wake the main loop. */
+void vm_request_shutdown(struct vm *vm, int code, const char *reason);
+/* Main thread only.  Pause waits until every vCPU has left KVM_RUN. */
+int vm_pause(struct vm *vm);
+int vm_resume(struct vm *vm);
+const char *vm_state_name(enum vm_state s);
+
+/* Allocate a GSI and route it to an MSI; returns the GSI or -1. */
+int vm_msi_route_add(struct vm *vm, uint64_t addr, uint32_t data);
+int vm_msi_route_update(struct vm *vm, int gsi, uint64_t addr, uint32_t data);
+
+#endif
