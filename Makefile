@@ -40,7 +40,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
-include guest/guest.mk
+-include guest/guest.mk
 -include devices/hdnic/hdnic.mk
 hdnic-all: $(HDNIC_BIN)
 

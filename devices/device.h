@@ -27,6 +27,7 @@ struct device_ops {
 	void (*unrealize)(struct device *dev);	/* release everything realize took */
 };
 
+/* Embed as the FIRST member of the device struct: teardown frees the container. */
 struct device {
 	const struct device_ops *ops;
 	char id[32];
@@ -40,6 +41,7 @@ struct device {
 void device_init(struct device *dev, const struct device_ops *ops, const char *id);
 /* Append to the VM's list; realize happens in vm_realize_devices(). */
 void device_add(struct vm *vm, struct device *dev);
+struct device *device_find(struct vm *vm, const char *id);
 
 int devices_realize(struct vm *vm);
 void devices_reset(struct vm *vm);

@@ -13,6 +13,7 @@
 
 const char *prog_name = "hdvm";
 bool debug_enabled;
+uint64_t process_start_ns;
 
 static void vlog(const char *level, const char *fmt, va_list ap)
 {

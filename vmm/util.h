@@ -21,6 +21,7 @@ void pr_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void pr_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void pr_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern bool debug_enabled;
+extern uint64_t process_start_ns;	/* set first thing in main() */
 
 /* "512M", "2G", "1048576", "64k": returns 0 and the byte count, -1 if malformed. */
 int parse_size(const char *s, uint64_t *out);

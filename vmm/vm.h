@@ -20,6 +20,7 @@
 struct device;
 struct vcpu;
 struct event_loop;
+struct irq_routing;
 
 enum console_kind { CONSOLE_STDIO, CONSOLE_FILE, CONSOLE_NONE };
 
@@ -85,7 +86,9 @@ struct vm {
 	int console_in_fd;		/* -1 unless stdio */
 	struct vm_metrics metrics;
 	struct event_loop *loop;
-	uint32_t next_gsi;		/* MSI routes are allocated from here */
+	struct irq_routing *irq;	/* GSI routing table (vmm/irq.c) */
+	/* vCPU pause handshake */
+	atomic_bool pause_requested;
 };
 
 /* The single VM of this process (signal handlers and seccomp need it). */
@@ -101,9 +104,14 @@ void vm_request_shutdown(struct vm *vm, int code, const char *reason);
 int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
 const char *vm_state_name(enum vm_state s);
+int kvm_max_vcpus(int kvm_fd);
 
+/* GSI routing (vmm/irq.c): the in-kernel PIC/IOAPIC pins plus MSI routes. */
+int irq_routing_init(struct vm *vm);
+void irq_routing_destroy(struct vm *vm);
 /* Allocate a GSI and route it to an MSI; returns the GSI or -1. */
 int vm_msi_route_add(struct vm *vm, uint64_t addr, uint32_t data);
 int vm_msi_route_update(struct vm *vm, int gsi, uint64_t addr, uint32_t data);
+void vm_msi_route_del(struct vm *vm, int gsi);
 
 #endif

@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: MIT
+/* `hdvm run`: options into a vm_config, then vmm_run(). */
+#include <getopt.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm/cli.h"
+#include "vmm/control.h"
+#include "vmm/run.h"
+#include "vmm/util.h"
+#include "vmm/vm.h"
+
+#define DEFAULT_MEM	(128ULL << 20)
+#define MAX_CMDLINE	4095
+
+static void run_usage(FILE *f)
+{
+	fprintf(f,
+"usage: hdvm run --kernel PATH [options]\n"
+"\n"
+"  --kernel PATH        ELF64 (vmlinux, hdguest) or bzImage kernel\n"
+"  --initrd PATH        initial ramdisk\n"
+"  --cmdline STR        kernel command line\n"
+"  --boot auto|linux64|pvh\n"
+"                       entry protocol (auto: Linux 64-bit boot protocol)\n"
+"  --mem SIZE           guest RAM, e.g. 256M, 2G (default 128M)\n"
+"  --cpus N             vCPUs (default 1)\n"
+"  --name NAME          VM name for ps/status/pause/resume/stop (default vm-PID)\n"
+"  --console stdio|file:PATH|none\n"
+"                       where the serial console goes (default stdio)\n"
+"  --metrics FILE       write boot/exit timings and memory use as JSON at exit\n"
+"  --run-dir DIR        control sockets live here (default $HDVM_RUN_DIR or %s)\n"
+"  --no-seccomp         do not install the seccomp filters\n"
+"  --debug              verbose diagnostics\n"
+"\n"
+"Exits with the guest's power-off status; 1 if the VM could not run.\n",
+		HDVM_DEFAULT_RUN_DIR);
+}
+
+enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_BOOT, OPT_MEM, OPT_CPUS, OPT_NAME,
+       OPT_CONSOLE, OPT_METRICS, OPT_RUN_DIR, OPT_NO_SECCOMP, OPT_DEBUG, OPT_VFIO_USER,
+       OPT_VFIO, OPT_NET, OPT_HELP };
+
+static const struct option run_options[] = {
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "boot", required_argument, NULL, OPT_BOOT },
+	{ "mem", required_argument, NULL, OPT_MEM },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
+	{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
+	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
+	{ "debug", no_argument, NULL, OPT_DEBUG },
+	{ "vfio-user", required_argument, NULL, OPT_VFIO_USER },
+	{ "vfio", required_argument, NULL, OPT_VFIO },
+	{ "net", required_argument, NULL, OPT_NET },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_console(struct vm_config *cfg, const char *arg)
+{
+	if (!strcmp(arg, "stdio")) {
+		cfg->console = CONSOLE_STDIO;
+	} else if (!strcmp(arg, "none")) {
+		cfg->console = CONSOLE_NONE;
+	} else if (!strncmp(arg, "file:", 5) && arg[5]) {
+		cfg->console = CONSOLE_FILE;
+		cfg->console_path = arg + 5;
+	} else {
+		pr_err("--console '%s': expected stdio, file:PATH or none", arg);
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_boot(struct vm_config *cfg, const char *arg)
+{
+	static const struct { const char *name; enum boot_proto proto; } protos[] = {
+		{ "auto", BOOT_AUTO }, { "linux64", BOOT_LINUX64 }, { "pvh", BOOT_PVH },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(protos); i++) {
+		if (!strcmp(arg, protos[i].name)) {
+			cfg->boot = protos[i].proto;
+			return 0;
+		}
+	}
+	pr_err("--boot '%s': expected auto, linux64 or pvh", arg);
+	return -1;
+}
+
+static int add_repeatable(const char **list, int *nr, const char *opt, const char *arg)
+{
+	if (*nr >= 16) {
+		pr_err("--%s: at most 16 allowed", opt);
+		return -1;
+	}
+	list[(*nr)++] = arg;
+	return 0;
+}
+
+static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
+{
+	uint64_t v;
+	int opt;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->mem_size = DEFAULT_MEM;
+	cfg->ncpus = 1;
+	cfg->seccomp = true;
+	cfg->console = CONSOLE_STDIO;
+	snprintf(cfg->name, sizeof(cfg->name), "vm-%d", getpid());
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":", run_options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_KERNEL: cfg->kernel = optarg; break;
+		case OPT_INITRD: cfg->initrd = optarg; break;
+		case OPT_CMDLINE:
+			if (strlen(optarg) > MAX_CMDLINE) {
+				pr_err("--cmdline: longer than %d bytes", MAX_CMDLINE);
+				return -1;
+			}
+			cfg->cmdline = optarg;
+			break;
+		case OPT_BOOT:
+			if (parse_boot(cfg, optarg) < 0)
+				return -1;
+			break;
+		case OPT_MEM:
+			if (parse_size(optarg, &v) < 0) {
+				pr_err("--mem '%s': not a size (examples: 512M, 2G)", optarg);
+				return -1;
+			}
+			if (v < GUEST_MEM_MIN || v % 4096) {
+				pr_err("--mem '%s': must be at least %llu MiB and a multiple of 4 KiB",
+				       optarg, GUEST_MEM_MIN >> 20);
+				return -1;
+			}
+			cfg->mem_size = v;
+			break;
+		case OPT_CPUS:
+			if (parse_u64(optarg, 1, 4096, &v) < 0) {
+				pr_err("--cpus '%s': expected a number of vCPUs, at least 1", optarg);
+				return -1;
+			}
+			cfg->ncpus = (int)v;
+			break;
+		case OPT_NAME:
+			if (!control_valid_name(optarg)) {
+				pr_err("--name '%s': use 1-%d letters, digits, '.', '_' or '-'",
+				       optarg, VM_NAME_MAX - 1);
+				return -1;
+			}
+			snprintf(cfg->name, sizeof(cfg->name), "%s", optarg);
+			break;
+		case OPT_CONSOLE:
+			if (parse_console(cfg, optarg) < 0)
+				return -1;
+			break;
+		case OPT_METRICS: cfg->metrics_path = optarg; break;
+		case OPT_RUN_DIR: cfg->run_dir = optarg; break;
+		case OPT_NO_SECCOMP: cfg->seccomp = false; break;
+		case OPT_DEBUG: debug_enabled = true; break;
+		case OPT_VFIO_USER:
+			if (add_repeatable(cfg->vfio_user, &cfg->nr_vfio_user, "vfio-user", optarg) < 0)
+				return -1;
+			break;
+		case OPT_VFIO:
+			if (add_repeatable(cfg->vfio_kernel, &cfg->nr_vfio_kernel, "vfio", optarg) < 0)
+				return -1;
+			break;
+		case OPT_NET:
+			if (add_repeatable(cfg->net, &cfg->nr_net, "net", optarg) < 0)
+				return -1;
+			break;
+		case OPT_HELP:
+			run_usage(stdout);
+			exit(0);
+		case ':':
+			pr_err("option '%s' needs a value", argv[optind - 1]);
+			return -1;
+		default:
+			pr_err("unknown option '%s'", argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		pr_err("unexpected argument '%s'", argv[optind]);
+		return -1;
+	}
+	if (!cfg->kernel) {
+		pr_err("--kernel is required");
+		return -1;
+	}
+	cfg->run_dir = control_run_dir(cfg->run_dir);
+	return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct vm_config cfg;
+
+	if (parse_run_options(argc, argv, &cfg) < 0) {
+		fprintf(stderr, "Try 'hdvm run --help'.\n");
+		return EXIT_USAGE;
+	}
+	return vmm_run(&cfg);
+}

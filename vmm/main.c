@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: MIT
+/* hdvm: command dispatch. */
+#include <stdio.h>
+#include <string.h>
+
+#include "vmm/cli.h"
+#include "vmm/util.h"
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+} subcommands[] = {
+	{ "run", cmd_run, "boot a microVM and run it until it powers off" },
+	{ "ps", cmd_ps, "list running microVMs" },
+	{ "status", cmd_status, "show one microVM's state and boot metrics" },
+	{ "pause", cmd_pause, "pause a microVM's vCPUs and devices" },
+	{ "resume", cmd_resume, "resume a paused microVM" },
+	{ "stop", cmd_stop, "stop a microVM" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: hdvm <command> [options]\n\ncommands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(subcommands); i++)
+		fprintf(f, "  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
+	fprintf(f, "\n'hdvm <command> --help' describes each command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	process_start_ns = now_ns();
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(subcommands); i++)
+		if (!strcmp(argv[1], subcommands[i].name))
+			return subcommands[i].fn(argc - 1, argv + 1);
+	pr_err("unknown command '%s'", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The life of one `hdvm run`: claim the name, create and boot the VM, serve
+ * the control socket and console from the event loop until the guest powers
+ * off (or is stopped or signalled), then tear everything down so nothing is
+ * left behind: no socket, no lock file, no threads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "devices/device.h"
+#include "devices/legacy/legacy.h"
+#include "vmm/control.h"
+#include "vmm/loop.h"
+#include "vmm/metrics.h"
+#include "vmm/run.h"
+#include "vmm/seccomp.h"
+#include "vmm/util.h"
+#include "vmm/vm.h"
+
+struct run_ctx {
+	struct vm *vm;
+	struct event_loop *loop;
+	struct loop_watch *stdin_watch;
+	struct device *serial;
+	int sig_fd;
+};
+
+static void on_vm_exit(void *opaque, int fd, unsigned revents)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_debug("exit eventfd: %s", strerror(errno));
+}
+
+static void on_signal(void *opaque, int fd, unsigned revents)
+{
+	struct run_ctx *rc = opaque;
+	struct signalfd_siginfo si;
+	char why[64];
+
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	snprintf(why, sizeof(why), "stopped by signal %s", strsignal(si.ssi_signo));
+	vm_request_shutdown(rc->vm, 128 + si.ssi_signo, why);
+}
+
+static void on_stdin(void *opaque, int fd, unsigned revents)
+{
+	struct run_ctx *rc = opaque;
+	uint8_t buf[64];
+	ssize_t n = read(fd, buf, sizeof(buf));
+
+	if (n > 0) {
+		serial_input(rc->serial, buf, n);
+	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+		loop_unwatch(rc->loop, rc->stdin_watch);	/* EOF: no more input */
+		rc->stdin_watch = NULL;
+	}
+}
+
+static int console_open(struct vm *vm, const struct vm_config *cfg)
+{
+	switch (cfg->console) {
+	case CONSOLE_STDIO:
+		vm->console_out_fd = STDOUT_FILENO;
+		vm->console_in_fd = STDIN_FILENO;
+		break;
+	case CONSOLE_FILE:
+		vm->console_out_fd = open(cfg->console_path,
+					  O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+		if (vm->console_out_fd < 0) {
+			pr_err("--console file:%s: %s", cfg->console_path, strerror(errno));
+			return -1;
+		}
+		break;
+	case CONSOLE_NONE:
+		break;
+	}
+	return 0;
+}
+
+static int signals_open(void)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	/* Blocked before vCPU threads exist, so they inherit the mask. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static int watch_all(struct run_ctx *rc, struct control *ctl)
+{
+	struct vm *vm = rc->vm;
+
+	if (!loop_watch(rc->loop, vm->exit_efd, POLLIN, on_vm_exit, rc) ||
+	    !loop_watch(rc->loop, rc->sig_fd, POLLIN, on_signal, rc) ||
+	    control_start(ctl, vm, rc->loop) < 0)
+		return -1;
+	if (vm->console_in_fd >= 0) {
+		rc->serial = device_find(vm, "com1");
+		fcntl(vm->console_in_fd, F_SETFL, fcntl(vm->console_in_fd, F_GETFL) | O_NONBLOCK);
+		rc->stdin_watch = loop_watch(rc->loop, vm->console_in_fd, POLLIN, on_stdin, rc);
+	}
+	return 0;
+}
+
+int vmm_run(const struct vm_config *cfg)
+{
+	static struct vm vm;
+	struct run_ctx rc = { .vm = &vm, .sig_fd = -1 };
+	struct mem_usage mu = { 0 };
+	struct control *ctl;
+	int status = 1;
+
+	ctl = control_open(cfg->run_dir, cfg->name);
+	if (!ctl)
+		return 1;
+	rc.sig_fd = signals_open();
+	if (rc.sig_fd < 0) {
+		pr_err("signalfd: %s", strerror(errno));
+		goto out_ctl;
+	}
+	if (vm_create(&vm, cfg) < 0 || console_open(&vm, cfg) < 0 || vm_boot(&vm) < 0)
+		goto out_vm;
+	rc.loop = loop_create(64);
+	if (!rc.loop || watch_all(&rc, ctl) < 0)
+		goto out_vm;
+	if (cfg->seccomp && seccomp_install(SECCOMP_ROLE_MAIN) < 0) {
+		pr_err("installing the main seccomp filter failed");
+		goto out_vm;
+	}
+	while (!atomic_load(&vm.shutdown))
+		if (loop_run_once(rc.loop, -1) < 0)
+			break;
+	status = vm.exit_code;
+	if (status)
+		pr_info("%s", vm.exit_reason);
+	else
+		pr_debug("%s", vm.exit_reason);
+out_vm:
+	if (rc.stdin_watch && vm.console_in_fd >= 0)
+		fcntl(vm.console_in_fd, F_SETFL, fcntl(vm.console_in_fd, F_GETFL) & ~O_NONBLOCK);
+	if (!atomic_load(&vm.shutdown))
+		vm_request_shutdown(&vm, status, "VM could not start");
+	metrics_sample_memory(&vm, &mu);
+	vm_destroy(&vm);
+	if (cfg->metrics_path && metrics_write(cfg->metrics_path, &vm, &mu) < 0 && !status)
+		status = 1;
+	if (vm.console_out_fd > STDERR_FILENO)
+		close(vm.console_out_fd);
+	if (rc.sig_fd >= 0)
+		close(rc.sig_fd);
+out_ctl:
+	control_close(ctl);
+	loop_destroy(rc.loop);
+	return status;
+}

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef HDVM_SECCOMP_H
+#define HDVM_SECCOMP_H
+
+enum seccomp_role {
+	SECCOMP_ROLE_MAIN,	/* event loop, control socket, device back ends */
+	SECCOMP_ROLE_VCPU,	/* KVM_RUN and device emulation */
+};
+
+/* Exit status of a process killed for a forbidden system call. */
+#define HDVM_EXIT_SECCOMP	159
+
+/* Install the allow-list for the calling thread only; -1 on failure. */
+int seccomp_install(enum seccomp_role role);
+
+#endif

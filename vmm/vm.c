@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "devices/device.h"
+#include "devices/legacy/legacy.h"
+#include "vmm/cpu_setup.h"
+#include "vmm/util.h"
+#include "vmm/vcpu.h"
+
+/* Below the 4 GiB boundary, above the IOAPIC/LAPIC, as other VMMs place them. */
+#define KVM_TSS_ADDR		0xfffbd000ULL
+#define KVM_IDENTITY_MAP_ADDR	0xfffbc000ULL
+
+struct vm *the_vm;
+
+const char *vm_state_name(enum vm_state s)
+{
+	static const char *const names[] = {
+		[VM_CREATED] = "created", [VM_RUNNING] = "running",
+		[VM_PAUSED] = "paused", [VM_SHUTDOWN] = "shutdown",
+	};
+	return s < ARRAY_SIZE(names) ? names[s] : "unknown";
+}
+
+static int kvm_open(struct vm *vm)
+{
+	int ver;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		pr_err("/dev/kvm: %s", strerror(errno));
+		return -1;
+	}
+	ver = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (ver != KVM_API_VERSION) {
+		pr_err("/dev/kvm: API version %d, need %d", ver, KVM_API_VERSION);
+		return -1;
+	}
+	return 0;
+}
+
+/* The vCPU limit KVM reports; `--cpus` above it is refused up front. */
+int kvm_max_vcpus(int kvm_fd)
+{
+	int n = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+
+	if (n <= 0)
+		n = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+	return n > 0 ? n : 1;
+}
+
+static int vm_setup_kvm(struct vm *vm)
+{
+	static const struct { int cap; const char *name; } required[] = {
+		{ KVM_CAP_IRQCHIP, "in-kernel irqchip" },
+		{ KVM_CAP_IRQ_ROUTING, "IRQ routing" },
+		{ KVM_CAP_IRQFD, "irqfd" },
+		{ KVM_CAP_IOEVENTFD, "ioeventfd" },
+		{ KVM_CAP_IMMEDIATE_EXIT, "immediate exit" },
+		{ KVM_CAP_USER_MEMORY, "user memory" },
+	};
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	uint64_t identity = KVM_IDENTITY_MAP_ADDR;
+
+	for (size_t i = 0; i < ARRAY_SIZE(required); i++) {
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, required[i].cap) <= 0) {
+			pr_err("KVM lacks %s", required[i].name);
+			return -1;
+		}
+	}
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		pr_err("KVM_CREATE_VM: %s", strerror(errno));
+		return -1;
+	}
+	vm->vcpu_mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->vcpu_mmap_size <= 0) {
+		pr_err("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+		return -1;
+	}
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0)
+		pr_debug("KVM_SET_TSS_ADDR: %s", strerror(errno));
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0)
+		pr_debug("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		pr_err("KVM_CREATE_IRQCHIP: %s", strerror(errno));
+		return -1;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		pr_err("KVM_CREATE_PIT2: %s", strerror(errno));
+		return -1;
+	}
+	return irq_routing_init(vm);
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg)
+{
+	int max;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = *cfg;
+	vm->kvm_fd = vm->vm_fd = vm->exit_efd = -1;
+	vm->console_out_fd = vm->console_in_fd = -1;
+	vm->ncpus = cfg->ncpus;
+	vm->metrics.t_start = process_start_ns;
+	pthread_mutex_init(&vm->state_lock, NULL);
+	pthread_cond_init(&vm->state_cond, NULL);
+	iobus_init(&vm->pio, "pio");
+	iobus_init(&vm->mmio, "mmio");
+	the_vm = vm;
+
+	if (kvm_open(vm) < 0)
+		return -1;
+	max = kvm_max_vcpus(vm->kvm_fd);
+	if (cfg->ncpus < 1 || cfg->ncpus > max) {
+		pr_err("--cpus %d: must be between 1 and %d (KVM's limit)", cfg->ncpus, max);
+		return -1;
+	}
+	if (vm_setup_kvm(vm) < 0)
+		return -1;
+	if (guest_mem_init(&vm->mem, cfg->mem_size) < 0 ||
+	    guest_mem_register(&vm->mem, vm->vm_fd) < 0)
+		return -1;
+	vm->cpuid = cpuid_get_supported(vm->kvm_fd);
+	if (!vm->cpuid)
+		return -1;
+	vm->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->exit_efd < 0) {
+		pr_err("eventfd: %s", strerror(errno));
+		return -1;
+	}
+	vm->vcpus = xzalloc(sizeof(*vm->vcpus) * vm->ncpus);
+
+	device_add(vm, serial_create());
+	device_add(vm, i8042_create());
+	device_add(vm, exit_dev_create());
+	device_add(vm, boot_marker_create());
+	return 0;
+}
+
+int vm_boot(struct vm *vm)
+{
+	struct boot_request req = {
+		.kernel_path = vm->cfg.kernel,
+		.initrd_path = vm->cfg.initrd,
+		.cmdline = vm->cfg.cmdline,
+		.proto = vm->cfg.boot,
+		.ncpus = vm->ncpus,
+	};
+
+	if (boot_load(&vm->mem, &req, &vm->boot) < 0)
+		return -1;
+	if (devices_realize(vm) < 0)
+		return -1;
+	for (int i = 0; i < vm->ncpus; i++) {
+		vm->vcpus[i] = vcpu_create(vm, i);
+		if (!vm->vcpus[i])
+			return -1;
+	}
+	vcpu_signals_init();
+	vm->state = VM_RUNNING;
+	for (int i = 0; i < vm->ncpus; i++)
+		if (vcpu_start(vm->vcpus[i]) < 0)
+			return -1;
+	return 0;
+}
+
+void vm_request_shutdown(struct vm *vm, int code, const char *reason)
+{
+	bool expected = false;
+	uint64_t one = 1;
+
+	/* The first reason wins: later ones are consequences of it. */
+	if (!atomic_compare_exchange_strong(&vm->shutdown, &expected, true))
+		return;
+	vm->exit_code = code;
+	snprintf(vm->exit_reason, sizeof(vm->exit_reason), "%s", reason);
+	vm->metrics.t_exit = now_ns();
+	if (write(vm->exit_efd, &one, sizeof(one)) < 0)
+		pr_debug("exit eventfd: %s", strerror(errno));
+	/* Wake parked vCPUs; the main loop kicks the running ones. */
+	pthread_mutex_lock(&vm->state_lock);
+	pthread_cond_broadcast(&vm->state_cond);
+	pthread_mutex_unlock(&vm->state_lock);
+}
+
+int vm_pause(struct vm *vm)
+{
+	if (vm->state != VM_RUNNING)
+		return vm->state == VM_PAUSED ? 0 : -1;
+	atomic_store(&vm->pause_requested, true);
+	for (int i = 0; i < vm->ncpus; i++)
+		vcpu_kick(vm->vcpus[i]);
+	pthread_mutex_lock(&vm->state_lock);
+	while (vm->paused_vcpus < vm->ncpus && !atomic_load(&vm->shutdown))
+		pthread_cond_wait(&vm->state_cond, &vm->state_lock);
+	pthread_mutex_unlock(&vm->state_lock);
+	if (atomic_load(&vm->shutdown))
+		return -1;
+	devices_pause(vm);
+	vm->state = VM_PAUSED;
+	return 0;
+}
+
+int vm_resume(struct vm *vm)
+{
+	if (vm->state != VM_PAUSED)
+		return vm->state == VM_RUNNING ? 0 : -1;
+	devices_resume(vm);
+	pthread_mutex_lock(&vm->state_lock);
+	atomic_store(&vm->pause_requested, false);
+	pthread_cond_broadcast(&vm->state_cond);
+	pthread_mutex_unlock(&vm->state_lock);
+	vm->state = VM_RUNNING;
+	return 0;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	atomic_store(&vm->shutdown, true);
+	pthread_mutex_lock(&vm->state_lock);
+	pthread_cond_broadcast(&vm->state_cond);
+	pthread_mutex_unlock(&vm->state_lock);
+	for (int i = 0; vm->vcpus && i < vm->ncpus; i++)
+		if (vm->vcpus[i])
+			vcpu_kick(vm->vcpus[i]);
+	for (int i = 0; vm->vcpus && i < vm->ncpus; i++)
+		if (vm->vcpus[i])
+			vcpu_join_and_destroy(vm->vcpus[i]);
+	free(vm->vcpus);
+	vm->vcpus = NULL;
+	devices_unrealize(vm);
+	while (vm->devices) {
+		struct device *d = vm->devices;
+
+		vm->devices = d->next;
+		free(d);	/* every device embeds struct device first */
+	}
+	irq_routing_destroy(vm);
+	guest_mem_destroy(&vm->mem);
+	free(vm->cpuid);
+	iobus_destroy(&vm->pio);
+	iobus_destroy(&vm->mmio);
+	if (vm->exit_efd >= 0)
+		close(vm->exit_efd);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+}
