@@ -127,7 +127,7 @@ static int simple_command(int argc, char **argv, const char *cmd)
 	if (request(&a, a.name, cmd, &r, 0) < 0)
 		return 1;
 	if (a.json)
-		printf("%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
+		printf("%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	else
 		printf("%s: %s\n", a.name, str_field(r, "state"));
 	json_object_put(r);
@@ -153,7 +153,7 @@ int cmd_status(int argc, char **argv)
 	if (request(&a, a.name, "status", &r, 0) < 0)
 		return 1;
 	if (a.json) {
-		printf("%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
+		printf("%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	} else {
 		for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 			printf("%-22s %s\n", fields[i], str_field(r, fields[i]));
@@ -226,7 +226,7 @@ int cmd_ps(int argc, char **argv)
 		free(names[i]);
 	}
 	if (a.json)
-		printf("%s\n", json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN));
+		printf("%s\n", json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(all);
 	free(names);
 	return 0;

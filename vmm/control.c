@@ -276,7 +276,7 @@ static void conn_readable(void *opaque, int fd, unsigned revents)
 
 		*nl = '\0';
 		handle_request(cn->ctl, cn->buf, r);
-		out = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN);
+		out = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 		ret = send_all(fd, out, strlen(out));
 		if (!ret)
 			ret = send_all(fd, "\n", 1);

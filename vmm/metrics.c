@@ -79,7 +79,7 @@ int metrics_write(const char *path, struct vm *vm, const struct mem_usage *mu)
 	json_object_object_add(o, "peak_rss_kib", json_object_new_int64(mu->peak_rss_kib));
 	json_object_object_add(o, "guest_resident_kib", json_object_new_int64(mu->guest_resident_kib));
 	json_object_object_add(o, "overhead_kib", json_object_new_int64(overhead));
-	if (json_object_to_file_ext(path, o, JSON_C_TO_STRING_PRETTY) < 0) {
+	if (json_object_to_file_ext(path, o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE) < 0) {
 		pr_err("--metrics %s: cannot write: %s", path, strerror(errno));
 		ret = -1;
 	}

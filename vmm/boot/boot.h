@@ -48,9 +48,19 @@ int elf_load(struct guest_mem *mem, const uint8_t *img, size_t len, struct boot_
 int bzimage_load(struct guest_mem *mem, const uint8_t *img, size_t len, struct boot_entry *out,
 		 uint8_t *zero_page /* 4096 bytes, setup header copied here */);
 bool is_bzimage(const uint8_t *img, size_t len);
-/* MP table (Intel MP spec 1.4) for ncpus CPUs, one IOAPIC, ISA IRQs 0-15. */
+/*
+ * MP table (Intel MP spec 1.4) for ncpus CPUs, one IOAPIC, ISA IRQs 0-15.
+ * The floating pointer sits in the last KiB of base memory (PLAT_MPTABLE_ADDR),
+ * the configuration table right after it, inside the e820-reserved range that
+ * ends at PLAT_BIOS_END.  The limit on ncpus is the 8-bit APIC id space: CPUs
+ * take ids 0..ncpus-1, the IOAPIC takes ncpus, 0xff is the broadcast id.
+ */
+#define MPTABLE_MAX_CPUS	254
 int mptable_write(struct guest_mem *mem, int ncpus);
-/* e820 entries for the RAM layout: returns the count, fills at most max. */
+/*
+ * e820 entries for the RAM layout: returns how many the layout needs (like
+ * snprintf) and fills at most max of them; -1 if the layout is unusable.
+ */
 struct e820_entry_le { uint64_t addr, size; uint32_t type; } __attribute__((packed));
 int e820_build(const struct guest_mem *mem, struct e820_entry_le *ents, int max);
 
