@@ -1,0 +1,37 @@
+# SPDX-License-Identifier: MIT
+import itertools
+import os
+
+import pytest
+
+from hdvmlib import VM, HDVM, GUEST
+
+_names = itertools.count()
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    d = tmp_path / "run"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def vms(run_dir):
+    """Factory: vms(cmdline=..., cpus=..., extra=[...]) -> VM; all killed at teardown."""
+    started = []
+
+    def start(name=None, **kw):
+        vm = VM(run_dir, name or f"t{os.getpid()}-{next(_names)}", **kw)
+        started.append(vm)
+        return vm
+
+    yield start
+    for vm in started:
+        vm.kill()
+
+
+def pytest_sessionstart(session):
+    for f in (HDVM, GUEST):
+        if not f.exists():
+            raise pytest.UsageError(f"{f} is missing: run `make` first")
