@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hdvm's VFIO client: one device interface, two backends.
+ *
+ *  - vfio-user: a UNIX socket to a device server (hdnic).  Every reply is
+ *    validated; a server that misbehaves, stalls past the reply timeout or
+ *    disconnects gets the device marked dead and every later call fails
+ *    with -ENOTCONN.  Nothing a server sends can crash hdvm.
+ *  - kernel VFIO: legacy container/group (type1v2 IOMMU) or the iommufd
+ *    cdev.  All syscalls go through struct vfio_sys_ops so the ioctl
+ *    contract is unit-tested against a fake kernel.
+ *
+ * All calls return 0 (or a byte count where stated) or -errno.  They are
+ * thread-safe: vCPU threads forward trapped region accesses concurrently.
+ */
+#ifndef HDVM_VFIO_H
+#define HDVM_VFIO_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "devices/vfio/vfio_compat.h"
+
+struct vfio_device;
+
+/* A part of a region that may be mmap'd (sparse-mmap capability). */
+struct vfio_sparse_area {
+	uint64_t offset;	/* within the region */
+	uint64_t size;
+};
+
+/*
+ * Plain-data description of one region.  VFIO_REGION_INFO_FLAG_MMAP is set
+ * only if the region can really be mapped (vfio-user: the server sent an fd).
+ * Without sparse areas a mappable region is mappable as a whole.
+ */
+struct vfio_region {
+	uint32_t index;
+	uint32_t flags;		/* VFIO_REGION_INFO_FLAG_* */
+	uint64_t size;
+	uint64_t offset;	/* file offset of the region in mmap_fd */
+	int mmap_fd;		/* -1 if not mappable */
+	bool owns_fd;		/* mmap_fd is closed by vfio_region_release() */
+	bool msix_mappable;	/* VFIO_REGION_INFO_CAP_MSIX_MAPPABLE */
+	bool has_type;		/* VFIO_REGION_INFO_CAP_TYPE present */
+	uint32_t type, subtype;
+	unsigned nr_sparse;
+	struct vfio_sparse_area *sparse;
+};
+
+struct vfio_irq {
+	uint32_t index;
+	uint32_t flags;		/* VFIO_IRQ_INFO_* */
+	uint32_t count;
+};
+
+/* A doorbell the server wants written straight to an eventfd (KVM_IOEVENTFD). */
+struct vfio_ioeventfd {
+	uint64_t offset;	/* within the region */
+	uint64_t size;		/* access width 1/2/4/8, 0 = any */
+	int fd;			/* owned by the array, see vfio_ioeventfds_free() */
+	uint32_t flags;		/* KVM_IOEVENTFD_FLAG_DATAMATCH / _PIO */
+	uint64_t datamatch;
+};
+
+#define VFIO_DMA_PROT_READ	(1u << 0)
+#define VFIO_DMA_PROT_WRITE	(1u << 1)
+
+/*
+ * One DMA window.  vfio-user passes fd + fd_offset to the server; the kernel
+ * backends pin vaddr.  Callers always fill in all of them (guest RAM is a
+ * memfd mapped in hdvm).
+ */
+struct vfio_dma_map {
+	uint64_t iova;
+	uint64_t size;
+	int fd;
+	uint64_t fd_offset;
+	void *vaddr;
+	uint32_t prot;		/* VFIO_DMA_PROT_* */
+};
+
+struct vfio_backend_ops {
+	const char *name;
+	/* Connect to / open the device named by spec. */
+	int (*open)(const char *spec, struct vfio_device **out);
+	void (*close)(struct vfio_device *dev);
+
+	int (*get_info)(struct vfio_device *dev, struct vfio_device_info *info);
+	/* Fills *out; release with vfio_region_release(). */
+	int (*get_region_info)(struct vfio_device *dev, uint32_t index, struct vfio_region *out);
+	int (*region_read)(struct vfio_device *dev, uint32_t index, uint64_t offset,
+			   void *buf, size_t len);
+	int (*region_write)(struct vfio_device *dev, uint32_t index, uint64_t offset,
+			    const void *buf, size_t len);
+	/* Map [offset, offset+size) of a region described by get_region_info. */
+	int (*region_mmap)(struct vfio_device *dev, const struct vfio_region *r,
+			   uint64_t offset, uint64_t size, int prot, void **addr);
+	/* ioeventfds of a region; *out is NULL when there are none. */
+	int (*get_io_fds)(struct vfio_device *dev, uint32_t index,
+			  struct vfio_ioeventfd **out, unsigned *nr);
+	int (*get_irq_info)(struct vfio_device *dev, uint32_t index, struct vfio_irq *out);
+	/*
+	 * VFIO_DEVICE_SET_IRQS semantics.  data: NULL for DATA_NONE, uint8_t[count]
+	 * for DATA_BOOL, int32_t[count] eventfds for DATA_EVENTFD (-1 de-assigns).
+	 */
+	int (*set_irqs)(struct vfio_device *dev, uint32_t index, uint32_t flags,
+			uint32_t start, uint32_t count, const void *data);
+	int (*dma_map)(struct vfio_device *dev, const struct vfio_dma_map *map);
+	int (*dma_unmap)(struct vfio_device *dev, uint64_t iova, uint64_t size);
+	int (*reset)(struct vfio_device *dev);
+	/*
+	 * VFIO_DEVICE_FEATURE: flags = feature index | GET/SET/PROBE.  in/in_len is
+	 * the request data, out/out_cap receives a GET's data; *out_len (may be
+	 * NULL) is how much arrived.  MIG_DEVICE_STATE data_fd values are never
+	 * handed out: the backend keeps the transfer session for mig_data_*.
+	 */
+	int (*feature)(struct vfio_device *dev, uint32_t flags, const void *in, size_t in_len,
+		       void *out, size_t out_cap, size_t *out_len);
+	/*
+	 * Device-state stream of the current migration session.  read returns the
+	 * number of bytes (0 = end of stream, -ENOMSG = nothing right now in
+	 * PRE_COPY); write consumes everything or fails.
+	 */
+	ssize_t (*mig_data_read)(struct vfio_device *dev, void *buf, size_t len);
+	int (*mig_data_write)(struct vfio_device *dev, const void *buf, size_t len);
+};
+
+struct vfio_device {
+	const struct vfio_backend_ops *ops;
+	char name[108];			/* socket path, BDF or cdev path */
+	struct vfio_device_info info;	/* read at open */
+	atomic_bool dead;		/* peer gone or broke the protocol */
+};
+
+extern const struct vfio_backend_ops vfio_user_backend;
+extern const struct vfio_backend_ops vfio_kernel_backend;
+
+static inline bool vfio_device_dead(struct vfio_device *dev)
+{
+	return atomic_load(&dev->dead);
+}
+
+static inline void vfio_device_close(struct vfio_device *dev)
+{
+	if (dev)
+		dev->ops->close(dev);
+}
+
+/* vfio-user: connect to a socket path, or adopt a connected socket. */
+int vfio_user_open(const char *socket_path, struct vfio_device **out);
+int vfio_user_open_fd(int sock, const char *name, struct vfio_device **out);
+#define VFIO_USER_DEFAULT_TIMEOUT_MS	5000
+void vfio_user_set_timeout(struct vfio_device *dev, int timeout_ms);
+/* What the server agreed to in VERSION. */
+struct vfio_user_caps {
+	uint32_t max_msg_fds;
+	uint32_t max_data_xfer_size;
+	uint64_t pgsizes;
+	uint32_t max_dma_maps;
+};
+void vfio_user_get_caps(struct vfio_device *dev, struct vfio_user_caps *caps, uint16_t *minor);
+
+/*
+ * Kernel VFIO.  spec is "/dev/vfio/devices/vfioN" (iommufd cdev) or a PCI
+ * address "DDDD:BB:DD.F" (group found through sysfs, type1v2 container).
+ */
+struct vfio_sys_ops;
+int vfio_kernel_open(const char *spec, struct vfio_device **out);
+int vfio_kernel_open_sys(const char *spec, const struct vfio_sys_ops *sys,
+			 struct vfio_device **out);
+
+/* Helpers shared by backends and users. */
+void vfio_region_release(struct vfio_region *r);
+void vfio_ioeventfds_free(struct vfio_ioeventfd *evs, unsigned nr);
+/* True if spec names a kernel VFIO device (cdev path or PCI address). */
+bool vfio_spec_is_kernel(const char *spec);
+
+#endif

@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vfio-user request/reply transport over an AF_UNIX stream socket.
+ *
+ * The socket is used non-blocking with poll() against a per-request deadline,
+ * so a server that stops reading or answering costs a vCPU at most
+ * timeout_ms.  SCM_RIGHTS fds arrive with the first bytes of a message; any
+ * that show up where none may are closed.
+ */
+#include "devices/vfio/vfio_user_conn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "vmm/util.h"
+
+#define MAX_WIRE_FDS	64	/* cmsg buffer; more than any peer may send */
+
+void vfio_user_conn_init(struct vfio_user_conn *c, int sock, const char *name,
+			 atomic_bool *dead)
+{
+	int fl = fcntl(sock, F_GETFL);
+
+	if (fl >= 0)
+		fcntl(sock, F_SETFL, fl | O_NONBLOCK);
+	c->sock = sock;
+	pthread_mutex_init(&c->lock, NULL);
+	c->next_id = 1;
+	c->timeout_ms = 5000;
+	c->dead = dead;
+	c->name = name;
+	c->on_dead = NULL;
+	c->opaque = NULL;
+}
+
+void vfio_user_conn_destroy(struct vfio_user_conn *c)
+{
+	if (c->sock >= 0)
+		close(c->sock);
+	c->sock = -1;
+	pthread_mutex_destroy(&c->lock);
+}
+
+static void conn_kill(struct vfio_user_conn *c, const char *why, int err)
+{
+	bool was = atomic_exchange(c->dead, true);
+
+	/* stop the peer too; the fd itself is closed only at destroy */
+	shutdown(c->sock, SHUT_RDWR);
+	if (!was && c->on_dead)
+		c->on_dead(c->opaque, why, err);
+	else if (!was)
+		pr_err("vfio-user %s: connection lost: %s (%s)", c->name, why, strerror(-err));
+}
+
+static int wait_io(int fd, short events, uint64_t deadline)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	uint64_t now;
+	int ret;
+
+	for (;;) {
+		now = now_ns();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		ret = poll(&p, 1, (int)((deadline - now + 999999) / 1000000));
+		if (ret > 0)
+			return 0;	/* readable, writable, or HUP/ERR: the syscall tells */
+		if (ret < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Drop the first n bytes of an iovec array (local copy). */
+static void iov_advance(struct iovec **iov, int *cnt, size_t n)
+{
+	while (n && *cnt) {
+		if (n < (*iov)->iov_len) {
+			(*iov)->iov_base = (char *)(*iov)->iov_base + n;
+			(*iov)->iov_len -= n;
+			return;
+		}
+		n -= (*iov)->iov_len;
+		(*iov)++;
+		(*cnt)--;
+	}
+	while (*cnt && !(*iov)->iov_len) {
+		(*iov)++;
+		(*cnt)--;
+	}
+}
+
+static size_t iov_total(const struct iovec *iov, int cnt)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < cnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
+
+static int send_all(struct vfio_user_conn *c, struct iovec *iov, int cnt,
+		    const int *fds, unsigned nfds, uint64_t deadline)
+{
+	union {
+		char buf[CMSG_SPACE(MAX_WIRE_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	size_t left = iov_total(iov, cnt);
+	bool fds_sent = !nfds;
+	int ret;
+
+	if (nfds > MAX_WIRE_FDS)
+		return -EINVAL;
+	while (left) {
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = cnt };
+		ssize_t n;
+
+		if (!fds_sent) {
+			struct cmsghdr *cm;
+
+			memset(&u, 0, sizeof(u));
+			mh.msg_control = u.buf;
+			mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+			cm = CMSG_FIRSTHDR(&mh);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+			memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+		}
+		n = sendmsg(c->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				ret = wait_io(c->sock, POLLOUT, deadline);
+				if (ret)
+					return ret;
+				continue;
+			}
+			if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)
+				return -EPIPE;
+			return -errno;
+		}
+		fds_sent = true;	/* ancillary data rides on the first byte sent */
+		left -= n;
+		iov_advance(&iov, &cnt, n);
+	}
+	return 0;
+}
+
+static void take_fds(struct msghdr *mh, int *fds, unsigned max, unsigned *nfds, bool *extra)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		unsigned n;
+		int fd;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (unsigned i = 0; i < n; i++) {
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (*nfds < max) {
+				fds[(*nfds)++] = fd;
+			} else {
+				close(fd);
+				*extra = true;
+			}
+		}
+	}
+	if (mh->msg_flags & MSG_CTRUNC)
+		*extra = true;
+}
+
+/* Receive exactly the bytes iov describes; fds only where may_fds says so. */
+static int recv_all(struct vfio_user_conn *c, struct iovec *iov, int cnt, uint64_t deadline,
+		    int *fds, unsigned max_fds, unsigned *nfds, bool *extra_fds)
+{
+	union {
+		char buf[CMSG_SPACE(MAX_WIRE_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	size_t left = iov_total(iov, cnt);
+	int ret;
+
+	while (left) {
+		struct msghdr mh = {
+			.msg_iov = iov, .msg_iovlen = cnt,
+			.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+		};
+		ssize_t n = recvmsg(c->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				ret = wait_io(c->sock, POLLIN, deadline);
+				if (ret)
+					return ret;
+				continue;
+			}
+			if (errno == ECONNRESET || errno == ENOTCONN || errno == EPIPE)
+				return -ENOTCONN;
+			return -errno;
+		}
+		take_fds(&mh, fds, max_fds, nfds, extra_fds);
+		if (n == 0)
+			return -ENOTCONN;	/* peer closed mid-message */
+		left -= n;
+		iov_advance(&iov, &cnt, n);
+	}
+	return 0;
+}
+
+static void close_fds(int *fds, unsigned *n)
+{
+	for (unsigned i = 0; i < *n; i++)
+		close(fds[i]);
+	*n = 0;
+}
+
+static int check_header(struct vfio_user_conn *c, const struct vfio_user_header *h,
+			uint16_t id, uint16_t cmd, size_t cap)
+{
+	if ((h->flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_REPLY) {
+		pr_err("vfio-user %s: expected a reply to command %u, got type %u (command %u)",
+		       c->name, cmd, h->flags & VFIO_USER_F_TYPE_MASK, h->command);
+		return -EPROTO;
+	}
+	if (h->msg_id != id || h->command != cmd) {
+		pr_err("vfio-user %s: reply is for message %u command %u, expected %u/%u",
+		       c->name, h->msg_id, h->command, id, cmd);
+		return -EPROTO;
+	}
+	if (h->msg_size < sizeof(*h) || h->msg_size > VFIO_USER_MAX_MSG_SIZE ||
+	    (!(h->flags & VFIO_USER_F_ERROR) && h->msg_size - sizeof(*h) > cap)) {
+		pr_err("vfio-user %s: reply to command %u has size %u (at most %zu expected)",
+		       c->name, cmd, h->msg_size, cap + sizeof(*h));
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* An error reply: header only (payload tolerated and discarded, bounded). */
+static int error_reply(struct vfio_user_conn *c, const struct vfio_user_header *h,
+		       uint64_t deadline, struct vfio_user_rep *rep, bool *fatal)
+{
+	char junk[256];
+	size_t left = h->msg_size - sizeof(*h);
+	bool extra = false;
+	int ret;
+
+	while (left) {
+		struct iovec v = { junk, MIN(left, sizeof(junk)) };
+
+		ret = recv_all(c, &v, 1, deadline, rep->fds, rep->max_fds, &rep->nfds, &extra);
+		if (ret)
+			return ret;
+		left -= v.iov_len;
+	}
+	close_fds(rep->fds, &rep->nfds);
+	*fatal = false;
+	/* error_no may legitimately be 0; never let a peer pick "success" or junk */
+	if (h->error_no == 0 || h->error_no > 4095)
+		return -EIO;
+	return -(int)h->error_no;
+}
+
+static int call_locked(struct vfio_user_conn *c, const struct vfio_user_req *req,
+		       struct vfio_user_rep *rep, uint64_t deadline, const char **why,
+		       bool *fatal)
+{
+	struct vfio_user_header h = {
+		.msg_id = c->next_id++,
+		.command = req->cmd,
+		.flags = VFIO_USER_F_TYPE_COMMAND,
+	};
+	uint16_t id = h.msg_id;
+	struct iovec iov[VFIO_USER_MAX_IOV + 1];
+	size_t cap = iov_total(rep->iov, rep->iovcnt), want, acc = 0;
+	bool extra = false;
+	int cnt, ret;
+
+	*fatal = true;
+	iov[0] = (struct iovec){ &h, sizeof(h) };
+	memcpy(&iov[1], req->iov, req->iovcnt * sizeof(*iov));
+	h.msg_size = sizeof(h) + iov_total(req->iov, req->iovcnt);
+	*why = "sending a request";
+	ret = send_all(c, iov, req->iovcnt + 1, req->fds, req->nfds, deadline);
+	if (ret)
+		return ret;
+
+	*why = "waiting for a reply";
+	iov[0] = (struct iovec){ &h, sizeof(h) };
+	ret = recv_all(c, iov, 1, deadline, rep->fds, rep->max_fds, &rep->nfds, &extra);
+	if (ret)
+		return ret;
+	*why = "invalid reply";
+	ret = check_header(c, &h, id, req->cmd, cap);
+	if (ret)
+		return ret;
+	if (h.flags & VFIO_USER_F_ERROR) {
+		*why = "reading an error reply";
+		return error_reply(c, &h, deadline, rep, fatal);
+	}
+
+	/* receive exactly msg_size - header bytes into the caller's buffers */
+	want = h.msg_size - sizeof(h);
+	memcpy(iov, rep->iov, rep->iovcnt * sizeof(*iov));
+	cnt = 0;
+	for (int i = 0; i < rep->iovcnt && acc < want; i++, cnt++) {
+		iov[i].iov_len = MIN(iov[i].iov_len, want - acc);
+		acc += iov[i].iov_len;
+	}
+	*why = "reading a reply";
+	ret = recv_all(c, iov, cnt, deadline, rep->fds, rep->max_fds, &rep->nfds, &extra);
+	if (ret)
+		return ret;
+	if (extra) {
+		*why = "reply carried more fds than allowed";
+		return -EPROTO;
+	}
+	rep->len = want;
+	*fatal = false;
+	return 0;
+}
+
+int vfio_user_call(struct vfio_user_conn *c, const struct vfio_user_req *req,
+		   struct vfio_user_rep *rep)
+{
+	const char *why = "";
+	uint64_t deadline;
+	bool fatal;
+	int ret;
+
+	rep->len = 0;
+	rep->nfds = 0;
+	if (req->iovcnt > VFIO_USER_MAX_IOV || rep->iovcnt > VFIO_USER_MAX_IOV)
+		return -EINVAL;
+	if (iov_total(req->iov, req->iovcnt) >
+	    VFIO_USER_MAX_MSG_SIZE - sizeof(struct vfio_user_header))
+		return -EMSGSIZE;
+
+	pthread_mutex_lock(&c->lock);
+	if (atomic_load(c->dead)) {
+		pthread_mutex_unlock(&c->lock);
+		return -ENOTCONN;
+	}
+	deadline = now_ns() + (uint64_t)c->timeout_ms * 1000000ull;
+	ret = call_locked(c, req, rep, deadline, &why, &fatal);
+	if (ret) {
+		close_fds(rep->fds, &rep->nfds);
+		/* only an error reply leaves the byte stream in sync */
+		if (fatal) {
+			if (ret != -EPIPE && ret != -ETIMEDOUT && ret != -EPROTO)
+				ret = -ENOTCONN;
+			conn_kill(c, why, ret);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
