@@ -47,14 +47,13 @@ void vfio_user_conn_destroy(struct vfio_user_conn *c)
 
 static void conn_kill(struct vfio_user_conn *c, const char *why, int err)
 {
-	bool was = atomic_exchange(c->dead, true);
-
 	/* stop the peer too; the fd itself is closed only at destroy */
 	shutdown(c->sock, SHUT_RDWR);
-	if (!was && c->on_dead)
-		c->on_dead(c->opaque, why, err);
-	else if (!was)
+	if (c->on_dead)
+		c->on_dead(c->opaque, why, err);	/* marks *c->dead, reports once */
+	else if (!atomic_exchange(c->dead, true))
 		pr_err("vfio-user %s: connection lost: %s (%s)", c->name, why, strerror(-err));
+	atomic_store(c->dead, true);
 }
 
 static int wait_io(int fd, short events, uint64_t deadline)

@@ -92,7 +92,8 @@ int vfio_user_caps_parse(const char *who, const char *json, size_t len,
 	if (!root || jerr != json_tokener_success ||
 	    json_tokener_get_parse_end(tok) != len - 1) {
 		pr_err("vfio-user %s: malformed version JSON: %s", who,
-		       root ? "trailing data" : json_tokener_error_desc(jerr));
+		       root ? "trailing data" : jerr == json_tokener_continue ?
+		       "truncated" : json_tokener_error_desc(jerr));
 		json_object_put(root);
 		json_tokener_free(tok);
 		return -EPROTO;
