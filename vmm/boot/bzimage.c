@@ -4,7 +4,8 @@
  * protected-mode kernel that follows it goes to 1 MiB and is entered at its
  * 64-bit entry point (load address + 0x200) with boot_params in rsi, which
  * needs boot protocol 2.12+ and XLF_KERNEL_64.  Relocatable kernels are still
- * loaded at 1 MiB: their decompressor moves itself to an aligned address.
+ * loaded at 1 MiB: their decompressor moves itself to an aligned address, so
+ * the kernel owns both what was loaded and the range it decompresses into.
  */
 #include <asm/bootparam.h>
 #include <stddef.h>
@@ -68,12 +69,27 @@ static size_t bz_read_header(const uint8_t *img, size_t len, struct setup_header
 	return end - SETUP_HDR_OFFSET;
 }
 
+/*
+ * Where the decompressor puts the kernel: a relocatable kernel rounds its load
+ * address up to kernel_alignment (read from boot_params at run time), and no
+ * kernel goes below pref_address (LOAD_PHYSICAL_ADDR, usually 16 MiB).  It
+ * needs init_size bytes from there.
+ */
+static uint64_t bz_run_addr(const struct setup_header *hdr)
+{
+	uint64_t addr = PLAT_KERNEL_ADDR, align = hdr->kernel_alignment;
+
+	if (hdr->relocatable_kernel && align && !(align & (align - 1)))
+		addr = ALIGN_UP(addr, align);
+	return MAX(addr, hdr->pref_address);
+}
+
 int bzimage_load(struct guest_mem *mem, const uint8_t *img, size_t len, struct boot_entry *out,
 		 uint8_t *zero_page)
 {
 	struct setup_header hdr;
 	size_t hdr_len, setup_len, kernel_len;
-	uint64_t footprint;
+	uint64_t run_addr;
 	uint8_t *dst;
 	unsigned setup_sects;
 
@@ -101,11 +117,6 @@ int bzimage_load(struct guest_mem *mem, const uint8_t *img, size_t len, struct b
 		       setup_sects, setup_len, len);
 		return -1;
 	}
-	if (hdr_len + SETUP_HDR_OFFSET > setup_len) {
-		pr_err("bzImage setup header (ends at 0x%zx) is larger than its %u setup sectors",
-		       hdr_len + SETUP_HDR_OFFSET, setup_sects);
-		return -1;
-	}
 	kernel_len = len - setup_len;
 	/* syssize counts 16-byte paragraphs: allow the last one to be partial. */
 	if ((uint64_t)hdr.syssize * 16 > kernel_len + 15) {
@@ -113,13 +124,17 @@ int bzimage_load(struct guest_mem *mem, const uint8_t *img, size_t len, struct b
 		       (unsigned long long)hdr.syssize * 16, kernel_len);
 		return -1;
 	}
-	/* The decompressor works in place up to init_size from the load address. */
-	footprint = MAX((uint64_t)kernel_len, (uint64_t)hdr.init_size);
-	dst = gpa_to_hva(mem, PLAT_KERNEL_ADDR, footprint);
+	dst = gpa_to_hva(mem, PLAT_KERNEL_ADDR, kernel_len);
 	if (!dst) {
-		pr_err("bzImage needs [0x%llx-0x%llx) (init_size %u) but low guest RAM ends at 0x%llx",
-		       PLAT_KERNEL_ADDR, (unsigned long long)(PLAT_KERNEL_ADDR + footprint),
-		       hdr.init_size, (unsigned long long)mem->low_size);
+		pr_err("bzImage kernel of %zu bytes at 0x%llx does not fit in low guest RAM (ends at 0x%llx)",
+		       kernel_len, PLAT_KERNEL_ADDR, (unsigned long long)mem->low_size);
+		return -1;
+	}
+	run_addr = bz_run_addr(&hdr);
+	if (!gpa_to_hva(mem, run_addr, hdr.init_size)) {
+		pr_err("bzImage decompresses to [0x%llx-0x%llx) (pref_address, init_size) but low guest RAM ends at 0x%llx",
+		       (unsigned long long)run_addr, (unsigned long long)(run_addr + hdr.init_size),
+		       (unsigned long long)mem->low_size);
 		return -1;
 	}
 	memcpy(dst, img + setup_len, kernel_len);
@@ -130,7 +145,7 @@ int bzimage_load(struct guest_mem *mem, const uint8_t *img, size_t len, struct b
 	memset(out, 0, sizeof(*out));
 	out->proto = BOOT_AUTO;
 	out->entry = PLAT_KERNEL_ADDR + BZ_64BIT_ENTRY_OFFSET;
-	out->kernel_end = PLAT_KERNEL_ADDR + footprint;
+	out->kernel_end = MAX(PLAT_KERNEL_ADDR + kernel_len, run_addr + hdr.init_size);
 	return 0;
 }
 

@@ -112,8 +112,8 @@ static int elf_check_load(const struct guest_mem *mem, const Elf64_Phdr *ph, int
 }
 
 /*
- * Walk the notes of one PT_NOTE segment looking for Xen's PHYS32_ENTRY.
- * Returns 0 (entry left untouched when absent) or -1 for a malformed note.
+ * Walk the notes of one PT_NOTE segment up to Xen's PHYS32_ENTRY.  Returns 0
+ * (entry left untouched when absent) or -1 for a malformed note.
  */
 static int elf_find_pvh_note(const uint8_t *img, const Elf64_Phdr *ph, int i, uint64_t *entry)
 {
@@ -155,6 +155,7 @@ static int elf_find_pvh_note(const uint8_t *img, const Elf64_Phdr *ph, int i, ui
 				       (unsigned long long)*entry);
 				return -1;
 			}
+			return 0;
 		}
 		p += sizeof(nh) + name_sz + desc_sz;
 		left -= sizeof(nh) + name_sz + desc_sz;
