@@ -1,0 +1,779 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Kernel VFIO backend against a fake kernel behind struct vfio_sys_ops.  The
+ * fake enforces the ioctl contract a real kernel does (argsz/size, flags,
+ * which fd an ioctl goes to, call order: group into container before
+ * SET_IOMMU, IOMMU before GET_DEVICE_FD, BIND before any cdev ioctl, ...)
+ * and records every call, so the tests check order and arguments.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "devices/vfio/vfio.h"
+#include "devices/vfio/vfio_sys.h"
+
+#define FAKE_FD_BASE	1000
+#define NR_FAKE_FDS	16
+#define BDF		"0000:01:00.1"
+#define CDEV		"/dev/vfio/devices/vfio3"
+#define IOAS_ID		3
+#define DEVID		5
+#define REGION_OFF(i)	((uint64_t)(i) << 40)
+
+enum kind { K_FREE, K_CONTAINER, K_GROUP, K_DEVICE, K_IOMMUFD, K_CDEV };
+
+struct map_rec {
+	uint64_t vaddr, iova, size;
+	uint32_t flags;
+	bool live;
+};
+
+static struct fake_kernel {
+	/* knobs */
+	int api_version;
+	bool type1v2, viable;
+	const char *group_link;		/* NULL: no iommu_group in sysfs */
+	/* objects */
+	enum kind fds[NR_FAKE_FDS];
+	bool group_in_container, iommu_set, bound, attached, ioas;
+	/* records */
+	char log[96][40];
+	unsigned nlog;
+	unsigned violations;
+	struct map_rec maps[8];
+	unsigned nmaps;
+	uint32_t irq_flags, irq_index, irq_start, irq_count;
+	int32_t irq_fds[8];
+	unsigned resets;
+	uint8_t cfg[256];
+	uint64_t mmap_off;
+	int mig_pipe[2];
+	uint32_t mig_state;
+} K;
+
+static void klog(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (K.nlog >= 96)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(K.log[K.nlog++], sizeof(K.log[0]), fmt, ap);
+	va_end(ap);
+}
+
+static int violation(const char *what)
+{
+	fprintf(stderr, "fake kernel: contract violation: %s\n", what);
+	K.violations++;
+	return -EINVAL;
+}
+
+static enum kind kind_of(int fd)
+{
+	if (fd < FAKE_FD_BASE || fd >= FAKE_FD_BASE + NR_FAKE_FDS)
+		return K_FREE;
+	return K.fds[fd - FAKE_FD_BASE];
+}
+
+static int new_fd(enum kind k)
+{
+	for (int i = 0; i < NR_FAKE_FDS; i++)
+		if (K.fds[i] == K_FREE) {
+			K.fds[i] = k;
+			return FAKE_FD_BASE + i;
+		}
+	return -EMFILE;
+}
+
+static unsigned open_fake_fds(void)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < NR_FAKE_FDS; i++)
+		n += K.fds[i] != K_FREE;
+	return n;
+}
+
+/* ---- the fake syscalls ---- */
+
+static int f_open(const char *path, int flags)
+{
+	if ((flags & O_ACCMODE) != O_RDWR)
+		return violation("VFIO nodes must be opened O_RDWR");
+	klog("open %s", path);
+	if (!strcmp(path, "/dev/vfio/vfio"))
+		return new_fd(K_CONTAINER);
+	if (!strcmp(path, "/dev/vfio/7"))
+		return new_fd(K_GROUP);
+	if (!strcmp(path, "/dev/iommu"))
+		return new_fd(K_IOMMUFD);
+	if (!strcmp(path, CDEV))
+		return new_fd(K_CDEV);
+	return -ENOENT;
+}
+
+static int f_close(int fd)
+{
+	enum kind k = kind_of(fd);
+
+	if (k == K_FREE)
+		return close(fd) ? -errno : 0;	/* a real fd (the migration pipe) */
+	klog("close %s", k == K_CONTAINER ? "container" : k == K_GROUP ? "group" :
+	     k == K_IOMMUFD ? "iommufd" : "device");
+	K.fds[fd - FAKE_FD_BASE] = K_FREE;
+	return 0;
+}
+
+static ssize_t f_readlink(const char *path, char *buf, size_t len)
+{
+	if (strcmp(path, "/sys/bus/pci/devices/" BDF "/iommu_group") || !K.group_link)
+		return -ENOENT;
+	strncpy(buf, K.group_link, len);
+	return strlen(K.group_link);
+}
+
+static int container_ioctl(unsigned long req, unsigned long arg)
+{
+	if (req == VFIO_GET_API_VERSION) {
+		klog("GET_API_VERSION");
+		return K.api_version;
+	}
+	if (req == VFIO_CHECK_EXTENSION) {
+		klog("CHECK_EXTENSION %lu", arg);
+		return arg == VFIO_TYPE1v2_IOMMU && K.type1v2;
+	}
+	if (req == VFIO_SET_IOMMU) {
+		klog("SET_IOMMU %lu", arg);
+		if (!K.group_in_container)
+			return violation("SET_IOMMU before a group is in the container");
+		if (arg != VFIO_TYPE1v2_IOMMU)
+			return violation("SET_IOMMU with an unexpected type");
+		K.iommu_set = true;
+		return 0;
+	}
+	if (req == VFIO_IOMMU_MAP_DMA) {
+		struct vfio_iommu_type1_dma_map *m = (void *)arg;
+
+		klog("IOMMU_MAP_DMA");
+		if (!K.iommu_set)
+			return violation("MAP_DMA before SET_IOMMU");
+		if (m->argsz != sizeof(*m) || (m->flags & ~3u) || K.nmaps >= 8)
+			return violation("MAP_DMA argsz/flags");
+		K.maps[K.nmaps++] = (struct map_rec){ m->vaddr, m->iova, m->size, m->flags, true };
+		return 0;
+	}
+	if (req == VFIO_IOMMU_UNMAP_DMA) {
+		struct vfio_iommu_type1_dma_unmap *u = (void *)arg;
+		uint64_t size = u->size;
+
+		klog("IOMMU_UNMAP_DMA");
+		if (u->argsz < sizeof(*u) || u->flags)
+			return violation("UNMAP_DMA argsz/flags");
+		u->size = 0;
+		for (unsigned i = 0; i < K.nmaps; i++)
+			if (K.maps[i].live && K.maps[i].iova == u->iova && K.maps[i].size == size) {
+				K.maps[i].live = false;
+				u->size = size;
+			}
+		return 0;
+	}
+	return violation("unknown container ioctl");
+}
+
+static int group_ioctl(unsigned long req, unsigned long arg)
+{
+	if (req == VFIO_GROUP_GET_STATUS) {
+		struct vfio_group_status *st = (void *)arg;
+
+		klog("GROUP_GET_STATUS");
+		if (st->argsz < sizeof(*st))
+			return violation("GROUP_GET_STATUS argsz");
+		st->flags = (K.viable ? VFIO_GROUP_FLAGS_VIABLE : 0) |
+			    (K.group_in_container ? VFIO_GROUP_FLAGS_CONTAINER_SET : 0);
+		return 0;
+	}
+	if (req == VFIO_GROUP_SET_CONTAINER) {
+		klog("GROUP_SET_CONTAINER");
+		if (kind_of(*(int *)arg) != K_CONTAINER)
+			return violation("SET_CONTAINER with something that is not a container");
+		K.group_in_container = true;
+		return 0;
+	}
+	if (req == VFIO_GROUP_UNSET_CONTAINER) {
+		klog("GROUP_UNSET_CONTAINER");
+		K.group_in_container = K.iommu_set = false;
+		return 0;
+	}
+	if (req == VFIO_GROUP_GET_DEVICE_FD) {
+		klog("GROUP_GET_DEVICE_FD %s", (const char *)arg);
+		if (!K.iommu_set || !K.viable)
+			return violation("GET_DEVICE_FD without an IOMMU or on a non-viable group");
+		if (strcmp((const char *)arg, BDF))
+			return -ENODEV;
+		return new_fd(K_DEVICE);
+	}
+	return violation("unknown group ioctl");
+}
+
+static int iommufd_ioctl(unsigned long req, unsigned long arg)
+{
+	if (req == IOMMU_IOAS_ALLOC) {
+		struct iommu_ioas_alloc *a = (void *)arg;
+
+		klog("IOAS_ALLOC");
+		if (a->size != sizeof(*a) || a->flags)
+			return violation("IOAS_ALLOC size/flags");
+		a->out_ioas_id = IOAS_ID;
+		K.ioas = true;
+		return 0;
+	}
+	if (req == IOMMU_IOAS_MAP) {
+		struct iommu_ioas_map *m = (void *)arg;
+
+		klog("IOAS_MAP");
+		if (m->size != sizeof(*m) || m->ioas_id != IOAS_ID || m->__reserved ||
+		    !(m->flags & IOMMU_IOAS_MAP_FIXED_IOVA) || K.nmaps >= 8)
+			return violation("IOAS_MAP size/ioas/flags");
+		K.maps[K.nmaps++] = (struct map_rec){ m->user_va, m->iova, m->length, m->flags, true };
+		return 0;
+	}
+	if (req == IOMMU_IOAS_UNMAP) {
+		struct iommu_ioas_unmap *u = (void *)arg;
+
+		klog("IOAS_UNMAP");
+		if (u->size != sizeof(*u) || u->ioas_id != IOAS_ID)
+			return violation("IOAS_UNMAP size/ioas");
+		for (unsigned i = 0; i < K.nmaps; i++)
+			if (K.maps[i].live && K.maps[i].iova == u->iova && K.maps[i].size == u->length) {
+				K.maps[i].live = false;
+				return 0;
+			}
+		return -ENOENT;
+	}
+	if (req == IOMMU_DESTROY) {
+		struct iommu_destroy *d = (void *)arg;
+
+		klog("DESTROY %u", d->id);
+		if (d->size != sizeof(*d) || d->id != IOAS_ID)
+			return violation("DESTROY size/id");
+		K.ioas = false;
+		return 0;
+	}
+	return violation("unknown iommufd ioctl");
+}
+
+static int region_info(struct vfio_region_info *ri)
+{
+	struct vfio_region_info_cap_sparse_mmap sm = {
+		.header = { .id = VFIO_REGION_INFO_CAP_SPARSE_MMAP, .version = 1 },
+		.nr_areas = 1,
+	};
+	struct vfio_region_sparse_mmap_area a = { .offset = 0x1000, .size = 0x3000 };
+	uint32_t need = sizeof(*ri) + sizeof(sm) + sizeof(a);
+	uint32_t argsz = ri->argsz;
+
+	if (argsz < sizeof(*ri) || ri->index >= VFIO_PCI_NUM_REGIONS)
+		return violation("GET_REGION_INFO argsz/index");
+	ri->offset = REGION_OFF(ri->index);
+	ri->cap_offset = 0;
+	ri->flags = 0;
+	ri->size = 0;
+	if (ri->index == 0) {
+		ri->flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
+			    VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS;
+		ri->size = 0x4000;
+		ri->argsz = need;
+		if (argsz >= need) {
+			ri->cap_offset = sizeof(*ri);
+			memcpy((char *)ri + sizeof(*ri), &sm, sizeof(sm));
+			memcpy((char *)ri + sizeof(*ri) + sizeof(sm), &a, sizeof(a));
+		}
+	} else if (ri->index == VFIO_PCI_CONFIG_REGION_INDEX) {
+		ri->flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+		ri->size = sizeof(K.cfg);
+	}
+	return 0;
+}
+
+static int device_feature(struct vfio_device_feature *f)
+{
+	uint32_t idx = f->flags & VFIO_DEVICE_FEATURE_MASK;
+
+	klog("DEVICE_FEATURE %u", idx);
+	if (f->argsz < sizeof(*f))
+		return violation("DEVICE_FEATURE argsz");
+	if (idx == VFIO_DEVICE_FEATURE_MIGRATION && (f->flags & VFIO_DEVICE_FEATURE_GET)) {
+		uint64_t fl = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P;
+
+		if (f->argsz < sizeof(*f) + sizeof(fl))
+			return violation("MIGRATION GET argsz");
+		memcpy(f->data, &fl, sizeof(fl));
+		return 0;
+	}
+	if (idx == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE && (f->flags & VFIO_DEVICE_FEATURE_SET)) {
+		struct vfio_device_feature_mig_state st;
+
+		if (f->argsz < sizeof(*f) + sizeof(st))
+			return violation("MIG_DEVICE_STATE argsz");
+		memcpy(&st, f->data, sizeof(st));
+		K.mig_state = st.device_state;
+		st.data_fd = -1;
+		if (st.device_state == VFIO_DEVICE_STATE_STOP_COPY) {
+			assert_int_equal(pipe2(K.mig_pipe, O_CLOEXEC), 0);
+			assert_int_equal(write(K.mig_pipe[1], "device-state", 12), 12);
+			close(K.mig_pipe[1]);
+			st.data_fd = K.mig_pipe[0];
+		}
+		memcpy(f->data, &st, sizeof(st));
+		return 0;
+	}
+	return -ENOTTY;
+}
+
+static int device_ioctl(enum kind k, unsigned long req, unsigned long arg)
+{
+	if (k == K_CDEV && req == VFIO_DEVICE_BIND_IOMMUFD) {
+		struct vfio_device_bind_iommufd *b = (void *)arg;
+
+		klog("BIND_IOMMUFD");
+		if (b->argsz < sizeof(*b) || b->flags || kind_of(b->iommufd) != K_IOMMUFD)
+			return violation("BIND argsz/flags/iommufd");
+		b->out_devid = DEVID;
+		K.bound = true;
+		return 0;
+	}
+	if (k == K_CDEV && !K.bound)
+		return violation("cdev ioctl before VFIO_DEVICE_BIND_IOMMUFD");
+	if (k == K_CDEV && req == VFIO_DEVICE_ATTACH_IOMMUFD_PT) {
+		struct vfio_device_attach_iommufd_pt *a = (void *)arg;
+
+		klog("ATTACH_IOMMUFD_PT %u", a->pt_id);
+		if (a->argsz < sizeof(*a) || a->flags || a->pt_id != IOAS_ID || !K.ioas)
+			return violation("ATTACH argsz/flags/pt_id");
+		K.attached = true;
+		return 0;
+	}
+	if (k == K_CDEV && req == VFIO_DEVICE_DETACH_IOMMUFD_PT) {
+		struct vfio_device_detach_iommufd_pt *d = (void *)arg;
+
+		klog("DETACH_IOMMUFD_PT");
+		if (d->argsz < sizeof(*d) || d->flags)
+			return violation("DETACH argsz/flags");
+		K.attached = false;
+		return 0;
+	}
+	if (req == VFIO_DEVICE_GET_INFO) {
+		struct vfio_device_info *i = (void *)arg;
+
+		klog("DEVICE_GET_INFO");
+		if (i->argsz < 16)
+			return violation("DEVICE_GET_INFO argsz");
+		i->flags = VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET;
+		i->num_regions = VFIO_PCI_NUM_REGIONS;
+		i->num_irqs = VFIO_PCI_NUM_IRQS;
+		return 0;
+	}
+	if (req == VFIO_DEVICE_GET_REGION_INFO) {
+		klog("GET_REGION_INFO %u", ((struct vfio_region_info *)arg)->index);
+		return region_info((void *)arg);
+	}
+	if (req == VFIO_DEVICE_GET_IRQ_INFO) {
+		struct vfio_irq_info *i = (void *)arg;
+
+		klog("GET_IRQ_INFO %u", i->index);
+		if (i->argsz < sizeof(*i) || i->index >= VFIO_PCI_NUM_IRQS)
+			return violation("GET_IRQ_INFO argsz/index");
+		i->flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE;
+		i->count = i->index == VFIO_PCI_MSIX_IRQ_INDEX ? 8 : 1;
+		return 0;
+	}
+	if (req == VFIO_DEVICE_SET_IRQS) {
+		struct vfio_irq_set *s = (void *)arg;
+		size_t data = (s->flags & VFIO_IRQ_SET_DATA_EVENTFD) ? s->count * 4 :
+			      (s->flags & VFIO_IRQ_SET_DATA_BOOL) ? s->count : 0;
+
+		klog("SET_IRQS");
+		if (s->argsz != sizeof(*s) + data || s->count > 8)
+			return violation("SET_IRQS argsz");
+		K.irq_flags = s->flags;
+		K.irq_index = s->index;
+		K.irq_start = s->start;
+		K.irq_count = s->count;
+		if (s->flags & VFIO_IRQ_SET_DATA_EVENTFD)
+			memcpy(K.irq_fds, s->data, data);
+		return 0;
+	}
+	if (req == VFIO_DEVICE_RESET) {
+		klog("DEVICE_RESET");
+		K.resets++;
+		return 0;
+	}
+	if (req == VFIO_DEVICE_FEATURE)
+		return device_feature((void *)arg);
+	return violation("unknown device ioctl");
+}
+
+static int f_ioctl(int fd, unsigned long req, unsigned long arg)
+{
+	switch (kind_of(fd)) {
+	case K_CONTAINER: return container_ioctl(req, arg);
+	case K_GROUP: return group_ioctl(req, arg);
+	case K_IOMMUFD: return iommufd_ioctl(req, arg);
+	case K_DEVICE: return device_ioctl(K_DEVICE, req, arg);
+	case K_CDEV: return device_ioctl(K_CDEV, req, arg);
+	default: return violation("ioctl on an fd the fake kernel never gave out");
+	}
+}
+
+static ssize_t f_pread(int fd, void *buf, size_t len, off_t off)
+{
+	uint64_t o = off - REGION_OFF(VFIO_PCI_CONFIG_REGION_INDEX);
+
+	klog("pread %#llx", (unsigned long long)off);
+	if (kind_of(fd) != K_DEVICE && kind_of(fd) != K_CDEV)
+		return violation("pread on a non-device fd");
+	if ((uint64_t)off < REGION_OFF(VFIO_PCI_CONFIG_REGION_INDEX) || o + len > sizeof(K.cfg))
+		return -EINVAL;
+	memcpy(buf, K.cfg + o, len);
+	return len;
+}
+
+static ssize_t f_pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	uint64_t o = off - REGION_OFF(VFIO_PCI_CONFIG_REGION_INDEX);
+
+	klog("pwrite %#llx", (unsigned long long)off);
+	if (kind_of(fd) != K_DEVICE && kind_of(fd) != K_CDEV)
+		return violation("pwrite on a non-device fd");
+	if ((uint64_t)off < REGION_OFF(VFIO_PCI_CONFIG_REGION_INDEX) || o + len > sizeof(K.cfg))
+		return -EINVAL;
+	memcpy(K.cfg + o, buf, len);
+	return len;
+}
+
+static ssize_t f_read(int fd, void *buf, size_t len)
+{
+	ssize_t n = read(fd, buf, len);
+
+	return n < 0 ? -errno : n;
+}
+
+static ssize_t f_write(int fd, const void *buf, size_t len)
+{
+	ssize_t n = write(fd, buf, len);
+
+	return n < 0 ? -errno : n;
+}
+
+static int f_mmap(int fd, size_t len, int prot, off_t off, void **addr)
+{
+	void *p;
+
+	if (kind_of(fd) != K_DEVICE && kind_of(fd) != K_CDEV)
+		return violation("mmap on a non-device fd");
+	K.mmap_off = off;
+	p = mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	*addr = p;
+	return 0;
+}
+
+static const struct vfio_sys_ops fake_sys = {
+	.open = f_open, .close = f_close, .ioctl = f_ioctl, .pread = f_pread,
+	.pwrite = f_pwrite, .read = f_read, .write = f_write, .mmap = f_mmap,
+	.readlink = f_readlink,
+};
+
+static int reset_fake(void **state)
+{
+	memset(&K, 0, sizeof(K));
+	K.api_version = VFIO_API_VERSION;
+	K.type1v2 = true;
+	K.viable = true;
+	K.group_link = "../../../../kernel/iommu_groups/7";
+	return 0;
+}
+
+/* log[from..] must start with the given entries, in order */
+static void expect_log(unsigned from, const char *const *want, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		assert_true(from + i < K.nlog);
+		assert_string_equal(K.log[from + i], want[i]);
+	}
+}
+
+/* ---- tests ---- */
+
+static void test_group_path(void **state)
+{
+	static const char *const open_seq[] = {
+		"open /dev/vfio/vfio", "GET_API_VERSION", "CHECK_EXTENSION 3", "open /dev/vfio/7",
+		"GROUP_GET_STATUS", "GROUP_SET_CONTAINER", "SET_IOMMU 3",
+		"GROUP_GET_DEVICE_FD " BDF, "DEVICE_GET_INFO", "GET_REGION_INFO 0",
+	};
+	static const char *const close_seq[] = {
+		"close device", "GROUP_UNSET_CONTAINER", "close group", "close container",
+	};
+	struct vfio_device *dev;
+	static uint8_t ram[0x4000] __attribute__((aligned(4096)));
+	struct vfio_dma_map m = {
+		.iova = 0x200000, .size = 0x4000, .fd = 9, .fd_offset = 0, .vaddr = ram,
+		.prot = VFIO_DMA_PROT_READ | VFIO_DMA_PROT_WRITE,
+	};
+	unsigned mark;
+
+	assert_int_equal(vfio_kernel_open_sys(BDF, &fake_sys, &dev), 0);
+	expect_log(0, open_seq, 10);
+	assert_string_equal(dev->name, BDF);
+	assert_int_equal(dev->info.num_regions, VFIO_PCI_NUM_REGIONS);
+
+	assert_int_equal(dev->ops->dma_map(dev, &m), 0);
+	assert_int_equal(K.nmaps, 1);
+	assert_int_equal(K.maps[0].vaddr, (uintptr_t)ram);
+	assert_int_equal(K.maps[0].iova, 0x200000);
+	assert_int_equal(K.maps[0].size, 0x4000);
+	assert_int_equal(K.maps[0].flags, VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE);
+	assert_int_equal(dev->ops->dma_unmap(dev, 0x200000, 0x4000), 0);
+	assert_false(K.maps[0].live);
+	assert_int_equal(dev->ops->dma_unmap(dev, 0x200000, 0x4000), -ENOENT);
+	/* bad arguments never reach the kernel */
+	mark = K.nlog;
+	m.vaddr = ram + 1;
+	assert_int_equal(dev->ops->dma_map(dev, &m), -EINVAL);
+	m.vaddr = NULL;
+	assert_int_equal(dev->ops->dma_map(dev, &m), -EINVAL);
+	assert_int_equal(dev->ops->dma_unmap(dev, 0x200000, 0), -EINVAL);
+	assert_int_equal(K.nlog, mark);
+
+	mark = K.nlog;
+	vfio_device_close(dev);
+	expect_log(mark, close_seq, 4);
+	assert_int_equal(open_fake_fds(), 0);
+	assert_int_equal(K.violations, 0);
+}
+
+static void test_cdev_path(void **state)
+{
+	static const char *const open_seq[] = {
+		"open " CDEV, "open /dev/iommu", "BIND_IOMMUFD", "IOAS_ALLOC",
+		"ATTACH_IOMMUFD_PT 3", "DEVICE_GET_INFO",
+	};
+	static const char *const close_seq[] = {
+		"DETACH_IOMMUFD_PT", "close device", "DESTROY 3", "close iommufd",
+	};
+	struct vfio_device *dev;
+	static uint8_t ram[0x2000] __attribute__((aligned(4096)));
+	struct vfio_dma_map m = {
+		.iova = 0x100000, .size = 0x2000, .fd = -1, .vaddr = ram,
+		.prot = VFIO_DMA_PROT_READ,
+	};
+	unsigned mark;
+
+	assert_int_equal(vfio_kernel_open_sys(CDEV, &fake_sys, &dev), 0);
+	expect_log(0, open_seq, 6);
+	assert_true(K.attached);
+	assert_int_equal(dev->ops->dma_map(dev, &m), 0);
+	assert_int_equal(K.maps[0].vaddr, (uintptr_t)ram);
+	assert_int_equal(K.maps[0].iova, 0x100000);
+	assert_int_equal(K.maps[0].size, 0x2000);
+	assert_int_equal(K.maps[0].flags, IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE);
+	assert_int_equal(dev->ops->dma_unmap(dev, 0x100000, 0x2000), 0);
+	assert_int_equal(dev->ops->dma_unmap(dev, 0x100000, 0x2000), -ENOENT);
+
+	mark = K.nlog;
+	vfio_device_close(dev);
+	expect_log(mark, close_seq, 4);
+	assert_int_equal(open_fake_fds(), 0);
+	assert_int_equal(K.violations, 0);
+}
+
+static void test_regions_irqs_reset(void **state)
+{
+	struct vfio_device *dev;
+	struct vfio_region r;
+	struct vfio_irq irq;
+	uint32_t v = 0x12345678, w = 0;
+	int32_t efd[2];
+	void *p;
+
+	assert_int_equal(vfio_kernel_open_sys(BDF, &fake_sys, &dev), 0);
+	/* region info: argsz two-step picks up the sparse capability */
+	assert_int_equal(dev->ops->get_region_info(dev, 0, &r), 0);
+	assert_int_equal(r.size, 0x4000);
+	assert_int_equal(r.offset, REGION_OFF(0));
+	assert_true(r.flags & VFIO_REGION_INFO_FLAG_MMAP);
+	assert_int_equal(r.nr_sparse, 1);
+	assert_int_equal(r.sparse[0].offset, 0x1000);
+	assert_int_equal(r.sparse[0].size, 0x3000);
+	assert_false(r.owns_fd);
+	assert_int_equal(dev->ops->region_mmap(dev, &r, 0, 0x1000, PROT_READ, &p), -EACCES);
+	assert_int_equal(dev->ops->region_mmap(dev, &r, 0x1000, 0x2000, PROT_READ, &p), 0);
+	assert_int_equal(K.mmap_off, REGION_OFF(0) + 0x1000);
+	munmap(p, 0x2000);
+	vfio_region_release(&r);
+
+	/* config space through pread/pwrite at the region offset */
+	assert_int_equal(dev->ops->region_write(dev, VFIO_PCI_CONFIG_REGION_INDEX, 0x40, &v, 4), 0);
+	assert_int_equal(dev->ops->region_read(dev, VFIO_PCI_CONFIG_REGION_INDEX, 0x40, &w, 4), 0);
+	assert_int_equal(w, v);
+	assert_string_equal(K.log[K.nlog - 1], "pread 0x70000000040");
+	assert_int_equal(dev->ops->region_read(dev, VFIO_PCI_CONFIG_REGION_INDEX, 254, &w, 4),
+			 -ERANGE);
+	assert_int_equal(dev->ops->region_read(dev, 1, 0, &w, 4), -EACCES);	/* absent BAR */
+
+	assert_int_equal(dev->ops->get_irq_info(dev, VFIO_PCI_MSIX_IRQ_INDEX, &irq), 0);
+	assert_int_equal(irq.count, 8);
+	efd[0] = 41;
+	efd[1] = -1;
+	assert_int_equal(dev->ops->set_irqs(dev, VFIO_PCI_MSIX_IRQ_INDEX,
+					    VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+					    2, 2, efd), 0);
+	assert_int_equal(K.irq_index, VFIO_PCI_MSIX_IRQ_INDEX);
+	assert_int_equal(K.irq_start, 2);
+	assert_int_equal(K.irq_count, 2);
+	assert_int_equal(K.irq_fds[0], 41);
+	assert_int_equal(K.irq_fds[1], -1);
+	assert_int_equal(dev->ops->reset(dev), 0);
+	assert_int_equal(K.resets, 1);
+	vfio_device_close(dev);
+	assert_int_equal(K.violations, 0);
+}
+
+static void test_migration_session(void **state)
+{
+	struct vfio_device *dev;
+	struct vfio_device_feature_mig_state st = { .device_state = VFIO_DEVICE_STATE_STOP_COPY };
+	uint64_t mflags = 0;
+	char buf[32] = { 0 };
+	int pipe_fd;
+
+	assert_int_equal(vfio_kernel_open_sys(CDEV, &fake_sys, &dev), 0);
+	assert_int_equal(dev->ops->feature(dev, VFIO_DEVICE_FEATURE_GET |
+					   VFIO_DEVICE_FEATURE_MIGRATION, NULL, 0,
+					   &mflags, sizeof(mflags), NULL), 0);
+	assert_int_equal(mflags, VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P);
+	assert_int_equal(dev->ops->mig_data_read(dev, buf, sizeof(buf)), -EBADF);
+
+	assert_int_equal(dev->ops->feature(dev, VFIO_DEVICE_FEATURE_SET |
+					   VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, &st, sizeof(st),
+					   &st, sizeof(st), NULL), 0);
+	assert_int_equal(K.mig_state, VFIO_DEVICE_STATE_STOP_COPY);
+	assert_int_equal(st.data_fd, -1);		/* the backend keeps the fd */
+	pipe_fd = K.mig_pipe[0];
+	assert_int_equal(dev->ops->mig_data_read(dev, buf, sizeof(buf)), 12);
+	assert_string_equal(buf, "device-state");
+	assert_int_equal(dev->ops->mig_data_read(dev, buf, sizeof(buf)), 0);	/* EOF */
+
+	/* leaving the saving group ends the session and closes the fd */
+	st.device_state = VFIO_DEVICE_STATE_STOP;
+	assert_int_equal(dev->ops->feature(dev, VFIO_DEVICE_FEATURE_SET |
+					   VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, &st, sizeof(st),
+					   NULL, 0, NULL), 0);
+	assert_int_equal(fcntl(pipe_fd, F_GETFD), -1);
+	assert_int_equal(dev->ops->mig_data_read(dev, buf, sizeof(buf)), -EBADF);
+	assert_int_equal(dev->ops->feature(dev, VFIO_DEVICE_FEATURE_GET | 6, NULL, 0, NULL, 0,
+					   NULL), -ENOTTY);
+	vfio_device_close(dev);
+	assert_int_equal(K.violations, 0);
+}
+
+static void open_fails(const char *spec, int err)
+{
+	struct vfio_device *dev = NULL;
+
+	assert_int_equal(vfio_kernel_open_sys(spec, &fake_sys, &dev), err);
+	assert_null(dev);
+	assert_int_equal(open_fake_fds(), 0);	/* everything opened was closed */
+	assert_int_equal(K.violations, 0);
+}
+
+static void test_wrong_api_version(void **state)
+{
+	K.api_version = 1;
+	open_fails(BDF, -EPROTONOSUPPORT);
+	assert_string_equal(K.log[K.nlog - 1], "close container");
+}
+
+static void test_no_type1v2(void **state)
+{
+	K.type1v2 = false;
+	open_fails(BDF, -EOPNOTSUPP);
+}
+
+static void test_group_not_viable(void **state)
+{
+	K.viable = false;
+	open_fails(BDF, -EBUSY);
+	for (unsigned i = 0; i < K.nlog; i++)
+		assert_string_not_equal(K.log[i], "GROUP_SET_CONTAINER");
+}
+
+static void test_missing_iommu_group(void **state)
+{
+	K.group_link = NULL;
+	open_fails(BDF, -ENOENT);
+	assert_int_equal(K.nlog, 0);	/* nothing opened */
+}
+
+static void test_missing_cdev(void **state)
+{
+	open_fails("/dev/vfio/devices/vfio9", -ENOENT);
+}
+
+static void test_bad_spec(void **state)
+{
+	open_fails("eth0", -EINVAL);
+	open_fails("01:00.1", -EINVAL);
+	open_fails("0000:01:00.8", -EINVAL);
+	open_fails("0000:01:0g.1", -EINVAL);
+	assert_true(vfio_spec_is_kernel(BDF));
+	assert_true(vfio_spec_is_kernel(CDEV));
+	assert_false(vfio_spec_is_kernel("/run/hdnic/vf0.sock"));
+	assert_int_equal(K.nlog, 0);
+}
+
+/* The fake must be able to fail: wrong order is refused. */
+static void test_fake_enforces_contract(void **state)
+{
+	int c = f_open("/dev/vfio/vfio", O_RDWR), cd = f_open(CDEV, O_RDWR);
+	struct vfio_device_info info = { .argsz = sizeof(info) };
+
+	assert_int_equal(f_ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU), -EINVAL);
+	assert_int_equal(f_ioctl(cd, VFIO_DEVICE_GET_INFO, (unsigned long)&info), -EINVAL);
+	assert_int_equal(K.violations, 2);
+	f_close(c);
+	f_close(cd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_group_path, reset_fake),
+		cmocka_unit_test_setup(test_cdev_path, reset_fake),
+		cmocka_unit_test_setup(test_regions_irqs_reset, reset_fake),
+		cmocka_unit_test_setup(test_migration_session, reset_fake),
+		cmocka_unit_test_setup(test_wrong_api_version, reset_fake),
+		cmocka_unit_test_setup(test_no_type1v2, reset_fake),
+		cmocka_unit_test_setup(test_group_not_viable, reset_fake),
+		cmocka_unit_test_setup(test_missing_iommu_group, reset_fake),
+		cmocka_unit_test_setup(test_missing_cdev, reset_fake),
+		cmocka_unit_test_setup(test_bad_spec, reset_fake),
+		cmocka_unit_test_setup(test_fake_enforces_contract, reset_fake),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
