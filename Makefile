@@ -50,7 +50,10 @@ unit: $(UNIT_BINS)
 integration: all
 	$(PYTHON) -m pytest -q -rs tests/integration $(PYTEST_ARGS)
 
-check: all unit integration
+check: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) integration
 
 deps:
 	tools/install-deps.sh
@@ -58,8 +61,13 @@ deps:
 bench-boot: all
 	$(PYTHON) tools/bench_boot.py
 
+# The README's first command: install, build, run a microVM.
+demo: deps
+	$(MAKE) all
+	tools/demo.sh
+
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit integration check deps bench-boot clean guest hdnic-all
+.PHONY: all unit integration check deps bench-boot demo clean guest hdnic-all
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
