@@ -11,6 +11,9 @@
  *
  * Every loader validates the image against the file size and guest RAM and
  * reports the exact problem with pr_err() before returning -1.
+ *
+ * The platform is described by an Intel MP table and the e820 map only: no
+ * ACPI tables (no MADT) are written, the MP table covers CPUs and the IOAPIC.
  */
 #ifndef HDVM_BOOT_H
 #define HDVM_BOOT_H
