@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "devices/platform.h"
@@ -13,11 +14,20 @@
 
 int guest_mem_init(struct guest_mem *m, uint64_t size)
 {
+	struct sysinfo si;
+
 	memset(m, 0, sizeof(*m));
 	m->memfd = -1;
 	if (size < GUEST_MEM_MIN || size & 0xfff) {
 		pr_err("guest memory size %llu is invalid (minimum %llu MiB, multiple of 4 KiB)",
 		       (unsigned long long)size, GUEST_MEM_MIN >> 20);
+		return -1;
+	}
+	/* Overcommit is fine (pages are charged on first touch), but not beyond the host. */
+	if (sysinfo(&si) == 0 && size > (uint64_t)si.totalram * si.mem_unit) {
+		pr_err("guest memory of %llu MiB exceeds the host's RAM (%llu MiB)",
+		       (unsigned long long)(size >> 20),
+		       (unsigned long long)(((uint64_t)si.totalram * si.mem_unit) >> 20));
 		return -1;
 	}
 	m->memfd = memfd_create("hdvm-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);

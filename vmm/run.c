@@ -155,7 +155,8 @@ out_vm:
 		fcntl(vm.console_in_fd, F_SETFL, fcntl(vm.console_in_fd, F_GETFL) & ~O_NONBLOCK);
 	if (!atomic_load(&vm.shutdown))
 		vm_request_shutdown(&vm, status, "VM could not start");
-	metrics_sample_memory(&vm, &mu);
+	if (cfg->metrics_path)
+		metrics_sample_memory(&vm, &mu);
 	vm_destroy(&vm);
 	if (cfg->metrics_path && metrics_write(cfg->metrics_path, &vm, &mu) < 0 && !status)
 		status = 1;
