@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The hdnic VF as a guest driver and a VMM see it: BAR0 layout, the
+ * doorbell page and its vendor capability, MSI-X geometry.  Plain C with
+ * only <stdint.h>, so hdguest (freestanding), hdvm and hdnic share it.
+ *
+ * The VF is a modern virtio-net PCI function (virtio 1.x, vendor 0x1af4,
+ * device 0x1041) with one memory BAR (BAR0, 32-bit, 16 KiB):
+ *
+ *   page 0  0x0000  common cfg (0x000), ISR (0x100), device cfg (0x200)
+ *                   trapped: vfio-user REGION_READ/WRITE
+ *   page 1  0x1000  virtio notify area, queue q at 0x1000 + 4*q
+ *                   (notify_off_multiplier 4, queue_notify_off = q);
+ *                   trapped, but GET_REGION_IO_FDS hands out one ioeventfd
+ *                   per queue so KVM signals hdnic directly
+ *   page 2  0x2000  doorbell page: shared memory (sparse-mmap area of
+ *                   region 0), mapped straight into the guest
+ *   page 3  0x3000  MSI-X table (0x3000) and PBA (0x3800)
+ *
+ * Doorbell protocol.  Slot q of the doorbell page (offset q * stride) holds
+ * a little-endian u16 that the driver sets to its avail->idx of queue q
+ * after publishing that index in the ring.  While the device polls a queue
+ * it suppresses notifications (VRING_USED_F_NO_NOTIFY, or avail_event far
+ * ahead with VIRTIO_RING_F_EVENT_IDX), and the doorbell store is the only
+ * thing that tells it about new buffers without a VM exit.  A driver MUST
+ * write the doorbell slot after every avail->idx update, and MUST also ring
+ * the notify register when the ring's suppression state asks for it.  When
+ * the device goes idle it re-enables notifications and rechecks the ring,
+ * so no buffer is ever lost; the notify register then wakes it.
+ */
+#ifndef HDNIC_VF_ABI_H
+#define HDNIC_VF_ABI_H
+
+#include <stdint.h>
+
+#define HDNIC_PCI_VENDOR_ID		0x1af4	/* virtio */
+#define HDNIC_PCI_DEVICE_ID		0x1041	/* modern virtio-net */
+#define HDNIC_PCI_SUBSYS_ID		0x1100
+#define HDNIC_PCI_CLASS			0x020000 /* Ethernet controller */
+#define HDNIC_PCI_REVISION		0x01
+
+#define HDNIC_PAGE_SIZE			0x1000
+#define HDNIC_BAR0_SIZE			0x4000
+
+#define HDNIC_BAR0_COMMON_OFF		0x0000
+#define HDNIC_BAR0_COMMON_LEN		0x0038
+#define HDNIC_BAR0_ISR_OFF		0x0100
+#define HDNIC_BAR0_ISR_LEN		0x0004
+#define HDNIC_BAR0_DEVCFG_OFF		0x0200
+#define HDNIC_BAR0_DEVCFG_LEN		0x0010
+#define HDNIC_BAR0_NOTIFY_OFF		0x1000
+#define HDNIC_NOTIFY_MULTIPLIER		4
+#define HDNIC_BAR0_DOORBELL_OFF		0x2000
+#define HDNIC_BAR0_MSIX_TABLE_OFF	0x3000
+#define HDNIC_BAR0_MSIX_PBA_OFF		0x3800
+
+#define HDNIC_NUM_QUEUES		2	/* 0 = RX, 1 = TX */
+#define HDNIC_QUEUE_RX			0
+#define HDNIC_QUEUE_TX			1
+#define HDNIC_QUEUE_MAX_SIZE		256
+#define HDNIC_NET_HDR_LEN		12	/* virtio_net_hdr with num_buffers */
+
+/* Three MSI-X vectors: a driver typically uses 0 = config, 1 = RX, 2 = TX. */
+#define HDNIC_MSIX_VECTORS		3
+
+/* Doorbell page: slot q at q * HDNIC_DB_STRIDE, u16 avail index at +0. */
+#define HDNIC_DB_STRIDE			64
+#define HDNIC_DB_SLOT_AVAIL_IDX		0
+
+/*
+ * PCI config space placement of the capabilities (informative: a driver
+ * walks the capability list).
+ */
+#define HDNIC_CAP_COMMON_POS		0x40
+#define HDNIC_CAP_ISR_POS		0x50
+#define HDNIC_CAP_DEVCFG_POS		0x60
+#define HDNIC_CAP_NOTIFY_POS		0x70
+#define HDNIC_CAP_DOORBELL_POS		0x88
+#define HDNIC_CAP_PCICFG_POS		0xa0
+#define HDNIC_CAP_MSIX_POS		0xb8
+
+/*
+ * The doorbell capability: a PCI vendor-specific capability (ID 0x09) in
+ * the virtio vendor-data form (cfg_type 9, VIRTIO_PCI_CAP_VENDOR_CFG, with
+ * a 16-bit vendor ID at offset 4), followed by hdnic's own fields.  A driver
+ * recognises it by cfg_type 9, vendor_id 0x1af4 and magic 0x4448 ("HD").
+ */
+#define HDNIC_CAP_VENDOR_CFG_TYPE	9
+#define HDNIC_DB_CAP_VENDOR_ID		0x1af4
+#define HDNIC_DB_CAP_MAGIC		0x4448
+#define HDNIC_DB_CAP_VERSION		1
+
+struct hdnic_db_cap {
+	uint8_t cap_vndr;	/* 0x09 */
+	uint8_t cap_next;
+	uint8_t cap_len;	/* sizeof(struct hdnic_db_cap) = 24 */
+	uint8_t cfg_type;	/* HDNIC_CAP_VENDOR_CFG_TYPE */
+	uint16_t vendor_id;	/* HDNIC_DB_CAP_VENDOR_ID */
+	uint16_t magic;		/* HDNIC_DB_CAP_MAGIC */
+	uint8_t bar;		/* 0 */
+	uint8_t version;	/* HDNIC_DB_CAP_VERSION */
+	uint16_t stride;	/* bytes between slots: HDNIC_DB_STRIDE */
+	uint32_t offset;	/* of the doorbell page within the BAR */
+	uint32_t length;	/* of the doorbell page: one page */
+	uint16_t num_slots;	/* one per virtqueue */
+	uint16_t reserved;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct hdnic_db_cap) == 24, "doorbell cap layout");
+
+#endif

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hdnic's single event loop on io_uring.  Every completion carries a
+ * pointer to a `struct loop_handler` plus the handler's generation, so
+ * cancelling a request (closing a connection) only needs a generation bump:
+ * completions still in flight for the old generation are ignored.
+ * Handlers live inside long-lived objects (VFs, the uplink, the management
+ * server), never in memory that is freed while requests are armed.
+ */
+#ifndef HDNIC_LOOP_H
+#define HDNIC_LOOP_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef container_of
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+#endif
+
+struct loop_handler;
+typedef void (*loop_fn)(struct loop_handler *h, int res, uint32_t cqe_flags);
+
+struct loop_handler {
+	loop_fn fn;
+	uint16_t gen;
+	bool armed;	/* a multishot poll is outstanding */
+};
+
+struct loop {
+	struct io_uring ring;
+	unsigned queued;	/* SQEs prepared but not submitted */
+	bool stop;
+};
+
+int loop_init(struct loop *l, unsigned entries);
+void loop_exit(struct loop *l);
+
+void loop_handler_init(struct loop_handler *h, loop_fn fn);
+/* An SQE tagged for h (submits first when the ring is full). */
+struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_handler *h);
+/* Multishot poll for POLLIN on fd; re-armed automatically when it ends. */
+void loop_watch(struct loop *l, struct loop_handler *h, int fd);
+/* A multishot poll completion without F_MORE ended the poll: re-arm it. */
+static inline bool loop_poll_ended(struct loop_handler *h, uint32_t cqe_flags)
+{
+	if (cqe_flags & IORING_CQE_F_MORE)
+		return false;
+	h->armed = false;
+	return true;
+}
+/* Stop delivering h's completions and cancel its requests (before closing fd). */
+void loop_unwatch(struct loop *l, struct loop_handler *h);
+/*
+ * Submit what is queued, wait for a completion when `block`, and dispatch
+ * every completion available.  Returns the number dispatched or -errno.
+ */
+int loop_run_once(struct loop *l, bool block);
+int loop_submit(struct loop *l);
+
+#endif

@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: MIT
+/*
+ * hdnic: an emulated SR-IOV NIC.
+ *
+ *   hdnic --dir DIR --vfs N --uplink tap:IFNAME|iface:IFNAME [--name NIC]
+ *   hdnic ctl DIR list|stats|set-mac|egress ...
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "devices/hdnic/mgmt.h"
+#include "devices/hdnic/nic.h"
+#include "vmm/util.h"
+
+#define DEFAULT_IDLE_US	500
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: hdnic --dir DIR --vfs N --uplink tap:IFNAME|iface:IFNAME [options]\n"
+		"       hdnic ctl DIR list|stats [--json] | set-mac VF MAC | egress VF ACTION [EPOCH]\n"
+		"\n"
+		"  --dir DIR        where vfK.sock (vfio-user, one per VF) and pf.sock live\n"
+		"  --vfs N          number of VFs, 0..%u\n"
+		"  --uplink SPEC    tap:IFNAME creates a TAP; iface:IFNAME uses an existing\n"
+		"                   interface through AF_PACKET\n"
+		"  --name NIC       name used in logs and default MACs (default hdnic0)\n"
+		"  --idle-us US     poll a quiet VF this long before sleeping (default %u)\n"
+		"  --debug          verbose logging\n",
+		HDNIC_MAX_VFS, DEFAULT_IDLE_US);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, 'd' },
+		{ "vfs", required_argument, NULL, 'n' },
+		{ "uplink", required_argument, NULL, 'u' },
+		{ "name", required_argument, NULL, 'N' },
+		{ "idle-us", required_argument, NULL, 'i' },
+		{ "debug", no_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct nic_config cfg = { .name = "hdnic0", .idle_us = DEFAULT_IDLE_US };
+	bool have_vfs = false;
+	struct nic *nic = NULL;
+	uint64_t v;
+	int c, err;
+
+	prog_name = "hdnic";
+	if (argc > 1 && !strcmp(argv[1], "ctl"))
+		return ctl_main(argc - 1, argv + 1);
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			cfg.dir = optarg;
+			break;
+		case 'n':
+			if (parse_u64(optarg, 0, HDNIC_MAX_VFS, &v)) {
+				pr_err("--vfs %s: expected a number from 0 to %u", optarg,
+				       HDNIC_MAX_VFS);
+				return 2;
+			}
+			cfg.nr_vfs = (unsigned)v;
+			have_vfs = true;
+			break;
+		case 'u':
+			cfg.uplink = optarg;
+			break;
+		case 'N':
+			if (!*optarg || strlen(optarg) >= 32) {
+				pr_err("--name must be 1 to 31 characters");
+				return 2;
+			}
+			cfg.name = optarg;
+			break;
+		case 'i':
+			if (parse_u64(optarg, 1, 10000000, &v)) {
+				pr_err("--idle-us %s: expected 1..10000000", optarg);
+				return 2;
+			}
+			cfg.idle_us = v;
+			break;
+		case 'D':
+			debug_enabled = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		pr_err("unexpected argument \"%s\"", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (!cfg.dir || !have_vfs || !cfg.uplink) {
+		pr_err("--dir, --vfs and --uplink are required");
+		usage(stderr);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	err = nic_create(&nic, &cfg);
+	if (!err)
+		err = nic_run(nic);
+	nic_destroy(nic);
+	return err ? 1 : 0;
+}

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: MIT
+/* Uplink frame I/O on io_uring, shared by the TAP and AF_PACKET backends. */
+#include "devices/hdnic/uplink.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "devices/hdnic/nic.h"
+#include "vmm/util.h"
+
+#define UPLINK_RX_BUFS	64
+#define UPLINK_TX_BUFS	256
+#define UPLINK_BUF_SIZE	2048	/* > HDNIC_MAX_FRAME; longer frames are cut and dropped */
+
+static void rx_arm(struct uplink_buf *b)
+{
+	struct io_uring_sqe *sqe = loop_sqe(&b->up->nic->loop, &b->h);
+
+	io_uring_prep_read(sqe, b->up->fd, b->data, UPLINK_BUF_SIZE, 0);
+}
+
+static void rx_done(struct loop_handler *h, int res, uint32_t flags)
+{
+	struct uplink_buf *b = container_of(h, struct uplink_buf, h);
+	struct uplink *up = b->up;
+
+	if (up->closing)
+		return;
+	if (res < 0) {
+		if (res != -EAGAIN && res != -EINTR && res != -ENOBUFS && res != -ENETDOWN) {
+			up->stats.rx_errors++;
+			if (up->stats.rx_errors < 10)
+				pr_err("uplink %s: read: %s", up->ifname, strerror(-res));
+			if (res == -EBADF || res == -EBADFD || res == -EIO)
+				return;	/* the interface is gone: stop this buffer */
+		}
+	} else if (res < HDNIC_MIN_FRAME || res > HDNIC_MAX_FRAME) {
+		up->stats.rx_drops++;
+	} else {
+		up->stats.rx_packets++;
+		up->stats.rx_bytes += res;
+		nic_forward_from_uplink(up->nic, b->data, (uint32_t)res);
+	}
+	rx_arm(b);
+}
+
+static void tx_done(struct loop_handler *h, int res, uint32_t flags)
+{
+	struct uplink_buf *b = container_of(h, struct uplink_buf, h);
+	struct uplink *up = b->up;
+
+	if (res < 0) {
+		up->stats.tx_errors++;
+		if (up->stats.tx_errors < 10)
+			pr_err("uplink %s: write: %s", up->ifname, strerror(-res));
+	}
+	b->next_free = up->tx_free;
+	up->tx_free = (int)(b - up->tx);
+}
+
+void uplink_tx(struct uplink *up, const uint8_t *frame, uint32_t len)
+{
+	struct io_uring_sqe *sqe;
+	struct uplink_buf *b;
+
+	if (up->tx_free < 0 || len > UPLINK_BUF_SIZE) {
+		up->stats.tx_drops++;	/* all buffers in flight: the wire is busy */
+		return;
+	}
+	b = &up->tx[up->tx_free];
+	up->tx_free = b->next_free;
+	memcpy(b->data, frame, len);
+	sqe = loop_sqe(&up->nic->loop, &b->h);
+	io_uring_prep_write(sqe, up->fd, b->data, len, 0);
+	up->stats.tx_packets++;
+	up->stats.tx_bytes += len;
+}
+
+int uplink_if_up(const char *ifname, bool promisc)
+{
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) {
+		err = -errno;
+	} else {
+		ifr.ifr_flags |= IFF_UP | (promisc ? IFF_PROMISC : 0);
+		if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+			err = -errno;
+	}
+	close(fd);
+	return err;
+}
+
+int uplink_open(struct nic *nic, const char *spec, struct uplink **out)
+{
+	static const struct { const char *prefix; const struct uplink_ops *ops; } kinds[] = {
+		{ "tap:", &uplink_tap_ops },
+		{ "iface:", &uplink_packet_ops },
+	};
+	const struct uplink_ops *ops = NULL;
+	const char *name = NULL;
+	struct uplink *up;
+	int err;
+
+	for (unsigned i = 0; i < ARRAY_SIZE(kinds); i++) {
+		size_t n = strlen(kinds[i].prefix);
+
+		if (!strncmp(spec, kinds[i].prefix, n)) {
+			ops = kinds[i].ops;
+			name = spec + n;
+		}
+	}
+	if (!ops) {
+		pr_err("--uplink %s: expected tap:IFNAME or iface:IFNAME", spec);
+		return -EINVAL;
+	}
+	if (!*name || strlen(name) >= IFNAMSIZ || strchr(name, '/') || strchr(name, ' ')) {
+		pr_err("--uplink %s: bad interface name", spec);
+		return -EINVAL;
+	}
+	up = xzalloc(sizeof(*up));
+	up->ops = ops;
+	up->nic = nic;
+	up->fd = -1;
+	snprintf(up->ifname, sizeof(up->ifname), "%s", name);
+	err = ops->open(up);
+	if (err) {
+		free(up);
+		return err;
+	}
+	up->nr_rx = UPLINK_RX_BUFS;
+	up->nr_tx = UPLINK_TX_BUFS;
+	up->mem = xzalloc((size_t)(up->nr_rx + up->nr_tx) * UPLINK_BUF_SIZE);
+	up->rx = xzalloc(up->nr_rx * sizeof(*up->rx));
+	up->tx = xzalloc(up->nr_tx * sizeof(*up->tx));
+	for (unsigned i = 0; i < up->nr_rx; i++) {
+		up->rx[i].up = up;
+		up->rx[i].data = up->mem + (size_t)i * UPLINK_BUF_SIZE;
+		loop_handler_init(&up->rx[i].h, rx_done);
+	}
+	up->tx_free = -1;
+	for (unsigned i = up->nr_tx; i-- > 0;) {
+		up->tx[i].up = up;
+		up->tx[i].data = up->mem + (size_t)(up->nr_rx + i) * UPLINK_BUF_SIZE;
+		up->tx[i].next_free = up->tx_free;
+		up->tx_free = (int)i;
+		loop_handler_init(&up->tx[i].h, tx_done);
+	}
+	*out = up;
+	return 0;
+}
+
+void uplink_start(struct uplink *up)
+{
+	for (unsigned i = 0; i < up->nr_rx; i++)
+		rx_arm(&up->rx[i]);
+}
+
+void uplink_close(struct uplink *up)
+{
+	if (!up)
+		return;
+	up->closing = true;
+	for (unsigned i = 0; i < up->nr_rx; i++)
+		loop_unwatch(&up->nic->loop, &up->rx[i].h);
+	up->ops->close(up);
+	/* Buffers stay until the ring is gone: in-flight I/O may still use them. */
+}
+
+void uplink_free(struct uplink *up)
+{
+	if (!up)
+		return;
+	free(up->mem);
+	free(up->rx);
+	free(up->tx);
+	free(up);
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The NIC's uplink port: a TAP device hdnic creates (uplink_tap.c) or an
+ * existing interface reached through AF_PACKET (uplink_packet.c).  Both are
+ * plain read/write fds, so frame I/O is common: a pool of receive buffers
+ * with a read always outstanding on io_uring, and a pool of transmit
+ * buffers whose writes complete asynchronously.
+ */
+#ifndef HDNIC_UPLINK_H
+#define HDNIC_UPLINK_H
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/hdnic/loop.h"
+
+struct nic;
+struct uplink;
+
+struct uplink_ops {
+	const char *kind;
+	int (*open)(struct uplink *up);		/* sets up->fd */
+	void (*close)(struct uplink *up);
+};
+
+struct uplink_buf {
+	struct loop_handler h;
+	struct uplink *up;
+	uint8_t *data;
+	int next_free;
+};
+
+struct uplink_stats {
+	uint64_t rx_packets, rx_bytes, rx_errors, rx_drops;
+	uint64_t tx_packets, tx_bytes, tx_errors, tx_drops;
+};
+
+struct uplink {
+	const struct uplink_ops *ops;
+	char ifname[IFNAMSIZ];
+	int fd;
+	struct nic *nic;
+	uint8_t *mem;
+	struct uplink_buf *rx, *tx;
+	unsigned nr_rx, nr_tx;
+	int tx_free;
+	bool closing;
+	struct uplink_stats stats;
+};
+
+extern const struct uplink_ops uplink_tap_ops;
+extern const struct uplink_ops uplink_packet_ops;
+
+/* spec is "tap:IFNAME" or "iface:IFNAME"; errors are reported. */
+int uplink_open(struct nic *nic, const char *spec, struct uplink **out);
+void uplink_start(struct uplink *up);
+void uplink_tx(struct uplink *up, const uint8_t *frame, uint32_t len);
+/* Stop I/O and close the fd; buffers live until uplink_free() (after the ring). */
+void uplink_close(struct uplink *up);
+void uplink_free(struct uplink *up);
+
+/* Shared by the backends: set IFF_UP (and IFF_PROMISC) on ifname. */
+int uplink_if_up(const char *ifname, bool promisc);
+
+#endif

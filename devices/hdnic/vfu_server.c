@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vfio-user transport: listening socket, the one client connection per
+ * device, message framing and SCM_RIGHTS fd passing.  Commands themselves
+ * are in vfu_handlers.c.
+ */
+#include "devices/hdnic/vfu_server.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "devices/hdnic/nic.h"
+#include "devices/hdnic/vf.h"
+#include "vmm/util.h"
+
+#define VFU_SEND_TIMEOUT_MS	2000
+
+static void conn_event(struct loop_handler *h, int res, uint32_t flags);
+
+/* Bind path, replacing a stale socket file but never a live server. */
+static int bind_unix(int fd, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		pr_err("socket path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa.sun_path, path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return 0;
+	if (errno == EADDRINUSE) {
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int live = probe >= 0 &&
+			   connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+
+		if (probe >= 0)
+			close(probe);
+		if (live) {
+			pr_err("%s is served by another process", path);
+			return -EADDRINUSE;
+		}
+		unlink(path);
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return 0;
+	}
+	pr_err("bind %s: %s", path, strerror(errno));
+	return -errno;
+}
+
+int hdnic_listen_unix(const char *path)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int err;
+
+	if (fd < 0) {
+		pr_err("socket: %s", strerror(errno));
+		return -errno;
+	}
+	err = bind_unix(fd, path);
+	if (!err && listen(fd, 8) < 0) {
+		err = -errno;
+		pr_err("listen %s: %s", path, strerror(errno));
+	}
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void reset_rx(struct vfu_conn *c)
+{
+	for (unsigned i = 0; i < c->nr_fds; i++)
+		close(c->fds[i]);
+	c->nr_fds = 0;
+	c->fds_truncated = false;
+	if (c->body != c->small)
+		free(c->body);
+	c->body = NULL;
+	c->hdr_got = 0;
+	c->body_got = 0;
+}
+
+static int send_msg(struct vfu_conn *c, const struct vfio_user_header *req, uint32_t err,
+		    const void *payload, uint32_t len, const int *fds, unsigned nr_fds)
+{
+	struct vfio_user_header hdr = {
+		.msg_id = req->msg_id,
+		.command = req->command,
+		.msg_size = sizeof(hdr) + len,
+		.flags = VFIO_USER_F_TYPE_REPLY | (err ? VFIO_USER_F_ERROR : 0),
+		.error_no = err,
+	};
+	struct iovec iov[2] = {
+		{ .iov_base = &hdr, .iov_len = sizeof(hdr) },
+		{ .iov_base = (void *)payload, .iov_len = len },
+	};
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * VFIO_USER_MAX_MSG_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+	ssize_t n;
+
+	if (nr_fds) {
+		struct cmsghdr *cm;
+
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nr_fds);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nr_fds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nr_fds);
+	}
+	do {
+		n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)(sizeof(hdr) + len))
+		return -1;	/* peer gone or not reading: caller drops it */
+	return 0;
+}
+
+static void handle_message(struct vfu_conn *c)
+{
+	struct vf *vf = c->vf;
+	struct vfu_msg m = {
+		.hdr = c->hdr,
+		.payload = c->body,
+		.len = c->hdr.msg_size - sizeof(c->hdr),
+		.nr_fds = c->nr_fds,
+	};
+	struct vfu_reply r = { .buf = vfu_reply_buf() };
+	int err;
+
+	memcpy(m.fds, c->fds, sizeof(int) * c->nr_fds);
+	c->nr_fds = 0;	/* now owned by m */
+	err = c->fds_truncated ? E2BIG : vfu_dispatch(c, &m, &r);
+	for (unsigned i = 0; i < m.nr_fds; i++)
+		if (m.fds[i] >= 0)
+			close(m.fds[i]);
+	if (err) {
+		vf->stats.proto_errors++;
+		pr_debug("%s: command %u failed: %s", vf->dev.id, m.hdr.command, strerror(err));
+		if (send_msg(c, &m.hdr, err, NULL, 0, NULL, 0))
+			vfu_disconnect(vf, "reply not delivered");
+		return;
+	}
+	if (m.hdr.flags & VFIO_USER_F_NO_REPLY)
+		return;
+	if (send_msg(c, &m.hdr, 0, r.buf, r.len, r.fds, r.nr_fds))
+		vfu_disconnect(vf, "reply not delivered");
+}
+
+/* Receive up to want bytes, collecting any fds that come with them. */
+static ssize_t recv_some(struct vfu_conn *c, void *dst, size_t want)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * VFIO_USER_MAX_MSG_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = dst, .iov_len = want };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
+	};
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	do {
+		n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (mh.msg_flags & MSG_CTRUNC)
+		c->fds_truncated = true;
+	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		unsigned nfd;
+		int *fds;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		fds = (int *)CMSG_DATA(cm);
+		for (unsigned i = 0; i < nfd; i++) {
+			int fd;
+
+			memcpy(&fd, &fds[i], sizeof(fd));
+			if (c->nr_fds < VFIO_USER_MAX_MSG_FDS) {
+				c->fds[c->nr_fds++] = fd;
+			} else {
+				close(fd);
+				c->fds_truncated = true;
+			}
+		}
+	}
+	return n;
+}
+
+/* The header is complete: check the size before trusting anything else. */
+static int start_body(struct vfu_conn *c)
+{
+	uint32_t size = c->hdr.msg_size, body;
+
+	if (size < sizeof(c->hdr) || size > VFIO_USER_MAX_MSG_SIZE) {
+		int err = size < sizeof(c->hdr) ? EINVAL : E2BIG;
+
+		c->vf->stats.proto_errors++;
+		pr_err("%s: message %u claims %u bytes: framing lost, dropping client",
+		       c->vf->dev.id, c->hdr.msg_id, size);
+		send_msg(c, &c->hdr, err, NULL, 0, NULL, 0);
+		return -1;
+	}
+	body = size - sizeof(c->hdr);
+	if (body <= sizeof(c->small)) {
+		c->body = c->small;
+	} else {
+		c->body = malloc(body);
+		if (!c->body) {
+			pr_err("%s: no memory for a %u-byte message", c->vf->dev.id, size);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Drain the socket; returns -1 when the connection is gone. */
+static int conn_read(struct vfu_conn *c)
+{
+	for (;;) {
+		uint32_t body_len = c->hdr.msg_size - sizeof(c->hdr);
+		bool in_hdr = c->hdr_got < sizeof(c->hdr);
+		uint8_t *dst = in_hdr ? (uint8_t *)&c->hdr + c->hdr_got : c->body + c->body_got;
+		size_t want = in_hdr ? sizeof(c->hdr) - c->hdr_got : body_len - c->body_got;
+		ssize_t n = 0;
+
+		if (want) {
+			n = recv_some(c, dst, want);
+			if (n == -EAGAIN || n == -EWOULDBLOCK)
+				return 0;
+			if (n <= 0) {
+				vfu_disconnect(c->vf, n ? strerror((int)-n) : "client closed");
+				return -1;
+			}
+		}
+		if (in_hdr) {
+			c->hdr_got += n;
+			if (c->hdr_got < sizeof(c->hdr))
+				continue;
+			if (start_body(c)) {
+				vfu_disconnect(c->vf, "bad message size");
+				return -1;
+			}
+			if (c->hdr.msg_size > sizeof(c->hdr))
+				continue;
+		} else {
+			c->body_got += n;
+			if (c->body_got < body_len)
+				continue;
+		}
+		handle_message(c);
+		if (c->fd < 0)
+			return -1;
+		reset_rx(c);
+	}
+}
+
+static void conn_event(struct loop_handler *h, int res, uint32_t flags)
+{
+	struct vfu_conn *c = container_of(h, struct vfu_conn, h);
+	bool ended = loop_poll_ended(h, flags);
+
+	if (res < 0 && res != -ECANCELED) {
+		vfu_disconnect(c->vf, strerror(-res));
+		return;
+	}
+	if (conn_read(c) < 0)
+		return;
+	if (ended)
+		loop_watch(&c->vf->nic->loop, h, c->fd);
+}
+
+static void accept_event(struct loop_handler *h, int res, uint32_t flags)
+{
+	struct vf *vf = container_of(h, struct vf, listen_h);
+	struct vfu_conn *c = &vf->conn;
+	bool ended = loop_poll_ended(h, flags);
+
+	for (;;) {
+		int fd = accept4(vf->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		struct timeval tv = { .tv_sec = VFU_SEND_TIMEOUT_MS / 1000,
+				      .tv_usec = (VFU_SEND_TIMEOUT_MS % 1000) * 1000 };
+		int sndbuf = 4 << 20;
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				pr_err("%s: accept: %s", vf->dev.id, strerror(errno));
+			break;
+		}
+		if (c->fd >= 0) {
+			pr_info("%s: refusing a second client", vf->dev.id);
+			close(fd);
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+		memset(&c->hdr, 0, sizeof(c->hdr));
+		c->fd = fd;
+		c->vf = vf;
+		c->negotiated = false;
+		c->peer_max_fds = 1;
+		c->offer_max_fds = VFIO_USER_MAX_MSG_FDS;
+		c->peer_max_xfer = VFIO_USER_MAX_DATA_XFER;
+		c->write_multiple = false;
+		c->nr_fds = 0;
+		c->body = NULL;
+		reset_rx(c);
+		if (vf_client_attach(vf)) {
+			close(fd);
+			c->fd = -1;
+			continue;
+		}
+		loop_handler_init(&c->h, conn_event);
+		loop_watch(&vf->nic->loop, &c->h, fd);
+		vf->stats.connects++;
+		pr_info("%s: client connected", vf->dev.id);
+	}
+	if (ended)
+		loop_watch(&vf->nic->loop, h, vf->listen_fd);
+}
+
+int vfu_listen(struct vf *vf, const char *path)
+{
+	int fd = hdnic_listen_unix(path);
+
+	if (fd < 0)
+		return fd;
+	vf->listen_fd = fd;
+	vf->conn.fd = -1;
+	snprintf(vf->sock_path, sizeof(vf->sock_path), "%s", path);
+	loop_handler_init(&vf->listen_h, accept_event);
+	loop_watch(&vf->nic->loop, &vf->listen_h, fd);
+	return 0;
+}
+
+void vfu_unlisten(struct vf *vf)
+{
+	vfu_disconnect(vf, "shutting down");
+	if (vf->listen_fd >= 0) {
+		loop_unwatch(&vf->nic->loop, &vf->listen_h);
+		close(vf->listen_fd);
+		vf->listen_fd = -1;
+		unlink(vf->sock_path);
+	}
+}
+
+void vfu_disconnect(struct vf *vf, const char *why)
+{
+	struct vfu_conn *c = &vf->conn;
+
+	if (c->fd < 0)
+		return;
+	loop_unwatch(&vf->nic->loop, &c->h);
+	close(c->fd);
+	c->fd = -1;
+	reset_rx(c);
+	c->negotiated = false;
+	vf_client_detach(vf);
+	pr_info("%s: client disconnected (%s)", vf->dev.id, why);
+}

@@ -1,0 +1,379 @@
+// SPDX-License-Identifier: MIT
+/*
+ * BAR0 of the VF: the virtio PCI common configuration, ISR and virtio-net
+ * device configuration (page 0), the notify area (page 1), the doorbell
+ * page (page 2) and the MSI-X table and PBA (page 3).
+ */
+#include <errno.h>
+#include <linux/virtio_pci.h>
+#include <string.h>
+
+#include "devices/hdnic/nic.h"
+#include "devices/hdnic/vf.h"
+#include "vmm/util.h"
+
+/* Copy the part of [off, off+len) that falls inside window [base, base+size). */
+static void window_read(uint8_t *dst, uint64_t off, uint32_t len,
+			const void *src, uint64_t base, uint64_t size)
+{
+	uint64_t lo = MAX(off, base), hi = MIN(off + len, base + size);
+
+	if (lo < hi)
+		memcpy(dst + (lo - off), (const uint8_t *)src + (lo - base), hi - lo);
+}
+
+static bool inside(uint64_t off, uint32_t len, uint64_t base, uint64_t size)
+{
+	return off >= base && off - base < size && len <= size - (off - base);
+}
+
+/* ---- common configuration ---- */
+
+static struct virtq *selected_vq(struct vf *vf)
+{
+	uint16_t q = vf->vn.queue_select;
+
+	return q < HDNIC_NUM_QUEUES ? &vf->vn.vq[q] : NULL;
+}
+
+static void common_snapshot(struct vf *vf, struct virtio_pci_common_cfg *cc)
+{
+	struct virtio_net_state *vn = &vf->vn;
+	struct virtq *vq = selected_vq(vf);
+
+	memset(cc, 0, sizeof(*cc));
+	cc->device_feature_select = vn->dfselect;
+	cc->device_feature = vn->dfselect < 2 ? (uint32_t)(VF_FEATURES >> (32 * vn->dfselect)) : 0;
+	cc->guest_feature_select = vn->gfselect;
+	cc->guest_feature = vn->gfselect < 2 ?
+			    (uint32_t)(vn->driver_features >> (32 * vn->gfselect)) : 0;
+	cc->msix_config = vn->msix_config;
+	cc->num_queues = HDNIC_NUM_QUEUES;
+	cc->device_status = vn->status;
+	cc->config_generation = vn->config_generation;
+	cc->queue_select = vn->queue_select;
+	if (vq) {
+		cc->queue_size = vq->size;
+		cc->queue_msix_vector = vq->msix_vector;
+		cc->queue_enable = vq->enabled;
+		cc->queue_notify_off = vn->queue_select;
+		cc->queue_desc_lo = (uint32_t)vq->desc_addr;
+		cc->queue_desc_hi = (uint32_t)(vq->desc_addr >> 32);
+		cc->queue_avail_lo = (uint32_t)vq->avail_addr;
+		cc->queue_avail_hi = (uint32_t)(vq->avail_addr >> 32);
+		cc->queue_used_lo = (uint32_t)vq->used_addr;
+		cc->queue_used_hi = (uint32_t)(vq->used_addr >> 32);
+	}
+}
+
+static bool driver_ok(const struct vf *vf)
+{
+	return vf->vn.status & VST_DRIVER_OK;
+}
+
+static void set_dfselect(struct vf *vf, uint64_t v) { vf->vn.dfselect = (uint32_t)v; }
+static void set_gfselect(struct vf *vf, uint64_t v) { vf->vn.gfselect = (uint32_t)v; }
+
+static void set_gf(struct vf *vf, uint64_t v)
+{
+	struct virtio_net_state *vn = &vf->vn;
+	unsigned shift;
+
+	if (vn->gfselect >= 2 || (vn->status & VST_FEATURES_OK))
+		return;		/* features are frozen once accepted */
+	shift = 32 * vn->gfselect;
+	vn->driver_features &= ~(0xffffffffULL << shift);
+	vn->driver_features |= (v & 0xffffffffULL) << shift;
+}
+
+static uint16_t valid_vector(uint64_t v)
+{
+	/* A vector we cannot map reads back as NO_VECTOR (virtio 4.1.5.1.2). */
+	return v < HDNIC_MSIX_VECTORS ? (uint16_t)v : VIRTQ_NO_VECTOR;
+}
+
+static void set_msix_config(struct vf *vf, uint64_t v) { vf->vn.msix_config = valid_vector(v); }
+
+static int attach_queues(struct vf *vf)
+{
+	bool ev = vf->vn.driver_features & VF_F_EVENT_IDX;
+
+	for (unsigned i = 0; i < HDNIC_NUM_QUEUES; i++) {
+		struct virtq *vq = &vf->vn.vq[i];
+		int err;
+
+		if (!vq->enabled || vq->attached)
+			continue;
+		err = virtq_attach(vq, &vf->dma, ev, i == HDNIC_QUEUE_RX);
+		if (err) {
+			vf_needs_reset(vf, "queue %u rings at %#llx/%#llx/%#llx size %u: %s", i,
+				       (unsigned long long)vq->desc_addr,
+				       (unsigned long long)vq->avail_addr,
+				       (unsigned long long)vq->used_addr, vq->size,
+				       strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+static void set_status(struct vf *vf, uint64_t v)
+{
+	struct virtio_net_state *vn = &vf->vn;
+	uint8_t old = vn->status, st = (uint8_t)v;
+
+	if (!st) {
+		vf_virtio_reset(vf);
+		return;
+	}
+	st &= ~VST_NEEDS_RESET;		/* device-owned */
+	st |= old & VST_NEEDS_RESET;
+	if ((st & VST_FEATURES_OK) && !(old & VST_FEATURES_OK)) {
+		/* Accept only a subset of ours that includes VERSION_1. */
+		if ((vn->driver_features & ~VF_FEATURES) ||
+		    !(vn->driver_features & VF_F_VERSION_1))
+			st &= ~VST_FEATURES_OK;
+	}
+	if ((st & VST_DRIVER_OK) && !(st & VST_FEATURES_OK))
+		st &= ~VST_DRIVER_OK;	/* DRIVER_OK before FEATURES_OK is ignored */
+	vn->status = st;
+	if ((st & VST_DRIVER_OK) && !(old & VST_DRIVER_OK))
+		attach_queues(vf);
+	vf_update_running(vf);
+}
+
+static void set_queue_select(struct vf *vf, uint64_t v) { vf->vn.queue_select = (uint16_t)v; }
+
+static void set_queue_size(struct vf *vf, uint64_t v)
+{
+	struct virtq *vq = selected_vq(vf);
+
+	/* Split rings need a power of two; anything else is ignored. */
+	if (vq && !vq->enabled && v && v <= HDNIC_QUEUE_MAX_SIZE && !(v & (v - 1)))
+		vq->size = (uint16_t)v;
+}
+
+static void set_queue_vector(struct vf *vf, uint64_t v)
+{
+	struct virtq *vq = selected_vq(vf);
+
+	if (vq)
+		vq->msix_vector = valid_vector(v);
+}
+
+static void set_queue_enable(struct vf *vf, uint64_t v)
+{
+	struct virtq *vq = selected_vq(vf);
+
+	if (!vq || v != 1 || vq->enabled)
+		return;		/* writing 0 is not allowed (virtio 4.1.4.3.2) */
+	vq->enabled = true;
+	if (driver_ok(vf) && !(vf->vn.status & VST_NEEDS_RESET)) {
+		attach_queues(vf);
+		vf_update_running(vf);
+	}
+}
+
+static void set_queue_desc(struct vf *vf, uint64_t v)
+{
+	struct virtq *vq = selected_vq(vf);
+
+	if (vq && !vq->enabled)
+		vq->desc_addr = v;
+}
+
+static void set_queue_avail(struct vf *vf, uint64_t v)
+{
+	struct virtq *vq = selected_vq(vf);
+
+	if (vq && !vq->enabled)
+		vq->avail_addr = v;
+}
+
+static void set_queue_used(struct vf *vf, uint64_t v)
+{
+	struct virtq *vq = selected_vq(vf);
+
+	if (vq && !vq->enabled)
+		vq->used_addr = v;
+}
+
+struct common_field {
+	uint16_t off, len;
+	void (*set)(struct vf *vf, uint64_t v);
+};
+
+static const struct common_field common_fields[] = {
+	{ VIRTIO_PCI_COMMON_DFSELECT, 4, set_dfselect },
+	{ VIRTIO_PCI_COMMON_GFSELECT, 4, set_gfselect },
+	{ VIRTIO_PCI_COMMON_GF, 4, set_gf },
+	{ VIRTIO_PCI_COMMON_MSIX, 2, set_msix_config },
+	{ VIRTIO_PCI_COMMON_STATUS, 1, set_status },
+	{ VIRTIO_PCI_COMMON_Q_SELECT, 2, set_queue_select },
+	{ VIRTIO_PCI_COMMON_Q_SIZE, 2, set_queue_size },
+	{ VIRTIO_PCI_COMMON_Q_MSIX, 2, set_queue_vector },
+	{ VIRTIO_PCI_COMMON_Q_ENABLE, 2, set_queue_enable },
+	{ VIRTIO_PCI_COMMON_Q_DESCLO, 8, set_queue_desc },
+	{ VIRTIO_PCI_COMMON_Q_AVAILLO, 8, set_queue_avail },
+	{ VIRTIO_PCI_COMMON_Q_USEDLO, 8, set_queue_used },
+};
+
+static int common_write(struct vf *vf, uint64_t off, const uint8_t *data, uint32_t len)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(common_fields); i++) {
+		const struct common_field *f = &common_fields[i];
+		struct virtio_pci_common_cfg cc;
+		uint64_t v = 0;
+
+		if (!inside(off, len, f->off, f->len))
+			continue;
+		/* Merge partial writes (e.g. the 32-bit halves of an address). */
+		common_snapshot(vf, &cc);
+		memcpy(&v, (uint8_t *)&cc + f->off, f->len);
+		memcpy((uint8_t *)&v + (off - f->off), data, len);
+		f->set(vf, v);
+		return 0;
+	}
+	pr_debug("%s: ignored %u-byte write to common config %#llx", vf->dev.id, len,
+		 (unsigned long long)off);
+	return 0;
+}
+
+/* ---- device configuration ---- */
+
+struct vnet_config {
+	uint8_t mac[6];
+	uint16_t status;
+	uint16_t max_virtqueue_pairs;
+	uint16_t mtu;
+} __attribute__((packed));
+
+static void devcfg_snapshot(struct vf *vf, struct vnet_config *c)
+{
+	memcpy(c->mac, vf->mac, 6);
+	c->status = 1;	/* VIRTIO_NET_S_LINK_UP: the internal switch is always up */
+	c->max_virtqueue_pairs = 1;
+	c->mtu = 1500;
+}
+
+/* ---- page handlers ---- */
+
+static void page0_read(struct vf *vf, uint64_t off, uint8_t *buf, uint32_t len)
+{
+	struct virtio_pci_common_cfg cc;
+	struct vnet_config dc;
+
+	common_snapshot(vf, &cc);
+	window_read(buf, off, len, &cc, HDNIC_BAR0_COMMON_OFF, sizeof(cc));
+	devcfg_snapshot(vf, &dc);
+	window_read(buf, off, len, &dc, HDNIC_BAR0_DEVCFG_OFF, sizeof(dc));
+	if (off <= HDNIC_BAR0_ISR_OFF && off + len > HDNIC_BAR0_ISR_OFF) {
+		buf[HDNIC_BAR0_ISR_OFF - off] = vf->vn.isr;
+		vf->vn.isr = 0;		/* reading the ISR acknowledges it */
+	}
+}
+
+static int page0_write(struct vf *vf, uint64_t off, const uint8_t *buf, uint32_t len)
+{
+	if (inside(off, len, HDNIC_BAR0_COMMON_OFF, HDNIC_BAR0_COMMON_LEN))
+		return common_write(vf, off - HDNIC_BAR0_COMMON_OFF, buf, len);
+	/* ISR and device config are read-only; the rest is reserved. */
+	return 0;
+}
+
+static void notify_write(struct vf *vf, uint64_t off, uint32_t len)
+{
+	uint64_t rel = off - HDNIC_BAR0_NOTIFY_OFF;
+
+	if (rel % HDNIC_NOTIFY_MULTIPLIER == 0 &&
+	    rel / HDNIC_NOTIFY_MULTIPLIER < HDNIC_NUM_QUEUES)
+		vf_kick(vf, rel / HDNIC_NOTIFY_MULTIPLIER);
+}
+
+static void msix_read(struct vf *vf, uint64_t off, uint8_t *buf, uint32_t len)
+{
+	uint64_t pba = vf->msix_pba;
+
+	window_read(buf, off, len, vf->msix, HDNIC_BAR0_MSIX_TABLE_OFF, sizeof(vf->msix));
+	window_read(buf, off, len, &pba, HDNIC_BAR0_MSIX_PBA_OFF, sizeof(pba));
+}
+
+static void msix_write(struct vf *vf, uint64_t off, const uint8_t *buf, uint32_t len)
+{
+	/* hdvm emulates the table; we keep what it writes so reads agree. */
+	if (inside(off, len, HDNIC_BAR0_MSIX_TABLE_OFF, sizeof(vf->msix)))
+		memcpy((uint8_t *)vf->msix + (off - HDNIC_BAR0_MSIX_TABLE_OFF), buf, len);
+}
+
+int vf_bar0_read(struct vf *vf, uint64_t off, void *data, uint32_t len)
+{
+	uint8_t *buf = data;
+
+	memset(buf, 0, len);
+	while (len) {
+		uint64_t page = off & ~(uint64_t)(HDNIC_PAGE_SIZE - 1);
+		uint32_t n = (uint32_t)MIN((uint64_t)len, page + HDNIC_PAGE_SIZE - off);
+
+		switch (page) {
+		case 0:
+			page0_read(vf, off, buf, n);
+			break;
+		case HDNIC_BAR0_DOORBELL_OFF:
+			if (vf->db)
+				memcpy(buf, (const uint8_t *)vf->db + (off - page), n);
+			break;
+		case HDNIC_BAR0_MSIX_TABLE_OFF:
+			msix_read(vf, off, buf, n);
+			break;
+		default:	/* the notify page reads as zero */
+			break;
+		}
+		off += n;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int vf_bar0_write(struct vf *vf, uint64_t off, const void *data, uint32_t len)
+{
+	const uint8_t *buf = data;
+
+	while (len) {
+		uint64_t page = off & ~(uint64_t)(HDNIC_PAGE_SIZE - 1);
+		uint32_t n = (uint32_t)MIN((uint64_t)len, page + HDNIC_PAGE_SIZE - off);
+
+		switch (page) {
+		case 0:
+			page0_write(vf, off, buf, n);
+			break;
+		case HDNIC_BAR0_NOTIFY_OFF:
+			notify_write(vf, off, n);
+			break;
+		case HDNIC_BAR0_DOORBELL_OFF:
+			if (vf->db)
+				memcpy((uint8_t *)vf->db + (off - page), buf, n);
+			break;
+		default:
+			msix_write(vf, off, buf, n);
+			break;
+		}
+		off += n;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+void vf_update_running(struct vf *vf)
+{
+	uint8_t st = vf->vn.status;
+	bool run = (st & VST_DRIVER_OK) && !(st & (VST_NEEDS_RESET | VST_FAILED)) &&
+		   !vf->dev.paused && vf->conn.fd >= 0;
+
+	vf->running = run;
+	if (run)
+		vf_start_polling(vf);
+	else
+		vf_stop_polling(vf);
+}

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: MIT
+#include "devices/hdnic/virtq.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define READ_ONCE(x)	(*(const volatile __typeof__(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
+
+static inline void smp_rmb(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
+static inline void smp_wmb(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+static inline void smp_mb(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+
+void virtq_reset(struct virtq *vq)
+{
+	memset(vq, 0, sizeof(*vq));
+	vq->size = HDNIC_QUEUE_MAX_SIZE;
+	vq->msix_vector = VIRTQ_NO_VECTOR;
+}
+
+static size_t desc_bytes(uint16_t n) { return 16u * n; }
+/* flags, idx, ring[n], used_event */
+static size_t avail_bytes(uint16_t n) { return 6u + 2u * n; }
+/* flags, idx, ring[n], avail_event */
+static size_t used_bytes(uint16_t n) { return 6u + 8u * n; }
+
+static int resolve(struct virtq *vq, struct dma_space *ds)
+{
+	uint16_t n = vq->size;
+
+	if (!n || n > HDNIC_QUEUE_MAX_SIZE || (n & (n - 1)))
+		return -EINVAL;
+	if (vq->desc_addr % 16 || vq->avail_addr % 2 || vq->used_addr % 4)
+		return -EINVAL;
+	vq->desc = dma_translate(ds, vq->desc_addr, desc_bytes(n), DMA_PROT_READ);
+	vq->avail = dma_translate(ds, vq->avail_addr, avail_bytes(n), DMA_PROT_READ);
+	vq->used = dma_translate(ds, vq->used_addr, used_bytes(n),
+				 DMA_PROT_READ | DMA_PROT_WRITE);
+	if (!vq->desc || !vq->avail || !vq->used)
+		return -EFAULT;
+	vq->dma_gen = ds->gen;
+	return 0;
+}
+
+int virtq_attach(struct virtq *vq, struct dma_space *ds, bool event_idx, bool device_writes)
+{
+	int err;
+
+	vq->attached = false;
+	err = resolve(vq, ds);
+	if (err)
+		return err;
+	vq->event_idx = event_idx;
+	vq->device_writes = device_writes;
+	vq->last_avail = 0;
+	vq->used_idx = 0;
+	vq->signalled_valid = false;
+	vq->notify_enabled = true;
+	vq->attached = true;
+	return 0;
+}
+
+void virtq_detach(struct virtq *vq)
+{
+	vq->attached = false;
+	vq->desc = NULL;
+	vq->avail = NULL;
+	vq->used = NULL;
+}
+
+int virtq_revalidate(struct virtq *vq, struct dma_space *ds)
+{
+	int err;
+
+	if (!vq->attached || vq->dma_gen == ds->gen)
+		return 0;
+	err = resolve(vq, ds);
+	if (err)
+		virtq_detach(vq);
+	return err;
+}
+
+int virtq_avail_pending(const struct virtq *vq)
+{
+	uint16_t pending = (uint16_t)(READ_ONCE(vq->avail->idx) - vq->last_avail);
+
+	return pending > vq->size ? -ERANGE : pending;
+}
+
+int virtq_pop(struct virtq *vq, struct dma_space *ds, struct virtq_chain *c)
+{
+	uint32_t need = vq->device_writes ? DMA_PROT_WRITE : DMA_PROT_READ;
+	uint16_t want_write = vq->device_writes ? VRING_DESC_F_WRITE : 0;
+	uint16_t idx;
+	int pending = virtq_avail_pending(vq);
+
+	if (pending <= 0)
+		return pending;
+	smp_rmb();	/* ring entries after the index */
+	idx = READ_ONCE(vq->avail->ring[vq->last_avail & (vq->size - 1)]);
+	if (idx >= vq->size)
+		return -EINVAL;
+
+	c->head = idx;
+	c->nr = 0;
+	c->total = 0;
+	for (;;) {
+		struct vring_desc d;
+		uint8_t *p;
+
+		if (c->nr >= vq->size)
+			return -ELOOP;
+		d.addr = READ_ONCE(vq->desc[idx].addr);
+		d.len = READ_ONCE(vq->desc[idx].len);
+		d.flags = READ_ONCE(vq->desc[idx].flags);
+		d.next = READ_ONCE(vq->desc[idx].next);
+		if (d.flags & VRING_DESC_F_INDIRECT)
+			return -EINVAL;	/* not negotiated */
+		if ((d.flags & VRING_DESC_F_WRITE) != want_write)
+			return -EINVAL;
+		p = dma_translate(ds, d.addr, d.len, need);
+		if (!p && d.len)
+			return -EFAULT;
+		c->iov[c->nr].base = p;
+		c->iov[c->nr].len = d.len;
+		c->nr++;
+		c->total += d.len;
+		if (!(d.flags & VRING_DESC_F_NEXT))
+			break;
+		if (d.next >= vq->size)
+			return -EINVAL;
+		idx = d.next;
+	}
+	vq->last_avail++;
+	return 1;
+}
+
+void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
+{
+	struct vring_used_elem *e = &vq->used->ring[vq->used_idx & (vq->size - 1)];
+
+	WRITE_ONCE(e->id, head);
+	WRITE_ONCE(e->len, len);
+	vq->used_idx++;
+}
+
+void virtq_publish(struct virtq *vq)
+{
+	smp_wmb();	/* entries before the index */
+	WRITE_ONCE(vq->used->idx, vq->used_idx);
+}
+
+bool virtq_should_interrupt(struct virtq *vq)
+{
+	uint16_t old = vq->signalled_used, now = vq->used_idx;
+	bool valid = vq->signalled_valid;
+
+	smp_mb();	/* used->idx store before reading the driver's wishes */
+	vq->signalled_used = now;
+	vq->signalled_valid = true;
+	if (!vq->event_idx)
+		return !(READ_ONCE(vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+	if (!valid)
+		return true;
+	return vring_need_event(READ_ONCE(vq->avail->ring[vq->size]), now, old);
+}
+
+void virtq_set_notify(struct virtq *vq, bool enable)
+{
+	vq->notify_enabled = enable;
+	if (vq->event_idx) {
+		/* Far ahead: the driver never crosses it while we poll. */
+		uint16_t ev = enable ? vq->last_avail : (uint16_t)(vq->last_avail + 0x8000);
+
+		WRITE_ONCE(*(uint16_t *)&vq->used->ring[vq->size], ev);
+	} else {
+		WRITE_ONCE(vq->used->flags, enable ? 0 : VRING_USED_F_NO_NOTIFY);
+	}
+	smp_mb();	/* publish before the caller rechecks avail->idx */
+}
