@@ -206,7 +206,7 @@ int ctl_main(int argc, char **argv)
 		pr_err("ctl: unknown command \"%s\"", cmd);
 		goto usage;
 	}
-	reply = ctl_call(dir, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+	reply = ctl_call(dir, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(req);
 	if (!reply)
 		return 1;
@@ -215,7 +215,7 @@ int ctl_main(int argc, char **argv)
 	} else {
 		ret = 0;
 		if (json)
-			printf("%s\n", json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN));
+			printf("%s\n", json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 		else if (!strcmp(cmd, "list"))
 			print_list(reply);
 		else if (!strcmp(cmd, "stats"))

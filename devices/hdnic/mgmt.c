@@ -243,7 +243,7 @@ static char *handle_request(struct nic *nic, const char *line)
 	} else {
 		json_object_object_add(r, "ok", json_object_new_boolean(1));
 	}
-	out = xstrdup(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
+	out = xstrdup(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(r);
 	if (req)
 		json_object_put(req);

@@ -32,8 +32,10 @@ int vfu_caps_parse(struct vfu_conn *c, const char *json, uint32_t len)
 	uint64_t max_fds = 1, max_xfer = VFIO_USER_MAX_DATA_XFER, pgsizes = 4096;
 	int err = 0;
 
+	if (!len)
+		return 0;	/* no capabilities: all defaults */
 	/* The caps string must be NUL-terminated inside the message. */
-	if (!len || json[len - 1] != '\0')
+	if (json[len - 1] != '\0')
 		return -EINVAL;
 	if (strlen(json) == 0)
 		return 0;

@@ -1,0 +1,674 @@
+# SPDX-License-Identifier: MIT
+"""A small vfio-user client for tests, plus a virtio-net driver on top of it.
+
+VfioUserClient speaks the wire protocol (devices/vfio/vfio_user_proto.h)
+over an AF_UNIX socket, passing fds with SCM_RIGHTS.  It can also send raw
+bytes, so tests can feed a server malformed messages.  VirtioNetVF drives an
+hdnic VF like a guest driver would: DMA-maps a memfd as "guest memory",
+programs the virtqueues through REGION_WRITE, posts frames and buffers.
+"""
+import array
+import ctypes
+import json
+import mmap
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+# Commands
+VERSION = 1
+DMA_MAP = 2
+DMA_UNMAP = 3
+DEVICE_GET_INFO = 4
+DEVICE_GET_REGION_INFO = 5
+DEVICE_GET_REGION_IO_FDS = 6
+DEVICE_GET_IRQ_INFO = 7
+DEVICE_SET_IRQS = 8
+REGION_READ = 9
+REGION_WRITE = 10
+DMA_READ = 11
+DMA_WRITE = 12
+DEVICE_RESET = 13
+REGION_WRITE_MULTI = 15
+DEVICE_FEATURE = 16
+MIG_DATA_READ = 17
+MIG_DATA_WRITE = 18
+
+F_TYPE_COMMAND = 0
+F_TYPE_REPLY = 1
+F_NO_REPLY = 0x10
+F_ERROR = 0x20
+
+HDR = struct.Struct("<HHIII")          # msg_id, command, msg_size, flags, error_no
+DMA_MAP_S = struct.Struct("<IIQQQ")    # argsz, flags, offset, address, size
+DMA_UNMAP_S = struct.Struct("<IIQQ")   # argsz, flags, address, size
+REGION_INFO_S = struct.Struct("<IIIIQQ")  # argsz, flags, index, cap_offset, size, offset
+IRQ_INFO_S = struct.Struct("<IIII")    # argsz, flags, index, count
+IRQ_SET_S = struct.Struct("<IIIII")    # argsz, flags, index, start, count
+ACCESS_S = struct.Struct("<QII")       # offset, region, count
+IO_FDS_S = struct.Struct("<IIII")      # argsz, flags, index, count
+IOEVENTFD_S = struct.Struct("<QQIIIIQ")  # offset, size, fd_index, type, flags, pad, datamatch
+
+DMA_F_READ = 1
+DMA_F_WRITE = 2
+
+REGION_F_READ, REGION_F_WRITE, REGION_F_MMAP, REGION_F_CAPS = 1, 2, 4, 8
+CAP_SPARSE_MMAP = 1
+
+BAR0 = 0
+CONFIG = 7
+NUM_REGIONS = 9
+MSIX = 2
+
+IRQ_DATA_NONE, IRQ_DATA_BOOL, IRQ_DATA_EVENTFD = 1, 2, 4
+IRQ_ACTION_MASK, IRQ_ACTION_UNMASK, IRQ_ACTION_TRIGGER = 8, 16, 32
+
+FEATURE_GET, FEATURE_SET, FEATURE_PROBE = 1 << 16, 1 << 17, 1 << 18
+MAX_FDS = 16
+
+
+class VfioUserError(Exception):
+    def __init__(self, command, err):
+        super().__init__(f"command {command} failed: {os.strerror(err) if err else 'error'}"
+                         f" ({err})")
+        self.command = command
+        self.errno = err
+
+
+class VfioUserClient:
+    def __init__(self, path, timeout=5.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self.msg_id = 0
+        self.server_caps = {}
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- framing ----
+
+    def send_raw(self, data, fds=()):
+        """Send bytes as they are, with fds attached to the first byte."""
+        anc = []
+        if fds:
+            anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+        sent = self.sock.sendmsg([data], anc)
+        if sent < len(data):
+            self.sock.sendall(data[sent:])
+
+    def send(self, command, payload=b"", fds=(), flags=F_TYPE_COMMAND, msg_id=None,
+             msg_size=None, error_no=0):
+        if msg_id is None:
+            self.msg_id = (self.msg_id + 1) & 0xFFFF
+            msg_id = self.msg_id
+        size = HDR.size + len(payload) if msg_size is None else msg_size
+        self.send_raw(HDR.pack(msg_id, command, size, flags, error_no) + payload, fds)
+        return msg_id
+
+    def _recv_exact(self, n, fds):
+        buf = bytearray()
+        while len(buf) < n:
+            data, anc, _flags, _addr = self.sock.recvmsg(
+                n - len(buf), socket.CMSG_SPACE(MAX_FDS * 4))
+            for level, kind, cdata in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    a = array.array("i")
+                    a.frombytes(cdata[:len(cdata) - len(cdata) % 4])
+                    fds.extend(a)
+            if not data:
+                raise ConnectionError("server closed the connection")
+            buf += data
+        return bytes(buf)
+
+    def recv(self):
+        """One message: (msg_id, command, flags, error_no, payload, fds)."""
+        fds = []
+        hdr = self._recv_exact(HDR.size, fds)
+        msg_id, command, size, flags, err = HDR.unpack(hdr)
+        if size < HDR.size or size > (1 << 21):
+            raise ConnectionError(f"bad reply size {size}")
+        payload = self._recv_exact(size - HDR.size, fds) if size > HDR.size else b""
+        return msg_id, command, flags, err, payload, fds
+
+    def call(self, command, payload=b"", fds=()):
+        """Send a command and return (payload, fds) of the reply; raise on error."""
+        msg_id = self.send(command, payload, fds)
+        rid, rcmd, flags, err, rpayload, rfds = self.recv()
+        if rid != msg_id or rcmd != command or (flags & 0xF) != F_TYPE_REPLY:
+            for fd in rfds:
+                os.close(fd)
+            raise ConnectionError(f"reply {rid}/{rcmd}/{flags:#x} does not match {msg_id}/{command}")
+        if flags & F_ERROR:
+            for fd in rfds:
+                os.close(fd)
+            raise VfioUserError(command, err)
+        return rpayload, rfds
+
+    def expect_error(self, command, payload=b"", fds=(), **kw):
+        """Send (possibly malformed) and return the errno of the error reply."""
+        msg_id = self.send(command, payload, fds, **kw)
+        rid, rcmd, flags, err, _payload, rfds = self.recv()
+        for fd in rfds:
+            os.close(fd)
+        assert rid == msg_id, f"reply id {rid} != {msg_id}"
+        assert flags & F_ERROR, f"command {command} unexpectedly succeeded"
+        return err
+
+    # ---- commands ----
+
+    def version(self, caps=None, major=0, minor=2):
+        if caps is None:
+            caps = {"capabilities": {"max_msg_fds": MAX_FDS, "max_data_xfer_size": 1 << 20}}
+        body = struct.pack("<HH", major, minor)
+        if caps is not False:
+            body += json.dumps(caps).encode() + b"\0"
+        payload, fds = self.call(VERSION, body)
+        for fd in fds:
+            os.close(fd)
+        smaj, smin = struct.unpack_from("<HH", payload)
+        text = payload[4:].rstrip(b"\0").decode()
+        self.server_caps = json.loads(text) if text else {}
+        return smaj, smin, self.server_caps
+
+    def dma_map(self, fd, iova, size, offset=0, flags=DMA_F_READ | DMA_F_WRITE):
+        self.call(DMA_MAP, DMA_MAP_S.pack(DMA_MAP_S.size, flags, offset, iova, size), [fd])
+
+    def dma_unmap(self, iova, size, flags=0):
+        payload, _ = self.call(DMA_UNMAP, DMA_UNMAP_S.pack(DMA_UNMAP_S.size, flags, iova, size))
+        return DMA_UNMAP_S.unpack_from(payload)
+
+    def device_info(self):
+        payload, _ = self.call(DEVICE_GET_INFO, struct.pack("<IIII", 16, 0, 0, 0))
+        argsz, flags, nregions, nirqs = struct.unpack_from("<IIII", payload)
+        return {"flags": flags, "num_regions": nregions, "num_irqs": nirqs}
+
+    def region_info(self, index, argsz=REGION_INFO_S.size):
+        """Two-step region info; returns a dict with 'areas' and 'fd' (or None)."""
+        payload, fds = self.call(DEVICE_GET_REGION_INFO,
+                                 REGION_INFO_S.pack(argsz, 0, index, 0, 0, 0))
+        need = REGION_INFO_S.unpack_from(payload)[0]
+        if need > argsz:
+            for fd in fds:
+                os.close(fd)
+            return self.region_info(index, need)
+        rargsz, flags, rindex, cap_off, size, offset = REGION_INFO_S.unpack_from(payload)
+        info = {"argsz": rargsz, "flags": flags, "index": rindex, "size": size,
+                "offset": offset, "areas": [], "fd": fds[0] if fds else None}
+        for fd in fds[1:]:
+            os.close(fd)
+        while cap_off:
+            cid, cver, nxt = struct.unpack_from("<HHI", payload, cap_off)
+            if cid == CAP_SPARSE_MMAP:
+                nr, = struct.unpack_from("<I", payload, cap_off + 8)
+                for i in range(nr):
+                    info["areas"].append(struct.unpack_from("<QQ", payload, cap_off + 16 + 16 * i))
+            cap_off = nxt
+        return info
+
+    def region_io_fds(self, index, argsz=1024):
+        payload, fds = self.call(DEVICE_GET_REGION_IO_FDS, IO_FDS_S.pack(argsz, 0, index, 0))
+        rargsz, _flags, rindex, count = IO_FDS_S.unpack_from(payload)
+        subs = [IOEVENTFD_S.unpack_from(payload, IO_FDS_S.size + i * IOEVENTFD_S.size)
+                for i in range(count) if rargsz <= argsz]
+        return subs, fds
+
+    def irq_info(self, index):
+        payload, _ = self.call(DEVICE_GET_IRQ_INFO, IRQ_INFO_S.pack(16, 0, index, 0))
+        _argsz, flags, rindex, count = IRQ_INFO_S.unpack_from(payload)
+        return flags, count
+
+    def set_irqs(self, index, flags, start, count, fds=(), data=b""):
+        self.call(DEVICE_SET_IRQS,
+                  IRQ_SET_S.pack(IRQ_SET_S.size + len(data), flags, index, start, count) + data,
+                  fds)
+
+    def region_read(self, region, offset, count):
+        payload, _ = self.call(REGION_READ, ACCESS_S.pack(offset, region, count))
+        return payload[ACCESS_S.size:]
+
+    def region_write(self, region, offset, data):
+        self.call(REGION_WRITE, ACCESS_S.pack(offset, region, len(data)) + bytes(data))
+
+    def read32(self, region, offset):
+        return struct.unpack("<I", self.region_read(region, offset, 4))[0]
+
+    def write32(self, region, offset, value):
+        self.region_write(region, offset, struct.pack("<I", value))
+
+    def reset(self):
+        self.call(DEVICE_RESET)
+
+    def device_feature(self, flags, data=b""):
+        return self.call(DEVICE_FEATURE, struct.pack("<II", 8 + len(data), flags) + data)
+
+
+# ---- virtio-net driver ----
+
+# common config offsets
+DFSELECT, DF, GFSELECT, GF, MSIX_CONFIG, NUMQ, STATUS, CFGGEN = 0, 4, 8, 12, 16, 18, 20, 21
+Q_SELECT, Q_SIZE, Q_MSIX, Q_ENABLE, Q_NOFF = 22, 24, 26, 28, 30
+Q_DESC, Q_AVAIL, Q_USED = 32, 40, 48
+ISR_OFF, DEVCFG_OFF, NOTIFY_OFF, DOORBELL_OFF = 0x100, 0x200, 0x1000, 0x2000
+DB_STRIDE = 64
+
+S_ACK, S_DRIVER, S_DRIVER_OK, S_FEATURES_OK, S_NEEDS_RESET = 1, 2, 4, 8, 0x40
+F_MAC, F_STATUS, F_EVENT_IDX, F_VERSION_1 = 1 << 5, 1 << 16, 1 << 29, 1 << 32
+DESC_F_NEXT, DESC_F_WRITE = 1, 2
+NET_HDR_LEN = 12
+RX, TX = 0, 1
+
+
+class Ring:
+    """One split virtqueue laid out in the driver's memory."""
+
+    def __init__(self, mem, base, size):
+        self.mem, self.size = mem, size
+        self.desc, self.avail, self.used = base, base + 0x1000, base + 0x2000
+        self.avail_idx = 0
+        self.last_used = 0
+
+    def set_desc(self, i, addr, length, flags=0, nxt=0):
+        struct.pack_into("<QIHH", self.mem, self.desc + 16 * i, addr, length, flags, nxt)
+
+    def publish(self, head):
+        struct.pack_into("<H", self.mem, self.avail + 4 + 2 * (self.avail_idx % self.size), head)
+        self.avail_idx = (self.avail_idx + 1) & 0xFFFF
+        struct.pack_into("<H", self.mem, self.avail + 2, self.avail_idx)
+
+    def set_avail_idx(self, value):
+        self.avail_idx = value & 0xFFFF
+        struct.pack_into("<H", self.mem, self.avail + 2, self.avail_idx)
+
+    def set_used_event(self, value):
+        struct.pack_into("<H", self.mem, self.avail + 4 + 2 * self.size, value & 0xFFFF)
+
+    def used_idx(self):
+        return struct.unpack_from("<H", self.mem, self.used + 2)[0]
+
+    def used_flags(self):
+        return struct.unpack_from("<H", self.mem, self.used)[0]
+
+    def avail_event(self):
+        return struct.unpack_from("<H", self.mem, self.used + 4 + 8 * self.size)[0]
+
+    def pop_used(self):
+        """Next used element (id, len) or None."""
+        if self.used_idx() == self.last_used:
+            return None
+        off = self.used + 4 + 8 * (self.last_used % self.size)
+        self.last_used = (self.last_used + 1) & 0xFFFF
+        return struct.unpack_from("<II", self.mem, off)
+
+
+class VirtioNetVF:
+    """A guest-style driver for one hdnic VF, with a memfd as guest memory."""
+
+    MEM_SIZE = 1 << 20
+    IOVA = 0x40000000
+    QSIZE = 16
+    BUF_SIZE = 2048
+
+    def __init__(self, path, event_idx=True, irqs=True):
+        self.c = VfioUserClient(path)
+        self.c.version()
+        self.memfd = os.memfd_create("guest-ram")
+        os.ftruncate(self.memfd, self.MEM_SIZE)
+        self.mem = mmap.mmap(self.memfd, self.MEM_SIZE)
+        self.c.dma_map(self.memfd, self.IOVA, self.MEM_SIZE)
+        self.rings = [Ring(self.mem, 0x0000, self.QSIZE), Ring(self.mem, 0x3000, self.QSIZE)]
+        self.rx_buf = 0x10000
+        self.tx_buf = 0x10000 + self.QSIZE * self.BUF_SIZE
+        self.tx_next = 0
+        self.db = None
+        info = self.c.region_info(BAR0)
+        if info["fd"] is not None:
+            for off, size in info["areas"]:
+                if off == DOORBELL_OFF:
+                    self.db = mmap.mmap(info["fd"], size, offset=info["offset"] + off)
+            os.close(info["fd"])
+        subs, self.kick_fds = self.c.region_io_fds(BAR0)
+        self.kick_by_offset = {s[0]: self.kick_fds[s[2]] for s in subs}
+        self.irq_fds = []
+        if irqs:
+            self.irq_fds = [os.eventfd(0, os.EFD_NONBLOCK) for _ in range(3)]
+            self.c.set_irqs(MSIX, IRQ_DATA_EVENTFD | IRQ_ACTION_TRIGGER, 0, 3, self.irq_fds)
+        self.event_idx = event_idx
+        self.init_device()
+
+    def close(self):
+        if self.db:
+            self.db.close()
+        self.mem.close()
+        os.close(self.memfd)
+        for fd in self.kick_fds + self.irq_fds:
+            os.close(fd)
+        self.c.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # register helpers
+    def w8(self, off, v):
+        self.c.region_write(BAR0, off, struct.pack("<B", v))
+
+    def w16(self, off, v):
+        self.c.region_write(BAR0, off, struct.pack("<H", v))
+
+    def w32(self, off, v):
+        self.c.region_write(BAR0, off, struct.pack("<I", v))
+
+    def w64(self, off, v):
+        self.c.region_write(BAR0, off, struct.pack("<Q", v))
+
+    def r8(self, off):
+        return self.c.region_read(BAR0, off, 1)[0]
+
+    def r16(self, off):
+        return struct.unpack("<H", self.c.region_read(BAR0, off, 2))[0]
+
+    def r32(self, off):
+        return struct.unpack("<I", self.c.region_read(BAR0, off, 4))[0]
+
+    def status(self):
+        return self.r8(STATUS)
+
+    def device_features(self):
+        self.w32(DFSELECT, 0)
+        lo = self.r32(DF)
+        self.w32(DFSELECT, 1)
+        return lo | self.r32(DF) << 32
+
+    def init_device(self, setup_queues=True):
+        self.w8(STATUS, 0)
+        self.w8(STATUS, S_ACK)
+        self.w8(STATUS, S_ACK | S_DRIVER)
+        feats = F_VERSION_1 | F_MAC | F_STATUS | (F_EVENT_IDX if self.event_idx else 0)
+        assert self.device_features() & feats == feats
+        self.w32(GFSELECT, 0)
+        self.w32(GF, feats & 0xFFFFFFFF)
+        self.w32(GFSELECT, 1)
+        self.w32(GF, feats >> 32)
+        self.w8(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK)
+        assert self.status() & S_FEATURES_OK
+        self.mem[0:0x10000] = bytes(0x10000)
+        for r in self.rings:
+            r.avail_idx = r.last_used = 0
+        if setup_queues:
+            for q, r in enumerate(self.rings):
+                self.program_queue(q, r.desc, r.avail, r.used)
+            self.w16(MSIX_CONFIG, 0)
+            self.w8(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK)
+
+    def program_queue(self, q, desc, avail, used, size=None):
+        self.w16(Q_SELECT, q)
+        self.w16(Q_SIZE, size or self.QSIZE)
+        self.w16(Q_MSIX, q + 1)
+        self.w64(Q_DESC, self.IOVA + desc)
+        self.w64(Q_AVAIL, self.IOVA + avail)
+        self.w64(Q_USED, self.IOVA + used)
+        self.w16(Q_ENABLE, 1)
+
+    def mac(self):
+        return bytes(self.c.region_read(BAR0, DEVCFG_OFF, 6))
+
+    # doorbells
+    def ring_doorbell(self, q):
+        """Tell the device about new buffers the no-exit way."""
+        value = struct.pack("<H", self.rings[q].avail_idx)
+        if self.db is not None:
+            self.db[q * DB_STRIDE:q * DB_STRIDE + 2] = value
+        else:
+            self.c.region_write(BAR0, DOORBELL_OFF + q * DB_STRIDE, value)
+
+    def notify(self, q, how="region"):
+        """Ring the trapped notify register (as a VM exit would)."""
+        if how == "ioeventfd":
+            os.eventfd_write(self.kick_by_offset[NOTIFY_OFF + 4 * q], 1)
+        else:
+            self.w16(NOTIFY_OFF + 4 * q, q)
+
+    def kick(self, q):
+        """Doorbell always; notify when the device asks for it (event idx / flags)."""
+        self.ring_doorbell(q)
+        r = self.rings[q]
+        if self.event_idx:
+            old = (r.avail_idx - 1) & 0xFFFF
+            ev = r.avail_event()
+            need = ((r.avail_idx - ev - 1) & 0xFFFF) < ((r.avail_idx - old) & 0xFFFF)
+        else:
+            need = not (r.used_flags() & 1)
+        if need:
+            self.notify(q, "ioeventfd" if self.kick_by_offset else "region")
+
+    # data path
+    def post_rx(self, count=None):
+        r = self.rings[RX]
+        for _ in range(count or self.QSIZE):
+            slot = r.avail_idx % self.QSIZE
+            r.set_desc(slot, self.IOVA + self.rx_buf + slot * self.BUF_SIZE, self.BUF_SIZE,
+                       DESC_F_WRITE)
+            r.publish(slot)
+        self.ring_doorbell(RX)
+
+    def send(self, frame, kick=True):
+        r = self.rings[TX]
+        slot = self.tx_next % self.QSIZE
+        self.tx_next += 1
+        addr = self.tx_buf + slot * self.BUF_SIZE
+        data = bytes(NET_HDR_LEN) + frame
+        self.mem[addr:addr + len(data)] = data
+        r.set_desc(slot, self.IOVA + addr, len(data))
+        r.publish(slot)
+        if kick:
+            self.kick(TX)
+        return slot
+
+    def wait_tx_done(self, count=1, timeout=5.0):
+        r = self.rings[TX]
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < deadline:
+            e = r.pop_used()
+            if e is None:
+                time.sleep(0.001)
+                continue
+            got.append(e)
+        return got
+
+    def recv(self, timeout=5.0):
+        """Next received frame (without the virtio-net header), or None."""
+        r = self.rings[RX]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            e = r.pop_used()
+            if e is not None:
+                head, length = e
+                addr = self.rx_buf + head * self.BUF_SIZE
+                return bytes(self.mem[addr + NET_HDR_LEN:addr + length])
+            time.sleep(0.001)
+        return None
+
+    def wait_irq(self, vector, timeout=2.0):
+        """True if the vector's eventfd fired within timeout (and consume it)."""
+        fd = self.irq_fds[vector]
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            return False
+        os.eventfd_read(fd)
+        return True
+
+
+def ether_frame(dst, src, ethertype=0x88B5, payload=b"hdnic-test"):
+    """A minimal Ethernet frame (0x88b5: IEEE local experimental ethertype)."""
+    frame = dst + src + struct.pack("!H", ethertype) + payload
+    return frame + bytes(max(0, 60 - len(frame)))
+
+
+def mac_bytes(text):
+    return bytes(int(x, 16) for x in text.split(":"))
+
+
+def wait_for(pred, timeout=5.0, interval=0.01):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    return pred()
+
+
+# ---- hdnic processes and network namespaces (test harness) ----
+
+CLONE_NEWNET = 0x40000000
+
+
+def run(*cmd, check=True):
+    return subprocess.run(list(cmd), check=check, capture_output=True, text=True, timeout=30)
+
+
+class Netns:
+    """A network namespace that exists for the life of the object."""
+
+    _count = 0
+
+    def __init__(self, prefix="hdn"):
+        Netns._count += 1
+        self.name = f"{prefix}{os.getpid()}x{Netns._count}"
+        run("ip", "netns", "add", self.name)
+        self.exec("ip", "link", "set", "lo", "up")
+
+    def exec(self, *cmd, check=True):
+        return run("ip", "netns", "exec", self.name, *cmd, check=check)
+
+    def socket(self, *args):
+        """A socket created inside the namespace (setns in a helper thread)."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        out = {}
+
+        def make():
+            fd = os.open(f"/var/run/netns/{self.name}", os.O_RDONLY)
+            try:
+                if libc.setns(fd, CLONE_NEWNET) != 0:
+                    out["err"] = ctypes.get_errno()
+                else:
+                    out["sock"] = socket.socket(*args)
+            finally:
+                os.close(fd)
+
+        t = threading.Thread(target=make)
+        t.start()
+        t.join()
+        if "err" in out:
+            raise OSError(out["err"], "setns")
+        return out["sock"]
+
+    def packet_socket(self, ifname):
+        """AF_PACKET socket bound to ifname inside the namespace."""
+        s = self.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+        s.bind((ifname, 0))
+        s.settimeout(0.2)
+        return s
+
+    def delete(self):
+        run("ip", "netns", "del", self.name, check=False)
+
+
+def sniff(sock, match, timeout=5.0):
+    """First frame on sock for which match(frame) is true, or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            frame = sock.recv(4096)
+        except (socket.timeout, BlockingIOError):
+            continue
+        if match(frame):
+            return frame
+    return None
+
+
+class Hdnic:
+    """One hdnic process (optionally inside a netns), stopped at teardown."""
+
+    def __init__(self, binary, directory, vfs=4, uplink="tap:hdt0", netns=None,
+                 name="nictest", extra=()):
+        self.binary, self.dir, self.vfs = str(binary), Path(directory), vfs
+        self.log_path = self.dir.parent / f"{self.dir.name}.log"
+        cmd = [self.binary, "--dir", str(self.dir), "--vfs", str(vfs), "--uplink", uplink,
+               "--name", name, *extra]
+        if netns:
+            cmd = ["ip", "netns", "exec", netns.name] + cmd
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        want = [self.dir / "pf.sock"] + [self.dir / f"vf{i}.sock" for i in range(vfs)]
+        if not wait_for(lambda: all(p.exists() for p in want) or self.proc.poll() is not None,
+                        timeout=10):
+            self.stop()
+            raise RuntimeError(f"hdnic did not come up: {self.output()}")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"hdnic exited {self.proc.returncode}: {self.output()}")
+
+    def sock(self, vf):
+        return self.dir / f"vf{vf}.sock"
+
+    def output(self):
+        if not self.log.closed:
+            self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def ctl(self, *args, check=False):
+        return subprocess.run([self.binary, "ctl", str(self.dir), *args], capture_output=True,
+                              text=True, timeout=20, check=check)
+
+    def ctl_json(self, *args):
+        r = self.ctl(*args, "--json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    def stats(self, vf=None):
+        s = self.ctl_json("stats")
+        return s if vf is None else s["vfs"][vf]
+
+    def vf_info(self, vf):
+        return self.ctl_json("list")["vfs"][vf]
+
+    def cpu_seconds(self):
+        pid = self.main_pid()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def main_pid(self):
+        # `ip netns exec` execs the command, so the pid is hdnic's own.
+        return self.proc.pid
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
