@@ -493,17 +493,25 @@ class VirtioNetVF:
             got.append(e)
         return got
 
-    def recv(self, timeout=5.0):
-        """Next received frame (without the virtio-net header), or None."""
+    def recv(self, timeout=5.0, match=None, repost=False):
+        """Next received frame (without the virtio-net header) for which
+        match(frame) holds, or None.  Non-matching frames are skipped; with
+        repost their buffers go back to the device."""
         r = self.rings[RX]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             e = r.pop_used()
-            if e is not None:
-                head, length = e
-                addr = self.rx_buf + head * self.BUF_SIZE
-                return bytes(self.mem[addr + NET_HDR_LEN:addr + length])
-            time.sleep(0.001)
+            if e is None:
+                time.sleep(0.001)
+                continue
+            head, length = e
+            addr = self.rx_buf + head * self.BUF_SIZE
+            frame = bytes(self.mem[addr + NET_HDR_LEN:addr + length])
+            if repost:
+                r.publish(head)
+                self.ring_doorbell(RX)
+            if match is None or match(frame):
+                return frame
         return None
 
     def wait_irq(self, vector, timeout=2.0):
@@ -555,6 +563,9 @@ class Netns:
         self.name = f"{prefix}{os.getpid()}x{Netns._count}"
         run("ip", "netns", "add", self.name)
         self.exec("ip", "link", "set", "lo", "up")
+        # No IPv6 autoconfiguration chatter on the interfaces tests create.
+        for key in ("all", "default"):
+            self.exec("sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1", check=False)
 
     def exec(self, *cmd, check=True):
         return run("ip", "netns", "exec", self.name, *cmd, check=check)
