@@ -1,0 +1,615 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A fake vfio-user server for the client unit tests: a thread on one end of a
+ * socketpair, modelling a small PCI device (BAR0 with a trapped page and an
+ * mmap-able sparse page, BAR1 trapped memory, config space, MSI-X, two
+ * doorbell ioeventfds, a migration stream), that can be told to misbehave on
+ * one command.  Header-only because each unit test is a single source file;
+ * include it after <cmocka.h>.
+ */
+#ifndef HDVM_TEST_VFIO_FAKE_SERVER_H
+#define HDVM_TEST_VFIO_FAKE_SERVER_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <linux/kvm.h>
+
+#include "devices/vfio/vfio.h"
+#include "devices/vfio/vfio_user_proto.h"
+#include "vmm/util.h"
+
+#define BAR0_SIZE	8192
+#define BAR1_SIZE	65536
+#define CFG_SIZE	256
+#define MIG_BLOB	3000
+#define MAX_REC		32
+
+enum version_mode {
+	V_GOOD, V_BAD_MAJOR, V_HIGH_MINOR, V_CAPS_NOT_SUBSET, V_PGSIZES_NOT_SUBSET,
+	V_MALFORMED, V_UNTERMINATED, V_NO_JSON,
+};
+
+enum sabotage {
+	S_NONE, S_WRONG_ID, S_WRONG_CMD, S_NOT_REPLY, S_OVERSIZE, S_DISCONNECT_MID,
+	S_CLOSE, S_STALL, S_ERROR, S_EXTRA_FDS, S_BAD_IOFD_INDEX,
+};
+
+struct irq_msg {
+	uint32_t flags, start, count;
+	unsigned nfds;
+	bool all_eventfds;
+};
+
+struct fake_srv {
+	int sock;
+	pthread_t thr;
+	/* behaviour */
+	enum version_mode version;
+	uint32_t max_msg_fds, max_xfer;
+	uint16_t sabotage_cmd;
+	enum sabotage sabotage;
+	uint32_t error_no;
+	/* device model */
+	uint8_t bar0_page0[4096];
+	int bar0_fd;			/* memfd: the whole BAR0, page 1 is mappable */
+	uint8_t bar1[BAR1_SIZE];
+	uint8_t cfg[CFG_SIZE];
+	int doorbell_efd;
+	uint8_t mig_out[MIG_BLOB];
+	size_t mig_out_pos;
+	uint8_t mig_in[MIG_BLOB * 2];
+	size_t mig_in_len;
+	uint32_t mig_state;
+	/* what the client did */
+	char client_json[512];
+	uint16_t client_major, client_minor;
+	unsigned region_info_calls;
+	uint32_t region_info_argsz[4];
+	bool dma_fd_is_memfd;
+	uint64_t dma_magic;
+	uint32_t dma_flags;
+	uint64_t dma_addr, dma_size, dma_offset;
+	unsigned dma_unmaps;
+	struct irq_msg irq[MAX_REC];
+	unsigned nr_irq;
+	unsigned rw_msgs;
+	uint32_t rw_max_count;
+	unsigned resets;
+};
+
+/* ---- wire helpers (server side, blocking) ---- */
+
+static int srv_recv(struct fake_srv *s, struct vfio_user_header *h, uint8_t **payload,
+		    int *fds, unsigned *nfds)
+{
+	union { char b[CMSG_SPACE(32 * sizeof(int))]; struct cmsghdr a; } u;
+	struct iovec iov = { h, sizeof(*h) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = u.b, .msg_controllen = sizeof(u.b) };
+	ssize_t n = recvmsg(s->sock, &mh, MSG_WAITALL);
+	size_t len;
+
+	*nfds = 0;
+	if (n != sizeof(*h))
+		return -1;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		unsigned k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		memcpy(fds + *nfds, CMSG_DATA(cm), k * sizeof(int));
+		*nfds += k;
+	}
+	len = h->msg_size - sizeof(*h);
+	*payload = calloc(1, len + 1);
+	if (len && recv(s->sock, *payload, len, MSG_WAITALL) != (ssize_t)len)
+		return -1;
+	return 0;
+}
+
+static void srv_send_raw(struct fake_srv *s, const struct vfio_user_header *h,
+			 const void *payload, size_t len, const int *fds, unsigned nfds)
+{
+	union { char b[CMSG_SPACE(32 * sizeof(int))]; struct cmsghdr a; } u;
+	struct iovec iov[2] = { { (void *)h, sizeof(*h) }, { (void *)payload, len } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+
+	if (nfds) {
+		struct cmsghdr *cm;
+
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.b;
+		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+	}
+	sendmsg(s->sock, &mh, MSG_NOSIGNAL);
+}
+
+static void srv_reply(struct fake_srv *s, const struct vfio_user_header *req,
+		      const void *payload, size_t len, const int *fds, unsigned nfds)
+{
+	struct vfio_user_header h = {
+		.msg_id = req->msg_id, .command = req->command,
+		.msg_size = sizeof(h) + len, .flags = VFIO_USER_F_TYPE_REPLY,
+	};
+
+	srv_send_raw(s, &h, payload, len, fds, nfds);
+}
+
+static void srv_error(struct fake_srv *s, const struct vfio_user_header *req, uint32_t err)
+{
+	struct vfio_user_header h = {
+		.msg_id = req->msg_id, .command = req->command, .msg_size = sizeof(h),
+		.flags = VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR, .error_no = err,
+	};
+
+	srv_send_raw(s, &h, NULL, 0, NULL, 0);
+}
+
+static bool fd_link_starts(int fd, const char *prefix)
+{
+	char path[64], link[128];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return false;
+	link[n] = '\0';
+	return !strncmp(link, prefix, strlen(prefix));
+}
+
+/* ---- device model ---- */
+
+static void h_version(struct fake_srv *s, const struct vfio_user_header *h, const uint8_t *p)
+{
+	struct vfio_user_version v;
+	char buf[512];
+	const char *json = NULL;
+	size_t jlen = 0;
+
+	memcpy(&v, p, sizeof(v));
+	s->client_major = v.major;
+	s->client_minor = v.minor;
+	snprintf(s->client_json, sizeof(s->client_json), "%s", (const char *)p + sizeof(v));
+
+	v.major = VFIO_USER_MAJOR;
+	v.minor = VFIO_USER_MINOR;
+	snprintf(buf, sizeof(buf),
+		 "{\"capabilities\":{\"max_msg_fds\":%u,\"max_data_xfer_size\":%u,\"pgsizes\":4096}}",
+		 s->max_msg_fds, s->max_xfer);
+	json = buf;
+	switch (s->version) {
+	case V_GOOD: break;
+	case V_BAD_MAJOR: v.major = VFIO_USER_MAJOR + 1; break;
+	case V_HIGH_MINOR: v.minor = VFIO_USER_MINOR + 1; break;
+	case V_CAPS_NOT_SUBSET:
+		json = "{\"capabilities\":{\"max_msg_fds\":4,\"twin_socket\":{\"supported\":true}}}";
+		break;
+	case V_PGSIZES_NOT_SUBSET:
+		json = "{\"capabilities\":{\"pgsizes\":2101248}}";
+		break;
+	case V_MALFORMED: json = "{\"capabilities\":{\"max_msg_fds\":4,"; break;
+	case V_UNTERMINATED: json = NULL; jlen = 7; break;
+	case V_NO_JSON: json = NULL; break;
+	}
+	{
+		uint8_t out[600];
+
+		memcpy(out, &v, sizeof(v));
+		if (json) {
+			jlen = strlen(json) + 1;
+			memcpy(out + sizeof(v), json, jlen);
+		} else if (jlen) {
+			memcpy(out + sizeof(v), "{\"a\":1}", jlen);	/* no NUL */
+		}
+		srv_reply(s, h, out, sizeof(v) + jlen, NULL, 0);
+	}
+}
+
+static void h_region_info(struct fake_srv *s, const struct vfio_user_header *h,
+			  const uint8_t *p)
+{
+	struct vfio_region_info q, r = { 0 };
+	uint8_t out[256] = { 0 };
+	size_t need = sizeof(r) + sizeof(struct vfio_region_info_cap_sparse_mmap) +
+		      sizeof(struct vfio_region_sparse_mmap_area);
+
+	memcpy(&q, p, sizeof(q));
+	if (s->region_info_calls < 4)
+		s->region_info_argsz[s->region_info_calls] = q.argsz;
+	s->region_info_calls++;
+	r.index = q.index;
+	r.argsz = sizeof(r);
+	if (q.index == 0) {
+		struct vfio_region_info_cap_sparse_mmap sm = {
+			.header = { .id = VFIO_REGION_INFO_CAP_SPARSE_MMAP, .version = 1 },
+			.nr_areas = 1,
+		};
+		struct vfio_region_sparse_mmap_area a = { .offset = 4096, .size = 4096 };
+
+		r.flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
+			  VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS;
+		r.size = BAR0_SIZE;
+		r.argsz = need;
+		if (q.argsz < need) {	/* like libvfio-user: no caps, no fd */
+			memcpy(out, &r, sizeof(r));
+			srv_reply(s, h, out, sizeof(r), NULL, 0);
+			return;
+		}
+		r.cap_offset = sizeof(r);
+		memcpy(out, &r, sizeof(r));
+		memcpy(out + sizeof(r), &sm, sizeof(sm));
+		memcpy(out + sizeof(r) + sizeof(sm), &a, sizeof(a));
+		srv_reply(s, h, out, need, &s->bar0_fd, 1);
+		return;
+	}
+	if (q.index == 1) {
+		r.flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+		r.size = BAR1_SIZE;
+	} else if (q.index == VFIO_PCI_CONFIG_REGION_INDEX) {
+		r.flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+		r.size = CFG_SIZE;
+	}
+	srv_reply(s, h, &r, sizeof(r), NULL, 0);
+}
+
+static void h_io_fds(struct fake_srv *s, const struct vfio_user_header *h, const uint8_t *p)
+{
+	struct vfio_user_region_io_fds_request q;
+	struct vfio_user_region_io_fds_reply r = { .index = 0, .count = 3 };
+	struct vfio_user_sub_region_ioeventfd e[3] = {
+		{ .offset = 0x100, .size = 4, .fd_index = 0, .type = VFIO_USER_IO_FD_TYPE_IOEVENTFD,
+		  .flags = KVM_IOEVENTFD_FLAG_DATAMATCH, .datamatch = 1 },
+		{ .offset = 0x104, .size = 4, .fd_index = 0, .type = VFIO_USER_IO_FD_TYPE_IOEVENTFD },
+		{ .offset = 0x200, .size = 4, .fd_index = 0, .type = 1 /* ioregionfd */ },
+	};
+	uint8_t out[sizeof(r) + sizeof(e)];
+
+	memcpy(&q, p, sizeof(q));
+	r.argsz = sizeof(out);
+	if (s->sabotage == S_BAD_IOFD_INDEX)
+		e[1].fd_index = 5;
+	if (q.argsz < sizeof(out)) {
+		r.count = 0;
+		srv_reply(s, h, &r, sizeof(r), NULL, 0);
+		return;
+	}
+	memcpy(out, &r, sizeof(r));
+	memcpy(out + sizeof(r), e, sizeof(e));
+	srv_reply(s, h, out, sizeof(out), &s->doorbell_efd, 1);
+}
+
+static void h_set_irqs(struct fake_srv *s, const struct vfio_user_header *h,
+		       const uint8_t *p, int *fds, unsigned nfds)
+{
+	struct vfio_irq_set q;
+	struct irq_msg *m = &s->irq[s->nr_irq < MAX_REC ? s->nr_irq++ : MAX_REC - 1];
+
+	memcpy(&q, p, sizeof(q));
+	m->flags = q.flags;
+	m->start = q.start;
+	m->count = q.count;
+	m->nfds = nfds;
+	m->all_eventfds = true;
+	for (unsigned i = 0; i < nfds; i++) {
+		uint64_t one = 1;
+
+		if (!fd_link_starts(fds[i], "anon_inode:[eventfd]"))
+			m->all_eventfds = false;
+		/* fire it, as a device raising the vector would */
+		if (write(fds[i], &one, sizeof(one)) != sizeof(one))
+			m->all_eventfds = false;
+	}
+	srv_reply(s, h, NULL, 0, NULL, 0);
+}
+
+static uint8_t *region_mem(struct fake_srv *s, uint32_t region, uint64_t off, uint32_t count)
+{
+	if (region == 0 && off + count <= 4096)
+		return s->bar0_page0 + off;
+	if (region == 1 && off + count <= BAR1_SIZE)
+		return s->bar1 + off;
+	if (region == VFIO_PCI_CONFIG_REGION_INDEX && off + count <= CFG_SIZE)
+		return s->cfg + off;
+	return NULL;
+}
+
+static void h_region_rw(struct fake_srv *s, const struct vfio_user_header *h, const uint8_t *p)
+{
+	struct vfio_user_region_access a;
+	uint8_t *mem, *out;
+
+	memcpy(&a, p, sizeof(a));
+	s->rw_msgs++;
+	s->rw_max_count = MAX(s->rw_max_count, a.count);
+	mem = region_mem(s, a.region, a.offset, a.count);
+	if (!mem || a.count > s->max_xfer) {
+		srv_error(s, h, EINVAL);
+		return;
+	}
+	if (h->command == VFIO_USER_REGION_WRITE) {
+		memcpy(mem, p + sizeof(a), a.count);
+		srv_reply(s, h, &a, sizeof(a), NULL, 0);
+		return;
+	}
+	out = malloc(sizeof(a) + a.count);
+	memcpy(out, &a, sizeof(a));
+	memcpy(out + sizeof(a), mem, a.count);
+	srv_reply(s, h, out, sizeof(a) + a.count, NULL, 0);
+	free(out);
+}
+
+static void h_dma_map(struct fake_srv *s, const struct vfio_user_header *h, const uint8_t *p,
+		      int *fds, unsigned nfds)
+{
+	struct vfio_user_dma_map m;
+	void *mem;
+
+	memcpy(&m, p, sizeof(m));
+	s->dma_flags = m.flags;
+	s->dma_addr = m.address;
+	s->dma_size = m.size;
+	s->dma_offset = m.offset;
+	if (nfds != 1) {
+		srv_error(s, h, EINVAL);
+		return;
+	}
+	s->dma_fd_is_memfd = fd_link_starts(fds[0], "/memfd:");
+	mem = mmap(NULL, m.size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], m.offset);
+	if (mem != MAP_FAILED) {
+		memcpy(&s->dma_magic, mem, sizeof(s->dma_magic));
+		munmap(mem, m.size);
+	}
+	srv_reply(s, h, NULL, 0, NULL, 0);
+}
+
+static void h_feature(struct fake_srv *s, const struct vfio_user_header *h, const uint8_t *p,
+		      size_t len)
+{
+	struct vfio_user_device_feature f;
+	uint8_t out[64];
+
+	memcpy(&f, p, sizeof(f));
+	switch (f.flags & VFIO_DEVICE_FEATURE_MASK) {
+	case VFIO_DEVICE_FEATURE_MIGRATION: {
+		uint64_t fl = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P;
+
+		f.argsz = sizeof(f) + sizeof(fl);
+		memcpy(out, &f, sizeof(f));
+		memcpy(out + sizeof(f), &fl, sizeof(fl));
+		srv_reply(s, h, out, sizeof(f) + sizeof(fl), NULL, 0);
+		return;
+	}
+	case VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE: {
+		struct vfio_device_feature_mig_state st;
+
+		memcpy(&st, p + sizeof(f), sizeof(st));
+		s->mig_state = st.device_state;
+		s->mig_out_pos = 0;
+		st.data_fd = 77;	/* junk the client must hide */
+		memcpy(out, &f, sizeof(f));
+		memcpy(out + sizeof(f), &st, sizeof(st));
+		srv_reply(s, h, out, MIN(len, sizeof(f) + sizeof(st)), NULL, 0);
+		return;
+	}
+	default:
+		srv_error(s, h, ENOTSUP);
+	}
+}
+
+static void h_mig_read(struct fake_srv *s, const struct vfio_user_header *h, const uint8_t *p)
+{
+	struct vfio_user_mig_data q;
+	uint32_t n;
+	uint8_t *out;
+
+	memcpy(&q, p, sizeof(q));
+	n = MIN(q.size, MIG_BLOB - s->mig_out_pos);
+	out = malloc(sizeof(q) + n);
+	q.size = n;
+	q.argsz = sizeof(q) + n;
+	memcpy(out, &q, sizeof(q));
+	memcpy(out + sizeof(q), s->mig_out + s->mig_out_pos, n);
+	s->mig_out_pos += n;
+	srv_reply(s, h, out, sizeof(q) + n, NULL, 0);
+	free(out);
+}
+
+static void h_mig_write(struct fake_srv *s, const struct vfio_user_header *h, const uint8_t *p)
+{
+	struct vfio_user_mig_data q;
+
+	memcpy(&q, p, sizeof(q));
+	if (s->mig_in_len + q.size > sizeof(s->mig_in)) {
+		srv_error(s, h, ENOSPC);
+		return;
+	}
+	memcpy(s->mig_in + s->mig_in_len, p + sizeof(q), q.size);
+	s->mig_in_len += q.size;
+	srv_reply(s, h, NULL, 0, NULL, 0);
+}
+
+/* Misbehave on the chosen command; true if the request was consumed. */
+static bool sabotage(struct fake_srv *s, const struct vfio_user_header *req, bool *stop)
+{
+	struct vfio_user_header h = {
+		.msg_id = req->msg_id, .command = req->command,
+		.msg_size = sizeof(h), .flags = VFIO_USER_F_TYPE_REPLY,
+	};
+	uint8_t junk[64] = { 0 };
+	int efd;
+
+	if (req->command != s->sabotage_cmd)
+		return false;
+	switch (s->sabotage) {
+	case S_WRONG_ID:
+		h.msg_id++;
+		srv_send_raw(s, &h, NULL, 0, NULL, 0);
+		return true;
+	case S_WRONG_CMD:
+		h.command++;
+		srv_send_raw(s, &h, NULL, 0, NULL, 0);
+		return true;
+	case S_NOT_REPLY:
+		h.flags = VFIO_USER_F_TYPE_COMMAND;
+		srv_send_raw(s, &h, NULL, 0, NULL, 0);
+		return true;
+	case S_OVERSIZE:
+		h.msg_size = sizeof(h) + (64u << 20);
+		srv_send_raw(s, &h, NULL, 0, NULL, 0);
+		return true;
+	case S_DISCONNECT_MID:
+		/* a REGION_READ reply of 4 bytes is 20 bytes of payload: send 10 */
+		h.msg_size = sizeof(h) + sizeof(struct vfio_user_region_access) + 4;
+		srv_send_raw(s, &h, junk, 10, NULL, 0);
+		*stop = true;
+		return true;
+	case S_CLOSE:
+		*stop = true;
+		return true;
+	case S_STALL: {
+		char c;
+
+		while (recv(s->sock, &c, 1, 0) > 0)
+			;	/* until the client gives up and shuts the socket */
+		*stop = true;
+		return true;
+	}
+	case S_ERROR:
+		h.flags |= VFIO_USER_F_ERROR;
+		h.error_no = s->error_no;
+		srv_send_raw(s, &h, NULL, 0, NULL, 0);
+		return true;
+	case S_EXTRA_FDS:
+		efd = eventfd(0, EFD_CLOEXEC);
+		h.msg_size = sizeof(h) + sizeof(struct vfio_irq_info);
+		{
+			struct vfio_irq_info r = { .argsz = sizeof(r), .index = 2, .count = 8 };
+
+			srv_send_raw(s, &h, &r, sizeof(r), &efd, 1);
+		}
+		close(efd);
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void *srv_main(void *arg)
+{
+	struct fake_srv *s = arg;
+	bool stop = false;
+
+	while (!stop) {
+		struct vfio_user_header h;
+		uint8_t *p = NULL;
+		int fds[32];
+		unsigned nfds;
+
+		if (srv_recv(s, &h, &p, fds, &nfds)) {
+			free(p);
+			break;
+		}
+		if (sabotage(s, &h, &stop)) {
+			/* nothing else */
+		} else if (h.command == VFIO_USER_VERSION) {
+			h_version(s, &h, p);
+		} else if (h.command == VFIO_USER_DEVICE_GET_INFO) {
+			struct { uint32_t argsz, flags, nr, ni; } r = {
+				16, VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET,
+				VFIO_PCI_NUM_REGIONS, VFIO_PCI_NUM_IRQS };
+
+			srv_reply(s, &h, &r, sizeof(r), NULL, 0);
+		} else if (h.command == VFIO_USER_DEVICE_GET_REGION_INFO) {
+			h_region_info(s, &h, p);
+		} else if (h.command == VFIO_USER_DEVICE_GET_REGION_IO_FDS) {
+			h_io_fds(s, &h, p);
+		} else if (h.command == VFIO_USER_DEVICE_GET_IRQ_INFO) {
+			struct vfio_irq_info r;
+
+			memcpy(&r, p, sizeof(r));
+			r.count = r.index == VFIO_PCI_MSIX_IRQ_INDEX ? 8 : 1;
+			r.flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE;
+			srv_reply(s, &h, &r, sizeof(r), NULL, 0);
+		} else if (h.command == VFIO_USER_DEVICE_SET_IRQS) {
+			h_set_irqs(s, &h, p, fds, nfds);
+		} else if (h.command == VFIO_USER_REGION_READ ||
+			   h.command == VFIO_USER_REGION_WRITE) {
+			h_region_rw(s, &h, p);
+		} else if (h.command == VFIO_USER_DMA_MAP) {
+			h_dma_map(s, &h, p, fds, nfds);
+		} else if (h.command == VFIO_USER_DMA_UNMAP) {
+			s->dma_unmaps++;
+			srv_reply(s, &h, p, h.msg_size - sizeof(h), NULL, 0);
+		} else if (h.command == VFIO_USER_DEVICE_RESET) {
+			s->resets++;
+			srv_reply(s, &h, NULL, 0, NULL, 0);
+		} else if (h.command == VFIO_USER_DEVICE_FEATURE) {
+			h_feature(s, &h, p, h.msg_size - sizeof(h));
+		} else if (h.command == VFIO_USER_MIG_DATA_READ) {
+			h_mig_read(s, &h, p);
+		} else if (h.command == VFIO_USER_MIG_DATA_WRITE) {
+			h_mig_write(s, &h, p);
+		} else {
+			srv_error(s, &h, ENOSYS);
+		}
+		for (unsigned i = 0; i < nfds; i++)
+			close(fds[i]);
+		free(p);
+	}
+	close(s->sock);
+	return NULL;
+}
+
+static struct fake_srv *srv_new(void)
+{
+	struct fake_srv *s = calloc(1, sizeof(*s));
+
+	s->version = V_GOOD;
+	s->max_msg_fds = 8;
+	s->max_xfer = 1u << 20;
+	s->bar0_fd = memfd_create("fake-bar0", MFD_CLOEXEC);
+	assert_true(s->bar0_fd >= 0);
+	assert_int_equal(ftruncate(s->bar0_fd, BAR0_SIZE), 0);
+	s->doorbell_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	for (unsigned i = 0; i < MIG_BLOB; i++)
+		s->mig_out[i] = (uint8_t)(i * 7 + 3);
+	return s;
+}
+
+/* Start the server thread and connect a client; returns vfio_user_open_fd's result. */
+static int srv_connect(struct fake_srv *s, struct vfio_device **dev)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	s->sock = sv[1];
+	assert_int_equal(pthread_create(&s->thr, NULL, srv_main, s), 0);
+	*dev = NULL;
+	return vfio_user_open_fd(sv[0], "fake", dev);
+}
+
+static void srv_finish(struct fake_srv *s, struct vfio_device *dev)
+{
+	vfio_device_close(dev);
+	pthread_join(s->thr, NULL);
+	close(s->bar0_fd);
+	close(s->doorbell_efd);
+	free(s);
+}
+
+#endif
