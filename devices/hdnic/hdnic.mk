@@ -20,19 +20,22 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -Wall -Wextra -Werror \
 FUZZ_SRCS    := $(filter-out devices/hdnic/main.c,$(HDNIC_SRCS)) vmm/util.c migration/state.c
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-$(FUZZ_DIR)/%: tests/fuzz/%.c tests/fuzz/fuzz_common.h $(FUZZ_SRCS)
+$(FUZZ_DIR)/%: tests/fuzz/%.c tests/fuzz/fuzz_common.h $(FUZZ_SRCS) $(wildcard devices/hdnic/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS) -luring -ljson-c
 
 fuzz-build: $(FUZZ_TARGETS)
 
 fuzz: fuzz-build
-	@set -e; for t in $(FUZZ_TARGETS); do \
+	@for t in $(FUZZ_TARGETS); do \
 		name=$$(basename $$t); corpus=$(FUZZ_DIR)/corpus-$$name; \
 		mkdir -p $$corpus; \
 		echo "== $$name ($(FUZZ_SECONDS) s)"; \
-		$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$corpus \
-			tests/fuzz/seeds-$$name 2>&1 | tail -n 12; \
+		$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -rss_limit_mb=4096 \
+			-artifact_prefix=$(FUZZ_DIR)/$$name- $$corpus tests/fuzz/seeds-$$name \
+			> $(FUZZ_DIR)/$$name.log 2>&1 || { tail -n 60 $(FUZZ_DIR)/$$name.log; exit 1; }; \
+		grep -E "^(stat::number_of_executed_units|stat::new_units_added|Done)" \
+			$(FUZZ_DIR)/$$name.log; \
 	done
 
 .PHONY: fuzz fuzz-build

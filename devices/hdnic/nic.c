@@ -195,14 +195,31 @@ void nic_irq_pending(struct nic *nic, struct vf *vf)
 
 static void flush_all(struct nic *nic)
 {
-	/* vf_flush() may mark more VFs (config interrupts): index, not snapshot. */
+	/*
+	 * irq_dirty stays set while a VF flushes, so what it raises meanwhile
+	 * (a config interrupt after a fault) goes out in that same flush
+	 * instead of queueing the VF again.
+	 */
 	for (unsigned i = 0; i < nic->nr_irq; i++) {
 		struct vf *vf = nic->irq_list[i];
 
-		vf->irq_dirty = false;
 		vf_flush(vf);
+		vf->irq_dirty = false;
 	}
 	nic->nr_irq = 0;
+}
+
+void nic_pass(struct nic *nic)
+{
+	nic->now_ns = now_ns();
+	/* Polling can take any VF off the list (a delivery may break
+	 * another VF), so walk a snapshot and skip those that left. */
+	memcpy(nic->poll_snap, nic->active, nic->nr_active * sizeof(*nic->active));
+	for (unsigned i = 0, n = nic->nr_active; i < n; i++)
+		if (nic->poll_snap[i]->polling)
+			vf_poll(nic->poll_snap[i], nic->now_ns);
+	nic->polls++;
+	flush_all(nic);
 }
 
 int nic_run(struct nic *nic)
@@ -215,15 +232,7 @@ int nic_run(struct nic *nic)
 			pr_err("event loop: %s", strerror(-n));
 			return n;
 		}
-		nic->now_ns = now_ns();
-		/* Polling can take any VF off the list (a delivery may break
-		 * another VF), so walk a snapshot and skip those that left. */
-		memcpy(nic->poll_snap, nic->active, nic->nr_active * sizeof(*nic->active));
-		for (unsigned i = 0, n = nic->nr_active; i < n; i++)
-			if (nic->poll_snap[i]->polling)
-				vf_poll(nic->poll_snap[i], nic->now_ns);
-		nic->polls++;
-		flush_all(nic);
+		nic_pass(nic);
 	}
 	return 0;
 }

@@ -58,6 +58,8 @@ int nic_create(struct nic **out, const struct nic_config *cfg);
 int nic_run(struct nic *nic);		/* until SIGTERM/SIGINT */
 void nic_destroy(struct nic *nic);	/* removes sockets, closes the uplink */
 
+/* The work after reaping completions: poll active VFs, flush RX and IRQs. */
+void nic_pass(struct nic *nic);
 void nic_poll_on(struct nic *nic, struct vf *vf);
 void nic_poll_off(struct nic *nic, struct vf *vf);
 void nic_irq_pending(struct nic *nic, struct vf *vf);

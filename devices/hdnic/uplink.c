@@ -105,32 +105,33 @@ int uplink_open(struct nic *nic, const char *spec, struct uplink **out)
 		{ "tap:", &uplink_tap_ops },
 		{ "iface:", &uplink_packet_ops },
 	};
-	const struct uplink_ops *ops = NULL;
-	const char *name = NULL;
-	struct uplink *up;
-	int err;
 
 	for (unsigned i = 0; i < ARRAY_SIZE(kinds); i++) {
 		size_t n = strlen(kinds[i].prefix);
+		const char *name = spec + n;
 
-		if (!strncmp(spec, kinds[i].prefix, n)) {
-			ops = kinds[i].ops;
-			name = spec + n;
+		if (strncmp(spec, kinds[i].prefix, n))
+			continue;
+		if (!*name || strlen(name) >= IFNAMSIZ || strchr(name, '/') || strchr(name, ' ')) {
+			pr_err("--uplink %s: bad interface name", spec);
+			return -EINVAL;
 		}
+		return uplink_create(nic, kinds[i].ops, name, out);
 	}
-	if (!ops) {
-		pr_err("--uplink %s: expected tap:IFNAME or iface:IFNAME", spec);
-		return -EINVAL;
-	}
-	if (!*name || strlen(name) >= IFNAMSIZ || strchr(name, '/') || strchr(name, ' ')) {
-		pr_err("--uplink %s: bad interface name", spec);
-		return -EINVAL;
-	}
-	up = xzalloc(sizeof(*up));
+	pr_err("--uplink %s: expected tap:IFNAME or iface:IFNAME", spec);
+	return -EINVAL;
+}
+
+int uplink_create(struct nic *nic, const struct uplink_ops *ops, const char *ifname,
+		  struct uplink **out)
+{
+	struct uplink *up = xzalloc(sizeof(*up));
+	int err;
+
 	up->ops = ops;
 	up->nic = nic;
 	up->fd = -1;
-	snprintf(up->ifname, sizeof(up->ifname), "%s", name);
+	snprintf(up->ifname, sizeof(up->ifname), "%s", ifname);
 	err = ops->open(up);
 	if (err) {
 		free(up);

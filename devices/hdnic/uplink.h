@@ -54,6 +54,9 @@ extern const struct uplink_ops uplink_packet_ops;
 
 /* spec is "tap:IFNAME" or "iface:IFNAME"; errors are reported. */
 int uplink_open(struct nic *nic, const char *spec, struct uplink **out);
+/* The same with a backend chosen by the caller (tests and fuzzers use their own). */
+int uplink_create(struct nic *nic, const struct uplink_ops *ops, const char *ifname,
+		  struct uplink **out);
 void uplink_start(struct uplink *up);
 void uplink_tx(struct uplink *up, const uint8_t *frame, uint32_t len);
 /* Stop I/O and close the fd; buffers live until uplink_free() (after the ring). */

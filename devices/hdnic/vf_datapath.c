@@ -51,7 +51,8 @@ static uint64_t gather(const struct virtq_chain *c, uint8_t *buf, uint32_t cap)
 	for (unsigned i = 0; i < c->nr && done < cap; i++) {
 		uint32_t n = MIN(c->iov[i].len, cap - done);
 
-		memcpy(buf + done, c->iov[i].base, n);
+		if (n)		/* an empty descriptor has no address */
+			memcpy(buf + done, c->iov[i].base, n);
 		done += n;
 	}
 	return c->total;
@@ -256,7 +257,8 @@ static void rx_put(struct vf *vf, const uint8_t *frame, uint32_t len)
 	while (s < 2) {
 		uint32_t n = MIN(src_len[s] - s_off, rx_chain.iov[i].len - d_off);
 
-		memcpy(rx_chain.iov[i].base + d_off, src[s] + s_off, n);
+		if (n)
+			memcpy(rx_chain.iov[i].base + d_off, src[s] + s_off, n);
 		s_off += n;
 		d_off += n;
 		if (s_off == src_len[s]) {

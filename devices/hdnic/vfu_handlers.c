@@ -134,8 +134,10 @@ static int h_get_region_info(struct vfu_conn *c, struct vfu_msg *m, struct vfu_r
 {
 	struct vf *vf = c->vf;
 	struct vfio_region_info q, info = { 0 };
+	/* vfio_region_info_cap_sparse_mmap with its one area, spelled out */
 	struct {
-		struct vfio_region_info_cap_sparse_mmap sparse;
+		struct vfio_info_cap_header header;
+		uint32_t nr_areas, reserved;
 		struct vfio_region_sparse_mmap_area area;
 	} cap = { 0 };
 	bool mappable = c->peer_max_fds >= 1 && vf->db_fd >= 0;
@@ -162,10 +164,10 @@ static int h_get_region_info(struct vfu_conn *c, struct vfu_msg *m, struct vfu_r
 	/* Capabilities and the fd only when the client made room for them. */
 	if (info.argsz > sizeof(info) && q.argsz >= info.argsz) {
 		info.cap_offset = sizeof(info);
-		cap.sparse.header.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP;
-		cap.sparse.header.version = 1;
-		cap.sparse.header.next = 0;
-		cap.sparse.nr_areas = 1;
+		cap.header.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP;
+		cap.header.version = 1;
+		cap.header.next = 0;
+		cap.nr_areas = 1;
 		cap.area.offset = HDNIC_BAR0_DOORBELL_OFF;
 		cap.area.size = HDNIC_PAGE_SIZE;
 		reply_put(r, &info, sizeof(info));
