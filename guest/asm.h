@@ -7,8 +7,8 @@
 #define HDGUEST_ASM_H
 
 /*
- * GDT layout: Linux's x86-64 selectors, which the build hosts' PVM knows as
- * its own user selectors (0x23/0x2b/0x33).
+ * GDT layout: Linux's x86-64 selectors.  The build hosts' PVM expects guest
+ * user code to use the host's user selectors, which are these (0x23/0x2b/0x33).
  */
 #define GDT_KERNEL_CS32		0x08	/* 32-bit flat code: PVH and AP start-up */
 #define GDT_KERNEL_CS		0x10	/* 64-bit kernel code */
@@ -44,10 +44,10 @@
 #define AP_MAX			255	/* 8-bit xAPIC ids, 0xff is broadcast */
 
 /*
- * Vectors.  Ring 3 enters ring 0 with `int3` (#BP through a DPL-3 gate): the
- * build hosts' PVM turns any other `int n` from ring 3 into #UD and treats
- * SYSCALL as its own paravirtual supervisor entry, but reflects #BP through
- * our IDT.
+ * Vectors.  Ring 3 enters ring 0 with `int $3` (CD 03, a DPL-3 gate; the
+ * one-byte int3 is left to debuggers).  The build hosts' PVM turns int $0x80
+ * and other `int n` from ring 3 into #UD and takes SYSCALL as its own
+ * paravirtual supervisor entry (CPL stays 3), but reflects #BP through our IDT.
  */
 #define VEC_SYSCALL		3
 #define VEC_SPURIOUS		0xff
@@ -57,9 +57,8 @@
 #define BOOT_PROTO_PVH		2
 #define BOOT_PROTO_LINUX32	3
 
-/* Real-mode AP trampoline: copied here, SIPI vector = address >> 12 */
+/* Real-mode AP trampoline (at most a page): copied here, SIPI vector = address >> 12 */
 #define TRAMPOLINE_ADDR		0x8000
-#define TRAMPOLINE_MAX		0x1000
 
 /* Offsets inside the image at 1 MiB (see hdguest.ld and mkbzimage.c) */
 #define IMAGE_ENTRY32_OFFSET	0x000	/* Linux 32-bit boot protocol */

@@ -10,6 +10,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+/* Turn the UART's transmit FIFO on if it has one (16550A). */
+void console_init(void);
 void console_putc(char c);
 void console_write(const char *s, size_t len);
 

@@ -44,6 +44,7 @@ int hdguest_main(void)
 
 	idt_init();
 	pic_mask_all();
+	console_init();
 	if (bootinfo_parse(&boot_info))
 		return 2;
 	printf("hdguest: booted via %s, cmdline: %s\n", boot_info.proto_name, boot_info.cmdline);

@@ -159,7 +159,7 @@ static void build_setup(uint8_t *setup, const struct flat_image *img)
 	memcpy(setup + HDR_MAGIC, "HdrS", 4);
 	put16(setup + HDR_VERSION, BOOT_PROTOCOL);
 	setup[HDR_LOADFLAGS] = LOADED_HIGH;
-	put32(setup + HDR_CODE32_START, PLAT_KERNEL_ADDR);
+	put32(setup + HDR_CODE32_START, PLAT_KERNEL_ADDR + IMAGE_ENTRY32_OFFSET);
 	put32(setup + HDR_INITRD_ADDR_MAX, 0x7fffffff);
 	put32(setup + HDR_KERNEL_ALIGNMENT, KERNEL_ALIGN);
 	setup[HDR_RELOCATABLE] = 0;
