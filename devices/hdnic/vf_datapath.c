@@ -172,6 +172,10 @@ bool vf_poll(struct vf *vf, uint64_t now_ns)
 		vf_stop_polling(vf);
 		return false;
 	}
+	/* The common case, nothing new and not yet idle, touches only our memory. */
+	if (!vf->kicked && doorbell(vf, HDNIC_QUEUE_TX) == vf->vn.vq[HDNIC_QUEUE_TX].last_avail &&
+	    now_ns - vf->last_work_ns < vf->nic->idle_ns)
+		return false;
 	DMA_GUARD_ARM(jb, prev);
 	if (sigsetjmp(jb, 0)) {
 		DMA_UNGUARD(prev);

@@ -281,6 +281,7 @@ class Ring:
         self.desc, self.avail, self.used = base, base + 0x1000, base + 0x2000
         self.avail_idx = 0
         self.last_used = 0
+        self.kicked_idx = 0      # avail_idx at the previous kick
 
     def set_desc(self, i, addr, length, flags=0, nxt=0):
         struct.pack_into("<QIHH", self.mem, self.desc + 16 * i, addr, length, flags, nxt)
@@ -410,7 +411,7 @@ class VirtioNetVF:
         assert self.status() & S_FEATURES_OK
         self.mem[0:0x10000] = bytes(0x10000)
         for r in self.rings:
-            r.avail_idx = r.last_used = 0
+            r.avail_idx = r.last_used = r.kicked_idx = 0
         if setup_queues:
             for q, r in enumerate(self.rings):
                 self.program_queue(q, r.desc, r.avail, r.used)
@@ -449,8 +450,8 @@ class VirtioNetVF:
         """Doorbell always; notify when the device asks for it (event idx / flags)."""
         self.ring_doorbell(q)
         r = self.rings[q]
+        old, r.kicked_idx = r.kicked_idx, r.avail_idx
         if self.event_idx:
-            old = (r.avail_idx - 1) & 0xFFFF
             ev = r.avail_event()
             need = ((r.avail_idx - ev - 1) & 0xFFFF) < ((r.avail_idx - old) & 0xFFFF)
         else:
