@@ -199,7 +199,8 @@ int cmd_ps(int argc, char **argv)
 	}
 	if (d)
 		closedir(d);
-	qsort(names, n, sizeof(*names), name_cmp);
+	if (n)
+		qsort(names, n, sizeof(*names), name_cmp);
 
 	all = json_object_new_array();
 	if (!a.json)

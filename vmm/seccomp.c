@@ -44,6 +44,20 @@ static const int main_calls[] = {
 	SCMP_SYS(timerfd_create), SCMP_SYS(timerfd_settime), SCMP_SYS(epoll_wait),
 };
 
+#ifdef __SANITIZE_ADDRESS__
+/*
+ * ASan/UBSan builds (make SANITIZE=1): LeakSanitizer's exit-time check clones a
+ * tracer that ptraces the other threads; without these calls it dies and the
+ * process never exits.  Never compiled into a normal build.
+ */
+static const int sanitizer_calls[] = {
+	SCMP_SYS(ptrace), SCMP_SYS(getppid), SCMP_SYS(getdents64), SCMP_SYS(getdents),
+	SCMP_SYS(open), SCMP_SYS(openat),
+	SCMP_SYS(wait4), SCMP_SYS(waitid), SCMP_SYS(clone), SCMP_SYS(kill),
+	SCMP_SYS(readlink), SCMP_SYS(process_vm_readv), SCMP_SYS(sched_yield),
+};
+#endif
+
 /* vCPU threads: KVM ioctls only on top of the common set. */
 static const unsigned long vcpu_ioctls[] = {
 	KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS,
@@ -94,6 +108,10 @@ int seccomp_install(enum seccomp_role role)
 		return -1;
 	if (allow_all(ctx, common_calls, ARRAY_SIZE(common_calls)) < 0)
 		goto out;
+#ifdef __SANITIZE_ADDRESS__
+	if (allow_all(ctx, sanitizer_calls, ARRAY_SIZE(sanitizer_calls)) < 0)
+		goto out;
+#endif
 	if (role == SECCOMP_ROLE_MAIN) {
 		if (allow_all(ctx, main_calls, ARRAY_SIZE(main_calls)) < 0)
 			goto out;
