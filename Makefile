@@ -1,7 +1,11 @@
 # hdvm: `make` builds everything into build/, `make check` runs every test.
-# `make SANITIZE=1` builds with ASan/UBSan into build/ as well (clean first).
+# `make SANITIZE=1 check` builds with ASan/UBSan into build/asan and tests that.
 
+ifeq ($(SANITIZE),1)
+BUILD    ?= build/asan
+else
 BUILD    ?= build
+endif
 CC       ?= gcc
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP \
@@ -48,7 +52,7 @@ unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 integration: all
-	$(PYTHON) -m pytest -q -rs tests/integration $(PYTEST_ARGS)
+	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -rs tests/integration $(PYTEST_ARGS)
 
 check: deps
 	$(MAKE) all

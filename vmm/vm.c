@@ -12,6 +12,7 @@
 
 #include "devices/device.h"
 #include "devices/legacy/legacy.h"
+#include "devices/pci/pci.h"
 #include "vmm/cpu_setup.h"
 #include "vmm/util.h"
 #include "vmm/vcpu.h"
@@ -144,7 +145,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	device_add(vm, i8042_create());
 	device_add(vm, exit_dev_create());
 	device_add(vm, boot_marker_create());
-	return 0;
+	vm->pci = pci_bus_create(vm);
+	return vm->pci ? 0 : -1;
 }
 
 int vm_boot(struct vm *vm)

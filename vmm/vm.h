@@ -21,6 +21,7 @@ struct device;
 struct vcpu;
 struct event_loop;
 struct irq_routing;
+struct pci_bus;
 
 enum console_kind { CONSOLE_STDIO, CONSOLE_FILE, CONSOLE_NONE };
 
@@ -87,6 +88,7 @@ struct vm {
 	struct vm_metrics metrics;
 	struct event_loop *loop;
 	struct irq_routing *irq;	/* GSI routing table (vmm/irq.c) */
+	struct pci_bus *pci;		/* bus 0, created with the VM */
 	/* vCPU pause handshake */
 	atomic_bool pause_requested;
 };
