@@ -133,10 +133,11 @@ int vmm_run(const struct vm_config *cfg)
 		pr_err("signalfd: %s", strerror(errno));
 		goto out_ctl;
 	}
-	if (vm_create(&vm, cfg) < 0 || console_open(&vm, cfg) < 0 || vm_boot(&vm) < 0)
-		goto out_vm;
 	rc.loop = loop_create(64);
-	if (!rc.loop || watch_all(&rc, ctl) < 0)
+	if (!rc.loop || vm_create(&vm, cfg) < 0)
+		goto out_vm;
+	vm.loop = rc.loop;	/* devices watch their back ends from the main loop */
+	if (console_open(&vm, cfg) < 0 || vm_boot(&vm) < 0 || watch_all(&rc, ctl) < 0)
 		goto out_vm;
 	if (cfg->seccomp && seccomp_install(SECCOMP_ROLE_MAIN) < 0) {
 		pr_err("installing the main seccomp filter failed");

@@ -163,6 +163,8 @@ struct vfio_user_caps {
 	uint32_t max_dma_maps;
 };
 void vfio_user_get_caps(struct vfio_device *dev, struct vfio_user_caps *caps, uint16_t *minor);
+/* The connection socket, to watch for the server going away (POLLRDHUP). */
+int vfio_user_socket(struct vfio_device *dev);
 
 /*
  * Kernel VFIO.  spec is "/dev/vfio/devices/vfioN" (iommufd cdev) or a PCI

@@ -700,3 +700,8 @@ const struct vfio_backend_ops vfio_user_backend = {
 	.mig_data_read = vu_mig_data_read,
 	.mig_data_write = vu_mig_data_write,
 };
+
+int vfio_user_socket(struct vfio_device *dev)
+{
+	return to_udev(dev)->conn.sock;
+}

@@ -1,0 +1,615 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The passthrough PCI device: a VFIO device (vfio-user or kernel) shown to
+ * the guest as a function on hdvm's PCI bus.
+ *
+ *  - Config space: the header is virtualised (IDs copied from the device,
+ *    BARs sized and placed by hdvm's bus, command register emulated and
+ *    forwarded); capabilities are passed through to the device, except MSI-X,
+ *    which is emulated at the device's own offset.
+ *  - BARs: sparse-mmap areas are mapped straight into the guest as KVM memory
+ *    slots (the doorbell page: no VM exit), the rest traps and is forwarded
+ *    with REGION_READ/WRITE, except the MSI-X table and PBA, emulated here.
+ *    The device's ioeventfds are registered with KVM_IOEVENTFD, so a guest
+ *    notify reaches the device without a trip through hdvm.
+ *  - Interrupts: one eventfd per MSI-X vector handed to the device with
+ *    SET_IRQS; it is attached as a KVM irqfd while the guest has the vector
+ *    unmasked, so interrupts never pass through hdvm either.  A vector
+ *    masked while the device signals keeps the count in its eventfd, and
+ *    re-attaching the irqfd delivers it (the pending bit semantics).
+ *  - DMA: all guest RAM is DMA-mapped by memfd (IOVA = guest physical).
+ *
+ * If the device's server goes away, hdvm reports it once and keeps the VM
+ * running without the device: it behaves like a surprise-removed function
+ * (config and trapped reads return all ones, writes are dropped).
+ */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "devices/device.h"
+#include "devices/pci/pci.h"
+#include "devices/platform.h"
+#include "devices/pci/pci_msix.h"
+#include "devices/vfio/vfio.h"
+#include "devices/vfio/vfio_pci.h"
+#include "vmm/loop.h"
+#include "vmm/util.h"
+#include "vmm/vm.h"
+
+#define MAX_AREAS	8
+
+struct vfio_pci_area {
+	uint64_t offset, size;	/* within the BAR */
+	void *host;		/* our mapping of the device memory */
+	int slot;		/* KVM slot while mapped, else -1 */
+};
+
+struct vfio_pci_bar {
+	struct vfio_pci *vp;
+	int index;
+	struct vfio_region region;
+	struct vfio_pci_area areas[MAX_AREAS];
+	unsigned nr_areas;
+	struct vfio_ioeventfd *evs;
+	unsigned nr_evs;
+	uint64_t addr;		/* guest address while mapped */
+	bool mapped;
+};
+
+struct vfio_pci {
+	struct device dev;	/* first: teardown frees the container */
+	struct pci_dev pd;
+	struct vm *vm;
+	char spec[108];
+	bool kernel;
+	struct vfio_device *vdev;
+	struct vfio_pci_bar bars[PCI_NUM_BARS];
+	uint8_t phys_cfg[PCI_CFG_SIZE];	/* the device's config space at realize */
+	/* MSI-X */
+	struct pci_msix msix;
+	uint8_t msix_cap;
+	int msix_bar;
+	uint32_t msix_table_off, msix_pba_off;
+	unsigned nr_vectors;
+	int *irq_efd;
+	bool *irqfd_on;
+	struct loop_watch *hup_watch;
+	atomic_bool gone_reported;
+};
+
+static struct vfio_pci *to_vp(struct pci_dev *pd)
+{
+	return container_of(pd, struct vfio_pci, pd);
+}
+
+/* ---- the device going away ---- */
+
+static bool vp_alive(struct vfio_pci *vp)
+{
+	if (!vfio_device_dead(vp->vdev))
+		return true;
+	if (!atomic_exchange(&vp->gone_reported, true))
+		pr_err("passthrough device %s stopped answering (server gone?): device removed, "
+		       "the VM keeps running without it", vp->spec);
+	return false;
+}
+
+static void vp_server_hup(void *opaque, int fd, unsigned revents)
+{
+	struct vfio_pci *vp = opaque;
+
+	atomic_store(&vp->vdev->dead, true);
+	if (!atomic_exchange(&vp->gone_reported, true))
+		pr_err("passthrough device %s: its server disconnected; device removed, "
+		       "the VM keeps running without it", vp->spec);
+	loop_unwatch(vp->vm->loop, vp->hup_watch);
+	vp->hup_watch = NULL;
+}
+
+/* ---- config space ---- */
+
+static bool in_msix_cap(struct vfio_pci *vp, uint32_t off, unsigned len)
+{
+	return vp->msix_cap && off + len > vp->msix_cap && off < (uint32_t)vp->msix_cap + PCI_CAP_MSIX_SIZEOF;
+}
+
+static void vp_cfg_read(struct pci_dev *pd, uint32_t off, void *data, unsigned len)
+{
+	struct vfio_pci *vp = to_vp(pd);
+
+	if (off < PCI_STD_HEADER_SIZEOF || in_msix_cap(vp, off, len)) {
+		pci_cfg_read(pd, off, data, len);
+		return;
+	}
+	if (!vp_alive(vp) ||
+	    vp->vdev->ops->region_read(vp->vdev, VFIO_PCI_CONFIG_REGION_INDEX, off, data, len) < 0)
+		memset(data, 0xff, len);
+}
+
+static void vp_cfg_write(struct pci_dev *pd, uint32_t off, const void *data, unsigned len)
+{
+	struct vfio_pci *vp = to_vp(pd);
+
+	if (off < PCI_STD_HEADER_SIZEOF || in_msix_cap(vp, off, len)) {
+		pci_cfg_write(pd, off, data, len);
+		/* the device itself must see bus mastering and decode switched on/off */
+		if (off <= PCI_COMMAND && off + len > PCI_COMMAND && vp_alive(vp)) {
+			uint16_t cmd = pci_cfg_get(pd, PCI_COMMAND, 2);
+
+			vp->vdev->ops->region_write(vp->vdev, VFIO_PCI_CONFIG_REGION_INDEX,
+						    PCI_COMMAND, &cmd, 2);
+		}
+		return;
+	}
+	if (vp_alive(vp))
+		vp->vdev->ops->region_write(vp->vdev, VFIO_PCI_CONFIG_REGION_INDEX, off, data, len);
+}
+
+/* ---- BAR accesses that trap ---- */
+
+static bool msix_access(struct vfio_pci_bar *b, uint64_t off, void *data, unsigned len,
+			bool is_write)
+{
+	struct vfio_pci *vp = b->vp;
+
+	if (!vp->msix_cap || b->index != vp->msix_bar)
+		return false;
+	return is_write ? pci_msix_mmio_write(&vp->msix, off, data, len)
+			: pci_msix_mmio_read(&vp->msix, off, data, len);
+}
+
+static void bar_read(void *opaque, uint64_t off, void *data, unsigned len)
+{
+	struct vfio_pci_bar *b = opaque;
+	struct vfio_pci *vp = b->vp;
+
+	if (msix_access(b, off, data, len, false))
+		return;
+	if (!vp_alive(vp) || vp->vdev->ops->region_read(vp->vdev, b->index, off, data, len) < 0)
+		memset(data, 0xff, len);
+}
+
+static void bar_write(void *opaque, uint64_t off, const void *data, unsigned len)
+{
+	struct vfio_pci_bar *b = opaque;
+	struct vfio_pci *vp = b->vp;
+
+	if (msix_access(b, off, (void *)data, len, true))
+		return;
+	if (vp_alive(vp))
+		vp->vdev->ops->region_write(vp->vdev, b->index, off, data, len);
+}
+
+static const struct io_ops vfio_bar_ops = { .read = bar_read, .write = bar_write };
+
+/* ---- BAR placement: memory slots and ioeventfds follow the BAR ---- */
+
+static void ioeventfds_set(struct vfio_pci_bar *b, bool assign)
+{
+	for (unsigned i = 0; i < b->nr_evs; i++) {
+		struct vfio_ioeventfd *e = &b->evs[i];
+		struct kvm_ioeventfd io = {
+			.addr = b->addr + e->offset,
+			.len = e->size,
+			.fd = e->fd,
+			.datamatch = e->datamatch,
+			.flags = (e->flags & KVM_IOEVENTFD_FLAG_DATAMATCH) |
+				 (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+		};
+
+		if (b->vp->pd.bars[b->index].type == PCI_BAR_IO)
+			io.flags |= KVM_IOEVENTFD_FLAG_PIO;
+		if (ioctl(b->vp->vm->vm_fd, KVM_IOEVENTFD, &io) < 0)
+			pr_err("%s: BAR%d ioeventfd at +%#llx: %s", b->vp->spec, b->index,
+			       (unsigned long long)e->offset, strerror(errno));
+	}
+}
+
+static void vp_bar_mapped(struct pci_dev *pd, int bar, uint64_t addr, bool mapped)
+{
+	struct vfio_pci *vp = to_vp(pd);
+	struct vfio_pci_bar *b = &vp->bars[bar];
+
+	if (b->mapped) {
+		ioeventfds_set(b, false);
+		for (unsigned i = 0; i < b->nr_areas; i++) {
+			vm_mem_slot_del(vp->vm, b->areas[i].slot);
+			b->areas[i].slot = -1;
+		}
+		b->mapped = false;
+	}
+	if (!mapped)
+		return;
+	b->addr = addr;
+	b->mapped = true;
+	for (unsigned i = 0; i < b->nr_areas; i++)
+		b->areas[i].slot = vm_mem_slot_add(vp->vm, addr + b->areas[i].offset,
+						   b->areas[i].size, b->areas[i].host);
+	ioeventfds_set(b, true);
+}
+
+static const struct pci_dev_ops vfio_pci_dev_ops = {
+	.cfg_read = vp_cfg_read,
+	.cfg_write = vp_cfg_write,
+	.bar_mapped = vp_bar_mapped,
+};
+
+/* ---- MSI-X: eventfds from the device, irqfds into KVM ---- */
+
+static void irqfd_set(struct vfio_pci *vp, unsigned v, int gsi, bool on)
+{
+	struct kvm_irqfd irqfd = {
+		.fd = vp->irq_efd[v],
+		.gsi = gsi,
+		.flags = on ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
+	};
+
+	if (vp->irqfd_on[v] == on || gsi < 0)
+		return;
+	if (ioctl(vp->vm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+		pr_err("%s: MSI-X vector %u irqfd: %s", vp->spec, v, strerror(errno));
+		return;
+	}
+	vp->irqfd_on[v] = on;
+}
+
+static void msix_update(void *opaque, unsigned v, uint64_t addr, uint32_t data, bool masked)
+{
+	struct vfio_pci *vp = opaque;
+
+	irqfd_set(vp, v, pci_msix_gsi(&vp->msix, v), !masked);
+}
+
+static const struct pci_msix_ops vfio_msix_ops = { .update = msix_update };
+
+static int find_cap(const uint8_t *cfg, uint8_t id)
+{
+	unsigned off = cfg[PCI_CAPABILITY_LIST] & ~3u;
+
+	if (!(cfg[PCI_STATUS] & PCI_STATUS_CAP_LIST))
+		return 0;
+	for (int hops = 0; off >= PCI_STD_HEADER_SIZEOF && off < PCI_CFG_SIZE - 1 && hops < 48;
+	     hops++) {
+		if (cfg[off] == id)
+			return off;
+		off = cfg[off + 1] & ~3u;
+	}
+	return 0;
+}
+
+static int msix_setup(struct vfio_pci *vp)
+{
+	uint8_t cap = find_cap(vp->phys_cfg, PCI_CAP_ID_MSIX);
+	struct vfio_irq irq;
+	uint32_t table, pba;
+	uint16_t ctrl;
+	int32_t *fds;
+	int ret;
+
+	if (!cap)
+		return 0;	/* poll-mode devices need no interrupts */
+	memcpy(&ctrl, vp->phys_cfg + cap + PCI_MSIX_FLAGS, 2);
+	memcpy(&table, vp->phys_cfg + cap + PCI_MSIX_TABLE, 4);
+	memcpy(&pba, vp->phys_cfg + cap + PCI_MSIX_PBA, 4);
+	vp->nr_vectors = (ctrl & PCI_MSIX_FLAGS_QSIZE) + 1;
+	vp->msix_bar = table & PCI_MSIX_TABLE_BIR;
+	vp->msix_table_off = table & PCI_MSIX_TABLE_OFFSET;
+	vp->msix_pba_off = pba & PCI_MSIX_PBA_OFFSET;
+	if ((pba & PCI_MSIX_PBA_BIR) != (uint32_t)vp->msix_bar ||
+	    vp->pd.bars[vp->msix_bar].type == PCI_BAR_NONE) {
+		pr_err("%s: MSI-X table and PBA must share one memory BAR", vp->spec);
+		return -1;
+	}
+	ret = vp->vdev->ops->get_irq_info(vp->vdev, VFIO_PCI_MSIX_IRQ_INDEX, &irq);
+	if (ret < 0 || irq.count < vp->nr_vectors || !(irq.flags & VFIO_IRQ_INFO_EVENTFD)) {
+		pr_err("%s: device offers no eventfd MSI-X interrupts for its %u vectors",
+		       vp->spec, vp->nr_vectors);
+		return -1;
+	}
+	/* Emulate the capability at the device's own offset, keeping its list. */
+	vp->pd.cap_end = cap;
+	vp->pd.last_cap = 0;
+	if (pci_msix_init(&vp->msix, &vp->pd, vp->vm, vp->nr_vectors, vp->msix_bar,
+			  vp->msix_table_off, vp->msix_pba_off, &vfio_msix_ops, vp) < 0) {
+		pr_err("%s: MSI-X emulation setup failed", vp->spec);
+		return -1;
+	}
+	vp->msix_cap = cap;
+	vp->pd.cfg[PCI_CAPABILITY_LIST] = vp->phys_cfg[PCI_CAPABILITY_LIST];
+	vp->pd.cfg[cap + PCI_CAP_LIST_NEXT] = vp->phys_cfg[cap + PCI_CAP_LIST_NEXT];
+
+	vp->irq_efd = xzalloc(vp->nr_vectors * sizeof(int));
+	vp->irqfd_on = xzalloc(vp->nr_vectors * sizeof(bool));
+	fds = xzalloc(vp->nr_vectors * sizeof(int32_t));
+	for (unsigned v = 0; v < vp->nr_vectors; v++)
+		vp->irq_efd[v] = -1;
+	for (unsigned v = 0; v < vp->nr_vectors; v++) {
+		vp->irq_efd[v] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (vp->irq_efd[v] < 0) {
+			pr_err("%s: eventfd: %s", vp->spec, strerror(errno));
+			free(fds);
+			return -1;
+		}
+		fds[v] = vp->irq_efd[v];
+	}
+	ret = vp->vdev->ops->set_irqs(vp->vdev, VFIO_PCI_MSIX_IRQ_INDEX,
+				      VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+				      0, vp->nr_vectors, fds);
+	free(fds);
+	if (ret < 0) {
+		pr_err("%s: handing MSI-X eventfds to the device: %s", vp->spec, strerror(-ret));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- BARs from the device's regions ---- */
+
+static enum pci_bar_type bar_type(const uint8_t *cfg, int n, bool *prefetch)
+{
+	uint32_t v;
+
+	memcpy(&v, cfg + PCI_BASE_ADDRESS_0 + 4 * n, 4);
+	*prefetch = v & PCI_BASE_ADDRESS_MEM_PREFETCH;
+	if (v & PCI_BASE_ADDRESS_SPACE_IO)
+		return PCI_BAR_IO;
+	if ((v & PCI_BASE_ADDRESS_MEM_TYPE_MASK) == PCI_BASE_ADDRESS_MEM_TYPE_64)
+		return PCI_BAR_MEM64;
+	return PCI_BAR_MEM32;
+}
+
+static int bar_map_areas(struct vfio_pci *vp, struct vfio_pci_bar *b)
+{
+	struct vfio_region *r = &b->region;
+	struct vfio_sparse_area whole = { 0, r->size };
+	const struct vfio_sparse_area *areas = r->nr_sparse ? r->sparse : &whole;
+	unsigned n = r->nr_sparse ? r->nr_sparse : 1;
+
+	if (!(r->flags & VFIO_REGION_INFO_FLAG_MMAP) || (r->mmap_fd < 0 && !vp->kernel))
+		return 0;
+	for (unsigned i = 0; i < n && b->nr_areas < MAX_AREAS; i++) {
+		struct vfio_pci_area *a = &b->areas[b->nr_areas];
+		int ret;
+
+		if (areas[i].size == 0 || areas[i].offset % 4096 || areas[i].size % 4096 ||
+		    areas[i].offset + areas[i].size > r->size || areas[i].offset > r->size) {
+			pr_err("%s: BAR%d: ignoring a mmap area that is not page aligned or "
+			       "lies outside the BAR", vp->spec, b->index);
+			continue;
+		}
+		/* The MSI-X table must stay trapped even if the device offers it. */
+		if (vp->msix_cap && b->index == vp->msix_bar &&
+		    areas[i].offset < vp->msix_pba_off + 4096 &&
+		    areas[i].offset + areas[i].size > vp->msix_table_off)
+			continue;
+		ret = vp->vdev->ops->region_mmap(vp->vdev, r, areas[i].offset, areas[i].size,
+						 PROT_READ | PROT_WRITE, &a->host);
+		if (ret < 0) {
+			pr_err("%s: BAR%d: mmap of +%#llx: %s", vp->spec, b->index,
+			       (unsigned long long)areas[i].offset, strerror(-ret));
+			return -1;
+		}
+		a->offset = areas[i].offset;
+		a->size = areas[i].size;
+		a->slot = -1;
+		b->nr_areas++;
+	}
+	return 0;
+}
+
+static int bars_setup(struct vfio_pci *vp)
+{
+	for (int n = 0; n < PCI_NUM_BARS; n++) {
+		struct vfio_pci_bar *b = &vp->bars[n];
+		enum pci_bar_type type;
+		bool prefetch;
+		int ret;
+
+		b->vp = vp;
+		b->index = n;
+		b->region.mmap_fd = -1;
+		ret = vp->vdev->ops->get_region_info(vp->vdev, n, &b->region);
+		if (ret < 0) {
+			pr_err("%s: BAR%d info: %s", vp->spec, n, strerror(-ret));
+			return -1;
+		}
+		if (!b->region.size)
+			continue;
+		type = bar_type(vp->phys_cfg, n, &prefetch);
+		if (pci_dev_set_bar(&vp->pd, n, type, b->region.size, prefetch,
+				    &vfio_bar_ops, b) < 0) {
+			pr_err("%s: BAR%d of %#llx bytes cannot be placed", vp->spec, n,
+			       (unsigned long long)b->region.size);
+			return -1;
+		}
+		ret = vp->vdev->ops->get_io_fds(vp->vdev, n, &b->evs, &b->nr_evs);
+		if (ret < 0 && ret != -ENOTSUP && ret != -EOPNOTSUPP && ret != -ENOSYS) {
+			pr_err("%s: BAR%d ioeventfds: %s", vp->spec, n, strerror(-ret));
+			return -1;
+		}
+		if (type == PCI_BAR_MEM64)
+			n++;	/* the upper half is part of this BAR */
+	}
+	return 0;
+}
+
+/* ---- DMA: guest RAM by memfd, IOVA = guest physical ---- */
+
+static int dma_setup(struct vfio_pci *vp)
+{
+	const struct guest_mem *m = &vp->vm->mem;
+	struct vfio_dma_map maps[2] = {
+		{ .iova = 0, .size = m->low_size, .fd = m->memfd, .fd_offset = 0,
+		  .vaddr = m->host, .prot = VFIO_DMA_PROT_READ | VFIO_DMA_PROT_WRITE },
+		{ .iova = PLAT_MMIO_HOLE_END, .size = m->high_size, .fd = m->memfd,
+		  .fd_offset = m->low_size, .vaddr = m->host + m->low_size,
+		  .prot = VFIO_DMA_PROT_READ | VFIO_DMA_PROT_WRITE },
+	};
+
+	for (unsigned i = 0; i < 2; i++) {
+		int ret;
+
+		if (!maps[i].size)
+			continue;
+		ret = vp->vdev->ops->dma_map(vp->vdev, &maps[i]);
+		if (ret < 0) {
+			pr_err("%s: DMA-mapping guest RAM [%#llx, +%#llx): %s", vp->spec,
+			       (unsigned long long)maps[i].iova, (unsigned long long)maps[i].size,
+			       strerror(-ret));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- device ops ---- */
+
+static int vp_realize(struct device *dev, struct vm *vm)
+{
+	struct vfio_pci *vp = container_of(dev, struct vfio_pci, dev);
+	struct vfio_device_info info;
+	uint16_t vendor, device, subv, subd;
+	uint32_t class;
+	int ret;
+
+	vp->vm = vm;
+	ret = vp->kernel ? vfio_kernel_open(vp->spec, &vp->vdev)
+			 : vfio_user_open(vp->spec, &vp->vdev);
+	if (ret < 0) {
+		pr_err("passthrough device %s: cannot attach: %s", vp->spec, strerror(-ret));
+		return -1;
+	}
+	info = vp->vdev->info;
+	if (!(info.flags & VFIO_DEVICE_FLAGS_PCI) ||
+	    info.num_regions <= VFIO_PCI_CONFIG_REGION_INDEX) {
+		pr_err("passthrough device %s: not a PCI device", vp->spec);
+		return -1;
+	}
+	ret = vp->vdev->ops->region_read(vp->vdev, VFIO_PCI_CONFIG_REGION_INDEX, 0,
+					 vp->phys_cfg, sizeof(vp->phys_cfg));
+	if (ret < 0) {
+		pr_err("passthrough device %s: reading config space: %s", vp->spec, strerror(-ret));
+		return -1;
+	}
+	memcpy(&vendor, vp->phys_cfg + PCI_VENDOR_ID, 2);
+	memcpy(&device, vp->phys_cfg + PCI_DEVICE_ID, 2);
+	memcpy(&subv, vp->phys_cfg + PCI_SUBSYSTEM_VENDOR_ID, 2);
+	memcpy(&subd, vp->phys_cfg + PCI_SUBSYSTEM_ID, 2);
+	memcpy(&class, vp->phys_cfg + PCI_CLASS_REVISION, 4);
+	if (vendor == 0xffff || vendor == 0) {
+		pr_err("passthrough device %s: no device behind it (vendor %#x)", vp->spec, vendor);
+		return -1;
+	}
+	pci_dev_init(&vp->pd, vp->dev.id, &vfio_pci_dev_ops, vendor, device, class >> 8,
+		     class & 0xff, subv, subd);
+	if (bars_setup(vp) < 0 || msix_setup(vp) < 0)
+		return -1;
+	for (int n = 0; n < PCI_NUM_BARS; n++)
+		if (vp->bars[n].region.size && bar_map_areas(vp, &vp->bars[n]) < 0)
+			return -1;
+	if (dma_setup(vp) < 0)
+		return -1;
+	if (pci_bus_register(vm->pci, &vp->pd, PCI_ANY_SLOT) < 0) {
+		pr_err("passthrough device %s: no free PCI slot", vp->spec);
+		return -1;
+	}
+	if (!vp->kernel && vm->loop)
+		vp->hup_watch = loop_watch(vm->loop, vfio_user_socket(vp->vdev),
+					   POLLRDHUP, vp_server_hup, vp);
+	pr_debug("passthrough %s at 00:%02x.0, %u MSI-X vectors", vp->spec,
+		 vp->pd.devfn >> 3, vp->nr_vectors);
+	return 0;
+}
+
+static void vp_reset(struct device *dev)
+{
+	struct vfio_pci *vp = container_of(dev, struct vfio_pci, dev);
+
+	if (vp->vdev && vp_alive(vp))
+		vp->vdev->ops->reset(vp->vdev);
+	if (vp->msix_cap)
+		pci_msix_reset(&vp->msix);
+}
+
+/*
+ * Only the emulated part lives here (MSI-X); config space is saved by the
+ * bus and the device's own state travels through its VFIO migration session.
+ */
+static int vp_save(struct device *dev, struct state_buf *sb)
+{
+	struct vfio_pci *vp = container_of(dev, struct vfio_pci, dev);
+
+	state_put_u8(sb, vp->msix_cap);
+	if (vp->msix_cap)
+		pci_msix_save(&vp->msix, sb);
+	return 0;
+}
+
+static int vp_load(struct device *dev, struct state_buf *sb)
+{
+	struct vfio_pci *vp = container_of(dev, struct vfio_pci, dev);
+
+	if (state_get_u8(sb) != vp->msix_cap)
+		return -1;
+	return vp->msix_cap ? pci_msix_load(&vp->msix, sb) : 0;
+}
+
+static void vp_unrealize(struct device *dev)
+{
+	struct vfio_pci *vp = container_of(dev, struct vfio_pci, dev);
+
+	if (vp->hup_watch)
+		loop_unwatch(vp->vm->loop, vp->hup_watch);
+	for (int n = 0; n < PCI_NUM_BARS; n++) {
+		struct vfio_pci_bar *b = &vp->bars[n];
+
+		if (b->mapped && vp->vm)
+			vp_bar_mapped(&vp->pd, n, 0, false);
+		for (unsigned i = 0; i < b->nr_areas; i++)
+			munmap(b->areas[i].host, b->areas[i].size);
+		vfio_ioeventfds_free(b->evs, b->nr_evs);
+		vfio_region_release(&b->region);
+	}
+	for (unsigned v = 0; vp->irq_efd && v < vp->nr_vectors; v++) {
+		irqfd_set(vp, v, pci_msix_gsi(&vp->msix, v), false);
+		if (vp->irq_efd[v] >= 0)
+			close(vp->irq_efd[v]);
+	}
+	if (vp->msix_cap)
+		pci_msix_destroy(&vp->msix);
+	free(vp->irq_efd);
+	free(vp->irqfd_on);
+	vfio_device_close(vp->vdev);
+	vp->vdev = NULL;
+}
+
+static const struct device_ops vfio_pci_ops = {
+	.type = "vfio-pci",
+	.realize = vp_realize,
+	.reset = vp_reset,
+	.save = vp_save,
+	.load = vp_load,
+	.unrealize = vp_unrealize,
+};
+
+int vfio_pci_add(struct vm *vm, const char *spec, bool kernel)
+{
+	struct vfio_pci *vp = xzalloc(sizeof(*vp));
+	static int count;
+	char id[32];
+
+	snprintf(id, sizeof(id), "vfio%d", count++);
+	device_init(&vp->dev, &vfio_pci_ops, id);
+	snprintf(vp->spec, sizeof(vp->spec), "%s", spec);
+	vp->kernel = kernel;
+	device_add(vm, &vp->dev);
+	return 0;
+}

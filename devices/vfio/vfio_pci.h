@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef HDVM_VFIO_PCI_H
+#define HDVM_VFIO_PCI_H
+
+#include <stdbool.h>
+
+struct vm;
+
+/*
+ * Add a passthrough PCI device to the VM: spec is a vfio-user socket path
+ * (kernel = false) or a kernel VFIO device (cdev path or PCI address).  The
+ * device attaches when the VM's devices are realized.
+ */
+int vfio_pci_add(struct vm *vm, const char *spec, bool kernel);
+
+#endif
