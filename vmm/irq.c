@@ -59,7 +59,11 @@ int irq_routing_init(struct vm *vm)
 		add_entry(r->table, i, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQCHIP_IOAPIC, i);
 	r->next_gsi = IOAPIC_PINS;
 	vm->irq = r;
-	return irq_commit(vm);
+	/*
+	 * KVM_CREATE_IRQCHIP installed the same default table; committing it
+	 * again would cost a kernel grace period (~1 ms here) for nothing.
+	 */
+	return 0;
 }
 
 void irq_routing_destroy(struct vm *vm)

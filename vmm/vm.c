@@ -104,6 +104,28 @@ static int vm_setup_kvm(struct vm *vm)
 	return irq_routing_init(vm);
 }
 
+/*
+ * The VM's first KVM_SET_USER_MEMORY_REGION costs ~5 ms here whatever the
+ * size (it waits for the kernel, it does not compute), so it runs in a thread
+ * while the kernel loads and the vCPUs are created.
+ */
+static void *mem_register_thread(void *arg)
+{
+	struct vm *vm = arg;
+
+	vm->mem_thread_ret = guest_mem_register(&vm->mem, vm->vm_fd);
+	return NULL;
+}
+
+static int mem_register_wait(struct vm *vm)
+{
+	if (!vm->mem_thread_started)
+		return 0;
+	pthread_join(vm->mem_thread, NULL);
+	vm->mem_thread_started = false;
+	return vm->mem_thread_ret;
+}
+
 int vm_create(struct vm *vm, const struct vm_config *cfg)
 {
 	int max;
@@ -130,8 +152,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	}
 	if (vm_setup_kvm(vm) < 0)
 		return -1;
-	if (guest_mem_init(&vm->mem, cfg->mem_size) < 0 ||
-	    guest_mem_register(&vm->mem, vm->vm_fd) < 0)
+	if (guest_mem_init(&vm->mem, cfg->mem_size) < 0)
+		return -1;
+	if (pthread_create(&vm->mem_thread, NULL, mem_register_thread, vm) == 0)
+		vm->mem_thread_started = true;
+	else if (guest_mem_register(&vm->mem, vm->vm_fd) < 0)
 		return -1;
 	vm->cpuid = cpuid_get_supported(vm->kvm_fd);
 	if (!vm->cpuid)
@@ -207,6 +232,8 @@ int vm_boot(struct vm *vm)
 		if (!vm->vcpus[i])
 			return -1;
 	}
+	if (mem_register_wait(vm) < 0)
+		return -1;
 	vcpu_signals_init();
 	vm->state = VM_RUNNING;
 	for (int i = 0; i < vm->ncpus; i++)
@@ -267,6 +294,7 @@ int vm_resume(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+	mem_register_wait(vm);
 	atomic_store(&vm->shutdown, true);
 	pthread_mutex_lock(&vm->state_lock);
 	pthread_cond_broadcast(&vm->state_cond);

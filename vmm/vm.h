@@ -64,6 +64,9 @@ struct vm {
 	int vcpu_mmap_size;
 	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
 	struct guest_mem mem;
+	pthread_t mem_thread;		/* registers RAM with KVM during set-up */
+	int mem_thread_ret;
+	bool mem_thread_started;
 	struct boot_entry boot;
 	struct iobus pio, mmio;
 	struct device *devices;
