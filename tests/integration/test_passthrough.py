@@ -1,0 +1,117 @@
+# SPDX-License-Identifier: MIT
+"""hdvm attaching hdnic VFs over vfio-user: attach, detach, reconnect, a server that
+dies under a running VM, bad device specs.  Networking through the VF is covered in
+test_net_*.py; these tests need no guest driver."""
+import socket
+import subprocess
+import time
+
+import pytest
+
+from hdvmlib import HDNIC, HDVM, GUEST, hdvm_ctl, status
+from vfio_user_client import Hdnic, Netns, wait_for
+
+
+@pytest.fixture
+def ns():
+    n = Netns(prefix="hpt")
+    yield n
+    n.delete()
+
+
+@pytest.fixture
+def nic(ns, tmp_path):
+    n = Hdnic(HDNIC, tmp_path / "nic", vfs=2, uplink="tap:hdt0", netns=ns)
+    yield n
+    n.stop()
+
+
+def client_attached(nic, vf):
+    return nic.vf_info(vf).get("client") in (True, "yes", 1)
+
+
+def test_vf_attached_while_vm_runs_and_released_after(vms, nic):
+    vm = vms(cmdline="app=idle", extra=["--vfio-user", str(nic.sock(0))])
+    vm.out.wait_for("idle: halting")
+    assert wait_for(lambda: client_attached(nic, 0), timeout=5), nic.vf_info(0)
+    assert not client_attached(nic, 1)
+    assert vm.ctl("stop").returncode == 0
+    assert vm.wait(10) == 0
+    # the VF was reset and is free for the next VM
+    assert wait_for(lambda: not client_attached(nic, 0), timeout=5), nic.vf_info(0)
+    vm2 = vms(cmdline="app=idle", extra=["--vfio-user", str(nic.sock(0))])
+    vm2.out.wait_for("idle: halting")
+    assert wait_for(lambda: client_attached(nic, 0), timeout=5)
+    vm2.ctl("stop")
+    assert vm2.wait(10) == 0
+
+
+def test_two_vfs_in_one_vm(vms, nic):
+    vm = vms(cmdline="app=idle",
+             extra=["--vfio-user", str(nic.sock(0)), "--vfio-user", str(nic.sock(1))])
+    vm.out.wait_for("idle: halting")
+    assert wait_for(lambda: client_attached(nic, 0) and client_attached(nic, 1), timeout=5)
+
+
+def test_hdnic_killed_under_running_vm(vms, nic, run_dir):
+    vm = vms(cmdline="app=idle", extra=["--vfio-user", str(nic.sock(0))])
+    vm.out.wait_for("idle: halting")
+    nic.stop(sig=9)
+    vm.err.wait_for(r"server disconnected; device removed, the VM keeps running", timeout=10)
+    time.sleep(0.5)
+    assert vm.proc.poll() is None, "hdvm died with its device server"
+    assert status(run_dir, vm.name)["state"] == "running"
+    assert vm.ctl("stop").returncode == 0
+    assert vm.wait(10) == 0
+    assert list(run_dir.iterdir()) == []
+
+
+def test_same_vf_twice_is_refused(vms, nic, run_dir):
+    a = vms(cmdline="app=idle", extra=["--vfio-user", str(nic.sock(0))])
+    a.out.wait_for("idle: halting")
+    b = vms(cmdline="app=idle", extra=["--vfio-user", str(nic.sock(0))])
+    assert b.wait(20) == 1
+    assert "cannot attach" in b.err.text() or "refused" in b.err.text(), b.err.text()
+    assert a.proc.poll() is None
+    assert status(run_dir, a.name)["state"] == "running"
+
+
+def run_refused(run_dir, *args):
+    r = subprocess.run([str(HDVM), "run", "--kernel", str(GUEST), "--run-dir", str(run_dir),
+                        "--cmdline", "app=hello", *args],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert list(run_dir.iterdir()) == []
+    return r.stderr
+
+
+def test_missing_socket(run_dir, tmp_path):
+    err = run_refused(run_dir, "--vfio-user", str(tmp_path / "nope.sock"))
+    assert "nope.sock" in err and "cannot attach" in err
+
+
+def test_server_that_is_not_vfio_user(run_dir, tmp_path):
+    path = tmp_path / "liar.sock"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(1)
+    import threading
+
+    def answer_garbage():
+        c, _ = srv.accept()
+        c.recv(4096)
+        c.sendall(b"HTTP/1.0 200 OK\r\n\r\nnot a vfio-user server" + b"\0" * 64)
+        c.close()
+
+    t = threading.Thread(target=answer_garbage, daemon=True)
+    t.start()
+    err = run_refused(run_dir, "--vfio-user", str(path))
+    assert "cannot attach" in err
+    srv.close()
+
+
+def test_kernel_vfio_without_vfio_on_host(run_dir):
+    err = run_refused(run_dir, "--vfio", "0000:01:00.1")
+    assert "0000:01:00.1" in err
+    err = run_refused(run_dir, "--vfio", "/dev/vfio/devices/vfio0")
+    assert "vfio0" in err
