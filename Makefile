@@ -31,7 +31,7 @@ LIB      := $(BUILD)/libhdvm.a
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-all: $(BUILD)/hdvm guest hdnic-all
+all: $(BUILD)/hdvm guest hdnic-all $(BUILD)/udpflood
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -43,6 +43,10 @@ $(LIB): $(LIB_OBJS)
 
 $(BUILD)/hdvm: $(BUILD)/obj/vmm/main.o $(LIB)
 	$(CC) $(LDFLAGS) $(HDVM_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# host-side traffic generator for the network benchmarks
+$(BUILD)/udpflood: tools/udpflood.c
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
