@@ -5,6 +5,7 @@
 enum seccomp_role {
 	SECCOMP_ROLE_MAIN,	/* event loop, control socket, device back ends */
 	SECCOMP_ROLE_VCPU,	/* KVM_RUN and device emulation */
+	SECCOMP_ROLE_IO,	/* a device's I/O thread: io_uring and eventfds only */
 };
 
 /* Exit status of a process killed for a forbidden system call. */

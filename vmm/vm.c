@@ -13,6 +13,7 @@
 #include "devices/device.h"
 #include "devices/legacy/legacy.h"
 #include "devices/pci/pci.h"
+#include "devices/virtio/virtio_net.h"
 #include "devices/vfio/vfio_pci.h"
 #include "vmm/cpu_setup.h"
 #include "vmm/util.h"
@@ -174,6 +175,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	device_add(vm, boot_marker_create());
 	vm->pci = pci_bus_create(vm);
 	if (!vm->pci)
+		return -1;
+	/* paravirtual NICs (--net) */
+	if (virtio_net_create_all(vm) < 0)
 		return -1;
 	/* passthrough devices */
 	for (int i = 0; i < cfg->nr_vfio_user; i++)

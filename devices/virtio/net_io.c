@@ -1,0 +1,598 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The paravirtual NIC's I/O thread: one io_uring over the TAP, the two queue
+ * kick eventfds and a control eventfd.
+ *
+ *  TX: kick -> pop chains -> one writev per frame (our zeroed header, then
+ *      the guest's buffers straight from guest RAM) -> completion -> used.
+ *  RX: reads into bounce slots -> pop an RX chain -> copy -> used.
+ *
+ * Other threads never touch the queues: they ask the thread to stop
+ * (net_io_stop), which it acknowledges once no TAP write that reads guest
+ * memory is in flight and everything completed is published; they change
+ * registers; they let it run again (net_io_start), and it re-reads them.
+ */
+#include <errno.h>
+#include <linux/virtio_net.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "devices/virtio/virtio_net_int.h"
+#include "vmm/seccomp.h"
+#include "vmm/util.h"
+#include "vmm/vm.h"
+
+#ifdef __SANITIZE_ADDRESS__
+#define NET_IO_STACK	(512 * 1024)
+#else
+#define NET_IO_STACK	(64 * 1024)	/* the loop keeps its buffers on the heap */
+#endif
+
+enum net_op { OP_CTL, OP_KICK, OP_RX, OP_TX, OP_CANCEL };
+
+static uint64_t user_data(enum net_op op, unsigned idx)
+{
+	return (uint64_t)op << 32 | idx;
+}
+
+static const struct virtio_net_hdr_v1 tx_hdr;	/* no offloads: all zero */
+
+/* ---- submission ---- */
+
+static struct io_uring_sqe *get_sqe(struct net_io *io)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
+
+	if (!sqe) {
+		/* never with the slot counts above, but a full SQ is not an error */
+		io_uring_submit(&io->ring);
+		sqe = io_uring_get_sqe(&io->ring);
+	}
+	if (sqe)
+		io->outstanding++;
+	return sqe;
+}
+
+static void arm_read(struct net_io *io, int fd, void *buf, unsigned len, uint64_t ud)
+{
+	struct io_uring_sqe *sqe = get_sqe(io);
+
+	if (!sqe)
+		return;
+	io_uring_prep_read(sqe, fd, buf, len, 0);
+	io_uring_sqe_set_data64(sqe, ud);
+}
+
+static void arm_rx(struct virtio_net *n, unsigned s)
+{
+	struct net_io *io = &n->io;
+
+	if (io->rx_dead || io->leaving)
+		return;
+	io->rx[s].state = RX_READING;
+	arm_read(io, n->tap.fd, io->rx[s].buf, NET_RX_SLOT_SIZE, user_data(OP_RX, s));
+}
+
+/* ---- transmit ---- */
+
+static int free_tx_slot(struct net_io *io)
+{
+	for (unsigned s = 0; s < NET_TX_SLOTS; s++)
+		if (!io->tx[s].busy)
+			return s;
+	return -1;
+}
+
+/* Our header, then the chain minus the guest's header. */
+static unsigned build_tx_iov(struct net_tx_slot *slot, const struct vq_chain *c)
+{
+	uint32_t skip = NET_TAP_HDR_LEN;
+	unsigned n = 0;
+
+	slot->iov = c->nr + 1 <= NET_TX_IOV_INLINE ? slot->inline_iov
+						   : xzalloc((c->nr + 1) * sizeof(struct iovec));
+	slot->iov[n++] = (struct iovec){ (void *)&tx_hdr, NET_TAP_HDR_LEN };
+	for (unsigned i = 0; i < c->nr; i++) {
+		uint32_t off = MIN(skip, c->iov[i].len);
+
+		skip -= off;
+		if (off < c->iov[i].len)
+			slot->iov[n++] = (struct iovec){ c->iov[i].base + off, c->iov[i].len - off };
+	}
+	return n;
+}
+
+static bool submit_tx(struct virtio_net *n, const struct vq_chain *c)
+{
+	struct net_io *io = &n->io;
+	struct vq *q = &n->vp.vqs[VIRTIO_NET_TXQ];
+	struct io_uring_sqe *sqe;
+	struct net_tx_slot *slot;
+	unsigned nr_iov;
+	int s;
+
+	if (c->total < NET_TAP_HDR_LEN) {
+		/* no room for even the header: drop it, the buffers go back */
+		atomic_fetch_add(&n->stats.tx_errors, 1);
+		vq_push(q, c->head, 0);
+		return true;
+	}
+	s = free_tx_slot(io);
+	sqe = get_sqe(io);
+	if (s < 0 || !sqe) {
+		vq_push(q, c->head, 0);
+		atomic_fetch_add(&n->stats.tx_errors, 1);
+		return true;
+	}
+	slot = &io->tx[s];
+	nr_iov = build_tx_iov(slot, c);
+	slot->busy = true;
+	slot->head = c->head;
+	slot->len = c->total - NET_TAP_HDR_LEN;
+	io_uring_prep_writev(sqe, n->tap.fd, slot->iov, nr_iov, 0);
+	io_uring_sqe_set_data64(sqe, user_data(OP_TX, s));
+	io->tx_inflight++;
+	return false;
+}
+
+static void publish(struct virtio_net *n, unsigned qi)
+{
+	struct vq *q = &n->vp.vqs[qi];
+
+	vq_publish(q);
+	if (vq_should_interrupt(q))
+		virtio_pci_queue_irq(&n->vp, qi);
+}
+
+static void process_tx(struct virtio_net *n)
+{
+	struct net_io *io = &n->io;
+	struct vq *q = &n->vp.vqs[VIRTIO_NET_TXQ];
+	bool pushed = false;
+	int r;
+
+	if (!q->ready || q->broken)
+		return;
+	vq_set_notify(q, false);
+	for (;;) {
+		while (io->tx_inflight < NET_TX_SLOTS) {
+			r = vq_pop(q, &n->vm->mem, &io->chain);
+			if (r < 0)
+				goto broken;
+			if (!r)
+				break;
+			pushed |= submit_tx(n, &io->chain);
+		}
+		if (io->tx_inflight == NET_TX_SLOTS)
+			break;	/* a completion brings us back; kicks stay off meanwhile */
+		vq_set_notify(q, true);
+		r = vq_pending(q);
+		if (r < 0)
+			goto broken;
+		if (!r)
+			break;
+		vq_set_notify(q, false);
+	}
+	if (pushed)
+		publish(n, VIRTIO_NET_TXQ);
+	return;
+broken:
+	if (pushed)
+		publish(n, VIRTIO_NET_TXQ);
+	virtio_pci_queue_broken(&n->vp, VIRTIO_NET_TXQ, r);
+}
+
+static void tx_done(struct virtio_net *n, unsigned s, int res)
+{
+	struct net_io *io = &n->io;
+	struct net_tx_slot *slot = &io->tx[s];
+	struct vq *q = &n->vp.vqs[VIRTIO_NET_TXQ];
+
+	if (s >= NET_TX_SLOTS || !slot->busy)
+		return;
+	if (res >= 0) {
+		atomic_fetch_add(&n->stats.tx_packets, 1);
+		atomic_fetch_add(&n->stats.tx_bytes, slot->len);
+	} else {
+		atomic_fetch_add(&n->stats.tx_errors, 1);
+	}
+	/* a queue the driver broke (or reset) meanwhile gets nothing back */
+	if (q->ready && !q->broken)
+		vq_push(q, slot->head, 0);
+	if (slot->iov != slot->inline_iov)
+		free(slot->iov);
+	slot->busy = false;
+	io->tx_inflight--;
+}
+
+/* ---- receive ---- */
+
+static void rx_requeue_front(struct virtio_net *n)
+{
+	struct net_io *io = &n->io;
+	unsigned s = io->fifo[io->fifo_head];
+
+	io->fifo_head = (io->fifo_head + 1) % NET_RX_SLOTS;
+	io->fifo_len--;
+	io->rx[s].state = RX_IDLE;
+	arm_rx(n, s);
+}
+
+static void rx_drop_all(struct virtio_net *n)
+{
+	while (n->io.fifo_len) {
+		atomic_fetch_add(&n->stats.rx_dropped, 1);
+		rx_requeue_front(n);
+	}
+}
+
+static void copy_to_chain(const struct vq_chain *c, const uint8_t *data, uint32_t len)
+{
+	for (unsigned i = 0; i < c->nr && len; i++) {
+		uint32_t k = MIN(len, c->iov[i].len);
+
+		memcpy(c->iov[i].base, data, k);
+		data += k;
+		len -= k;
+	}
+}
+
+static void deliver_rx(struct virtio_net *n)
+{
+	struct net_io *io = &n->io;
+	struct vq *q = &n->vp.vqs[VIRTIO_NET_RXQ];
+	bool pushed = false;
+	int r = 0;
+
+	while (io->fifo_len) {
+		struct net_rx_slot *slot = &io->rx[io->fifo[io->fifo_head]];
+		struct virtio_net_hdr_v1 *hdr = (struct virtio_net_hdr_v1 *)slot->buf;
+
+		if (!q->ready || q->broken) {
+			rx_drop_all(n);
+			break;
+		}
+		r = vq_pop(q, &n->vm->mem, &io->chain);
+		if (r < 0)
+			break;
+		if (!r) {
+			/* starved: ask for a kick, then make sure none slipped by */
+			vq_set_notify(q, true);
+			io->rx_notify_on = true;
+			r = vq_pending(q);
+			if (r <= 0)
+				break;
+			continue;
+		}
+		if (io->rx_notify_on) {
+			vq_set_notify(q, false);
+			io->rx_notify_on = false;
+		}
+		if (io->chain.total < slot->len) {
+			/* the driver's buffer is too small for this frame: keep the buffer */
+			vq_unpop(q);
+			atomic_fetch_add(&n->stats.rx_dropped, 1);
+			rx_requeue_front(n);
+			continue;
+		}
+		/* no offloads were negotiated: nothing but num_buffers in the header */
+		memset(hdr, 0, sizeof(*hdr));
+		hdr->num_buffers = 1;
+		copy_to_chain(&io->chain, slot->buf, slot->len);
+		vq_push(q, io->chain.head, slot->len);
+		pushed = true;
+		atomic_fetch_add(&n->stats.rx_packets, 1);
+		atomic_fetch_add(&n->stats.rx_bytes, slot->len - NET_TAP_HDR_LEN);
+		rx_requeue_front(n);
+	}
+	if (pushed)
+		publish(n, VIRTIO_NET_RXQ);
+	if (r < 0) {
+		virtio_pci_queue_broken(&n->vp, VIRTIO_NET_RXQ, r);
+		rx_drop_all(n);
+	}
+}
+
+static void rx_done(struct virtio_net *n, unsigned s, int res)
+{
+	struct net_io *io = &n->io;
+
+	if (s >= NET_RX_SLOTS)
+		return;
+	io->rx[s].state = RX_IDLE;
+	if (res == -ECANCELED || io->leaving)
+		return;
+	if (res == -EINTR || res == -EAGAIN) {
+		arm_rx(n, s);
+		return;
+	}
+	if (res <= 0) {
+		/* the TAP is gone or broken: retrying would spin */
+		if (!io->rx_dead)
+			pr_err("%s: reading TAP %s failed (%s): receive stopped", n->name,
+			       n->tap.name, res ? strerror(-res) : "end of file");
+		io->rx_dead = true;
+		return;
+	}
+	if (res > NET_RX_SLOT_SIZE || res < NET_TAP_HDR_LEN + 14) {
+		/* larger than a slot (the kernel reports the full length) or no Ethernet header */
+		atomic_fetch_add(&n->stats.rx_dropped, 1);
+		arm_rx(n, s);
+		return;
+	}
+	io->rx[s].state = RX_FULL;
+	io->rx[s].len = (uint32_t)res;
+	io->fifo[(io->fifo_head + io->fifo_len) % NET_RX_SLOTS] = (uint8_t)s;
+	io->fifo_len++;
+}
+
+/* ---- the loop ---- */
+
+static void handle_cqe(struct virtio_net *n, uint64_t ud, int res)
+{
+	struct net_io *io = &n->io;
+	unsigned idx = (uint32_t)ud;
+
+	io->outstanding--;
+	switch ((enum net_op)(ud >> 32)) {
+	case OP_CTL:
+		if (res != -ECANCELED && !io->leaving)
+			arm_read(io, io->ctl_fd, &io->ctl_buf, 8, user_data(OP_CTL, 0));
+		break;
+	case OP_KICK:
+		if (idx >= VIRTIO_NET_QUEUES || res == -ECANCELED || io->leaving)
+			break;
+		io->kicked[idx] = true;
+		arm_read(io, n->vp.kick_fd[idx], &io->kick_buf[idx], 8, user_data(OP_KICK, idx));
+		break;
+	case OP_RX:
+		rx_done(n, idx, res);
+		break;
+	case OP_TX:
+		tx_done(n, idx, res);
+		break;
+	case OP_CANCEL:
+		break;
+	}
+}
+
+/* Pick up requests; false when the thread should leave. */
+static bool sync_requests(struct virtio_net *n)
+{
+	struct net_io *io = &n->io;
+	bool leave = false;
+
+	pthread_mutex_lock(&io->lock);
+	if (io->exit_req || io->stop_req) {
+		io->running = false;
+		io->leaving = io->exit_req;
+		if (!io->tx_inflight && !io->stopped) {
+			io->stopped = true;
+			pthread_cond_broadcast(&io->cond);
+		}
+		leave = io->exit_req && !io->tx_inflight;
+	} else if (!io->running) {
+		io->running = true;
+		io->stopped = false;
+		io->full_pass = true;		/* registers may have changed under us */
+		io->rx_notify_on = true;
+	}
+	pthread_mutex_unlock(&io->lock);
+	return !leave;
+}
+
+static void do_work(struct virtio_net *n)
+{
+	struct net_io *io = &n->io;
+
+	if (!virtio_pci_live(&n->vp)) {
+		rx_drop_all(n);		/* a NIC that is not up drops what arrives */
+	} else {
+		if (io->full_pass || io->kicked[VIRTIO_NET_TXQ])
+			process_tx(n);
+		if (io->fifo_len)
+			deliver_rx(n);
+	}
+	io->full_pass = false;
+	io->kicked[VIRTIO_NET_TXQ] = io->kicked[VIRTIO_NET_RXQ] = false;
+}
+
+/* Completed TX writes give their chains back before anything else happens. */
+static void reap(struct virtio_net *n)
+{
+	struct net_io *io = &n->io;
+	unsigned before = io->tx_inflight;
+	struct io_uring_cqe *cqe;
+
+	while (io_uring_peek_cqe(&io->ring, &cqe) == 0) {
+		uint64_t ud = io_uring_cqe_get_data64(cqe);
+		int res = cqe->res;
+
+		io_uring_cqe_seen(&io->ring, cqe);
+		handle_cqe(n, ud, res);
+	}
+	if (io->tx_inflight < before && n->vp.vqs[VIRTIO_NET_TXQ].ready &&
+	    !n->vp.vqs[VIRTIO_NET_TXQ].broken) {
+		publish(n, VIRTIO_NET_TXQ);
+		io->kicked[VIRTIO_NET_TXQ] = true;	/* slots freed: look again */
+	}
+}
+
+static void cancel_all(struct virtio_net *n)
+{
+	struct net_io *io = &n->io;
+	struct io_uring_sqe *sqe = get_sqe(io);
+	uint64_t deadline = now_ns() + 2000000000ull;
+
+	if (sqe) {
+		io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+		io_uring_sqe_set_data64(sqe, user_data(OP_CANCEL, 0));
+	}
+	/* bounded: a read the kernel cannot cancel is dropped with the ring */
+	while (io->outstanding && now_ns() < deadline) {
+		struct __kernel_timespec ts = { .tv_nsec = 100000000 };
+		struct io_uring_cqe *cqe;
+
+		io_uring_submit_and_wait_timeout(&io->ring, &cqe, 1, &ts, NULL);
+		reap(n);
+	}
+}
+
+static void report_start(struct net_io *io, int err)
+{
+	pthread_mutex_lock(&io->lock);
+	io->start_err = err;
+	io->start_done = true;
+	pthread_cond_broadcast(&io->cond);
+	pthread_mutex_unlock(&io->lock);
+}
+
+static void *net_io_thread(void *arg)
+{
+	struct virtio_net *n = arg;
+	struct net_io *io = &n->io;
+
+	if (n->seccomp && seccomp_install(SECCOMP_ROLE_IO) < 0) {
+		report_start(io, -EPERM);
+		return NULL;
+	}
+	report_start(io, 0);
+	arm_read(io, io->ctl_fd, &io->ctl_buf, 8, user_data(OP_CTL, 0));
+	for (unsigned q = 0; q < VIRTIO_NET_QUEUES; q++)
+		arm_read(io, n->vp.kick_fd[q], &io->kick_buf[q], 8, user_data(OP_KICK, q));
+	for (unsigned s = 0; s < NET_RX_SLOTS; s++)
+		arm_rx(n, s);
+
+	while (sync_requests(n)) {
+		int ret;
+
+		if (io->running)
+			do_work(n);
+		ret = io_uring_submit_and_wait(&io->ring, 1);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+			pr_err("%s: io_uring: %s; the device stops", n->name, strerror(-ret));
+			break;
+		}
+		reap(n);
+	}
+	cancel_all(n);
+	pthread_mutex_lock(&io->lock);
+	io->exited = true;
+	io->stopped = true;
+	pthread_cond_broadcast(&io->cond);
+	pthread_mutex_unlock(&io->lock);
+	return NULL;
+}
+
+/* ---- the other threads' side ---- */
+
+static void poke(struct net_io *io)
+{
+	uint64_t one = 1;
+
+	if (io->ctl_fd >= 0 && write(io->ctl_fd, &one, sizeof(one)) < 0)
+		pr_debug("net: control eventfd: %s", strerror(errno));
+}
+
+void net_io_stop(struct virtio_net *n)
+{
+	struct net_io *io = &n->io;
+
+	pthread_mutex_lock(&io->lock);
+	io->stop_req++;
+	if (io->thread_started) {
+		poke(io);
+		while (!io->stopped && !io->exited)
+			pthread_cond_wait(&io->cond, &io->lock);
+	}
+	pthread_mutex_unlock(&io->lock);
+}
+
+void net_io_start(struct virtio_net *n)
+{
+	struct net_io *io = &n->io;
+
+	pthread_mutex_lock(&io->lock);
+	if (io->stop_req && !--io->stop_req && io->thread_started)
+		poke(io);
+	pthread_mutex_unlock(&io->lock);
+}
+
+int net_io_init(struct virtio_net *n)
+{
+	struct net_io *io = &n->io;
+	int ret;
+
+	pthread_mutex_init(&io->lock, NULL);
+	pthread_cond_init(&io->cond, NULL);
+	io->ctl_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (io->ctl_fd < 0) {
+		pr_err("%s: eventfd: %s", n->name, strerror(errno));
+		return -1;
+	}
+	ret = io_uring_queue_init(NET_IO_RING_ENTRIES, &io->ring, 0);
+	if (ret < 0) {
+		pr_err("%s: io_uring_queue_init: %s", n->name, strerror(-ret));
+		return -1;
+	}
+	io->ring_ready = true;
+	io->rx_mem = xzalloc(NET_RX_SLOTS * NET_RX_SLOT_SIZE);
+	for (unsigned s = 0; s < NET_RX_SLOTS; s++)
+		io->rx[s].buf = io->rx_mem + s * NET_RX_SLOT_SIZE;
+	return 0;
+}
+
+int net_io_start_thread(struct virtio_net *n)
+{
+	struct net_io *io = &n->io;
+	pthread_attr_t attr;
+	int ret;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, NET_IO_STACK);
+	ret = pthread_create(&io->thread, &attr, net_io_thread, n);
+	pthread_attr_destroy(&attr);
+	if (ret) {
+		pr_err("%s: starting the I/O thread: %s", n->name, strerror(ret));
+		return -1;
+	}
+	pthread_mutex_lock(&io->lock);
+	while (!io->start_done)
+		pthread_cond_wait(&io->cond, &io->lock);
+	ret = io->start_err;
+	io->thread_started = !ret;
+	pthread_mutex_unlock(&io->lock);
+	if (ret) {
+		pthread_join(io->thread, NULL);
+		pr_err("%s: the I/O thread could not install its seccomp filter", n->name);
+		return -1;
+	}
+	return 0;
+}
+
+void net_io_destroy(struct virtio_net *n)
+{
+	struct net_io *io = &n->io;
+
+	if (io->thread_started) {
+		pthread_mutex_lock(&io->lock);
+		io->exit_req = true;
+		poke(io);
+		pthread_mutex_unlock(&io->lock);
+		pthread_join(io->thread, NULL);
+		io->thread_started = false;
+	}
+	for (unsigned s = 0; s < NET_TX_SLOTS; s++)
+		if (io->tx[s].busy && io->tx[s].iov != io->tx[s].inline_iov)
+			free(io->tx[s].iov);
+	if (io->ring_ready)
+		io_uring_queue_exit(&io->ring);
+	io->ring_ready = false;
+	if (io->ctl_fd >= 0)
+		close(io->ctl_fd);
+	io->ctl_fd = -1;
+	free(io->rx_mem);
+	io->rx_mem = NULL;
+}

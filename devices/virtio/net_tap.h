@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The TAP back end of the paravirtual NIC: /dev/net/tun in TAP mode with the
+ * 12-byte virtio-net header in front of every frame (IFF_VNET_HDR), so a
+ * guest's header maps straight onto the kernel's.  No offloads are enabled.
+ */
+#ifndef HDVM_NET_TAP_H
+#define HDVM_NET_TAP_H
+
+#include <net/if.h>
+#include <stdbool.h>
+
+#define NET_TAP_HDR_LEN	12	/* struct virtio_net_hdr_v1 */
+
+struct net_tap {
+	int fd;
+	char name[IFNAMSIZ];
+	bool created;		/* hdvm made it: it goes away with the fd */
+};
+
+/*
+ * Attach to TAP `name`, creating it if it does not exist.  A TAP that
+ * existed before is left as it is at close; one created here is deleted.
+ * -1 with a message naming the interface and the problem.
+ */
+int net_tap_open(struct net_tap *t, const char *name);
+void net_tap_close(struct net_tap *t);
+
+#endif

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hdvm's paravirtual NIC: a modern virtio-net PCI function (1af4:1041,
+ * revision 1) on a TAP interface.  Features VERSION_1, MAC, STATUS and
+ * EVENT_IDX; queue 0 receives, queue 1 transmits; every frame carries the
+ * 12-byte virtio_net_hdr_v1.  It is the baseline passthrough is measured
+ * against: each notify the guest does not suppress is a VM exit, caught by
+ * a KVM ioeventfd and handled by the device's I/O thread (io_uring on the
+ * TAP and the queue eventfds), which interrupts through MSI-X irqfds.
+ */
+#ifndef HDVM_VIRTIO_NET_H
+#define HDVM_VIRTIO_NET_H
+
+#include <stdint.h>
+
+struct device;
+struct net_opts;
+struct vm;
+
+#define VIRTIO_NET_RXQ		0
+#define VIRTIO_NET_TXQ		1
+#define VIRTIO_NET_QUEUES	2
+#define VIRTIO_NET_QUEUE_SIZE	256
+#define VIRTIO_NET_TYPE		1	/* virtio device ID: network card */
+#define VIRTIO_NET_CLASS	0x020000	/* Ethernet controller */
+
+struct virtio_net_stats {
+	uint64_t rx_packets, rx_bytes, rx_dropped;
+	uint64_t tx_packets, tx_bytes, tx_errors;
+	uint64_t ring_errors;		/* queues the guest broke (NEEDS_RESET) */
+};
+
+/*
+ * One device per `--net` value of vm->cfg, added to the VM after the PCI bus
+ * exists; 0 or -1 with a message (bad option, no room on the bus).
+ */
+int virtio_net_create_all(struct vm *vm);
+/* A single device (index picks the default MAC and the id "netINDEX"). */
+struct device *virtio_net_create(struct vm *vm, const struct net_opts *opts, unsigned index);
+
+/* Counters of a device made by virtio_net_create(); -1 if dev is not one. */
+int virtio_net_get_stats(struct device *dev, struct virtio_net_stats *st);
+
+#endif

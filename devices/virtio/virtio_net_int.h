@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/* The paravirtual NIC's insides, shared by the device (virtio_net.c) and its I/O thread (net_io.c). */
+#ifndef HDVM_VIRTIO_NET_INT_H
+#define HDVM_VIRTIO_NET_INT_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/uio.h>
+
+#include "devices/device.h"
+#include "devices/virtio/net_cli.h"
+#include "devices/virtio/net_tap.h"
+#include "devices/virtio/virtio_net.h"
+#include "devices/virtio/virtio_pci.h"
+
+/*
+ * Receive goes through bounce buffers: a read on the TAP never has guest
+ * memory as its target, so a pause never has to cancel one, and a frame is
+ * only copied once a buffer of the right size is known.  Frames larger than
+ * a slot (a host MTU above 2000) are dropped and counted.
+ */
+#define NET_RX_SLOTS		8
+#define NET_RX_SLOT_SIZE	2048
+#define NET_TX_SLOTS		16	/* TAP writes in flight */
+#define NET_TX_IOV_INLINE	20	/* longer chains get a heap iovec */
+#define NET_IO_RING_ENTRIES	64
+
+enum net_rx_state { RX_IDLE, RX_READING, RX_FULL };
+
+struct net_rx_slot {
+	enum net_rx_state state;
+	uint32_t len;
+	uint8_t *buf;
+};
+
+struct net_tx_slot {
+	bool busy;
+	uint16_t head;
+	uint32_t len;			/* frame bytes, header excluded */
+	struct iovec *iov;		/* inline_iov or a heap array */
+	struct iovec inline_iov[NET_TX_IOV_INLINE];
+};
+
+struct net_io {
+	struct io_uring ring;
+	bool ring_ready;
+	pthread_t thread;
+	bool thread_started;
+	int ctl_fd;			/* eventfd: "look at the requests" */
+
+	/* requests from other threads, under lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned stop_req;		/* nested stop() calls outstanding */
+	bool exit_req;
+	bool stopped;			/* acknowledged: nothing in flight, hands off */
+	bool exited;
+	int start_err;			/* thread set-up result for realize */
+	bool start_done;
+
+	/* the I/O thread's own */
+	bool running;
+	bool leaving;			/* exit requested: re-arm nothing */
+	bool full_pass;			/* look at both queues whatever the kicks said */
+	bool kicked[VIRTIO_NET_QUEUES];
+	bool rx_notify_on;		/* RX asked the driver for kicks (it starved) */
+	bool rx_dead;			/* the TAP failed to read: receive stopped */
+	unsigned outstanding;		/* SQEs whose completion has not arrived */
+	uint64_t ctl_buf, kick_buf[VIRTIO_NET_QUEUES];
+	struct net_rx_slot rx[NET_RX_SLOTS];
+	uint8_t fifo[NET_RX_SLOTS];	/* full slots in arrival order */
+	unsigned fifo_head, fifo_len;
+	uint8_t *rx_mem;
+	struct net_tx_slot tx[NET_TX_SLOTS];
+	unsigned tx_inflight;
+	struct vq_chain chain;
+};
+
+struct virtio_net {
+	struct device dev;		/* first: vm_destroy frees the container */
+	struct virtio_pci vp;
+	struct vm *vm;
+	char name[32];
+	struct net_opts opts;
+	uint8_t mac[6];
+	uint16_t link_status;
+	struct net_tap tap;
+	struct net_io io;
+	bool seccomp;
+	struct {
+		atomic_uint_fast64_t rx_packets, rx_bytes, rx_dropped;
+		atomic_uint_fast64_t tx_packets, tx_bytes, tx_errors;
+	} stats;
+};
+
+/* net_io.c */
+int net_io_init(struct virtio_net *n);
+/* Start the I/O thread; it installs its own seccomp filter when n->seccomp. */
+int net_io_start_thread(struct virtio_net *n);
+/* Quiesce: returns when nothing is in flight and the queues are left alone.  Nests. */
+void net_io_stop(struct virtio_net *n);
+void net_io_start(struct virtio_net *n);
+/* Stop the thread for good, cancel the TAP reads, free everything. */
+void net_io_destroy(struct virtio_net *n);
+
+#endif
