@@ -7,10 +7,18 @@
 #ifndef HDGUEST_APP_H
 #define HDGUEST_APP_H
 
+#include <stdbool.h>
 #include "guest/bootinfo.h"
 
 struct app {
 	const char *name;
+	/*
+	 * Optional: validate the app's own options before anything else runs;
+	 * a non-zero return is the exit status (the problem is printed).
+	 */
+	int (*check)(const struct boot_info *bi);
+	/* Bring the network up (net_up()) before the boot marker and main. */
+	bool net;
 	/* Runs in ring 3; the return value is the exit status (0..255). */
 	int (*main)(const struct boot_info *bi);
 };

@@ -136,16 +136,16 @@ static int parse_pvh(struct boot_info *bi, uint64_t si)
 		return 0;	/* no memory map in version 0 */
 	memmap = rd64(si, PVH_MEMMAP_PADDR);
 	n = rd32(si, PVH_MEMMAP_ENTRIES);
-	if (n && !phys_mapped(memmap, (uint64_t)n * sizeof(struct pvh_memmap_entry))) {
-		printf("hdguest: PVH memory map at 0x%lx (%u entries) is outside mapped memory\n",
-		       memmap, n);
-		return -1;
-	}
 	for (i = 0; i < n; i++) {
-		const struct pvh_memmap_entry *e =
-			(const void *)(memmap + i * sizeof(struct pvh_memmap_entry));
+		struct pvh_memmap_entry e;
 
-		add_ram(bi, e->addr, e->size, e->type);
+		/* phys_copy: QEMU -M pc puts the map in page 0 */
+		if (!phys_copy(&e, memmap + (uint64_t)i * sizeof(e), sizeof(e))) {
+			printf("hdguest: PVH memory map at 0x%lx (%u entries) is outside mapped memory\n",
+			       memmap, n);
+			return -1;
+		}
+		add_ram(bi, e.addr, e.size, e.type);
 	}
 	return 0;
 }

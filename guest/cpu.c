@@ -109,9 +109,16 @@ static long sys_halt(long arg)
 	halt_forever();
 }
 
+static long sys_invlpg(long addr)
+{
+	asm volatile("invlpg (%0)" : : "r"(addr) : "memory");
+	return 0;
+}
+
 static long (*const syscalls[SYS_COUNT])(long arg) = {
 	[SYS_IDLE] = sys_idle,
 	[SYS_HALT] = sys_halt,
+	[SYS_INVLPG] = sys_invlpg,
 };
 
 /* Ring 0, called from syscall_entry. */

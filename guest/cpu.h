@@ -21,6 +21,7 @@ struct trap_frame {
 enum syscall_nr {
 	SYS_IDLE,	/* sti; hlt forever: an idle vCPU costs the host nothing */
 	SYS_HALT,	/* cli; hlt forever: parked after power-off was requested */
+	SYS_INVLPG,	/* flush the TLB entry of one page (after a page-table edit) */
 	SYS_COUNT
 };
 
@@ -33,6 +34,13 @@ static inline bool phys_mapped(uint64_t addr, uint64_t len)
 	return addr >= PHYS_MAPPED_START && addr < PHYS_MAPPED_END &&
 	       len <= PHYS_MAPPED_END - addr;
 }
+
+/*
+ * Copy len bytes of guest-physical memory that may start in page 0 (which
+ * is left unmapped so NULL dereferences fault): page 0 is mapped read-only
+ * for the copy and unmapped again.  False if the range is not below 4 GiB.
+ */
+bool phys_copy(void *dst, uint64_t addr, uint64_t len);
 
 void idt_init(void);
 void pic_mask_all(void);

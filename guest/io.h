@@ -44,14 +44,50 @@ static inline uint32_t inl(uint16_t port)
 	return v;
 }
 
+/* MMIO: one plain mov of the access width each (what KVM's emulator decodes). */
+static inline uint8_t mmio_read8(uint64_t addr)
+{
+	return *(volatile uint8_t *)addr;
+}
+
+static inline uint16_t mmio_read16(uint64_t addr)
+{
+	return *(volatile uint16_t *)addr;
+}
+
 static inline uint32_t mmio_read32(uint64_t addr)
 {
 	return *(volatile uint32_t *)addr;
 }
 
+static inline void mmio_write8(uint64_t addr, uint8_t v)
+{
+	*(volatile uint8_t *)addr = v;
+}
+
+static inline void mmio_write16(uint64_t addr, uint16_t v)
+{
+	*(volatile uint16_t *)addr = v;
+}
+
 static inline void mmio_write32(uint64_t addr, uint32_t v)
 {
 	*(volatile uint32_t *)addr = v;
+}
+
+/*
+ * Barriers for memory shared with a device.  x86 keeps loads ordered with
+ * loads and stores with stores, so those need only stop the compiler; a
+ * store followed by a load of another location needs a real fence.
+ */
+static inline void barrier(void)
+{
+	asm volatile("" ::: "memory");
+}
+
+static inline void mb(void)
+{
+	asm volatile("mfence" ::: "memory");
 }
 
 static inline uint64_t rdtsc(void)

@@ -2,7 +2,8 @@
 /*
  * hdguest's ring-3 start: finish the CPU setup that needs no privilege, read
  * the boot information, print the banner, pick the app from the command line,
- * mark the workload start and run it.  The return value is the exit status.
+ * check its options, bring the network up if it needs it, mark the workload
+ * start and run it.  The return value is the exit status.
  */
 #include "devices/platform.h"
 #include "guest/app.h"
@@ -12,6 +13,7 @@
 #include "guest/cpu.h"
 #include "guest/io.h"
 #include "guest/lib.h"
+#include "guest/net/net.h"
 
 #define DEFAULT_APP	"hello"
 
@@ -41,6 +43,7 @@ int hdguest_main(void)
 {
 	const struct app *app;
 	const char *name;
+	int status;
 
 	idt_init();
 	pic_mask_all();
@@ -59,6 +62,10 @@ int hdguest_main(void)
 		printf("\n");
 		return 2;
 	}
+	if (app->check && (status = app->check(&boot_info)))
+		return status;
+	if (app->net && (status = net_up()))
+		return status;
 	outb(PLAT_MARKER_WORKLOAD, PLAT_MARKER_PORT);
 	return app->main(&boot_info);
 }

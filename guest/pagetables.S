@@ -45,6 +45,7 @@ pd:
 	.set	i, i + 1
 	.endr
 
+	.globl	pt_low
 pt_low:
 	.quad	0			/* page 0: not present */
 	.set	i, 1

@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: MIT
+/* Poll-mode virtio-net driver (see virtio_net.h). */
+#include "guest/console.h"
+#include "guest/drivers/virtio_net.h"
+#include "guest/io.h"
+#include "guest/lib.h"
+
+#define WHO			"virtio-net"
+#define VIRTIO_NET_F_MAC	5
+#define VIRTIO_NET_F_STATUS	16
+#define VIRTIO_NET_S_LINK_UP	1
+#define VNET_RX_QUEUE		0
+#define VNET_TX_QUEUE		1
+
+#define VNET_FEATURES	(1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_NET_F_MAC | \
+			 1ULL << VIRTIO_NET_F_STATUS | 1ULL << VIRTIO_F_RING_EVENT_IDX)
+
+/* Guest RAM is identity mapped: a buffer's address is its GPA. */
+static struct vring_area rx_ring, tx_ring;
+static uint8_t rx_bufs[VQ_MAX_SIZE][VNET_BUF_SIZE] __attribute__((aligned(4096)));
+static uint8_t tx_bufs[VQ_MAX_SIZE][VNET_BUF_SIZE] __attribute__((aligned(4096)));
+
+uint64_t virtio_net_tx_buf_addr(uint16_t id)
+{
+	return (uint64_t)tx_bufs[id % VQ_MAX_SIZE];
+}
+
+static void print_mac(const uint8_t *m)
+{
+	printf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+}
+
+/* No MAC feature: a locally administered address from the TSC. */
+static void make_mac(uint8_t *mac)
+{
+	uint64_t t = rdtsc();
+	int i;
+
+	mac[0] = 0x02;
+	for (i = 1; i < 6; i++, t >>= 8)
+		mac[i] = (uint8_t)t;
+}
+
+static int fail(struct virtio_net *vn, const char *what)
+{
+	printf(WHO ": %s\n", what);
+	virtio_pci_add_status(&vn->vp, VIRTIO_STATUS_FAILED);
+	return -1;
+}
+
+static int setup_queue(struct virtio_net *vn, struct virtq *vq)
+{
+	struct virtio_queue_info qi;
+	struct vring_area *r = vq->ring;
+
+	if (virtio_pci_setup_queue(&vn->vp, vq->index, VQ_MAX_SIZE, (uint64_t)r->desc,
+				   (uint64_t)&r->avail, (uint64_t)&r->used, &qi, WHO))
+		return -1;
+	virtq_set_transport(vq, qi.size, qi.notify_addr, qi.doorbell_addr);
+	return 0;
+}
+
+static void post_rx(struct virtio_net *vn, uint16_t id)
+{
+	if (!virtq_post(&vn->rx, id, (uint64_t)rx_bufs[id], VNET_BUF_SIZE, VRING_DESC_F_WRITE))
+		vn->rx_repost = true;
+}
+
+static void print_up(struct virtio_net *vn)
+{
+	const struct pci_device *pci = vn->vp.pci;
+
+	printf(WHO ": 00:%02x.%x mac ", pci->slot, pci->func);
+	print_mac(vn->mac);
+	printf(" rx %u tx %u%s%s\n", vn->rx.size, vn->tx.size,
+	       virtio_has_feature(&vn->vp, VIRTIO_F_RING_EVENT_IDX) ? " event-idx" : "",
+	       vn->tx.doorbell_addr ? " doorbell" : "");
+}
+
+int virtio_net_open(struct virtio_net *vn, int n)
+{
+	const struct pci_device *pci = pci_find(VIRTIO_PCI_VENDOR, VIRTIO_NET_DEVICE_ID, n);
+	bool event_idx;
+	uint16_t link;
+	unsigned i;
+
+	memset(vn, 0, sizeof(*vn));
+	if (!pci) {
+		printf(WHO ": no device (1af4:1041) found\n");
+		return -1;
+	}
+	if (virtio_pci_probe(&vn->vp, pci, WHO))
+		return -1;
+	if (virtio_pci_reset(&vn->vp)) {
+		printf(WHO ": device did not acknowledge reset\n");
+		return -1;
+	}
+	virtio_pci_add_status(&vn->vp, VIRTIO_STATUS_ACK);
+	virtio_pci_add_status(&vn->vp, VIRTIO_STATUS_DRIVER);
+	if (virtio_pci_negotiate(&vn->vp, VNET_FEATURES, 1ULL << VIRTIO_F_VERSION_1, WHO))
+		return fail(vn, "feature negotiation failed");
+	if (virtio_has_feature(&vn->vp, VIRTIO_NET_F_MAC)) {
+		if (vn->vp.device_len < 6 || virtio_pci_read_config(&vn->vp, 0, vn->mac, 6))
+			return fail(vn, "cannot read the MAC address");
+	} else {
+		make_mac(vn->mac);
+	}
+
+	event_idx = virtio_has_feature(&vn->vp, VIRTIO_F_RING_EVENT_IDX);
+	virtq_init(&vn->rx, "rx", VNET_RX_QUEUE, &rx_ring, event_idx);
+	virtq_init(&vn->tx, "tx", VNET_TX_QUEUE, &tx_ring, event_idx);
+	if (setup_queue(vn, &vn->rx) || setup_queue(vn, &vn->tx))
+		return fail(vn, "queue setup failed");
+	virtio_pci_add_status(&vn->vp, VIRTIO_STATUS_DRIVER_OK);
+	if (!(virtio_pci_get_status(&vn->vp) & VIRTIO_STATUS_DRIVER_OK))
+		return fail(vn, "device did not accept DRIVER_OK");
+
+	for (i = 0; i < vn->rx.size; i++)
+		post_rx(vn, i);
+	virtq_kick(&vn->rx);
+	vn->rx_repost = false;
+	for (i = 0; i < vn->tx.size; i++)
+		vn->tx_free[i] = vn->tx.size - 1 - i;
+	vn->tx_nfree = vn->tx.size;
+	vn->health = VNET_OK;
+	print_up(vn);
+	if (virtio_has_feature(&vn->vp, VIRTIO_NET_F_STATUS) && vn->vp.device_len >= 8 &&
+	    !virtio_pci_read_config(&vn->vp, 6, &link, 2) && !(link & VIRTIO_NET_S_LINK_UP))
+		printf(WHO ": link is down\n");
+	return 0;
+}
+
+/* A ring broke: stop using the device and say why, once. */
+static void ring_broken(struct virtio_net *vn, const struct virtq *vq)
+{
+	if (vn->health == VNET_OK)
+		printf(WHO ": %s queue: %s, stopping\n", vq->name, vq->error);
+	if (vn->health != VNET_GONE)
+		vn->health = VNET_NEEDS_RESET;
+}
+
+int virtio_net_rx(struct virtio_net *vn, vnet_rx_fn fn, void *ctx, int budget)
+{
+	uint16_t id;
+	uint32_t len;
+	int n = 0, r;
+
+	if (vn->health != VNET_OK)
+		return 0;
+	while (n < budget) {
+		r = virtq_get_used(&vn->rx, &id, &len);
+		if (r <= 0) {
+			if (r < 0)
+				ring_broken(vn, &vn->rx);
+			break;
+		}
+		n++;
+		if (len < VNET_HDR_LEN || len > VNET_BUF_SIZE) {
+			vn->stats.rx_bad_len++;	/* empty (too-small) or impossible */
+		} else {
+			vn->stats.rx_packets++;
+			fn(ctx, rx_bufs[id] + VNET_HDR_LEN, len - VNET_HDR_LEN);
+		}
+		post_rx(vn, id);
+	}
+	if (vn->rx_repost && vn->health == VNET_OK) {
+		virtq_kick(&vn->rx);
+		vn->rx_repost = false;
+	}
+	return n;
+}
+
+void virtio_net_tx_reclaim(struct virtio_net *vn)
+{
+	uint16_t id;
+	uint32_t len;
+	int r;
+
+	if (vn->health != VNET_OK)
+		return;
+	while ((r = virtq_get_used(&vn->tx, &id, &len)) > 0)
+		vn->tx_free[vn->tx_nfree++] = id;
+	if (r < 0)
+		ring_broken(vn, &vn->tx);
+}
+
+unsigned virtio_net_tx_room(struct virtio_net *vn)
+{
+	virtio_net_tx_reclaim(vn);
+	return vn->health == VNET_OK ? vn->tx_nfree : 0;
+}
+
+uint8_t *virtio_net_tx_alloc(struct virtio_net *vn, uint16_t *id)
+{
+	if (!vn->tx_nfree)
+		virtio_net_tx_reclaim(vn);
+	if (!vn->tx_nfree || vn->health != VNET_OK) {
+		vn->stats.tx_ring_full++;
+		return NULL;
+	}
+	*id = vn->tx_free[--vn->tx_nfree];
+	return tx_bufs[*id] + VNET_HDR_LEN;
+}
+
+void virtio_net_tx_cancel(struct virtio_net *vn, uint16_t id)
+{
+	vn->tx_free[vn->tx_nfree++] = id;
+}
+
+void virtio_net_tx_submit(struct virtio_net *vn, uint16_t id, uint32_t len)
+{
+	uint8_t *buf = tx_bufs[id];
+
+	if (len < VNET_MIN_FRAME) {
+		memset(buf + VNET_HDR_LEN + len, 0, VNET_MIN_FRAME - len);
+		len = VNET_MIN_FRAME;
+	}
+	memset(buf, 0, VNET_HDR_LEN);	/* no offloads */
+	if (virtq_post(&vn->tx, id, (uint64_t)buf, VNET_HDR_LEN + len, 0)) {
+		virtio_net_tx_cancel(vn, id);
+		return;
+	}
+	vn->stats.tx_packets++;
+	vn->tx_unkicked = true;
+}
+
+void virtio_net_tx_flush(struct virtio_net *vn)
+{
+	if (!vn->tx_unkicked || vn->health != VNET_OK)
+		return;
+	virtq_kick(&vn->tx);
+	vn->tx_unkicked = false;
+}
+
+enum vnet_health virtio_net_check(struct virtio_net *vn)
+{
+	uint8_t st;
+
+	if (vn->health == VNET_GONE)
+		return VNET_GONE;
+	st = virtio_pci_get_status(&vn->vp);
+	if (st == 0xff || !pci_present(vn->vp.pci)) {
+		vn->health = VNET_GONE;
+		return VNET_GONE;
+	}
+	if (st & VIRTIO_STATUS_NEEDS_RESET) {
+		if (!vn->needs_reset_reported)
+			printf(WHO ": device needs reset\n");
+		vn->needs_reset_reported = true;
+		vn->health = VNET_NEEDS_RESET;
+	} else if (!(st & VIRTIO_STATUS_DRIVER_OK) && vn->health == VNET_OK) {
+		printf(WHO ": device dropped DRIVER_OK (status 0x%x), stopping\n", st);
+		vn->health = VNET_NEEDS_RESET;
+	}
+	return vn->health;
+}

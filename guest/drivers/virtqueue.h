@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Driver side of a split virtqueue (virtio 1.x, 2.7) for poll-mode use.
+ * Each buffer is one descriptor whose index doubles as the buffer id.
+ * Everything read from the device side of the ring (used->idx, used
+ * elements) is checked before use; a violation marks the queue broken
+ * and is never acted upon.
+ *
+ * Kicks: the avail index is published, then written to the queue's doorbell
+ * slot when the device has one (hdnic: shared memory, no VM exit), and the
+ * notify register is written only when the device's suppression state asks
+ * for it (EVENT_IDX: vring_need_event with "old" = the avail index at the
+ * previous kick; otherwise used->flags without NO_NOTIFY).
+ */
+#ifndef HDGUEST_VIRTQUEUE_H
+#define HDGUEST_VIRTQUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VQ_MAX_SIZE		256
+
+#define VRING_DESC_F_NEXT	1
+#define VRING_DESC_F_WRITE	2
+#define VRING_AVAIL_F_NO_INTERRUPT 1
+#define VRING_USED_F_NO_NOTIFY	1
+
+struct vring_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+struct vring_used_elem {
+	uint32_t id;
+	uint32_t len;
+};
+
+/* One queue's rings, each on its own page; sized for VQ_MAX_SIZE. */
+struct vring_area {
+	struct vring_desc desc[VQ_MAX_SIZE];
+	struct {
+		uint16_t flags;
+		uint16_t idx;
+		uint16_t ring[VQ_MAX_SIZE + 1];	/* + used_event at ring[size] */
+	} avail __attribute__((aligned(4096)));
+	struct {
+		uint16_t flags;
+		uint16_t idx;
+		struct vring_used_elem ring[VQ_MAX_SIZE];
+		uint16_t avail_event_max;	/* avail_event lives at ring[size] */
+	} used __attribute__((aligned(4096)));
+} __attribute__((aligned(4096)));
+
+struct virtq {
+	const char *name;		/* "rx", "tx": for messages */
+	uint16_t index;
+	uint16_t size;			/* power of two, <= VQ_MAX_SIZE */
+	bool event_idx;
+	struct vring_area *ring;
+	uint64_t notify_addr;
+	uint64_t doorbell_addr;		/* 0: no doorbell */
+
+	uint16_t avail_idx;		/* our next avail index (published or not) */
+	uint16_t kicked_idx;		/* avail index at the previous kick */
+	uint16_t last_used;		/* next used entry to consume */
+	uint16_t inflight;		/* buffers the device holds */
+	bool owned[VQ_MAX_SIZE];	/* descriptor i is with the device */
+	const char *error;		/* set once the device broke the ring */
+
+	uint64_t kicks, notifies;
+};
+
+/* Clear the rings and the state; size/notify come from the transport later. */
+void virtq_init(struct virtq *vq, const char *name, uint16_t index, struct vring_area *ring,
+		bool event_idx);
+void virtq_set_transport(struct virtq *vq, uint16_t size, uint64_t notify_addr,
+			 uint64_t doorbell_addr);
+
+/* Make buffer `id` (descriptor id) available; -1 if id is bad or already posted. */
+int virtq_post(struct virtq *vq, uint16_t id, uint64_t addr, uint32_t len, uint16_t flags);
+/* Publish what was posted since the last kick, ring the doorbell, notify if asked. */
+void virtq_kick(struct virtq *vq);
+/*
+ * Next used buffer: 1 (id, len filled), 0 (none), -1 (the device broke the
+ * ring; vq->error says how, and the queue is dead from then on).
+ */
+int virtq_get_used(struct virtq *vq, uint16_t *id, uint32_t *len);
+
+/* The notification-suppression test of virtio 2.7.10 (same as Linux's). */
+static inline bool vring_need_event(uint16_t event_idx, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - event_idx - 1) < (uint16_t)(new_idx - old);
+}
+
+/*
+ * Raw access for the robustness tests (app hostile): write descriptors and
+ * avail entries with no checks at all, then kick with a forced notify.
+ */
+struct vring_desc *virtq_raw_desc(struct virtq *vq, uint16_t i);
+void virtq_raw_avail_put(struct virtq *vq, uint16_t head);
+void virtq_raw_avail_advance(struct virtq *vq, uint16_t n);
+void virtq_raw_kick(struct virtq *vq);
+
+#endif

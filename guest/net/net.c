@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: MIT
+/* The interface: configuration from the command line, bring-up, the poll loop. */
+#include "guest/cmdline.h"
+#include "guest/console.h"
+#include "guest/io.h"
+#include "guest/lib.h"
+#include "guest/net/net_internal.h"
+
+#define RX_BUDGET		64
+/* Device health and ARP timers: about every 67 ms (a status read is a VM exit) */
+#define TICK_CYCLES		(1ULL << 27)
+
+struct netif netif;
+static uint64_t last_tick;
+
+struct virtio_net *net_device(void)
+{
+	return &netif.dev;
+}
+
+/* Up to three decimal digits no larger than max; returns the character after them. */
+static const char *parse_dec(const char *s, unsigned max, unsigned *out)
+{
+	unsigned v = 0, digits = 0;
+
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (++digits > 3)
+			return NULL;
+		v = v * 10 + (unsigned)(*s - '0');
+	}
+	if (!digits || v > max)
+		return NULL;
+	*out = v;
+	return s;
+}
+
+/* "a.b.c.d"; returns the character after it. */
+static const char *parse_addr(const char *s, uint32_t *ip)
+{
+	unsigned i, b;
+
+	*ip = 0;
+	for (i = 0; i < 4; i++) {
+		s = parse_dec(s, 255, &b);
+		if (!s)
+			return NULL;
+		*ip = *ip << 8 | b;
+		if (i < 3 && *s++ != '.')
+			return NULL;
+	}
+	return s;
+}
+
+bool net_parse_ip(const char *s, uint32_t *ip)
+{
+	s = parse_addr(s, ip);
+	return s && !*s;
+}
+
+void net_format_ip(char *buf, uint32_t ip)
+{
+	snprintf(buf, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff,
+		 ip & 0xff);
+}
+
+/* ip=ADDR/LEN: a unicast address and a prefix length 1..32. */
+static bool parse_cidr(const char *s, uint32_t *ip, unsigned *prefix)
+{
+	s = parse_addr(s, ip);
+	if (!s || *s != '/')
+		return false;
+	s = parse_dec(s + 1, 32, prefix);
+	return s && !*s && *prefix >= 1 && *ip && *ip < 0xe0000000u;
+}
+
+static int configure(void)
+{
+	const char *ip = cmdline_get("ip"), *gw = cmdline_get("gw");
+	char a[16], b[16];
+
+	if (!ip) {
+		printf("net: missing ip=ADDR/LEN (e.g. ip=10.0.0.2/24)\n");
+		return 2;
+	}
+	if (!parse_cidr(ip, &netif.ip, &netif.prefix)) {
+		printf("net: bad value '%s' for ip (expected ADDR/LEN, e.g. 10.0.0.2/24)\n", ip);
+		return 2;
+	}
+	netif.mask = netif.prefix == 32 ? 0xffffffffu : ~(0xffffffffu >> netif.prefix);
+	netif.gw = 0;
+	if (gw) {
+		if (!net_parse_ip(gw, &netif.gw) || !netif.gw) {
+			printf("net: bad value '%s' for gw (expected an address, e.g. 10.0.0.1)\n", gw);
+			return 2;
+		}
+		if ((netif.gw & netif.mask) != (netif.ip & netif.mask) || netif.gw == netif.ip) {
+			net_format_ip(a, netif.ip & netif.mask);
+			net_format_ip(b, netif.gw);
+			printf("net: gateway %s is not another address in %s/%u\n", b, a,
+			       netif.prefix);
+			return 2;
+		}
+	}
+	return 0;
+}
+
+int net_up(void)
+{
+	const uint8_t *m;
+	char a[16];
+	int err;
+
+	err = configure();
+	if (err)
+		return err;
+	if (virtio_net_open(&netif.dev, 0))
+		return 1;
+	memcpy(netif.mac, netif.dev.mac, ETH_ALEN);
+	arp_announce();
+	virtio_net_tx_flush(&netif.dev);
+	last_tick = rdtsc();
+	m = netif.mac;
+	net_format_ip(a, netif.ip);
+	printf("net: %02x:%02x:%02x:%02x:%02x:%02x ip %s/%u up\n", m[0], m[1], m[2], m[3], m[4],
+	       m[5], a, netif.prefix);
+	return 0;
+}
+
+int net_poll(void)
+{
+	struct virtio_net *vn = &netif.dev;
+	uint64_t now;
+
+	virtio_net_rx(vn, eth_input, NULL, RX_BUDGET);
+	virtio_net_tx_reclaim(vn);
+	now = rdtsc();
+	if (now - last_tick >= TICK_CYCLES) {
+		last_tick = now;
+		if (virtio_net_check(vn) == VNET_GONE) {
+			printf("virtio-net: device gone\n");
+			return 1;
+		}
+		arp_tick(now);
+	}
+	virtio_net_tx_flush(vn);
+	return 0;
+}
+
+int net_run(void)
+{
+	int st;
+
+	while (!(st = net_poll()))
+		;
+	return st;
+}
+
+bool net_routable(uint32_t dst)
+{
+	return ip_next_hop(dst) != 0;
+}
+
+bool net_resolved(uint32_t dst)
+{
+	uint8_t mac[ETH_ALEN];
+	uint32_t hop = ip_next_hop(dst);
+
+	return hop && arp_lookup(hop, mac);
+}
+
+unsigned net_tx_room(void)
+{
+	return virtio_net_tx_room(&netif.dev);
+}
+
+void net_tx_flush(void)
+{
+	virtio_net_tx_flush(&netif.dev);
+}
