@@ -21,6 +21,7 @@
 #include "vmm/vm.h"
 
 #define STATE_VERSION		1
+#define RING_ERRORS_LOGGED	8
 #define PCICFG_CAP_LEN		(sizeof(struct virtio_pci_cfg_cap))
 #define PCICFG_DATA		offsetof(struct virtio_pci_cfg_cap, pci_cfg_data)
 
@@ -106,15 +107,20 @@ void virtio_pci_queue_broken(struct virtio_pci *vp, unsigned q, int err)
 {
 	uint8_t old;
 
+	uint64_t nth;
+
 	vp->vqs[q].broken = true;
 	vq_detach(&vp->vqs[q]);
-	atomic_fetch_add(&vp->ring_errors, 1);
+	nth = atomic_fetch_add(&vp->ring_errors, 1) + 1;
 	old = atomic_fetch_or(&vp->status, VIRTIO_STATUS_NEEDS_RESET);
-	if (!(old & VIRTIO_STATUS_NEEDS_RESET)) {
-		pr_err("%s: the guest driver broke queue %u (%s): device needs a reset",
-		       vp->name, q, strerror(-err));
-		config_irq(vp);
-	}
+	if (old & VIRTIO_STATUS_NEEDS_RESET)
+		return;
+	/* a driver that breaks and resets in a loop must not flood the log */
+	if (nth <= RING_ERRORS_LOGGED)
+		pr_err("%s: the guest driver broke queue %u (%s): device needs a reset%s",
+		       vp->name, q, vq_strerror(err),
+		       nth == RING_ERRORS_LOGGED ? " (further ones are only counted)" : "");
+	config_irq(vp);
 }
 
 bool virtio_pci_live(struct virtio_pci *vp)

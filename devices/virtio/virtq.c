@@ -80,7 +80,7 @@ int vq_pop(struct vq *q, const struct guest_mem *m, struct vq_chain *c)
 	rmb();			/* ring entries after the index that published them */
 	idx = READ_ONCE(q->avail->ring[q->last_avail & (q->size - 1)]);
 	if (idx >= q->size)
-		return -EINVAL;
+		return -ECHRNG;
 	c->head = idx;
 	c->nr = 0;
 	for (;;) {
@@ -92,9 +92,9 @@ int vq_pop(struct vq *q, const struct guest_mem *m, struct vq_chain *c)
 		if (++seen > q->size)
 			return -ELOOP;
 		if (flags & VRING_DESC_F_INDIRECT)
-			return -EINVAL;		/* not offered */
+			return -EOPNOTSUPP;	/* not offered */
 		if ((flags & VRING_DESC_F_WRITE) != want_write)
-			return -EINVAL;		/* TX buffers are read-only, RX write-only */
+			return -EACCES;		/* TX buffers are read-only, RX write-only */
 		total += len;
 		if (total > UINT32_MAX)
 			return -EOVERFLOW;
@@ -110,12 +110,27 @@ int vq_pop(struct vq *q, const struct guest_mem *m, struct vq_chain *c)
 		if (!(flags & VRING_DESC_F_NEXT))
 			break;
 		if (next >= q->size)
-			return -EINVAL;
+			return -ECHRNG;
 		idx = next;
 	}
 	c->total = (uint32_t)total;
 	q->last_avail++;
 	return 1;
+}
+
+const char *vq_strerror(int err)
+{
+	switch (-err) {
+	case EINVAL: return "bad queue size or misaligned ring";
+	case EFAULT: return "ring or buffer outside guest RAM";
+	case ERANGE: return "avail index more than the queue size ahead";
+	case ECHRNG: return "descriptor index out of range";
+	case ELOOP: return "descriptor chain loops";
+	case EOVERFLOW: return "chain length overflows 32 bits";
+	case EOPNOTSUPP: return "indirect descriptor (not negotiated)";
+	case EACCES: return "buffer with the wrong direction";
+	default: return "broken ring";
+	}
 }
 
 void vq_unpop(struct vq *q)

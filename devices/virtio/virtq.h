@@ -72,11 +72,19 @@ void vq_detach(struct vq *q);
 /* Entries the driver has made available; -ERANGE if it claims more than the queue holds. */
 int vq_pending(const struct vq *q);
 /*
- * Take the next available chain.  1 = got one, 0 = ring empty, negative
- * errno = the driver broke the ring (bad index, address, direction, loop,
- * length overflow, indirect descriptor without the feature).
+ * Take the next available chain.  1 = got one, 0 = ring empty, or the
+ * driver broke the ring:
+ *   -ERANGE      avail index more than the queue size ahead
+ *   -ECHRNG      head or next index out of range
+ *   -ELOOP       more descriptors than the queue has
+ *   -EFAULT      buffer not entirely inside guest RAM
+ *   -EOVERFLOW   lengths add up beyond 32 bits
+ *   -EOPNOTSUPP  indirect descriptor (not offered)
+ *   -EACCES      device-writable TX buffer or read-only RX buffer
  */
 int vq_pop(struct vq *q, const struct guest_mem *m, struct vq_chain *c);
+/* What an error of vq_attach()/vq_pop() means, for messages. */
+const char *vq_strerror(int err);
 /* Give back the chain vq_pop() just returned (nothing was pushed since). */
 void vq_unpop(struct vq *q);
 /* Return a chain; visible to the driver after vq_publish(). */
