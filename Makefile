@@ -73,6 +73,9 @@ deps:
 bench-boot: all
 	$(PYTHON) tools/bench_boot.py
 
+bench-net: all
+	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/bench_net.py
+
 # The README's first command: install, build, run a microVM.
 demo: deps
 	$(MAKE) all
@@ -81,5 +84,5 @@ demo: deps
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit integration check deps bench-boot demo clean guest hdnic-all
+.PHONY: all unit integration check deps bench-boot bench-net demo clean guest hdnic-all
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

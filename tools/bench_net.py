@@ -1,0 +1,261 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Network benchmark: passthrough VF (hdnic over vfio-user) vs the paravirtual
+virtio-net device emulated in hdvm, measured side by side in one run.
+
+Directions, each with 64-byte and 1400-byte UDP payloads:
+  g2g  guest -> guest  (VF: two VFs of one hdnic, switched inside the NIC;
+                        PV: two TAPs on a Linux bridge)
+  g2u  guest -> uplink (the namespace's end of the TAP receives)
+  u2g  uplink -> guest (tools/udpflood in the namespace sends)
+The sender is hdguest app=flood (or udpflood); the rate is what the receiving side
+counted over a fixed window: hdnic's per-VF rx_packets (frames DMA'd into the guest's
+ring), or the TAP's kernel counters.  Also ping RTT p50/p99 from the namespace and
+hdnic's CPU time per million packets.  Medians of --runs windows; everything lives in
+a namespace the tool creates and removes.  Prints a table, writes JSON.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = Path(os.environ.get("HDVM_BUILD", ROOT / "build"))
+NS = f"hdvm-bench-{os.getpid()}"
+HOST, PVHOST = "10.68.0.1", "10.69.0.1"
+SIZES = (64, 1400)
+
+
+def sh(*cmd, check=True):
+    return subprocess.run(cmd, capture_output=True, text=True, check=check)
+
+
+def nsx(*cmd, check=True):
+    return sh("ip", "netns", "exec", NS, *cmd, check=check)
+
+
+def link_counter(ifname, name):
+    return int(nsx("cat", f"/sys/class/net/{ifname}/statistics/{name}").stdout)
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Guest:
+    def __init__(self, tmp, name, cmdline, dev_args, in_ns=False):
+        self.log = Path(tmp) / f"{name}.log"
+        argv = [str(BUILD / "hdvm"), "run", "--kernel", str(BUILD / "hdguest.elf"),
+                "--cmdline", cmdline, "--mem", "64M", "--name", name,
+                "--run-dir", str(Path(tmp) / "run"), "--console", f"file:{self.log}",
+                *dev_args]
+        if in_ns:
+            argv = ["ip", "netns", "exec", NS] + argv
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def wait_line(self, pattern, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log.exists() and re.search(pattern, self.log.read_text(errors="replace")):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"guest never printed {pattern!r}: "
+                           f"{self.log.read_text(errors='replace') if self.log.exists() else ''}"
+                           f"{self.proc.stderr.read().decode() if self.proc.poll() is not None else ''}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Bench:
+    def __init__(self, tmp, window, runs):
+        self.tmp, self.window, self.runs = tmp, window, runs
+        sh("ip", "netns", "add", NS)
+        nsx("ip", "link", "set", "lo", "up")
+        self.nic = subprocess.Popen(["ip", "netns", "exec", NS, str(BUILD / "hdnic"),
+                                     "--dir", f"{tmp}/nic", "--vfs", "2", "--uplink",
+                                     "tap:hdt0"], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if Path(f"{tmp}/nic/vf1.sock").exists():
+                break
+            time.sleep(0.05)
+        nsx("ip", "addr", "add", f"{HOST}/24", "dev", "hdt0")
+        nsx("ip", "link", "set", "hdt0", "up")
+        nsx("ip", "link", "add", "pvbr", "type", "bridge")
+        nsx("ip", "addr", "add", f"{PVHOST}/24", "dev", "pvbr")
+        nsx("ip", "link", "set", "pvbr", "up")
+        self.guests = []
+
+    def vf_stats(self, vf):
+        r = sh(str(BUILD / "hdnic"), "ctl", f"{self.tmp}/nic", "stats", "--json")
+        return json.loads(r.stdout)["vfs"][vf]
+
+    # -- guests --------------------------------------------------------------
+    def guest(self, mode, idx, app):
+        name = f"{mode}{idx}-{len(self.guests)}"
+        if mode == "vf":
+            ip = f"10.68.0.{10 + idx}"
+            g = Guest(self.tmp, name, f"{app} ip={ip}/24",
+                      ["--vfio-user", f"{self.tmp}/nic/vf{idx}.sock"])
+        else:
+            ip = f"10.69.0.{10 + idx}"
+            tap = f"pvt{idx}"
+            g = Guest(self.tmp, name, f"{app} ip={ip}/24", ["--net", f"tap={tap}"], in_ns=True)
+            for _ in range(100):
+                if nsx("ip", "link", "show", tap, check=False).returncode == 0:
+                    break
+                time.sleep(0.05)
+            nsx("ip", "link", "set", tap, "master", "pvbr")
+            nsx("ip", "link", "set", tap, "up")
+        self.guests.append(g)
+        g.wait_line(r"net: .* up")
+        return g, ip
+
+    # -- one measurement window ---------------------------------------------
+    def rx_counter(self, mode, where):
+        """Packets received at `where` ('guest0', 'guest1' or 'uplink')."""
+        if mode == "vf":
+            if where == "uplink":
+                return link_counter("hdt0", "rx_packets")
+            return self.vf_stats(int(where[-1]))["rx_packets"]
+        if where == "uplink":
+            return link_counter(f"pvt0", "rx_packets")
+        return link_counter(f"pvt{where[-1]}", "tx_packets")
+
+    def window_rate(self, mode, where):
+        a, t0 = self.rx_counter(mode, where), time.monotonic()
+        c0 = cpu_seconds(self.nic.pid)
+        time.sleep(self.window)
+        b, t1 = self.rx_counter(mode, where), time.monotonic()
+        c1 = cpu_seconds(self.nic.pid)
+        return (b - a) / (t1 - t0), (c1 - c0), (b - a)
+
+    def flood(self, mode, direction, size):
+        rates, cpu_per_m = [], []
+        hostip = HOST if mode == "vf" else PVHOST
+        recv = None
+        if direction == "g2g":
+            recv, rip = self.guest(mode, 1, "app=counter")
+            dst, where = f"{rip}:9", "guest1"
+        else:
+            dst, where = f"{hostip}:9", "uplink"
+        sender, _ = self.guest(mode, 0, f"app=flood,dst={dst},size={size}")
+        sender.wait_line(r"flood: sent \d+")
+        for _ in range(self.runs):
+            pps, cpu, pkts = self.window_rate(mode, where)
+            rates.append(pps)
+            if pkts:
+                cpu_per_m.append(cpu / pkts * 1e6)
+        sender.stop()
+        if recv:
+            recv.stop()
+        return rates, cpu_per_m
+
+    def inbound(self, mode, size):
+        g, ip = self.guest(mode, 0, "app=counter")
+        rates = []
+        for _ in range(self.runs):
+            p = subprocess.Popen(["ip", "netns", "exec", NS, str(BUILD / "udpflood"), ip,
+                                  "9", str(size), str(self.window + 1.0)],
+                                 stdout=subprocess.DEVNULL)
+            time.sleep(0.5)
+            pps, _, _ = self.window_rate(mode, "guest0")
+            rates.append(pps)
+            p.wait(30)
+        g.stop()
+        return rates
+
+    def ping(self, mode):
+        g, ip = self.guest(mode, 0, "app=counter")
+        r = nsx("ping", "-c", "200", "-i", "0.005", "-W", "2", ip, check=False)
+        g.stop()
+        rtts = sorted(float(x) for x in re.findall(r"time=([\d.]+) ms", r.stdout))
+        if len(rtts) < 150:
+            raise RuntimeError(f"ping {mode}: only {len(rtts)} replies")
+        return rtts
+
+    def close(self):
+        for g in self.guests:
+            g.stop()
+        self.nic.send_signal(signal.SIGTERM)
+        try:
+            self.nic.wait(10)
+        except subprocess.TimeoutExpired:
+            self.nic.kill()
+        sh("ip", "netns", "del", NS, check=False)
+
+
+def pct(v, p):
+    s = sorted(v)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3, help="measurement windows per cell")
+    ap.add_argument("--window", type=float, default=2.0, help="seconds per window")
+    ap.add_argument("--json", default=str(BUILD / "bench-net.json"))
+    args = ap.parse_args()
+
+    res = {"vf": {}, "pv": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        b = Bench(tmp, args.window, args.runs)
+        try:
+            for size in SIZES:
+                for mode in ("vf", "pv"):      # interleaved: drift hits both alike
+                    for d in ("g2g", "g2u"):
+                        rates, cpu = b.flood(mode, d, size)
+                        res[mode][f"{d}_{size}"] = {"pps": rates, "hdnic_cpu_s_per_mpkt": cpu}
+                    res[mode][f"u2g_{size}"] = {"pps": b.inbound(mode, size)}
+            for mode in ("vf", "pv"):
+                res[mode]["ping_ms"] = b.ping(mode)
+        finally:
+            b.close()
+
+    print(f"UDP packets/s (median of {args.runs} x {args.window:.0f} s windows), "
+          "payload Mbit/s, VF/PV ratio")
+    print(f"{'':<10} {'VF pps':>12} {'VF Mbit/s':>10} {'PV pps':>12} {'PV Mbit/s':>10} "
+          f"{'VF/PV':>7}")
+    summary = {}
+    for d in ("g2g", "g2u", "u2g"):
+        for size in SIZES:
+            k = f"{d}_{size}"
+            vf = statistics.median(res["vf"][k]["pps"])
+            pv = statistics.median(res["pv"][k]["pps"])
+            ratio = vf / pv if pv else float("inf")
+            summary[k] = {"vf_pps": vf, "pv_pps": pv, "ratio": ratio}
+            print(f"{k:<10} {vf:>12.0f} {vf * size * 8 / 1e6:>10.1f} {pv:>12.0f} "
+                  f"{pv * size * 8 / 1e6:>10.1f} {ratio:>7.2f}")
+    for mode in ("vf", "pv"):
+        r = res[mode]["ping_ms"]
+        summary[f"ping_{mode}"] = {"p50_ms": pct(r, 50), "p99_ms": pct(r, 99)}
+        print(f"ping RTT {mode}: p50 {pct(r, 50):.3f} ms, p99 {pct(r, 99):.3f} ms")
+    cpu = res["vf"]["g2g_64"]["hdnic_cpu_s_per_mpkt"]
+    if cpu:
+        summary["hdnic_cpu_s_per_mpkt_vf_g2g_64"] = statistics.median(cpu)
+        print(f"hdnic CPU per million packets (VF->VF, 64 B): "
+              f"{statistics.median(cpu):.3f} CPU-s")
+    Path(args.json).write_text(json.dumps({"summary": summary, "raw": res}, indent=1))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
