@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <linux/virtio_net.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -453,7 +454,10 @@ static void *net_io_thread(void *arg)
 {
 	struct virtio_net *n = arg;
 	struct net_io *io = &n->io;
+	char name[16];
 
+	snprintf(name, sizeof(name), "%.12s-io", n->dev.id);	/* ps -L, tests */
+	pthread_setname_np(pthread_self(), name);
 	if (n->seccomp && seccomp_install(SECCOMP_ROLE_IO) < 0) {
 		report_start(io, -EPERM);
 		return NULL;
