@@ -123,7 +123,14 @@ static int net_load(struct device *dev, struct state_buf *sb)
 static void net_unrealize(struct device *dev)
 {
 	struct virtio_net *n = to_net(dev);
+	struct virtio_net_stats st;
 
+	if (n->io.thread_started && !virtio_net_get_stats(dev, &st))
+		pr_debug("%s: rx %llu frames (%llu dropped), tx %llu (%llu errors), "
+			 "%llu broken rings, %llu kicks through hdvm", n->name,
+			 (unsigned long long)st.rx_packets, (unsigned long long)st.rx_dropped,
+			 (unsigned long long)st.tx_packets, (unsigned long long)st.tx_errors,
+			 (unsigned long long)st.ring_errors, (unsigned long long)st.notify_exits);
 	net_io_destroy(n);
 	net_tap_close(&n->tap);
 	virtio_pci_destroy(&n->vp);
@@ -214,5 +221,6 @@ int virtio_net_get_stats(struct device *dev, struct virtio_net_stats *st)
 	st->tx_bytes = atomic_load(&n->stats.tx_bytes);
 	st->tx_errors = atomic_load(&n->stats.tx_errors);
 	st->ring_errors = atomic_load(&n->vp.ring_errors);
+	st->notify_exits = atomic_load(&n->vp.notify_exits);
 	return 0;
 }

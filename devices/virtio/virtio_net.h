@@ -28,6 +28,7 @@ struct virtio_net_stats {
 	uint64_t rx_packets, rx_bytes, rx_dropped;
 	uint64_t tx_packets, tx_bytes, tx_errors;
 	uint64_t ring_errors;		/* queues the guest broke (NEEDS_RESET) */
+	uint64_t notify_exits;		/* kicks that reached hdvm, not an ioeventfd */
 };
 
 /*

@@ -132,6 +132,7 @@ struct virtio_pci {
 	uint64_t notify_base;		/* guest address of the notify area */
 
 	atomic_uint_fast64_t ring_errors;	/* queues the driver broke */
+	atomic_uint_fast64_t notify_exits;	/* kicks KVM's ioeventfd did not catch */
 	bool registered;
 };
 

@@ -283,8 +283,11 @@ static void notify_access(struct virtio_pci *vp, uint32_t off, void *data, unsig
 	unsigned q = off / VIRTIO_PCI_NOTIFY_MULT;
 	uint64_t one = 1;
 
+	if (!is_write || q >= vp->nr_queues)
+		return;
 	/* a kick KVM did not catch in the kernel: same eventfd, same effect */
-	if (is_write && q < vp->nr_queues && write(vp->kick_fd[q], &one, sizeof(one)) < 0)
+	atomic_fetch_add(&vp->notify_exits, 1);
+	if (write(vp->kick_fd[q], &one, sizeof(one)) < 0)
 		pr_debug("%s: kick eventfd: write failed", vp->name);
 }
 

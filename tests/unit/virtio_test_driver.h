@@ -188,8 +188,8 @@ static inline void td_setup_queue(struct tdrv *t, int q, uint16_t size, uint16_t
 	td_write(t, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
 }
 
-/* Reset, negotiate `features`, both queues on vectors 1/2, DRIVER_OK. */
-static inline uint8_t td_init(struct tdrv *t, uint64_t features)
+/* Reset, negotiate `features`, both queues (qsize) on vectors 1/2, DRIVER_OK. */
+static inline uint8_t td_init_sized(struct tdrv *t, uint64_t features, uint16_t qsize)
 {
 	td_write(t, VIRTIO_PCI_COMMON_STATUS, 0, 1);
 	td_write(t, VIRTIO_PCI_COMMON_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE, 1);
@@ -202,10 +202,15 @@ static inline uint8_t td_init(struct tdrv *t, uint64_t features)
 	if (!(td_status(t) & VIRTIO_CONFIG_S_FEATURES_OK))
 		return td_status(t);
 	td_write(t, VIRTIO_PCI_COMMON_MSIX, 0, 2);
-	td_setup_queue(t, VIRTIO_NET_RXQ, TD_QSIZE, 1);
-	td_setup_queue(t, VIRTIO_NET_TXQ, TD_QSIZE, 2);
+	td_setup_queue(t, VIRTIO_NET_RXQ, qsize, 1);
+	td_setup_queue(t, VIRTIO_NET_TXQ, qsize, 2);
 	td_write(t, VIRTIO_PCI_COMMON_STATUS, VIRTIO_CONFIG_S_DRIVER_OK, 1);
 	return td_status(t);
+}
+
+static inline uint8_t td_init(struct tdrv *t, uint64_t features)
+{
+	return td_init_sized(t, features, TD_QSIZE);
 }
 
 static inline void td_kick(struct tdrv *t, int q)
