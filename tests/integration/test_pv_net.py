@@ -265,3 +265,14 @@ def test_tap_in_use_is_refused(pv):
     second.err.thread.join(5)
     assert f"--net tap={TAP}: it is already in use by another process" in second.err.text()
     assert first.proc.poll() is None
+
+
+def test_tap_removed_underneath(pv):
+    """The TAP disappears while the VM runs: receive stops with a message, hdvm carries on."""
+    vm = up(pv.start("echo"), "echo: listening")
+    assert socat(pv.ns, GUEST_IP, 7, b"before") == b"before"
+    pv.ns.exec("ip", "link", "del", TAP)
+    vm.err.wait_for(rf"reading TAP {TAP} failed .*: receive stopped", timeout=10)
+    assert vm.proc.poll() is None
+    assert vm.ctl("stop").returncode == 0
+    assert vm.wait(10) == 0
