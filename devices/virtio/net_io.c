@@ -56,14 +56,15 @@ static struct io_uring_sqe *get_sqe(struct net_io *io)
 	return sqe;
 }
 
-static void arm_read(struct net_io *io, int fd, void *buf, unsigned len, uint64_t ud)
+static bool arm_read(struct net_io *io, int fd, void *buf, unsigned len, uint64_t ud)
 {
 	struct io_uring_sqe *sqe = get_sqe(io);
 
 	if (!sqe)
-		return;
+		return false;
 	io_uring_prep_read(sqe, fd, buf, len, 0);
 	io_uring_sqe_set_data64(sqe, ud);
+	return true;
 }
 
 static void arm_rx(struct virtio_net *n, unsigned s)
@@ -72,8 +73,8 @@ static void arm_rx(struct virtio_net *n, unsigned s)
 
 	if (io->rx_dead || io->leaving)
 		return;
-	io->rx[s].state = RX_READING;
-	arm_read(io, n->tap.fd, io->rx[s].buf, NET_RX_SLOT_SIZE, user_data(OP_RX, s));
+	if (arm_read(io, n->tap.fd, io->rx[s].buf, NET_RX_SLOT_SIZE, user_data(OP_RX, s)))
+		io->rx[s].state = RX_READING;
 }
 
 /* ---- transmit ---- */
@@ -120,9 +121,10 @@ static bool submit_tx(struct virtio_net *n, const struct vq_chain *c)
 		vq_push(q, c->head, 0);
 		return true;
 	}
+	/* callers keep a slot free; an SQE is prepared the moment it is taken */
 	s = free_tx_slot(io);
-	sqe = get_sqe(io);
-	if (s < 0 || !sqe) {
+	sqe = s < 0 ? NULL : get_sqe(io);
+	if (!sqe) {
 		vq_push(q, c->head, 0);
 		atomic_fetch_add(&n->stats.tx_errors, 1);
 		return true;
