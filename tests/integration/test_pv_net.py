@@ -99,14 +99,25 @@ class PvNet:
         self.ns.delete()
 
 
-@pytest.fixture
-def pv(run_dir):
-    n = PvNet(run_dir)
+def _pvnet(run_dir, precreate):
+    n = PvNet(run_dir, precreate)
     yield n
     n.close()
     for vm in n.vms:
         err = vm.err.text()
         assert "AddressSanitizer" not in err and "runtime error" not in err, err
+
+
+@pytest.fixture
+def pv(run_dir):
+    """Namespace with TAP pvtap0 (10.0.0.1/24, up) made before hdvm starts."""
+    yield from _pvnet(run_dir, True)
+
+
+@pytest.fixture
+def pv_bare(run_dir):
+    """Namespace without a TAP: hdvm has to create it."""
+    yield from _pvnet(run_dir, False)
 
 
 def up(vm, ready):
@@ -188,20 +199,17 @@ def test_io_thread_sleeps_and_is_filtered(pv):
     assert cpu() - before < 0.1, "the I/O thread spins while nothing happens"
 
 
-def test_hdvm_creates_and_deletes_the_tap(run_dir):
-    n = PvNet(run_dir, precreate=False)
-    try:
-        assert not n.tap_exists()
-        vm = n.start("echo")
-        assert wait_until(n.tap_exists, 20), "hdvm did not create the TAP"
-        n.configure_tap()
-        up(vm, "echo: listening")
-        assert socat(n.ns, GUEST_IP, 7, b"created") == b"created"
-        assert vm.ctl("stop").returncode == 0
-        assert vm.wait(10) == 0
-        assert wait_until(lambda: not n.tap_exists(), 10), "the TAP hdvm created is left"
-    finally:
-        n.close()
+def test_hdvm_creates_and_deletes_the_tap(pv_bare):
+    n = pv_bare
+    assert not n.tap_exists()
+    vm = n.start("echo")
+    assert wait_until(n.tap_exists, 20), "hdvm did not create the TAP"
+    n.configure_tap()
+    up(vm, "echo: listening")
+    assert socat(n.ns, GUEST_IP, 7, b"created") == b"created"
+    assert vm.ctl("stop").returncode == 0
+    assert vm.wait(10) == 0
+    assert wait_until(lambda: not n.tap_exists(), 10), "the TAP hdvm created is left"
 
 
 def test_preexisting_tap_is_left_alone(pv):
@@ -227,17 +235,13 @@ def test_hostile_guest_gets_needs_reset_and_hdvm_survives(pv, kind):
     assert vm.wait(10) == 0
 
 
-def test_two_nics_on_the_bus(run_dir):
-    n = PvNet(run_dir)
-    try:
-        n.ns.exec("ip", "tuntap", "add", "pvtap1", "mode", "tap")
-        vm = n.start("echo", net=[f"tap={TAP}", "tap=pvtap1"])
-        vm.out.wait_for(r"pci: 00:01.0 1af4:1041", timeout=30)
-        vm.out.wait_for(r"pci: 00:02.0 1af4:1041", timeout=5)
-        up(vm, "echo: listening")
-        assert socat(n.ns, GUEST_IP, 7, b"two") == b"two"
-    finally:
-        n.close()
+def test_two_nics_on_the_bus(pv):
+    pv.ns.exec("ip", "tuntap", "add", "pvtap1", "mode", "tap")
+    vm = pv.start("echo", net=[f"tap={TAP}", "tap=pvtap1"])
+    vm.out.wait_for(r"pci: 00:01.0 1af4:1041", timeout=30)
+    vm.out.wait_for(r"pci: 00:02.0 1af4:1041", timeout=5)
+    up(vm, "echo: listening")
+    assert socat(pv.ns, GUEST_IP, 7, b"two") == b"two"
 
 
 @pytest.mark.parametrize("value,needle", [
