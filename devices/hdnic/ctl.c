@@ -10,19 +10,28 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "devices/hdnic/hdnic_vf_abi.h"
 #include "devices/hdnic/mgmt.h"
+#include "devices/hdnic/qos.h"
 #include "vmm/util.h"
 
 #define CTL_TIMEOUT_S	5
 #define CTL_REPLY_MAX	(8 << 20)
+#define CTL_MAX_ARGS	4
 
 static void ctl_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: hdnic ctl DIR list [--json]\n"
 		"       hdnic ctl DIR stats [--json]\n"
-		"       hdnic ctl DIR set-mac VF MAC\n"
-		"       hdnic ctl DIR egress VF hold|commit|discard|pass [EPOCH]\n");
+		"       hdnic ctl DIR set-mac DEV MAC\n"
+		"       hdnic ctl DIR egress DEV hold|commit|discard|pass [EPOCH]\n"
+		"       hdnic ctl DIR adi-add NAME [--queues K] [--mac MAC] [--json]\n"
+		"       hdnic ctl DIR adi-del NAME\n"
+		"       hdnic ctl DIR trust DEV on|off\n"
+		"       hdnic ctl DIR qos DEV [--tx-rate R] [--weight W] [--rx-rate R] [--json]\n"
+		"  DEV  3 or vf3 (a VF), adi-NAME or NAME (an ADI)\n"
+		"  R    bit/s of Ethernet frames, k/M/G multipliers: 10M = 10 Mbit/s; 0 = no limit\n");
 }
 
 /* Send one request line, return the parsed reply (or NULL, reported). */
@@ -58,14 +67,17 @@ static json_object *ctl_call(const char *dir, const char *req)
 		ssize_t n;
 
 		if (len == cap) {
+			char *bigger;
+
 			if (cap >= CTL_REPLY_MAX) {
 				pr_err("reply from %s is too long", sa.sun_path);
 				goto out;
 			}
 			cap *= 2;
-			buf = realloc(buf, cap + 1);
-			if (!buf)
+			bigger = realloc(buf, cap + 1);
+			if (!bigger)
 				goto out;
+			buf = bigger;
 		}
 		n = recv(fd, buf + len, cap - len, 0);
 		if (n <= 0) {
@@ -105,126 +117,309 @@ static const char *gets_(json_object *o, const char *key)
 	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
 }
 
+static bool getb(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) && json_object_get_boolean(v);
+}
+
+static const char *rate_str(json_object *qos, const char *key, char *buf, size_t len)
+{
+	uint64_t bits = (uint64_t)geti(qos, key);
+
+	if (!bits)
+		return "-";
+	qos_format_rate(bits, buf, len);
+	return buf;
+}
+
+/* ---- output ---- */
+
+static void print_devs(json_object *arr)
+{
+	for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+		json_object *v = json_object_array_get_idx(arr, i), *qos = NULL;
+		char tx[24], rx[24];
+
+		json_object_object_get_ex(v, "qos", &qos);
+		printf("%-16s %-18s %-12s %-6s %3lld %-4s %6s %6s %3lld %s\n", gets_(v, "dev"),
+		       gets_(v, "mac"), gets_(v, "state"), getb(v, "client") ? "yes" : "no",
+		       (long long)geti(v, "queues"), getb(v, "trusted") ? "yes" : "no",
+		       rate_str(qos, "tx_rate", tx, sizeof(tx)), rate_str(qos, "rx_rate", rx, sizeof(rx)),
+		       (long long)geti(qos, "weight"), gets_(v, "socket"));
+	}
+}
+
 static void print_list(json_object *r)
 {
-	json_object *vfs, *up;
+	json_object *vfs = NULL, *adis = NULL, *up = NULL, *qps = NULL;
+	char rate[24];
 
 	json_object_object_get_ex(r, "uplink", &up);
-	printf("NIC %s  uplink %s:%s\n", gets_(r, "nic"), gets_(up, "kind"), gets_(up, "ifname"));
-	printf("%-4s %-18s %-13s %-7s %s\n", "VF", "MAC", "STATE", "CLIENT", "SOCKET");
-	if (!json_object_object_get_ex(r, "vfs", &vfs))
-		return;
-	for (size_t i = 0; i < json_object_array_length(vfs); i++) {
-		json_object *v = json_object_array_get_idx(vfs, i), *client;
+	json_object_object_get_ex(r, "qps", &qps);
+	printf("NIC %s  uplink %s:%s (%s)  queue pairs %lld free of %lld\n", gets_(r, "nic"),
+	       gets_(up, "kind"), gets_(up, "ifname"),
+	       geti(up, "rate") ? rate_str(up, "rate", rate, sizeof(rate)) : "no line rate",
+	       (long long)geti(qps, "free"), (long long)geti(qps, "total"));
+	printf("%-16s %-18s %-12s %-6s %3s %-4s %6s %6s %3s %s\n", "DEV", "MAC", "STATE", "CLIENT",
+	       "QPS", "TRUST", "TXRATE", "RXRATE", "WT", "SOCKET");
+	json_object_object_get_ex(r, "vfs", &vfs);
+	json_object_object_get_ex(r, "adis", &adis);
+	print_devs(vfs);
+	print_devs(adis);
+}
 
-		json_object_object_get_ex(v, "client", &client);
-		printf("%-4lld %-18s %-13s %-7s %s\n", (long long)geti(v, "vf"), gets_(v, "mac"),
-		       gets_(v, "state"), json_object_get_boolean(client) ? "yes" : "no",
-		       gets_(v, "socket"));
+static void print_stats_rows(json_object *arr)
+{
+	for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+		json_object *v = json_object_array_get_idx(arr, i);
+
+		printf("%-16s %10lld %12lld %8lld %8lld %10lld %12lld %8lld %7lld %7lld %6lld\n",
+		       gets_(v, "dev"), (long long)geti(v, "rx_packets"),
+		       (long long)geti(v, "rx_bytes"), (long long)geti(v, "rx_drops"),
+		       (long long)geti(v, "rx_policed"), (long long)geti(v, "tx_packets"),
+		       (long long)geti(v, "tx_bytes"), (long long)geti(v, "tx_drops"),
+		       (long long)geti(v, "tx_spoofed"),
+		       (long long)(geti(v, "rx_errors") + geti(v, "tx_errors") +
+				   geti(v, "dma_faults")),
+		       (long long)geti(v, "needs_reset"));
 	}
 }
 
 static void print_stats(json_object *r)
 {
-	json_object *vfs, *up;
+	json_object *vfs = NULL, *adis = NULL, *up;
 
-	printf("%-4s %10s %12s %8s %10s %12s %8s %7s %6s\n", "VF", "rx_pkts", "rx_bytes",
-	       "rx_drop", "tx_pkts", "tx_bytes", "tx_drop", "errors", "reset");
-	if (json_object_object_get_ex(r, "vfs", &vfs)) {
-		for (size_t i = 0; i < json_object_array_length(vfs); i++) {
-			json_object *v = json_object_array_get_idx(vfs, i);
-
-			printf("%-4lld %10lld %12lld %8lld %10lld %12lld %8lld %7lld %6lld\n",
-			       (long long)geti(v, "vf"), (long long)geti(v, "rx_packets"),
-			       (long long)geti(v, "rx_bytes"), (long long)geti(v, "rx_drops"),
-			       (long long)geti(v, "tx_packets"), (long long)geti(v, "tx_bytes"),
-			       (long long)geti(v, "tx_drops"),
-			       (long long)(geti(v, "rx_errors") + geti(v, "tx_errors")),
-			       (long long)geti(v, "needs_reset"));
-		}
-	}
+	printf("%-16s %10s %12s %8s %8s %10s %12s %8s %7s %7s %6s\n", "DEV", "rx_pkts",
+	       "rx_bytes", "rx_drop", "policed", "tx_pkts", "tx_bytes", "tx_drop", "spoofed",
+	       "errors", "reset");
+	json_object_object_get_ex(r, "vfs", &vfs);
+	json_object_object_get_ex(r, "adis", &adis);
+	print_stats_rows(vfs);
+	print_stats_rows(adis);
 	if (json_object_object_get_ex(r, "uplink", &up))
-		printf("%-4s %10lld %12lld %8lld %10lld %12lld %8lld %7lld\n", "up",
+		printf("%-16s %10lld %12lld %8lld %8s %10lld %12lld %8lld %7s %7lld\n", "uplink",
 		       (long long)geti(up, "rx_packets"), (long long)geti(up, "rx_bytes"),
-		       (long long)geti(up, "rx_drops"), (long long)geti(up, "tx_packets"),
-		       (long long)geti(up, "tx_bytes"), (long long)geti(up, "tx_drops"),
+		       (long long)geti(up, "rx_drops"), "", (long long)geti(up, "tx_packets"),
+		       (long long)geti(up, "tx_bytes"), (long long)geti(up, "tx_drops"), "",
 		       (long long)(geti(up, "rx_errors") + geti(up, "tx_errors")));
+}
+
+static void print_adi_add(json_object *r)
+{
+	json_object *attach;
+
+	json_object_object_get_ex(r, "attach_us", &attach);
+	printf("%s ready at %s in %.1f us (%lld queue pair%s, mac %s)\n",
+	       gets_(r, "dev"), gets_(r, "socket"), json_object_get_double(attach),
+	       (long long)geti(r, "queues"), geti(r, "queues") == 1 ? "" : "s", gets_(r, "mac"));
+}
+
+static void print_trust(json_object *r)
+{
+	printf("%s: %s\n", gets_(r, "dev"), getb(r, "trusted") ? "trusted" : "not trusted");
+}
+
+static void print_qos(json_object *r)
+{
+	json_object *q = NULL;
+	char tx[24], rx[24];
+
+	json_object_object_get_ex(r, "qos", &q);
+	printf("%s: tx-rate %s  rx-rate %s  weight %lld\n", gets_(r, "dev"),
+	       rate_str(q, "tx_rate", tx, sizeof(tx)), rate_str(q, "rx_rate", rx, sizeof(rx)),
+	       (long long)geti(q, "weight"));
+}
+
+/* ---- requests ---- */
+
+enum opt_type { OPT_UINT, OPT_STR, OPT_RATE };
+
+struct ctl_opt {
+	const char *flag;	/* "--queues" */
+	const char *key;	/* JSON key */
+	enum opt_type type;
+	uint64_t max;		/* OPT_UINT */
+};
+
+struct ctl_cmd {
+	const char *name;
+	unsigned min_args, max_args;
+	const char *args;	/* what the positionals are, for errors */
+	const char *const *keys;	/* JSON keys of the positionals */
+	const struct ctl_opt *opts;
+	void (*print)(json_object *reply);
+};
+
+static const char *const dev_mac[] = { "dev", "mac" };
+static const char *const dev_action_epoch[] = { "dev", "action", "epoch" };
+static const char *const name_only[] = { "name" };
+static const char *const dev_onoff[] = { "dev", "on" };
+static const char *const dev_only[] = { "dev" };
+
+static const struct ctl_opt adi_opts[] = {
+	{ "--queues", "queues", OPT_UINT, HDNIC_MAX_QPS_PER_DEV },
+	{ "--mac", "mac", OPT_STR, 0 },
+	{ 0 },
+};
+
+static const struct ctl_opt qos_opts[] = {
+	{ "--tx-rate", "tx_rate", OPT_RATE, 0 },
+	{ "--rx-rate", "rx_rate", OPT_RATE, 0 },
+	{ "--weight", "weight", OPT_UINT, QOS_WEIGHT_MAX },
+	{ 0 },
+};
+
+static const struct ctl_cmd ctl_cmds[] = {
+	{ "list", 0, 0, "no arguments besides --json", NULL, NULL, print_list },
+	{ "stats", 0, 0, "no arguments besides --json", NULL, NULL, print_stats },
+	{ "set-mac", 2, 2, "a device and a MAC", dev_mac, NULL, NULL },
+	{ "egress", 2, 3, "a device and an action", dev_action_epoch, NULL, NULL },
+	{ "adi-add", 1, 1, "an ADI name", name_only, adi_opts, print_adi_add },
+	{ "adi-del", 1, 1, "an ADI name", name_only, NULL, NULL },
+	{ "trust", 2, 2, "a device and on or off", dev_onoff, NULL, print_trust },
+	{ "qos", 1, 1, "a device", dev_only, qos_opts, print_qos },
+};
+
+/* A positional argument into the request; false (reported) if it is malformed. */
+static bool put_arg(json_object *req, const char *cmd, const char *key, const char *arg)
+{
+	uint64_t n;
+
+	if (!strcmp(key, "epoch")) {
+		if (parse_u64(arg, 0, INT64_MAX, &n)) {
+			pr_err("ctl %s: bad epoch %s", cmd, arg);
+			return false;
+		}
+		json_object_object_add(req, key, json_object_new_int64((int64_t)n));
+	} else if (!strcmp(key, "on")) {
+		if (strcmp(arg, "on") && strcmp(arg, "off")) {
+			pr_err("ctl %s: expected on or off, not \"%s\"", cmd, arg);
+			return false;
+		}
+		json_object_object_add(req, key, json_object_new_boolean(!strcmp(arg, "on")));
+	} else {
+		json_object_object_add(req, key, json_object_new_string(arg));
+	}
+	return true;
+}
+
+static bool put_opt(json_object *req, const char *cmd, const struct ctl_opt *o, const char *val)
+{
+	uint64_t n;
+
+	switch (o->type) {
+	case OPT_UINT:
+		if (parse_u64(val, 1, o->max, &n)) {
+			pr_err("ctl %s: %s %s: expected 1 to %llu", cmd, o->flag, val,
+			       (unsigned long long)o->max);
+			return false;
+		}
+		break;
+	case OPT_RATE:
+		if (qos_parse_rate(val, &n)) {
+			pr_err("ctl %s: %s %s: expected a rate like 10M (bit/s, k/M/G), 0 for none",
+			       cmd, o->flag, val);
+			return false;
+		}
+		break;
+	default:
+		json_object_object_add(req, o->key, json_object_new_string(val));
+		return true;
+	}
+	json_object_object_add(req, o->key, json_object_new_int64((int64_t)n));
+	return true;
+}
+
+/* Build the request from argv; NULL (reported) if the command line is wrong. */
+static json_object *build_request(const struct ctl_cmd *c, int argc, char **argv, bool *json)
+{
+	json_object *req = json_object_new_object();
+	const char *args[CTL_MAX_ARGS];
+	unsigned nargs = 0;
+
+	json_object_object_add(req, "cmd", json_object_new_string(c->name));
+	for (int i = 0; i < argc; i++) {
+		const struct ctl_opt *o = c->opts;
+
+		if (!strcmp(argv[i], "--json")) {
+			*json = true;
+			continue;
+		}
+		for (; o && o->flag && strcmp(argv[i], o->flag); o++)
+			;
+		if (o && o->flag) {
+			if (i + 1 >= argc) {
+				pr_err("ctl %s: %s needs a value", c->name, o->flag);
+				goto bad;
+			}
+			if (!put_opt(req, c->name, o, argv[++i]))
+				goto bad;
+			continue;
+		}
+		if (argv[i][0] == '-' && argv[i][1] == '-') {
+			pr_err("ctl %s: unknown option %s", c->name, argv[i]);
+			goto bad;
+		}
+		if (nargs == c->max_args) {
+			pr_err("ctl %s takes %s", c->name, c->args);
+			goto bad;
+		}
+		args[nargs++] = argv[i];
+	}
+	if (nargs < c->min_args) {
+		pr_err("ctl %s: expected %s", c->name, c->args);
+		goto bad;
+	}
+	for (unsigned i = 0; i < nargs; i++)
+		if (!put_arg(req, c->name, c->keys[i], args[i]))
+			goto bad;
+	return req;
+bad:
+	json_object_put(req);
+	return NULL;
 }
 
 int ctl_main(int argc, char **argv)
 {
-	const char *dir, *cmd;
+	const struct ctl_cmd *c = NULL;
 	json_object *req, *reply, *ok;
 	bool json = false;
-	int nargs = 0, ret = 1;
-	const char *args[4] = { 0 };
-	uint64_t vf, epoch = 0;
+	int ret = 1;
 
 	if (argc < 3) {
 		ctl_usage(stderr);
 		return 2;
 	}
-	dir = argv[1];
-	cmd = argv[2];
-	for (int i = 3; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			json = true;
-		else if (nargs < 4)
-			args[nargs++] = argv[i];
-		else {
-			pr_err("ctl %s: too many arguments", cmd);
-			return 2;
-		}
+	for (unsigned i = 0; i < ARRAY_SIZE(ctl_cmds); i++)
+		if (!strcmp(argv[2], ctl_cmds[i].name))
+			c = &ctl_cmds[i];
+	if (!c) {
+		pr_err("ctl: unknown command \"%s\"", argv[2]);
+		ctl_usage(stderr);
+		return 2;
 	}
-	req = json_object_new_object();
-	json_object_object_add(req, "cmd", json_object_new_string(cmd));
-	if (!strcmp(cmd, "list") || !strcmp(cmd, "stats")) {
-		if (nargs) {
-			pr_err("ctl %s takes no arguments besides --json", cmd);
-			goto usage;
-		}
-	} else if (!strcmp(cmd, "set-mac") || !strcmp(cmd, "egress")) {
-		bool egress = !strcmp(cmd, "egress");
-
-		if (nargs < 2 || nargs > (egress ? 3 : 2) ||
-		    parse_u64(args[0], 0, 65535, &vf)) {
-			pr_err("ctl %s: expected a VF number and %s", cmd,
-			       egress ? "an action" : "a MAC");
-			goto usage;
-		}
-		json_object_object_add(req, "vf", json_object_new_int64((int64_t)vf));
-		json_object_object_add(req, egress ? "action" : "mac",
-				       json_object_new_string(args[1]));
-		if (nargs == 3) {
-			if (parse_u64(args[2], 0, INT64_MAX, &epoch)) {
-				pr_err("ctl egress: bad epoch %s", args[2]);
-				goto usage;
-			}
-			json_object_object_add(req, "epoch", json_object_new_int64((int64_t)epoch));
-		}
-	} else {
-		pr_err("ctl: unknown command \"%s\"", cmd);
-		goto usage;
+	req = build_request(c, argc - 3, argv + 3, &json);
+	if (!req) {
+		ctl_usage(stderr);
+		return 2;
 	}
-	reply = ctl_call(dir, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	reply = ctl_call(argv[1], json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN |
+						JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(req);
 	if (!reply)
 		return 1;
 	if (!json_object_object_get_ex(reply, "ok", &ok) || !json_object_get_boolean(ok)) {
-		pr_err("%s: %s", cmd, gets_(reply, "error"));
+		pr_err("%s: %s", c->name, gets_(reply, "error"));
 	} else {
 		ret = 0;
 		if (json)
-			printf("%s\n", json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-		else if (!strcmp(cmd, "list"))
-			print_list(reply);
-		else if (!strcmp(cmd, "stats"))
-			print_stats(reply);
+			printf("%s\n", json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN |
+							JSON_C_TO_STRING_NOSLASHESCAPE));
+		else if (c->print)
+			c->print(reply);
 	}
 	json_object_put(reply);
 	return ret;
-usage:
-	json_object_put(req);
-	ctl_usage(stderr);
-	return 2;
 }

@@ -173,11 +173,12 @@ int dma_space_unmap(struct dma_space *ds, uint64_t iova, uint64_t size)
 
 void *dma_translate(struct dma_space *ds, uint64_t iova, uint64_t len, uint32_t prot)
 {
-	const struct dma_region *r = ds->last;
+	const struct dma_region *r;
 	uint64_t off;
 
-	if (iova + len < iova)
-		return NULL;
+	if (!ds || iova + len < iova)
+		return NULL;	/* no address space bound: every access faults */
+	r = ds->last;
 	if (!r || iova < r->iova || iova - r->iova >= r->size) {
 		unsigned pos = first_above(ds, iova);
 

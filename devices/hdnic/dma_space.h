@@ -2,10 +2,11 @@
 /*
  * A device's DMA address space: the IOVA ranges its client mapped with
  * DMA_MAP, each backed by an mmap of the client's fd.  It plays the part of
- * the IOMMU address space bound to the device's PASID, so it is a per-device
- * object (a VF today, an HD-IOV queue pair tomorrow).  Every device memory
- * access goes through dma_translate(), which refuses anything that is not
- * wholly inside one mapping with the needed permission.
+ * the IOMMU address space a PASID is bound to (iommu.h): one per function,
+ * shared by that function's queue pairs.  Every device memory access goes
+ * through dma_translate(), which refuses anything that is not wholly inside
+ * one mapping with the needed permission (and everything when ds is NULL,
+ * the space of an unbound PASID).
  */
 #ifndef HDNIC_DMA_SPACE_H
 #define HDNIC_DMA_SPACE_H

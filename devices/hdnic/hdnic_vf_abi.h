@@ -108,4 +108,53 @@ struct hdnic_db_cap {
 
 _Static_assert(sizeof(struct hdnic_db_cap) == 24, "doorbell cap layout");
 
+/*
+ * The statistics capability: a second virtio vendor-data capability
+ * (cfg_type 9, vendor_id 0x1af4, magic 0x5453 "ST") whose body is six
+ * read-only 64-bit counters kept by the device: rx packets, rx bytes, rx
+ * drops (no buffer, link down, or over the ingress rate), tx packets, tx
+ * bytes, tx drops (spoofed source, hairpin, hold queue full).  Bytes count
+ * Ethernet frames without the virtio-net header.  A read that covers a
+ * counter's low dword samples the counter; its high dword then reads from
+ * that sample, so "low dword, then high dword" is a consistent 64-bit value.
+ */
+#define HDNIC_CAP_STATS_POS		0xc4
+#define HDNIC_STATS_CAP_MAGIC		0x5453
+#define HDNIC_STATS_CAP_VERSION		1
+
+enum hdnic_stat {
+	HDNIC_STAT_RX_PACKETS,
+	HDNIC_STAT_RX_BYTES,
+	HDNIC_STAT_RX_DROPS,
+	HDNIC_STAT_TX_PACKETS,
+	HDNIC_STAT_TX_BYTES,
+	HDNIC_STAT_TX_DROPS,
+	HDNIC_NR_STATS
+};
+
+struct hdnic_stats_cap {
+	uint8_t cap_vndr;	/* 0x09 */
+	uint8_t cap_next;
+	uint8_t cap_len;	/* sizeof(struct hdnic_stats_cap) = 56 */
+	uint8_t cfg_type;	/* HDNIC_CAP_VENDOR_CFG_TYPE */
+	uint16_t vendor_id;	/* HDNIC_DB_CAP_VENDOR_ID */
+	uint16_t magic;		/* HDNIC_STATS_CAP_MAGIC */
+	uint64_t counter[HDNIC_NR_STATS];	/* enum hdnic_stat */
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct hdnic_stats_cap) == 56, "stats cap layout");
+_Static_assert(HDNIC_CAP_STATS_POS + sizeof(struct hdnic_stats_cap) <= 256, "stats cap fits");
+
+/*
+ * Multi-queue functions.  An ADI composed of K > 1 queue pairs (hdnic ctl
+ * adi-add --queues K) also offers VIRTIO_NET_F_CTRL_VQ and VIRTIO_NET_F_MQ
+ * with max_virtqueue_pairs = K: virtqueue 2k is RX and 2k+1 TX of pair k,
+ * virtqueue 2K is the control queue (2 when MQ is not negotiated), MSI-X has
+ * 2K + 2 vectors, and the doorbell page has one slot per virtqueue.  A
+ * driver that negotiates neither feature sees exactly a one-pair function.
+ * With K = 1 (VFs, default ADIs) everything above holds unchanged.
+ */
+#define HDNIC_MAX_QPS_PER_DEV		16
+#define HDNIC_MQ_MSIX_VECTORS(k)	(2 * (k) + 2)
+
 #endif

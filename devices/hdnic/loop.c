@@ -69,6 +69,8 @@ struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_handler *h)
 		sqe = io_uring_get_sqe(&l->ring);
 	}
 	io_uring_sqe_set_data64(sqe, h ? encode(h) : 0);
+	if (h)
+		h->inflight++;
 	l->queued++;
 	return sqe;
 }
@@ -96,27 +98,20 @@ static void dispatch(struct io_uring_cqe *cqe)
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
 	struct loop_handler *h = (struct loop_handler *)(uintptr_t)(ud & UD_PTR_MASK);
 
-	if (!h || (uint16_t)(ud >> 48) != h->gen)
-		return;		/* cancelled, or a poll-remove completion */
+	if (!h)
+		return;		/* a cancel or fire-and-forget request */
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		h->inflight--;	/* the request's last completion */
+	if ((uint16_t)(ud >> 48) != h->gen)
+		return;		/* cancelled */
 	h->fn(h, cqe->res, cqe->flags);
 }
 
-int loop_run_once(struct loop *l, bool block)
+static int reap(struct loop *l)
 {
 	struct io_uring_cqe *cqe;
 	unsigned head, n = 0;
-	int ret;
 
-	if (block) {
-		ret = io_uring_submit_and_wait(&l->ring, 1);
-		if (ret < 0 && ret != -EINTR && ret != -ETIME)
-			return ret;
-		l->queued = 0;
-	} else {
-		ret = loop_submit(l);
-		if (ret < 0 && ret != -EBUSY && ret != -EINTR)
-			return ret;
-	}
 	/*
 	 * Handlers may queue SQEs and even submit; they never reap, so
 	 * walking the CQ here is safe.
@@ -129,4 +124,37 @@ int loop_run_once(struct loop *l, bool block)
 	}
 	io_uring_cq_advance(&l->ring, n);
 	return n;
+}
+
+int loop_run_once(struct loop *l, bool block)
+{
+	int ret;
+
+	if (block) {
+		ret = io_uring_submit_and_wait(&l->ring, 1);
+		if (ret < 0 && ret != -EINTR && ret != -ETIME)
+			return ret;
+		l->queued = 0;
+	} else {
+		ret = loop_submit(l);
+		if (ret < 0 && ret != -EBUSY && ret != -EINTR)
+			return ret;
+	}
+	return reap(l);
+}
+
+int loop_run_once_timeout(struct loop *l, uint64_t timeout_ns)
+{
+	struct __kernel_timespec ts = {
+		.tv_sec = (long long)(timeout_ns / 1000000000ULL),
+		.tv_nsec = (long long)(timeout_ns % 1000000000ULL),
+	};
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	ret = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
+	if (ret < 0 && ret != -EINTR && ret != -ETIME)
+		return ret;
+	l->queued = 0;
+	return reap(l);
 }

@@ -4,8 +4,9 @@
  * pointer to a `struct loop_handler` plus the handler's generation, so
  * cancelling a request (closing a connection) only needs a generation bump:
  * completions still in flight for the old generation are ignored.
- * Handlers live inside long-lived objects (VFs, the uplink, the management
- * server), never in memory that is freed while requests are armed.
+ * Each handler also counts its requests in flight, so an object that owns
+ * handlers (an ADI being deleted) is freed only once the kernel has
+ * finished with all of them (loop_handler_idle()).
  */
 #ifndef HDNIC_LOOP_H
 #define HDNIC_LOOP_H
@@ -26,7 +27,8 @@ typedef void (*loop_fn)(struct loop_handler *h, int res, uint32_t cqe_flags);
 struct loop_handler {
 	loop_fn fn;
 	uint16_t gen;
-	bool armed;	/* a multishot poll is outstanding */
+	bool armed;		/* a multishot poll is outstanding */
+	uint32_t inflight;	/* requests whose final completion is still due */
 };
 
 struct loop {
@@ -58,6 +60,14 @@ void loop_unwatch(struct loop *l, struct loop_handler *h);
  * every completion available.  Returns the number dispatched or -errno.
  */
 int loop_run_once(struct loop *l, bool block);
+/* The same, blocking at most timeout_ns for the first completion. */
+int loop_run_once_timeout(struct loop *l, uint64_t timeout_ns);
 int loop_submit(struct loop *l);
+
+/* No request of h is in flight: memory holding h may be freed. */
+static inline bool loop_handler_idle(const struct loop_handler *h)
+{
+	return h->inflight == 0;
+}
 
 #endif

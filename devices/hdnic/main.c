@@ -2,8 +2,8 @@
 /*
  * hdnic: an emulated SR-IOV NIC.
  *
- *   hdnic --dir DIR --vfs N --uplink tap:IFNAME|iface:IFNAME [--name NIC]
- *   hdnic ctl DIR list|stats|set-mac|egress ...
+ *   hdnic --dir DIR --vfs N --uplink tap:IFNAME|iface:IFNAME [options]
+ *   hdnic ctl DIR list|stats|set-mac|egress|adi-add|adi-del|trust|qos ...
  */
 #include <getopt.h>
 #include <signal.h>
@@ -12,6 +12,7 @@
 
 #include "devices/hdnic/mgmt.h"
 #include "devices/hdnic/nic.h"
+#include "devices/hdnic/qos.h"
 #include "vmm/util.h"
 
 #define DEFAULT_IDLE_US	500
@@ -20,16 +21,20 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: hdnic --dir DIR --vfs N --uplink tap:IFNAME|iface:IFNAME [options]\n"
-		"       hdnic ctl DIR list|stats [--json] | set-mac VF MAC | egress VF ACTION [EPOCH]\n"
+		"       hdnic ctl DIR COMMAND ...   (hdnic ctl without arguments lists them)\n"
 		"\n"
-		"  --dir DIR        where vfK.sock (vfio-user, one per VF) and pf.sock live\n"
-		"  --vfs N          number of VFs, 0..%u\n"
-		"  --uplink SPEC    tap:IFNAME creates a TAP; iface:IFNAME uses an existing\n"
-		"                   interface through AF_PACKET\n"
-		"  --name NIC       name used in logs and default MACs (default hdnic0)\n"
-		"  --idle-us US     poll a quiet VF this long before sleeping (default %u)\n"
-		"  --debug          verbose logging\n",
-		HDNIC_MAX_VFS, DEFAULT_IDLE_US);
+		"  --dir DIR          where vfK.sock and adi-NAME.sock (vfio-user, one per device)\n"
+		"                     and pf.sock (management) live\n"
+		"  --vfs N            number of VFs, 0..%u\n"
+		"  --qps N            queue pairs in the pool, VFs' included (default %u, max %u);\n"
+		"                     ADIs take theirs from what the VFs leave\n"
+		"  --uplink SPEC      tap:IFNAME creates a TAP; iface:IFNAME uses an existing\n"
+		"                     interface through AF_PACKET\n"
+		"  --uplink-rate R    uplink line rate in bit/s (10M, 1G...); default: unlimited\n"
+		"  --name NIC         name used in logs and default MACs (default hdnic0)\n"
+		"  --idle-us US       poll a quiet device this long before sleeping (default %u)\n"
+		"  --debug            verbose logging\n",
+		HDNIC_MAX_VFS, HDNIC_DEFAULT_QPS, HDNIC_MAX_QPS, DEFAULT_IDLE_US);
 }
 
 int main(int argc, char **argv)
@@ -40,11 +45,15 @@ int main(int argc, char **argv)
 		{ "uplink", required_argument, NULL, 'u' },
 		{ "name", required_argument, NULL, 'N' },
 		{ "idle-us", required_argument, NULL, 'i' },
+		{ "qps", required_argument, NULL, 'q' },
+		{ "uplink-rate", required_argument, NULL, 'r' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct nic_config cfg = { .name = "hdnic0", .idle_us = DEFAULT_IDLE_US };
+	struct nic_config cfg = {
+		.name = "hdnic0", .idle_us = DEFAULT_IDLE_US, .nr_qps = HDNIC_DEFAULT_QPS,
+	};
 	bool have_vfs = false;
 	struct nic *nic = NULL;
 	uint64_t v;
@@ -85,6 +94,22 @@ int main(int argc, char **argv)
 			}
 			cfg.idle_us = v;
 			break;
+		case 'q':
+			if (parse_u64(optarg, 1, HDNIC_MAX_QPS, &v)) {
+				pr_err("--qps %s: expected a number from 1 to %u", optarg,
+				       HDNIC_MAX_QPS);
+				return 2;
+			}
+			cfg.nr_qps = (unsigned)v;
+			break;
+		case 'r':
+			if (qos_parse_rate(optarg, &v)) {
+				pr_err("--uplink-rate %s: expected a rate like 100M or 1G (bit/s), "
+				       "0 for unlimited", optarg);
+				return 2;
+			}
+			cfg.uplink_rate = v;
+			break;
 		case 'D':
 			debug_enabled = true;
 			break;
@@ -104,6 +129,10 @@ int main(int argc, char **argv)
 	if (!cfg.dir || !have_vfs || !cfg.uplink) {
 		pr_err("--dir, --vfs and --uplink are required");
 		usage(stderr);
+		return 2;
+	}
+	if (cfg.nr_qps < cfg.nr_vfs) {
+		pr_err("--qps %u: fewer queue pairs than VFs (%u)", cfg.nr_qps, cfg.nr_vfs);
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);

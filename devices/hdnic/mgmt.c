@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* The management socket server (DIR/pf.sock), JSON with json-c. */
+/* The management socket server (DIR/pf.sock): transport; commands are in mgmt_cmds.c. */
 #include "devices/hdnic/mgmt.h"
 
 #include <errno.h>
@@ -12,8 +12,6 @@
 #include <unistd.h>
 
 #include "devices/hdnic/nic.h"
-#include "devices/hdnic/uplink.h"
-#include "devices/hdnic/vf.h"
 #include "devices/hdnic/vfu_server.h"
 #include "vmm/util.h"
 
@@ -35,182 +33,6 @@ struct mgmt {
 	struct mgmt_client clients[MGMT_CLIENTS];
 };
 
-typedef json_object *(*mgmt_cmd_fn)(struct nic *nic, json_object *req, char *err, size_t errlen);
-
-/* ---- commands ---- */
-
-static json_object *u64(uint64_t v)
-{
-	return json_object_new_int64(v > INT64_MAX ? INT64_MAX : (int64_t)v);
-}
-
-static json_object *cmd_list(struct nic *nic, json_object *req, char *err, size_t errlen)
-{
-	json_object *r = json_object_new_object(), *vfs = json_object_new_array();
-	json_object *up = json_object_new_object();
-
-	json_object_object_add(r, "nic", json_object_new_string(nic->name));
-	json_object_object_add(up, "kind", json_object_new_string(nic->uplink->ops->kind));
-	json_object_object_add(up, "ifname", json_object_new_string(nic->uplink->ifname));
-	json_object_object_add(r, "uplink", up);
-	for (unsigned i = 0; i < nic->nr_vfs; i++) {
-		struct vf *vf = nic->vfs[i];
-		json_object *o = json_object_new_object();
-		char mac[18];
-
-		mac_format(vf->mac, mac);
-		json_object_object_add(o, "vf", json_object_new_int((int)i));
-		json_object_object_add(o, "mac", json_object_new_string(mac));
-		json_object_object_add(o, "socket", json_object_new_string(vf->sock_path));
-		json_object_object_add(o, "client", json_object_new_boolean(vf->conn.fd >= 0));
-		json_object_object_add(o, "state", json_object_new_string(vf_state_name(vf)));
-		json_object_object_add(o, "device_status", json_object_new_int(vf->vn.status));
-		json_object_object_add(o, "polling", json_object_new_boolean(vf->polling));
-		json_object_object_add(o, "dma_maps", json_object_new_int((int)vf->dma.nr));
-		json_object_array_add(vfs, o);
-	}
-	json_object_object_add(r, "vfs", vfs);
-	return r;
-}
-
-static json_object *cmd_stats(struct nic *nic, json_object *req, char *err, size_t errlen)
-{
-	json_object *r = json_object_new_object(), *vfs = json_object_new_array();
-	json_object *up = json_object_new_object(), *sw = json_object_new_object();
-	const struct uplink_stats *us = &nic->uplink->stats;
-	const struct sw_stats *ss = &nic->sw.stats;
-
-	for (unsigned i = 0; i < nic->nr_vfs; i++) {
-		const struct vf *vf = nic->vfs[i];
-		const struct vf_stats *s = &vf->stats;
-		json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "vf", json_object_new_int((int)i));
-		json_object_object_add(o, "rx_packets", u64(s->rx_packets));
-		json_object_object_add(o, "rx_bytes", u64(s->rx_bytes));
-		json_object_object_add(o, "rx_drops", u64(s->rx_drops));
-		json_object_object_add(o, "rx_errors", u64(s->rx_errors));
-		json_object_object_add(o, "tx_packets", u64(s->tx_packets));
-		json_object_object_add(o, "tx_bytes", u64(s->tx_bytes));
-		json_object_object_add(o, "tx_drops", u64(s->tx_drops));
-		json_object_object_add(o, "tx_errors", u64(s->tx_errors));
-		json_object_object_add(o, "needs_reset", u64(s->needs_reset));
-		json_object_object_add(o, "proto_errors", u64(s->proto_errors));
-		json_object_object_add(o, "irqs", u64(s->irqs));
-		json_object_object_add(o, "kicks", u64(s->kicks));
-		json_object_object_add(o, "connects", u64(s->connects));
-		json_object_object_add(o, "egress_held", u64(vf->holdq.count));
-		json_object_array_add(vfs, o);
-	}
-	json_object_object_add(r, "vfs", vfs);
-	json_object_object_add(up, "rx_packets", u64(us->rx_packets));
-	json_object_object_add(up, "rx_bytes", u64(us->rx_bytes));
-	json_object_object_add(up, "rx_drops", u64(us->rx_drops));
-	json_object_object_add(up, "rx_errors", u64(us->rx_errors));
-	json_object_object_add(up, "tx_packets", u64(us->tx_packets));
-	json_object_object_add(up, "tx_bytes", u64(us->tx_bytes));
-	json_object_object_add(up, "tx_drops", u64(us->tx_drops));
-	json_object_object_add(up, "tx_errors", u64(us->tx_errors));
-	json_object_object_add(r, "uplink", up);
-	json_object_object_add(sw, "fdb_learned", u64(nic->sw.nr_learned));
-	json_object_object_add(sw, "flooded", u64(ss->flooded));
-	json_object_object_add(sw, "unknown_unicast_drops", u64(ss->unknown_unicast_drops));
-	json_object_object_add(sw, "spoof_drops", u64(ss->spoof_drops));
-	json_object_object_add(sw, "loop_drops", u64(ss->loop_drops));
-	json_object_object_add(r, "switch", sw);
-	json_object_object_add(r, "loop_passes", u64(nic->polls));
-	json_object_object_add(r, "sleeps", u64(nic->sleeps));
-	return r;
-}
-
-/* "vf": a non-negative integer naming an existing VF. */
-static struct vf *req_vf(struct nic *nic, json_object *req, char *err, size_t errlen)
-{
-	json_object *v;
-	int64_t n;
-
-	if (!json_object_object_get_ex(req, "vf", &v) || !json_object_is_type(v, json_type_int)) {
-		snprintf(err, errlen, "\"vf\" must be an integer");
-		return NULL;
-	}
-	n = json_object_get_int64(v);
-	if (n < 0 || n >= nic->nr_vfs) {
-		snprintf(err, errlen, "vf %lld does not exist (this NIC has %u)", (long long)n,
-			 nic->nr_vfs);
-		return NULL;
-	}
-	return nic->vfs[n];
-}
-
-static json_object *cmd_set_mac(struct nic *nic, json_object *req, char *err, size_t errlen)
-{
-	struct vf *vf = req_vf(nic, req, err, errlen);
-	json_object *v;
-	uint8_t mac[6];
-
-	if (!vf)
-		return NULL;
-	if (!json_object_object_get_ex(req, "mac", &v) ||
-	    !json_object_is_type(v, json_type_string) ||
-	    mac_parse(json_object_get_string(v), mac)) {
-		snprintf(err, errlen, "\"mac\" must look like 02:00:00:00:00:01");
-		return NULL;
-	}
-	if (nic_set_vf_mac(nic, vf->index, mac, err, errlen))
-		return NULL;
-	return json_object_new_object();
-}
-
-static json_object *cmd_egress(struct nic *nic, json_object *req, char *err, size_t errlen)
-{
-	struct vf *vf = req_vf(nic, req, err, errlen);
-	json_object *v, *r;
-	const char *action;
-	uint64_t epoch = 0;
-
-	if (!vf)
-		return NULL;
-	if (!json_object_object_get_ex(req, "action", &v) ||
-	    !json_object_is_type(v, json_type_string)) {
-		snprintf(err, errlen, "\"action\" must be hold, commit, discard or pass");
-		return NULL;
-	}
-	action = json_object_get_string(v);
-	if (json_object_object_get_ex(req, "epoch", &v)) {
-		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0) {
-			snprintf(err, errlen, "\"epoch\" must be a non-negative integer");
-			return NULL;
-		}
-		epoch = (uint64_t)json_object_get_int64(v);
-	}
-	if (!strcmp(action, "hold")) {
-		if (holdq_hold(&vf->holdq, epoch)) {
-			snprintf(err, errlen, "out of memory");
-			return NULL;
-		}
-	} else if (!strcmp(action, "commit")) {
-		holdq_commit(&vf->holdq, epoch);
-	} else if (!strcmp(action, "discard")) {
-		holdq_discard(&vf->holdq);
-	} else if (!strcmp(action, "pass")) {
-		holdq_pass(&vf->holdq);
-	} else {
-		snprintf(err, errlen, "unknown egress action \"%s\"", action);
-		return NULL;
-	}
-	r = json_object_new_object();
-	json_object_object_add(r, "held", u64(vf->holdq.count));
-	json_object_object_add(r, "holding", json_object_new_boolean(vf->holdq.holding));
-	return r;
-}
-
-static const struct { const char *name; mgmt_cmd_fn fn; } mgmt_cmds[] = {
-	{ "list", cmd_list },
-	{ "stats", cmd_stats },
-	{ "set-mac", cmd_set_mac },
-	{ "egress", cmd_egress },
-};
-
 /* ---- transport ---- */
 
 static char *handle_request(struct nic *nic, const char *line)
@@ -228,10 +50,10 @@ static char *handle_request(struct nic *nic, const char *line)
 		const char *name = json_object_get_string(cmd);
 		unsigned i;
 
-		for (i = 0; i < ARRAY_SIZE(mgmt_cmds); i++)
+		for (i = 0; i < mgmt_nr_cmds; i++)
 			if (!strcmp(name, mgmt_cmds[i].name))
 				break;
-		if (i == ARRAY_SIZE(mgmt_cmds))
+		if (i == mgmt_nr_cmds)
 			snprintf(err, sizeof(err), "unknown command \"%.64s\"", name);
 		else
 			r = mgmt_cmds[i].fn(nic, req, err, sizeof(err));

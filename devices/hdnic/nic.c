@@ -1,25 +1,29 @@
 // SPDX-License-Identifier: MIT
 /*
- * The PF: creates the VFs, owns the switch, the uplink and the event loop.
- * One thread serves every VF: a loop pass reaps io_uring completions (vfio-
- * user messages, ioeventfd kicks, uplink frames), polls the active VFs'
- * doorbells, then flushes RX used rings and interrupts.  When no VF is
- * active the pass blocks in the kernel, so an idle NIC costs no CPU.
+ * The PF: creates the queue-pair pool, the IOMMU and the VFs, owns the
+ * switch, the uplink, the scheduler and the event loop.  One thread serves
+ * every function: a loop pass reaps io_uring completions (vfio-user
+ * messages, ioeventfd kicks, uplink frames, management requests), runs the
+ * TX scheduler over the active functions, then flushes RX used rings and
+ * interrupts.  When no function is active the pass blocks in the kernel,
+ * so an idle NIC costs no CPU.
  */
 #include "devices/hdnic/nic.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "devices/hdnic/mgmt.h"
 #include "devices/hdnic/uplink.h"
-#include "devices/hdnic/vf.h"
+#include "devices/hdnic/vdev.h"
 #include "vmm/util.h"
 
 #define NIC_RING_ENTRIES	1024
@@ -56,91 +60,149 @@ static int setup_signals(struct nic *nic)
 	return 0;
 }
 
-/* Default VF MACs: locally administered, 02:48:44 ("HD"), NIC name hash, VF. */
-static void default_mac(const char *name, unsigned vf, uint8_t mac[6])
+/* Each idle ADI holds a socket, a client a few more fds: use the whole allowance. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+void nic_default_mac(const struct nic *nic, unsigned port, uint8_t mac[6])
 {
 	uint8_t h = 0;
 
-	for (const char *p = name; *p; p++)
+	for (const char *p = nic->name; *p; p++)
 		h = (uint8_t)(h * 31 + (uint8_t)*p);
 	mac[0] = 0x02;
 	mac[1] = 0x48;
 	mac[2] = 0x44;
 	mac[3] = h;
-	mac[4] = (uint8_t)(vf >> 8);
-	mac[5] = (uint8_t)vf;
+	mac[4] = (uint8_t)(port >> 8);
+	mac[5] = (uint8_t)port;
+}
+
+int nic_init(struct nic *nic, const struct nic_config *cfg)
+{
+	unsigned nr_adis;
+	int err;
+
+	nic->sig_fd = -1;
+	snprintf(nic->name, sizeof(nic->name), "%s", cfg->name);
+	snprintf(nic->dir, sizeof(nic->dir), "%s", cfg->dir);
+	if (cfg->nr_qps < cfg->nr_vfs || cfg->nr_qps > HDNIC_MAX_QPS) {
+		pr_err("--qps %u: need at least one queue pair per VF (%u), at most %u",
+		       cfg->nr_qps, cfg->nr_vfs, HDNIC_MAX_QPS);
+		return -EINVAL;
+	}
+	nic->nr_vfs = cfg->nr_vfs;
+	nic->nr_ports = cfg->nr_qps;
+	nic->idle_ns = cfg->idle_us * 1000;
+	nic->now_ns = now_ns();
+	err = loop_init(&nic->loop, NIC_RING_ENTRIES);
+	if (err)
+		return err;
+	nic->ports = xzalloc(sizeof(*nic->ports) * (nic->nr_ports + 1));
+	nic->devs = xzalloc(sizeof(*nic->devs) * (nic->nr_ports + 1));
+	nic->irq_list = xzalloc(sizeof(*nic->irq_list) * (nic->nr_ports + 1));
+	nr_adis = nic->nr_ports - nic->nr_vfs;
+	nic->adi_free = xzalloc(sizeof(*nic->adi_free) * (nr_adis + 1));
+	for (unsigned s = nr_adis; s-- > 0;)
+		nic->adi_free[nic->nr_adi_free++] = s;
+	err = sw_init(&nic->sw, 4096 + 2 * nic->nr_ports);
+	if (!err)
+		err = iommu_init(&nic->iommu, nic->nr_ports);
+	if (!err)
+		err = qp_pool_init(&nic->qps, cfg->nr_qps, &nic->iommu);
+	if (err)
+		return err;
+	sched_init(&nic->sched);
+	sched_set_line_rate(&nic->sched, cfg->uplink_rate, nic->now_ns);
+	nic_qos_changed(nic);
+	if (dma_fault_guard_install())
+		return -errno;
+	return 0;
+}
+
+static int check_dir(const char *dir)
+{
+	struct stat st;
+
+	if (strlen(dir) >= sizeof(((struct nic *)0)->dir) - 16) {
+		pr_err("--dir %s: path too long", dir);
+		return -ENAMETOOLONG;
+	}
+	if (stat(dir, &st) < 0) {
+		if (errno != ENOENT || mkdir(dir, 0755) < 0) {
+			pr_err("--dir %s: %s", dir, strerror(errno));
+			return -errno;
+		}
+	} else if (!S_ISDIR(st.st_mode)) {
+		pr_err("--dir %s: not a directory", dir);
+		return -ENOTDIR;
+	}
+	return 0;
+}
+
+static int create_vfs(struct nic *nic)
+{
+	for (unsigned i = 0; i < nic->nr_vfs; i++) {
+		uint64_t t0 = now_ns();
+		struct vdev *vd;
+		struct qp *qp;
+		uint8_t mac[6];
+		char id[16];
+		int err;
+
+		/* A VF is a full function with a queue pair of its own from the pool. */
+		if (qp_pool_alloc(&nic->qps, 1, NULL, &qp))
+			return -ENOSPC;
+		nic_default_mac(nic, i, mac);
+		snprintf(id, sizeof(id), "vf%u", i);
+		vd = vdev_create(nic, VDEV_VF, i, i, id, mac, &qp, 1);
+		qp->owner = vd;
+		nic_plug(nic, vd);
+		err = sw_set_static(&nic->sw, mac, i);
+		if (!err)
+			err = vd->dev.ops->realize(&vd->dev, nic);
+		if (err)
+			return err;
+		vd->attach_ns = now_ns() - t0;
+	}
+	return 0;
 }
 
 int nic_create(struct nic **out, const struct nic_config *cfg)
 {
 	struct nic *nic = xzalloc(sizeof(*nic));
-	struct stat st;
 	int err;
 
 	nic->sig_fd = -1;
-	snprintf(nic->name, sizeof(nic->name), "%s", cfg->name);
-	if (strlen(cfg->dir) >= sizeof(nic->dir) - 16) {
-		pr_err("--dir %s: path too long", cfg->dir);
-		free(nic);
-		return -ENAMETOOLONG;
-	}
-	snprintf(nic->dir, sizeof(nic->dir), "%s", cfg->dir);
-	if (stat(nic->dir, &st) < 0) {
-		if (errno != ENOENT || mkdir(nic->dir, 0755) < 0) {
-			pr_err("--dir %s: %s", nic->dir, strerror(errno));
-			free(nic);
-			return -errno;
-		}
-	} else if (!S_ISDIR(st.st_mode)) {
-		pr_err("--dir %s: not a directory", nic->dir);
-		free(nic);
-		return -ENOTDIR;
-	}
-	nic->nr_vfs = cfg->nr_vfs;
-	nic->idle_ns = cfg->idle_us * 1000;
-	nic->now_ns = now_ns();
-	err = loop_init(&nic->loop, NIC_RING_ENTRIES);
-	if (err) {
-		free(nic);
-		return err;
-	}
-	nic->vfs = xzalloc(sizeof(*nic->vfs) * (nic->nr_vfs + 1));
-	nic->active = xzalloc(sizeof(*nic->active) * (nic->nr_vfs + 1));
-	nic->irq_list = xzalloc(sizeof(*nic->irq_list) * (nic->nr_vfs + 1));
-	nic->poll_snap = xzalloc(sizeof(*nic->poll_snap) * (nic->nr_vfs + 1));
 	*out = nic;	/* from here on nic_destroy() cleans up */
-
-	err = sw_init(&nic->sw, 4096 + 2 * nic->nr_vfs);
+	err = check_dir(cfg->dir);
+	if (!err)
+		err = nic_init(nic, cfg);
 	if (err)
 		return err;
-	err = dma_fault_guard_install();
-	if (err)
-		return -errno;
+	raise_fd_limit();
 	err = setup_signals(nic);
 	if (err) {
 		pr_err("signals: %s", strerror(-err));
 		return err;
 	}
 	err = uplink_open(nic, cfg->uplink, &nic->uplink);
-	if (err)
-		return err;
-	for (unsigned i = 0; i < nic->nr_vfs; i++) {
-		uint8_t mac[6];
-
-		default_mac(nic->name, i, mac);
-		nic->vfs[i] = vf_create(nic, i, mac);
-		err = sw_set_static(&nic->sw, mac, i);
-		if (!err)
-			err = nic->vfs[i]->dev.ops->realize(&nic->vfs[i]->dev, nic);
-		if (err)
-			return err;
-	}
-	err = mgmt_create(nic, &nic->mgmt);
+	if (!err)
+		err = create_vfs(nic);
+	if (!err)
+		err = mgmt_create(nic, &nic->mgmt);
 	if (err)
 		return err;
 	uplink_start(nic->uplink);
-	pr_info("%s: %u VFs in %s, uplink %s:%s", nic->name, nic->nr_vfs, nic->dir,
-		nic->uplink->ops->kind, nic->uplink->ifname);
+	pr_info("%s: %u VFs and %u queue pairs in %s, uplink %s:%s", nic->name, nic->nr_vfs,
+		nic->qps.nr, nic->dir, nic->uplink->ops->kind, nic->uplink->ifname);
 	return 0;
 }
 
@@ -149,63 +211,113 @@ void nic_destroy(struct nic *nic)
 	if (!nic)
 		return;
 	mgmt_destroy(nic->mgmt);
-	for (unsigned i = 0; i < nic->nr_vfs; i++)
-		if (nic->vfs[i] && nic->vfs[i]->dev.realized)
-			nic->vfs[i]->dev.ops->unrealize(&nic->vfs[i]->dev);
+	for (unsigned i = 0; i < nic->nr_devs; i++)
+		if (nic->devs[i]->dev.realized)
+			nic->devs[i]->dev.ops->unrealize(&nic->devs[i]->dev);
 	uplink_close(nic->uplink);
 	if (nic->sig_fd >= 0)
 		close(nic->sig_fd);
-	loop_submit(&nic->loop);
-	/* Tearing the ring down cancels whatever is still in flight. */
-	loop_exit(&nic->loop);
-	for (unsigned i = 0; i < nic->nr_vfs; i++)
-		vf_destroy(nic->vfs[i]);
+	if (nic->loop.ring.ring_fd > 0) {
+		loop_submit(&nic->loop);
+		/* Tearing the ring down cancels whatever is still in flight. */
+		loop_exit(&nic->loop);
+	}
+	for (unsigned i = 0; i < nic->nr_devs; i++)
+		vdev_free(nic->devs[i]);
+	while (nic->graveyard) {
+		struct vdev *vd = nic->graveyard;
+
+		nic->graveyard = vd->grave_next;
+		vdev_free(vd);
+	}
 	uplink_free(nic->uplink);
 	sw_destroy(&nic->sw);
-	free(nic->vfs);
-	free(nic->active);
+	qp_pool_destroy(&nic->qps);
+	iommu_destroy(&nic->iommu);
+	free(nic->ports);
+	free(nic->devs);
 	free(nic->irq_list);
-	free(nic->poll_snap);
+	free(nic->adi_free);
 	free(nic);
 }
 
-/* ---- polling and flushing ---- */
+/* ---- functions ---- */
 
-void nic_poll_on(struct nic *nic, struct vf *vf)
+void nic_plug(struct nic *nic, struct vdev *vd)
 {
-	nic->active[nic->nr_active++] = vf;
+	nic->ports[vd->port] = vd;
+	vd->devs_slot = nic->nr_devs;
+	nic->devs[nic->nr_devs++] = vd;
 }
 
-void nic_poll_off(struct nic *nic, struct vf *vf)
+void nic_unplug(struct nic *nic, struct vdev *vd)
 {
-	for (unsigned i = 0; i < nic->nr_active; i++) {
-		if (nic->active[i] == vf) {
-			nic->active[i] = nic->active[--nic->nr_active];
-			return;
+	struct vdev *last = nic->devs[--nic->nr_devs];
+
+	nic->devs[vd->devs_slot] = last;
+	last->devs_slot = vd->devs_slot;
+	nic->ports[vd->port] = NULL;
+	nic_irq_forget(nic, vd);
+}
+
+void nic_bury(struct nic *nic, struct vdev *vd)
+{
+	vd->dying = true;
+	vd->grave_next = nic->graveyard;
+	nic->graveyard = vd;
+}
+
+void nic_reap_graves(struct nic *nic)
+{
+	struct vdev **link = &nic->graveyard;
+
+	while (*link) {
+		struct vdev *vd = *link;
+
+		if (vdev_idle(vd)) {
+			*link = vd->grave_next;
+			vdev_free(vd);
+		} else {
+			link = &vd->grave_next;
 		}
 	}
 }
 
-void nic_irq_pending(struct nic *nic, struct vf *vf)
+/* ---- interrupts and the loop ---- */
+
+void nic_irq_pending(struct nic *nic, struct vdev *vd)
 {
-	if (vf->irq_dirty)
+	if (vd->irq_dirty || vd->dying)
 		return;
-	vf->irq_dirty = true;
-	nic->irq_list[nic->nr_irq++] = vf;
+	vd->irq_dirty = true;
+	nic->irq_list[nic->nr_irq++] = vd;
+}
+
+void nic_irq_forget(struct nic *nic, struct vdev *vd)
+{
+	if (!vd->irq_dirty)
+		return;
+	for (unsigned i = 0; i < nic->nr_irq; i++) {
+		if (nic->irq_list[i] == vd) {
+			nic->irq_list[i] = nic->irq_list[--nic->nr_irq];
+			break;
+		}
+	}
+	vd->irq_dirty = false;
 }
 
 static void flush_all(struct nic *nic)
 {
 	/*
-	 * irq_dirty stays set while a VF flushes, so what it raises meanwhile
-	 * (a config interrupt after a fault) goes out in that same flush
-	 * instead of queueing the VF again.
+	 * irq_dirty stays set while a function flushes, so what it raises
+	 * meanwhile (a config interrupt after a fault) goes out in that same
+	 * flush instead of queueing it again.
 	 */
 	for (unsigned i = 0; i < nic->nr_irq; i++) {
-		struct vf *vf = nic->irq_list[i];
+		struct vdev *vd = nic->irq_list[i];
 
-		vf_flush(vf);
-		vf->irq_dirty = false;
+		vdev_flush(vd);
+		vd->irq_dirty = false;
 	}
 	nic->nr_irq = 0;
 }
@@ -213,27 +325,30 @@ static void flush_all(struct nic *nic)
 void nic_pass(struct nic *nic)
 {
 	/*
-	 * The clock is costly on some hosts (no vDSO TSC under this KVM) and
-	 * only feeds idle timeouts: read it every NIC_CLOCK_PASSES busy passes.
+	 * The clock is costly on some hosts and feeds idle timeouts; rate
+	 * limits need it every pass, otherwise every NIC_CLOCK_PASSES busy ones.
 	 */
-	if (!nic->nr_active || nic->polls % NIC_CLOCK_PASSES == 0)
+	if (nic->fine_clock || !nic->sched.nr_active || nic->polls % NIC_CLOCK_PASSES == 0)
 		nic->now_ns = now_ns();
-	/* Polling can take any VF off the list (a delivery may break
-	 * another VF), so walk a snapshot and skip those that left. */
-	memcpy(nic->poll_snap, nic->active, nic->nr_active * sizeof(*nic->active));
-	for (unsigned i = 0, n = nic->nr_active; i < n; i++)
-		if (nic->poll_snap[i]->polling)
-			vf_poll(nic->poll_snap[i], nic->now_ns);
+	sched_pass(nic);
 	nic->polls++;
 	flush_all(nic);
+	if (nic->graveyard)
+		nic_reap_graves(nic);
 }
 
 int nic_run(struct nic *nic)
 {
 	while (!nic->loop.stop) {
-		bool busy = nic->nr_active > 0;
-		int n = loop_run_once(&nic->loop, !busy);
+		struct sched *s = &nic->sched;
+		int n;
 
+		if (!s->nr_active)
+			n = loop_run_once(&nic->loop, true);
+		else if (s->sleep_ok)
+			n = loop_run_once_timeout(&nic->loop, s->wake_ns - nic->now_ns);
+		else
+			n = loop_run_once(&nic->loop, false);
 		if (n < 0) {
 			pr_err("event loop: %s", strerror(-n));
 			return n;
@@ -245,45 +360,58 @@ int nic_run(struct nic *nic)
 
 /* ---- switching ---- */
 
-static void flood(struct nic *nic, struct vf *src, const uint8_t *frame, uint32_t len)
+static void flood(struct nic *nic, struct vdev *src, const uint8_t *frame, uint32_t len)
 {
 	nic->sw.stats.flooded++;
-	for (unsigned i = 0; i < nic->nr_vfs; i++)
-		if (nic->vfs[i] != src && nic->vfs[i]->running)
-			vf_rx_deliver(nic->vfs[i], frame, len);
+	for (unsigned i = 0; i < nic->nr_devs; i++) {
+		struct vdev *vd = nic->devs[i];
+
+		if (vd != src && vd->running)
+			vdev_rx_deliver(vd, frame, len);
+	}
 }
 
-void nic_forward_from_vf(struct nic *nic, struct vf *src, const uint8_t *frame, uint32_t len)
+int nic_tx_port(struct nic *nic, const struct vdev *src, const uint8_t *frame)
 {
-	const uint8_t *dst = frame;
-	int port;
+	struct vdev *to;
 
-	if (mac_is_multicast(dst)) {
+	if (mac_is_multicast(frame))
+		return SCHED_PORT_UPLINK;	/* and the switch floods it */
+	to = nic_port(nic, sw_lookup(&nic->sw, frame, nic->now_ns));
+	if (!to)
+		return SCHED_PORT_UPLINK;	/* behind the uplink, or unknown */
+	return to == src ? -1 : SCHED_PORT_SWITCH;
+}
+
+void nic_forward_from_vdev(struct nic *nic, struct vdev *src, const uint8_t *frame,
+			   uint32_t len)
+{
+	struct vdev *to;
+
+	if (mac_is_multicast(frame)) {
 		flood(nic, src, frame, len);
 		uplink_tx(nic->uplink, frame, len);
 		return;
 	}
-	port = sw_lookup(&nic->sw, dst, nic->now_ns);
-	if (port >= 0 && (unsigned)port < nic->nr_vfs) {
-		if (nic->vfs[port] == src) {
-			nic->sw.stats.loop_drops++;	/* no hairpin */
-			src->stats.tx_drops++;
-			return;
-		}
-		vf_rx_deliver(nic->vfs[port], frame, len);
+	to = nic_port(nic, sw_lookup(&nic->sw, frame, nic->now_ns));
+	if (to == src) {
+		nic->sw.stats.loop_drops++;	/* no hairpin */
+		src->stats.tx_drops++;
 		return;
 	}
-	/* Learned behind the uplink, or unknown: out it goes. */
-	uplink_tx(nic->uplink, frame, len);
+	if (to)
+		vdev_rx_deliver(to, frame, len);
+	else
+		uplink_tx(nic->uplink, frame, len);
 }
 
 void nic_forward_from_uplink(struct nic *nic, const uint8_t *frame, uint32_t len)
 {
 	const uint8_t *dst = frame, *src = frame + 6;
-	int port = sw_lookup(&nic->sw, src, nic->now_ns);
+	struct vdev *to;
 
-	if (port >= 0 && (unsigned)port < nic->nr_vfs) {
-		/* Our own VF's address arriving from outside: a loop or a spoof. */
+	if (nic_port(nic, sw_static_port(&nic->sw, src))) {
+		/* One of our functions' own address arriving from outside: a loop or a spoof. */
 		nic->sw.stats.loop_drops++;
 		nic->uplink->stats.rx_drops++;
 		return;
@@ -293,9 +421,9 @@ void nic_forward_from_uplink(struct nic *nic, const uint8_t *frame, uint32_t len
 		flood(nic, NULL, frame, len);
 		return;
 	}
-	port = sw_lookup(&nic->sw, dst, nic->now_ns);
-	if (port >= 0 && (unsigned)port < nic->nr_vfs) {
-		vf_rx_deliver(nic->vfs[port], frame, len);
+	to = nic_port(nic, sw_lookup(&nic->sw, dst, nic->now_ns));
+	if (to) {
+		vdev_rx_deliver(to, frame, len);
 		return;
 	}
 	nic->sw.stats.unknown_unicast_drops++;
@@ -304,36 +432,81 @@ void nic_forward_from_uplink(struct nic *nic, const uint8_t *frame, uint32_t len
 
 /* ---- PF driver operations ---- */
 
-int nic_set_vf_mac(struct nic *nic, unsigned idx, const uint8_t mac[6], char *err, size_t errlen)
+int nic_set_mac(struct nic *nic, struct vdev *vd, const uint8_t mac[6], char *err, size_t errlen)
 {
-	struct vf *vf;
-	int port;
+	struct vdev *owner;
 
-	if (idx >= nic->nr_vfs) {
-		if (err)
-			snprintf(err, errlen, "vf %u does not exist (this NIC has %u)", idx,
-				 nic->nr_vfs);
-		return -ENODEV;
-	}
 	if (mac_is_multicast(mac) || mac_is_zero(mac)) {
 		if (err)
-			snprintf(err, errlen, "a VF MAC must be unicast and non-zero");
+			snprintf(err, errlen, "a device MAC must be unicast and non-zero");
 		return -EINVAL;
 	}
-	vf = nic->vfs[idx];
-	port = sw_lookup(&nic->sw, mac, nic->now_ns);
-	if (port >= 0 && (unsigned)port < nic->nr_vfs && (unsigned)port != idx) {
+	owner = nic_port(nic, sw_static_port(&nic->sw, mac));
+	if (owner && owner != vd) {
 		if (err)
-			snprintf(err, errlen, "MAC already belongs to vf %d", port);
+			snprintf(err, errlen, "MAC already belongs to %s", owner->dev.id);
 		return -EEXIST;
 	}
-	sw_remove(&nic->sw, vf->mac);
-	if (sw_set_static(&nic->sw, mac, idx)) {
-		sw_set_static(&nic->sw, vf->mac, idx);
+	sw_remove(&nic->sw, vd->mac);
+	if (sw_set_static(&nic->sw, mac, vd->port)) {
+		sw_set_static(&nic->sw, vd->mac, vd->port);
 		if (err)
 			snprintf(err, errlen, "switch table full");
 		return -ENOSPC;
 	}
-	vf_set_mac(vf, mac);
+	vdev_set_mac(vd, mac);
 	return 0;
+}
+
+struct vdev *nic_find_adi(struct nic *nic, const char *name)
+{
+	for (unsigned p = nic->nr_vfs; p < nic->nr_ports; p++) {
+		struct vdev *vd = nic->ports[p];
+
+		if (vd && !strcmp(vd->dev.id + 4, name))	/* past "adi-" */
+			return vd;
+	}
+	return NULL;
+}
+
+static bool all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return false;
+	return true;
+}
+
+struct vdev *nic_find_dev(struct nic *nic, const char *name, char *err, size_t errlen)
+{
+	const char *num = all_digits(name) ? name :
+			  !strncmp(name, "vf", 2) && all_digits(name + 2) ? name + 2 : NULL;
+	const char *adi = !strncmp(name, "adi-", 4) ? name + 4 : name;
+	struct vdev *vd;
+
+	if (num) {
+		uint64_t n;
+
+		if (parse_u64(num, 0, UINT32_MAX, &n) || n >= nic->nr_vfs) {
+			snprintf(err, errlen, "vf %s does not exist (this NIC has %u)", num,
+				 nic->nr_vfs);
+			return NULL;
+		}
+		return nic->ports[n];
+	}
+	vd = nic_find_adi(nic, adi);
+	if (!vd)
+		snprintf(err, errlen, "no VF or ADI named \"%.64s\"", name);
+	return vd;
+}
+
+void nic_qos_changed(struct nic *nic)
+{
+	bool fine = nic->sched.port[SCHED_PORT_UPLINK].line.rate != 0;
+
+	for (unsigned i = 0; i < nic->nr_devs && !fine; i++)
+		fine = nic->devs[i]->sched.tx.rate || nic->devs[i]->sched.rx.rate;
+	nic->fine_clock = fine;
 }

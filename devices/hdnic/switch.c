@@ -157,6 +157,29 @@ void sw_learn(struct nic_switch *sw, const uint8_t mac[6], uint32_t port, uint64
 	sw->stats.learned++;
 }
 
+int sw_static_port(struct nic_switch *sw, const uint8_t mac[6])
+{
+	int i = find(sw, mac, NULL);
+
+	return i >= 0 && sw->pool[i].is_static ? (int)sw->pool[i].port : -1;
+}
+
+void sw_flush_port(struct nic_switch *sw, uint32_t port)
+{
+	for (unsigned b = 0; b < SW_BUCKETS; b++) {
+		int *link = &sw->buckets[b];
+
+		while (*link >= 0) {
+			struct sw_entry *e = &sw->pool[*link];
+
+			if (!e->is_static && e->port == port)
+				unlink_entry(sw, link);	/* *link now names the next one */
+			else
+				link = &e->next;
+		}
+	}
+}
+
 static int hexval(char c)
 {
 	if (c >= '0' && c <= '9')

@@ -44,8 +44,12 @@ int sw_set_static(struct nic_switch *sw, const uint8_t mac[6], uint32_t port);
 void sw_remove(struct nic_switch *sw, const uint8_t mac[6]);
 /* Port for mac, or -1 when unknown (learned entries past their age are gone). */
 int sw_lookup(struct nic_switch *sw, const uint8_t mac[6], uint64_t now_ns);
-/* Learn mac behind port (the uplink); never overrides a static entry. */
+/* Learn mac behind port (the uplink, a trusted device); never overrides a static entry. */
 void sw_learn(struct nic_switch *sw, const uint8_t mac[6], uint32_t port, uint64_t now_ns);
+/* The port of mac's static entry, or -1 (learned or unknown). */
+int sw_static_port(struct nic_switch *sw, const uint8_t mac[6]);
+/* Forget every learned address behind port (a device left or lost its trust). */
+void sw_flush_port(struct nic_switch *sw, uint32_t port);
 
 static inline bool mac_is_multicast(const uint8_t *mac) { return mac[0] & 1; }
 static inline bool mac_is_zero(const uint8_t *m)

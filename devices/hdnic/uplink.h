@@ -59,6 +59,11 @@ int uplink_create(struct nic *nic, const struct uplink_ops *ops, const char *ifn
 		  struct uplink **out);
 void uplink_start(struct uplink *up);
 void uplink_tx(struct uplink *up, const uint8_t *frame, uint32_t len);
+/* A transmit buffer is free: uplink_tx() would not drop. */
+static inline bool uplink_tx_room(const struct uplink *up)
+{
+	return up->tx_free >= 0;
+}
 /* Stop I/O and close the fd; buffers live until uplink_free() (after the ring). */
 void uplink_close(struct uplink *up);
 void uplink_free(struct uplink *up);

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "devices/hdnic/nic.h"
-#include "devices/hdnic/vf.h"
+#include "devices/hdnic/vdev.h"
 #include "devices/hdnic/vfu_server.h"
 #include "vmm/util.h"
 
@@ -63,7 +63,7 @@ static int h_version(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 
 static int h_dma_map(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 {
-	struct vf *vf = c->vf;
+	struct vdev *vd = c->vd;
 	struct vfio_user_dma_map q;
 	uint32_t prot = 0;
 	int err;
@@ -80,16 +80,16 @@ static int h_dma_map(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 		prot |= DMA_PROT_READ;
 	if (q.flags & VFIO_USER_DMA_MAP_F_WRITE)
 		prot |= DMA_PROT_WRITE;
-	err = dma_space_map_fd(&vf->dma, q.address, q.size, m->fds[0], q.offset, prot);
+	err = dma_space_map_fd(&vd->as, q.address, q.size, m->fds[0], q.offset, prot);
 	if (err)
 		return err;
-	vf_dma_changed(vf);
+	vdev_dma_changed(vd);
 	return 0;
 }
 
 static int h_dma_unmap(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 {
-	struct vf *vf = c->vf;
+	struct vdev *vd = c->vd;
 	struct vfio_user_dma_unmap q;
 	int err = 0;
 
@@ -101,14 +101,14 @@ static int h_dma_unmap(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *
 	if (q.flags & VFIO_USER_DMA_UNMAP_F_ALL) {
 		if (q.address || q.size)
 			return -EINVAL;
-		dma_space_unmap_all(&vf->dma);
+		dma_space_unmap_all(&vd->as);
 	} else {
-		err = dma_space_unmap(&vf->dma, q.address, q.size);
+		err = dma_space_unmap(&vd->as, q.address, q.size);
 	}
 	if (err)
 		return err;
 	/* Rings that lived there are gone: no access survives this reply. */
-	vf_dma_changed(vf);
+	vdev_dma_changed(vd);
 	reply_put(r, &q, sizeof(q));
 	return 0;
 }
@@ -132,7 +132,7 @@ static int h_device_get_info(struct vfu_conn *c, struct vfu_msg *m, struct vfu_r
 
 static int h_get_region_info(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 {
-	struct vf *vf = c->vf;
+	struct vdev *vd = c->vd;
 	struct vfio_region_info q, info = { 0 };
 	/* vfio_region_info_cap_sparse_mmap with its one area, spelled out */
 	struct {
@@ -140,7 +140,7 @@ static int h_get_region_info(struct vfu_conn *c, struct vfu_msg *m, struct vfu_r
 		uint32_t nr_areas, reserved;
 		struct vfio_region_sparse_mmap_area area;
 	} cap = { 0 };
-	bool mappable = c->peer_max_fds >= 1 && vf->db_fd >= 0;
+	bool mappable = c->peer_max_fds >= 1 && vd->db_fd >= 0;
 
 	memcpy(&q, m->payload, sizeof(q));
 	if (m->len != sizeof(q) || q.argsz < sizeof(q))
@@ -158,7 +158,7 @@ static int h_get_region_info(struct vfu_conn *c, struct vfu_msg *m, struct vfu_r
 			info.argsz = sizeof(info) + sizeof(cap);
 		}
 	} else if (q.index == VFIO_PCI_CONFIG_REGION_INDEX) {
-		info.size = VF_CFG_REGION_SIZE;
+		info.size = VDEV_CFG_REGION_SIZE;
 		info.flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
 	}
 	/* Capabilities and the fd only when the client made room for them. */
@@ -172,7 +172,7 @@ static int h_get_region_info(struct vfu_conn *c, struct vfu_msg *m, struct vfu_r
 		cap.area.size = HDNIC_PAGE_SIZE;
 		reply_put(r, &info, sizeof(info));
 		reply_put(r, &cap, sizeof(cap));
-		r->fds[r->nr_fds++] = vf->db_fd;
+		r->fds[r->nr_fds++] = vd->db_fd;
 		return 0;
 	}
 	reply_put(r, &info, sizeof(info));
@@ -181,7 +181,7 @@ static int h_get_region_info(struct vfu_conn *c, struct vfu_msg *m, struct vfu_r
 
 static int h_get_region_io_fds(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 {
-	struct vf *vf = c->vf;
+	struct vdev *vd = c->vd;
 	struct vfio_user_region_io_fds_request q;
 	struct vfio_user_region_io_fds_reply rep;
 	unsigned n = 0, nfds;
@@ -191,10 +191,10 @@ static int h_get_region_io_fds(struct vfu_conn *c, struct vfu_msg *m, struct vfu
 		return -EINVAL;
 	if (q.index >= VFIO_PCI_NUM_REGIONS)
 		return -EINVAL;
-	if (q.index == VFIO_PCI_BAR0_REGION_INDEX && c->peer_max_fds)
-		n = HDNIC_NUM_QUEUES;
-	/* One eventfd per queue, or one shared if the client takes only one. */
-	nfds = MIN(n, c->peer_max_fds);
+	if (q.index == VFIO_PCI_BAR0_REGION_INDEX && c->peer_max_fds && vd->kick[0].fd >= 0)
+		n = vdev_nr_queues(vd);
+	/* One eventfd per queue while they last; queue i then shares fd i % nfds. */
+	nfds = MIN(MIN(n, vd->nr_kicks), c->peer_max_fds);
 	rep.argsz = sizeof(rep) + n * sizeof(struct vfio_user_sub_region_ioeventfd);
 	rep.flags = 0;
 	rep.index = q.index;
@@ -208,14 +208,16 @@ static int h_get_region_io_fds(struct vfu_conn *c, struct vfu_msg *m, struct vfu
 		struct vfio_user_sub_region_ioeventfd s = {
 			.offset = HDNIC_BAR0_NOTIFY_OFF + i * HDNIC_NOTIFY_MULTIPLIER,
 			.size = 2,	/* virtio notify writes are 16-bit */
-			.fd_index = nfds > 1 ? i : 0,
+			.fd_index = i % nfds,
 			.type = VFIO_USER_IO_FD_TYPE_IOEVENTFD,
 		};
 
 		reply_put(r, &s, sizeof(s));
 	}
 	for (unsigned i = 0; i < nfds; i++)
-		r->fds[r->nr_fds++] = vf->kick[i].fd;
+		r->fds[r->nr_fds++] = vd->kick[i].fd;
+	if (nfds)
+		vd->kick_fold = nfds;
 	return 0;
 }
 
@@ -231,36 +233,30 @@ static int h_get_irq_info(struct vfu_conn *c, struct vfu_msg *m, struct vfu_repl
 	q.argsz = sizeof(q);
 	q.flags = 0;
 	q.count = 0;
-	/* A VF has no INTx, no MSI: only MSI-X. */
+	/* A VF or an ADI has no INTx, no MSI: only MSI-X. */
 	if (q.index == VFIO_PCI_MSIX_IRQ_INDEX) {
 		q.flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE;
-		q.count = HDNIC_MSIX_VECTORS;
+		q.count = c->vd->nr_vectors;
 	}
 	reply_put(r, &q, sizeof(q));
 	return 0;
 }
 
-static int set_irqs_mask(struct vf *vf, const struct vfio_irq_set *q, const uint8_t *data,
+static int set_irqs_mask(struct vdev *vd, const struct vfio_irq_set *q, const uint8_t *data,
 			 bool mask)
 {
 	for (uint32_t i = 0; i < q->count; i++) {
-		unsigned v = q->start + i;
-
 		if ((q->flags & VFIO_IRQ_SET_DATA_BOOL) && !data[i])
 			continue;
-		vf->irq_masked[v] = mask;
-		if (!mask && (vf->msix_pba & (1u << v))) {
-			vf->msix_pba &= ~(1u << v);
-			vf_raise(vf, v);
-		}
+		vdev_set_irq_mask(vd, q->start + i, mask);
 	}
-	vf_flush_irqs(vf);
+	vdev_flush_irqs(vd);
 	return 0;
 }
 
 static int h_set_irqs(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 {
-	struct vf *vf = c->vf;
+	struct vdev *vd = c->vd;
 	struct vfio_irq_set q;
 	uint32_t data_type, action;
 	const uint8_t *data = m->payload + sizeof(q);
@@ -279,7 +275,7 @@ static int h_set_irqs(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r
 		return -EINVAL;
 	if (q.index != VFIO_PCI_MSIX_IRQ_INDEX)
 		return q.count ? -EINVAL : 0;
-	if ((uint64_t)q.start + q.count > HDNIC_MSIX_VECTORS)
+	if ((uint64_t)q.start + q.count > vd->nr_vectors)
 		return -EINVAL;
 	if (data_type == VFIO_IRQ_SET_DATA_BOOL && data_len != q.count)
 		return -EINVAL;
@@ -293,7 +289,7 @@ static int h_set_irqs(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r
 	case VFIO_IRQ_SET_ACTION_UNMASK:
 		if (data_type == VFIO_IRQ_SET_DATA_EVENTFD)
 			return -EINVAL;
-		return set_irqs_mask(vf, &q, data, action == VFIO_IRQ_SET_ACTION_MASK);
+		return set_irqs_mask(vd, &q, data, action == VFIO_IRQ_SET_ACTION_MASK);
 	default:	/* TRIGGER */
 		break;
 	}
@@ -304,10 +300,10 @@ static int h_set_irqs(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r
 		if (m->nr_fds && m->nr_fds != q.count)
 			return -EINVAL;
 		if (!m->nr_fds && !q.count) {
-			vf_clear_irq_fds(vf);
+			vdev_clear_irq_fds(vd);
 			return 0;
 		}
-		err = vf_set_irq_fds(vf, q.start, q.count, m->nr_fds ? m->fds : NULL);
+		err = vdev_set_irq_fds(vd, q.start, q.count, m->nr_fds ? m->fds : NULL);
 		if (!err)
 			for (unsigned i = 0; i < m->nr_fds; i++)
 				m->fds[i] = -1;	/* the VF owns them now */
@@ -316,13 +312,13 @@ static int h_set_irqs(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r
 	if (data_type == VFIO_IRQ_SET_DATA_NONE && !q.count) {
 		if (q.start)
 			return -EINVAL;
-		vf_clear_irq_fds(vf);	/* count 0 + NONE: disable the index */
+		vdev_clear_irq_fds(vd);	/* count 0 + NONE: disable the index */
 		return 0;
 	}
 	for (uint32_t i = 0; i < q.count; i++)
 		if (data_type == VFIO_IRQ_SET_DATA_NONE || data[i])
-			vf_raise(vf, q.start + i);
-	vf_flush_irqs(vf);
+			vdev_raise(vd, q.start + i);
+	vdev_flush_irqs(vd);
 	return 0;
 }
 
@@ -335,14 +331,14 @@ static int region_size(uint32_t region, uint64_t *size)
 		*size = HDNIC_BAR0_SIZE;
 		return 0;
 	case VFIO_PCI_CONFIG_REGION_INDEX:
-		*size = VF_CFG_REGION_SIZE;
+		*size = VDEV_CFG_REGION_SIZE;
 		return 0;
 	default:
 		return -EINVAL;	/* absent regions have nothing to access */
 	}
 }
 
-static int region_access(struct vf *vf, uint32_t region, uint64_t off, void *data,
+static int region_access(struct vdev *vd, uint32_t region, uint64_t off, void *data,
 			 uint32_t count, bool write)
 {
 	uint64_t size;
@@ -353,8 +349,8 @@ static int region_access(struct vf *vf, uint32_t region, uint64_t off, void *dat
 	if (!count || off >= size || count > size - off)
 		return -EINVAL;
 	if (region == VFIO_PCI_CONFIG_REGION_INDEX)
-		return write ? vf_pci_write(vf, off, data, count) : vf_pci_read(vf, off, data, count);
-	return write ? vf_bar0_write(vf, off, data, count) : vf_bar0_read(vf, off, data, count);
+		return write ? vdev_pci_write(vd, off, data, count) : vdev_pci_read(vd, off, data, count);
+	return write ? vdev_bar0_write(vd, off, data, count) : vdev_bar0_read(vd, off, data, count);
 }
 
 static int h_region_read(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
@@ -368,7 +364,7 @@ static int h_region_read(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply
 	if (q.count > MIN(c->peer_max_xfer, (uint32_t)HDNIC_VFU_MAX_XFER))
 		return -E2BIG;
 	reply_put(r, &q, sizeof(q));
-	err = region_access(c->vf, q.region, q.offset, r->buf + r->len, q.count, false);
+	err = region_access(c->vd, q.region, q.offset, r->buf + r->len, q.count, false);
 	if (err)
 		return err;
 	r->len += q.count;
@@ -383,7 +379,7 @@ static int h_region_write(struct vfu_conn *c, struct vfu_msg *m, struct vfu_repl
 	memcpy(&q, m->payload, sizeof(q));
 	if (q.count > HDNIC_VFU_MAX_XFER || m->len != sizeof(q) + q.count)
 		return -EINVAL;
-	err = region_access(c->vf, q.region, q.offset, m->payload + sizeof(q), q.count, true);
+	err = region_access(c->vd, q.region, q.offset, m->payload + sizeof(q), q.count, true);
 	if (err)
 		return err;
 	reply_put(r, &q, sizeof(q));
@@ -414,7 +410,7 @@ static int h_region_write_multi(struct vfu_conn *c, struct vfu_msg *m, struct vf
 		memcpy(&e, m->payload + sizeof(n) + i * sizeof(e), sizeof(e));
 		if (e.count > sizeof(e.data))
 			return -EINVAL;
-		err = region_access(c->vf, e.region, e.offset, e.data, e.count, true);
+		err = region_access(c->vd, e.region, e.offset, e.data, e.count, true);
 		if (err)
 			return err;
 	}
@@ -428,7 +424,7 @@ static int h_device_reset(struct vfu_conn *c, struct vfu_msg *m, struct vfu_repl
 {
 	if (m->len)
 		return -EINVAL;
-	vf_function_reset(c->vf);
+	vdev_function_reset(c->vd);
 	return 0;
 }
 
@@ -440,7 +436,8 @@ static int h_device_feature(struct vfu_conn *c, struct vfu_msg *m, struct vfu_re
 	uint32_t dir;
 
 	memcpy(&q, m->payload, sizeof(q));
-	if (q.argsz < sizeof(q) || q.argsz != m->len)
+	/* argsz is the largest reply the client takes: at least the request. */
+	if (q.argsz < m->len)
 		return -EINVAL;
 	if (q.flags & ~known)
 		return -EINVAL;
@@ -452,7 +449,7 @@ static int h_device_feature(struct vfu_conn *c, struct vfu_msg *m, struct vfu_re
 		return -EINVAL;
 	/*
 	 * Migration, dirty logging and the rest come later; the VF's device
-	 * state already saves and loads (vf_state.c).  Probes get a clean no.
+	 * state already saves and loads (vdev_state.c).  Probes get a clean no.
 	 */
 	return -EOPNOTSUPP;
 }
@@ -482,7 +479,7 @@ static const struct vfu_cmd vfu_cmds[VFIO_USER_MAX_COMMAND] = {
 	[VFIO_USER_DEVICE_GET_IRQ_INFO] = { "GET_IRQ_INFO", sizeof(struct vfio_irq_info), 0, false,
 					    h_get_irq_info },
 	[VFIO_USER_DEVICE_SET_IRQS] = { "SET_IRQS", sizeof(struct vfio_irq_set),
-					HDNIC_MSIX_VECTORS, false, h_set_irqs },
+					VDEV_MAX_VECTORS, false, h_set_irqs },
 	[VFIO_USER_REGION_READ] = { "REGION_READ", sizeof(struct vfio_user_region_access), 0, false,
 				    h_region_read },
 	[VFIO_USER_REGION_WRITE] = { "REGION_WRITE", sizeof(struct vfio_user_region_access), 0,
@@ -520,6 +517,6 @@ int vfu_dispatch(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 		return EINVAL;
 	err = cmd->handle(c, m, r);
 	if (err)
-		pr_debug("%s: %s: %s", c->vf->dev.id, cmd->name, strerror(-err));
+		pr_debug("%s: %s: %s", c->vd->dev.id, cmd->name, strerror(-err));
 	return -err;
 }

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "devices/hdnic/nic.h"
-#include "devices/hdnic/vf.h"
+#include "devices/hdnic/vdev.h"
 #include "vmm/util.h"
 
 #define VFU_SEND_TIMEOUT_MS	2000
@@ -130,7 +130,7 @@ static int send_msg(struct vfu_conn *c, const struct vfio_user_header *req, uint
 
 static void handle_message(struct vfu_conn *c)
 {
-	struct vf *vf = c->vf;
+	struct vdev *vd = c->vd;
 	struct vfu_msg m = {
 		.hdr = c->hdr,
 		.payload = c->body,
@@ -147,16 +147,16 @@ static void handle_message(struct vfu_conn *c)
 		if (m.fds[i] >= 0)
 			close(m.fds[i]);
 	if (err) {
-		vf->stats.proto_errors++;
-		pr_debug("%s: command %u failed: %s", vf->dev.id, m.hdr.command, strerror(err));
+		vd->stats.proto_errors++;
+		pr_debug("%s: command %u failed: %s", vd->dev.id, m.hdr.command, strerror(err));
 		if (send_msg(c, &m.hdr, err, NULL, 0, NULL, 0))
-			vfu_disconnect(vf, "reply not delivered");
+			vfu_disconnect(vd, "reply not delivered");
 		return;
 	}
 	if (m.hdr.flags & VFIO_USER_F_NO_REPLY)
 		return;
 	if (send_msg(c, &m.hdr, 0, r.buf, r.len, r.fds, r.nr_fds))
-		vfu_disconnect(vf, "reply not delivered");
+		vfu_disconnect(vd, "reply not delivered");
 }
 
 /* Receive up to want bytes, collecting any fds that come with them. */
@@ -212,9 +212,9 @@ static int start_body(struct vfu_conn *c)
 	if (size < sizeof(c->hdr) || size > VFIO_USER_MAX_MSG_SIZE) {
 		int err = size < sizeof(c->hdr) ? EINVAL : E2BIG;
 
-		c->vf->stats.proto_errors++;
+		c->vd->stats.proto_errors++;
 		pr_err("%s: message %u claims %u bytes: framing lost, dropping client",
-		       c->vf->dev.id, c->hdr.msg_id, size);
+		       c->vd->dev.id, c->hdr.msg_id, size);
 		send_msg(c, &c->hdr, err, NULL, 0, NULL, 0);
 		return -1;
 	}
@@ -224,7 +224,7 @@ static int start_body(struct vfu_conn *c)
 	} else {
 		c->body = malloc(body);
 		if (!c->body) {
-			pr_err("%s: no memory for a %u-byte message", c->vf->dev.id, size);
+			pr_err("%s: no memory for a %u-byte message", c->vd->dev.id, size);
 			return -1;
 		}
 	}
@@ -246,7 +246,7 @@ static int conn_read(struct vfu_conn *c)
 			if (n == -EAGAIN || n == -EWOULDBLOCK)
 				return 0;
 			if (n <= 0) {
-				vfu_disconnect(c->vf, n ? strerror((int)-n) : "client closed");
+				vfu_disconnect(c->vd, n ? strerror((int)-n) : "client closed");
 				return -1;
 			}
 		}
@@ -255,7 +255,7 @@ static int conn_read(struct vfu_conn *c)
 			if (c->hdr_got < sizeof(c->hdr))
 				continue;
 			if (start_body(c)) {
-				vfu_disconnect(c->vf, "bad message size");
+				vfu_disconnect(c->vd, "bad message size");
 				return -1;
 			}
 			if (c->hdr.msg_size > sizeof(c->hdr))
@@ -278,34 +278,34 @@ static void conn_event(struct loop_handler *h, int res, uint32_t flags)
 	bool ended = loop_poll_ended(h, flags);
 
 	if (res < 0 && res != -ECANCELED) {
-		vfu_disconnect(c->vf, strerror(-res));
+		vfu_disconnect(c->vd, strerror(-res));
 		return;
 	}
 	if (conn_read(c) < 0)
 		return;
 	if (ended)
-		loop_watch(&c->vf->nic->loop, h, c->fd);
+		loop_watch(&c->vd->nic->loop, h, c->fd);
 }
 
 static void accept_event(struct loop_handler *h, int res, uint32_t flags)
 {
-	struct vf *vf = container_of(h, struct vf, listen_h);
-	struct vfu_conn *c = &vf->conn;
+	struct vdev *vd = container_of(h, struct vdev, listen_h);
+	struct vfu_conn *c = &vd->conn;
 	bool ended = loop_poll_ended(h, flags);
 
 	for (;;) {
-		int fd = accept4(vf->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		int fd = accept4(vd->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		struct timeval tv = { .tv_sec = VFU_SEND_TIMEOUT_MS / 1000,
 				      .tv_usec = (VFU_SEND_TIMEOUT_MS % 1000) * 1000 };
 		int sndbuf = 4 << 20;
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				pr_err("%s: accept: %s", vf->dev.id, strerror(errno));
+				pr_err("%s: accept: %s", vd->dev.id, strerror(errno));
 			break;
 		}
 		if (c->fd >= 0) {
-			pr_info("%s: refusing a second client", vf->dev.id);
+			pr_info("%s: refusing a second client", vd->dev.id);
 			close(fd);
 			continue;
 		}
@@ -313,7 +313,7 @@ static void accept_event(struct loop_handler *h, int res, uint32_t flags)
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 		memset(&c->hdr, 0, sizeof(c->hdr));
 		c->fd = fd;
-		c->vf = vf;
+		c->vd = vd;
 		c->negotiated = false;
 		c->peer_max_fds = 1;
 		c->offer_max_fds = VFIO_USER_MAX_MSG_FDS;
@@ -322,56 +322,56 @@ static void accept_event(struct loop_handler *h, int res, uint32_t flags)
 		c->nr_fds = 0;
 		c->body = NULL;
 		reset_rx(c);
-		if (vf_client_attach(vf)) {
+		if (vdev_client_attach(vd)) {
 			close(fd);
 			c->fd = -1;
 			continue;
 		}
 		loop_handler_init(&c->h, conn_event);
-		loop_watch(&vf->nic->loop, &c->h, fd);
-		vf->stats.connects++;
-		pr_info("%s: client connected", vf->dev.id);
+		loop_watch(&vd->nic->loop, &c->h, fd);
+		vd->stats.connects++;
+		pr_info("%s: client connected", vd->dev.id);
 	}
 	if (ended)
-		loop_watch(&vf->nic->loop, h, vf->listen_fd);
+		loop_watch(&vd->nic->loop, h, vd->listen_fd);
 }
 
-int vfu_listen(struct vf *vf, const char *path)
+int vfu_listen(struct vdev *vd, const char *path)
 {
 	int fd = hdnic_listen_unix(path);
 
 	if (fd < 0)
 		return fd;
-	vf->listen_fd = fd;
-	vf->conn.fd = -1;
-	snprintf(vf->sock_path, sizeof(vf->sock_path), "%s", path);
-	loop_handler_init(&vf->listen_h, accept_event);
-	loop_watch(&vf->nic->loop, &vf->listen_h, fd);
+	vd->listen_fd = fd;
+	vd->conn.fd = -1;
+	snprintf(vd->sock_path, sizeof(vd->sock_path), "%s", path);
+	loop_handler_init(&vd->listen_h, accept_event);
+	loop_watch(&vd->nic->loop, &vd->listen_h, fd);
 	return 0;
 }
 
-void vfu_unlisten(struct vf *vf)
+void vfu_unlisten(struct vdev *vd)
 {
-	vfu_disconnect(vf, "shutting down");
-	if (vf->listen_fd >= 0) {
-		loop_unwatch(&vf->nic->loop, &vf->listen_h);
-		close(vf->listen_fd);
-		vf->listen_fd = -1;
-		unlink(vf->sock_path);
+	vfu_disconnect(vd, "shutting down");
+	if (vd->listen_fd >= 0) {
+		loop_unwatch(&vd->nic->loop, &vd->listen_h);
+		close(vd->listen_fd);
+		vd->listen_fd = -1;
+		unlink(vd->sock_path);
 	}
 }
 
-void vfu_disconnect(struct vf *vf, const char *why)
+void vfu_disconnect(struct vdev *vd, const char *why)
 {
-	struct vfu_conn *c = &vf->conn;
+	struct vfu_conn *c = &vd->conn;
 
 	if (c->fd < 0)
 		return;
-	loop_unwatch(&vf->nic->loop, &c->h);
+	loop_unwatch(&vd->nic->loop, &c->h);
 	close(c->fd);
 	c->fd = -1;
 	reset_rx(c);
 	c->negotiated = false;
-	vf_client_detach(vf);
-	pr_info("%s: client disconnected (%s)", vf->dev.id, why);
+	vdev_client_detach(vd);
+	pr_info("%s: client disconnected (%s)", vd->dev.id, why);
 }

@@ -16,7 +16,7 @@
 #include "devices/hdnic/loop.h"
 #include "devices/vfio/vfio_user_proto.h"
 
-struct vf;
+struct vdev;
 
 /* What hdnic announces in its VERSION reply. */
 #define HDNIC_VFU_MAX_FDS	VFIO_USER_MAX_MSG_FDS
@@ -42,7 +42,7 @@ struct vfu_reply {
 struct vfu_conn {
 	int fd;				/* -1: no client */
 	struct loop_handler h;
-	struct vf *vf;
+	struct vdev *vd;
 	/* Negotiated by VERSION. */
 	bool negotiated;
 	uint32_t peer_max_fds;		/* fds we may send in one reply */
@@ -62,10 +62,10 @@ struct vfu_conn {
 
 /* A non-blocking listening AF_UNIX socket at path (stale files replaced). */
 int hdnic_listen_unix(const char *path);
-int vfu_listen(struct vf *vf, const char *path);
-void vfu_unlisten(struct vf *vf);
-/* Drop the client (if any): the VF is cleaned up and reset. */
-void vfu_disconnect(struct vf *vf, const char *why);
+int vfu_listen(struct vdev *vd, const char *path);
+void vfu_unlisten(struct vdev *vd);
+/* Drop the client (if any): the function is cleaned up and reset. */
+void vfu_disconnect(struct vdev *vd, const char *why);
 
 /*
  * Validate and execute one complete message.  Returns 0 and fills r (the

@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
- * BAR0 of the VF: the virtio PCI common configuration, ISR and virtio-net
- * device configuration (page 0), the notify area (page 1), the doorbell
- * page (page 2) and the MSI-X table and PBA (page 3).
+ * BAR0 of a function: the virtio PCI common configuration, ISR and
+ * virtio-net device configuration (page 0), the notify area (page 1), the
+ * doorbell page (page 2) and the MSI-X table and PBA (page 3).  Queue
+ * registers written here program the queue pairs behind the function.
  */
 #include <errno.h>
 #include <linux/virtio_pci.h>
 #include <string.h>
 
 #include "devices/hdnic/nic.h"
-#include "devices/hdnic/vf.h"
+#include "devices/hdnic/vdev.h"
 #include "vmm/util.h"
 
 /* Copy the part of [off, off+len) that falls inside window [base, base+size). */
@@ -29,26 +30,25 @@ static bool inside(uint64_t off, uint32_t len, uint64_t base, uint64_t size)
 
 /* ---- common configuration ---- */
 
-static struct virtq *selected_vq(struct vf *vf)
+static struct virtq *selected_vq(struct vdev *vd)
 {
-	uint16_t q = vf->vn.queue_select;
-
-	return q < HDNIC_NUM_QUEUES ? &vf->vn.vq[q] : NULL;
+	return vdev_queue(vd, vd->vn.queue_select);
 }
 
-static void common_snapshot(struct vf *vf, struct virtio_pci_common_cfg *cc)
+static void common_snapshot(struct vdev *vd, struct virtio_pci_common_cfg *cc)
 {
-	struct virtio_net_state *vn = &vf->vn;
-	struct virtq *vq = selected_vq(vf);
+	struct virtio_net_state *vn = &vd->vn;
+	struct virtq *vq = selected_vq(vd);
 
 	memset(cc, 0, sizeof(*cc));
 	cc->device_feature_select = vn->dfselect;
-	cc->device_feature = vn->dfselect < 2 ? (uint32_t)(VF_FEATURES >> (32 * vn->dfselect)) : 0;
+	cc->device_feature = vn->dfselect < 2 ?
+			     (uint32_t)(vdev_features(vd) >> (32 * vn->dfselect)) : 0;
 	cc->guest_feature_select = vn->gfselect;
 	cc->guest_feature = vn->gfselect < 2 ?
 			    (uint32_t)(vn->driver_features >> (32 * vn->gfselect)) : 0;
 	cc->msix_config = vn->msix_config;
-	cc->num_queues = HDNIC_NUM_QUEUES;
+	cc->num_queues = (uint16_t)vdev_nr_queues(vd);
 	cc->device_status = vn->status;
 	cc->config_generation = vn->config_generation;
 	cc->queue_select = vn->queue_select;
@@ -66,17 +66,17 @@ static void common_snapshot(struct vf *vf, struct virtio_pci_common_cfg *cc)
 	}
 }
 
-static bool driver_ok(const struct vf *vf)
+static bool driver_ok(const struct vdev *vd)
 {
-	return vf->vn.status & VST_DRIVER_OK;
+	return vd->vn.status & VST_DRIVER_OK;
 }
 
-static void set_dfselect(struct vf *vf, uint64_t v) { vf->vn.dfselect = (uint32_t)v; }
-static void set_gfselect(struct vf *vf, uint64_t v) { vf->vn.gfselect = (uint32_t)v; }
+static void set_dfselect(struct vdev *vd, uint64_t v) { vd->vn.dfselect = (uint32_t)v; }
+static void set_gfselect(struct vdev *vd, uint64_t v) { vd->vn.gfselect = (uint32_t)v; }
 
-static void set_gf(struct vf *vf, uint64_t v)
+static void set_gf(struct vdev *vd, uint64_t v)
 {
-	struct virtio_net_state *vn = &vf->vn;
+	struct virtio_net_state *vn = &vd->vn;
 	unsigned shift;
 
 	if (vn->gfselect >= 2 || (vn->status & VST_FEATURES_OK))
@@ -86,113 +86,142 @@ static void set_gf(struct vf *vf, uint64_t v)
 	vn->driver_features |= (v & 0xffffffffULL) << shift;
 }
 
-static uint16_t valid_vector(uint64_t v)
+static uint16_t valid_vector(const struct vdev *vd, uint64_t v)
 {
 	/* A vector we cannot map reads back as NO_VECTOR (virtio 4.1.5.1.2). */
-	return v < HDNIC_MSIX_VECTORS ? (uint16_t)v : VIRTQ_NO_VECTOR;
+	return v < vd->nr_vectors ? (uint16_t)v : VIRTQ_NO_VECTOR;
 }
 
-static void set_msix_config(struct vf *vf, uint64_t v) { vf->vn.msix_config = valid_vector(v); }
-
-static int attach_queues(struct vf *vf)
+static void set_msix_config(struct vdev *vd, uint64_t v)
 {
-	bool ev = vf->vn.driver_features & VF_F_EVENT_IDX;
+	vd->vn.msix_config = valid_vector(vd, v);
+}
 
-	for (unsigned i = 0; i < HDNIC_NUM_QUEUES; i++) {
-		struct virtq *vq = &vf->vn.vq[i];
+/* The address space a queue's DMA goes through: its queue pair's PASID. */
+static struct dma_space *queue_space(struct vdev *vd, unsigned q, enum virtq_dir *dir)
+{
+	struct qp *qp;
+	int d = vdev_queue_qp(vd, q, &qp);
+
+	if (d >= 0) {
+		*dir = d == QP_RX ? VIRTQ_FROM_DEVICE : VIRTQ_TO_DEVICE;
+		return qp_dma_space(qp);
+	}
+	/* The control queue is the VDCM's: it reads through the same PASID. */
+	*dir = VIRTQ_BOTH;
+	return iommu_space(&vd->nic->iommu, vd->pasid);
+}
+
+static int attach_queues(struct vdev *vd)
+{
+	bool ev = vd->vn.driver_features & VF_F_EVENT_IDX;
+
+	for (unsigned i = 0; i < vdev_nr_queues(vd); i++) {
+		struct virtq *vq = vdev_queue(vd, i);
+		enum virtq_dir dir = VIRTQ_TO_DEVICE;
+		struct dma_space *as;
 		int err;
 
-		if (!vq->enabled || vq->attached)
+		if (!vq || !vq->enabled || vq->attached)
 			continue;
-		err = virtq_attach(vq, &vf->dma, ev, i == HDNIC_QUEUE_RX);
+		as = queue_space(vd, i, &dir);
+		err = virtq_attach(vq, as, ev, dir);
 		if (err) {
-			vf_needs_reset(vf, "queue %u rings at %#llx/%#llx/%#llx size %u: %s", i,
-				       (unsigned long long)vq->desc_addr,
-				       (unsigned long long)vq->avail_addr,
-				       (unsigned long long)vq->used_addr, vq->size,
-				       strerror(-err));
+			vdev_needs_reset(vd, "queue %u rings at %#llx/%#llx/%#llx size %u: %s", i,
+					 (unsigned long long)vq->desc_addr,
+					 (unsigned long long)vq->avail_addr,
+					 (unsigned long long)vq->used_addr, vq->size,
+					 strerror(-err));
 			return err;
 		}
 	}
 	return 0;
 }
 
-static void set_status(struct vf *vf, uint64_t v)
+/* Features the driver may accept: a subset of ours with VERSION_1; MQ needs CTRL_VQ. */
+static bool features_ok(const struct vdev *vd, uint64_t f)
 {
-	struct virtio_net_state *vn = &vf->vn;
+	if ((f & ~vdev_features(vd)) || !(f & VF_F_VERSION_1))
+		return false;
+	return !(f & VF_F_MQ) || (f & VF_F_CTRL_VQ);
+}
+
+static void set_status(struct vdev *vd, uint64_t v)
+{
+	struct virtio_net_state *vn = &vd->vn;
 	uint8_t old = vn->status, st = (uint8_t)v;
 
 	if (!st) {
-		vf_virtio_reset(vf);
+		vdev_virtio_reset(vd);
 		return;
 	}
 	st &= ~VST_NEEDS_RESET;		/* device-owned */
 	st |= old & VST_NEEDS_RESET;
 	if ((st & VST_FEATURES_OK) && !(old & VST_FEATURES_OK)) {
-		/* Accept only a subset of ours that includes VERSION_1. */
-		if ((vn->driver_features & ~VF_FEATURES) ||
-		    !(vn->driver_features & VF_F_VERSION_1))
+		if (!features_ok(vd, vn->driver_features))
 			st &= ~VST_FEATURES_OK;
 	}
 	if ((st & VST_DRIVER_OK) && !(st & VST_FEATURES_OK))
 		st &= ~VST_DRIVER_OK;	/* DRIVER_OK before FEATURES_OK is ignored */
 	vn->status = st;
 	if ((st & VST_DRIVER_OK) && !(old & VST_DRIVER_OK))
-		attach_queues(vf);
-	vf_update_running(vf);
+		attach_queues(vd);
+	vdev_update_running(vd);
 }
 
-static void set_queue_select(struct vf *vf, uint64_t v) { vf->vn.queue_select = (uint16_t)v; }
+static void set_queue_select(struct vdev *vd, uint64_t v) { vd->vn.queue_select = (uint16_t)v; }
 
-static void set_queue_size(struct vf *vf, uint64_t v)
+static void set_queue_size(struct vdev *vd, uint64_t v)
 {
-	struct virtq *vq = selected_vq(vf);
+	struct virtq *vq = selected_vq(vd);
 
 	/* Split rings need a power of two; anything else is ignored. */
 	if (vq && !vq->enabled && v && v <= HDNIC_QUEUE_MAX_SIZE && !(v & (v - 1)))
 		vq->size = (uint16_t)v;
 }
 
-static void set_queue_vector(struct vf *vf, uint64_t v)
+static void set_queue_vector(struct vdev *vd, uint64_t v)
 {
-	struct virtq *vq = selected_vq(vf);
+	struct virtq *vq = selected_vq(vd);
 
-	if (vq)
-		vq->msix_vector = valid_vector(v);
+	if (!vq)
+		return;
+	vq->msix_vector = valid_vector(vd, v);
+	vdev_ims_sync(vd);	/* the queue pair's IMS entry follows the vector */
 }
 
-static void set_queue_enable(struct vf *vf, uint64_t v)
+static void set_queue_enable(struct vdev *vd, uint64_t v)
 {
-	struct virtq *vq = selected_vq(vf);
+	struct virtq *vq = selected_vq(vd);
 
 	if (!vq || v != 1 || vq->enabled)
 		return;		/* writing 0 is not allowed (virtio 4.1.4.3.2) */
 	vq->enabled = true;
-	if (driver_ok(vf) && !(vf->vn.status & VST_NEEDS_RESET)) {
-		attach_queues(vf);
-		vf_update_running(vf);
+	if (driver_ok(vd) && !(vd->vn.status & VST_NEEDS_RESET)) {
+		attach_queues(vd);
+		vdev_update_running(vd);
 	}
 }
 
-static void set_queue_desc(struct vf *vf, uint64_t v)
+static void set_queue_desc(struct vdev *vd, uint64_t v)
 {
-	struct virtq *vq = selected_vq(vf);
+	struct virtq *vq = selected_vq(vd);
 
 	if (vq && !vq->enabled)
 		vq->desc_addr = v;
 }
 
-static void set_queue_avail(struct vf *vf, uint64_t v)
+static void set_queue_avail(struct vdev *vd, uint64_t v)
 {
-	struct virtq *vq = selected_vq(vf);
+	struct virtq *vq = selected_vq(vd);
 
 	if (vq && !vq->enabled)
 		vq->avail_addr = v;
 }
 
-static void set_queue_used(struct vf *vf, uint64_t v)
+static void set_queue_used(struct vdev *vd, uint64_t v)
 {
-	struct virtq *vq = selected_vq(vf);
+	struct virtq *vq = selected_vq(vd);
 
 	if (vq && !vq->enabled)
 		vq->used_addr = v;
@@ -200,7 +229,7 @@ static void set_queue_used(struct vf *vf, uint64_t v)
 
 struct common_field {
 	uint16_t off, len;
-	void (*set)(struct vf *vf, uint64_t v);
+	void (*set)(struct vdev *vd, uint64_t v);
 };
 
 static const struct common_field common_fields[] = {
@@ -218,7 +247,7 @@ static const struct common_field common_fields[] = {
 	{ VIRTIO_PCI_COMMON_Q_USEDLO, 8, set_queue_used },
 };
 
-static int common_write(struct vf *vf, uint64_t off, const uint8_t *data, uint32_t len)
+static int common_write(struct vdev *vd, uint64_t off, const uint8_t *data, uint32_t len)
 {
 	for (unsigned i = 0; i < ARRAY_SIZE(common_fields); i++) {
 		const struct common_field *f = &common_fields[i];
@@ -228,13 +257,13 @@ static int common_write(struct vf *vf, uint64_t off, const uint8_t *data, uint32
 		if (!inside(off, len, f->off, f->len))
 			continue;
 		/* Merge partial writes (e.g. the 32-bit halves of an address). */
-		common_snapshot(vf, &cc);
+		common_snapshot(vd, &cc);
 		memcpy(&v, (uint8_t *)&cc + f->off, f->len);
 		memcpy((uint8_t *)&v + (off - f->off), data, len);
-		f->set(vf, v);
+		f->set(vd, v);
 		return 0;
 	}
-	pr_debug("%s: ignored %u-byte write to common config %#llx", vf->dev.id, len,
+	pr_debug("%s: ignored %u-byte write to common config %#llx", vd->dev.id, len,
 		 (unsigned long long)off);
 	return 0;
 }
@@ -248,64 +277,68 @@ struct vnet_config {
 	uint16_t mtu;
 } __attribute__((packed));
 
-static void devcfg_snapshot(struct vf *vf, struct vnet_config *c)
+static void devcfg_snapshot(struct vdev *vd, struct vnet_config *c)
 {
-	memcpy(c->mac, vf->mac, 6);
+	memcpy(c->mac, vd->mac, 6);
 	c->status = 1;	/* VIRTIO_NET_S_LINK_UP: the internal switch is always up */
-	c->max_virtqueue_pairs = 1;
+	c->max_virtqueue_pairs = (uint16_t)vd->nr_qps;
 	c->mtu = 1500;
 }
 
 /* ---- page handlers ---- */
 
-static void page0_read(struct vf *vf, uint64_t off, uint8_t *buf, uint32_t len)
+static void page0_read(struct vdev *vd, uint64_t off, uint8_t *buf, uint32_t len)
 {
 	struct virtio_pci_common_cfg cc;
 	struct vnet_config dc;
 
-	common_snapshot(vf, &cc);
+	common_snapshot(vd, &cc);
 	window_read(buf, off, len, &cc, HDNIC_BAR0_COMMON_OFF, sizeof(cc));
-	devcfg_snapshot(vf, &dc);
+	devcfg_snapshot(vd, &dc);
 	window_read(buf, off, len, &dc, HDNIC_BAR0_DEVCFG_OFF, sizeof(dc));
 	if (off <= HDNIC_BAR0_ISR_OFF && off + len > HDNIC_BAR0_ISR_OFF) {
-		buf[HDNIC_BAR0_ISR_OFF - off] = vf->vn.isr;
-		vf->vn.isr = 0;		/* reading the ISR acknowledges it */
+		buf[HDNIC_BAR0_ISR_OFF - off] = vd->vn.isr;
+		vd->vn.isr = 0;		/* reading the ISR acknowledges it */
 	}
 }
 
-static int page0_write(struct vf *vf, uint64_t off, const uint8_t *buf, uint32_t len)
+static int page0_write(struct vdev *vd, uint64_t off, const uint8_t *buf, uint32_t len)
 {
 	if (inside(off, len, HDNIC_BAR0_COMMON_OFF, HDNIC_BAR0_COMMON_LEN))
-		return common_write(vf, off - HDNIC_BAR0_COMMON_OFF, buf, len);
+		return common_write(vd, off - HDNIC_BAR0_COMMON_OFF, buf, len);
 	/* ISR and device config are read-only; the rest is reserved. */
 	return 0;
 }
 
-static void notify_write(struct vf *vf, uint64_t off, uint32_t len)
+static void notify_write(struct vdev *vd, uint64_t off, uint32_t len)
 {
 	uint64_t rel = off - HDNIC_BAR0_NOTIFY_OFF;
 
 	if (rel % HDNIC_NOTIFY_MULTIPLIER == 0 &&
-	    rel / HDNIC_NOTIFY_MULTIPLIER < HDNIC_NUM_QUEUES)
-		vf_kick(vf, rel / HDNIC_NOTIFY_MULTIPLIER);
+	    rel / HDNIC_NOTIFY_MULTIPLIER < vdev_nr_queues(vd))
+		vdev_kick(vd, (unsigned)(rel / HDNIC_NOTIFY_MULTIPLIER));
 }
 
-static void msix_read(struct vf *vf, uint64_t off, uint8_t *buf, uint32_t len)
+static void msix_read(struct vdev *vd, uint64_t off, uint8_t *buf, uint32_t len)
 {
-	uint64_t pba = vf->msix_pba;
+	uint64_t pba = 0;
 
-	window_read(buf, off, len, vf->msix, HDNIC_BAR0_MSIX_TABLE_OFF, sizeof(vf->msix));
+	for (unsigned v = 0; v < vd->nr_vectors; v++)
+		if (vdev_irq_pending(vd, v))
+			pba |= 1ULL << v;
+	window_read(buf, off, len, vd->msix, HDNIC_BAR0_MSIX_TABLE_OFF,
+		    vd->nr_vectors * sizeof(*vd->msix));
 	window_read(buf, off, len, &pba, HDNIC_BAR0_MSIX_PBA_OFF, sizeof(pba));
 }
 
-static void msix_write(struct vf *vf, uint64_t off, const uint8_t *buf, uint32_t len)
+static void msix_write(struct vdev *vd, uint64_t off, const uint8_t *buf, uint32_t len)
 {
 	/* hdvm emulates the table; we keep what it writes so reads agree. */
-	if (inside(off, len, HDNIC_BAR0_MSIX_TABLE_OFF, sizeof(vf->msix)))
-		memcpy((uint8_t *)vf->msix + (off - HDNIC_BAR0_MSIX_TABLE_OFF), buf, len);
+	if (inside(off, len, HDNIC_BAR0_MSIX_TABLE_OFF, vd->nr_vectors * sizeof(*vd->msix)))
+		memcpy((uint8_t *)vd->msix + (off - HDNIC_BAR0_MSIX_TABLE_OFF), buf, len);
 }
 
-int vf_bar0_read(struct vf *vf, uint64_t off, void *data, uint32_t len)
+int vdev_bar0_read(struct vdev *vd, uint64_t off, void *data, uint32_t len)
 {
 	uint8_t *buf = data;
 
@@ -316,14 +349,14 @@ int vf_bar0_read(struct vf *vf, uint64_t off, void *data, uint32_t len)
 
 		switch (page) {
 		case 0:
-			page0_read(vf, off, buf, n);
+			page0_read(vd, off, buf, n);
 			break;
 		case HDNIC_BAR0_DOORBELL_OFF:
-			if (vf->db)
-				memcpy(buf, (const uint8_t *)vf->db + (off - page), n);
+			if (vd->db)
+				memcpy(buf, (const uint8_t *)vd->db + (off - page), n);
 			break;
 		case HDNIC_BAR0_MSIX_TABLE_OFF:
-			msix_read(vf, off, buf, n);
+			msix_read(vd, off, buf, n);
 			break;
 		default:	/* the notify page reads as zero */
 			break;
@@ -335,7 +368,7 @@ int vf_bar0_read(struct vf *vf, uint64_t off, void *data, uint32_t len)
 	return 0;
 }
 
-int vf_bar0_write(struct vf *vf, uint64_t off, const void *data, uint32_t len)
+int vdev_bar0_write(struct vdev *vd, uint64_t off, const void *data, uint32_t len)
 {
 	const uint8_t *buf = data;
 
@@ -345,17 +378,17 @@ int vf_bar0_write(struct vf *vf, uint64_t off, const void *data, uint32_t len)
 
 		switch (page) {
 		case 0:
-			page0_write(vf, off, buf, n);
+			page0_write(vd, off, buf, n);
 			break;
 		case HDNIC_BAR0_NOTIFY_OFF:
-			notify_write(vf, off, n);
+			notify_write(vd, off, n);
 			break;
 		case HDNIC_BAR0_DOORBELL_OFF:
-			if (vf->db)
-				memcpy((uint8_t *)vf->db + (off - page), buf, n);
+			if (vd->db)
+				memcpy((uint8_t *)vd->db + (off - page), buf, n);
 			break;
 		default:
-			msix_write(vf, off, buf, n);
+			msix_write(vd, off, buf, n);
 			break;
 		}
 		off += n;
@@ -365,15 +398,15 @@ int vf_bar0_write(struct vf *vf, uint64_t off, const void *data, uint32_t len)
 	return 0;
 }
 
-void vf_update_running(struct vf *vf)
+void vdev_update_running(struct vdev *vd)
 {
-	uint8_t st = vf->vn.status;
+	uint8_t st = vd->vn.status;
 	bool run = (st & VST_DRIVER_OK) && !(st & (VST_NEEDS_RESET | VST_FAILED)) &&
-		   !vf->dev.paused && vf->conn.fd >= 0;
+		   !vd->dev.paused && vd->conn.fd >= 0;
 
-	vf->running = run;
+	vd->running = run;
 	if (run)
-		vf_start_polling(vf);
+		vdev_start_polling(vd);
 	else
-		vf_stop_polling(vf);
+		vdev_stop_polling(vd);
 }

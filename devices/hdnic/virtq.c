@@ -38,11 +38,12 @@ static int resolve(struct virtq *vq, struct dma_space *ds)
 				 DMA_PROT_READ | DMA_PROT_WRITE);
 	if (!vq->desc || !vq->avail || !vq->used)
 		return -EFAULT;
+	vq->as = ds;
 	vq->dma_gen = ds->gen;
 	return 0;
 }
 
-int virtq_attach(struct virtq *vq, struct dma_space *ds, bool event_idx, bool device_writes)
+int virtq_attach(struct virtq *vq, struct dma_space *ds, bool event_idx, enum virtq_dir dir)
 {
 	int err;
 
@@ -51,7 +52,7 @@ int virtq_attach(struct virtq *vq, struct dma_space *ds, bool event_idx, bool de
 	if (err)
 		return err;
 	vq->event_idx = event_idx;
-	vq->device_writes = device_writes;
+	vq->dir = dir;
 	vq->last_avail = 0;
 	vq->used_idx = 0;
 	vq->signalled_valid = false;
@@ -72,7 +73,7 @@ int virtq_revalidate(struct virtq *vq, struct dma_space *ds)
 {
 	int err;
 
-	if (!vq->attached || vq->dma_gen == ds->gen)
+	if (!vq->attached || (vq->as == ds && ds && vq->dma_gen == ds->gen))
 		return 0;
 	err = resolve(vq, ds);
 	if (err)
@@ -87,10 +88,26 @@ int virtq_avail_pending(const struct virtq *vq)
 	return pending > vq->size ? -ERANGE : pending;
 }
 
+/* Descriptor flags against the queue's direction: the access needed, or 0 if wrong. */
+static uint32_t desc_access(const struct virtq *vq, const struct virtq_chain *c, uint16_t flags)
+{
+	bool writable = flags & VRING_DESC_F_WRITE;
+
+	switch (vq->dir) {
+	case VIRTQ_TO_DEVICE:
+		return writable ? 0 : DMA_PROT_READ;
+	case VIRTQ_FROM_DEVICE:
+		return writable ? DMA_PROT_WRITE : 0;
+	default:
+		/* Readable descriptors first, then writable ones (virtio 2.7.4). */
+		if (!writable && c->nr > c->nr_out)
+			return 0;
+		return writable ? DMA_PROT_WRITE : DMA_PROT_READ;
+	}
+}
+
 int virtq_pop(struct virtq *vq, struct dma_space *ds, struct virtq_chain *c)
 {
-	uint32_t need = vq->device_writes ? DMA_PROT_WRITE : DMA_PROT_READ;
-	uint16_t want_write = vq->device_writes ? VRING_DESC_F_WRITE : 0;
 	uint16_t idx;
 	int pending = virtq_avail_pending(vq);
 
@@ -103,9 +120,11 @@ int virtq_pop(struct virtq *vq, struct dma_space *ds, struct virtq_chain *c)
 
 	c->head = idx;
 	c->nr = 0;
+	c->nr_out = 0;
 	c->total = 0;
 	for (;;) {
 		struct vring_desc d;
+		uint32_t need;
 		uint8_t *p;
 
 		if (c->nr >= vq->size)
@@ -116,13 +135,16 @@ int virtq_pop(struct virtq *vq, struct dma_space *ds, struct virtq_chain *c)
 		d.next = READ_ONCE(vq->desc[idx].next);
 		if (d.flags & VRING_DESC_F_INDIRECT)
 			return -EINVAL;	/* not negotiated */
-		if ((d.flags & VRING_DESC_F_WRITE) != want_write)
+		need = desc_access(vq, c, d.flags);
+		if (!need)
 			return -EINVAL;
 		p = dma_translate(ds, d.addr, d.len, need);
 		if (!p && d.len)
 			return -EFAULT;
 		c->iov[c->nr].base = p;
 		c->iov[c->nr].len = d.len;
+		if (need == DMA_PROT_READ)
+			c->nr_out++;
 		c->nr++;
 		c->total += d.len;
 		if (!(d.flags & VRING_DESC_F_NEXT))

@@ -18,6 +18,13 @@
 
 #define VIRTQ_NO_VECTOR	0xffff
 
+/* Which way a queue's buffers go. */
+enum virtq_dir {
+	VIRTQ_TO_DEVICE,	/* TX: every descriptor device-readable */
+	VIRTQ_FROM_DEVICE,	/* RX: every descriptor device-writable */
+	VIRTQ_BOTH,		/* control: readable ones, then writable ones */
+};
+
 struct virtq {
 	/* Programmed by the driver through the common config. */
 	uint16_t size;
@@ -28,11 +35,12 @@ struct virtq {
 	/* Runtime, valid while attached. */
 	bool attached;
 	bool event_idx;
-	bool device_writes;	/* RX: buffers are device-writable */
+	enum virtq_dir dir;
 	struct vring_desc *desc;
 	struct vring_avail *avail;
 	struct vring_used *used;
-	unsigned dma_gen;	/* dma_space generation the pointers belong to */
+	const struct dma_space *as;	/* address space the pointers came from */
+	unsigned dma_gen;	/* and its generation */
 	uint16_t last_avail;	/* next avail entry to consume */
 	uint16_t used_idx;	/* our copy of used->idx */
 	uint16_t signalled_used;	/* used idx at the last interrupt */
@@ -48,6 +56,7 @@ struct virtq_iov {
 struct virtq_chain {
 	uint16_t head;
 	uint16_t nr;
+	uint16_t nr_out;	/* leading device-readable descriptors */
 	uint64_t total;
 	struct virtq_iov iov[HDNIC_QUEUE_MAX_SIZE];
 };
@@ -55,7 +64,7 @@ struct virtq_chain {
 /* Reset the driver-visible registers to their power-on values. */
 void virtq_reset(struct virtq *vq);
 /* Resolve the rings in ds; -EFAULT/-EINVAL if they are not mapped or malformed. */
-int virtq_attach(struct virtq *vq, struct dma_space *ds, bool event_idx, bool device_writes);
+int virtq_attach(struct virtq *vq, struct dma_space *ds, bool event_idx, enum virtq_dir dir);
 void virtq_detach(struct virtq *vq);
 /* Re-resolve after the DMA map changed; -EFAULT if the rings went away. */
 int virtq_revalidate(struct virtq *vq, struct dma_space *ds);
@@ -66,6 +75,11 @@ int virtq_revalidate(struct virtq *vq, struct dma_space *ds);
  * direction, avail index impossibly far ahead).
  */
 int virtq_pop(struct virtq *vq, struct dma_space *ds, struct virtq_chain *c);
+/* Give back the chain virtq_pop() just took (the device decided to wait). */
+static inline void virtq_unpop(struct virtq *vq)
+{
+	vq->last_avail--;
+}
 /* Number of entries the driver has made available; negative if impossible. */
 int virtq_avail_pending(const struct virtq *vq);
 /* Return a chain to the driver; visible after virtq_publish(). */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A minimal hdnic for libFuzzer harnesses: a NIC with two VFs whose clients
- * are "connected" (no sockets), an uplink that writes to /dev/null, and a
- * memfd the fuzzer can DMA-map and fill.  Built with every hdnic source but
+ * A minimal hdnic for libFuzzer harnesses: a NIC with one VF and one ADI of
+ * two queue pairs (multi-queue, control queue) whose clients are
+ * "connected" (no sockets), an uplink that writes to /dev/null, and a memfd
+ * the fuzzer can DMA-map and fill.  Built with every hdnic source but
  * main.c (see `make fuzz` in devices/hdnic/hdnic.mk).
  */
 #ifndef HDNIC_FUZZ_COMMON_H
@@ -18,13 +19,15 @@
 
 #include "devices/hdnic/nic.h"
 #include "devices/hdnic/uplink.h"
-#include "devices/hdnic/vf.h"
+#include "devices/hdnic/vdcm.h"
+#include "devices/hdnic/vdev.h"
 #include "vmm/util.h"
 
-#define FUZZ_VFS	2
+#define FUZZ_DEVS	2	/* [0] a VF, [1] an ADI with two queue pairs */
 #define FUZZ_MEM_SIZE	(256 * 1024)
 
 static struct nic *fz_nic;
+static struct vdev *fz_devs[FUZZ_DEVS];
 static int fz_memfd = -1, fz_eventfd = -1;
 
 static int null_open(struct uplink *up)
@@ -43,58 +46,56 @@ static const struct uplink_ops null_uplink_ops = {
 	.kind = "null", .open = null_open, .close = null_close,
 };
 
-static void fz_connect(struct vf *vf)
+static void fz_connect(struct vdev *vd)
 {
-	struct vfu_conn *c = &vf->conn;
+	struct vfu_conn *c = &vd->conn;
 
 	c->fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	c->vf = vf;
+	c->vd = vd;
 	c->negotiated = false;
 	c->peer_max_fds = VFIO_USER_MAX_MSG_FDS;
 	c->offer_max_fds = VFIO_USER_MAX_MSG_FDS;
 	c->peer_max_xfer = VFIO_USER_MAX_DATA_XFER;
 	c->write_multiple = false;
-	if (vf_client_attach(vf))
+	if (vdev_client_attach(vd))
 		abort();
 }
 
-static void fz_disconnect(struct vf *vf)
+static void fz_disconnect(struct vdev *vd)
 {
-	close(vf->conn.fd);
-	vf->conn.fd = -1;
-	vf_client_detach(vf);
+	close(vd->conn.fd);
+	vd->conn.fd = -1;
+	vdev_client_detach(vd);
 }
 
 static void fz_setup(void)
 {
+	struct nic_config cfg = {
+		.dir = "/nonexistent", .name = "fuzz", .nr_vfs = 1, .nr_qps = 8, .idle_us = 1,
+	};
+	uint8_t mac[6] = { 0x02, 0, 0, 0, 0, 1 };
+	char err[256];
 	struct nic *nic;
+	struct qp *qp;
 
 	if (fz_nic)
 		return;
 	prog_name = "hdnic-fuzz";
 	nic = xzalloc(sizeof(*nic));
-	snprintf(nic->name, sizeof(nic->name), "fuzz");
-	snprintf(nic->dir, sizeof(nic->dir), "/nonexistent");
-	nic->nr_vfs = FUZZ_VFS;
-	nic->idle_ns = 1000;
-	if (loop_init(&nic->loop, 256) || sw_init(&nic->sw, 64) || dma_fault_guard_install())
+	if (nic_init(nic, &cfg) || uplink_create(nic, &null_uplink_ops, "null", &nic->uplink))
 		abort();
-	nic->vfs = xzalloc(sizeof(*nic->vfs) * (FUZZ_VFS + 1));
-	nic->active = xzalloc(sizeof(*nic->active) * (FUZZ_VFS + 1));
-	nic->irq_list = xzalloc(sizeof(*nic->irq_list) * (FUZZ_VFS + 1));
-	nic->poll_snap = xzalloc(sizeof(*nic->poll_snap) * (FUZZ_VFS + 1));
-	if (uplink_create(nic, &null_uplink_ops, "null", &nic->uplink))
+	if (qp_pool_alloc(&nic->qps, 1, NULL, &qp))
 		abort();
-	for (unsigned i = 0; i < FUZZ_VFS; i++) {
-		uint8_t mac[6] = { 0x02, 0, 0, 0, 0, (uint8_t)(i + 1) };
-		struct vf *vf = vf_create(nic, i, mac);
-
-		nic->vfs[i] = vf;
-		sw_set_static(&nic->sw, mac, i);
-		for (unsigned q = 0; q < HDNIC_NUM_QUEUES; q++)
-			vf->kick[q].fd = eventfd(0, EFD_CLOEXEC);
-		fz_connect(vf);
-	}
+	fz_devs[0] = vdev_create(nic, VDEV_VF, 0, 0, "vf0", mac, &qp, 1);
+	qp->owner = fz_devs[0];
+	nic_plug(nic, fz_devs[0]);
+	sw_set_static(&nic->sw, mac, 0);
+	mac[5] = 2;
+	fz_devs[1] = vdcm_adi_compose(nic, "fz", 2, mac, err, sizeof(err));
+	if (!fz_devs[1])
+		abort();
+	for (unsigned i = 0; i < FUZZ_DEVS; i++)
+		fz_connect(fz_devs[i]);
 	fz_memfd = memfd_create("fuzz-ram", MFD_CLOEXEC);
 	fz_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (fz_memfd < 0 || fz_eventfd < 0 || ftruncate(fz_memfd, FUZZ_MEM_SIZE))
@@ -118,9 +119,13 @@ static void fz_pass(void)
 /* Back to a freshly connected state for the next input. */
 static void fz_reset(void)
 {
-	for (unsigned i = 0; i < FUZZ_VFS; i++) {
-		fz_disconnect(fz_nic->vfs[i]);
-		fz_connect(fz_nic->vfs[i]);
+	for (unsigned i = 0; i < FUZZ_DEVS; i++) {
+		struct vdev *vd = fz_devs[i];
+
+		fz_disconnect(vd);
+		fz_connect(vd);
+		vd->trusted = false;
+		sched_entry_init(&vd->sched, fz_nic->now_ns);
 	}
 	fz_pass();
 	if (ftruncate(fz_memfd, 0) || ftruncate(fz_memfd, FUZZ_MEM_SIZE))

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * libFuzzer harness for VF device-state loading (migration and checkpoint
+ * libFuzzer harness for device-state loading (migration and checkpoint
  * streams are untrusted input on the destination).  Each input edits a
- * valid stream, saved from a VF whose driver has its queues running:
+ * valid stream, saved from a function whose driver has its queues running
+ * (the VF, or for odd-sized inputs the multi-queue ADI):
  *   u16 length (LE) the stream is cut or zero-extended to (mod len + 64),
  *   then (u16 offset, u8 value) pairs written into it.
  * Loading must fail cleanly or succeed, and a stream that loads must save
@@ -10,47 +11,49 @@
  */
 #include "tests/fuzz/fuzz_common.h"
 
-static void w(struct vf *vf, uint64_t off, uint64_t v, uint32_t len)
+static void w(struct vdev *vd, uint64_t off, uint64_t v, uint32_t len)
 {
-	vf_bar0_write(vf, off, &v, len);
+	vdev_bar0_write(vd, off, &v, len);
 }
 
-/* A driver brings the VF up: features, two queues in guest RAM, DRIVER_OK. */
-static void driver_up(struct vf *vf)
+/* A driver brings the function up: features, every queue in guest RAM, DRIVER_OK. */
+static void driver_up(struct vdev *vd)
 {
-	dma_space_map_fd(&vf->dma, 0, FUZZ_MEM_SIZE, fz_memfd, 0, DMA_PROT_READ | DMA_PROT_WRITE);
-	w(vf, 20, 3, 1);
-	w(vf, 8, 0, 4);
-	w(vf, 12, VF_FEATURES & 0xffffffff, 4);
-	w(vf, 8, 1, 4);
-	w(vf, 12, VF_FEATURES >> 32, 4);
-	w(vf, 20, 0x0b, 1);
-	for (unsigned q = 0; q < 2; q++) {
-		w(vf, 22, q, 2);
-		w(vf, 24, 16, 2);
-		w(vf, 26, q + 1, 2);
-		w(vf, 32, 0x3000 * q, 8);
-		w(vf, 40, 0x3000 * q + 0x1000, 8);
-		w(vf, 48, 0x3000 * q + 0x2000, 8);
-		w(vf, 28, 1, 2);
+	uint64_t f = vdev_features(vd);
+
+	dma_space_map_fd(&vd->as, 0, FUZZ_MEM_SIZE, fz_memfd, 0, DMA_PROT_READ | DMA_PROT_WRITE);
+	w(vd, 20, 3, 1);
+	w(vd, 8, 0, 4);
+	w(vd, 12, f & 0xffffffff, 4);
+	w(vd, 8, 1, 4);
+	w(vd, 12, f >> 32, 4);
+	w(vd, 20, 0x0b, 1);
+	for (unsigned q = 0; q < vdev_nr_queues(vd); q++) {
+		w(vd, 22, q, 2);
+		w(vd, 24, 16, 2);
+		w(vd, 26, q + 1, 2);
+		w(vd, 32, 0x3000 * q, 8);
+		w(vd, 40, 0x3000 * q + 0x1000, 8);
+		w(vd, 48, 0x3000 * q + 0x2000, 8);
+		w(vd, 28, 1, 2);
 	}
-	w(vf, 16, 0, 2);
-	w(vf, 20, 0x0f, 1);
+	w(vd, 16, 0, 2);
+	w(vd, 20, 0x0f, 1);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct vf *vf;
+	struct vdev *vd;
 	struct state_buf good, in, out, again;
 	uint8_t *stream;
 	size_t len;
 
 	fz_setup();
-	vf = fz_nic->vfs[0];
-	driver_up(vf);
-	vf->dev.ops->pause(&vf->dev);
+	vd = fz_devs[size % FUZZ_DEVS];
+	driver_up(vd);
+	vd->dev.ops->pause(&vd->dev);
 	state_init_writer(&good);
-	if (vf->dev.ops->save(&vf->dev, &good))
+	if (vd->dev.ops->save(&vd->dev, &good))
 		abort();
 	len = good.len;
 	if (size >= 2)
@@ -64,18 +67,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			stream[off] = data[i + 2];
 	}
 	state_init_reader(&in, stream, len);
-	if (vf->dev.ops->load(&vf->dev, &in) == 0) {
+	if (vd->dev.ops->load(&vd->dev, &in) == 0) {
 		state_init_writer(&out);
-		if (vf->dev.ops->save(&vf->dev, &out))
+		if (vd->dev.ops->save(&vd->dev, &out))
 			abort();
 		state_init_reader(&again, out.data, out.len);
-		if (vf->dev.ops->load(&vf->dev, &again) || !state_at_end(&again))
+		if (vd->dev.ops->load(&vd->dev, &again) || !state_at_end(&again))
 			abort();
 		state_free(&out);
 	}
 	free(stream);
 	state_free(&good);
-	vf->dev.ops->resume(&vf->dev);
+	vd->dev.ops->resume(&vd->dev);
 	fz_pass();
 	fz_reset();
 	return 0;

@@ -4,14 +4,15 @@
  * handler, and through REGION_WRITE and DMA_MAP the whole device model and
  * data path.  Input: a sequence of records
  *   u8 ctl, u16 len (LE), len bytes
- * ctl bit 7 picks the VF; bits 5-6: 0 = a message (16-byte header + payload)
+ * ctl bit 7 picks the device (the VF or the two-pair ADI); bits 5-6: 0 = a
+ * message (16-byte header + payload)
  * with (ctl & 3) fds attached, eventfds if bit 2 else the guest-RAM memfd;
  * 1 = write the bytes into guest RAM at 16 * (first u16); 2 = the bytes
  * arrive on the uplink as a frame; 3 = a polling pass.
  */
 #include "tests/fuzz/fuzz_common.h"
 
-static void run_message(struct vf *vf, uint8_t ctl, const uint8_t *p, size_t len)
+static void run_message(struct vdev *vd, uint8_t ctl, const uint8_t *p, size_t len)
 {
 	struct vfu_msg m = { 0 };
 	struct vfu_reply r = { .buf = vfu_reply_buf() };
@@ -24,7 +25,7 @@ static void run_message(struct vf *vf, uint8_t ctl, const uint8_t *p, size_t len
 	m.nr_fds = ctl & 3;
 	for (unsigned i = 0; i < m.nr_fds; i++)
 		m.fds[i] = dup((ctl & 4) ? fz_eventfd : fz_memfd);
-	vfu_dispatch(&vf->conn, &m, &r);
+	vfu_dispatch(&vd->conn, &m, &r);
 	for (unsigned i = 0; i < m.nr_fds; i++)
 		if (m.fds[i] >= 0)
 			close(m.fds[i]);
@@ -39,11 +40,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t ctl = data[0];
 		size_t len = MIN((size_t)(data[1] | data[2] << 8), size - 3);
 		const uint8_t *p = data + 3;
-		struct vf *vf = fz_nic->vfs[ctl >> 7];
+		struct vdev *vd = fz_devs[ctl >> 7];
 
 		switch ((ctl >> 5) & 3) {
 		case 0:
-			run_message(vf, ctl, p, len);
+			run_message(vd, ctl, p, len);
 			break;
 		case 1:
 			if (len >= 2)

@@ -20,14 +20,15 @@ static uint8_t *mem;
 
 struct fz_hdr {
 	uint8_t size_log2;
-	uint8_t flags;		/* bit 0 device_writes, bit 1 event_idx, bit 2 read-only map */
+	uint8_t flags;		/* bit 0 device writes, bit 1 event_idx, bit 2 read-only map,
+				 * bit 3 mixed (control-queue) chains */
 	uint16_t desc, avail, used;	/* offsets / 16 into the map */
 	uint16_t last_avail;
 } __attribute__((packed));
 
 static void check_chain(const struct virtq *vq, const struct virtq_chain *c)
 {
-	if (c->nr == 0 || c->nr > vq->size || c->head >= vq->size)
+	if (c->nr == 0 || c->nr > vq->size || c->head >= vq->size || c->nr_out > c->nr)
 		abort();
 	for (unsigned i = 0; i < c->nr; i++) {
 		const uint8_t *b = c->iov[i].base;
@@ -44,6 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct dma_space ds;
 	struct virtq vq;
 	struct virtq_chain *c;
+	enum virtq_dir dir;
 	struct fz_hdr h;
 
 	if (size < sizeof(h))
@@ -64,7 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	vq.avail_addr = IOVA + 16ULL * h.avail;
 	vq.used_addr = IOVA + 16ULL * h.used;
 	c = malloc(sizeof(*c));
-	if (virtq_attach(&vq, &ds, h.flags & 2, h.flags & 1) == 0) {
+	dir = h.flags & 8 ? VIRTQ_BOTH : h.flags & 1 ? VIRTQ_FROM_DEVICE : VIRTQ_TO_DEVICE;
+	if (virtq_attach(&vq, &ds, h.flags & 2, dir) == 0) {
 		vq.last_avail = h.last_avail;
 		vq.used_idx = h.last_avail;
 		virtq_set_notify(&vq, false);

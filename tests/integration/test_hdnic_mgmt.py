@@ -45,7 +45,9 @@ def raw_request(nic, data, timeout=5):
 
 def test_list(nic):
     r = nic.ctl_json("list")
-    assert r["ok"] and r["nic"] == "mgmtnic" and r["uplink"] == {"kind": "tap", "ifname": "hdt0"}
+    assert r["ok"] and r["nic"] == "mgmtnic"
+    assert r["uplink"] == {"kind": "tap", "ifname": "hdt0", "rate": 0}
+    assert r["qps"] == {"total": 2048, "free": 2048 - 3} and r["adis"] == []
     assert [v["vf"] for v in r["vfs"]] == [0, 1, 2]
     macs = {v["mac"] for v in r["vfs"]}
     assert len(macs) == 3 and all(m.startswith("02:48:44:") for m in macs)
@@ -88,8 +90,9 @@ def test_set_mac(nic):
     (["set-mac", "0", "00:00:00:00:00:00"], "unicast"),
     (["set-mac", "0", "02:00:00:00:00"], "must look like"),
     (["set-mac", "0", "zz:00:00:00:00:01"], "must look like"),
-    (["set-mac", "x", "02:00:00:00:00:01"], "VF number"),
-    (["set-mac", "0"], "VF number"),
+    (["set-mac", "x", "02:00:00:00:00:01"], "no VF or ADI named \"x\""),
+    (["set-mac", "vf9", "02:00:00:00:00:01"], "does not exist"),
+    (["set-mac", "0"], "expected a device and a MAC"),
     (["frobnicate"], "unknown command"),
     (["list", "extra"], "no arguments"),
     (["egress", "0", "sideways"], "unknown egress action"),
@@ -103,7 +106,7 @@ def test_ctl_errors(nic, args, msg):
 def test_set_mac_duplicate(nic):
     mac1 = nic.vf_info(1)["mac"]
     r = nic.ctl("set-mac", "0", mac1)
-    assert r.returncode != 0 and "belongs to vf 1" in r.stderr
+    assert r.returncode != 0 and "belongs to vf1" in r.stderr
 
 
 def test_bad_requests(nic):

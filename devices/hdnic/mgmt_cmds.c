@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: MIT
+/* The management commands (mgmt.h), JSON with json-c. */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "devices/hdnic/mgmt.h"
+#include "devices/hdnic/nic.h"
+#include "devices/hdnic/uplink.h"
+#include "devices/hdnic/vdcm.h"
+#include "devices/hdnic/vdev.h"
+#include "vmm/util.h"
+
+static json_object *u64(uint64_t v)
+{
+	return json_object_new_int64(v > INT64_MAX ? INT64_MAX : (int64_t)v);
+}
+
+static void add(json_object *o, const char *key, json_object *v)
+{
+	json_object_object_add(o, key, v);
+}
+
+/* The name a device goes by in lists: {"vf": N} or {"adi": NAME}, and "dev". */
+static void add_identity(json_object *o, const struct vdev *vd)
+{
+	if (vd->kind == VDEV_VF)
+		add(o, "vf", json_object_new_int((int)vd->index));
+	else
+		add(o, "adi", json_object_new_string(vd->dev.id + 4));
+	add(o, "dev", json_object_new_string(vd->dev.id));
+}
+
+static json_object *qos_object(const struct vdev *vd)
+{
+	json_object *q = json_object_new_object();
+
+	add(q, "tx_rate", u64(vd->sched.tx.rate));
+	add(q, "rx_rate", u64(vd->sched.rx.rate));
+	add(q, "weight", u64(vd->sched.weight));
+	return q;
+}
+
+static json_object *dev_entry(const struct vdev *vd)
+{
+	json_object *o = json_object_new_object(), *qps = json_object_new_array();
+	char mac[18];
+
+	mac_format(vd->mac, mac);
+	add_identity(o, vd);
+	add(o, "mac", json_object_new_string(mac));
+	add(o, "socket", json_object_new_string(vd->sock_path));
+	add(o, "client", json_object_new_boolean(vd->conn.fd >= 0));
+	add(o, "state", json_object_new_string(vdev_state_name(vd)));
+	add(o, "device_status", json_object_new_int(vd->vn.status));
+	add(o, "polling", json_object_new_boolean(vd->polling));
+	add(o, "dma_maps", json_object_new_int((int)vd->as.nr));
+	add(o, "pasid", u64(vd->pasid));
+	add(o, "queues", json_object_new_int((int)vd->nr_qps));
+	for (unsigned k = 0; k < vd->nr_qps; k++)
+		json_object_array_add(qps, json_object_new_int((int)vd->qps[k]->index));
+	add(o, "qps", qps);
+	add(o, "trusted", json_object_new_boolean(vd->trusted));
+	add(o, "qos", qos_object(vd));
+	add(o, "attach_ns", u64(vd->attach_ns));
+	add(o, "attach_us", json_object_new_double((double)vd->attach_ns / 1000.0));
+	return o;
+}
+
+/* Every function in port order: VFs, then ADIs; vfs or adis array by kind. */
+static void for_each_dev(struct nic *nic, json_object *vfs, json_object *adis,
+			 json_object *(*entry)(const struct vdev *))
+{
+	for (unsigned p = 0; p < nic->nr_ports; p++) {
+		const struct vdev *vd = nic->ports[p];
+
+		if (vd)
+			json_object_array_add(vd->kind == VDEV_VF ? vfs : adis, entry(vd));
+	}
+}
+
+static json_object *cmd_list(struct nic *nic, json_object *req, char *err, size_t errlen)
+{
+	json_object *r = json_object_new_object(), *vfs = json_object_new_array();
+	json_object *adis = json_object_new_array(), *up = json_object_new_object();
+	json_object *qps = json_object_new_object();
+
+	add(r, "nic", json_object_new_string(nic->name));
+	add(up, "kind", json_object_new_string(nic->uplink->ops->kind));
+	add(up, "ifname", json_object_new_string(nic->uplink->ifname));
+	add(up, "rate", u64(nic->sched.port[SCHED_PORT_UPLINK].line.rate));
+	add(r, "uplink", up);
+	add(qps, "total", u64(nic->qps.nr));
+	add(qps, "free", u64(nic->qps.nr_free));
+	add(r, "qps", qps);
+	for_each_dev(nic, vfs, adis, dev_entry);
+	add(r, "vfs", vfs);
+	add(r, "adis", adis);
+	return r;
+}
+
+static json_object *stats_entry(const struct vdev *vd)
+{
+	const struct vdev_stats *s = &vd->stats;
+	json_object *o = json_object_new_object();
+
+	add_identity(o, vd);
+	add(o, "rx_packets", u64(s->rx_packets));
+	add(o, "rx_bytes", u64(s->rx_bytes));
+	add(o, "rx_drops", u64(s->rx_drops));
+	add(o, "rx_errors", u64(s->rx_errors));
+	add(o, "rx_policed", u64(s->rx_policed));
+	add(o, "tx_packets", u64(s->tx_packets));
+	add(o, "tx_bytes", u64(s->tx_bytes));
+	add(o, "tx_drops", u64(s->tx_drops));
+	add(o, "tx_errors", u64(s->tx_errors));
+	add(o, "tx_spoofed", u64(s->tx_spoofed));
+	add(o, "tx_throttled", u64(s->tx_throttled));
+	add(o, "dma_faults", u64(s->dma_faults));
+	add(o, "needs_reset", u64(s->needs_reset));
+	add(o, "proto_errors", u64(s->proto_errors));
+	add(o, "irqs", u64(s->irqs));
+	add(o, "kicks", u64(s->kicks));
+	add(o, "connects", u64(s->connects));
+	add(o, "egress_held", u64(vd->holdq.count));
+	return o;
+}
+
+static json_object *cmd_stats(struct nic *nic, json_object *req, char *err, size_t errlen)
+{
+	json_object *r = json_object_new_object(), *vfs = json_object_new_array();
+	json_object *adis = json_object_new_array(), *up = json_object_new_object();
+	json_object *sw = json_object_new_object(), *sched = json_object_new_object();
+	json_object *mmu = json_object_new_object();
+	const struct uplink_stats *us = &nic->uplink->stats;
+	const struct sw_stats *ss = &nic->sw.stats;
+
+	for_each_dev(nic, vfs, adis, stats_entry);
+	add(r, "vfs", vfs);
+	add(r, "adis", adis);
+	add(up, "rx_packets", u64(us->rx_packets));
+	add(up, "rx_bytes", u64(us->rx_bytes));
+	add(up, "rx_drops", u64(us->rx_drops));
+	add(up, "rx_errors", u64(us->rx_errors));
+	add(up, "tx_packets", u64(us->tx_packets));
+	add(up, "tx_bytes", u64(us->tx_bytes));
+	add(up, "tx_drops", u64(us->tx_drops));
+	add(up, "tx_errors", u64(us->tx_errors));
+	add(r, "uplink", up);
+	add(sw, "fdb_learned", u64(nic->sw.nr_learned));
+	add(sw, "flooded", u64(ss->flooded));
+	add(sw, "unknown_unicast_drops", u64(ss->unknown_unicast_drops));
+	add(sw, "spoof_drops", u64(ss->spoof_drops));
+	add(sw, "loop_drops", u64(ss->loop_drops));
+	add(r, "switch", sw);
+	for (unsigned p = 0; p < SCHED_NR_PORTS; p++) {
+		const struct sched_port *sp = &nic->sched.port[p];
+		json_object *o = json_object_new_object();
+
+		add(o, "frames", u64(sp->frames));
+		add(o, "bytes", u64(sp->bytes));
+		add(o, "full", u64(sp->full));
+		add(sched, sched_port_name(p), o);
+	}
+	add(sched, "active", u64(nic->sched.nr_active));
+	add(r, "sched", sched);
+	add(mmu, "faults", u64(nic->iommu.faults));
+	add(mmu, "pasids_bound", u64(nic->iommu.nr - 1 - nic->iommu.nr_free));
+	add(r, "iommu", mmu);
+	add(r, "loop_passes", u64(nic->polls));
+	add(r, "sleeps", u64(nic->sleeps));
+	return r;
+}
+
+/* "dev": a name nic_find_dev() knows, or the older "vf": N. */
+static struct vdev *req_dev(struct nic *nic, json_object *req, char *err, size_t errlen)
+{
+	json_object *v;
+	int64_t n;
+
+	if (json_object_object_get_ex(req, "dev", &v)) {
+		if (!json_object_is_type(v, json_type_string)) {
+			snprintf(err, errlen, "\"dev\" must be a string (3, vf3, adi-NAME)");
+			return NULL;
+		}
+		return nic_find_dev(nic, json_object_get_string(v), err, errlen);
+	}
+	if (!json_object_object_get_ex(req, "vf", &v)) {
+		snprintf(err, errlen, "\"dev\" is required");
+		return NULL;
+	}
+	if (!json_object_is_type(v, json_type_int)) {
+		snprintf(err, errlen, "\"vf\" must be an integer");
+		return NULL;
+	}
+	n = json_object_get_int64(v);
+	if (n < 0 || n >= nic->nr_vfs) {
+		snprintf(err, errlen, "vf %lld does not exist (this NIC has %u)", (long long)n,
+			 nic->nr_vfs);
+		return NULL;
+	}
+	return nic->ports[n];
+}
+
+/* An optional "mac": 0 absent, 1 parsed, -1 malformed (err filled). */
+static int req_mac(json_object *req, uint8_t mac[6], char *err, size_t errlen)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(req, "mac", &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_string) ||
+	    mac_parse(json_object_get_string(v), mac)) {
+		snprintf(err, errlen, "\"mac\" must look like 02:00:00:00:00:01");
+		return -1;
+	}
+	return 1;
+}
+
+static json_object *cmd_set_mac(struct nic *nic, json_object *req, char *err, size_t errlen)
+{
+	struct vdev *vd = req_dev(nic, req, err, errlen);
+	uint8_t mac[6];
+
+	if (!vd)
+		return NULL;
+	if (req_mac(req, mac, err, errlen) <= 0) {
+		if (!err[0])
+			snprintf(err, errlen, "\"mac\" must look like 02:00:00:00:00:01");
+		return NULL;
+	}
+	if (nic_set_mac(nic, vd, mac, err, errlen))
+		return NULL;
+	return json_object_new_object();
+}
+
+static json_object *cmd_egress(struct nic *nic, json_object *req, char *err, size_t errlen)
+{
+	struct vdev *vd = req_dev(nic, req, err, errlen);
+	json_object *v, *r;
+	const char *action;
+	uint64_t epoch = 0;
+
+	if (!vd)
+		return NULL;
+	if (!json_object_object_get_ex(req, "action", &v) ||
+	    !json_object_is_type(v, json_type_string)) {
+		snprintf(err, errlen, "\"action\" must be hold, commit, discard or pass");
+		return NULL;
+	}
+	action = json_object_get_string(v);
+	if (json_object_object_get_ex(req, "epoch", &v)) {
+		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0) {
+			snprintf(err, errlen, "\"epoch\" must be a non-negative integer");
+			return NULL;
+		}
+		epoch = (uint64_t)json_object_get_int64(v);
+	}
+	if (!strcmp(action, "hold")) {
+		if (holdq_hold(&vd->holdq, epoch)) {
+			snprintf(err, errlen, "out of memory");
+			return NULL;
+		}
+	} else if (!strcmp(action, "commit")) {
+		holdq_commit(&vd->holdq, epoch);
+	} else if (!strcmp(action, "discard")) {
+		holdq_discard(&vd->holdq);
+	} else if (!strcmp(action, "pass")) {
+		holdq_pass(&vd->holdq);
+	} else {
+		snprintf(err, errlen, "unknown egress action \"%.32s\"", action);
+		return NULL;
+	}
+	r = json_object_new_object();
+	add(r, "held", u64(vd->holdq.count));
+	add(r, "holding", json_object_new_boolean(vd->holdq.holding));
+	return r;
+}
+
+static json_object *cmd_adi_add(struct nic *nic, json_object *req, char *err, size_t errlen)
+{
+	json_object *v, *q;
+	unsigned queues = 1;
+	uint8_t mac[6];
+	struct vdev *vd;
+	int has_mac;
+
+	if (!json_object_object_get_ex(req, "name", &v) ||
+	    !json_object_is_type(v, json_type_string)) {
+		snprintf(err, errlen, "\"name\" must be a string");
+		return NULL;
+	}
+	if (json_object_object_get_ex(req, "queues", &q)) {
+		int64_t n = json_object_is_type(q, json_type_int) ? json_object_get_int64(q) : -1;
+
+		if (n < 1 || n > HDNIC_MAX_QPS_PER_DEV) {
+			snprintf(err, errlen, "\"queues\" must be 1 to %u", HDNIC_MAX_QPS_PER_DEV);
+			return NULL;
+		}
+		queues = (unsigned)n;
+	}
+	has_mac = req_mac(req, mac, err, errlen);
+	if (has_mac < 0)
+		return NULL;
+	vd = vdcm_adi_add(nic, json_object_get_string(v), queues, has_mac ? mac : NULL, err,
+			  errlen);
+	return vd ? dev_entry(vd) : NULL;
+}
+
+static json_object *cmd_adi_del(struct nic *nic, json_object *req, char *err, size_t errlen)
+{
+	json_object *v;
+	struct vdev *vd;
+	const char *name;
+
+	if (!json_object_object_get_ex(req, "name", &v) ||
+	    !json_object_is_type(v, json_type_string)) {
+		snprintf(err, errlen, "\"name\" must be a string");
+		return NULL;
+	}
+	name = json_object_get_string(v);
+	if (!strncmp(name, "adi-", 4) && !nic_find_adi(nic, name))
+		name += 4;
+	vd = nic_find_adi(nic, name);
+	if (!vd) {
+		snprintf(err, errlen, "no ADI named \"%.64s\"", name);
+		return NULL;
+	}
+	vdcm_adi_del(nic, vd);
+	return json_object_new_object();
+}
+
+static json_object *cmd_trust(struct nic *nic, json_object *req, char *err, size_t errlen)
+{
+	struct vdev *vd = req_dev(nic, req, err, errlen);
+	json_object *v, *r;
+
+	if (!vd)
+		return NULL;
+	if (!json_object_object_get_ex(req, "on", &v) ||
+	    !json_object_is_type(v, json_type_boolean)) {
+		snprintf(err, errlen, "\"on\" must be true or false");
+		return NULL;
+	}
+	vd->trusted = json_object_get_boolean(v);
+	if (!vd->trusted)
+		sw_flush_port(&nic->sw, vd->port);	/* addresses it sent as are not its */
+	r = json_object_new_object();
+	add(r, "dev", json_object_new_string(vd->dev.id));
+	add(r, "trusted", json_object_new_boolean(vd->trusted));
+	return r;
+}
+
+/* An optional rate: a number of bit/s or a string like "10M". 0 absent, 1 set, -1 bad. */
+static int req_rate(json_object *req, const char *key, uint64_t *bits, char *err,
+		    size_t errlen)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(req, key, &v))
+		return 0;
+	if (json_object_is_type(v, json_type_int)) {
+		int64_t n = json_object_get_int64(v);
+
+		*bits = (uint64_t)n;
+		if (n == 0 || (n >= (int64_t)QOS_RATE_MIN && (uint64_t)n <= QOS_RATE_MAX))
+			return 1;
+	} else if (json_object_is_type(v, json_type_string) &&
+		   !qos_parse_rate(json_object_get_string(v), bits)) {
+		return 1;
+	}
+	snprintf(err, errlen, "\"%s\": a rate like 10M (bit/s, k/M/G), 0 for none, "
+		 "%llu to %llu", key, (unsigned long long)QOS_RATE_MIN,
+		 (unsigned long long)QOS_RATE_MAX);
+	return -1;
+}
+
+static json_object *cmd_qos(struct nic *nic, json_object *req, char *err, size_t errlen)
+{
+	struct vdev *vd = req_dev(nic, req, err, errlen);
+	uint64_t tx = 0, rx = 0;
+	int has_tx, has_rx;
+	json_object *v, *r;
+	int64_t weight = -1;
+
+	if (!vd)
+		return NULL;
+	has_tx = req_rate(req, "tx_rate", &tx, err, errlen);
+	if (has_tx < 0)
+		return NULL;
+	has_rx = req_rate(req, "rx_rate", &rx, err, errlen);
+	if (has_rx < 0)
+		return NULL;
+	if (json_object_object_get_ex(req, "weight", &v)) {
+		weight = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : 0;
+		if (weight < 1 || weight > QOS_WEIGHT_MAX) {
+			snprintf(err, errlen, "\"weight\" must be 1 to %u", QOS_WEIGHT_MAX);
+			return NULL;
+		}
+	}
+	nic->now_ns = now_ns();
+	if (has_tx)
+		tb_set(&vd->sched.tx, tx, nic->now_ns);
+	if (has_rx)
+		tb_set(&vd->sched.rx, rx, nic->now_ns);
+	if (weight > 0)
+		vd->sched.weight = (uint32_t)weight;
+	nic_qos_changed(nic);
+	r = json_object_new_object();
+	add(r, "dev", json_object_new_string(vd->dev.id));
+	add(r, "qos", qos_object(vd));
+	return r;
+}
+
+const struct mgmt_cmd mgmt_cmds[] = {
+	{ "list", cmd_list },
+	{ "stats", cmd_stats },
+	{ "set-mac", cmd_set_mac },
+	{ "egress", cmd_egress },
+	{ "adi-add", cmd_adi_add },
+	{ "adi-del", cmd_adi_del },
+	{ "trust", cmd_trust },
+	{ "qos", cmd_qos },
+};
+const unsigned mgmt_nr_cmds = ARRAY_SIZE(mgmt_cmds);

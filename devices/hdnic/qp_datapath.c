@@ -1,0 +1,516 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The queue pairs' packet engine.  TX: the scheduler (sched.c) asks a
+ * function for its next frame; the function takes it from its queue pairs
+ * in turn, DMAing through each queue pair's PASID, and the scheduler either
+ * sends it or puts it back to wait.  While a function is active hdnic polls
+ * its TX doorbells with notifications suppressed; after the idle time with
+ * nothing to do it re-enables notifications, rechecks the rings and sleeps
+ * until a notify.  RX: a frame from the switch is policed (the ingress
+ * rate), steered to a queue pair and copied into its next RX chain; used
+ * ring updates and interrupts are batched to the end of the loop pass.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "devices/hdnic/nic.h"
+#include "devices/hdnic/switch.h"
+#include "devices/hdnic/vdev.h"
+#include "vmm/util.h"
+
+#define TX_JUNK_MAX	64	/* unsendable frames completed per peek */
+
+static const char *ring_error(int err)
+{
+	switch (err) {
+	case -EFAULT:	return "buffer outside its PASID's address space";
+	case -ELOOP:	return "descriptor chain loops";
+	case -ERANGE:	return "avail index more than a queue ahead";
+	case -EINVAL:	return "bad descriptor index or flags";
+	default:	return strerror(-err);
+	}
+}
+
+/* A ring error on qp: refused DMA is counted, and the function needs a reset. */
+static void ring_broken(struct vdev *vd, struct qp *qp, const char *what, int err)
+{
+	if (err == -EFAULT) {
+		qp_dma_fault(qp);
+		vd->stats.dma_faults++;
+	}
+	vdev_needs_reset(vd, "queue pair %u %s: %s", qp->index, what, ring_error(err));
+}
+
+/* Single-threaded; TX and RX apart because a TX frame can land in an RX ring. */
+static struct virtq_chain tx_chain, rx_chain;
+
+/* Copy up to cap bytes of a readable chain into buf. */
+static void gather(const struct virtq_chain *c, uint8_t *buf, uint32_t cap)
+{
+	uint32_t done = 0;
+
+	for (unsigned i = 0; i < c->nr && done < cap; i++) {
+		uint32_t n = MIN(c->iov[i].len, cap - done);
+
+		if (n)		/* an empty descriptor has no address */
+			memcpy(buf + done, c->iov[i].base, n);
+		done += n;
+	}
+}
+
+/* Complete a TX chain without sending it. */
+static void tx_complete(struct qp *qp, uint16_t head)
+{
+	virtq_push(&qp->vq[QP_TX], head, 0);
+	qp->tx_pushed = true;
+}
+
+/* Why a frame can never leave, or NULL: size, source address, destination. */
+static const char *tx_refuse(struct vdev *vd, const uint8_t *frame, int port)
+{
+	const uint8_t *src = frame + 6;
+
+	if (mac_is_multicast(src) || (!vd->trusted && memcmp(src, vd->mac, 6))) {
+		vd->stats.tx_spoofed++;
+		vd->nic->sw.stats.spoof_drops++;
+		return "spoofed";
+	}
+	if (port < 0) {
+		vd->nic->sw.stats.loop_drops++;
+		return "hairpin";
+	}
+	return NULL;
+}
+
+static int tx_peek(struct vdev *vd, struct tx_frame *f)
+{
+	unsigned junk = 0;
+
+	for (unsigned looked = 0; looked < vd->nr_qps;) {
+		struct qp *qp = vd->qps[vd->tx_rr % vd->nr_qps];
+		uint8_t hdr[HDNIC_NET_HDR_LEN + 12];
+		uint16_t db;
+		int r, port;
+
+		if (!qp_tx_pending(qp)) {
+			vd->tx_rr++;
+			looked++;
+			continue;
+		}
+		db = qp_tx_doorbell(qp);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);	/* doorbell before the ring */
+		r = virtq_pop(&qp->vq[QP_TX], qp_dma_space(qp), &tx_chain);
+		if (r < 0) {
+			ring_broken(vd, qp, "TX", r);
+			return -1;
+		}
+		if (!r) {	/* dry: wait for the next doorbell store or kick */
+			qp->tx_kicked = false;
+			qp->tx_db_seen = db;
+			vd->tx_rr++;
+			looked++;
+			continue;
+		}
+		if (tx_chain.total < HDNIC_NET_HDR_LEN + HDNIC_MIN_FRAME ||
+		    tx_chain.total > HDNIC_NET_HDR_LEN + HDNIC_MAX_FRAME) {
+			vd->stats.tx_errors++;
+			tx_complete(qp, tx_chain.head);
+		} else {
+			gather(&tx_chain, hdr, sizeof(hdr));
+			port = vd->holdq.holding ? SCHED_PORT_SWITCH :
+			       nic_tx_port(vd->nic, vd, hdr + HDNIC_NET_HDR_LEN);
+			if (!tx_refuse(vd, hdr + HDNIC_NET_HDR_LEN, port)) {
+				f->qp = qp;
+				f->len = (uint32_t)(tx_chain.total - HDNIC_NET_HDR_LEN);
+				f->port = (unsigned)port;
+				return 1;
+			}
+			vd->stats.tx_drops++;
+			tx_complete(qp, tx_chain.head);
+		}
+		if (++junk >= TX_JUNK_MAX) {
+			qp->tx_kicked = true;	/* more to look at next time */
+			return 0;
+		}
+	}
+	return 0;
+}
+
+int vdev_tx_peek(struct vdev *vd, struct tx_frame *f)
+{
+	sigjmp_buf jb, *prev;
+	int r;
+
+	if (!vd->running)
+		return -1;
+	DMA_GUARD_ARM(jb, prev);
+	if (sigsetjmp(jb, 0)) {
+		DMA_UNGUARD(prev);
+		vdev_needs_reset(vd, "DMA memory vanished under the device");
+		return -1;
+	}
+	r = tx_peek(vd, f);
+	DMA_UNGUARD(prev);
+	return r;
+}
+
+void vdev_tx_putback(struct tx_frame *f)
+{
+	virtq_unpop(&f->qp->vq[QP_TX]);
+}
+
+/* Guarded ring and buffer work: false if the memory vanished (the function is reset). */
+static bool tx_copy(struct vdev *vd, uint8_t *buf, uint32_t len)
+{
+	sigjmp_buf jb, *prev;
+
+	DMA_GUARD_ARM(jb, prev);
+	if (sigsetjmp(jb, 0)) {
+		DMA_UNGUARD(prev);
+		vdev_needs_reset(vd, "DMA memory vanished under the device");
+		return false;
+	}
+	gather(&tx_chain, buf, len);
+	DMA_UNGUARD(prev);
+	return true;
+}
+
+static void tx_complete_guarded(struct vdev *vd, struct qp *qp, uint16_t head)
+{
+	sigjmp_buf jb, *prev;
+
+	DMA_GUARD_ARM(jb, prev);
+	if (sigsetjmp(jb, 0)) {
+		DMA_UNGUARD(prev);
+		vdev_needs_reset(vd, "DMA memory vanished under the device");
+		return;
+	}
+	tx_complete(qp, head);
+	DMA_UNGUARD(prev);
+}
+
+void vdev_tx_send(struct vdev *vd, struct tx_frame *f)
+{
+	uint8_t buf[HDNIC_NET_HDR_LEN + HDNIC_MAX_FRAME];
+	const uint8_t *frame = buf + HDNIC_NET_HDR_LEN;
+	uint16_t head = tx_chain.head;
+
+	if (!tx_copy(vd, buf, HDNIC_NET_HDR_LEN + f->len))
+		return;
+	/* A trusted function may send as other stations: they live behind it. */
+	if (vd->trusted && memcmp(frame + 6, vd->mac, 6))
+		sw_learn(&vd->nic->sw, frame + 6, vd->port, vd->nic->now_ns);
+	vd->stats.tx_packets++;
+	vd->stats.tx_bytes += f->len;
+	vd->tx_rr++;
+	if (holdq_submit(&vd->holdq, frame, f->len))
+		vd->stats.tx_drops++;
+	if (f->qp->vq[QP_TX].attached)
+		tx_complete_guarded(vd, f->qp, head);
+}
+
+void vdev_tx_done(struct vdev *vd)
+{
+	sigjmp_buf jb, *prev;
+
+	DMA_GUARD_ARM(jb, prev);
+	if (sigsetjmp(jb, 0)) {
+		DMA_UNGUARD(prev);
+		vdev_needs_reset(vd, "DMA memory vanished under the device");
+		return;
+	}
+	for (unsigned k = 0; k < vd->nr_qps; k++) {
+		struct qp *qp = vd->qps[k];
+		struct virtq *vq = &qp->vq[QP_TX];
+
+		if (!qp->tx_pushed)
+			continue;
+		qp->tx_pushed = false;
+		if (!vq->attached)
+			continue;
+		virtq_publish(vq);
+		if (vd->polling)
+			virtq_set_notify(vq, false);	/* keep avail_event ahead */
+		if (virtq_should_interrupt(vq)) {
+			vd->vn.isr |= VIRTIO_ISR_QUEUE;
+			qp_raise(qp, QP_TX);
+		}
+	}
+	DMA_UNGUARD(prev);
+}
+
+bool vdev_tx_pending(const struct vdev *vd)
+{
+	for (unsigned k = 0; k < vd->nr_qps; k++)
+		if (qp_tx_pending(vd->qps[k]))
+			return true;
+	return false;
+}
+
+/* Notifications on (enable) or off for every attached TX queue. */
+static void tx_notify(struct vdev *vd, bool enable)
+{
+	for (unsigned k = 0; k < vd->nr_qps; k++)
+		if (vd->qps[k]->vq[QP_TX].attached)
+			virtq_set_notify(&vd->qps[k]->vq[QP_TX], enable);
+}
+
+/* Notifications back on, then look again: entries pending, or a ring error. */
+static int tx_rearm(struct vdev *vd, struct qp **broken)
+{
+	tx_notify(vd, true);
+	for (unsigned k = 0; k < vd->nr_qps; k++) {
+		struct qp *qp = vd->qps[k];
+		int pending;
+
+		if (!qp->vq[QP_TX].attached)
+			continue;
+		pending = virtq_avail_pending(&qp->vq[QP_TX]);
+		if (pending) {
+			*broken = qp;
+			return pending;
+		}
+	}
+	return 0;
+}
+
+void vdev_try_idle(struct vdev *vd, uint64_t now_ns)
+{
+	struct qp *qp = NULL;
+	sigjmp_buf jb, *prev;
+	int pending;
+
+	if (now_ns - vd->last_work_ns < vd->nic->idle_ns)
+		return;
+	DMA_GUARD_ARM(jb, prev);
+	if (sigsetjmp(jb, 0)) {
+		DMA_UNGUARD(prev);
+		vdev_needs_reset(vd, "DMA memory vanished under the device");
+		return;
+	}
+	/* Ask for notifications, then recheck: closes the lost-wakeup race. */
+	pending = tx_rearm(vd, &qp);
+	if (pending > 0) {
+		tx_notify(vd, false);
+		vd->last_work_ns = now_ns;
+	}
+	DMA_UNGUARD(prev);
+	if (pending < 0) {
+		ring_broken(vd, qp, "TX", pending);
+	} else if (!pending) {
+		vdev_stop_polling(vd);
+		vd->nic->sleeps++;
+	}
+}
+
+void vdev_kick(struct vdev *vd, unsigned queue)
+{
+	struct qp *qp;
+
+	vd->stats.kicks++;
+	if (!vd->running)
+		return;
+	if ((int)queue == vdev_ctrlq_index(vd)) {
+		vdev_ctrlq_kick(vd);
+		return;
+	}
+	if (vdev_queue_qp(vd, queue, &qp) != QP_TX)
+		return;		/* RX refills are found when a frame arrives */
+	qp->tx_kicked = true;
+	vdev_start_polling(vd);
+}
+
+void vdev_start_polling(struct vdev *vd)
+{
+	sigjmp_buf jb, *prev;
+
+	if (vd->polling || !vd->running)
+		return;
+	vd->polling = true;
+	vd->last_work_ns = vd->nic->now_ns;
+	for (unsigned k = 0; k < vd->nr_qps; k++)
+		vd->qps[k]->tx_kicked = true;	/* look once whatever the doorbell says */
+	DMA_GUARD_ARM(jb, prev);
+	if (sigsetjmp(jb, 0)) {
+		DMA_UNGUARD(prev);
+		for (unsigned k = 0; k < vd->nr_qps; k++)
+			vd->qps[k]->tx_kicked = false;	/* the next ring access reports it */
+	} else {
+		tx_notify(vd, false);
+		DMA_UNGUARD(prev);
+	}
+	sched_add(&vd->nic->sched, vd);
+}
+
+void vdev_stop_polling(struct vdev *vd)
+{
+	if (!vd->polling)
+		return;
+	vd->polling = false;
+	sched_remove(&vd->nic->sched, vd);
+}
+
+/* ---- RX ---- */
+
+/* FNV-1a over a byte range, continuing from h. */
+static uint32_t fnv(uint32_t h, const uint8_t *p, uint32_t n)
+{
+	while (n--)
+		h = (h ^ *p++) * 16777619u;
+	return h;
+}
+
+/* Multi-queue: spread flows over the enabled pairs (MACs, IPv4 addresses, L4 ports). */
+static struct qp *rx_steer(struct vdev *vd, const uint8_t *frame, uint32_t len)
+{
+	unsigned pairs = vd->vn.driver_features & VF_F_MQ ? vd->vn.active_pairs : 1;
+	uint32_t h;
+
+	if (pairs <= 1)
+		return vd->qps[0];
+	h = fnv(2166136261u, frame, 12);
+	if (len >= 34 && frame[12] == 0x08 && frame[13] == 0x00) {
+		uint32_t l4 = 14 + (frame[14] & 0xfu) * 4;
+
+		h = fnv(h, frame + 26, 8);
+		if ((frame[23] == 6 || frame[23] == 17) && len >= l4 + 4)
+			h = fnv(h, frame + l4, 4);
+	}
+	return vd->qps[h % pairs];
+}
+
+static void rx_put(struct vdev *vd, struct qp *qp, const uint8_t *frame, uint32_t len)
+{
+	struct virtq *vq = &qp->vq[QP_RX];
+	/* virtio_net_hdr_v1: no offloads, num_buffers = 1 */
+	uint8_t hdr[HDNIC_NET_HDR_LEN] = { [10] = 1 };
+	const uint8_t *src[2] = { hdr, frame };
+	uint32_t src_len[2] = { sizeof(hdr), len };
+	unsigned s = 0, i = 0;
+	uint32_t s_off = 0, d_off = 0;
+	int r;
+
+	r = virtq_pop(vq, qp_dma_space(qp), &rx_chain);
+	if (r < 0) {
+		ring_broken(vd, qp, "RX", r);
+		return;
+	}
+	if (!r) {
+		vd->stats.rx_drops++;	/* no buffer posted: the wire drops it */
+		return;
+	}
+	if (rx_chain.total < sizeof(hdr) + (uint64_t)len) {
+		/* Too small for the frame: give the buffer back empty. */
+		vd->stats.rx_errors++;
+		virtq_push(vq, rx_chain.head, 0);
+		qp->rx_pushed = true;
+		nic_irq_pending(vd->nic, vd);
+		return;
+	}
+	while (s < 2) {
+		uint32_t n = MIN(src_len[s] - s_off, rx_chain.iov[i].len - d_off);
+
+		if (n)
+			memcpy(rx_chain.iov[i].base + d_off, src[s] + s_off, n);
+		s_off += n;
+		d_off += n;
+		if (s_off == src_len[s]) {
+			s++;
+			s_off = 0;
+		}
+		if (d_off == rx_chain.iov[i].len) {
+			i++;
+			d_off = 0;
+		}
+	}
+	virtq_push(vq, rx_chain.head, sizeof(hdr) + len);
+	vd->stats.rx_packets++;
+	vd->stats.rx_bytes += len;
+	qp->rx_pushed = true;
+	nic_irq_pending(vd->nic, vd);
+}
+
+void vdev_rx_deliver(struct vdev *vd, const uint8_t *frame, uint32_t len)
+{
+	struct token_bucket *police = &vd->sched.rx;
+	sigjmp_buf jb, *prev;
+	struct qp *qp;
+
+	if (!vd->running) {
+		if (vd->vn.status & VST_DRIVER_OK)
+			vd->stats.rx_drops++;	/* paused or broken: link is down */
+		return;
+	}
+	/* Ingress policing at the device: the excess never costs a DMA. */
+	if (police->rate) {
+		if (!tb_conform(police, len, now_ns())) {
+			vd->stats.rx_policed++;
+			vd->stats.rx_drops++;
+			return;
+		}
+		tb_charge(police, len);
+	}
+	qp = rx_steer(vd, frame, len);
+	if (!qp->vq[QP_RX].attached) {
+		vd->stats.rx_drops++;
+		return;
+	}
+	DMA_GUARD_ARM(jb, prev);
+	if (sigsetjmp(jb, 0)) {
+		DMA_UNGUARD(prev);
+		vdev_needs_reset(vd, "DMA memory vanished under the device");
+		return;
+	}
+	rx_put(vd, qp, frame, len);
+	DMA_UNGUARD(prev);
+}
+
+void vdev_flush(struct vdev *vd)
+{
+	sigjmp_buf jb, *prev;
+
+	DMA_GUARD_ARM(jb, prev);
+	if (sigsetjmp(jb, 0)) {
+		DMA_UNGUARD(prev);
+		for (unsigned k = 0; k < vd->nr_qps; k++)
+			vd->qps[k]->rx_pushed = false;
+		vdev_needs_reset(vd, "DMA memory vanished under the device");
+		vdev_flush_irqs(vd);
+		return;
+	}
+	for (unsigned k = 0; k < vd->nr_qps; k++) {
+		struct qp *qp = vd->qps[k];
+		struct virtq *vq = &qp->vq[QP_RX];
+
+		if (!qp->rx_pushed)
+			continue;
+		qp->rx_pushed = false;
+		if (!vq->attached)
+			continue;
+		virtq_publish(vq);
+		if (virtq_should_interrupt(vq)) {
+			vd->vn.isr |= VIRTIO_ISR_QUEUE;
+			qp_raise(qp, QP_RX);
+		}
+	}
+	DMA_UNGUARD(prev);
+	vdev_flush_irqs(vd);
+}
+
+void vdev_dma_changed(struct vdev *vd)
+{
+	struct dma_space *fn_space = iommu_space(&vd->nic->iommu, vd->pasid);
+
+	for (unsigned k = 0; k < vd->nr_qps; k++) {
+		struct qp *qp = vd->qps[k];
+
+		for (unsigned q = 0; q < QP_NR_QUEUES; q++) {
+			if (virtq_revalidate(&qp->vq[q], qp_dma_space(qp))) {
+				vdev_needs_reset(vd, "queue pair %u rings were unmapped", qp->index);
+				return;
+			}
+		}
+	}
+	if (virtq_revalidate(&vd->vn.ctrlq, fn_space))
+		vdev_needs_reset(vd, "control queue rings were unmapped");
+}

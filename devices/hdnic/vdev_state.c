@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Function state for migration and checkpoints: PCI config space, MSI-X,
+ * the virtio registers, every queue's configuration and ring position (the
+ * queue pairs' and the control queue's), the doorbell slots, pending IMS
+ * entries and the statistics counters (guest-visible state too, through the
+ * statistics capability).  Loading parses into a scratch copy, validates
+ * everything, and only then commits, so a corrupt stream never leaves a
+ * half-loaded function.  A stream only loads into a function of the same
+ * shape (queue pairs, vectors).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "devices/hdnic/nic.h"
+#include "devices/hdnic/switch.h"
+#include "devices/hdnic/vdev.h"
+#include "vmm/util.h"
+
+#define VDEV_STATE_TAG		0x31465648u	/* "HVF1" */
+#define VDEV_STATE_VERSION	2
+#define VDEV_NR_COUNTERS	15
+
+struct saved_queue {
+	uint16_t size, msix_vector;
+	uint8_t enabled, attached, signalled_valid, ims_pending;
+	uint64_t desc, avail, used;
+	uint16_t last_avail, used_idx, signalled_used, doorbell;
+};
+
+struct vdev_saved {
+	uint8_t nr_qps, nr_vectors;
+	uint8_t mac[6];
+	uint8_t cfg[VDEV_CFG_SIZE];
+	struct vdev_msix_entry msix[VDEV_MAX_VECTORS];
+	uint64_t pba, irq_masked;
+	uint32_t dfselect, gfselect;
+	uint64_t driver_features;
+	uint16_t msix_config, queue_select, active_pairs;
+	uint8_t status, config_generation, isr;
+	struct saved_queue q[VDEV_MAX_QUEUES];
+	uint64_t counters[VDEV_NR_COUNTERS];
+};
+
+static uint64_t *stat_field(struct vdev_stats *s, unsigned i)
+{
+	uint64_t *f[VDEV_NR_COUNTERS] = {
+		&s->rx_packets, &s->rx_bytes, &s->rx_drops, &s->rx_errors,
+		&s->tx_packets, &s->tx_bytes, &s->tx_drops, &s->tx_errors,
+		&s->needs_reset, &s->proto_errors, &s->irqs, &s->rx_policed,
+		&s->tx_spoofed, &s->tx_throttled, &s->dma_faults,
+	};
+
+	return f[i];
+}
+
+/* Queue i in the saved order: the pairs' queues (virtqueue numbering), then control. */
+static struct virtq *saved_queue(struct vdev *vd, unsigned i, struct qp **qp, int *dir)
+{
+	if (i < 2 * vd->nr_qps) {
+		*qp = vd->qps[i / 2];
+		*dir = (int)(i % 2);
+		return &(*qp)->vq[*dir];
+	}
+	*qp = NULL;
+	*dir = -1;
+	return &vd->vn.ctrlq;
+}
+
+int vdev_save(struct vdev *vd, struct state_buf *sb)
+{
+	struct virtio_net_state *vn = &vd->vn;
+	size_t mark = state_begin_section(sb, VDEV_STATE_TAG);
+
+	state_put_u32(sb, VDEV_STATE_VERSION);
+	state_put_u8(sb, (uint8_t)vd->nr_qps);
+	state_put_u8(sb, (uint8_t)vd->nr_vectors);
+	state_put_bytes(sb, vd->mac, 6);
+	state_put_bytes(sb, vd->cfg, VDEV_CFG_SIZE);
+	for (unsigned i = 0; i < vd->nr_vectors; i++) {
+		state_put_u32(sb, vd->msix[i].addr_lo);
+		state_put_u32(sb, vd->msix[i].addr_hi);
+		state_put_u32(sb, vd->msix[i].data);
+		state_put_u32(sb, vd->msix[i].ctrl);
+	}
+	state_put_u64(sb, vd->msix_pba);
+	state_put_u64(sb, vd->irq_masked);
+	state_put_u32(sb, vn->dfselect);
+	state_put_u32(sb, vn->gfselect);
+	state_put_u64(sb, vn->driver_features);
+	state_put_u16(sb, vn->msix_config);
+	state_put_u16(sb, vn->queue_select);
+	state_put_u16(sb, vn->active_pairs);
+	state_put_u8(sb, vn->status);
+	state_put_u8(sb, vn->config_generation);
+	state_put_u8(sb, vn->isr);
+	for (unsigned i = 0; i < vdev_nr_queues(vd); i++) {
+		struct qp *qp;
+		int dir;
+		const struct virtq *vq = saved_queue(vd, i, &qp, &dir);
+		uint16_t db = 0;
+
+		state_put_u16(sb, vq->size);
+		state_put_u16(sb, vq->msix_vector);
+		state_put_u8(sb, vq->enabled);
+		state_put_u8(sb, vq->attached);
+		state_put_u8(sb, vq->signalled_valid);
+		state_put_u8(sb, qp ? qp->ims[dir].pending : 0);
+		state_put_u64(sb, vq->desc_addr);
+		state_put_u64(sb, vq->avail_addr);
+		state_put_u64(sb, vq->used_addr);
+		state_put_u16(sb, vq->last_avail);
+		state_put_u16(sb, vq->used_idx);
+		state_put_u16(sb, vq->signalled_used);
+		if (qp && qp->db[dir])
+			db = *qp->db[dir];
+		state_put_u16(sb, db);
+	}
+	state_put_u32(sb, VDEV_NR_COUNTERS);
+	for (unsigned i = 0; i < VDEV_NR_COUNTERS; i++)
+		state_put_u64(sb, *stat_field(&vd->stats, i));
+	state_end_section(sb, mark);
+	return state_ok(sb) ? 0 : -ENOMEM;
+}
+
+static int parse(const struct vdev *vd, struct state_buf *sb, struct vdev_saved *s)
+{
+	uint32_t tag = state_get_u32(sb), len = state_get_u32(sb);
+	size_t start = sb->pos;
+	unsigned nq;
+
+	if (!state_ok(sb) || tag != VDEV_STATE_TAG || len > sb->len - sb->pos)
+		return -EINVAL;
+	if (state_get_u32(sb) != VDEV_STATE_VERSION)
+		return -EINVAL;
+	s->nr_qps = state_get_u8(sb);
+	s->nr_vectors = state_get_u8(sb);
+	if (s->nr_qps != vd->nr_qps || s->nr_vectors != vd->nr_vectors)
+		return -EINVAL;		/* saved from a function of another shape */
+	state_get_bytes(sb, s->mac, 6);
+	state_get_bytes(sb, s->cfg, VDEV_CFG_SIZE);
+	for (unsigned i = 0; i < s->nr_vectors; i++) {
+		s->msix[i].addr_lo = state_get_u32(sb);
+		s->msix[i].addr_hi = state_get_u32(sb);
+		s->msix[i].data = state_get_u32(sb);
+		s->msix[i].ctrl = state_get_u32(sb);
+	}
+	s->pba = state_get_u64(sb);
+	s->irq_masked = state_get_u64(sb);
+	s->dfselect = state_get_u32(sb);
+	s->gfselect = state_get_u32(sb);
+	s->driver_features = state_get_u64(sb);
+	s->msix_config = state_get_u16(sb);
+	s->queue_select = state_get_u16(sb);
+	s->active_pairs = state_get_u16(sb);
+	s->status = state_get_u8(sb);
+	s->config_generation = state_get_u8(sb);
+	s->isr = state_get_u8(sb);
+	nq = vdev_nr_queues(vd);
+	for (unsigned i = 0; i < nq; i++) {
+		struct saved_queue *q = &s->q[i];
+
+		q->size = state_get_u16(sb);
+		q->msix_vector = state_get_u16(sb);
+		q->enabled = state_get_u8(sb);
+		q->attached = state_get_u8(sb);
+		q->signalled_valid = state_get_u8(sb);
+		q->ims_pending = state_get_u8(sb);
+		q->desc = state_get_u64(sb);
+		q->avail = state_get_u64(sb);
+		q->used = state_get_u64(sb);
+		q->last_avail = state_get_u16(sb);
+		q->used_idx = state_get_u16(sb);
+		q->signalled_used = state_get_u16(sb);
+		q->doorbell = state_get_u16(sb);
+	}
+	if (state_get_u32(sb) != VDEV_NR_COUNTERS)
+		return -EINVAL;
+	for (unsigned i = 0; i < VDEV_NR_COUNTERS; i++)
+		s->counters[i] = state_get_u64(sb);
+	if (!state_ok(sb) || sb->pos - start != len)
+		return -EINVAL;
+	return 0;
+}
+
+static bool vector_ok(const struct vdev *vd, uint16_t v)
+{
+	return v < vd->nr_vectors || v == VIRTQ_NO_VECTOR;
+}
+
+static int validate(const struct vdev *vd, const struct vdev_saved *s)
+{
+	uint64_t vmask = vd->nr_vectors >= 64 ? ~0ULL : (1ULL << vd->nr_vectors) - 1;
+
+	if (mac_is_multicast(s->mac) || mac_is_zero(s->mac))
+		return -EINVAL;
+	if ((s->pba & ~vmask) || (s->irq_masked & ~vmask))
+		return -EINVAL;
+	if (s->driver_features & ~vdev_features(vd) || !vector_ok(vd, s->msix_config))
+		return -EINVAL;
+	if ((s->driver_features & VF_F_MQ) && !(s->driver_features & VF_F_CTRL_VQ))
+		return -EINVAL;
+	if (s->active_pairs < 1 || s->active_pairs > vd->nr_qps)
+		return -EINVAL;
+	if (s->isr & ~(VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG))
+		return -EINVAL;
+	if ((s->status & VST_DRIVER_OK) && !(s->status & VST_FEATURES_OK))
+		return -EINVAL;
+	for (unsigned i = 0; i < vdev_nr_queues(vd); i++) {
+		const struct saved_queue *q = &s->q[i];
+
+		if (!q->size || q->size > HDNIC_QUEUE_MAX_SIZE || (q->size & (q->size - 1)))
+			return -EINVAL;
+		if (!vector_ok(vd, q->msix_vector) || q->enabled > 1 || q->attached > 1 ||
+		    q->signalled_valid > 1 || q->ims_pending > 1)
+			return -EINVAL;
+		if (q->attached && (!q->enabled || !(s->status & VST_DRIVER_OK)))
+			return -EINVAL;
+		/* The device can never have used more than the driver made available. */
+		if ((uint16_t)(q->last_avail - q->used_idx) > q->size)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int vdev_load(struct vdev *vd, struct state_buf *sb)
+{
+	static struct vdev_saved s;	/* large; single-threaded */
+	struct virtq vq[VDEV_MAX_QUEUES];
+	struct virtio_net_state *vn = &vd->vn;
+	unsigned nq = vdev_nr_queues(vd);
+	bool ev;
+	int err;
+
+	if (vd->running)
+		return -EBUSY;		/* pause first */
+	memset(&s, 0, sizeof(s));
+	err = parse(vd, sb, &s);
+	if (!err)
+		err = validate(vd, &s);
+	if (err)
+		return err;
+	ev = s.driver_features & VF_F_EVENT_IDX;
+	/* Resolve the rings against the current DMA map before touching the function. */
+	for (unsigned i = 0; i < nq; i++) {
+		const struct saved_queue *q = &s.q[i];
+		struct dma_space *as;
+		enum virtq_dir dir;
+		struct qp *qp;
+		int d;
+
+		saved_queue(vd, i, &qp, &d);
+		as = qp ? qp_dma_space(qp) : iommu_space(&vd->nic->iommu, vd->pasid);
+		dir = d < 0 ? VIRTQ_BOTH : d == QP_RX ? VIRTQ_FROM_DEVICE : VIRTQ_TO_DEVICE;
+		virtq_reset(&vq[i]);
+		vq[i].size = q->size;
+		vq[i].msix_vector = q->msix_vector;
+		vq[i].enabled = q->enabled;
+		vq[i].desc_addr = q->desc;
+		vq[i].avail_addr = q->avail;
+		vq[i].used_addr = q->used;
+		if (q->attached) {
+			err = virtq_attach(&vq[i], as, ev, dir);
+			if (err)
+				break;
+			vq[i].last_avail = q->last_avail;
+			vq[i].used_idx = q->used_idx;
+			vq[i].signalled_used = q->signalled_used;
+			vq[i].signalled_valid = q->signalled_valid;
+		}
+	}
+	if (!err && memcmp(s.mac, vd->mac, 6))
+		err = nic_set_mac(vd->nic, vd, s.mac, NULL, 0);
+	if (err)
+		return err;
+	/* Commit. */
+	memcpy(vd->cfg, s.cfg, VDEV_CFG_SIZE);
+	memcpy(vd->msix, s.msix, vd->nr_vectors * sizeof(*vd->msix));
+	vd->msix_pba = s.pba;
+	vd->irq_masked = s.irq_masked;
+	vn->dfselect = s.dfselect;
+	vn->gfselect = s.gfselect;
+	vn->driver_features = s.driver_features;
+	vn->msix_config = s.msix_config;
+	vn->queue_select = s.queue_select;
+	vn->active_pairs = s.active_pairs;
+	vn->status = s.status;
+	vn->config_generation = s.config_generation;
+	vn->isr = s.isr;
+	for (unsigned i = 0; i < nq; i++) {
+		struct qp *qp;
+		int d;
+		struct virtq *dst = saved_queue(vd, i, &qp, &d);
+
+		*dst = vq[i];
+		if (!qp)
+			continue;
+		qp->ims[d].pending = s.q[i].ims_pending;
+		if (vd->db)
+			memcpy((uint8_t *)vd->db + i * HDNIC_DB_STRIDE, &s.q[i].doorbell, 2);
+		qp->tx_db_seen = 0;
+		qp->tx_kicked = true;
+	}
+	for (unsigned i = 0; i < VDEV_NR_COUNTERS; i++)
+		*stat_field(&vd->stats, i) = s.counters[i];
+	vdev_ims_sync(vd);
+	vdev_update_running(vd);
+	return 0;
+}
