@@ -64,7 +64,7 @@ int hdguest_main(void)
 	}
 	if (app->check && (status = app->check(&boot_info)))
 		return status;
-	if (app->net && (status = net_up()))
+	if (app->net && (status = net_up(&boot_info)))
 		return status;
 	outb(PLAT_MARKER_WORKLOAD, PLAT_MARKER_PORT);
 	return app->main(&boot_info);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Poll-mode virtio-net driver (see virtio_net.h). */
 #include "guest/console.h"
+#include "guest/drivers/dma.h"
 #include "guest/drivers/virtio_net.h"
 #include "guest/io.h"
 #include "guest/lib.h"
@@ -15,10 +16,28 @@
 #define VNET_FEATURES	(1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_NET_F_MAC | \
 			 1ULL << VIRTIO_NET_F_STATUS | 1ULL << VIRTIO_F_RING_EVENT_IDX)
 
-/* Guest RAM is identity mapped: a buffer's address is its GPA. */
-static struct vring_area rx_ring, tx_ring;
-static uint8_t rx_bufs[VQ_MAX_SIZE][VNET_BUF_SIZE] __attribute__((aligned(4096)));
-static uint8_t tx_bufs[VQ_MAX_SIZE][VNET_BUF_SIZE] __attribute__((aligned(4096)));
+/*
+ * Rings and buffers come from dma_alloc() at open (GPA = VA, identity
+ * mapped): virtq_init() clears the rings; buffers are written before they
+ * are read.
+ */
+typedef uint8_t vnet_buf[VNET_BUF_SIZE];
+static struct vring_area *rx_ring, *tx_ring;
+static vnet_buf *rx_bufs, *tx_bufs;
+
+static int alloc_dma(void)
+{
+	if (rx_ring)
+		return 0;	/* kept across a re-open */
+	if (!(rx_ring = dma_alloc(sizeof(*rx_ring), 4096, "the RX ring")) ||
+	    !(tx_ring = dma_alloc(sizeof(*tx_ring), 4096, "the TX ring")) ||
+	    !(rx_bufs = dma_alloc(VQ_MAX_SIZE * sizeof(vnet_buf), 4096, "RX buffers")) ||
+	    !(tx_bufs = dma_alloc(VQ_MAX_SIZE * sizeof(vnet_buf), 4096, "TX buffers"))) {
+		rx_ring = NULL;
+		return -1;
+	}
+	return 0;
+}
 
 uint64_t virtio_net_tx_buf_addr(uint16_t id)
 {
@@ -89,7 +108,7 @@ int virtio_net_open(struct virtio_net *vn, int n)
 		printf(WHO ": no device (1af4:1041) found\n");
 		return -1;
 	}
-	if (virtio_pci_probe(&vn->vp, pci, WHO))
+	if (alloc_dma() || virtio_pci_probe(&vn->vp, pci, WHO))
 		return -1;
 	if (virtio_pci_reset(&vn->vp)) {
 		printf(WHO ": device did not acknowledge reset\n");
@@ -107,8 +126,8 @@ int virtio_net_open(struct virtio_net *vn, int n)
 	}
 
 	event_idx = virtio_has_feature(&vn->vp, VIRTIO_F_RING_EVENT_IDX);
-	virtq_init(&vn->rx, "rx", VNET_RX_QUEUE, &rx_ring, event_idx);
-	virtq_init(&vn->tx, "tx", VNET_TX_QUEUE, &tx_ring, event_idx);
+	virtq_init(&vn->rx, "rx", VNET_RX_QUEUE, rx_ring, event_idx);
+	virtq_init(&vn->tx, "tx", VNET_TX_QUEUE, tx_ring, event_idx);
 	if (setup_queue(vn, &vn->rx) || setup_queue(vn, &vn->tx))
 		return fail(vn, "queue setup failed");
 	virtio_pci_add_status(&vn->vp, VIRTIO_STATUS_DRIVER_OK);

@@ -1,17 +1,25 @@
 // SPDX-License-Identifier: MIT
 /* The interface: configuration from the command line, bring-up, the poll loop. */
+#include "guest/bootinfo.h"
 #include "guest/cmdline.h"
 #include "guest/console.h"
+#include "guest/drivers/dma.h"
 #include "guest/io.h"
 #include "guest/lib.h"
 #include "guest/net/net_internal.h"
 
 #define RX_BUDGET		64
-/* Device health and ARP timers: about every 67 ms (a status read is a VM exit) */
+/* ARP timers: about every 67 ms at the rough TSC rate */
 #define TICK_CYCLES		(1ULL << 27)
+/*
+ * Device health (NEEDS_RESET, surprise removal): about every half second.
+ * A status read is a VM exit, and for a passed-through device a round trip
+ * to its server, so hundreds of guests must not do it often.
+ */
+#define HEALTH_CYCLES		(1ULL << 30)
 
 struct netif netif;
-static uint64_t last_tick;
+static uint64_t last_tick, last_health;
 
 struct virtio_net *net_device(void)
 {
@@ -104,7 +112,7 @@ static int configure(void)
 	return 0;
 }
 
-int net_up(void)
+int net_up(const struct boot_info *bi)
 {
 	const uint8_t *m;
 	char a[16];
@@ -113,12 +121,13 @@ int net_up(void)
 	err = configure();
 	if (err)
 		return err;
+	dma_init(bi);
 	if (virtio_net_open(&netif.dev, 0))
 		return 1;
 	memcpy(netif.mac, netif.dev.mac, ETH_ALEN);
 	arp_announce();
 	virtio_net_tx_flush(&netif.dev);
-	last_tick = rdtsc();
+	last_tick = last_health = rdtsc();
 	m = netif.mac;
 	net_format_ip(a, netif.ip);
 	printf("net: %02x:%02x:%02x:%02x:%02x:%02x ip %s/%u up\n", m[0], m[1], m[2], m[3], m[4],
@@ -136,11 +145,14 @@ int net_poll(void)
 	now = rdtsc();
 	if (now - last_tick >= TICK_CYCLES) {
 		last_tick = now;
+		arp_tick(now);
+	}
+	if (now - last_health >= HEALTH_CYCLES) {
+		last_health = now;
 		if (virtio_net_check(vn) == VNET_GONE) {
 			printf("virtio-net: device gone\n");
 			return 1;
 		}
-		arp_tick(now);
 	}
 	virtio_net_tx_flush(vn);
 	return 0;
@@ -151,7 +163,7 @@ int net_run(void)
 	int st;
 
 	while (!(st = net_poll()))
-		;
+		cpu_relax();	/* a spinning poller should not starve its SMT sibling */
 	return st;
 }
 

@@ -15,14 +15,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct boot_info;
 struct virtio_net;
 
 /*
  * Parse ip=/gw=, bring the device up, announce our address (gratuitous
  * ARP) and print "net: <mac> ip <ip>/<len> up".  Returns 0, 2 (bad command
- * line; the problem is printed) or 1 (no usable device).
+ * line; the problem is printed) or 1 (no usable device, or no RAM for
+ * its rings and buffers).
  */
-int net_up(void);
+int net_up(const struct boot_info *bi);
 /* One polling pass; 0, or 1 once the device is gone ("virtio-net: device gone"). */
 int net_poll(void);
 /* net_poll() until it reports the device gone; returns that status. */
