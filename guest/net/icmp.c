@@ -20,7 +20,7 @@ void icmp_input(const struct ip_hdr *ip, const uint8_t *data, uint32_t len)
 	struct icmp_hdr *rep;
 	struct net_txbuf tb;
 
-	if (len < ICMP_HLEN || csum_fold(csum_partial(data, len, 0))) {
+	if (len < ICMP_HLEN || len > VNET_MTU - IP_HLEN || csum_fold(csum_partial(data, len, 0))) {
 		netif.stats.rx_bad++;
 		return;
 	}
