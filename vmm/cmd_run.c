@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "devices/virtio/net_cli.h"
 #include "vmm/cli.h"
 #include "vmm/control.h"
 #include "vmm/run.h"
@@ -32,6 +33,11 @@ static void run_usage(FILE *f)
 "                       where the serial console goes (default stdio)\n"
 "  --metrics FILE       write boot/exit timings and memory use as JSON at exit\n"
 "  --run-dir DIR        control sockets live here (default $HDVM_RUN_DIR or %s)\n"
+"  --vfio-user SOCKET   pass through a vfio-user device (e.g. an hdnic VF)\n"
+"  --vfio PATH|BDF      pass through a kernel VFIO device (/dev/vfio/devices/vfioN\n"
+"                       or a PCI address); untested on hardware\n"
+"  --net tap=IFNAME[,mac=MAC]\n"
+"                       paravirtual virtio-net on a TAP (created if missing)\n"
 "  --no-seccomp         do not install the seccomp filters\n"
 "  --debug              verbose diagnostics\n"
 "\n"
@@ -176,10 +182,15 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 			if (add_repeatable(cfg->vfio_kernel, &cfg->nr_vfio_kernel, "vfio", optarg) < 0)
 				return -1;
 			break;
-		case OPT_NET:
+		case OPT_NET: {
+			struct net_opts no;
+
+			if (net_opts_parse(optarg, &no) < 0)
+				return -1;	/* the parser names the bad value */
 			if (add_repeatable(cfg->net, &cfg->nr_net, "net", optarg) < 0)
 				return -1;
 			break;
+		}
 		case OPT_HELP:
 			run_usage(stdout);
 			exit(0);
