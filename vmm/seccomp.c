@@ -65,7 +65,10 @@ static const unsigned long vcpu_ioctls[] = {
 	KVM_SET_USER_MEMORY_REGION, KVM_SIGNAL_MSI,
 };
 static const int vcpu_calls[] = {
+	/* trapped passthrough accesses go to the vfio-user server from vCPU threads;
+	 * a server that times out gets its connection shut down */
 	SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(poll), SCMP_SYS(ppoll),
+	SCMP_SYS(shutdown),
 };
 
 /*
