@@ -115,3 +115,25 @@ def test_kernel_vfio_without_vfio_on_host(run_dir):
     assert "0000:01:00.1" in err
     err = run_refused(run_dir, "--vfio", "/dev/vfio/devices/vfio0")
     assert "vfio0" in err
+
+
+def test_stalled_server_times_out_and_vm_survives(vms, nic, run_dir):
+    """A device server that stops answering (SIGSTOP) must not hang or kill hdvm:
+    the trapped access times out, the device is removed, the VM runs on."""
+    import signal
+    vm = vms(cmdline="app=counter ip=10.66.0.10/24", extra=["--vfio-user", str(nic.sock(0))])
+    vm.out.wait_for("counter: listening", timeout=30)
+    nic.proc.send_signal(signal.SIGSTOP)
+    try:
+        # the guest checks its device every ~0.5 s: that read traps and waits for hdnic
+        vm.err.wait_for(r"device lost: waiting for a reply \(Connection timed out\)",
+                        timeout=20)
+        vm.err.wait_for(r"device removed, the VM keeps running", timeout=5)
+        vm.out.wait_for("virtio-net: device gone", timeout=10)
+        time.sleep(0.5)
+        assert "seccomp" not in vm.err.text(), vm.err.text()
+    finally:
+        nic.proc.send_signal(signal.SIGCONT)
+    # the guest app exits with status 1 when its device is gone; hdvm passes it on
+    assert vm.wait(15) == 1
+    assert list(run_dir.iterdir()) == []
