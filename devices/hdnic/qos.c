@@ -22,7 +22,7 @@ void tb_set(struct token_bucket *tb, uint64_t bits_per_sec, uint64_t now_ns)
 	depth = bits_per_sec * QOS_BURST_MS / 1000;
 	if (depth < 2 * 8 * HDNIC_MAX_FRAME)
 		depth = 2 * 8 * HDNIC_MAX_FRAME;
-	tb->cap = depth * NSEC;		/* <= 2e9 bits * 1e9: fits */
+	tb->cap = depth * NSEC;		/* <= 5e9 bits * 1e9: fits, and so does 2 * cap */
 	tb->tokens = tb->cap;
 	tb->fill_ns = tb->cap / bits_per_sec;
 }

@@ -13,11 +13,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QOS_RATE_MAX		400000000000ULL	/* 400 Gbit/s */
+#define QOS_RATE_MAX		100000000000ULL	/* 100 Gbit/s: depth * 1e9 fits in 64 bits */
 #define QOS_RATE_MIN		8000ULL		/* 8 kbit/s, when not 0 */
 #define QOS_WEIGHT_DEFAULT	1
 #define QOS_WEIGHT_MAX		1000
-#define QOS_BURST_MS		5		/* bucket depth, in time at the rate */
+#define QOS_BURST_MS		50		/* bucket depth, in time at the rate */
 
 struct token_bucket {
 	uint64_t rate;		/* bit/s; 0 = unlimited */
@@ -27,7 +27,11 @@ struct token_bucket {
 	uint64_t last_ns;
 };
 
-/* (Re)configure: full bucket of QOS_BURST_MS at the rate, at least two frames. */
+/*
+ * (Re)configure: a full bucket QOS_BURST_MS deep at the rate, at least two
+ * frames.  Policing needs the depth to absorb how bursty arrivals are: a
+ * bucket shallower than the gaps between bursts admits less than the rate.
+ */
 void tb_set(struct token_bucket *tb, uint64_t bits_per_sec, uint64_t now_ns);
 /* Would a len-byte frame conform now?  Refills first. */
 bool tb_conform(struct token_bucket *tb, uint32_t len, uint64_t now_ns);

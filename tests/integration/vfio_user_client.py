@@ -4,8 +4,9 @@
 VfioUserClient speaks the wire protocol (devices/vfio/vfio_user_proto.h)
 over an AF_UNIX socket, passing fds with SCM_RIGHTS.  It can also send raw
 bytes, so tests can feed a server malformed messages.  VirtioNetVF drives an
-hdnic VF like a guest driver would: DMA-maps a memfd as "guest memory",
-programs the virtqueues through REGION_WRITE, posts frames and buffers.
+hdnic VF or ADI like a guest driver would: DMA-maps a memfd as "guest
+memory", programs the virtqueues through REGION_WRITE, posts frames and
+buffers, and with pairs > 1 runs multi-queue with the control queue.
 """
 import array
 import ctypes
@@ -268,9 +269,18 @@ DB_STRIDE = 64
 
 S_ACK, S_DRIVER, S_DRIVER_OK, S_FEATURES_OK, S_NEEDS_RESET = 1, 2, 4, 8, 0x40
 F_MAC, F_STATUS, F_EVENT_IDX, F_VERSION_1 = 1 << 5, 1 << 16, 1 << 29, 1 << 32
+F_CTRL_VQ, F_MQ = 1 << 17, 1 << 22
 DESC_F_NEXT, DESC_F_WRITE = 1, 2
 NET_HDR_LEN = 12
 RX, TX = 0, 1
+CTRL_MQ, CTRL_MQ_VQ_PAIRS_SET = 4, 0
+CTRL_OK, CTRL_ERR = 0, 1
+STATS_MAGIC = 0x5453
+STATS = ("rx_packets", "rx_bytes", "rx_drops", "tx_packets", "tx_bytes", "tx_drops")
+
+
+def align(x, a):
+    return (x + a - 1) // a * a
 
 
 class Ring:
@@ -287,8 +297,13 @@ class Ring:
         struct.pack_into("<QIHH", self.mem, self.desc + 16 * i, addr, length, flags, nxt)
 
     def publish(self, head):
-        struct.pack_into("<H", self.mem, self.avail + 4 + 2 * (self.avail_idx % self.size), head)
-        self.avail_idx = (self.avail_idx + 1) & 0xFFFF
+        self.publish_many((head,))
+
+    def publish_many(self, heads):
+        """Make several chains available with one index update."""
+        for head in heads:
+            struct.pack_into("<H", self.mem, self.avail + 4 + 2 * (self.avail_idx % self.size), head)
+            self.avail_idx = (self.avail_idx + 1) & 0xFFFF
         struct.pack_into("<H", self.mem, self.avail + 2, self.avail_idx)
 
     def set_avail_idx(self, value):
@@ -317,24 +332,41 @@ class Ring:
 
 
 class VirtioNetVF:
-    """A guest-style driver for one hdnic VF, with a memfd as guest memory."""
+    """A guest-style driver for one hdnic function (VF or ADI), with a memfd
+    as guest memory mapped at `iova`.  With pairs > 1 it negotiates
+    multi-queue, sets up that many queue pairs and the control queue, and
+    tells the device how many pairs it uses."""
 
     MEM_SIZE = 1 << 20
     IOVA = 0x40000000
     QSIZE = 16
     BUF_SIZE = 2048
 
-    def __init__(self, path, event_idx=True, irqs=True):
+    def __init__(self, path, event_idx=True, irqs=True, iova=None, qsize=None, pairs=1,
+                 mq=None):
+        self.IOVA = VirtioNetVF.IOVA if iova is None else iova
+        self.QSIZE = qsize or VirtioNetVF.QSIZE
+        self.pairs = pairs
+        self.mq = pairs > 1 if mq is None else mq
         self.c = VfioUserClient(path)
         self.c.version()
+        self.max_pairs = struct.unpack("<H", self.c.region_read(BAR0, DEVCFG_OFF + 8, 2))[0]
+        self.ctrl_index = 2 * self.max_pairs if self.mq else None
+        self.queues = list(range(2 * pairs)) + ([self.ctrl_index] if self.mq else [])
+        ring_area = align(len(self.queues) * 0x3000, 0x10000)
+        buf_area = len(self.queues) * self.QSIZE * self.BUF_SIZE
+        self.scratch = ring_area + buf_area          # control commands
+        self.MEM_SIZE = max(VirtioNetVF.MEM_SIZE, align(self.scratch + 0x1000, 1 << 20))
         self.memfd = os.memfd_create("guest-ram")
         os.ftruncate(self.memfd, self.MEM_SIZE)
         self.mem = mmap.mmap(self.memfd, self.MEM_SIZE)
         self.c.dma_map(self.memfd, self.IOVA, self.MEM_SIZE)
-        self.rings = [Ring(self.mem, 0x0000, self.QSIZE), Ring(self.mem, 0x3000, self.QSIZE)]
-        self.rx_buf = 0x10000
-        self.tx_buf = 0x10000 + self.QSIZE * self.BUF_SIZE
-        self.tx_next = 0
+        self.ring_area = ring_area
+        self.rings = {q: Ring(self.mem, 0x3000 * i, self.QSIZE) for i, q in enumerate(self.queues)}
+        self.bufs = {q: ring_area + i * self.QSIZE * self.BUF_SIZE
+                     for i, q in enumerate(self.queues)}
+        self.rx_buf, self.tx_buf = self.bufs[RX], self.bufs[TX]
+        self.tx_next = {q: 0 for q in self.queues}
         self.db = None
         info = self.c.region_info(BAR0)
         if info["fd"] is not None:
@@ -346,8 +378,12 @@ class VirtioNetVF:
         self.kick_by_offset = {s[0]: self.kick_fds[s[2]] for s in subs}
         self.irq_fds = []
         if irqs:
-            self.irq_fds = [os.eventfd(0, os.EFD_NONBLOCK) for _ in range(3)]
-            self.c.set_irqs(MSIX, IRQ_DATA_EVENTFD | IRQ_ACTION_TRIGGER, 0, 3, self.irq_fds)
+            nvec = self.c.irq_info(MSIX)[1]
+            self.irq_fds = [os.eventfd(0, os.EFD_NONBLOCK) for _ in range(nvec)]
+            for start in range(0, nvec, MAX_FDS):
+                chunk = self.irq_fds[start:start + MAX_FDS]
+                self.c.set_irqs(MSIX, IRQ_DATA_EVENTFD | IRQ_ACTION_TRIGGER, start, len(chunk),
+                                chunk)
         self.event_idx = event_idx
         self.init_device()
 
@@ -402,6 +438,8 @@ class VirtioNetVF:
         self.w8(STATUS, S_ACK)
         self.w8(STATUS, S_ACK | S_DRIVER)
         feats = F_VERSION_1 | F_MAC | F_STATUS | (F_EVENT_IDX if self.event_idx else 0)
+        if self.mq:
+            feats |= F_CTRL_VQ | F_MQ
         assert self.device_features() & feats == feats
         self.w32(GFSELECT, 0)
         self.w32(GF, feats & 0xFFFFFFFF)
@@ -409,14 +447,19 @@ class VirtioNetVF:
         self.w32(GF, feats >> 32)
         self.w8(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK)
         assert self.status() & S_FEATURES_OK
-        self.mem[0:0x10000] = bytes(0x10000)
-        for r in self.rings:
+        self.mem[0:self.ring_area] = bytes(self.ring_area)
+        for r in self.rings.values():
             r.avail_idx = r.last_used = r.kicked_idx = 0
+        for q in self.tx_next:
+            self.tx_next[q] = 0
         if setup_queues:
-            for q, r in enumerate(self.rings):
+            for q, r in self.rings.items():
                 self.program_queue(q, r.desc, r.avail, r.used)
             self.w16(MSIX_CONFIG, 0)
             self.w8(STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK)
+            if self.mq:
+                assert self.ctrl(CTRL_MQ, CTRL_MQ_VQ_PAIRS_SET,
+                                 struct.pack("<H", self.pairs)) == CTRL_OK
 
     def program_queue(self, q, desc, avail, used, size=None):
         self.w16(Q_SELECT, q)
@@ -429,6 +472,21 @@ class VirtioNetVF:
 
     def mac(self):
         return bytes(self.c.region_read(BAR0, DEVCFG_OFF, 6))
+
+    def ctrl(self, cls, cmd, data=b"", timeout=5.0):
+        """One control-queue command; returns the device's ack byte."""
+        r, base = self.rings[self.ctrl_index], self.scratch
+        self.mem[base:base + 2 + len(data)] = bytes([cls, cmd]) + data
+        self.mem[base + 64] = 0xFF
+        r.set_desc(0, self.IOVA + base, 2 + len(data), DESC_F_NEXT, 1)
+        r.set_desc(1, self.IOVA + base + 64, 1, DESC_F_WRITE)
+        r.publish(0)
+        self.notify(self.ctrl_index)
+        deadline = time.monotonic() + timeout
+        while r.pop_used() is None:
+            assert time.monotonic() < deadline, "control command never completed"
+            time.sleep(0.001)
+        return self.mem[base + 64]
 
     # doorbells
     def ring_doorbell(self, q):
@@ -460,30 +518,30 @@ class VirtioNetVF:
             self.notify(q, "ioeventfd" if self.kick_by_offset else "region")
 
     # data path
-    def post_rx(self, count=None):
-        r = self.rings[RX]
+    def post_rx(self, count=None, q=RX):
+        r = self.rings[q]
         for _ in range(count or self.QSIZE):
             slot = r.avail_idx % self.QSIZE
-            r.set_desc(slot, self.IOVA + self.rx_buf + slot * self.BUF_SIZE, self.BUF_SIZE,
+            r.set_desc(slot, self.IOVA + self.bufs[q] + slot * self.BUF_SIZE, self.BUF_SIZE,
                        DESC_F_WRITE)
             r.publish(slot)
-        self.ring_doorbell(RX)
+        self.ring_doorbell(q)
 
-    def send(self, frame, kick=True):
-        r = self.rings[TX]
-        slot = self.tx_next % self.QSIZE
-        self.tx_next += 1
-        addr = self.tx_buf + slot * self.BUF_SIZE
+    def send(self, frame, kick=True, q=TX):
+        r = self.rings[q]
+        slot = self.tx_next[q] % self.QSIZE
+        self.tx_next[q] += 1
+        addr = self.bufs[q] + slot * self.BUF_SIZE
         data = bytes(NET_HDR_LEN) + frame
         self.mem[addr:addr + len(data)] = data
         r.set_desc(slot, self.IOVA + addr, len(data))
         r.publish(slot)
         if kick:
-            self.kick(TX)
+            self.kick(q)
         return slot
 
-    def wait_tx_done(self, count=1, timeout=5.0):
-        r = self.rings[TX]
+    def wait_tx_done(self, count=1, timeout=5.0, q=TX):
+        r = self.rings[q]
         got = []
         deadline = time.monotonic() + timeout
         while len(got) < count and time.monotonic() < deadline:
@@ -494,11 +552,11 @@ class VirtioNetVF:
             got.append(e)
         return got
 
-    def recv(self, timeout=5.0, match=None, repost=False):
+    def recv(self, timeout=5.0, match=None, repost=False, q=RX):
         """Next received frame (without the virtio-net header) for which
         match(frame) holds, or None.  Non-matching frames are skipped; with
         repost their buffers go back to the device."""
-        r = self.rings[RX]
+        r = self.rings[q]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             e = r.pop_used()
@@ -506,11 +564,11 @@ class VirtioNetVF:
                 time.sleep(0.001)
                 continue
             head, length = e
-            addr = self.rx_buf + head * self.BUF_SIZE
+            addr = self.bufs[q] + head * self.BUF_SIZE
             frame = bytes(self.mem[addr + NET_HDR_LEN:addr + length])
             if repost:
                 r.publish(head)
-                self.ring_doorbell(RX)
+                self.ring_doorbell(q)
             if match is None or match(frame):
                 return frame
         return None
@@ -523,6 +581,26 @@ class VirtioNetVF:
             return False
         os.eventfd_read(fd)
         return True
+
+    def stats_cap(self, whole=False):
+        """The statistics capability's counters as the guest reads them: low
+        dword then high dword of each (or the whole block in one read)."""
+        pos = self.c.region_read(CONFIG, 0x34, 1)[0]
+        for _ in range(16):
+            cap = self.c.region_read(CONFIG, pos, 8)
+            if cap[0] == 0x09 and cap[3] == 9 and struct.unpack_from("<H", cap, 6)[0] == STATS_MAGIC:
+                break
+            pos = cap[1]
+            assert pos, "no statistics capability"
+        base = pos + 8
+        if whole:
+            return dict(zip(STATS, struct.unpack("<6Q", self.c.region_read(CONFIG, base, 48))))
+        vals = []
+        for i in range(len(STATS)):
+            lo = self.c.read32(CONFIG, base + 8 * i)
+            hi = self.c.read32(CONFIG, base + 8 * i + 4)
+            vals.append(lo | hi << 32)
+        return dict(zip(STATS, vals))
 
 
 def ether_frame(dst, src, ethertype=0x88B5, payload=b"hdnic-test"):
@@ -640,6 +718,29 @@ class Hdnic:
 
     def sock(self, vf):
         return self.dir / f"vf{vf}.sock"
+
+    def adi_sock(self, name):
+        return self.dir / f"adi-{name}.sock"
+
+    def adi_add(self, name, *args):
+        """Create an ADI (ctl adi-add NAME ARGS...) and return its JSON entry."""
+        return self.ctl_json("adi-add", name, *args)
+
+    def dev_stats(self, dev):
+        """The stats entry of a device by name (vf3, adi-NAME)."""
+        s = self.ctl_json("stats")
+        return next(d for d in s["vfs"] + s["adis"] if d["dev"] == dev)
+
+    def dev_info(self, dev):
+        r = self.ctl_json("list")
+        return next(d for d in r["vfs"] + r["adis"] if d["dev"] == dev)
+
+    def status_field(self, key):
+        """A field of /proc/PID/status (VmRSS, Threads...) as an int."""
+        for line in Path(f"/proc/{self.main_pid()}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+        raise KeyError(key)
 
     def output(self):
         if not self.log.closed:
