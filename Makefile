@@ -76,6 +76,11 @@ bench-boot: all
 bench-net: all
 	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/bench_net.py
 
+# N microVMs with an ADI each (DENSITY_N, default 1000); tools/density.py --help
+bench-density: all
+	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/density.py --n $(or $(DENSITY_N),1000) \
+		--json $(abspath $(BUILD))/bench-density.json $(DENSITY_ARGS)
+
 # The README's first command: install, build, run a microVM.
 demo: deps
 	$(MAKE) all
@@ -84,5 +89,5 @@ demo: deps
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit integration check deps bench-boot bench-net demo clean guest hdnic-all
+.PHONY: all unit integration check deps bench-boot bench-net bench-density demo clean guest hdnic-all
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
