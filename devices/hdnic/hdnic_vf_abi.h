@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The hdnic VF as a guest driver and a VMM see it: BAR0 layout, the
- * doorbell page and its vendor capability, MSI-X geometry.  Plain C with
- * only <stdint.h>, so hdguest (freestanding), hdvm and hdnic share it.
+ * An hdnic function (VF or ADI) as a guest driver and a VMM see it: BAR0
+ * layout, the doorbell page and its vendor capability, the statistics
+ * capability, MSI-X geometry.  Plain C with only <stdint.h>, so hdguest
+ * (freestanding), hdvm and hdnic share it.
  *
- * The VF is a modern virtio-net PCI function (virtio 1.x, vendor 0x1af4,
+ * A function is a modern virtio-net PCI function (virtio 1.x, vendor 0x1af4,
  * device 0x1041) with one memory BAR (BAR0, 32-bit, 16 KiB):
  *
  *   page 0  0x0000  common cfg (0x000), ISR (0x100), device cfg (0x200)
@@ -150,8 +151,10 @@ _Static_assert(HDNIC_CAP_STATS_POS + sizeof(struct hdnic_stats_cap) <= 256, "sta
  * adi-add --queues K) also offers VIRTIO_NET_F_CTRL_VQ and VIRTIO_NET_F_MQ
  * with max_virtqueue_pairs = K: virtqueue 2k is RX and 2k+1 TX of pair k,
  * virtqueue 2K is the control queue (2 when MQ is not negotiated), MSI-X has
- * 2K + 2 vectors, and the doorbell page has one slot per virtqueue.  A
- * driver that negotiates neither feature sees exactly a one-pair function.
+ * 2K + 2 vectors, and the doorbell page has a slot for each of the 2K
+ * queue-pair virtqueues (num_slots = 2K); the control queue is serviced by
+ * the VDCM in software and is notified through the notify register only.
+ * A driver that negotiates neither feature sees exactly a one-pair function.
  * With K = 1 (VFs, default ADIs) everything above holds unchanged.
  */
 #define HDNIC_MAX_QPS_PER_DEV		16

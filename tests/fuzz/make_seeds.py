@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Write the seed inputs of the hdnic fuzzers (tests/fuzz/seeds-*): a driver
-bringing a VF up and sending a frame, a valid ring for the walker, and a
-saved VF state.  Run from the repository root; the seeds are committed."""
+bringing a VF up and sending a frame, a multi-queue driver on the two-pair
+ADI (control queue, second pair), a valid ring for the walker.  Run from the
+repository root; the seeds are committed."""
 import json
 import os
 import struct
@@ -52,6 +53,35 @@ def driver_up(vf=0):
     return s
 
 
+def driver_up_mq(dev=1):
+    """Multi-queue on the fuzzers' two-pair ADI: 5 virtqueues, control queue 4."""
+    caps = json.dumps({"capabilities": {"max_msg_fds": 16}}).encode()
+    lo = 0x20010020 | (1 << 17) | (1 << 22)          # + CTRL_VQ, MQ
+    s = msg(vu.VERSION, struct.pack("<HH", 0, 2) + caps + b"\0", vf=dev)
+    s += msg(vu.DMA_MAP, vu.DMA_MAP_S.pack(32, 3, 0, IOVA, 256 * 1024), fds=1, vf=dev)
+    s += msg(vu.DEVICE_SET_IRQS, vu.IRQ_SET_S.pack(20, 4 | 32, 2, 0, 3), fds=3, efd=True, vf=dev)
+    s += wr(vu.STATUS, b"\x03", vf=dev)
+    s += wr(vu.GFSELECT, struct.pack("<I", 0), vf=dev) + wr(vu.GF, struct.pack("<I", lo), vf=dev)
+    s += wr(vu.GFSELECT, struct.pack("<I", 1), vf=dev) + wr(vu.GF, struct.pack("<I", 1), vf=dev)
+    s += wr(vu.STATUS, b"\x0b", vf=dev)
+    for q in range(5):
+        base = 0x3000 * q
+        s += wr(vu.Q_SELECT, struct.pack("<H", q), vf=dev) + wr(vu.Q_SIZE, struct.pack("<H", 16), vf=dev)
+        s += wr(vu.Q_MSIX, struct.pack("<H", q + 1), vf=dev)
+        s += wr(vu.Q_DESC, struct.pack("<Q", IOVA + base), vf=dev)
+        s += wr(vu.Q_AVAIL, struct.pack("<Q", IOVA + base + 0x1000), vf=dev)
+        s += wr(vu.Q_USED, struct.pack("<Q", IOVA + base + 0x2000), vf=dev)
+        s += wr(vu.Q_ENABLE, struct.pack("<H", 1), vf=dev)
+    s += wr(vu.STATUS, b"\x0f", vf=dev)
+    # control queue (4): VQ_PAIRS_SET 2, ack byte writable
+    s += mem(0x30000, bytes([4, 0]) + struct.pack("<H", 2), vf=dev)
+    s += mem(0xC000, struct.pack("<QIHH", IOVA + 0x30000, 4, 1, 1) +
+             struct.pack("<QIHH", IOVA + 0x30040, 1, 2, 0), vf=dev)
+    s += mem(0xD000, struct.pack("<HHH", 0, 1, 0), vf=dev)
+    s += wr(0x1000 + 4 * 4, struct.pack("<H", 4), vf=dev)
+    return s
+
+
 def main():
     mac0 = bytes([2, 0, 0, 0, 0, 1])
     mac1 = bytes([2, 0, 0, 0, 0, 2])
@@ -75,6 +105,20 @@ def main():
     s += msg(vu.DMA_UNMAP, vu.DMA_UNMAP_S.pack(24, 0, IOVA, 256 * 1024))
     s += msg(vu.DEVICE_RESET)
     with open(os.path.join(HERE, "seeds-fuzz_vfu_msg", "driver-up-tx-rx"), "wb") as f:
+        f.write(s)
+
+    # the ADI with two pairs: multi-queue, then a frame on the second pair's TX (queue 3)
+    frame = vu.ether_frame(b"\xff" * 6, mac1, payload=b"mq-seed")
+    s = driver_up_mq()
+    s += mem(0x38000, bytes(12) + frame, vf=1)
+    s += mem(0x9000, struct.pack("<QIHH", IOVA + 0x38000, 12 + len(frame), 0, 0), vf=1)
+    s += mem(0xA000, struct.pack("<HHH", 0, 1, 0), vf=1)
+    s += wr(0x2000 + 3 * 64, struct.pack("<H", 1), vf=1)
+    s += wr(0x1000 + 3 * 4, struct.pack("<H", 3), vf=1)
+    s += rec(0x60, b"")
+    s += msg(vu.REGION_READ, vu.ACCESS_S.pack(0, vu.CONFIG, 256), vf=1)
+    s += msg(vu.DEVICE_GET_REGION_IO_FDS, vu.IO_FDS_S.pack(256, 0, 0, 0), vf=1)
+    with open(os.path.join(HERE, "seeds-fuzz_vfu_msg", "adi-multiqueue"), "wb") as f:
         f.write(s)
 
     # a valid 16-entry TX ring for the walker: desc at 0, avail at 0x100, used at 0x200

@@ -208,6 +208,18 @@ def test_dma_map_unmap(client):
         os.close(fd)
 
 
+def test_device_feature_argsz_is_the_reply_room(client):
+    """argsz is the largest reply the client takes: >= the request is fine."""
+    for argsz in (8, 16, 4096):
+        with pytest.raises(vu.VfioUserError) as e:
+            client.call(vu.DEVICE_FEATURE, struct.pack("<II", argsz, vu.FEATURE_PROBE |
+                                                       vu.FEATURE_GET | 1))
+        assert e.value.errno == errno.EOPNOTSUPP, argsz
+    assert client.expect_error(vu.DEVICE_FEATURE, struct.pack("<II", 7, vu.FEATURE_PROBE | 1)) == \
+        errno.EINVAL
+    client.device_info()
+
+
 def test_device_feature_reports_no_migration(client):
     for feature in (1, 2, 6, 8, 9):
         with pytest.raises(vu.VfioUserError) as e:
