@@ -435,7 +435,9 @@ class Density:
             self.r["guest_resident_kib_p50"] = pct(shmem, 50)
         nic = proc_status_kib(self.nic_pid())
         if nic and live:
-            self.r["hdnic_rss_kib"] = {"before_devices": nic_rss0, "all_attached": nic["VmRSS"]}
+            before = "before any ADI" if self.a.mode == "adi" else "VFs created, no client yet"
+            self.r["hdnic_rss_kib"] = {"before": nic_rss0, "before_is": before,
+                                       "all_attached": nic["VmRSS"]}
             self.r["hdnic_kib_per_device"] = (nic["VmRSS"] - nic_rss0) / len(live)
         # MemAvailable also moves with anything else running on the host
         self.r["host_mem_used_mib"] = (mem0 - meminfo()["MemAvailable"]) / 1024
@@ -444,13 +446,13 @@ class Density:
         # idle CPU: whole host, hdnic, and all hdvm processes over one window
         hz = os.sysconf("SC_CLK_TCK")
         pids = [g.proc.pid for g in live]
+        w0 = time.monotonic()
         t0, idle0 = host_cpu()
         nic0, vm0 = cpu_ticks(self.nic_pid()), sum(cpu_ticks(p) for p in pids)
-        w0 = time.monotonic()
         time.sleep(self.a.idle_window)
-        w = time.monotonic() - w0
-        t1, idle1 = host_cpu()
         nic1, vm1 = cpu_ticks(self.nic_pid()), sum(cpu_ticks(p) for p in pids)
+        t1, idle1 = host_cpu()
+        w = time.monotonic() - w0           # the reads of a thousand /proc files included
         self.r["idle_cpu"] = {
             "window_s": round(w, 2),
             "host_busy_pct": 100.0 * (1 - (idle1 - idle0) / max(1, t1 - t0)),
@@ -624,6 +626,7 @@ class Density:
         except Exception as e:          # report, then the finally clause cleans up
             self.errors.append(f"{type(e).__name__}: {e}")
         finally:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)   # finish cleaning up
             self.cleanup()
         self.r["errors"] = self.errors
         self.r["ok"] = not self.errors
@@ -695,6 +698,10 @@ def main():
             ap.error(f"{BUILD / f} is missing: run `make` first (or set HDVM_BUILD)")
     if os.geteuid() != 0:
         ap.error("needs root (network namespace, TAP, /dev/kvm)")
+    def on_term(signum, _frame):
+        raise SystemExit(f"signal {signum}")   # unwinds through run()'s clean-up
+
+    signal.signal(signal.SIGTERM, on_term)
     r = Density(a).run()
     print(table(r))
     for e in r["errors"][:20]:

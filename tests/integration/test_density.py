@@ -16,9 +16,17 @@ TOOL = ROOT / "tools" / "density.py"
 def run_density(tmp_path, *args, timeout=170):
     out = tmp_path / "density.json"
     env = dict(os.environ, HDVM_BUILD=str(BUILD))
-    p = subprocess.run([sys.executable, str(TOOL), "--json", str(out), *args],
-                       capture_output=True, text=True, timeout=timeout, env=env,
-                       stdin=subprocess.DEVNULL)
+    argv = [sys.executable, str(TOOL), "--json", str(out), "--ready-timeout",
+            str(timeout - 60), *args]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, stdin=subprocess.DEVNULL)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()                   # the tool tears its VMs down on SIGTERM
+        stdout, stderr = proc.communicate(timeout=60)
+        raise AssertionError(f"density.py took over {timeout}s:\n{stdout}{stderr}")
+    p = subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
     report = json.loads(out.read_text()) if out.exists() else None
     return p, report
 
