@@ -51,6 +51,9 @@
  */
 #define VEC_SYSCALL		3
 #define VEC_SPURIOUS		0xff
+/* Wake-ups for a halted network loop (net/net_idle.c): RX MSI-X and LAPIC timer */
+#define VEC_NET_RX		0x40
+#define VEC_TIMER		0x41
 
 /* How the guest was entered (boot_proto) */
 #define BOOT_PROTO_LINUX64	1

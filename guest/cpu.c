@@ -36,6 +36,7 @@ volatile uint64_t irq_ignored_count;
 extern const uint64_t exception_stubs[32];
 void irq_ignore(void);
 void irq_spurious(void);
+void irq_wake(void);
 void syscall_entry(void);
 
 static void idt_set(int vec, uint64_t handler, uint8_t type_attr)
@@ -58,6 +59,8 @@ void idt_init(void)
 	for (; vec < 256; vec++)
 		idt_set(vec, (uint64_t)irq_ignore, GATE_INTERRUPT_DPL0);
 	idt_set(VEC_SPURIOUS, (uint64_t)irq_spurious, GATE_INTERRUPT_DPL0);
+	idt_set(VEC_NET_RX, (uint64_t)irq_wake, GATE_INTERRUPT_DPL0);
+	idt_set(VEC_TIMER, (uint64_t)irq_wake, GATE_INTERRUPT_DPL0);
 	idt_set(VEC_SYSCALL, (uint64_t)syscall_entry, GATE_INTERRUPT_DPL3);
 }
 
@@ -103,6 +106,18 @@ static long sys_idle(long arg)
 	return 0;
 }
 
+/*
+ * The caller armed its wake-up sources with interrupts off (ring 3 runs
+ * with IF=0), so one that fired meanwhile is pending in the LAPIC and is
+ * taken right after hlt starts (sti's one-instruction shadow): no lost wake-up.
+ */
+static long sys_wait(long arg)
+{
+	(void)arg;
+	asm volatile("sti; hlt; cli" ::: "memory");
+	return 0;
+}
+
 static long sys_halt(long arg)
 {
 	(void)arg;
@@ -119,6 +134,7 @@ static long (*const syscalls[SYS_COUNT])(long arg) = {
 	[SYS_IDLE] = sys_idle,
 	[SYS_HALT] = sys_halt,
 	[SYS_INVLPG] = sys_invlpg,
+	[SYS_WAIT] = sys_wait,
 };
 
 /* Ring 0, called from syscall_entry. */

@@ -22,6 +22,7 @@ enum syscall_nr {
 	SYS_IDLE,	/* sti; hlt forever: an idle vCPU costs the host nothing */
 	SYS_HALT,	/* cli; hlt forever: parked after power-off was requested */
 	SYS_INVLPG,	/* flush the TLB entry of one page (after a page-table edit) */
+	SYS_WAIT,	/* sti; hlt; cli: sleep until the next interrupt, then return */
 	SYS_COUNT
 };
 

@@ -68,6 +68,15 @@ irq_ignore:
 	popq	%rax
 	iretq
 
+/* A wake-up (net/net_idle.c): the work happens after SYS_WAIT returns. */
+	.globl	irq_wake
+irq_wake:
+	pushq	%rax
+	movl	$(PLAT_LAPIC_ADDR + 0xb0), %eax
+	movl	$0, (%rax)
+	popq	%rax
+	iretq
+
 /* Spurious LAPIC interrupts must not be EOIed. */
 	.globl	irq_spurious
 irq_spurious:

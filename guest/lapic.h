@@ -11,12 +11,19 @@
 #define LAPIC_SVR		0x0f0
 #define LAPIC_ICR_LO		0x300
 #define LAPIC_ICR_HI		0x310	/* destination in bits 31:24 */
+#define LAPIC_LVT_TIMER		0x320
+#define LAPIC_TIMER_INIT	0x380	/* initial count */
+#define LAPIC_TIMER_CUR		0x390	/* current count */
+#define LAPIC_TIMER_DIV		0x3e0
 
 #define LAPIC_SVR_ENABLE	0x100
 #define LAPIC_ICR_INIT		0x00500
 #define LAPIC_ICR_STARTUP	0x00600
 #define LAPIC_ICR_BUSY		0x01000	/* delivery status: send pending */
 #define LAPIC_ICR_ASSERT	0x04000
+#define LAPIC_LVT_MASKED	0x10000
+#define LAPIC_TIMER_PERIODIC	0x20000
+#define LAPIC_TIMER_DIV_16	0x3
 
 static inline uint32_t lapic_read(uint64_t base, unsigned reg)
 {

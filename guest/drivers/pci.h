@@ -27,6 +27,7 @@
 #define PCI_HEADER_MULTI_FUNC	0x80
 #define PCI_HEADER_TYPE_MASK	0x7f
 #define PCI_CAP_ID_VNDR		0x09
+#define PCI_CAP_ID_MSIX		0x11
 
 struct pci_device {
 	uint8_t bus, slot, func;
@@ -66,5 +67,14 @@ bool pci_mem_bar(const struct pci_device *d, int n, uint64_t *addr);
  * start) with this ID, or 0.  Bounded against loops and stray pointers.
  */
 uint8_t pci_find_cap(const struct pci_device *d, uint8_t id, uint8_t pos);
+
+/*
+ * MSI-X (drivers/pci_msix.c): point table entry `entry` at the local APIC
+ * `apic_id` with interrupt vector `vector` (fixed delivery, edge), unmask it
+ * and enable MSI-X on the function; every other entry keeps its mask.  The
+ * table must lie in the MMIO hole.  0, or -1 with *why naming the problem.
+ */
+int pci_msix_route(const struct pci_device *d, unsigned entry, uint8_t apic_id,
+		   uint8_t vector, const char **why);
 
 #endif

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Poll-mode virtio-net driver (see virtio_net.h). */
+/* Poll-mode virtio-net driver, RX interrupts for the idle mode (see virtio_net.h). */
 #include "guest/console.h"
 #include "guest/drivers/dma.h"
 #include "guest/drivers/virtio_net.h"
@@ -12,6 +12,7 @@
 #define VIRTIO_NET_S_LINK_UP	1
 #define VNET_RX_QUEUE		0
 #define VNET_TX_QUEUE		1
+#define VNET_RX_MSIX_ENTRY	0
 
 #define VNET_FEATURES	(1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_NET_F_MAC | \
 			 1ULL << VIRTIO_NET_F_STATUS | 1ULL << VIRTIO_F_RING_EVENT_IDX)
@@ -272,4 +273,35 @@ enum vnet_health virtio_net_check(struct virtio_net *vn)
 		vn->health = VNET_NEEDS_RESET;
 	}
 	return vn->health;
+}
+
+int virtio_net_rx_irq_setup(struct virtio_net *vn, uint8_t apic_id, uint8_t vector,
+			    const char **why)
+{
+	if (vn->health != VNET_OK) {
+		*why = "device not usable";
+		return -1;
+	}
+	if (pci_msix_route(vn->vp.pci, VNET_RX_MSIX_ENTRY, apic_id, vector, why))
+		return -1;
+	if (virtio_pci_set_queue_vector(&vn->vp, VNET_RX_QUEUE, VNET_RX_MSIX_ENTRY)) {
+		*why = "device refused the RX queue's MSI-X vector";
+		return -1;
+	}
+	return 0;
+}
+
+bool virtio_net_rx_irq_arm(struct virtio_net *vn)
+{
+	return vn->health == VNET_OK && virtq_irq_enable(&vn->rx);
+}
+
+void virtio_net_rx_irq_disarm(struct virtio_net *vn)
+{
+	virtq_irq_disable(&vn->rx);
+}
+
+uint64_t virtio_net_progress(const struct virtio_net *vn)
+{
+	return (uint64_t)vn->rx.last_used + vn->tx.last_used + vn->stats.tx_packets;
 }

@@ -71,6 +71,19 @@ unsigned virtio_net_tx_room(struct virtio_net *vn);
  */
 enum vnet_health virtio_net_check(struct virtio_net *vn);
 
+/*
+ * Idle mode (net/net_idle.c): route the RX queue to MSI-X table entry 0,
+ * which targets LAPIC apic_id with interrupt vector `vector`.  0, or -1
+ * with *why naming the problem (the caller then keeps polling).
+ */
+int virtio_net_rx_irq_setup(struct virtio_net *vn, uint8_t apic_id, uint8_t vector,
+			    const char **why);
+/* Ask for an RX interrupt; false if frames already wait (do not sleep). */
+bool virtio_net_rx_irq_arm(struct virtio_net *vn);
+void virtio_net_rx_irq_disarm(struct virtio_net *vn);
+/* Changes whenever a frame was received, sent or reclaimed. */
+uint64_t virtio_net_progress(const struct virtio_net *vn);
+
 /* Guest-physical address of TX buffer id (for app hostile). */
 uint64_t virtio_net_tx_buf_addr(uint16_t id);
 

@@ -287,6 +287,14 @@ int virtio_pci_setup_queue(struct virtio_pci *vp, uint16_t q, uint16_t max_size,
 	return 0;
 }
 
+int virtio_pci_set_queue_vector(struct virtio_pci *vp, uint16_t q, uint16_t vector)
+{
+	mmio_write16(vp->common + COMMON_Q_SELECT, q);
+	mmio_write16(vp->common + COMMON_Q_MSIX, vector);
+	/* A vector the device cannot map reads back as NO_VECTOR (virtio 4.1.5.1.2). */
+	return mmio_read16(vp->common + COMMON_Q_MSIX) == vector ? 0 : -1;
+}
+
 int virtio_pci_read_config(struct virtio_pci *vp, uint32_t off, void *buf, uint32_t len)
 {
 	uint8_t *p = buf, gen;

@@ -3,7 +3,8 @@
  * Modern (1.x) virtio PCI transport, driver side: the vendor capabilities
  * (common, notify, ISR, device config; cfg_type 1..4), hdnic's doorbell
  * capability (cfg_type 9, magic 0x4448), status handshake, feature
- * negotiation and queue programming.  MSI-X stays disabled: no vectors.
+ * negotiation and queue programming.  Queues start with NO_VECTOR; a queue
+ * can be given an MSI-X vector later (the idle mode's RX wake-up).
  */
 #ifndef HDGUEST_VIRTIO_PCI_H
 #define HDGUEST_VIRTIO_PCI_H
@@ -79,6 +80,9 @@ int virtio_pci_setup_queue(struct virtio_pci *vp, uint16_t q, uint16_t max_size,
 			   struct virtio_queue_info *info, const char *who);
 /* Computed size for queue q before programming it (0: queue missing). */
 uint16_t virtio_pci_queue_max(struct virtio_pci *vp, uint16_t q);
+
+/* Give queue q MSI-X vector `vector` (after MSI-X is enabled); -1 if the device refused it. */
+int virtio_pci_set_queue_vector(struct virtio_pci *vp, uint16_t q, uint16_t vector);
 
 /* Device-specific config: a consistent read of len bytes (config_generation). */
 int virtio_pci_read_config(struct virtio_pci *vp, uint32_t off, void *buf, uint32_t len);

@@ -122,6 +122,22 @@ int virtq_get_used(struct virtq *vq, uint16_t *id, uint32_t *len)
 	return 1;
 }
 
+bool virtq_irq_enable(struct virtq *vq)
+{
+	if (vq->event_idx)
+		WRITE_ONCE(*used_event(vq), vq->last_used);
+	else
+		WRITE_ONCE(vq->ring->avail.flags, 0);
+	mb();			/* our wish before the re-check: else a wake-up is lost */
+	return !vq->error && READ_ONCE(vq->ring->used.idx) == vq->last_used;
+}
+
+void virtq_irq_disable(struct virtq *vq)
+{
+	WRITE_ONCE(vq->ring->avail.flags, VRING_AVAIL_F_NO_INTERRUPT);
+	WRITE_ONCE(*used_event(vq), (uint16_t)(vq->last_used + USED_EVENT_AHEAD));
+}
+
 struct vring_desc *virtq_raw_desc(struct virtq *vq, uint16_t i)
 {
 	return &vq->ring->desc[i & (vq->size - 1)];

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Driver side of a split virtqueue (virtio 1.x, 2.7) for poll-mode use.
+ * Driver side of a split virtqueue (virtio 1.x, 2.7) for poll-mode use
+ * (interrupts only while the idle mode sleeps).
  * Each buffer is one descriptor whose index doubles as the buffer id.
  * Everything read from the device side of the ring (used->idx, used
  * elements) is checked before use; a violation marks the queue broken
@@ -87,6 +88,15 @@ void virtq_kick(struct virtq *vq);
  * ring; vq->error says how, and the queue is dead from then on).
  */
 int virtq_get_used(struct virtq *vq, uint16_t *id, uint32_t *len);
+
+/*
+ * Used-buffer interrupts (idle mode): ask the device to interrupt on the next
+ * used buffer (EVENT_IDX: used_event = last_used; else clear NO_INTERRUPT),
+ * then look again.  False if a used buffer is already there: do not sleep.
+ * virtq_irq_disable() (and every virtq_get_used) turns them off again.
+ */
+bool virtq_irq_enable(struct virtq *vq);
+void virtq_irq_disable(struct virtq *vq);
 
 /* The notification-suppression test of virtio 2.7.10 (same as Linux's). */
 static inline bool vring_need_event(uint16_t event_idx, uint16_t new_idx, uint16_t old)

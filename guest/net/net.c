@@ -162,8 +162,10 @@ int net_run(void)
 {
 	int st;
 
-	while (!(st = net_poll()))
+	while (!(st = net_poll())) {
+		net_idle_note(&netif.dev, rdtsc());
 		cpu_relax();	/* a spinning poller should not starve its SMT sibling */
+	}
 	return st;
 }
 

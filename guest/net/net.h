@@ -27,7 +27,10 @@ struct virtio_net;
 int net_up(const struct boot_info *bi);
 /* One polling pass; 0, or 1 once the device is gone ("virtio-net: device gone"). */
 int net_poll(void);
-/* net_poll() until it reports the device gone; returns that status. */
+/*
+ * net_poll() until it reports the device gone, sleeping when idle (see
+ * net_idle.c and the README); returns that status.
+ */
 int net_run(void);
 struct virtio_net *net_device(void);
 

@@ -104,4 +104,10 @@ uint32_t ip_next_hop(uint32_t dst);	/* 0: no route */
 void icmp_input(const struct ip_hdr *ip, const uint8_t *data, uint32_t len);
 void udp_input(const struct ip_hdr *ip, const uint8_t *data, uint32_t len);
 
+/*
+ * Idle mode (net_idle.c): called after every pass of net_run(); once nothing
+ * moved for ~2 ms it sleeps until an RX interrupt or the ~1 s timer.
+ */
+void net_idle_note(struct virtio_net *vn, uint64_t now);
+
 #endif

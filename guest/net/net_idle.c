@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Idle mode of the network loop: after IDLE_CYCLES without a frame received,
+ * sent or reclaimed, the vCPU sleeps (sti; hlt in ring 0) until the RX
+ * queue's MSI-X interrupt or the periodic LAPIC timer (~1 s, for ARP timers
+ * and the health check) wakes it.  Set up on the first idle period; if MSI-X
+ * cannot be used the loop keeps polling.
+ */
+#include "devices/platform.h"
+#include "guest/console.h"
+#include "guest/cpu.h"
+#include "guest/io.h"
+#include "guest/lapic.h"
+#include "guest/net/net_internal.h"
+
+/* About 2 ms of nothing at the rough TSC rate before sleeping */
+#define IDLE_CYCLES		(TSC_ROUGH_HZ / 500)
+/* LAPIC timer calibration window (about 1 ms) and the wake-up period */
+#define CALIBRATE_CYCLES	(TSC_ROUGH_HZ / 1000)
+#define TIMER_PERIOD_CYCLES	TSC_ROUGH_HZ
+
+enum idle_state { IDLE_UNTRIED, IDLE_ON, IDLE_POLL_ONLY };
+
+static enum idle_state state;
+static bool timer_on;
+static uint64_t last_progress, last_active;
+
+/* Timer counts (divide by 16) per TIMER_PERIOD_CYCLES, measured against the TSC. */
+static uint32_t timer_period(uint64_t lapic)
+{
+	uint64_t start, elapsed, counted, period;
+
+	lapic_write(lapic, LAPIC_TIMER_DIV, LAPIC_TIMER_DIV_16);
+	lapic_write(lapic, LAPIC_LVT_TIMER, LAPIC_LVT_MASKED | VEC_TIMER);
+	lapic_write(lapic, LAPIC_TIMER_INIT, 0xffffffffu);
+	start = rdtsc();
+	tsc_delay(CALIBRATE_CYCLES);
+	counted = 0xffffffffu - lapic_read(lapic, LAPIC_TIMER_CUR);
+	elapsed = rdtsc() - start;
+	lapic_write(lapic, LAPIC_TIMER_INIT, 0);
+	if (!counted || !elapsed)
+		return 0;
+	period = counted * (TIMER_PERIOD_CYCLES / 1000) / (elapsed / 1000 ? elapsed / 1000 : 1);
+	return period > 0xffffffffu ? 0xffffffffu : period ? (uint32_t)period : 1;
+}
+
+static int idle_setup(struct virtio_net *vn)
+{
+	uint64_t lapic = PLAT_LAPIC_ADDR;
+	const char *why;
+	uint32_t period;
+
+	/* Software-enable the LAPIC: the network apps do not otherwise touch it. */
+	lapic_write(lapic, LAPIC_SVR,
+		    (lapic_read(lapic, LAPIC_SVR) & ~0xffu) | LAPIC_SVR_ENABLE | VEC_SPURIOUS);
+	if (virtio_net_rx_irq_setup(vn, (uint8_t)(lapic_read(lapic, LAPIC_ID) >> 24), VEC_NET_RX,
+				    &why)) {
+		printf("net: idle mode off (%s), polling\n", why);
+		return -1;
+	}
+	period = timer_period(lapic);
+	timer_on = period != 0;
+	if (period) {
+		lapic_write(lapic, LAPIC_LVT_TIMER, LAPIC_TIMER_PERIODIC | VEC_TIMER);
+		lapic_write(lapic, LAPIC_TIMER_INIT, period);
+	}
+	printf("net: idle mode on: rx msi-x vector 0x%x, %s\n", VEC_NET_RX,
+	       period ? "timer ~1 s" : "no timer (LAPIC timer did not count)");
+	return 0;
+}
+
+void net_idle_note(struct virtio_net *vn, uint64_t now)
+{
+	uint64_t progress = virtio_net_progress(vn);
+
+	if (progress != last_progress || !last_active) {
+		last_progress = progress;
+		last_active = now;
+		return;
+	}
+	if (now - last_active < IDLE_CYCLES || state == IDLE_POLL_ONLY)
+		return;
+	if (vn->health != VNET_OK) {
+		/* Device stopped: only the health check (surprise removal) is left to do. */
+		if (state == IDLE_ON && timer_on)
+			syscall1(SYS_WAIT, 0);
+		return;
+	}
+	if (state == IDLE_UNTRIED) {
+		state = idle_setup(vn) ? IDLE_POLL_ONLY : IDLE_ON;
+		if (state != IDLE_ON)
+			return;
+	}
+	if (virtio_net_rx_irq_arm(vn))
+		syscall1(SYS_WAIT, 0);
+	virtio_net_rx_irq_disarm(vn);
+	/*
+	 * A wake-up that brings traffic resets last_active at the next pass; one
+	 * that brings nothing (the timer) sleeps again right away.
+	 */
+}
