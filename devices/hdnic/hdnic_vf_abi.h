@@ -27,7 +27,11 @@
  * write the doorbell slot after every avail->idx update, and MUST also ring
  * the notify register when the ring's suppression state asks for it.  When
  * the device goes idle it re-enables notifications and rechecks the ring,
- * so no buffer is ever lost; the notify register then wakes it.
+ * so no buffer is ever lost; the notify register then wakes it.  Because
+ * the device reads avail->idx and the doorbell slots while the driver
+ * writes them, both MUST be written with single 16-bit stores: a torn index
+ * can read as "more than a queue ahead", which puts the device in
+ * NEEDS_RESET.
  */
 #ifndef HDNIC_VF_ABI_H
 #define HDNIC_VF_ABI_H

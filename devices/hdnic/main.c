@@ -31,6 +31,7 @@ static void usage(FILE *f)
 		"  --uplink SPEC      tap:IFNAME creates a TAP; iface:IFNAME uses an existing\n"
 		"                     interface through AF_PACKET\n"
 		"  --uplink-rate R    uplink line rate in bit/s (10M, 1G...); default: unlimited\n"
+		"  --switch-rate R    internal switch capacity (device to device); default: unlimited\n"
 		"  --name NIC         name used in logs and default MACs (default hdnic0)\n"
 		"  --idle-us US       poll a quiet device this long before sleeping (default %u)\n"
 		"  --debug            verbose logging\n",
@@ -47,6 +48,7 @@ int main(int argc, char **argv)
 		{ "idle-us", required_argument, NULL, 'i' },
 		{ "qps", required_argument, NULL, 'q' },
 		{ "uplink-rate", required_argument, NULL, 'r' },
+		{ "switch-rate", required_argument, NULL, 's' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -103,12 +105,13 @@ int main(int argc, char **argv)
 			cfg.nr_qps = (unsigned)v;
 			break;
 		case 'r':
+		case 's':
 			if (qos_parse_rate(optarg, &v)) {
-				pr_err("--uplink-rate %s: expected a rate like 100M or 1G (bit/s), "
-				       "0 for unlimited", optarg);
+				pr_err("--%s-rate %s: expected a rate like 100M or 1G (bit/s), "
+				       "0 for unlimited", c == 'r' ? "uplink" : "switch", optarg);
 				return 2;
 			}
-			cfg.uplink_rate = v;
+			*(c == 'r' ? &cfg.uplink_rate : &cfg.switch_rate) = v;
 			break;
 		case 'D':
 			debug_enabled = true;

@@ -91,6 +91,7 @@ static json_object *cmd_list(struct nic *nic, json_object *req, char *err, size_
 	add(up, "ifname", json_object_new_string(nic->uplink->ifname));
 	add(up, "rate", u64(nic->sched.port[SCHED_PORT_UPLINK].line.rate));
 	add(r, "uplink", up);
+	add(r, "switch_rate", u64(nic->sched.port[SCHED_PORT_SWITCH].line.rate));
 	add(qps, "total", u64(nic->qps.nr));
 	add(qps, "free", u64(nic->qps.nr_free));
 	add(r, "qps", qps);

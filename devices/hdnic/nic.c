@@ -120,7 +120,8 @@ int nic_init(struct nic *nic, const struct nic_config *cfg)
 	if (err)
 		return err;
 	sched_init(&nic->sched);
-	sched_set_line_rate(&nic->sched, cfg->uplink_rate, nic->now_ns);
+	sched_set_rate(&nic->sched, SCHED_PORT_UPLINK, cfg->uplink_rate, nic->now_ns);
+	sched_set_rate(&nic->sched, SCHED_PORT_SWITCH, cfg->switch_rate, nic->now_ns);
 	nic_qos_changed(nic);
 	if (dma_fault_guard_install())
 		return -errno;
@@ -504,7 +505,8 @@ struct vdev *nic_find_dev(struct nic *nic, const char *name, char *err, size_t e
 
 void nic_qos_changed(struct nic *nic)
 {
-	bool fine = nic->sched.port[SCHED_PORT_UPLINK].line.rate != 0;
+	bool fine = nic->sched.port[SCHED_PORT_UPLINK].line.rate ||
+		    nic->sched.port[SCHED_PORT_SWITCH].line.rate;
 
 	for (unsigned i = 0; i < nic->nr_devs && !fine; i++)
 		fine = nic->devs[i]->sched.tx.rate || nic->devs[i]->sched.rx.rate;

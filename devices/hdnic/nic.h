@@ -39,6 +39,7 @@ struct nic_config {
 	unsigned nr_qps;	/* queue pairs in the pool, VFs' included */
 	uint64_t idle_us;	/* polling time before a quiet device sleeps */
 	uint64_t uplink_rate;	/* line rate in bit/s, 0 = as fast as the host goes */
+	uint64_t switch_rate;	/* internal switching capacity, bit/s, 0 = unlimited */
 };
 
 struct nic {

@@ -33,9 +33,9 @@ void sched_entry_init(struct sched_entry *e, uint64_t now_ns)
 	tb_set(&e->rx, 0, now_ns);
 }
 
-void sched_set_line_rate(struct sched *s, uint64_t bits, uint64_t now_ns)
+void sched_set_rate(struct sched *s, unsigned port, uint64_t bits, uint64_t now_ns)
 {
-	tb_set(&s->port[SCHED_PORT_UPLINK].line, bits, now_ns);
+	tb_set(&s->port[port].line, bits, now_ns);
 }
 
 void sched_add(struct sched *s, struct vdev *vd)
@@ -100,9 +100,7 @@ static bool port_room(struct nic *nic, unsigned p, uint32_t len)
 
 	if (port->budget < len)
 		return false;
-	if (p != SCHED_PORT_UPLINK)
-		return true;
-	if (!uplink_tx_room(nic->uplink))
+	if (p == SCHED_PORT_UPLINK && !uplink_tx_room(nic->uplink))
 		return false;	/* a write completion wakes the loop */
 	if (!tb_conform(&port->line, len, nic->now_ns)) {
 		wake_at(&nic->sched, nic->now_ns + tb_delay_ns(&port->line, len));

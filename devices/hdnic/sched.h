@@ -5,8 +5,9 @@
  * round robin over the active (polling) devices: on its turn a device gets
  * weight * SCHED_QUANTUM bytes of credit and sends frames bound for that
  * port while the credit, its own egress token bucket and the port allow.
- * When the port runs out (uplink line rate, TX buffers in flight, the pass
- * budget) the turn is suspended, not ended: the same device continues it
+ * When the port runs out (its rate: the uplink's line rate or the switch's
+ * forwarding rate; TX buffers in flight; the pass budget) the turn is
+ * suspended, not ended: the same device continues it
  * when the port has room again, so under contention each device's share of
  * a port follows its weight.  A frame waits in the guest's TX ring until it
  * is scheduled: hdnic never fetches what it cannot send.
@@ -30,7 +31,7 @@ enum sched_port_id { SCHED_PORT_UPLINK, SCHED_PORT_SWITCH, SCHED_NR_PORTS };
 struct sched_port {
 	struct vdev *cursor;	/* the device whose turn it is */
 	bool granted;		/* the cursor's quantum for this turn is granted */
-	struct token_bucket line;	/* line rate (uplink), or unlimited */
+	struct token_bucket line;	/* port capacity (line / switching rate), or unlimited */
 	uint64_t budget;	/* bytes left in this pass */
 	uint64_t frames, bytes;	/* served */
 	uint64_t full;		/* turns suspended because the port was full */
@@ -55,7 +56,7 @@ struct sched {
 
 void sched_init(struct sched *s);
 void sched_entry_init(struct sched_entry *e, uint64_t now_ns);
-void sched_set_line_rate(struct sched *s, uint64_t bits, uint64_t now_ns);
+void sched_set_rate(struct sched *s, unsigned port, uint64_t bits, uint64_t now_ns);
 
 /* A device starts or stops being polled. */
 void sched_add(struct sched *s, struct vdev *vd);

@@ -170,6 +170,7 @@ def test_queue_pair_pool_runs_out(ns, tmp_path):
     (["--qps", "99999"], "from 1 to 16384"),
     (["--uplink-rate", "fast"], "--uplink-rate fast"),
     (["--uplink-rate", "5"], "--uplink-rate 5"),
+    (["--switch-rate", "1.5x"], "--switch-rate 1.5x"),
 ])
 def test_bad_cli(ns, tmp_path, args, msg):
     r = ns.exec(str(HDNIC), "--dir", str(tmp_path / "d"), "--vfs", "2", "--uplink", "tap:hdb0",

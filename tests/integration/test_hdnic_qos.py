@@ -106,8 +106,8 @@ def nic(ns, tmp_path):
     assert "AddressSanitizer" not in n.output() and "runtime error" not in n.output()
 
 
-def flood_frame(drv, tag):
-    return ether_frame(PEER, drv.mac(), payload=tag + bytes(FRAME - 14 - len(tag)))
+def flood_frame(drv, tag, dst=PEER):
+    return ether_frame(dst, drv.mac(), payload=tag + bytes(FRAME - 14 - len(tag)))
 
 
 def measure(nic, devs, key="tx_bytes", window=WINDOW):
@@ -122,16 +122,17 @@ def measure(nic, devs, key="tx_bytes", window=WINDOW):
     return {d: b[d] - a[d] for d in devs}, up_b - up_a, t1 - t0
 
 
-def flood(nic, names, qos=None):
-    """Flood the uplink from ADIs `names` (created here, qos args per name) and
-    return their byte counts over the window and the uplink's."""
+def flood(nic, names, qos=None, dst=PEER):
+    """Flood from ADIs `names` (created here, qos args per name) towards dst
+    (the uplink by default) and return their byte counts over the window and
+    the uplink's."""
     for name in names:
         nic.adi_add(name)
         if qos and name in qos:
             r = nic.ctl("qos", f"adi-{name}", *qos[name])
             assert r.returncode == 0, r.stderr
     drvs = [VirtioNetVF(nic.adi_sock(name), qsize=256) for name in names]
-    floods = [Flooder(d, flood_frame(d, name.encode())) for d, name in zip(drvs, names)]
+    floods = [Flooder(d, flood_frame(d, name.encode(), dst)) for d, name in zip(drvs, names)]
     try:
         for f in floods:
             f.start()
@@ -175,6 +176,33 @@ def test_tx_rate_limit_leaves_the_rest_to_others(nic):
     assert abs(capped - 4e6) <= 0.1 * 4e6
     assert abs(capped + other - LINE) <= 0.1 * LINE        # work-conserving
     assert nic.dev_stats("adi-capped")["tx_throttled"] > 0
+
+
+def test_weights_share_the_switch(ns, tmp_path):
+    """Device-to-device traffic contends for the internal switch: the same DWRR."""
+    n = Hdnic(HDNIC, tmp_path / "snic", vfs=0, uplink="tap:hds0", netns=ns,
+              extra=["--switch-rate", "20M", "--idle-us", "300000"])
+    try:
+        assert n.ctl_json("list")["switch_rate"] == LINE
+        n.adi_add("sink")
+        with VirtioNetVF(n.adi_sock("sink"), qsize=256) as sink:
+            drain = RxDrain(sink)
+            drain.start()
+            try:
+                got, uplink, dt = flood(n, ["w1", "w3"], {"w1": ["--weight", "1"],
+                                                          "w3": ["--weight", "3"]},
+                                        dst=sink.mac())
+                received = n.dev_stats("adi-sink")["rx_bytes"]
+            finally:
+                drain.stop()
+        w1, w3 = got["adi-w1"], got["adi-w3"]
+        print(f"\nswitch, weights 1:3 -> {w1 * 8 / dt / 1e6:.2f} : {w3 * 8 / dt / 1e6:.2f} Mbit/s")
+        assert abs(w1 / (w1 + w3) - 0.25) <= 0.025
+        assert abs((w1 + w3) * 8 / dt - LINE) <= 0.1 * LINE
+        assert uplink == 0 and received > 0
+        assert n.ctl_json("stats")["sched"]["switch"]["full"] > 0
+    finally:
+        assert n.stop() == 0, n.output()
 
 
 def test_rx_policing_at_the_device(ns, nic):

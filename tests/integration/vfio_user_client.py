@@ -284,14 +284,20 @@ def align(x, a):
 
 
 class Ring:
-    """One split virtqueue laid out in the driver's memory."""
+    """One split virtqueue laid out in the driver's memory.  Ring indexes are
+    read and written as single aligned 16-bit accesses, as virtio requires:
+    the device polls them while the driver updates them."""
 
     def __init__(self, mem, base, size):
         self.mem, self.size = mem, size
+        self.u16 = memoryview(mem).cast("H")
         self.desc, self.avail, self.used = base, base + 0x1000, base + 0x2000
         self.avail_idx = 0
         self.last_used = 0
         self.kicked_idx = 0      # avail_idx at the previous kick
+
+    def release(self):
+        self.u16.release()
 
     def set_desc(self, i, addr, length, flags=0, nxt=0):
         struct.pack_into("<QIHH", self.mem, self.desc + 16 * i, addr, length, flags, nxt)
@@ -301,26 +307,27 @@ class Ring:
 
     def publish_many(self, heads):
         """Make several chains available with one index update."""
+        ring = (self.avail + 4) // 2
         for head in heads:
-            struct.pack_into("<H", self.mem, self.avail + 4 + 2 * (self.avail_idx % self.size), head)
+            self.u16[ring + self.avail_idx % self.size] = head
             self.avail_idx = (self.avail_idx + 1) & 0xFFFF
-        struct.pack_into("<H", self.mem, self.avail + 2, self.avail_idx)
+        self.u16[(self.avail + 2) // 2] = self.avail_idx
 
     def set_avail_idx(self, value):
         self.avail_idx = value & 0xFFFF
-        struct.pack_into("<H", self.mem, self.avail + 2, self.avail_idx)
+        self.u16[(self.avail + 2) // 2] = self.avail_idx
 
     def set_used_event(self, value):
-        struct.pack_into("<H", self.mem, self.avail + 4 + 2 * self.size, value & 0xFFFF)
+        self.u16[(self.avail + 4) // 2 + self.size] = value & 0xFFFF
 
     def used_idx(self):
-        return struct.unpack_from("<H", self.mem, self.used + 2)[0]
+        return self.u16[(self.used + 2) // 2]
 
     def used_flags(self):
-        return struct.unpack_from("<H", self.mem, self.used)[0]
+        return self.u16[self.used // 2]
 
     def avail_event(self):
-        return struct.unpack_from("<H", self.mem, self.used + 4 + 8 * self.size)[0]
+        return self.u16[(self.used + 4 + 8 * self.size) // 2]
 
     def pop_used(self):
         """Next used element (id, len) or None."""
@@ -373,6 +380,7 @@ class VirtioNetVF:
             for off, size in info["areas"]:
                 if off == DOORBELL_OFF:
                     self.db = mmap.mmap(info["fd"], size, offset=info["offset"] + off)
+                    self.db16 = memoryview(self.db).cast("H")
             os.close(info["fd"])
         subs, self.kick_fds = self.c.region_io_fds(BAR0)
         self.kick_by_offset = {s[0]: self.kick_fds[s[2]] for s in subs}
@@ -389,7 +397,10 @@ class VirtioNetVF:
 
     def close(self):
         if self.db:
+            self.db16.release()
             self.db.close()
+        for r in self.rings.values():
+            r.release()
         self.mem.close()
         os.close(self.memfd)
         for fd in self.kick_fds + self.irq_fds:
@@ -491,11 +502,11 @@ class VirtioNetVF:
     # doorbells
     def ring_doorbell(self, q):
         """Tell the device about new buffers the no-exit way."""
-        value = struct.pack("<H", self.rings[q].avail_idx)
         if self.db is not None:
-            self.db[q * DB_STRIDE:q * DB_STRIDE + 2] = value
+            self.db16[q * DB_STRIDE // 2] = self.rings[q].avail_idx     # one 16-bit store
         else:
-            self.c.region_write(BAR0, DOORBELL_OFF + q * DB_STRIDE, value)
+            self.c.region_write(BAR0, DOORBELL_OFF + q * DB_STRIDE,
+                                struct.pack("<H", self.rings[q].avail_idx))
 
     def notify(self, q, how="region"):
         """Ring the trapped notify register (as a VM exit would)."""
