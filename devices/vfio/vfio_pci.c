@@ -106,10 +106,12 @@ static void vp_server_hup(void *opaque, int fd, unsigned revents)
 {
 	struct vfio_pci *vp = opaque;
 
-	atomic_store(&vp->vdev->dead, true);
+	bool was_dead = atomic_exchange(&vp->vdev->dead, true);
+
 	if (!atomic_exchange(&vp->gone_reported, true))
-		pr_err("passthrough device %s: its server disconnected; device removed, "
-		       "the VM keeps running without it", vp->spec);
+		pr_err("passthrough device %s: %s; device removed, the VM keeps running "
+		       "without it", vp->spec,
+		       was_dead ? "it stopped answering" : "its server disconnected");
 	loop_unwatch(vp->vm->loop, vp->hup_watch);
 	vp->hup_watch = NULL;
 }

@@ -47,13 +47,17 @@ void vfio_user_conn_destroy(struct vfio_user_conn *c)
 
 static void conn_kill(struct vfio_user_conn *c, const char *why, int err)
 {
-	/* stop the peer too; the fd itself is closed only at destroy */
-	shutdown(c->sock, SHUT_RDWR);
+	/*
+	 * Report first, then stop the peer: the shutdown wakes whoever watches
+	 * the socket for a hang-up, and the reason (a timeout, a protocol
+	 * error) must already be on record.  The fd is closed only at destroy.
+	 */
 	if (c->on_dead)
 		c->on_dead(c->opaque, why, err);	/* marks *c->dead, reports once */
 	else if (!atomic_exchange(c->dead, true))
 		pr_err("vfio-user %s: connection lost: %s (%s)", c->name, why, strerror(-err));
 	atomic_store(c->dead, true);
+	shutdown(c->sock, SHUT_RDWR);
 }
 
 static int wait_io(int fd, short events, uint64_t deadline)
