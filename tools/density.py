@@ -40,8 +40,8 @@ FIRST_HOST = 257                    # 10.80.1.1: guest i gets NET_BASE + FIRST_H
 MAX_VMS = 65536 - FIRST_HOST - 2
 COUNTER_PORT = 9000
 PROBE_EVERY = 0.25                  # s between counter requests to a guest not yet ready
-RESEND_AFTER = 1.0                  # s before a check request is sent again
-MAX_SENDS = 10
+RESEND_AFTER = 1.0                  # s before a check request is first sent again;
+MAX_SENDS = 8                       # doubling after each send: ~4 min for a reply in all
 CLONE_NEWNET = 0x40000000
 
 
@@ -344,8 +344,9 @@ class Density:
         return " | ".join(out)
 
     def ask_all(self, guests):
-        """One request to each guest at once, resent every second until its reply
-        comes (at most MAX_SENDS times): {guest: (counter or None, sends)}."""
+        """One request to each guest at once, resent with doubling intervals until
+        its reply comes (at most MAX_SENDS times; a thousand polling guests on two
+        cores can take tens of seconds to answer): {guest: (counter or None, sends)}."""
         out, want = {}, {}
         for g in guests:
             g.seq += 1
@@ -362,7 +363,7 @@ class Density:
                     del want[rid]
                     continue
                 w[1] += 1
-                w[2] = now + RESEND_AFTER
+                w[2] = now + RESEND_AFTER * (1 << (w[1] - 1))
                 try:
                     self.udp.sendto(struct.pack("!Q", rid), (w[0].ip, COUNTER_PORT))
                 except BlockingIOError:
@@ -383,18 +384,19 @@ class Density:
         parallel).  Every reply must echo its id; the first sets the baseline (a
         readiness probe's reply may have been lost, and a lost UDP reply still
         counts in the guest), each later one must carry the previous counter + 1
-        (+ up to k if the request had to be sent k more times); counters never go
-        backwards in arrival order."""
+        (+ up to k for the k extra sends of this or the previous request whose
+        replies have not been seen); counters never go backwards in arrival order."""
         live = [g for g in self.guests if g.t_ready is not None]
         bad = set()
         prev = {g: max(c for _, c in g.replies) for g in live}
+        slack = {g: 0 for g in live}            # duplicates sent, their replies not yet seen
         for k in range(self.a.checks):
             ask = [g for g in live if g not in bad]
             res = self.ask_all(ask)
             resent = False
             for g in ask:
                 got, sends = res[g]
-                hi = prev[g] + sends if k else 1 << 63
+                hi = prev[g] + sends + slack[g] if k else 1 << 63
                 if got is None:
                     self.errors.append(f"{g.name}: no reply to counter request {g.seq}")
                     bad.add(g)
@@ -403,12 +405,15 @@ class Density:
                     bad.add(g)
                 resent |= sends > 1
             if resent:                          # let duplicates' replies arrive, count them in
-                t_end = time.monotonic() + RESEND_AFTER
+                t_end = time.monotonic() + 4 * RESEND_AFTER
                 while time.monotonic() < t_end:
                     select.select([self.udp], [], [], 0.05)
                     self.drain(time.monotonic())
             for g in ask:
                 prev[g] = max(c for _, c in g.replies)
+                rid = (g.idx << 24) | g.seq
+                seen = sum(1 for r_id, _ in g.replies if r_id == rid)
+                slack[g] = max(0, res[g][1] - seen)
         for g in live:
             seq = [c for _, c in g.replies]
             if g not in bad and any(b <= a for a, b in zip(seq, seq[1:])):
