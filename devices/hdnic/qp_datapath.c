@@ -117,8 +117,8 @@ static int tx_peek(struct vdev *vd, struct tx_frame *f)
 			tx_complete(qp, tx_chain.head);
 		} else {
 			gather(&tx_chain, hdr, sizeof(hdr));
-			port = vd->holdq.holding ? SCHED_PORT_SWITCH :
-			       nic_tx_port(vd->nic, vd, hdr + HDNIC_NET_HDR_LEN);
+			/* Held frames too: QoS applies when the device transmits. */
+			port = nic_tx_port(vd->nic, vd, hdr + HDNIC_NET_HDR_LEN);
 			if (!tx_refuse(vd, hdr + HDNIC_NET_HDR_LEN, port)) {
 				f->qp = qp;
 				f->len = (uint32_t)(tx_chain.total - HDNIC_NET_HDR_LEN);

@@ -22,52 +22,49 @@
 
 static void conn_event(struct loop_handler *h, int res, uint32_t flags);
 
-/* Bind path, replacing a stale socket file but never a live server. */
-static int bind_unix(int fd, const char *path)
+/* Something accepts connections at path (a live server, not a stale file). */
+static bool served(const struct sockaddr_un *sa)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool live = probe >= 0 && connect(probe, (const struct sockaddr *)sa, sizeof(*sa)) == 0;
+
+	if (probe >= 0)
+		close(probe);
+	return live;
+}
+
+/*
+ * A listening socket at path, replacing a stale socket file but never a
+ * live server.  It is bound under a temporary name and renamed into place
+ * once it listens: whoever sees the path can connect.
+ */
+int hdnic_listen_unix(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX }, tmp = { .sun_family = AF_UNIX };
+	bool renamed = strlen(path) + 4 < sizeof(sa.sun_path);
+	int fd, err = 0;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		pr_err("socket path too long: %s", path);
 		return -ENAMETOOLONG;
 	}
 	strcpy(sa.sun_path, path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-		return 0;
-	if (errno == EADDRINUSE) {
-		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		int live = probe >= 0 &&
-			   connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-
-		if (probe >= 0)
-			close(probe);
-		if (live) {
-			pr_err("%s is served by another process", path);
-			return -EADDRINUSE;
-		}
-		unlink(path);
-		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			return 0;
+	if (served(&sa)) {
+		pr_err("%s is served by another process", path);
+		return -EADDRINUSE;
 	}
-	pr_err("bind %s: %s", path, strerror(errno));
-	return -errno;
-}
-
-int hdnic_listen_unix(const char *path)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int err;
-
+	snprintf(tmp.sun_path, sizeof(tmp.sun_path), "%s%s", path, renamed ? ".new" : "");
+	unlink(tmp.sun_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		pr_err("socket: %s", strerror(errno));
 		return -errno;
 	}
-	err = bind_unix(fd, path);
-	if (!err && listen(fd, 8) < 0) {
+	if (bind(fd, (struct sockaddr *)&tmp, sizeof(tmp)) < 0 || listen(fd, 8) < 0 ||
+	    (renamed && rename(tmp.sun_path, path) < 0)) {
 		err = -errno;
-		pr_err("listen %s: %s", path, strerror(errno));
-	}
-	if (err) {
+		pr_err("listening at %s: %s", path, strerror(errno));
+		unlink(tmp.sun_path);
 		close(fd);
 		return err;
 	}

@@ -5,11 +5,14 @@ on an ADI as on a VF, ADIs carrying traffic while others come and go, a
 thousand ADIs in one event loop, and multi-queue ADIs.  Only addresses in
 namespaces the tests create are used."""
 import json
+import shutil
 import socket
 import statistics
 import struct
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -178,10 +181,31 @@ def test_bad_cli(ns, tmp_path, args, msg):
     assert r.returncode != 0 and msg in r.stderr, r.stderr
 
 
+def test_shutdown_removes_adi_sockets(ns, tmp_path):
+    n = Hdnic(HDNIC, tmp_path / "nic", vfs=1, uplink="tap:hdx0", netns=ns)
+    n.adi_add("x1")
+    n.adi_add("x2", "--queues", "3")
+    with VirtioNetVF(n.adi_sock("x2"), pairs=3):
+        clean_stop(n)
+    assert not list((tmp_path / "nic").iterdir())
+
+
 # ---- attach time ----
 
-def test_attach_time(nic):
+@pytest.fixture
+def shm_nic(ns):
+    """hdnic with DIR on tmpfs, where sockets belong (README): binding one on
+    a disk filesystem costs a journal commit."""
+    d = Path(tempfile.mkdtemp(prefix="hdnic-attach-", dir="/dev/shm"))
+    n = Hdnic(HDNIC, d / "nic", vfs=2, uplink="tap:hdt1", netns=ns, name="attach")
+    yield n
+    clean_stop(n)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_attach_time(shm_nic):
     """Creation to socket ready, as hdnic measures it, and as a client sees it."""
+    nic = shm_nic
     m = Mgmt(nic)
     try:
         inside, outside = [], []
@@ -200,7 +224,7 @@ def test_attach_time(nic):
     print(f"\nADI attach (creation -> socket ready): median {med:.1f} us, max {max(inside):.1f} us;"
           f" request -> client negotiated: median {statistics.median(outside):.0f} us;"
           f" VF realize at start: {statistics.median(vf_us):.1f} us")
-    assert med < 2000 and max(inside) < 20000
+    assert med < 1000 and max(inside) < 20000
     assert all(v > 0 for v in vf_us)
 
 
