@@ -5,6 +5,7 @@ import os
 import pytest
 
 from hdvmlib import VM, HDVM, GUEST
+from vfio_user_client import Netns
 
 _names = itertools.count()
 
@@ -29,6 +30,14 @@ def vms(run_dir):
     yield start
     for vm in started:
         vm.kill()
+
+
+@pytest.fixture
+def ns():
+    """A network namespace of the test's own, removed at teardown."""
+    n = Netns()
+    yield n
+    n.delete()
 
 
 def pytest_sessionstart(session):

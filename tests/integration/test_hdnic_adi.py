@@ -18,17 +18,10 @@ import pytest
 
 from hdvmlib import HDNIC
 import vfio_user_client as vu
-from vfio_user_client import Hdnic, Netns, VfioUserClient, VirtioNetVF, ether_frame, sniff, wait_for
+from vfio_user_client import Hdnic, VfioUserClient, VirtioNetVF, ether_frame, sniff, wait_for
 
 PEER = bytes.fromhex("02aabbccdd01")
 BCAST = b"\xff" * 6
-
-
-@pytest.fixture
-def ns():
-    n = Netns()
-    yield n
-    n.delete()
 
 
 def clean_stop(n):

@@ -12,18 +12,11 @@ import pytest
 
 from hdvmlib import HDNIC
 import vfio_user_client as vu
-from vfio_user_client import Hdnic, Netns, VirtioNetVF, ether_frame, sniff, wait_for
+from vfio_user_client import Hdnic, VirtioNetVF, ether_frame, sniff, wait_for
 
 BCAST = b"\xff" * 6
 PEER = bytes.fromhex("02aabbccdd01")         # a host "behind" the uplink
 ETH_TEST = 0x88B5
-
-
-@pytest.fixture
-def ns():
-    n = Netns()
-    yield n
-    n.delete()
 
 
 @pytest.fixture

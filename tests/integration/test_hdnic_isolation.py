@@ -11,20 +11,13 @@ import pytest
 
 from hdvmlib import HDNIC
 import vfio_user_client as vu
-from vfio_user_client import Hdnic, Netns, VirtioNetVF, ether_frame, sniff, wait_for
+from vfio_user_client import Hdnic, VirtioNetVF, ether_frame, sniff, wait_for
 
 PEER = bytes.fromhex("02aabbccdd01")
 FAKE = bytes.fromhex("02f00df00d01")
 SECRET_OFF = 0x80000                  # where the victim keeps its secret page
 VICTIM_IOVA = 0x40000000
 ATTACKER_IOVA = 0x90000000            # a different guest-physical layout
-
-
-@pytest.fixture
-def ns():
-    n = Netns()
-    yield n
-    n.delete()
 
 
 @pytest.fixture

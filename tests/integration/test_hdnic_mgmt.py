@@ -10,14 +10,7 @@ import pytest
 
 from hdvmlib import HDNIC
 import vfio_user_client as vu
-from vfio_user_client import Hdnic, Netns, VirtioNetVF, wait_for
-
-
-@pytest.fixture
-def ns():
-    n = Netns()
-    yield n
-    n.delete()
+from vfio_user_client import Hdnic, VirtioNetVF, wait_for
 
 
 @pytest.fixture

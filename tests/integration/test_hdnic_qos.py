@@ -14,7 +14,7 @@ import pytest
 
 from hdvmlib import HDNIC
 import vfio_user_client as vu
-from vfio_user_client import Hdnic, Netns, VirtioNetVF, ether_frame, wait_for
+from vfio_user_client import Hdnic, VirtioNetVF, ether_frame, wait_for
 
 PEER = bytes.fromhex("02aabbccdd01")
 LINE = 20_000_000            # uplink line rate for these tests, bit/s
@@ -87,13 +87,6 @@ class RxDrain(threading.Thread):
     def stop(self):
         self.halt.set()
         self.join(5)
-
-
-@pytest.fixture
-def ns():
-    n = Netns()
-    yield n
-    n.delete()
 
 
 @pytest.fixture

@@ -9,14 +9,7 @@ import time
 import pytest
 
 from hdvmlib import HDNIC, HDVM, GUEST, hdvm_ctl, status
-from vfio_user_client import Hdnic, Netns, wait_for
-
-
-@pytest.fixture
-def ns():
-    n = Netns(prefix="hpt")
-    yield n
-    n.delete()
+from vfio_user_client import Hdnic, wait_for
 
 
 @pytest.fixture
