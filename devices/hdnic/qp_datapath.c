@@ -209,6 +209,22 @@ void vdev_tx_send(struct vdev *vd, struct tx_frame *f)
 		tx_complete_guarded(vd, f->qp, head);
 }
 
+/* Make the used entries of one queue visible and interrupt if the driver asked. */
+static void publish_used(struct vdev *vd, struct qp *qp, int dir)
+{
+	struct virtq *vq = &qp->vq[dir];
+
+	if (!vq->attached)
+		return;
+	virtq_publish(vq);
+	if (dir == QP_TX && vd->polling)
+		virtq_set_notify(vq, false);	/* keep avail_event ahead */
+	if (virtq_should_interrupt(vq)) {
+		vd->vn.isr |= VIRTIO_ISR_QUEUE;
+		qp_raise(qp, dir);
+	}
+}
+
 void vdev_tx_done(struct vdev *vd)
 {
 	sigjmp_buf jb, *prev;
@@ -221,20 +237,11 @@ void vdev_tx_done(struct vdev *vd)
 	}
 	for (unsigned k = 0; k < vd->nr_qps; k++) {
 		struct qp *qp = vd->qps[k];
-		struct virtq *vq = &qp->vq[QP_TX];
 
 		if (!qp->tx_pushed)
 			continue;
 		qp->tx_pushed = false;
-		if (!vq->attached)
-			continue;
-		virtq_publish(vq);
-		if (vd->polling)
-			virtq_set_notify(vq, false);	/* keep avail_event ahead */
-		if (virtq_should_interrupt(vq)) {
-			vd->vn.isr |= VIRTIO_ISR_QUEUE;
-			qp_raise(qp, QP_TX);
-		}
+		publish_used(vd, qp, QP_TX);
 	}
 	DMA_UNGUARD(prev);
 }
@@ -480,18 +487,11 @@ void vdev_flush(struct vdev *vd)
 	}
 	for (unsigned k = 0; k < vd->nr_qps; k++) {
 		struct qp *qp = vd->qps[k];
-		struct virtq *vq = &qp->vq[QP_RX];
 
 		if (!qp->rx_pushed)
 			continue;
 		qp->rx_pushed = false;
-		if (!vq->attached)
-			continue;
-		virtq_publish(vq);
-		if (virtq_should_interrupt(vq)) {
-			vd->vn.isr |= VIRTIO_ISR_QUEUE;
-			qp_raise(qp, QP_RX);
-		}
+		publish_used(vd, qp, QP_RX);
 	}
 	DMA_UNGUARD(prev);
 	vdev_flush_irqs(vd);
