@@ -40,6 +40,14 @@ def ns():
     n.delete()
 
 
+@pytest.fixture
+def tap(ns, nic):
+    """AF_PACKET socket on hdnic's TAP uplink hdt0 (the module's `nic` fixture)."""
+    s = ns.packet_socket("hdt0")
+    yield s
+    s.close()
+
+
 def pytest_sessionstart(session):
     for f in (HDVM, GUEST):
         if not f.exists():

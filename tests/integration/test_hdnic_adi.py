@@ -39,13 +39,6 @@ def nic(ns, tmp_path):
     clean_stop(n)
 
 
-@pytest.fixture
-def tap(ns, nic):
-    s = ns.packet_socket("hdt0")
-    yield s
-    s.close()
-
-
 def tagged(tag):
     return lambda f: len(f) >= 14 and tag in f
 

@@ -24,16 +24,7 @@ def nic(ns, tmp_path):
     n = Hdnic(HDNIC, tmp_path / "nic", vfs=3, uplink="tap:hdt0", netns=ns,
               extra=["--idle-us", "300000"])
     yield n
-    rc = n.stop()
-    assert rc == 0, n.output()
-    assert "AddressSanitizer" not in n.output() and "runtime error" not in n.output()
-
-
-@pytest.fixture
-def tap(ns, nic):
-    s = ns.packet_socket("hdt0")
-    yield s
-    s.close()
+    n.stop_checked()
 
 
 def is_test_frame(tag):

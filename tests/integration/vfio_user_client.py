@@ -786,6 +786,13 @@ class Hdnic:
         # `ip netns exec` execs the command, so the pid is hdnic's own.
         return self.proc.pid
 
+    def stop_checked(self):
+        """Stop with SIGTERM and assert a clean exit with no sanitizer report."""
+        rc = self.stop()
+        out = self.output()
+        assert rc == 0, out
+        assert "AddressSanitizer" not in out and "runtime error" not in out
+
     def stop(self, sig=signal.SIGTERM, timeout=10):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
