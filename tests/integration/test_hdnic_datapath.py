@@ -4,7 +4,6 @@ over vfio-user, frames go out a TAP (or a veth through AF_PACKET) inside a
 network namespace the test owns, and frames injected there land in RX buffers.
 Only addresses inside those namespaces are used."""
 import os
-import socket
 import struct
 import time
 

@@ -6,7 +6,6 @@ of the line goes to others, and ingress policing drops a device's excess at
 the device, before any DMA, while a neighbour receives everything sent to
 it.  Drivers are Python threads playing guests that send and receive as
 fast as the device lets them."""
-import socket
 import threading
 import time
 
@@ -14,7 +13,7 @@ import pytest
 
 from hdvmlib import HDNIC
 import vfio_user_client as vu
-from vfio_user_client import Hdnic, VirtioNetVF, ether_frame, wait_for
+from vfio_user_client import Hdnic, VirtioNetVF, ether_frame
 
 PEER = bytes.fromhex("02aabbccdd01")
 LINE = 20_000_000            # uplink line rate for these tests, bit/s
