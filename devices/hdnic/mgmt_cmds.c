@@ -128,6 +128,20 @@ static json_object *stats_entry(const struct vdev *vd)
 	return o;
 }
 
+static json_object *arp_stats(const struct arp_dir *d)
+{
+	json_object *o = json_object_new_object();
+
+	add(o, "bindings", u64(d->nr_entries));
+	add(o, "learned", u64(d->stats.learned));
+	add(o, "moved", u64(d->stats.moved));
+	add(o, "refused", u64(d->stats.refused));
+	add(o, "directed", u64(d->stats.directed));
+	add(o, "suppressed", u64(d->stats.suppressed));
+	add(o, "flooded", u64(d->stats.flooded));
+	return o;
+}
+
 static json_object *cmd_stats(struct nic *nic, json_object *req, char *err, size_t errlen)
 {
 	json_object *r = json_object_new_object(), *vfs = json_object_new_array();
@@ -155,6 +169,7 @@ static json_object *cmd_stats(struct nic *nic, json_object *req, char *err, size
 	add(sw, "spoof_drops", u64(ss->spoof_drops));
 	add(sw, "loop_drops", u64(ss->loop_drops));
 	add(r, "switch", sw);
+	add(r, "arp", arp_stats(&nic->arpd));
 	for (unsigned p = 0; p < SCHED_NR_PORTS; p++) {
 		const struct sched_port *sp = &nic->sched.port[p];
 		json_object *o = json_object_new_object();
@@ -345,8 +360,10 @@ static json_object *cmd_trust(struct nic *nic, json_object *req, char *err, size
 		return NULL;
 	}
 	vd->trusted = json_object_get_boolean(v);
-	if (!vd->trusted)
+	if (!vd->trusted) {
 		sw_flush_port(&nic->sw, vd->port);	/* addresses it sent as are not its */
+		arpd_flush_port(&nic->arpd, vd->port);
+	}
 	r = json_object_new_object();
 	add(r, "dev", json_object_new_string(vd->dev.id));
 	add(r, "trusted", json_object_new_boolean(vd->trusted));

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "devices/hdnic/arp_dir.h"
 #include "devices/hdnic/mgmt.h"
 #include "devices/hdnic/uplink.h"
 #include "devices/hdnic/vdev.h"
@@ -113,6 +114,8 @@ int nic_init(struct nic *nic, const struct nic_config *cfg)
 	for (unsigned s = nr_adis; s-- > 0;)
 		nic->adi_free[nic->nr_adi_free++] = s;
 	err = sw_init(&nic->sw, 4096 + 2 * nic->nr_ports);
+	if (!err)
+		err = arpd_init(&nic->arpd, 4096 + 2 * nic->nr_ports);
 	if (!err)
 		err = iommu_init(&nic->iommu, nic->nr_ports);
 	if (!err)
@@ -233,6 +236,7 @@ void nic_destroy(struct nic *nic)
 	}
 	uplink_free(nic->uplink);
 	sw_destroy(&nic->sw);
+	arpd_destroy(&nic->arpd);
 	qp_pool_destroy(&nic->qps);
 	iommu_destroy(&nic->iommu);
 	free(nic->ports);
@@ -258,6 +262,7 @@ void nic_unplug(struct nic *nic, struct vdev *vd)
 	nic->devs[vd->devs_slot] = last;
 	last->devs_slot = vd->devs_slot;
 	nic->ports[vd->port] = NULL;
+	arpd_flush_port(&nic->arpd, vd->port);
 	nic_irq_forget(nic, vd);
 }
 
@@ -361,6 +366,62 @@ int nic_run(struct nic *nic)
 
 /* ---- switching ---- */
 
+enum arp_way { ARP_FLOOD, ARP_TO_UPLINK, ARP_TO_DEV, ARP_NOWHERE };
+
+/*
+ * ARP suppression (arp_dir.h).  Learns who owns an ARP frame's sender
+ * address; false if the frame is no ARP packet.
+ */
+static bool arp_learn(struct nic *nic, uint32_t from, const uint8_t *frame, uint32_t len,
+		      struct arp_view *a)
+{
+	struct vdev *sender = nic_port(nic, (int)from), *owner;
+
+	if (!arp_view_parse(frame, len, a))
+		return false;
+	/* Bindings come from a station speaking for itself. */
+	if (!a->spa || memcmp(a->sha, frame + 6, 6))
+		return true;
+	owner = nic_port(nic, arpd_lookup(&nic->arpd, a->spa, nic->now_ns));
+	/* Only a trusted function may take over a live neighbour's address. */
+	if (owner && owner != sender && owner->running && !(sender && sender->trusted))
+		nic->arpd.stats.refused++;
+	else
+		arpd_learn(&nic->arpd, a->spa, from, nic->now_ns);
+	return true;
+}
+
+/* Where a broadcast frame goes: a request for a known address goes to its owner only. */
+static enum arp_way arp_route(struct nic *nic, uint32_t from, const uint8_t *frame,
+			      uint32_t len, struct vdev **dev)
+{
+	struct vdev *sender = nic_port(nic, (int)from), *owner_dev;
+	struct arp_view a;
+	int owner;
+
+	if (!arp_learn(nic, from, frame, len, &a) || a.op != ARP_OP_REQUEST ||
+	    !mac_is_broadcast(frame))
+		return ARP_FLOOD;
+	if (a.spa && a.spa == a.tpa && sender) {
+		/* A function's announcement: the directory holds it now. */
+		nic->arpd.stats.suppressed++;
+		return ARP_TO_UPLINK;
+	}
+	owner = arpd_lookup(&nic->arpd, a.tpa, nic->now_ns);
+	if (owner == SW_PORT_UPLINK && owner != (int)from) {
+		nic->arpd.stats.suppressed++;
+		return sender ? ARP_TO_UPLINK : ARP_NOWHERE;
+	}
+	owner_dev = nic_port(nic, owner);
+	if (!owner_dev || owner_dev == sender || !owner_dev->running) {
+		nic->arpd.stats.flooded++;
+		return ARP_FLOOD;
+	}
+	nic->arpd.stats.directed++;
+	*dev = owner_dev;
+	return ARP_TO_DEV;
+}
+
 static void flood(struct nic *nic, struct vdev *src, const uint8_t *frame, uint32_t len)
 {
 	nic->sw.stats.flooded++;
@@ -390,10 +451,21 @@ void nic_forward_from_vdev(struct nic *nic, struct vdev *src, const uint8_t *fra
 	struct vdev *to;
 
 	if (mac_is_multicast(frame)) {
-		flood(nic, src, frame, len);
-		uplink_tx(nic->uplink, frame, len);
-		return;
+		switch (arp_route(nic, src->port, frame, len, &to)) {
+		case ARP_TO_DEV:
+			vdev_rx_deliver(to, frame, len);
+			return;
+		case ARP_NOWHERE:
+			return;
+		case ARP_FLOOD:
+			flood(nic, src, frame, len);
+			/* fall through */
+		case ARP_TO_UPLINK:
+			uplink_tx(nic->uplink, frame, len);
+			return;
+		}
 	}
+	arp_learn(nic, src->port, frame, len, &(struct arp_view){ 0 });
 	to = nic_port(nic, sw_lookup(&nic->sw, frame, nic->now_ns));
 	if (to == src) {
 		nic->sw.stats.loop_drops++;	/* no hairpin */
@@ -419,9 +491,19 @@ void nic_forward_from_uplink(struct nic *nic, const uint8_t *frame, uint32_t len
 	}
 	sw_learn(&nic->sw, src, SW_PORT_UPLINK, nic->now_ns);
 	if (mac_is_multicast(dst)) {
-		flood(nic, NULL, frame, len);
-		return;
+		switch (arp_route(nic, SW_PORT_UPLINK, frame, len, &to)) {
+		case ARP_TO_DEV:
+			vdev_rx_deliver(to, frame, len);
+			return;
+		case ARP_TO_UPLINK:
+		case ARP_NOWHERE:
+			return;		/* it stays on its own side */
+		case ARP_FLOOD:
+			flood(nic, NULL, frame, len);
+			return;
+		}
 	}
+	arp_learn(nic, SW_PORT_UPLINK, frame, len, &(struct arp_view){ 0 });
 	to = nic_port(nic, sw_lookup(&nic->sw, dst, nic->now_ns));
 	if (to) {
 		vdev_rx_deliver(to, frame, len);
@@ -449,6 +531,7 @@ int nic_set_mac(struct nic *nic, struct vdev *vd, const uint8_t mac[6], char *er
 		return -EEXIST;
 	}
 	sw_remove(&nic->sw, vd->mac);
+	arpd_flush_port(&nic->arpd, vd->port);	/* its addresses answer to the old MAC */
 	if (sw_set_static(&nic->sw, mac, vd->port)) {
 		sw_set_static(&nic->sw, vd->mac, vd->port);
 		if (err)

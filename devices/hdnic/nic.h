@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devices/hdnic/arp_dir.h"
 #include "devices/hdnic/iommu.h"
 #include "devices/hdnic/loop.h"
 #include "devices/hdnic/qp.h"
@@ -61,6 +62,7 @@ struct nic {
 
 	struct loop loop;
 	struct nic_switch sw;
+	struct arp_dir arpd;
 	struct iommu iommu;
 	struct qp_pool qps;
 	struct sched sched;

@@ -52,6 +52,10 @@ int sw_static_port(struct nic_switch *sw, const uint8_t mac[6]);
 void sw_flush_port(struct nic_switch *sw, uint32_t port);
 
 static inline bool mac_is_multicast(const uint8_t *mac) { return mac[0] & 1; }
+static inline bool mac_is_broadcast(const uint8_t *m)
+{
+	return (m[0] & m[1] & m[2] & m[3] & m[4] & m[5]) == 0xff;
+}
 static inline bool mac_is_zero(const uint8_t *m)
 {
 	return !(m[0] | m[1] | m[2] | m[3] | m[4] | m[5]);

@@ -396,6 +396,8 @@ class VirtioNetVF:
         self.init_device()
 
     def close(self):
+        if self.memfd < 0:
+            return                          # closed already
         if self.db:
             self.db16.release()
             self.db.close()
@@ -403,6 +405,7 @@ class VirtioNetVF:
             r.release()
         self.mem.close()
         os.close(self.memfd)
+        self.memfd = -1
         for fd in self.kick_fds + self.irq_fds:
             os.close(fd)
         self.c.close()
