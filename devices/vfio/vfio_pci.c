@@ -92,13 +92,27 @@ static struct vfio_pci *to_vp(struct pci_dev *pd)
 
 /* ---- the device going away ---- */
 
+/*
+ * Tell a sleeping guest at once, the way a hot-plug slot's presence-detect
+ * interrupt would: raise every vector it has unmasked, so its driver looks
+ * at the device and finds it gone instead of sleeping on.
+ */
+static void vp_announce_removal(struct vfio_pci *vp)
+{
+	for (unsigned v = 0; vp->irq_efd && v < vp->nr_vectors; v++)
+		if (vp->irqfd_on[v] && eventfd_write(vp->irq_efd[v], 1))
+			pr_debug("removal interrupt on vector %u: %s", v, strerror(errno));
+}
+
 static bool vp_alive(struct vfio_pci *vp)
 {
 	if (!vfio_device_dead(vp->vdev))
 		return true;
-	if (!atomic_exchange(&vp->gone_reported, true))
+	if (!atomic_exchange(&vp->gone_reported, true)) {
 		pr_err("passthrough device %s stopped answering (server gone?): device removed, "
 		       "the VM keeps running without it", vp->spec);
+		vp_announce_removal(vp);
+	}
 	return false;
 }
 
@@ -108,10 +122,12 @@ static void vp_server_hup(void *opaque, int fd, unsigned revents)
 
 	bool was_dead = atomic_exchange(&vp->vdev->dead, true);
 
-	if (!atomic_exchange(&vp->gone_reported, true))
+	if (!atomic_exchange(&vp->gone_reported, true)) {
 		pr_err("passthrough device %s: %s; device removed, the VM keeps running "
 		       "without it", vp->spec,
 		       was_dead ? "it stopped answering" : "its server disconnected");
+		vp_announce_removal(vp);
+	}
 	loop_unwatch(vp->vm->loop, vp->hup_watch);
 	vp->hup_watch = NULL;
 }

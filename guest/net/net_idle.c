@@ -2,10 +2,15 @@
 /*
  * Idle mode of the network loop: after IDLE_CYCLES without a frame received,
  * sent or reclaimed, the vCPU sleeps (sti; hlt in ring 0) until the RX
- * queue's MSI-X interrupt or the periodic LAPIC timer (~1 s, for ARP timers
- * and the health check) wakes it.  Set up on the first idle period; if MSI-X
- * cannot be used the loop keeps polling.
+ * queue's MSI-X interrupt or the periodic LAPIC timer wakes it.  The timer
+ * is only a safety net (a lost interrupt, a stalled device server), so it
+ * is slow: every wake-up costs hundreds of microseconds of emulated ring-0
+ * work on a PVM host, times a thousand sleeping guests.  A wake-up that
+ * brings no traffic checks the device (hdvm raises the vectors when it
+ * removes a passed-through device).  Set up on the first idle period; if
+ * MSI-X cannot be used the loop keeps polling.
  */
+#include "guest/cmdline.h"
 #include "devices/platform.h"
 #include "guest/console.h"
 #include "guest/cpu.h"
@@ -15,18 +20,20 @@
 
 /* About 2 ms of nothing at the rough TSC rate before sleeping */
 #define IDLE_CYCLES		(TSC_ROUGH_HZ / 500)
-/* LAPIC timer calibration window (about 1 ms) and the wake-up period */
+/* LAPIC timer calibration window (about 1 ms) */
 #define CALIBRATE_CYCLES	(TSC_ROUGH_HZ / 1000)
-#define TIMER_PERIOD_CYCLES	TSC_ROUGH_HZ
+/* The safety-net wake-up: idle_wake=SECONDS on the command line */
+#define IDLE_WAKE_DEFAULT_S	30
+#define IDLE_WAKE_MAX_S		3600
 
 enum idle_state { IDLE_UNTRIED, IDLE_ON, IDLE_POLL_ONLY };
 
 static enum idle_state state;
-static bool timer_on;
+static bool timer_on, woke;
 static uint64_t last_progress, last_active;
 
-/* Timer counts (divide by 16) per TIMER_PERIOD_CYCLES, measured against the TSC. */
-static uint32_t timer_period(uint64_t lapic)
+/* Timer counts (divide by 16) per `seconds`, measured against the TSC. */
+static uint32_t timer_period(uint64_t lapic, uint64_t seconds)
 {
 	uint64_t start, elapsed, counted, period;
 
@@ -40,7 +47,7 @@ static uint32_t timer_period(uint64_t lapic)
 	lapic_write(lapic, LAPIC_TIMER_INIT, 0);
 	if (!counted || !elapsed)
 		return 0;
-	period = counted * (TIMER_PERIOD_CYCLES / 1000) / (elapsed / 1000 ? elapsed / 1000 : 1);
+	period = counted * (seconds * TSC_ROUGH_HZ / 1000) / (elapsed / 1000 ? elapsed / 1000 : 1);
 	return period > 0xffffffffu ? 0xffffffffu : period ? (uint32_t)period : 1;
 }
 
@@ -48,8 +55,11 @@ static int idle_setup(struct virtio_net *vn)
 {
 	uint64_t lapic = PLAT_LAPIC_ADDR;
 	const char *why;
+	uint64_t wake_s;
 	uint32_t period;
 
+	if (cmdline_get_u64("net", "idle_wake", IDLE_WAKE_DEFAULT_S, 1, IDLE_WAKE_MAX_S, &wake_s))
+		return -1;
 	/* Software-enable the LAPIC: the network apps do not otherwise touch it. */
 	lapic_write(lapic, LAPIC_SVR,
 		    (lapic_read(lapic, LAPIC_SVR) & ~0xffu) | LAPIC_SVR_ENABLE | VEC_SPURIOUS);
@@ -58,14 +68,18 @@ static int idle_setup(struct virtio_net *vn)
 		printf("net: idle mode off (%s), polling\n", why);
 		return -1;
 	}
-	period = timer_period(lapic);
+	period = timer_period(lapic, wake_s);
 	timer_on = period != 0;
 	if (period) {
 		lapic_write(lapic, LAPIC_LVT_TIMER, LAPIC_TIMER_PERIODIC | VEC_TIMER);
 		lapic_write(lapic, LAPIC_TIMER_INIT, period);
 	}
-	printf("net: idle mode on: rx msi-x vector 0x%x, %s\n", VEC_NET_RX,
-	       period ? "timer ~1 s" : "no timer (LAPIC timer did not count)");
+	if (period)
+		printf("net: idle mode on: rx msi-x vector 0x%x, timer ~%u s\n", VEC_NET_RX,
+		       (unsigned)wake_s);
+	else
+		printf("net: idle mode on: rx msi-x vector 0x%x, no timer (LAPIC timer did not count)\n",
+		       VEC_NET_RX);
 	return 0;
 }
 
@@ -76,14 +90,24 @@ void net_idle_note(struct virtio_net *vn, uint64_t now)
 	if (progress != last_progress || !last_active) {
 		last_progress = progress;
 		last_active = now;
+		woke = false;
 		return;
 	}
 	if (now - last_active < IDLE_CYCLES || state == IDLE_POLL_ONLY)
 		return;
+	if (woke) {
+		/* Woken, but not by traffic: the timer, or the device going away. */
+		woke = false;
+		virtio_net_check(vn);
+	}
+	if (vn->health == VNET_GONE)
+		return;		/* net_poll() notices and ends the app */
 	if (vn->health != VNET_OK) {
 		/* Device stopped: only the health check (surprise removal) is left to do. */
-		if (state == IDLE_ON && timer_on)
+		if (state == IDLE_ON && timer_on) {
 			syscall1(SYS_WAIT, 0);
+			woke = true;
+		}
 		return;
 	}
 	if (state == IDLE_UNTRIED) {
@@ -91,11 +115,13 @@ void net_idle_note(struct virtio_net *vn, uint64_t now)
 		if (state != IDLE_ON)
 			return;
 	}
-	if (virtio_net_rx_irq_arm(vn))
+	if (virtio_net_rx_irq_arm(vn)) {
 		syscall1(SYS_WAIT, 0);
+		woke = true;
+	}
 	virtio_net_rx_irq_disarm(vn);
 	/*
 	 * A wake-up that brings traffic resets last_active at the next pass; one
-	 * that brings nothing (the timer) sleeps again right away.
+	 * that brings nothing checks the device and sleeps again right away.
 	 */
 }

@@ -106,7 +106,7 @@ void udp_input(const struct ip_hdr *ip, const uint8_t *data, uint32_t len);
 
 /*
  * Idle mode (net_idle.c): called after every pass of net_run(); once nothing
- * moved for ~2 ms it sleeps until an RX interrupt or the ~1 s timer.
+ * moved for ~2 ms it sleeps until an RX interrupt or the idle_wake timer.
  */
 void net_idle_note(struct virtio_net *vn, uint64_t now);
 

@@ -110,11 +110,29 @@ def test_kernel_vfio_without_vfio_on_host(run_dir):
     assert "vfio0" in err
 
 
+def test_sleeping_guest_hears_of_device_removal(vms, nic, run_dir):
+    """A guest asleep in idle mode (its safety-net timer is 30 s away) learns
+    at once that its device was removed: hdvm raises the device's unmasked
+    MSI-X vectors, the way a hot-plug slot interrupts on presence change."""
+    vm = vms(cmdline="app=counter ip=10.66.0.11/24", extra=["--vfio-user", str(nic.sock(0))])
+    vm.out.wait_for(r"net: idle mode on: rx msi-x vector 0x40, timer ~30 s", timeout=30)
+    time.sleep(0.5)                           # asleep by now (idle after ~2 ms)
+    t0 = time.monotonic()
+    nic.stop(sig=9)
+    vm.out.wait_for("virtio-net: device gone", timeout=8)
+    assert time.monotonic() - t0 < 8
+    assert vm.wait(15) == 1
+    assert list(run_dir.iterdir()) == []
+
+
 def test_stalled_server_times_out_and_vm_survives(vms, nic, run_dir):
     """A device server that stops answering (SIGSTOP) must not hang or kill hdvm:
     the trapped access times out, the device is removed, the VM runs on."""
     import signal
-    vm = vms(cmdline="app=counter ip=10.66.0.10/24", extra=["--vfio-user", str(nic.sock(0))])
+    # idle_wake=1: the sleeping guest looks at its device every second, and
+    # only a guest access can find a stalled (not disconnected) server
+    vm = vms(cmdline="app=counter ip=10.66.0.10/24 idle_wake=1",
+             extra=["--vfio-user", str(nic.sock(0))])
     vm.out.wait_for("counter: listening", timeout=30)
     nic.proc.send_signal(signal.SIGSTOP)
     try:
