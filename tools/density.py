@@ -86,12 +86,23 @@ def proc_status_kib(pid, keys=("VmRSS", "RssAnon", "RssFile", "RssShmem")):
     return out
 
 
-def cpu_ticks(pid):
+def sched_ns(pid):
+    """CPU time (ns) and times scheduled in, summed over pid's threads
+    (/proc/PID/task/*/schedstat: exact, where stat's ticks are 10 ms samples).
+    On this host a vCPU thread is charged for its guest's time too."""
+    run = switches = 0
     try:
-        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except (FileNotFoundError, ProcessLookupError):
-        return 0
-    return int(f[11]) + int(f[12])
+        return 0, 0
+    for t in tasks:
+        try:
+            f = (t / "schedstat").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        run += int(f[0])
+        switches += int(f[2])
+    return run, switches
 
 
 def host_cpu():
@@ -192,6 +203,11 @@ class Density:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         sh("ip", "netns", "add", self.ns)
         sh("ip", "-n", self.ns, "link", "set", "lo", "up")
+        # No IPv6 autoconfiguration chatter from the namespace's side: its
+        # multicast would reach (and wake) every guest, which speaks only IPv4.
+        for key in ("all", "default"):
+            sh("ip", "netns", "exec", self.ns, "sysctl", "-qw",
+               f"net.ipv6.conf.{key}.disable_ipv6=1", check=False)
         vfs = self.a.n if self.a.mode == "vf" else 0
         qps = max(2048, self.a.n + 16)
         self.nic_log = open(self.tmp / "hdnic.log", "wb")
@@ -449,20 +465,24 @@ class Density:
         nic_rss = nic["VmRSS"] if nic else 0
         self.r["processes_rss_mib"] = (sum(rss) + nic_rss) / 1024
         # idle CPU: whole host, hdnic, and all hdvm processes over one window
-        hz = os.sysconf("SC_CLK_TCK")
         pids = [g.proc.pid for g in live]
         w0 = time.monotonic()
         t0, idle0 = host_cpu()
-        nic0, vm0 = cpu_ticks(self.nic_pid()), sum(cpu_ticks(p) for p in pids)
+        nic0, vm0 = sched_ns(self.nic_pid()), [sched_ns(p) for p in pids]
         time.sleep(self.a.idle_window)
-        nic1, vm1 = cpu_ticks(self.nic_pid()), sum(cpu_ticks(p) for p in pids)
+        nic1, vm1 = sched_ns(self.nic_pid()), [sched_ns(p) for p in pids]
         t1, idle1 = host_cpu()
         w = time.monotonic() - w0           # the reads of a thousand /proc files included
+        vm_ns = sum(b[0] - a[0] for a, b in zip(vm0, vm1))
+        vm_in = sum(b[1] - a[1] for a, b in zip(vm0, vm1))
         self.r["idle_cpu"] = {
             "window_s": round(w, 2),
             "host_busy_pct": 100.0 * (1 - (idle1 - idle0) / max(1, t1 - t0)),
-            "hdnic_cores": (nic1 - nic0) / hz / w,
-            "hdvm_cores": (vm1 - vm0) / hz / w,
+            "hdnic_cores": (nic1[0] - nic0[0]) / 1e9 / w,
+            "hdvm_cores": vm_ns / 1e9 / w,
+            "hdvm_and_hdnic_pct_of_a_core": 100.0 * (vm_ns + nic1[0] - nic0[0]) / 1e9 / w,
+            "hdvm_wakeups_per_vm_s": vm_in / w / max(1, len(pids)),
+            "source": "schedstat of every hdvm thread (vCPUs carry guest time) and hdnic",
         }
 
     def nic_pid(self):
@@ -584,8 +604,30 @@ class Density:
         self.r["leaks"] = leaks
         self.errors.extend(leaks)
 
+    def size_neigh_table(self):
+        """The kernel's ARP table is shared by every namespace and by default
+        holds at most 1024 entries (gc_thresh3), and starts evicting entries
+        older than 5 s above 512 (gc_thresh2): the namespace's neighbours for
+        a thousand guests would churn or be refused.  Raise the limits for
+        the run; cleanup() puts the old values back."""
+        need = self.a.n + 1024
+        self.neigh_saved = {}
+        for key, want in (("gc_thresh2", need), ("gc_thresh3", 2 * need)):
+            path = Path(f"/proc/sys/net/ipv4/neigh/default/{key}")
+            old = int(path.read_text())
+            if old < want:
+                self.neigh_saved[path] = old
+                path.write_text(str(want))
+                log(f"net.ipv4.neigh.default.{key} {old} -> {want} for this run")
+
+    def restore_neigh_table(self):
+        for path, old in getattr(self, "neigh_saved", {}).items():
+            path.write_text(str(old))
+        self.neigh_saved = {}
+
     def cleanup(self):
         """Last resort on any path: kill what this run started, remove its namespace."""
+        self.restore_neigh_table()
         for g in self.guests:
             if g.proc is not None and g.proc.poll() is None:
                 g.proc.kill()
@@ -610,6 +652,7 @@ class Density:
         # other work on the host, for reading idle_cpu.host_busy_pct
         self.r["host_busy_pct_before"] = 100.0 * (1 - (idle1 - idle0) / max(1, t1 - t0))
         try:
+            self.size_neigh_table()
             self.start_nic()
             time.sleep(0.2)
             nic_rss0 = proc_status_kib(self.nic_pid())["VmRSS"]
@@ -663,9 +706,11 @@ def table(r):
         ("hdnic memory / device", fmt(g("hdnic_kib_per_device"), " KiB")),
         ("host memory used", fmt(g("host_mem_used_mib"), " MiB")
          + f"  (MemAvailable drop; RSS of hdvm + hdnic {fmt(g('processes_rss_mib'), ' MiB')})"),
-        ("idle CPU: host busy", fmt(cpu.get("host_busy_pct"), " %")
-         + f"  (hdvm {fmt(cpu.get('hdvm_cores'))} cores, hdnic {fmt(cpu.get('hdnic_cores'))} cores;"
-         f" {fmt(g('host_busy_pct_before'), ' %')} busy before start)"),
+        ("idle CPU: hdvm + hdnic", fmt(cpu.get("hdvm_and_hdnic_pct_of_a_core"), " % of a core")
+         + f"  ({fmt(cpu.get('hdvm_wakeups_per_vm_s'))} wake-ups/s per VM, "
+         f"{fmt(cpu.get('window_s'), ' s')} window)"),
+        ("idle CPU: whole host", fmt(cpu.get("host_busy_pct"), " % busy")
+         + f"  ({fmt(g('host_busy_pct_before'), ' %')} busy before start: other work)"),
         ("counter checks", f"{g('counter_checks', {}).get('bad_guests', '-')} bad guests"),
         ("teardown", f"{fmt(g('stop_s'), ' s')}, MemAvailable "
          f"{fmt(g('mem_after_teardown_mib'), ' MiB')} below start"),
@@ -686,7 +731,9 @@ def main():
                     help="seconds for all guests to answer (default 1800)")
     ap.add_argument("--checks", type=int, default=3,
                     help="counter requests per guest after ready, one after another (default 3)")
-    ap.add_argument("--idle-window", type=float, default=3.0, help="seconds of idle CPU sampling")
+    ap.add_argument("--idle-window", type=float, default=35.0,
+                    help="seconds of idle CPU sampling (default 35: longer than a sleeping "
+                    "guest's 30 s safety-net timer)")
     ap.add_argument("--mem-tolerance-mib", type=int, default=128,
                     help="MemAvailable may end this far below the start (default 128)")
     ap.add_argument("--json", default=str(BUILD / "bench-density.json"))

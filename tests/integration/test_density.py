@@ -17,7 +17,7 @@ def run_density(tmp_path, *args, timeout=170):
     out = tmp_path / "density.json"
     env = dict(os.environ, HDVM_BUILD=str(BUILD))
     argv = [sys.executable, str(TOOL), "--json", str(out), "--ready-timeout",
-            str(timeout - 60), *args]
+            str(timeout - 60), "--idle-window", "3", *args]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, stdin=subprocess.DEVNULL)
     try:
@@ -49,6 +49,8 @@ def assert_all_good(p, r, n, mode):
     assert r["processes_rss_mib"] * 1024 > n * r["hdvm_overhead_kib"]["p50"]
     assert "host_mem_used_mib" in r          # other work on the host moves it either way
     assert 0 <= r["idle_cpu"]["host_busy_pct"] <= 100
+    assert r["idle_cpu"]["hdvm_and_hdnic_pct_of_a_core"] >= 0
+    assert r["idle_cpu"]["hdvm_wakeups_per_vm_s"] >= 0
     assert 0 < r["hdvm_start_to_first_run_us"]["p50"]
     assert "answered" in p.stdout and f"{n} of {n}" in p.stdout
 
