@@ -81,6 +81,13 @@ bench-density: all
 	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/density.py --n $(or $(DENSITY_N),1000) \
 		--json $(abspath $(BUILD))/bench-density.json $(DENSITY_ARGS)
 
+# Time to ready against N, plotted (README's density chart)
+bench-density-sweep: all
+	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/density_sweep.py \
+		--ns $(or $(SWEEP_NS),50,100,200,500,1000) \
+		--json $(abspath $(BUILD))/bench-density-sweep.json \
+		--plot $(abspath $(BUILD))/bench-density-sweep.txt
+
 # The README's first command: install, build, run a microVM.
 demo: deps
 	$(MAKE) all
@@ -89,5 +96,5 @@ demo: deps
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit integration check deps bench-boot bench-net bench-density demo clean guest hdnic-all
+.PHONY: all unit integration check deps bench-boot bench-net bench-density bench-density-sweep demo clean guest hdnic-all
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
