@@ -62,7 +62,7 @@
 #define HDNIC_NUM_QUEUES		2	/* 0 = RX, 1 = TX */
 #define HDNIC_QUEUE_RX			0
 #define HDNIC_QUEUE_TX			1
-#define HDNIC_QUEUE_MAX_SIZE		256
+#define HDNIC_QUEUE_MAX_SIZE		2048	/* deep rings ride out a descheduled vCPU */
 #define HDNIC_NET_HDR_LEN		12	/* virtio_net_hdr with num_buffers */
 
 /* Three MSI-X vectors: a driver typically uses 0 = config, 1 = RX, 2 = TX. */

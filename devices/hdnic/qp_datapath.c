@@ -43,6 +43,12 @@ static void ring_broken(struct vdev *vd, struct qp *qp, const char *what, int er
 
 /* Single-threaded; TX and RX apart because a TX frame can land in an RX ring. */
 static struct virtq_chain tx_chain, rx_chain;
+/*
+ * The frame tx_peek() took: copied out of the guest's buffer whole, its used
+ * entry written (not yet published), so sending it touches no guest memory
+ * and needs no DMA guard of its own.
+ */
+static uint8_t tx_buf[HDNIC_NET_HDR_LEN + HDNIC_MAX_FRAME];
 
 /* Copy up to cap bytes of a readable chain into buf. */
 static void gather(const struct virtq_chain *c, uint8_t *buf, uint32_t cap)
@@ -88,7 +94,7 @@ static int tx_peek(struct vdev *vd, struct tx_frame *f)
 
 	for (unsigned looked = 0; looked < vd->nr_qps;) {
 		struct qp *qp = vd->qps[vd->tx_rr % vd->nr_qps];
-		uint8_t hdr[HDNIC_NET_HDR_LEN + 12];
+		uint32_t len;
 		uint16_t db;
 		int r, port;
 
@@ -116,12 +122,14 @@ static int tx_peek(struct vdev *vd, struct tx_frame *f)
 			vd->stats.tx_errors++;
 			tx_complete(qp, tx_chain.head);
 		} else {
-			gather(&tx_chain, hdr, sizeof(hdr));
+			len = (uint32_t)tx_chain.total;
+			gather(&tx_chain, tx_buf, len);
 			/* Held frames too: QoS applies when the device transmits. */
-			port = nic_tx_port(vd->nic, vd, hdr + HDNIC_NET_HDR_LEN);
-			if (!tx_refuse(vd, hdr + HDNIC_NET_HDR_LEN, port)) {
+			port = nic_tx_port(vd->nic, vd, tx_buf + HDNIC_NET_HDR_LEN);
+			if (!tx_refuse(vd, tx_buf + HDNIC_NET_HDR_LEN, port)) {
+				virtq_push(&qp->vq[QP_TX], tx_chain.head, 0);
 				f->qp = qp;
-				f->len = (uint32_t)(tx_chain.total - HDNIC_NET_HDR_LEN);
+				f->len = len - HDNIC_NET_HDR_LEN;
 				f->port = (unsigned)port;
 				return 1;
 			}
@@ -156,47 +164,17 @@ int vdev_tx_peek(struct vdev *vd, struct tx_frame *f)
 
 void vdev_tx_putback(struct tx_frame *f)
 {
+	/* Nothing of it was published: the used entry and the chain go back. */
+	virtq_unpush(&f->qp->vq[QP_TX]);
 	virtq_unpop(&f->qp->vq[QP_TX]);
-}
-
-/* Guarded ring and buffer work: false if the memory vanished (the function is reset). */
-static bool tx_copy(struct vdev *vd, uint8_t *buf, uint32_t len)
-{
-	sigjmp_buf jb, *prev;
-
-	DMA_GUARD_ARM(jb, prev);
-	if (sigsetjmp(jb, 0)) {
-		DMA_UNGUARD(prev);
-		vdev_needs_reset(vd, "DMA memory vanished under the device");
-		return false;
-	}
-	gather(&tx_chain, buf, len);
-	DMA_UNGUARD(prev);
-	return true;
-}
-
-static void tx_complete_guarded(struct vdev *vd, struct qp *qp, uint16_t head)
-{
-	sigjmp_buf jb, *prev;
-
-	DMA_GUARD_ARM(jb, prev);
-	if (sigsetjmp(jb, 0)) {
-		DMA_UNGUARD(prev);
-		vdev_needs_reset(vd, "DMA memory vanished under the device");
-		return;
-	}
-	tx_complete(qp, head);
-	DMA_UNGUARD(prev);
 }
 
 void vdev_tx_send(struct vdev *vd, struct tx_frame *f)
 {
-	uint8_t buf[HDNIC_NET_HDR_LEN + HDNIC_MAX_FRAME];
-	const uint8_t *frame = buf + HDNIC_NET_HDR_LEN;
-	uint16_t head = tx_chain.head;
+	const uint8_t *frame = tx_buf + HDNIC_NET_HDR_LEN;
 
-	if (!tx_copy(vd, buf, HDNIC_NET_HDR_LEN + f->len))
-		return;
+	/* The guest's buffer is already copied and its used entry written. */
+	f->qp->tx_pushed = true;
 	/* A trusted function may send as other stations: they live behind it. */
 	if (vd->trusted && memcmp(frame + 6, vd->mac, 6))
 		sw_learn(&vd->nic->sw, frame + 6, vd->port, vd->nic->now_ns);
@@ -205,8 +183,6 @@ void vdev_tx_send(struct vdev *vd, struct tx_frame *f)
 	vd->tx_rr++;
 	if (holdq_submit(&vd->holdq, frame, f->len))
 		vd->stats.tx_drops++;
-	if (f->qp->vq[QP_TX].attached)
-		tx_complete_guarded(vd, f->qp, head);
 }
 
 /* Make the used entries of one queue visible and interrupt if the driver asked. */

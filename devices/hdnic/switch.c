@@ -27,6 +27,7 @@ int sw_init(struct nic_switch *sw, unsigned max_entries)
 	for (unsigned i = 0; i < max_entries; i++)
 		sw->pool[i].next = i + 1 < max_entries ? (int)i + 1 : -1;
 	sw->free_head = 0;
+	sw->last_hit = -1;
 	return 0;
 }
 
@@ -57,6 +58,8 @@ static void unlink_entry(struct nic_switch *sw, int *link)
 	struct sw_entry *e = &sw->pool[i];
 
 	*link = e->next;
+	if (sw->last_hit == i)
+		sw->last_hit = -1;
 	if (e->is_static)
 		sw->nr_static--;
 	else
@@ -112,10 +115,15 @@ void sw_remove(struct nic_switch *sw, const uint8_t mac[6])
 
 int sw_lookup(struct nic_switch *sw, const uint8_t mac[6], uint64_t now_ns)
 {
-	int *link;
-	int i = find(sw, mac, &link);
+	int *link, i = sw->last_hit;
 	struct sw_entry *e;
 
+	if (i >= 0) {
+		e = &sw->pool[i];
+		if (!memcmp(e->mac, mac, 6) && (e->is_static || now_ns - e->seen_ns <= SW_AGING_NS))
+			return (int)e->port;
+	}
+	i = find(sw, mac, &link);
 	if (i < 0)
 		return -1;
 	e = &sw->pool[i];
@@ -124,6 +132,7 @@ int sw_lookup(struct nic_switch *sw, const uint8_t mac[6], uint64_t now_ns)
 		sw->stats.aged++;
 		return -1;
 	}
+	sw->last_hit = i;
 	return (int)e->port;
 }
 

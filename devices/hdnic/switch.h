@@ -34,6 +34,8 @@ struct nic_switch {
 	unsigned pool_size;
 	int free_head;
 	unsigned nr_learned, nr_static;
+	int last_hit;		/* entry sw_lookup() found last (-1: none); a flood of
+				 * frames to one station skips the hash walk */
 	struct sw_stats stats;
 };
 

@@ -54,6 +54,7 @@ int virtq_attach(struct virtq *vq, struct dma_space *ds, bool event_idx, enum vi
 	vq->event_idx = event_idx;
 	vq->dir = dir;
 	vq->last_avail = 0;
+	vq->avail_ahead = 0;
 	vq->used_idx = 0;
 	vq->signalled_valid = false;
 	vq->notify_enabled = true;
@@ -109,11 +110,16 @@ static uint32_t desc_access(const struct virtq *vq, const struct virtq_chain *c,
 int virtq_pop(struct virtq *vq, struct dma_space *ds, struct virtq_chain *c)
 {
 	uint16_t idx;
-	int pending = virtq_avail_pending(vq);
 
-	if (pending <= 0)
-		return pending;
-	smp_rmb();	/* ring entries after the index */
+	if (!vq->avail_ahead) {
+		/* One index read per batch: the driver's cache line stays put meanwhile. */
+		int pending = virtq_avail_pending(vq);
+
+		if (pending <= 0)
+			return pending;
+		vq->avail_ahead = (uint16_t)pending;
+		smp_rmb();	/* ring entries after the index */
+	}
 	idx = READ_ONCE(vq->avail->ring[vq->last_avail & (vq->size - 1)]);
 	if (idx >= vq->size)
 		return -EINVAL;
@@ -154,6 +160,7 @@ int virtq_pop(struct virtq *vq, struct dma_space *ds, struct virtq_chain *c)
 		idx = d.next;
 	}
 	vq->last_avail++;
+	vq->avail_ahead--;
 	return 1;
 }
 

@@ -42,6 +42,7 @@ struct virtq {
 	const struct dma_space *as;	/* address space the pointers came from */
 	unsigned dma_gen;	/* and its generation */
 	uint16_t last_avail;	/* next avail entry to consume */
+	uint16_t avail_ahead;	/* entries past last_avail known available: no re-read */
 	uint16_t used_idx;	/* our copy of used->idx */
 	uint16_t signalled_used;	/* used idx at the last interrupt */
 	bool signalled_valid;
@@ -79,11 +80,17 @@ int virtq_pop(struct virtq *vq, struct dma_space *ds, struct virtq_chain *c);
 static inline void virtq_unpop(struct virtq *vq)
 {
 	vq->last_avail--;
+	vq->avail_ahead++;
 }
 /* Number of entries the driver has made available; negative if impossible. */
 int virtq_avail_pending(const struct virtq *vq);
 /* Return a chain to the driver; visible after virtq_publish(). */
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
+/* Take back the entry virtq_push() just wrote, before it was published. */
+static inline void virtq_unpush(struct virtq *vq)
+{
+	vq->used_idx--;
+}
 void virtq_publish(struct virtq *vq);
 /* Does the driver want an interrupt for what we published? Updates state. */
 bool virtq_should_interrupt(struct virtq *vq);

@@ -19,7 +19,7 @@
 
 /*
  * Rings and buffers come from dma_alloc() at open (GPA = VA, identity
- * mapped): virtq_init() clears the rings; buffers are written before they
+ * mapped): virtq_set_transport() clears the rings; buffers are written before they
  * are read.
  */
 typedef uint8_t vnet_buf[VNET_BUF_SIZE];

@@ -3,7 +3,7 @@
  * Poll-mode virtio-net (modern PCI, 1af4:1041): an hdnic VF/ADI passed
  * through by hdvm (doorbell page, no VM exit on the data path) or hdvm's
  * paravirtual device (notify register).  RX queue 0 and TX queue 1, each
- * min(device maximum, 256) single-descriptor buffers of VNET_BUF_SIZE bytes
+ * min(device maximum, VQ_MAX_SIZE) single-descriptor buffers of VNET_BUF_SIZE bytes
  * in guest RAM; every frame is preceded by the 12-byte virtio_net_hdr.
  */
 #ifndef HDGUEST_VIRTIO_NET_H

@@ -23,7 +23,6 @@ static uint16_t *avail_event(struct virtq *vq)
 void virtq_init(struct virtq *vq, const char *name, uint16_t index, struct vring_area *ring,
 		bool event_idx)
 {
-	memset(ring, 0, sizeof(*ring));
 	memset(vq, 0, sizeof(*vq));
 	vq->name = name;
 	vq->index = index;
@@ -34,6 +33,12 @@ void virtq_init(struct virtq *vq, const char *name, uint16_t index, struct vring
 void virtq_set_transport(struct virtq *vq, uint16_t size, uint64_t notify_addr,
 			 uint64_t doorbell_addr)
 {
+	struct vring_area *r = vq->ring;
+
+	/* Only what `size` entries use: a small ring leaves the rest untouched. */
+	memset(r->desc, 0, size * sizeof(r->desc[0]));
+	memset(&r->avail, 0, 4 + 2 * (size + 1));
+	memset(&r->used, 0, 4 + size * sizeof(r->used.ring[0]) + 2);
 	vq->size = size;
 	vq->notify_addr = notify_addr;
 	vq->doorbell_addr = doorbell_addr;

@@ -19,7 +19,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define VQ_MAX_SIZE		256
+/*
+ * The largest ring the driver uses: deep rings let a receiver whose vCPU the
+ * host deschedules for a few ms find its backlog waiting instead of dropped
+ * (the device offers its own maximum; the smaller one wins).  2048 buffers of
+ * 2 KiB each way fit below the DMA area's 16 MiB limit; only the entries of
+ * the negotiated size are ever touched.
+ */
+#define VQ_MAX_SIZE		2048
 
 #define VRING_DESC_F_NEXT	1
 #define VRING_DESC_F_WRITE	2
@@ -38,7 +45,7 @@ struct vring_used_elem {
 	uint32_t len;
 };
 
-/* One queue's rings, each on its own page; sized for VQ_MAX_SIZE. */
+/* One queue's rings, each on its own page; laid out for VQ_MAX_SIZE entries. */
 struct vring_area {
 	struct vring_desc desc[VQ_MAX_SIZE];
 	struct {
@@ -73,7 +80,7 @@ struct virtq {
 	uint64_t kicks, notifies;
 };
 
-/* Clear the rings and the state; size/notify come from the transport later. */
+/* Clear the state; size/notify come from the transport, which clears the rings. */
 void virtq_init(struct virtq *vq, const char *name, uint16_t index, struct vring_area *ring,
 		bool event_idx);
 void virtq_set_transport(struct virtq *vq, uint16_t size, uint64_t notify_addr,
