@@ -82,9 +82,10 @@ bench-density: all
 		--json $(abspath $(BUILD))/bench-density.json $(DENSITY_ARGS)
 
 # Time to ready against N, plotted (README's density chart)
+SWEEP_NS ?= 50,100,200,500,1000
 bench-density-sweep: all
 	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/density_sweep.py \
-		--ns $(or $(SWEEP_NS),50,100,200,500,1000) \
+		--ns $(SWEEP_NS) \
 		--json $(abspath $(BUILD))/bench-density-sweep.json \
 		--plot $(abspath $(BUILD))/bench-density-sweep.txt
 
