@@ -86,23 +86,33 @@ def proc_status_kib(pid, keys=("VmRSS", "RssAnon", "RssFile", "RssShmem")):
     return out
 
 
-def sched_ns(pid):
-    """CPU time (ns) and times scheduled in, summed over pid's threads
-    (/proc/PID/task/*/schedstat: exact, where stat's ticks are 10 ms samples).
+def sched_threads(pid):
+    """{tid: (CPU ns, times scheduled in)} for pid's threads, from
+    /proc/PID/task/*/schedstat (exact, where stat's ticks are 10 ms samples).
     On this host a vCPU thread is charged for its guest's time too."""
-    run = switches = 0
+    out = {}
     try:
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except (FileNotFoundError, ProcessLookupError):
-        return 0, 0
+        return out
     for t in tasks:
         try:
             f = (t / "schedstat").read_text().split()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        run += int(f[0])
-        switches += int(f[2])
-    return run, switches
+        out[int(t.name)] = (int(f[0]), int(f[2]))
+    return out
+
+
+def sched_delta(before, after):
+    """CPU ns and switches-in between two sched_threads() samples of the same
+    threads (one that came or went in between is left out)."""
+    ns = ins = 0
+    for tid, (run, sw) in after.items():
+        if tid in before:
+            ns += run - before[tid][0]
+            ins += sw - before[tid][1]
+    return ns, ins
 
 
 def host_cpu():
@@ -468,19 +478,22 @@ class Density:
         pids = [g.proc.pid for g in live]
         w0 = time.monotonic()
         t0, idle0 = host_cpu()
-        nic0, vm0 = sched_ns(self.nic_pid()), [sched_ns(p) for p in pids]
+        nic0, vm0 = sched_threads(self.nic_pid()), [sched_threads(p) for p in pids]
         time.sleep(self.a.idle_window)
-        nic1, vm1 = sched_ns(self.nic_pid()), [sched_ns(p) for p in pids]
+        nic1, vm1 = sched_threads(self.nic_pid()), [sched_threads(p) for p in pids]
         t1, idle1 = host_cpu()
         w = time.monotonic() - w0           # the reads of a thousand /proc files included
-        vm_ns = sum(b[0] - a[0] for a, b in zip(vm0, vm1))
-        vm_in = sum(b[1] - a[1] for a, b in zip(vm0, vm1))
+        nic_ns, _ = sched_delta(nic0, nic1)
+        vm_ns = vm_in = 0
+        for a, b in zip(vm0, vm1):
+            d = sched_delta(a, b)
+            vm_ns, vm_in = vm_ns + d[0], vm_in + d[1]
         self.r["idle_cpu"] = {
             "window_s": round(w, 2),
             "host_busy_pct": 100.0 * (1 - (idle1 - idle0) / max(1, t1 - t0)),
-            "hdnic_cores": (nic1[0] - nic0[0]) / 1e9 / w,
+            "hdnic_cores": nic_ns / 1e9 / w,
             "hdvm_cores": vm_ns / 1e9 / w,
-            "hdvm_and_hdnic_pct_of_a_core": 100.0 * (vm_ns + nic1[0] - nic0[0]) / 1e9 / w,
+            "hdvm_and_hdnic_pct_of_a_core": 100.0 * (vm_ns + nic_ns) / 1e9 / w,
             "hdvm_wakeups_per_vm_s": vm_in / w / max(1, len(pids)),
             "source": "schedstat of every hdvm thread (vCPUs carry guest time) and hdnic",
         }

@@ -5,8 +5,7 @@
     tools/density_sweep.py [--ns 50,100,200,500,1000] [--mode adi|vf]
                            [--json FILE] [--plot FILE]
 
-Prints a table (launch rate, time to ready p50/p99, attach p50, idle CPU per
-N) and an ASCII chart of time to ready against N drawn by gnuplot's dumb
+Prints a table (launch rate, time to ready p50/p99, attach p50 per N) and an ASCII chart of time to ready against N drawn by gnuplot's dumb
 terminal, writes both as JSON and as text.  Exit status 1 if any run failed.
 """
 import argparse
@@ -58,7 +57,8 @@ def main():
     ap.add_argument("--ns", default="50,100,200,500,1000",
                     help="comma-separated N values (default 50,100,200,500,1000)")
     ap.add_argument("--mode", choices=("adi", "vf"), default="adi")
-    ap.add_argument("--idle-window", type=float, default=3.0)
+    ap.add_argument("--idle-window", type=float, default=3.0,
+                    help="passed to density.py (idle CPU is not what the sweep is for)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path, help="write the chart here too")
     a = ap.parse_args()
@@ -75,15 +75,13 @@ def main():
         ok &= bool(r.get("ok"))
         runs.append(r)
     print(f"{'N':>6} {'ready':>11} {'VMs/s':>7} {'ready p50 ms':>13} {'ready p99 ms':>13} "
-          f"{'attach p50 us':>14} {'idle % core':>12}")
+          f"{'attach p50 us':>14}")
     points = []
     for n, r in zip(ns, runs):
         ttr = r.get("time_to_ready_ms", {})
-        cpu = r.get("idle_cpu", {})
         print(f"{n:>6} {r.get('ready', 0):>5} of {n:<4}"
               f"{r.get('launch_rate_vms_per_s', 0):>7.1f} {ttr.get('p50', 0):>13.0f} "
-              f"{ttr.get('p99', 0):>13.0f} {r.get('attach_us', {}).get('p50', 0):>14.0f} "
-              f"{cpu.get('hdvm_and_hdnic_pct_of_a_core', 0):>12.2f}")
+              f"{ttr.get('p99', 0):>13.0f} {r.get('attach_us', {}).get('p50', 0):>14.0f}")
         if ttr:
             points.append((n, ttr["p50"], ttr["p99"]))
     chart = plot(points) if points else ""
