@@ -215,7 +215,11 @@ def main():
     ap.add_argument("--json", default=str(BUILD / "bench-net.json"))
     ap.add_argument("--cells", default="",
                     help="only these cells, e.g. g2g_64,u2g_1400 (default: all, and ping)")
+    ap.add_argument("--modes", default="vf,pv", help="vf, pv or both (default)")
     args = ap.parse_args()
+    modes = [m for m in ("vf", "pv") if m in args.modes.split(",")]
+    if not modes:
+        ap.error("--modes: vf, pv or vf,pv")
     cells = set(filter(None, args.cells.split(",")))
     known = {f"{d}_{s}" for d in ("g2g", "g2u", "u2g") for s in SIZES}
     if cells - known:
@@ -227,7 +231,7 @@ def main():
         b = Bench(tmp, args.window, args.runs)
         try:
             for size in SIZES:
-                for mode in ("vf", "pv"):      # interleaved: drift hits both alike
+                for mode in modes:      # interleaved: drift hits both alike
                     for d in ("g2g", "g2u"):
                         if want(f"{d}_{size}"):
                             rates, cpu = b.flood(mode, d, size)
@@ -235,7 +239,7 @@ def main():
                                                         "hdnic_cpu_s_per_mpkt": cpu}
                     if want(f"u2g_{size}"):
                         res[mode][f"u2g_{size}"] = {"pps": b.inbound(mode, size)}
-            for mode in ("vf", "pv"):
+            for mode in modes:
                 if not cells:
                     res[mode]["ping_ms"] = b.ping(mode)
         finally:
@@ -249,15 +253,15 @@ def main():
     for d in ("g2g", "g2u", "u2g"):
         for size in SIZES:
             k = f"{d}_{size}"
-            if k not in res["vf"]:
+            if not any(k in res[m] for m in modes):
                 continue
-            vf = statistics.median(res["vf"][k]["pps"])
-            pv = statistics.median(res["pv"][k]["pps"])
+            vf = statistics.median(res["vf"][k]["pps"]) if k in res["vf"] else 0
+            pv = statistics.median(res["pv"][k]["pps"]) if k in res["pv"] else 0
             ratio = vf / pv if pv else float("inf")
             summary[k] = {"vf_pps": vf, "pv_pps": pv, "ratio": ratio}
             print(f"{k:<10} {vf:>12.0f} {vf * size * 8 / 1e6:>10.1f} {pv:>12.0f} "
                   f"{pv * size * 8 / 1e6:>10.1f} {ratio:>7.2f}")
-    for mode in ("vf", "pv") if not cells else ():
+    for mode in modes if not cells else ():
         r = res[mode]["ping_ms"]
         summary[f"ping_{mode}"] = {"p50_ms": pct(r, 50), "p99_ms": pct(r, 99)}
         print(f"ping RTT {mode}: p50 {pct(r, 50):.3f} ms, p99 {pct(r, 99):.3f} ms")

@@ -9,6 +9,12 @@
 
 /* Keeps the device's used-buffer interrupts off: never crossed while we poll. */
 #define USED_EVENT_AHEAD	0x8000
+/*
+ * ...refreshed only after this many used entries: the device is never more
+ * than a ring (<= VQ_MAX_SIZE) ahead of last_used, so it stays far ahead,
+ * and the cache line the device reads it from is not written per packet.
+ */
+#define USED_EVENT_REFRESH	0x1000
 
 static uint16_t *used_event(struct virtq *vq)
 {
@@ -45,18 +51,32 @@ void virtq_set_transport(struct virtq *vq, uint16_t size, uint64_t notify_addr,
 	/* We poll: no interrupts, whichever way the device reads our wishes. */
 	vq->ring->avail.flags = VRING_AVAIL_F_NO_INTERRUPT;
 	*used_event(vq) = USED_EVENT_AHEAD;
+	vq->used_event_base = 0;
 }
 
 int virtq_post(struct virtq *vq, uint16_t id, uint64_t addr, uint32_t len, uint16_t flags)
 {
+	struct vring_desc *d;
+
 	if (vq->error || id >= vq->size || vq->owned[id])
 		return -1;
-	vq->ring->desc[id] = (struct vring_desc){ .addr = addr, .len = len, .flags = flags };
+	d = &vq->ring->desc[id];
+	/* A reposted RX buffer has the same descriptor: leave the device's cached copy be. */
+	if (d->addr != addr || d->len != len || d->flags != flags || d->next)
+		*d = (struct vring_desc){ .addr = addr, .len = len, .flags = flags };
 	vq->ring->avail.ring[vq->avail_idx & (vq->size - 1)] = id;
 	vq->avail_idx++;
 	vq->owned[id] = true;
 	vq->inflight++;
 	return 0;
+}
+
+/* used_event far ahead of last_used: no used-buffer interrupts while we poll. */
+static void push_used_event(struct virtq *vq)
+{
+	vq->used_event_base = vq->last_used;
+	vq->irq_armed = false;
+	WRITE_ONCE(*used_event(vq), (uint16_t)(vq->last_used + USED_EVENT_AHEAD));
 }
 
 static void notify(struct virtq *vq)
@@ -106,12 +126,16 @@ int virtq_get_used(struct virtq *vq, uint16_t *id, uint32_t *len)
 
 	if (vq->error)
 		return -1;
-	pending = READ_ONCE(vq->ring->used.idx) - vq->last_used;
-	if (!pending)
-		return 0;
-	if (pending > vq->inflight)
-		return broken(vq, "used index ahead of the buffers it holds");
-	barrier();		/* the entry after the index (x86: loads in order) */
+	if (!vq->used_ahead) {
+		/* One index read per batch of used entries. */
+		pending = READ_ONCE(vq->ring->used.idx) - vq->last_used;
+		if (!pending)
+			return 0;
+		if (pending > vq->inflight)
+			return broken(vq, "used index ahead of the buffers it holds");
+		vq->used_ahead = pending;
+		barrier();	/* the entries after the index (x86: loads in order) */
+	}
 	e.id = READ_ONCE(vq->ring->used.ring[vq->last_used & (vq->size - 1)].id);
 	e.len = READ_ONCE(vq->ring->used.ring[vq->last_used & (vq->size - 1)].len);
 	if (e.id >= vq->size)
@@ -120,8 +144,10 @@ int virtq_get_used(struct virtq *vq, uint16_t *id, uint32_t *len)
 		return broken(vq, "used id not held by the device");
 	vq->owned[e.id] = false;
 	vq->inflight--;
+	vq->used_ahead--;
 	vq->last_used++;
-	WRITE_ONCE(*used_event(vq), (uint16_t)(vq->last_used + USED_EVENT_AHEAD));
+	if (vq->irq_armed || (uint16_t)(vq->last_used - vq->used_event_base) >= USED_EVENT_REFRESH)
+		push_used_event(vq);
 	*id = (uint16_t)e.id;
 	*len = e.len;
 	return 1;
@@ -129,6 +155,7 @@ int virtq_get_used(struct virtq *vq, uint16_t *id, uint32_t *len)
 
 bool virtq_irq_enable(struct virtq *vq)
 {
+	vq->irq_armed = true;
 	if (vq->event_idx)
 		WRITE_ONCE(*used_event(vq), vq->last_used);
 	else
@@ -140,7 +167,7 @@ bool virtq_irq_enable(struct virtq *vq)
 void virtq_irq_disable(struct virtq *vq)
 {
 	WRITE_ONCE(vq->ring->avail.flags, VRING_AVAIL_F_NO_INTERRUPT);
-	WRITE_ONCE(*used_event(vq), (uint16_t)(vq->last_used + USED_EVENT_AHEAD));
+	push_used_event(vq);
 }
 
 struct vring_desc *virtq_raw_desc(struct virtq *vq, uint16_t i)

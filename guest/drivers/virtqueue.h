@@ -73,6 +73,9 @@ struct virtq {
 	uint16_t avail_idx;		/* our next avail index (published or not) */
 	uint16_t kicked_idx;		/* avail index at the previous kick */
 	uint16_t last_used;		/* next used entry to consume */
+	uint16_t used_ahead;		/* used entries past last_used already checked */
+	uint16_t used_event_base;	/* last_used when used_event was last pushed ahead */
+	bool irq_armed;			/* used_event asks for an interrupt */
 	uint16_t inflight;		/* buffers the device holds */
 	bool owned[VQ_MAX_SIZE];	/* descriptor i is with the device */
 	const char *error;		/* set once the device broke the ring */
