@@ -20,7 +20,7 @@ struct vm;
 #define VIRTIO_NET_RXQ		0
 #define VIRTIO_NET_TXQ		1
 #define VIRTIO_NET_QUEUES	2
-#define VIRTIO_NET_QUEUE_SIZE	256
+#define VIRTIO_NET_QUEUE_SIZE	2048
 #define VIRTIO_NET_TYPE		1	/* virtio device ID: network card */
 #define VIRTIO_NET_CLASS	0x020000	/* Ethernet controller */
 

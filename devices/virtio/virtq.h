@@ -20,7 +20,7 @@
 struct guest_mem;
 struct state_buf;
 
-#define VQ_MAX_SIZE	256
+#define VQ_MAX_SIZE	2048
 #define VQ_NO_VECTOR	0xffff
 
 struct vq_iov {

@@ -126,13 +126,13 @@ static void test_queue_registers(void **st)
 {
 	assert_int_equal(td_read(&t, VIRTIO_PCI_COMMON_NUMQ, 2), 2);
 	td_write(&t, VIRTIO_PCI_COMMON_Q_SELECT, 1, 2);
-	assert_int_equal(td_read(&t, VIRTIO_PCI_COMMON_Q_SIZE, 2), 256);
+	assert_int_equal(td_read(&t, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_NET_QUEUE_SIZE);
 	assert_int_equal(td_read(&t, VIRTIO_PCI_COMMON_Q_NOFF, 2), 1);
 	assert_int_equal(td_read(&t, VIRTIO_PCI_COMMON_Q_MSIX, 2), 0xffff);
 	td_write(&t, VIRTIO_PCI_COMMON_Q_SIZE, 100, 2);		/* not a power of two */
-	td_write(&t, VIRTIO_PCI_COMMON_Q_SIZE, 512, 2);		/* above the maximum */
+	td_write(&t, VIRTIO_PCI_COMMON_Q_SIZE, 2 * VIRTIO_NET_QUEUE_SIZE, 2);	/* above the maximum */
 	td_write(&t, VIRTIO_PCI_COMMON_Q_SIZE, 0, 2);
-	assert_int_equal(td_read(&t, VIRTIO_PCI_COMMON_Q_SIZE, 2), 256);
+	assert_int_equal(td_read(&t, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_NET_QUEUE_SIZE);
 	td_write(&t, VIRTIO_PCI_COMMON_Q_SIZE, 64, 2);
 	assert_int_equal(td_read(&t, VIRTIO_PCI_COMMON_Q_SIZE, 2), 64);
 	td_write(&t, VIRTIO_PCI_COMMON_Q_MSIX, 3, 2);		/* only vectors 0-2 exist */
@@ -178,7 +178,7 @@ static void test_reset_clears_registers(void **st)
 	assert_false(t.n->vp.vqs[0].ready);
 	td_write(&t, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
 	assert_int_equal(td_read(&t, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
-	assert_int_equal(td_read(&t, VIRTIO_PCI_COMMON_Q_SIZE, 2), 256);
+	assert_int_equal(td_read(&t, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_NET_QUEUE_SIZE);
 	assert_int_equal(td_read(&t, VIRTIO_PCI_COMMON_Q_DESCLO, 8), 0);
 	assert_int_equal(td_read(&t, VIRTIO_PCI_COMMON_MSIX, 2), 0xffff);
 	td_write(&t, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);

@@ -305,7 +305,7 @@ static void test_attach_refuses_bad_rings(void **st)
 {
 	assert_int_equal(try_attach(0, DESC, AVAIL, USED), -EINVAL);
 	assert_int_equal(try_attach(24, DESC, AVAIL, USED), -EINVAL);
-	assert_int_equal(try_attach(512, DESC, AVAIL, USED), -EINVAL);
+	assert_int_equal(try_attach(2 * VQ_MAX_SIZE, DESC, AVAIL, USED), -EINVAL);
 	assert_int_equal(try_attach(16, DESC + 8, AVAIL, USED), -EINVAL);
 	assert_int_equal(try_attach(16, DESC, AVAIL + 1, USED), -EINVAL);
 	assert_int_equal(try_attach(16, DESC, AVAIL, USED + 2), -EINVAL);
