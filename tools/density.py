@@ -43,6 +43,7 @@ PROBE_EVERY = 0.25                  # s between counter requests to a guest not 
 RESEND_AFTER = 1.0                  # s before a check request is first sent again;
 MAX_SENDS = 8                       # doubling after each send: ~4 min for a reply in all
 CLONE_NEWNET = 0x40000000
+SOCKET_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 def log(msg):
@@ -191,9 +192,12 @@ class Density:
     def __init__(self, a):
         self.a = a
         self.tmp = Path(tempfile.mkdtemp(prefix="hdvm-density."))
+        # Sockets and locks on tmpfs, as /run is on a real host: creating a
+        # thousand of them on this host's disk-backed /tmp stalls on the journal.
+        self.sockdir = Path(tempfile.mkdtemp(prefix="hdvm-density.", dir=SOCKET_DIR))
         self.ns = f"hdvm-dens-{os.getpid()}"
-        self.nicdir = self.tmp / "nic"
-        self.rundir = self.tmp / "run"
+        self.nicdir = self.sockdir / "nic"
+        self.rundir = self.sockdir / "run"
         self.logdir = self.tmp / "log"
         self.rundir.mkdir()
         self.logdir.mkdir()
@@ -264,7 +268,8 @@ class Density:
 
     def spawn(self, g):
         argv = [str(BUILD / "hdvm"), "run", "--kernel", str(BUILD / "hdguest.elf"),
-                "--cmdline", f"app=counter ip={g.ip}/16", "--mem", self.a.mem,
+                "--cmdline", f"app=counter ip={g.ip}/16 {self.a.guest_args}".rstrip(),
+                "--mem", self.a.mem,
                 "--name", g.name, "--run-dir", str(self.rundir), "--vfio-user", g.sock,
                 "--console", f"file:{self.logdir / (g.name + '.log')}",
                 "--metrics", str(self.logdir / (g.name + ".metrics.json"))]
@@ -585,12 +590,12 @@ class Density:
         alive = [p for p in pids if Path(f"/proc/{p}").exists()]
         if alive:
             leaks.append(f"processes still there: {alive[:10]}")
-        tag = str(self.tmp).encode()
+        tags = (str(self.tmp).encode(), str(self.sockdir).encode())
         for d in Path("/proc").iterdir():
             if d.name.isdigit() and int(d.name) != os.getpid():
                 try:
-                    if tag in (d / "cmdline").read_bytes():
-                        leaks.append(f"process {d.name} still refers to {self.tmp}")
+                    if any(t in (d / "cmdline").read_bytes() for t in tags):
+                        leaks.append(f"process {d.name} still refers to this run's files")
                 except OSError:
                     pass
         for d in (self.rundir, self.nicdir):
@@ -656,6 +661,7 @@ class Density:
         sh("ip", "netns", "del", self.ns, check=False)
         if not self.a.keep:
             subprocess.run(["rm", "-rf", str(self.tmp)], check=False)
+        subprocess.run(["rm", "-rf", str(self.sockdir)], check=False)
 
     def run(self):
         mem0 = meminfo()["MemAvailable"]
@@ -744,13 +750,15 @@ def main():
                     help="seconds for all guests to answer (default 1800)")
     ap.add_argument("--checks", type=int, default=3,
                     help="counter requests per guest after ready, one after another (default 3)")
-    ap.add_argument("--idle-window", type=float, default=35.0,
-                    help="seconds of idle CPU sampling (default 35: longer than a sleeping "
-                    "guest's 30 s safety-net timer)")
+    ap.add_argument("--idle-window", type=float, default=65.0,
+                    help="seconds of idle CPU sampling (default 65: longer than a sleeping "
+                    "guest's 60 s safety-net timer, so every guest's wake-up is counted)")
     ap.add_argument("--mem-tolerance-mib", type=int, default=128,
                     help="MemAvailable may end this far below the start (default 128)")
     ap.add_argument("--json", default=str(BUILD / "bench-density.json"))
     ap.add_argument("--keep", action="store_true", help="keep the temporary dir (logs)")
+    ap.add_argument("--guest-args", default="",
+                    help="appended to each guest's command line (e.g. idle_wake=60)")
     a = ap.parse_args()
     if not 1 <= a.n <= MAX_VMS:
         ap.error(f"--n {a.n}: expected 1..{MAX_VMS}")

@@ -408,7 +408,8 @@ static enum arp_way arp_route(struct nic *nic, uint32_t from, const uint8_t *fra
 		return ARP_TO_UPLINK;
 	}
 	owner = arpd_lookup(&nic->arpd, a.tpa, nic->now_ns);
-	if (owner == SW_PORT_UPLINK && owner != (int)from) {
+	if (owner == SW_PORT_UPLINK) {
+		/* Behind the uplink: no function needs to hear it. */
 		nic->arpd.stats.suppressed++;
 		return sender ? ARP_TO_UPLINK : ARP_NOWHERE;
 	}

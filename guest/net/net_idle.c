@@ -23,7 +23,7 @@
 /* LAPIC timer calibration window (about 1 ms) */
 #define CALIBRATE_CYCLES	(TSC_ROUGH_HZ / 1000)
 /* The safety-net wake-up: idle_wake=SECONDS on the command line */
-#define IDLE_WAKE_DEFAULT_S	30
+#define IDLE_WAKE_DEFAULT_S	60
 #define IDLE_WAKE_MAX_S		3600
 
 enum idle_state { IDLE_UNTRIED, IDLE_ON, IDLE_POLL_ONLY };

@@ -108,6 +108,17 @@ def test_request_for_uplink_address_stays_off_functions(nic, vfs, tap):
     assert not got(a, match) and not got(b, match)
 
 
+def test_request_between_uplink_stations_stays_off_functions(nic, vfs, tap):
+    a, b, c = vfs
+    other = bytes.fromhex("02aabbccdd02")
+    tap.send(arp(1, PEER, IP["peer"], IP["nobody"]))        # the peer is learned
+    assert got(a, is_arp_for(IP["nobody"], IP["peer"]), timeout=3)
+    tap.send(arp(1, other, bytes([10, 199, 0, 8]), IP["peer"]))
+    match = is_arp_for(IP["peer"], bytes([10, 199, 0, 8]))
+    for vf in vfs:
+        assert not got(vf, match), "a request between uplink stations woke a function"
+
+
 def test_untrusted_function_cannot_take_a_neighbours_address(nic, vfs, tap):
     a, b, c = vfs
     announce(a, IP["a"])
