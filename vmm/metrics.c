@@ -64,7 +64,7 @@ static void add_us(json_object *o, const char *key, uint64_t t, uint64_t start)
 
 int metrics_write(const char *path, struct vm *vm, const struct mem_usage *mu)
 {
-	json_object *o = json_object_new_object();
+	json_object *o = json_object_new_object(), *phases = json_object_new_object();
 	const struct vm_metrics *m = &vm->metrics;
 	uint64_t overhead = mu->peak_rss_kib > mu->guest_resident_kib ?
 			    mu->peak_rss_kib - mu->guest_resident_kib : 0;
@@ -74,6 +74,13 @@ int metrics_write(const char *path, struct vm *vm, const struct mem_usage *mu)
 	json_object_object_add(o, "exit_code", json_object_new_int(vm->exit_code));
 	json_object_object_add(o, "exit_reason", json_object_new_string(vm->exit_reason));
 	add_us(o, "start_to_first_run_us", m->t_first_run, m->t_start);
+	add_us(phases, "kvm_us", m->t_kvm, m->t_start);
+	add_us(phases, "devices_us", m->t_devices, m->t_start);
+	add_us(phases, "kernel_loaded_us", m->t_loaded, m->t_start);
+	add_us(phases, "devices_realized_us", m->t_realized, m->t_start);
+	add_us(phases, "memory_registered_us", m->t_mem, m->t_start);
+	add_us(phases, "first_run_us", m->t_first_run, m->t_start);
+	json_object_object_add(o, "start_phases_us", phases);
 	add_us(o, "start_to_marker_us", m->t_marker, m->t_start);
 	add_us(o, "start_to_exit_us", m->t_exit, m->t_start);
 	json_object_object_add(o, "peak_rss_kib", json_object_new_int64(mu->peak_rss_kib));

@@ -153,6 +153,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	}
 	if (vm_setup_kvm(vm) < 0)
 		return -1;
+	vm->metrics.t_kvm = now_ns();
 	if (guest_mem_init(&vm->mem, cfg->mem_size) < 0)
 		return -1;
 	if (pthread_create(&vm->mem_thread, NULL, mem_register_thread, vm) == 0)
@@ -184,6 +185,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		vfio_pci_add(vm, cfg->vfio_user[i], false);
 	for (int i = 0; i < cfg->nr_vfio_kernel; i++)
 		vfio_pci_add(vm, cfg->vfio_kernel[i], true);
+	vm->metrics.t_devices = now_ns();
 	return 0;
 }
 
@@ -229,8 +231,10 @@ int vm_boot(struct vm *vm)
 
 	if (boot_load(&vm->mem, &req, &vm->boot) < 0)
 		return -1;
+	vm->metrics.t_loaded = now_ns();
 	if (devices_realize(vm) < 0)
 		return -1;
+	vm->metrics.t_realized = now_ns();
 	for (int i = 0; i < vm->ncpus; i++) {
 		vm->vcpus[i] = vcpu_create(vm, i);
 		if (!vm->vcpus[i])
@@ -238,6 +242,7 @@ int vm_boot(struct vm *vm)
 	}
 	if (mem_register_wait(vm) < 0)
 		return -1;
+	vm->metrics.t_mem = now_ns();
 	vcpu_signals_init();
 	vm->state = VM_RUNNING;
 	for (int i = 0; i < vm->ncpus; i++)

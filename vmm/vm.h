@@ -53,6 +53,12 @@ enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_SHUTDOWN };
 
 struct vm_metrics {
 	uint64_t t_start;		/* process start (ns, CLOCK_MONOTONIC) */
+	/* start-up phases, each when it ended (ns, CLOCK_MONOTONIC) */
+	uint64_t t_kvm;			/* VM and irqchip created */
+	uint64_t t_devices;		/* devices created, passthrough ones attached */
+	uint64_t t_loaded;		/* kernel, initrd and boot tables in guest RAM */
+	uint64_t t_realized;		/* devices realized (BARs, MSI-X, DMA maps) */
+	uint64_t t_mem;			/* guest RAM registered with KVM */
 	uint64_t t_first_run;		/* first KVM_RUN entered */
 	uint64_t t_marker;		/* guest wrote the workload boot marker */
 	uint64_t t_exit;
