@@ -1,58 +1,76 @@
 // SPDX-License-Identifier: MIT
 /*
- * The virtio-net control queue of a multi-queue ADI.  It is part of the
- * control plane, so the VDCM runs it in software when the driver notifies
- * it, reading and writing guest memory through the function's PASID like
- * the queue pairs do.  The one command hdnic implements is
- * VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET (receive steering spreads flows over that
- * many pairs); everything else is answered VIRTIO_NET_ERR, since the
- * features it would need are not offered.
+ * The virtio-net control queue every function has (virtqueue 2 * pairs).
+ * It is part of the control plane, so the VDCM runs it in software when the
+ * driver notifies it, reading and writing guest memory through the
+ * function's PASID like the queue pairs do.  Commands: the receive filter
+ * (VIRTIO_NET_CTRL_RX PROMISC/ALLMULTI, VIRTIO_NET_CTRL_MAC_TABLE_SET;
+ * rx_filter.c) and VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET (receive steering
+ * spreads flows over that many pairs).  Anything else, or a command of the
+ * wrong size, is answered VIRTIO_NET_ERR.
  */
 #include <errno.h>
+#include <linux/virtio_net.h>
 #include <string.h>
 
 #include "devices/hdnic/nic.h"
 #include "devices/hdnic/vdev.h"
 #include "vmm/util.h"
 
-#define CTRL_CLASS_MQ		4
-#define CTRL_MQ_VQ_PAIRS_SET	0
-#define CTRL_OK			0
-#define CTRL_ERR		1
-#define CTRL_MAX_CMD		64	/* bytes of a command we look at */
+/* Class, command, then a MAC table of up to 128 entries per list. */
+#define CTRL_MAX_CMD		(2 + 2 * (4 + 128 * 6))
 
 static struct virtq_chain ctrl_chain;
 
-static uint8_t ctrl_execute(struct vdev *vd, const uint8_t *cmd, uint32_t len)
+static uint8_t ctrl_mq(struct vdev *vd, uint8_t cmd, const uint8_t *data, uint32_t len)
 {
 	uint16_t pairs;
 
-	if (len < 4 || cmd[0] != CTRL_CLASS_MQ || cmd[1] != CTRL_MQ_VQ_PAIRS_SET)
-		return CTRL_ERR;
+	if (cmd != VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET || len != sizeof(pairs))
+		return VIRTIO_NET_ERR;
 	if (!(vd->vn.driver_features & VF_F_MQ))
-		return CTRL_ERR;
-	memcpy(&pairs, cmd + 2, sizeof(pairs));
+		return VIRTIO_NET_ERR;
+	memcpy(&pairs, data, sizeof(pairs));
 	if (pairs < 1 || pairs > vd->nr_qps)
-		return CTRL_ERR;
+		return VIRTIO_NET_ERR;
 	vd->vn.active_pairs = pairs;
-	return CTRL_OK;
+	return VIRTIO_NET_OK;
+}
+
+typedef uint8_t (*ctrl_class_fn)(struct vdev *vd, uint8_t cmd, const uint8_t *data,
+				 uint32_t len);
+
+static const ctrl_class_fn ctrl_classes[] = {
+	[VIRTIO_NET_CTRL_RX] = vdev_ctrl_rx,
+	[VIRTIO_NET_CTRL_MAC] = vdev_ctrl_mac,
+	[VIRTIO_NET_CTRL_MQ] = ctrl_mq,
+};
+
+static uint8_t ctrl_execute(struct vdev *vd, const uint8_t *cmd, uint32_t len)
+{
+	if (len < 2 || cmd[0] >= ARRAY_SIZE(ctrl_classes) || !ctrl_classes[cmd[0]])
+		return VIRTIO_NET_ERR;
+	return ctrl_classes[cmd[0]](vd, cmd[1], cmd + 2, len - 2);
 }
 
 /* One command: gather what the driver wrote, answer in its first writable byte. */
 static void ctrl_one(struct vdev *vd, const struct virtq_chain *c)
 {
-	uint8_t cmd[CTRL_MAX_CMD];
+	static uint8_t cmd[CTRL_MAX_CMD];	/* single-threaded */
 	uint32_t got = 0, written = 0;
+	bool too_long = false;
 	uint8_t ack;
 
-	for (unsigned i = 0; i < c->nr_out && got < sizeof(cmd); i++) {
-		uint32_t n = MIN(c->iov[i].len, (uint32_t)sizeof(cmd) - got);
-
-		if (n)
-			memcpy(cmd + got, c->iov[i].base, n);
-		got += n;
+	for (unsigned i = 0; i < c->nr_out; i++) {
+		if (c->iov[i].len > sizeof(cmd) - got) {
+			too_long = true;
+			break;
+		}
+		if (c->iov[i].len)
+			memcpy(cmd + got, c->iov[i].base, c->iov[i].len);
+		got += c->iov[i].len;
 	}
-	ack = ctrl_execute(vd, cmd, got);
+	ack = too_long ? VIRTIO_NET_ERR : ctrl_execute(vd, cmd, got);
 	for (unsigned i = c->nr_out; i < c->nr; i++) {
 		if (c->iov[i].len) {
 			c->iov[i].base[0] = ack;

@@ -151,15 +151,20 @@ _Static_assert(sizeof(struct hdnic_stats_cap) == 56, "stats cap layout");
 _Static_assert(HDNIC_CAP_STATS_POS + sizeof(struct hdnic_stats_cap) <= 256, "stats cap fits");
 
 /*
+ * The control queue.  Every function offers VIRTIO_NET_F_CTRL_VQ and
+ * VIRTIO_NET_F_CTRL_RX (receive filtering: PROMISC, ALLMULTI,
+ * MAC_TABLE_SET); num_queues counts the control queue, which is virtqueue 2
+ * (2K with MQ), has no doorbell slot, is serviced by the VDCM in software
+ * and is notified through the notify register only.
+ *
  * Multi-queue functions.  An ADI composed of K > 1 queue pairs (hdnic ctl
- * adi-add --queues K) also offers VIRTIO_NET_F_CTRL_VQ and VIRTIO_NET_F_MQ
- * with max_virtqueue_pairs = K: virtqueue 2k is RX and 2k+1 TX of pair k,
- * virtqueue 2K is the control queue (2 when MQ is not negotiated), MSI-X has
- * 2K + 2 vectors, and the doorbell page has a slot for each of the 2K
- * queue-pair virtqueues (num_slots = 2K); the control queue is serviced by
- * the VDCM in software and is notified through the notify register only.
- * A driver that negotiates neither feature sees exactly a one-pair function.
- * With K = 1 (VFs, default ADIs) everything above holds unchanged.
+ * adi-add --queues K) also offers VIRTIO_NET_F_MQ with
+ * max_virtqueue_pairs = K: virtqueue 2k is RX and 2k+1 TX of pair k,
+ * virtqueue 2K is the control queue, MSI-X has 2K + 2 vectors, and the
+ * doorbell page has a slot for each of the 2K queue-pair virtqueues
+ * (num_slots = 2K).  A driver that negotiates neither CTRL_VQ nor MQ sees
+ * exactly a one-pair function.  With K = 1 (VFs, default ADIs) everything
+ * above holds unchanged.
  */
 #define HDNIC_MAX_QPS_PER_DEV		16
 #define HDNIC_MQ_MSIX_VECTORS(k)	(2 * (k) + 2)

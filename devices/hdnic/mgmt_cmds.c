@@ -42,6 +42,20 @@ static json_object *qos_object(const struct vdev *vd)
 	return q;
 }
 
+/* The driver's receive filter; "filtering" false: it did not negotiate CTRL_RX. */
+static json_object *rx_mode_object(const struct vdev *vd)
+{
+	const struct vdev_rx_filter *f = &vd->vn.rxf;
+	json_object *m = json_object_new_object();
+
+	add(m, "filtering", json_object_new_boolean(vd->vn.driver_features & VF_F_CTRL_RX));
+	add(m, "promisc", json_object_new_boolean(f->promisc));
+	add(m, "allmulti", json_object_new_boolean(f->allmulti));
+	add(m, "unicast", json_object_new_int(f->uc_overflow ? -1 : f->nr_uc));
+	add(m, "multicast", json_object_new_int(f->mc_overflow ? -1 : f->nr_mc));
+	return m;
+}
+
 static json_object *dev_entry(const struct vdev *vd)
 {
 	json_object *o = json_object_new_object(), *qps = json_object_new_array();
@@ -62,6 +76,7 @@ static json_object *dev_entry(const struct vdev *vd)
 		json_object_array_add(qps, json_object_new_int((int)vd->qps[k]->index));
 	add(o, "qps", qps);
 	add(o, "trusted", json_object_new_boolean(vd->trusted));
+	add(o, "rx_mode", rx_mode_object(vd));
 	add(o, "qos", qos_object(vd));
 	add(o, "attach_ns", u64(vd->attach_ns));
 	add(o, "attach_us", json_object_new_double((double)vd->attach_ns / 1000.0));
@@ -112,6 +127,7 @@ static json_object *stats_entry(const struct vdev *vd)
 	add(o, "rx_drops", u64(s->rx_drops));
 	add(o, "rx_errors", u64(s->rx_errors));
 	add(o, "rx_policed", u64(s->rx_policed));
+	add(o, "rx_filtered", u64(s->rx_filtered));
 	add(o, "tx_packets", u64(s->tx_packets));
 	add(o, "tx_bytes", u64(s->tx_bytes));
 	add(o, "tx_drops", u64(s->tx_drops));

@@ -434,6 +434,27 @@ static void flood(struct nic *nic, struct vdev *src, const uint8_t *frame, uint3
 	}
 }
 
+/*
+ * A unicast frame for a station the switch does not know also reaches the
+ * functions whose receive filter asks for it (promiscuous, or the address
+ * in its MAC table); true if any did.
+ */
+static bool to_unknown_listeners(struct nic *nic, struct vdev *src, const uint8_t *frame,
+				 uint32_t len)
+{
+	bool any = false;
+
+	for (unsigned i = 0; i < nic->nr_devs; i++) {
+		struct vdev *vd = nic->devs[i];
+
+		if (vd != src && vd->running && vdev_rx_wants_unknown(vd, frame)) {
+			vdev_rx_deliver(vd, frame, len);
+			any = true;
+		}
+	}
+	return any;
+}
+
 int nic_tx_port(struct nic *nic, const struct vdev *src, const uint8_t *frame)
 {
 	struct vdev *to;
@@ -473,10 +494,12 @@ void nic_forward_from_vdev(struct nic *nic, struct vdev *src, const uint8_t *fra
 		src->stats.tx_drops++;
 		return;
 	}
-	if (to)
+	if (to) {
 		vdev_rx_deliver(to, frame, len);
-	else
-		uplink_tx(nic->uplink, frame, len);
+		return;
+	}
+	to_unknown_listeners(nic, src, frame, len);
+	uplink_tx(nic->uplink, frame, len);
 }
 
 void nic_forward_from_uplink(struct nic *nic, const uint8_t *frame, uint32_t len)
@@ -510,6 +533,8 @@ void nic_forward_from_uplink(struct nic *nic, const uint8_t *frame, uint32_t len
 		vdev_rx_deliver(to, frame, len);
 		return;
 	}
+	if (to_unknown_listeners(nic, NULL, frame, len))
+		return;
 	nic->sw.stats.unknown_unicast_drops++;
 	nic->uplink->stats.rx_drops++;
 }

@@ -424,6 +424,11 @@ void vdev_rx_deliver(struct vdev *vd, const uint8_t *frame, uint32_t len)
 			vd->stats.rx_drops++;	/* paused or broken: link is down */
 		return;
 	}
+	/* The driver's receive filter: what it did not ask for never costs a DMA. */
+	if (!vdev_rx_wanted(vd, frame)) {
+		vd->stats.rx_filtered++;
+		return;
+	}
 	/* Ingress policing at the device: the excess never costs a DMA. */
 	if (police->rate) {
 		if (!tb_conform(police, len, now_ns())) {

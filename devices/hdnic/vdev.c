@@ -54,7 +54,7 @@ struct vdev *vdev_create(struct nic *nic, enum vdev_kind kind, unsigned index, u
 	vd->irq_fd = xzalloc(vd->nr_vectors * sizeof(*vd->irq_fd));
 	for (unsigned v = 0; v < vd->nr_vectors; v++)
 		vd->irq_fd[v] = -1;
-	vd->nr_kicks = MIN(vdev_nr_queues(vd), (unsigned)VDEV_MAX_KICKS);
+	vd->nr_kicks = MIN(vdev_nr_kick_queues(vd), (unsigned)VDEV_MAX_KICKS);
 	vd->kick_fold = vd->nr_kicks;
 	vd->kick = xzalloc(vd->nr_kicks * sizeof(*vd->kick));
 	for (unsigned i = 0; i < vd->nr_kicks; i++) {
@@ -99,7 +99,7 @@ int vdev_ctrlq_index(const struct vdev *vd)
 {
 	uint64_t f = vd->vn.driver_features;
 
-	if (vd->nr_qps < 2 || !(f & VF_F_CTRL_VQ))
+	if (!(f & VF_F_CTRL_VQ))
 		return -1;
 	return f & VF_F_MQ ? (int)(2 * vd->nr_qps) : 2;
 }
@@ -142,7 +142,7 @@ static void kick_event(struct loop_handler *h, int res, uint32_t flags)
 	}
 	/* Fewer fds than queues: fd j stands for every queue q = j mod fold. */
 	if (res > 0)
-		for (unsigned q = k->slot; q < vdev_nr_queues(vd); q += vd->kick_fold)
+		for (unsigned q = k->slot; q < vdev_nr_kick_queues(vd); q += vd->kick_fold)
 			vdev_kick(vd, q);
 	kick_arm(k);
 }
@@ -299,6 +299,7 @@ void vdev_virtio_reset(struct vdev *vd)
 	vn->msix_config = VIRTQ_NO_VECTOR;
 	vn->active_pairs = 1;
 	virtq_reset(&vn->ctrlq);
+	vdev_rx_filter_reset(vd);
 	for (unsigned k = 0; k < vd->nr_qps; k++) {
 		struct qp *qp = vd->qps[k];
 

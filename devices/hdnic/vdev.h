@@ -11,7 +11,8 @@
  *   vdev_irq.c        MSI-X vectors, IMS programming, interrupt delivery
  *   vdev_pci.c        PCI config space and capabilities (incl. statistics)
  *   virtio_net_dev.c  BAR0: common/ISR/device config, notify, doorbell, MSI-X
- *   ctrlq.c           the virtio-net control queue (multi-queue ADIs)
+ *   ctrlq.c           the virtio-net control queue (every function)
+ *   rx_filter.c       receive filtering (VIRTIO_NET_F_CTRL_RX commands)
  *   qp_datapath.c     TX/RX on the queue pairs, polling and suppression
  *   vdev_state.c      save/load
  */
@@ -41,11 +42,13 @@
 #define VF_F_MAC		(1ULL << 5)
 #define VF_F_STATUS		(1ULL << 16)
 #define VF_F_CTRL_VQ		(1ULL << 17)
+#define VF_F_CTRL_RX		(1ULL << 18)
 #define VF_F_MQ			(1ULL << 22)
 #define VF_F_EVENT_IDX		(1ULL << 29)
 #define VF_F_VERSION_1		(1ULL << 32)
-#define VF_FEATURES		(VF_F_MAC | VF_F_STATUS | VF_F_EVENT_IDX | VF_F_VERSION_1)
-#define VF_FEATURES_MQ		(VF_FEATURES | VF_F_CTRL_VQ | VF_F_MQ)
+#define VF_FEATURES		(VF_F_MAC | VF_F_STATUS | VF_F_CTRL_VQ | VF_F_CTRL_RX | \
+				 VF_F_EVENT_IDX | VF_F_VERSION_1)
+#define VF_FEATURES_MQ		(VF_FEATURES | VF_F_MQ)
 
 /* Virtio device status bits */
 #define VST_ACKNOWLEDGE		0x01
@@ -70,6 +73,22 @@ struct vdev_stats {
 	uint64_t tx_spoofed;	/* dropped: source MAC not the device's own */
 	uint64_t tx_throttled;	/* turns cut short by the egress token bucket */
 	uint64_t dma_faults;	/* accesses the IOMMU refused (PASID check) */
+	uint64_t rx_filtered;	/* not delivered: the driver's receive filter said no */
+};
+
+#define VDEV_MAC_TABLE_ENTRIES	16	/* unicast + multicast filter entries */
+
+/*
+ * The receive filter the driver programs with VIRTIO_NET_F_CTRL_RX
+ * (rx_filter.c).  It only applies when that feature was negotiated.
+ * mac[0..nr_uc) are extra unicast addresses, mac[nr_uc..nr_uc+nr_mc)
+ * multicast ones; an overflowed list lets its whole class through.
+ */
+struct vdev_rx_filter {
+	bool promisc, allmulti;
+	bool uc_overflow, mc_overflow;
+	uint8_t nr_uc, nr_mc;
+	uint8_t mac[VDEV_MAC_TABLE_ENTRIES][6];
 };
 
 struct virtio_net_state {
@@ -81,7 +100,8 @@ struct virtio_net_state {
 	uint16_t queue_select;
 	uint8_t isr;
 	uint16_t active_pairs;	/* MQ: pairs the driver enabled (VQ_PAIRS_SET) */
-	struct virtq ctrlq;	/* software (VDCM) queue; only when nr_qps > 1 */
+	struct virtq ctrlq;	/* software (VDCM) queue, index 2 * pairs */
+	struct vdev_rx_filter rxf;
 };
 
 struct vdev_msix_entry {
@@ -162,7 +182,17 @@ bool vdev_idle(const struct vdev *vd);
 
 static inline unsigned vdev_nr_queues(const struct vdev *vd)
 {
-	return 2 * vd->nr_qps + (vd->nr_qps > 1);
+	return 2 * vd->nr_qps + 1;	/* the queue pairs', then the control queue */
+}
+
+/*
+ * Queues notified through an ioeventfd (GET_REGION_IO_FDS), numbered from 0.
+ * A one-pair function hands out its two data queues' only, as it always
+ * has; its control queue (slow path) is notified by a trapped write.
+ */
+static inline unsigned vdev_nr_kick_queues(const struct vdev *vd)
+{
+	return vd->nr_qps > 1 ? vdev_nr_queues(vd) : 2;
 }
 
 static inline uint64_t vdev_features(const struct vdev *vd)
@@ -221,6 +251,19 @@ void vdev_update_running(struct vdev *vd);
 
 /* Control queue (ctrlq.c) */
 void vdev_ctrlq_kick(struct vdev *vd);
+
+/* Receive filtering (rx_filter.c) */
+/* Virtio reset: the spec's empty MAC table; promiscuous as the compatible default. */
+void vdev_rx_filter_reset(struct vdev *vd);
+/* VIRTIO_NET_CTRL_RX / VIRTIO_NET_CTRL_MAC commands: VIRTIO_NET_OK or VIRTIO_NET_ERR. */
+uint8_t vdev_ctrl_rx(struct vdev *vd, uint8_t cmd, const uint8_t *data, uint32_t len);
+uint8_t vdev_ctrl_mac(struct vdev *vd, uint8_t cmd, const uint8_t *data, uint32_t len);
+/* Does the driver want a frame with this destination? */
+bool vdev_rx_wanted(const struct vdev *vd, const uint8_t *dst);
+/* Does it take a unicast frame for dst, a station the switch does not know? */
+bool vdev_rx_wants_unknown(const struct vdev *vd, const uint8_t *dst);
+/* A filter as saved: valid only if its lists are in bounds and hold the right kind. */
+bool vdev_rx_filter_valid(const struct vdev_rx_filter *f);
 
 /* Data path (qp_datapath.c) */
 struct tx_frame {

@@ -3,10 +3,10 @@
  * Function state for migration and checkpoints: PCI config space, MSI-X,
  * the virtio registers, every queue's configuration and ring position (the
  * queue pairs' and the control queue's), the doorbell slots, pending IMS
- * entries and the statistics counters (guest-visible state too, through the
- * statistics capability).  Loading parses into a scratch copy, validates
- * everything, and only then commits, so a corrupt stream never leaves a
- * half-loaded function.  A stream only loads into a function of the same
+ * entries, the statistics counters (guest-visible state too, through the
+ * statistics capability) and the driver's receive filter.  Loading parses
+ * into a scratch copy, validates everything, and only then commits, so a
+ * corrupt stream never leaves a half-loaded function.  A stream only loads into a function of the same
  * shape (queue pairs, vectors).
  */
 #include <errno.h>
@@ -18,8 +18,8 @@
 #include "vmm/util.h"
 
 #define VDEV_STATE_TAG		0x31465648u	/* "HVF1" */
-#define VDEV_STATE_VERSION	2
-#define VDEV_NR_COUNTERS	15
+#define VDEV_STATE_VERSION	3
+#define VDEV_NR_COUNTERS	16
 
 struct saved_queue {
 	uint16_t size, msix_vector;
@@ -27,6 +27,11 @@ struct saved_queue {
 	uint64_t desc, avail, used;
 	uint16_t last_avail, used_idx, signalled_used, doorbell;
 };
+
+#define RXF_PROMISC	0x1
+#define RXF_ALLMULTI	0x2
+#define RXF_UC_OVERFLOW	0x4
+#define RXF_MC_OVERFLOW	0x8
 
 struct vdev_saved {
 	uint8_t nr_qps, nr_vectors;
@@ -38,6 +43,8 @@ struct vdev_saved {
 	uint64_t driver_features;
 	uint16_t msix_config, queue_select, active_pairs;
 	uint8_t status, config_generation, isr;
+	uint8_t rx_modes;	/* RXF_* */
+	struct vdev_rx_filter rxf;
 	struct saved_queue q[VDEV_MAX_QUEUES];
 	uint64_t counters[VDEV_NR_COUNTERS];
 };
@@ -48,7 +55,7 @@ static uint64_t *stat_field(struct vdev_stats *s, unsigned i)
 		&s->rx_packets, &s->rx_bytes, &s->rx_drops, &s->rx_errors,
 		&s->tx_packets, &s->tx_bytes, &s->tx_drops, &s->tx_errors,
 		&s->needs_reset, &s->proto_errors, &s->irqs, &s->rx_policed,
-		&s->tx_spoofed, &s->tx_throttled, &s->dma_faults,
+		&s->tx_spoofed, &s->tx_throttled, &s->dma_faults, &s->rx_filtered,
 	};
 
 	return f[i];
@@ -94,6 +101,12 @@ int vdev_save(struct vdev *vd, struct state_buf *sb)
 	state_put_u8(sb, vn->status);
 	state_put_u8(sb, vn->config_generation);
 	state_put_u8(sb, vn->isr);
+	state_put_u8(sb, (vn->rxf.promisc ? RXF_PROMISC : 0) | (vn->rxf.allmulti ? RXF_ALLMULTI : 0) |
+		      (vn->rxf.uc_overflow ? RXF_UC_OVERFLOW : 0) |
+		      (vn->rxf.mc_overflow ? RXF_MC_OVERFLOW : 0));
+	state_put_u8(sb, vn->rxf.nr_uc);
+	state_put_u8(sb, vn->rxf.nr_mc);
+	state_put_bytes(sb, vn->rxf.mac, sizeof(vn->rxf.mac));
 	for (unsigned i = 0; i < vdev_nr_queues(vd); i++) {
 		struct qp *qp;
 		int dir;
@@ -156,6 +169,14 @@ static int parse(const struct vdev *vd, struct state_buf *sb, struct vdev_saved 
 	s->status = state_get_u8(sb);
 	s->config_generation = state_get_u8(sb);
 	s->isr = state_get_u8(sb);
+	s->rx_modes = state_get_u8(sb);
+	s->rxf.promisc = s->rx_modes & RXF_PROMISC;
+	s->rxf.allmulti = s->rx_modes & RXF_ALLMULTI;
+	s->rxf.uc_overflow = s->rx_modes & RXF_UC_OVERFLOW;
+	s->rxf.mc_overflow = s->rx_modes & RXF_MC_OVERFLOW;
+	s->rxf.nr_uc = state_get_u8(sb);
+	s->rxf.nr_mc = state_get_u8(sb);
+	state_get_bytes(sb, s->rxf.mac, sizeof(s->rxf.mac));
 	nq = vdev_nr_queues(vd);
 	for (unsigned i = 0; i < nq; i++) {
 		struct saved_queue *q = &s->q[i];
@@ -198,7 +219,10 @@ static int validate(const struct vdev *vd, const struct vdev_saved *s)
 		return -EINVAL;
 	if (s->driver_features & ~vdev_features(vd) || !vector_ok(vd, s->msix_config))
 		return -EINVAL;
-	if ((s->driver_features & VF_F_MQ) && !(s->driver_features & VF_F_CTRL_VQ))
+	if ((s->driver_features & (VF_F_MQ | VF_F_CTRL_RX)) && !(s->driver_features & VF_F_CTRL_VQ))
+		return -EINVAL;
+	if ((s->rx_modes & ~(RXF_PROMISC | RXF_ALLMULTI | RXF_UC_OVERFLOW | RXF_MC_OVERFLOW)) ||
+	    !vdev_rx_filter_valid(&s->rxf))
 		return -EINVAL;
 	if (s->active_pairs < 1 || s->active_pairs > vd->nr_qps)
 		return -EINVAL;
@@ -287,6 +311,7 @@ int vdev_load(struct vdev *vd, struct state_buf *sb)
 	vn->status = s.status;
 	vn->config_generation = s.config_generation;
 	vn->isr = s.isr;
+	vn->rxf = s.rxf;
 	for (unsigned i = 0; i < nq; i++) {
 		struct qp *qp;
 		int d;

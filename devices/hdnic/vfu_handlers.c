@@ -192,7 +192,7 @@ static int h_get_region_io_fds(struct vfu_conn *c, struct vfu_msg *m, struct vfu
 	if (q.index >= VFIO_PCI_NUM_REGIONS)
 		return -EINVAL;
 	if (q.index == VFIO_PCI_BAR0_REGION_INDEX && c->peer_max_fds && vd->kick[0].fd >= 0)
-		n = vdev_nr_queues(vd);
+		n = vdev_nr_kick_queues(vd);
 	/* One eventfd per queue while they last; queue i then shares fd i % nfds. */
 	nfds = MIN(MIN(n, vd->nr_kicks), c->peer_max_fds);
 	rep.argsz = sizeof(rep) + n * sizeof(struct vfio_user_sub_region_ioeventfd);

@@ -138,12 +138,12 @@ static int attach_queues(struct vdev *vd)
 	return 0;
 }
 
-/* Features the driver may accept: a subset of ours with VERSION_1; MQ needs CTRL_VQ. */
+/* Features the driver may accept: a subset of ours with VERSION_1; MQ, CTRL_RX need CTRL_VQ. */
 static bool features_ok(const struct vdev *vd, uint64_t f)
 {
 	if ((f & ~vdev_features(vd)) || !(f & VF_F_VERSION_1))
 		return false;
-	return !(f & VF_F_MQ) || (f & VF_F_CTRL_VQ);
+	return !(f & (VF_F_MQ | VF_F_CTRL_RX)) || (f & VF_F_CTRL_VQ);
 }
 
 static void set_status(struct vdev *vd, uint64_t v)

@@ -15,7 +15,8 @@
 #define VNET_RX_MSIX_ENTRY	0
 
 #define VNET_FEATURES	(1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_NET_F_MAC | \
-			 1ULL << VIRTIO_NET_F_STATUS | 1ULL << VIRTIO_F_RING_EVENT_IDX)
+			 1ULL << VIRTIO_NET_F_STATUS | 1ULL << VIRTIO_F_RING_EVENT_IDX | \
+			 VNET_CTRL_FEATURES)
 
 /*
  * Rings and buffers come from dma_alloc() at open (GPA = VA, identity
@@ -129,7 +130,7 @@ int virtio_net_open(struct virtio_net *vn, int n)
 	event_idx = virtio_has_feature(&vn->vp, VIRTIO_F_RING_EVENT_IDX);
 	virtq_init(&vn->rx, "rx", VNET_RX_QUEUE, rx_ring, event_idx);
 	virtq_init(&vn->tx, "tx", VNET_TX_QUEUE, tx_ring, event_idx);
-	if (setup_queue(vn, &vn->rx) || setup_queue(vn, &vn->tx))
+	if (setup_queue(vn, &vn->rx) || setup_queue(vn, &vn->tx) || virtio_net_ctrl_setup(vn))
 		return fail(vn, "queue setup failed");
 	virtio_pci_add_status(&vn->vp, VIRTIO_STATUS_DRIVER_OK);
 	if (!(virtio_pci_get_status(&vn->vp) & VIRTIO_STATUS_DRIVER_OK))
@@ -144,6 +145,7 @@ int virtio_net_open(struct virtio_net *vn, int n)
 	vn->tx_nfree = vn->tx.size;
 	vn->health = VNET_OK;
 	print_up(vn);
+	virtio_net_ctrl_filter(vn);
 	if (virtio_has_feature(&vn->vp, VIRTIO_NET_F_STATUS) && vn->vp.device_len >= 8 &&
 	    !virtio_pci_read_config(&vn->vp, 6, &link, 2) && !(link & VIRTIO_NET_S_LINK_UP))
 		printf(WHO ": link is down\n");

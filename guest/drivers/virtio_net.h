@@ -34,6 +34,7 @@ struct vnet_stats {
 struct virtio_net {
 	struct virtio_pci vp;
 	struct virtq rx, tx;
+	struct virtq ctrl;		/* with CTRL_VQ + CTRL_RX: queue 2 */
 	uint8_t mac[6];
 	uint16_t tx_free[VQ_MAX_SIZE];	/* free TX buffer ids (a stack) */
 	uint16_t tx_nfree;
@@ -46,6 +47,21 @@ struct virtio_net {
 
 /* Find the n-th virtio-net function and bring it up; prints why not and returns -1. */
 int virtio_net_open(struct virtio_net *vn, int n);
+
+/*
+ * Receive filtering (virtio_net_ctrl.c), when the device offers
+ * VIRTIO_NET_F_CTRL_VQ + VIRTIO_NET_F_CTRL_RX (hdnic functions; hdvm's
+ * paravirtual device does not): the feature bits to ask for, the control
+ * queue set up before DRIVER_OK, and after it the filter this guest wants:
+ * promiscuous and all-multicast off, since it speaks only IPv4 unicast and
+ * broadcast.  A failed command is reported and the device keeps delivering
+ * everything (the data path works either way).
+ */
+#define VIRTIO_NET_F_CTRL_VQ	17
+#define VIRTIO_NET_F_CTRL_RX	18
+#define VNET_CTRL_FEATURES	(1ULL << VIRTIO_NET_F_CTRL_VQ | 1ULL << VIRTIO_NET_F_CTRL_RX)
+int virtio_net_ctrl_setup(struct virtio_net *vn);
+void virtio_net_ctrl_filter(struct virtio_net *vn);
 
 typedef void (*vnet_rx_fn)(void *ctx, uint8_t *frame, uint32_t len);
 /* Hand up to budget received frames to fn, repost their buffers; returns the count. */

@@ -71,6 +71,24 @@ int virtq_post(struct virtq *vq, uint16_t id, uint64_t addr, uint32_t len, uint1
 	return 0;
 }
 
+int virtq_post_out_in(struct virtq *vq, uint16_t id, uint64_t out, uint32_t out_len,
+		      uint64_t in, uint32_t in_len)
+{
+	struct vring_desc *d;
+
+	if (vq->error || id + 1 >= vq->size || vq->owned[id] || vq->owned[id + 1])
+		return -1;
+	d = vq->ring->desc;
+	d[id] = (struct vring_desc){ .addr = out, .len = out_len, .flags = VRING_DESC_F_NEXT,
+				     .next = (uint16_t)(id + 1) };
+	d[id + 1] = (struct vring_desc){ .addr = in, .len = in_len, .flags = VRING_DESC_F_WRITE };
+	vq->ring->avail.ring[vq->avail_idx & (vq->size - 1)] = id;
+	vq->avail_idx++;
+	vq->owned[id] = true;	/* the head: the used entry names it */
+	vq->inflight++;
+	return 0;
+}
+
 /* used_event far ahead of last_used: no used-buffer interrupts while we poll. */
 static void push_used_event(struct virtq *vq)
 {
@@ -111,6 +129,12 @@ void virtq_kick(struct virtq *vq)
 	if (vq->error || vq->avail_idx == vq->kicked_idx)
 		return;
 	kick(vq, false);
+}
+
+void virtq_kick_notify(struct virtq *vq)
+{
+	if (!vq->error)
+		kick(vq, true);
 }
 
 static int broken(struct virtq *vq, const char *what)

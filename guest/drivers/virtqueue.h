@@ -91,8 +91,17 @@ void virtq_set_transport(struct virtq *vq, uint16_t size, uint64_t notify_addr,
 
 /* Make buffer `id` (descriptor id) available; -1 if id is bad or already posted. */
 int virtq_post(struct virtq *vq, uint16_t id, uint64_t addr, uint32_t len, uint16_t flags);
+/*
+ * A two-descriptor chain at ids id, id + 1: a device-readable buffer, then a
+ * device-writable one (a control command and its ack).  The used entry names
+ * id.  -1 if the ids are bad or either is posted.
+ */
+int virtq_post_out_in(struct virtq *vq, uint16_t id, uint64_t out, uint32_t out_len,
+		      uint64_t in, uint32_t in_len);
 /* Publish what was posted since the last kick, ring the doorbell, notify if asked. */
 void virtq_kick(struct virtq *vq);
+/* Publish and always notify: for a queue the device does not poll (control). */
+void virtq_kick_notify(struct virtq *vq);
 /*
  * Next used buffer: 1 (id, len filled), 0 (none), -1 (the device broke the
  * ring; vq->error says how, and the queue is dead from then on).

@@ -269,11 +269,13 @@ DB_STRIDE = 64
 
 S_ACK, S_DRIVER, S_DRIVER_OK, S_FEATURES_OK, S_NEEDS_RESET = 1, 2, 4, 8, 0x40
 F_MAC, F_STATUS, F_EVENT_IDX, F_VERSION_1 = 1 << 5, 1 << 16, 1 << 29, 1 << 32
-F_CTRL_VQ, F_MQ = 1 << 17, 1 << 22
+F_CTRL_VQ, F_CTRL_RX, F_MQ = 1 << 17, 1 << 18, 1 << 22
 DESC_F_NEXT, DESC_F_WRITE = 1, 2
 NET_HDR_LEN = 12
 RX, TX = 0, 1
 CTRL_MQ, CTRL_MQ_VQ_PAIRS_SET = 4, 0
+CTRL_RX, CTRL_RX_PROMISC, CTRL_RX_ALLMULTI = 0, 0, 1
+CTRL_MAC, CTRL_MAC_TABLE_SET = 1, 0
 CTRL_OK, CTRL_ERR = 0, 1
 STATS_MAGIC = 0x5453
 STATS = ("rx_packets", "rx_bytes", "rx_drops", "tx_packets", "tx_bytes", "tx_drops")
@@ -342,7 +344,8 @@ class VirtioNetVF:
     """A guest-style driver for one hdnic function (VF or ADI), with a memfd
     as guest memory mapped at `iova`.  With pairs > 1 it negotiates
     multi-queue, sets up that many queue pairs and the control queue, and
-    tells the device how many pairs it uses."""
+    tells the device how many pairs it uses.  With ctrl_rx it negotiates
+    CTRL_VQ + CTRL_RX (receive filtering) and sets up the control queue."""
 
     MEM_SIZE = 1 << 20
     IOVA = 0x40000000
@@ -350,7 +353,7 @@ class VirtioNetVF:
     BUF_SIZE = 2048
 
     def __init__(self, path, event_idx=True, irqs=True, iova=None, qsize=None, pairs=1,
-                 mq=None):
+                 mq=None, ctrl_rx=False):
         self.IOVA = VirtioNetVF.IOVA if iova is None else iova
         self.QSIZE = qsize or VirtioNetVF.QSIZE
         self.pairs = pairs
@@ -358,8 +361,9 @@ class VirtioNetVF:
         self.c = VfioUserClient(path)
         self.c.version()
         self.max_pairs = struct.unpack("<H", self.c.region_read(BAR0, DEVCFG_OFF + 8, 2))[0]
-        self.ctrl_index = 2 * self.max_pairs if self.mq else None
-        self.queues = list(range(2 * pairs)) + ([self.ctrl_index] if self.mq else [])
+        self.ctrl_rx = ctrl_rx
+        self.ctrl_index = (2 * self.max_pairs if self.mq else 2) if self.mq or ctrl_rx else None
+        self.queues = list(range(2 * pairs)) + ([self.ctrl_index] if self.ctrl_index else [])
         ring_area = align(len(self.queues) * 0x3000, 0x10000)
         buf_area = len(self.queues) * self.QSIZE * self.BUF_SIZE
         self.scratch = ring_area + buf_area          # control commands
@@ -454,6 +458,8 @@ class VirtioNetVF:
         feats = F_VERSION_1 | F_MAC | F_STATUS | (F_EVENT_IDX if self.event_idx else 0)
         if self.mq:
             feats |= F_CTRL_VQ | F_MQ
+        if self.ctrl_rx:
+            feats |= F_CTRL_VQ | F_CTRL_RX
         assert self.device_features() & feats == feats
         self.w32(GFSELECT, 0)
         self.w32(GF, feats & 0xFFFFFFFF)
@@ -490,17 +496,33 @@ class VirtioNetVF:
     def ctrl(self, cls, cmd, data=b"", timeout=5.0):
         """One control-queue command; returns the device's ack byte."""
         r, base = self.rings[self.ctrl_index], self.scratch
+        assert 2 + len(data) <= 0x800
         self.mem[base:base + 2 + len(data)] = bytes([cls, cmd]) + data
-        self.mem[base + 64] = 0xFF
+        self.mem[base + 0x800] = 0xFF
         r.set_desc(0, self.IOVA + base, 2 + len(data), DESC_F_NEXT, 1)
-        r.set_desc(1, self.IOVA + base + 64, 1, DESC_F_WRITE)
+        r.set_desc(1, self.IOVA + base + 0x800, 1, DESC_F_WRITE)
         r.publish(0)
         self.notify(self.ctrl_index)
         deadline = time.monotonic() + timeout
         while r.pop_used() is None:
             assert time.monotonic() < deadline, "control command never completed"
             time.sleep(0.001)
-        return self.mem[base + 64]
+        return self.mem[base + 0x800]
+
+    def rx_mode(self, promisc=None, allmulti=None):
+        """PROMISC / ALLMULTI on or off (None: leave); returns the acks."""
+        acks = []
+        for cmd, on in ((CTRL_RX_PROMISC, promisc), (CTRL_RX_ALLMULTI, allmulti)):
+            if on is not None:
+                acks.append(self.ctrl(CTRL_RX, cmd, bytes([1 if on else 0])))
+        return acks
+
+    def mac_table(self, unicast=(), multicast=()):
+        """VIRTIO_NET_CTRL_MAC_TABLE_SET with these address lists (bytes each)."""
+        data = b""
+        for lst in (unicast, multicast):
+            data += struct.pack("<I", len(lst)) + b"".join(lst)
+        return self.ctrl(CTRL_MAC, CTRL_MAC_TABLE_SET, data)
 
     # doorbells
     def ring_doorbell(self, q):
