@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* PCI configuration mechanism #1 on bus 0: scan, BARs, capability list. */
+/* PCI configuration space on bus 0 (ECAM or mechanism #1): scan, BARs, capability list. */
+#include "devices/platform.h"
 #include "guest/console.h"
 #include "guest/drivers/pci.h"
 #include "guest/io.h"
@@ -21,39 +22,108 @@
 static struct pci_device devices[PCI_MAX_DEVICES];
 static int nr_devices = -1;	/* not scanned yet */
 
-static void select_reg(uint8_t bus, uint8_t slot, uint8_t func, uint8_t off)
+/*
+ * Configuration access.  Mechanism #1 costs two port exits per access (the
+ * address, then the data); ECAM, where the VMM decodes it (hdvm, at
+ * PLAT_PCI_ECAM_START), one MMIO exit.  ECAM is used once it reads back the
+ * host bridge's ID that mechanism #1 gives; a VMM without it keeps #1.
+ */
+struct cfg_ops {
+	uint32_t (*read)(const struct pci_device *d, uint8_t off, int size);
+	void (*write)(const struct pci_device *d, uint8_t off, int size, uint32_t v);
+};
+
+static void select_reg(const struct pci_device *d, uint8_t off)
 {
-	outl(PCI_CONFIG_ENABLE | (uint32_t)bus << 16 | (uint32_t)slot << 11 |
-	     (uint32_t)func << 8 | (off & 0xfc), PCI_CONFIG_ADDRESS);
+	outl(PCI_CONFIG_ENABLE | (uint32_t)d->bus << 16 | (uint32_t)d->slot << 11 |
+	     (uint32_t)d->func << 8 | (off & 0xfc), PCI_CONFIG_ADDRESS);
+}
+
+static uint32_t cf8_read(const struct pci_device *d, uint8_t off, int size)
+{
+	select_reg(d, off);
+	if (size == 1)
+		return inb(PCI_CONFIG_DATA + (off & 3));
+	if (size == 2)
+		return inw(PCI_CONFIG_DATA + (off & 2));
+	return inl(PCI_CONFIG_DATA);
+}
+
+static void cf8_write(const struct pci_device *d, uint8_t off, int size, uint32_t v)
+{
+	select_reg(d, off);
+	if (size == 1)
+		outb((uint8_t)v, PCI_CONFIG_DATA + (off & 3));
+	else if (size == 2)
+		outw((uint16_t)v, PCI_CONFIG_DATA + (off & 2));
+	else
+		outl(v, PCI_CONFIG_DATA);
+}
+
+static uint64_t ecam_addr(const struct pci_device *d, uint8_t off)
+{
+	return PLAT_PCI_ECAM_START | (uint64_t)d->bus << 20 | (uint64_t)d->slot << 15 |
+	       (uint64_t)d->func << 12 | off;
+}
+
+static uint32_t ecam_read(const struct pci_device *d, uint8_t off, int size)
+{
+	if (size == 1)
+		return mmio_read8(ecam_addr(d, off));
+	if (size == 2)
+		return mmio_read16(ecam_addr(d, off & ~1));
+	return mmio_read32(ecam_addr(d, off & ~3));
+}
+
+static void ecam_write(const struct pci_device *d, uint8_t off, int size, uint32_t v)
+{
+	if (size == 1)
+		mmio_write8(ecam_addr(d, off), (uint8_t)v);
+	else if (size == 2)
+		mmio_write16(ecam_addr(d, off & ~1), (uint16_t)v);
+	else
+		mmio_write32(ecam_addr(d, off & ~3), v);
+}
+
+static const struct cfg_ops cf8_ops = { .read = cf8_read, .write = cf8_write };
+static const struct cfg_ops ecam_ops = { .read = ecam_read, .write = ecam_write };
+static const struct cfg_ops *cfg = &cf8_ops;
+
+static void choose_cfg_access(void)
+{
+	const struct pci_device bridge = { 0 };
+	uint32_t id = cf8_read(&bridge, PCI_VENDOR_ID, 4);
+
+	if ((id & 0xffff) != 0xffff && (id & 0xffff) != 0 &&
+	    ecam_read(&bridge, PCI_VENDOR_ID, 4) == id)
+		cfg = &ecam_ops;
 }
 
 static uint32_t raw_read32(uint8_t bus, uint8_t slot, uint8_t func, uint8_t off)
 {
-	select_reg(bus, slot, func, off);
-	return inl(PCI_CONFIG_DATA);
+	const struct pci_device d = { .bus = bus, .slot = slot, .func = func };
+
+	return cfg->read(&d, off, 4);
 }
 
 uint8_t pci_read8(const struct pci_device *d, uint8_t off)
 {
-	select_reg(d->bus, d->slot, d->func, off);
-	return inb(PCI_CONFIG_DATA + (off & 3));
+	return (uint8_t)cfg->read(d, off, 1);
 }
 
 uint16_t pci_read16(const struct pci_device *d, uint8_t off)
 {
-	select_reg(d->bus, d->slot, d->func, off);
-	return inw(PCI_CONFIG_DATA + (off & 2));
+	return (uint16_t)cfg->read(d, off, 2);
 }
 
 uint32_t pci_read32(const struct pci_device *d, uint8_t off)
 {
-	return raw_read32(d->bus, d->slot, d->func, off);
+	return cfg->read(d, off, 4);
 }
 
 void pci_write16(const struct pci_device *d, uint8_t off, uint16_t v)
 {
-	select_reg(d->bus, d->slot, d->func, off);
-	outw(v, PCI_CONFIG_DATA + (off & 2));
+	cfg->write(d, off, 2, v);
 }
 
 /* Record function (slot, func) if present; returns its raw header type, or -1. */
@@ -90,6 +160,7 @@ int pci_scan(const struct pci_device **list)
 
 	if (nr_devices < 0) {
 		nr_devices = 0;
+		choose_cfg_access();
 		for (slot = 0; slot < PCI_SLOTS; slot++) {
 			hdr = probe_function(slot, 0);
 			if (hdr < 0 || !(hdr & PCI_HEADER_MULTI_FUNC))
