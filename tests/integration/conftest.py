@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from hdvmlib import VM, HDVM, GUEST
-from vfio_user_client import Netns
+from hdvmlib import VM, HDVM, GUEST, HDNIC
+from vfio_user_client import Hdnic, Netns
 
 _names = itertools.count()
 
@@ -41,8 +41,18 @@ def ns():
 
 
 @pytest.fixture
+def nic(ns, tmp_path):
+    """hdnic with 3 VFs and a TAP uplink hdt0 in the test's namespace, devices
+    polled for 0.3 s before sleeping; a module may define its own `nic`."""
+    n = Hdnic(HDNIC, tmp_path / "nic", vfs=3, uplink="tap:hdt0", netns=ns,
+              extra=["--idle-us", "300000"])
+    yield n
+    n.stop_checked()
+
+
+@pytest.fixture
 def tap(ns, nic):
-    """AF_PACKET socket on hdnic's TAP uplink hdt0 (the module's `nic` fixture)."""
+    """AF_PACKET socket on hdnic's TAP uplink hdt0 (of the `nic` fixture)."""
     s = ns.packet_socket("hdt0")
     yield s
     s.close()

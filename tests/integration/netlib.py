@@ -59,6 +59,13 @@ class NicNet:
         self.ns.delete()
         return rc
 
+    def close_checked(self):
+        """close(), then hdnic must have exited 0 with no sanitizer report."""
+        rc = self.close()
+        out = self.nic.output()
+        assert rc == 0, out
+        assert "AddressSanitizer" not in out and "runtime error" not in out
+
 
 def socat(ns, ip, port, payload, timeout=5):
     """One UDP request/response through socat inside the namespace."""

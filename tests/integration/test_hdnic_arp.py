@@ -9,21 +9,12 @@ import struct
 
 import pytest
 
-from hdvmlib import HDNIC
-from vfio_user_client import Hdnic, VirtioNetVF, ether_frame, sniff
+from vfio_user_client import VirtioNetVF, ether_frame, sniff
 
 BCAST = b"\xff" * 6
 PEER = bytes.fromhex("02aabbccdd01")          # a station behind the uplink
 IP = {k: bytes([10, 199, 0, v]) for k, v in (("peer", 1), ("a", 2), ("b", 3), ("c", 4),
                                                 ("nobody", 9))}
-
-
-@pytest.fixture
-def nic(ns, tmp_path):
-    n = Hdnic(HDNIC, tmp_path / "nic", vfs=3, uplink="tap:hdt0", netns=ns,
-              extra=["--idle-us", "300000"])
-    yield n
-    n.stop_checked()
 
 
 @pytest.fixture

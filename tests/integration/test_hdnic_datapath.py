@@ -18,14 +18,6 @@ PEER = bytes.fromhex("02aabbccdd01")         # a host "behind" the uplink
 ETH_TEST = 0x88B5
 
 
-@pytest.fixture
-def nic(ns, tmp_path):
-    n = Hdnic(HDNIC, tmp_path / "nic", vfs=3, uplink="tap:hdt0", netns=ns,
-              extra=["--idle-us", "300000"])
-    yield n
-    n.stop_checked()
-
-
 def is_test_frame(tag):
     return lambda f: len(f) >= 14 and f[12:14] == struct.pack("!H", ETH_TEST) and tag in f
 

@@ -13,10 +13,7 @@ from netlib import NicNet, guest_ip, socat
 def net(tmp_path):
     n = NicNet(tmp_path, vfs=3)
     yield n
-    rc = n.close()
-    out = n.nic.output()
-    assert rc == 0, out
-    assert "AddressSanitizer" not in out and "runtime error" not in out
+    n.close_checked()
 
 
 def start_guest(vms, net, vf, app, **kw):
