@@ -64,6 +64,10 @@ def test_stats(nic):
         assert nic.vf_info(1)["state"] == "running"
     human = nic.ctl("stats")
     assert human.returncode == 0 and "tx_pkts" in human.stdout
+    head, vf1 = human.stdout.splitlines()[0].split(), next(
+        line.split() for line in human.stdout.splitlines() if line.startswith("vf1 "))
+    assert "filtered" in head and len(head) == len(vf1)
+    assert int(vf1[head.index("tx_pkts")]) == 1
 
 
 def test_set_mac(nic):
