@@ -116,6 +116,39 @@ static void fz_pass(void)
 		;
 }
 
+static inline void fz_w(struct vdev *vd, uint64_t off, uint64_t v, uint32_t len)
+{
+	vdev_bar0_write(vd, off, &v, len);
+}
+
+/*
+ * A driver brings the function up: every offered feature, every queue in
+ * guest RAM (16 entries each), DRIVER_OK.
+ */
+static inline void fz_driver_up(struct vdev *vd)
+{
+	uint64_t f = vdev_features(vd);
+
+	dma_space_map_fd(&vd->as, 0, FUZZ_MEM_SIZE, fz_memfd, 0, DMA_PROT_READ | DMA_PROT_WRITE);
+	fz_w(vd, 20, 3, 1);
+	fz_w(vd, 8, 0, 4);
+	fz_w(vd, 12, f & 0xffffffff, 4);
+	fz_w(vd, 8, 1, 4);
+	fz_w(vd, 12, f >> 32, 4);
+	fz_w(vd, 20, 0x0b, 1);
+	for (unsigned q = 0; q < vdev_nr_queues(vd); q++) {
+		fz_w(vd, 22, q, 2);
+		fz_w(vd, 24, 16, 2);
+		fz_w(vd, 26, q + 1, 2);
+		fz_w(vd, 32, 0x3000 * q, 8);
+		fz_w(vd, 40, 0x3000 * q + 0x1000, 8);
+		fz_w(vd, 48, 0x3000 * q + 0x2000, 8);
+		fz_w(vd, 28, 1, 2);
+	}
+	fz_w(vd, 16, 0, 2);
+	fz_w(vd, 20, 0x0f, 1);
+}
+
 /* Back to a freshly connected state for the next input. */
 static void fz_reset(void)
 {

@@ -11,36 +11,6 @@
  */
 #include "tests/fuzz/fuzz_common.h"
 
-static void w(struct vdev *vd, uint64_t off, uint64_t v, uint32_t len)
-{
-	vdev_bar0_write(vd, off, &v, len);
-}
-
-/* A driver brings the function up: features, every queue in guest RAM, DRIVER_OK. */
-static void driver_up(struct vdev *vd)
-{
-	uint64_t f = vdev_features(vd);
-
-	dma_space_map_fd(&vd->as, 0, FUZZ_MEM_SIZE, fz_memfd, 0, DMA_PROT_READ | DMA_PROT_WRITE);
-	w(vd, 20, 3, 1);
-	w(vd, 8, 0, 4);
-	w(vd, 12, f & 0xffffffff, 4);
-	w(vd, 8, 1, 4);
-	w(vd, 12, f >> 32, 4);
-	w(vd, 20, 0x0b, 1);
-	for (unsigned q = 0; q < vdev_nr_queues(vd); q++) {
-		w(vd, 22, q, 2);
-		w(vd, 24, 16, 2);
-		w(vd, 26, q + 1, 2);
-		w(vd, 32, 0x3000 * q, 8);
-		w(vd, 40, 0x3000 * q + 0x1000, 8);
-		w(vd, 48, 0x3000 * q + 0x2000, 8);
-		w(vd, 28, 1, 2);
-	}
-	w(vd, 16, 0, 2);
-	w(vd, 20, 0x0f, 1);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct vdev *vd;
@@ -50,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fz_setup();
 	vd = fz_devs[size % FUZZ_DEVS];
-	driver_up(vd);
+	fz_driver_up(vd);
 	vd->dev.ops->pause(&vd->dev);
 	state_init_writer(&good);
 	if (vd->dev.ops->save(&vd->dev, &good))

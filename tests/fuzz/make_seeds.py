@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """Write the seed inputs of the hdnic fuzzers (tests/fuzz/seeds-*): a driver
 bringing a VF up and sending a frame, a multi-queue driver on the two-pair
-ADI (control queue, second pair), a valid ring for the walker.  Run from the
+ADI (control queue, second pair), a valid ring for the walker, receive-filter commands.  Run from the
 repository root; the seeds are committed."""
 import json
 import os
@@ -130,6 +130,34 @@ def main():
     hdr = struct.pack("<BBHHHH", 4, 2, 0, 0x10, 0x20, 0)
     with open(os.path.join(HERE, "seeds-fuzz_virtq", "chain-of-4"), "wb") as f:
         f.write(hdr + bytes(ring))
+
+    write_rx_filter_seeds()
+
+
+def write_rx_filter_seeds():
+    """Receive-filter command records: u8 op (bit 7 MAC class), u8 len, data."""
+    def rx(cmd, on):
+        return bytes([cmd, 1, on])
+
+    def mac(cmd, body):
+        return bytes([0x80 | cmd, len(body)]) + body
+
+    def table(uc, mc):
+        return (struct.pack("<I", len(uc)) + b"".join(uc) +
+                struct.pack("<I", len(mc)) + b"".join(mc))
+
+    seeds = {
+        "rx_modes": b"\x00" + rx(0, 0) + rx(1, 0) + rx(0, 1) + rx(1, 1),
+        "mac_table": b"\x01" + rx(0, 0) + mac(0, table(
+            [bytes.fromhex("02aabbccdd77")],
+            [bytes.fromhex("333300000001"), bytes.fromhex("01005e0000fb")])),
+        "mac_addr_set": b"\x00" + mac(1, bytes.fromhex("02aabbccdd01")),
+    }
+    d = os.path.join(HERE, "seeds-fuzz_rx_filter")
+    os.makedirs(d, exist_ok=True)
+    for name, data in seeds.items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import pytest
 
 from hdvmlib import BUILD, ROOT
 
-FUZZERS = ["fuzz_vfu_msg", "fuzz_virtq", "fuzz_vf_state"]
+FUZZERS = ["fuzz_vfu_msg", "fuzz_virtq", "fuzz_vf_state", "fuzz_rx_filter"]
 
 
 @pytest.fixture(scope="module")
