@@ -11,7 +11,6 @@ Prints a table and writes JSON (default build/bench-boot.json).
 """
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys

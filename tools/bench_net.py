@@ -137,7 +137,7 @@ class Bench:
                 return link_counter("hdt0", "rx_packets")
             return self.vf_stats(int(where[-1]))["rx_packets"]
         if where == "uplink":
-            return link_counter(f"pvt0", "rx_packets")
+            return link_counter("pvt0", "rx_packets")
         return link_counter(f"pvt{where[-1]}", "tx_packets")
 
     def window_rate(self, mode, where):

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from hdvmlib import VM, HDVM, GUEST, HDNIC
-from vfio_user_client import Hdnic, Netns
+from nichost import Hdnic, Netns
 
 _names = itertools.count()
 

@@ -6,7 +6,7 @@ import struct
 import subprocess
 
 from hdvmlib import HDNIC
-from vfio_user_client import Hdnic, Netns
+from nichost import Hdnic, Netns
 
 HOST_IP = "10.66.0.1"
 

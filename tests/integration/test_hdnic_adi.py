@@ -18,7 +18,8 @@ import pytest
 
 from hdvmlib import HDNIC
 import vfio_user_client as vu
-from vfio_user_client import Hdnic, VfioUserClient, VirtioNetVF, ether_frame, sniff, wait_for
+from vfio_user_client import VfioUserClient, VirtioNetVF, ether_frame, wait_for
+from nichost import Hdnic, sniff
 
 PEER = bytes.fromhex("02aabbccdd01")
 BCAST = b"\xff" * 6

@@ -9,7 +9,8 @@ import struct
 
 import pytest
 
-from vfio_user_client import VirtioNetVF, ether_frame, sniff
+from vfio_user_client import VirtioNetVF, ether_frame
+from nichost import sniff
 
 BCAST = b"\xff" * 6
 PEER = bytes.fromhex("02aabbccdd01")          # a station behind the uplink

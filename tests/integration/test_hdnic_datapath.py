@@ -11,7 +11,8 @@ import pytest
 
 from hdvmlib import HDNIC
 import vfio_user_client as vu
-from vfio_user_client import Hdnic, VirtioNetVF, ether_frame, sniff, wait_for
+from vfio_user_client import VirtioNetVF, ether_frame, wait_for
+from nichost import Hdnic, sniff
 
 BCAST = b"\xff" * 6
 PEER = bytes.fromhex("02aabbccdd01")         # a host "behind" the uplink

@@ -11,7 +11,8 @@ import pytest
 
 from hdvmlib import HDNIC
 import vfio_user_client as vu
-from vfio_user_client import Hdnic, VirtioNetVF, ether_frame, sniff, wait_for
+from vfio_user_client import VirtioNetVF, ether_frame, wait_for
+from nichost import Hdnic, sniff
 
 PEER = bytes.fromhex("02aabbccdd01")
 FAKE = bytes.fromhex("02f00df00d01")
@@ -60,7 +61,7 @@ def expect_refused(nic, drv, dev):
 
 
 def test_pasids_differ_per_client(nic):
-    with VirtioNetVF(nic.sock(0)) as a, VirtioNetVF(nic.adi_sock("evil")) as b:
+    with VirtioNetVF(nic.sock(0)), VirtioNetVF(nic.adi_sock("evil")):
         pa, pb = nic.vf_info(0)["pasid"], nic.dev_info("adi-evil")["pasid"]
         assert pa and pb and pa != pb
         assert nic.ctl_json("stats")["iommu"]["pasids_bound"] == 2

@@ -10,7 +10,8 @@ import pytest
 
 from hdvmlib import HDNIC
 import vfio_user_client as vu
-from vfio_user_client import Hdnic, VirtioNetVF, wait_for
+from vfio_user_client import VirtioNetVF, wait_for
+from nichost import Hdnic
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import pytest
 
 from hdvmlib import HDNIC
 import vfio_user_client as vu
-from vfio_user_client import VfioUserClient, VirtioNetVF, Hdnic, Netns
+from vfio_user_client import VfioUserClient, VirtioNetVF
+from nichost import Hdnic, Netns
 
 PAGE = 4096
 

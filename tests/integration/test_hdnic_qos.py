@@ -13,7 +13,8 @@ import pytest
 
 from hdvmlib import HDNIC
 import vfio_user_client as vu
-from vfio_user_client import Hdnic, VirtioNetVF, ether_frame
+from vfio_user_client import VirtioNetVF, ether_frame
+from nichost import Hdnic
 
 PEER = bytes.fromhex("02aabbccdd01")
 LINE = 20_000_000            # uplink line rate for these tests, bit/s

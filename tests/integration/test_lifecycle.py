@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: MIT
 """ps/status/pause/resume/stop through the control socket; idle cost; signals; seccomp."""
 import json
-import os
 import signal
 import time
 from pathlib import Path

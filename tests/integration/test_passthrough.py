@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from hdvmlib import HDNIC, HDVM, GUEST, hdvm_ctl, status
-from vfio_user_client import Hdnic, wait_for
+from hdvmlib import HDNIC, HDVM, GUEST, status
+from vfio_user_client import wait_for
+from nichost import Hdnic
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from hdvmlib import GUEST, HDVM, Output, hdvm_ctl
 from netlib import socat
-from vfio_user_client import Netns
+from nichost import Netns
 
 HOST_IP = "10.0.0.1"
 GUEST_IP = "10.0.0.2"
