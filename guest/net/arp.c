@@ -214,3 +214,11 @@ void arp_tick(uint64_t now)
 		e->held_len = 0;
 	}
 }
+
+bool arp_waiting(void)
+{
+	for (int i = 0; i < ARP_ENTRIES; i++)
+		if (cache[i].state == ARP_INCOMPLETE && cache[i].held_len)
+			return true;
+	return false;
+}

@@ -93,7 +93,7 @@ void net_idle_note(struct virtio_net *vn, uint64_t now)
 		woke = false;
 		return;
 	}
-	if (now - last_active < IDLE_CYCLES || state == IDLE_POLL_ONLY)
+	if (now - last_active < IDLE_CYCLES || state == IDLE_POLL_ONLY || arp_waiting())
 		return;
 	if (woke) {
 		/* Woken, but not by traffic: the timer, or the device going away. */

@@ -92,6 +92,8 @@ bool arp_lookup(uint32_t ip, uint8_t *mac);
 void arp_hold(uint32_t ip, const uint8_t *pkt, uint32_t len);
 void arp_announce(void);
 void arp_tick(uint64_t now);
+/* A packet is held for an address still being resolved: keep polling, the retries run on timers. */
+bool arp_waiting(void);
 
 /* ipv4.c */
 void ip_input(const uint8_t *pkt, uint32_t len);

@@ -91,3 +91,37 @@ def test_hostile_guest_only_breaks_its_own_vf(vms, net, kind):
     sent, received, out = net.ping(guest_ip(1), count=20)
     assert received == 20, out
     assert net.counter_requests(guest_ip(1), [7, 8]) == [(7, 1), (8, 2)]
+
+
+def test_sleeping_guest_keeps_asking_arp_for_a_held_reply(vms, net):
+    """A guest in idle mode whose reply waits for ARP keeps polling and
+    retrying (every ~0.5 s) instead of sleeping until its safety-net timer,
+    and the reply goes out once the address answers."""
+    import socket
+    import struct
+    ip = guest_ip(0)
+    vm = start_guest(vms, net, 0, "counter")
+    vm.out.wait_for("net: idle mode on", timeout=30)
+    mac = net.nic.vf_info(0)["mac"]
+    # the namespace stops answering ARP; it reaches the guest by a static entry
+    net.ns.exec("ip", "link", "set", "hdt0", "arp", "off")
+    net.ns.exec("ip", "neigh", "replace", ip, "lladdr", mac, "dev", "hdt0", "nud", "permanent")
+    tap = net.ns.packet_socket("hdt0")
+    host = socket.inet_aton("10.66.0.1")
+    asks = []
+    with net.udp_socket(timeout=8) as s:
+        s.sendto(struct.pack("!Q", 77), (ip, 9000))
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.8:
+            try:
+                f = tap.recv(2048)
+            except (socket.timeout, BlockingIOError):
+                continue
+            if f[12:14] == b"\x08\x06" and f[20:22] == b"\x00\x01" and f[38:42] == host:
+                asks.append(time.monotonic() - t0)
+        assert len(asks) >= 3, f"ARP requests for the host at {asks}: the guest went to sleep"
+        net.ns.exec("ip", "link", "set", "hdt0", "arp", "on")
+        data, _ = s.recvfrom(64)
+    tap.close()
+    rid, counter = struct.unpack("!QQ", data[:16])
+    assert rid == 77 and counter >= 1
