@@ -201,6 +201,20 @@ static void publish_used(struct vdev *vd, struct qp *qp, int dir)
 	}
 }
 
+/* Publish every queue pair's pending used entries in one direction (under a DMA guard). */
+static void publish_pushed(struct vdev *vd, unsigned dir)
+{
+	for (unsigned k = 0; k < vd->nr_qps; k++) {
+		struct qp *qp = vd->qps[k];
+		bool *pushed = dir == QP_TX ? &qp->tx_pushed : &qp->rx_pushed;
+
+		if (!*pushed)
+			continue;
+		*pushed = false;
+		publish_used(vd, qp, dir);
+	}
+}
+
 void vdev_tx_done(struct vdev *vd)
 {
 	sigjmp_buf jb, *prev;
@@ -211,14 +225,7 @@ void vdev_tx_done(struct vdev *vd)
 		vdev_needs_reset(vd, "DMA memory vanished under the device");
 		return;
 	}
-	for (unsigned k = 0; k < vd->nr_qps; k++) {
-		struct qp *qp = vd->qps[k];
-
-		if (!qp->tx_pushed)
-			continue;
-		qp->tx_pushed = false;
-		publish_used(vd, qp, QP_TX);
-	}
+	publish_pushed(vd, QP_TX);
 	DMA_UNGUARD(prev);
 }
 
@@ -466,14 +473,7 @@ void vdev_flush(struct vdev *vd)
 		vdev_flush_irqs(vd);
 		return;
 	}
-	for (unsigned k = 0; k < vd->nr_qps; k++) {
-		struct qp *qp = vd->qps[k];
-
-		if (!qp->rx_pushed)
-			continue;
-		qp->rx_pushed = false;
-		publish_used(vd, qp, QP_RX);
-	}
+	publish_pushed(vd, QP_RX);
 	DMA_UNGUARD(prev);
 	vdev_flush_irqs(vd);
 }

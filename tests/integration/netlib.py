@@ -15,7 +15,23 @@ def guest_ip(i):
     return f"10.66.0.{10 + i}"
 
 
-class NicNet:
+class NsTraffic:
+    """Clients inside self.ns: ping and UDP sockets."""
+
+    def ping(self, ip, count=100, interval="0.01"):
+        r = self.ns.exec("ping", "-c", str(count), "-i", interval, "-W", "2", "-q", ip,
+                         check=False)
+        m = re.search(r"(\d+) packets transmitted, (\d+) received", r.stdout)
+        assert m, r.stdout + r.stderr
+        return int(m.group(1)), int(m.group(2)), r.stdout
+
+    def udp_socket(self, timeout=2.0):
+        s = self.ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(timeout)
+        return s
+
+
+class NicNet(NsTraffic):
     """Namespace + hdnic (TAP uplink hdt0 = HOST_IP/24) for guests on its VFs."""
 
     def __init__(self, tmp_path, vfs=2, extra=()):
@@ -31,18 +47,6 @@ class NicNet:
 
     def vf_args(self, vf):
         return ["--vfio-user", str(self.nic.sock(vf))]
-
-    def ping(self, ip, count=100, interval="0.01", timeout=60):
-        r = self.ns.exec("ping", "-c", str(count), "-i", interval, "-W", "2", "-q", ip,
-                         check=False)
-        m = re.search(r"(\d+) packets transmitted, (\d+) received", r.stdout)
-        assert m, r.stdout + r.stderr
-        return int(m.group(1)), int(m.group(2)), r.stdout
-
-    def udp_socket(self, timeout=2.0):
-        s = self.ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(timeout)
-        return s
 
     def counter_requests(self, ip, ids):
         """Send counter requests one at a time; return [(id, counter)]."""

@@ -5,7 +5,6 @@ guest is 10.0.0.2/24, and real clients (iputils ping, socat) talk to it."""
 import os
 import re
 import signal
-import socket
 import struct
 import subprocess
 import time
@@ -13,7 +12,7 @@ import time
 import pytest
 
 from hdvmlib import GUEST, HDVM, Output, hdvm_ctl
-from netlib import socat
+from netlib import NsTraffic, socat
 from nichost import Netns
 
 HOST_IP = "10.0.0.1"
@@ -57,7 +56,7 @@ class NsVM:
             self.proc.wait(10)
 
 
-class PvNet:
+class PvNet(NsTraffic):
     """A namespace with (optionally) a pre-made TAP, and the VMs started in it."""
 
     def __init__(self, run_dir, precreate=True):
@@ -80,18 +79,6 @@ class PvNet:
                   f"app={app} ip={GUEST_IP}/24 {extra_cmdline}".strip(), **kw)
         self.vms.append(vm)
         return vm
-
-    def ping(self, count=100, interval="0.01"):
-        r = self.ns.exec("ping", "-c", str(count), "-i", interval, "-W", "2", "-q", GUEST_IP,
-                         check=False)
-        m = re.search(r"(\d+) packets transmitted, (\d+) received", r.stdout)
-        assert m, r.stdout + r.stderr
-        return int(m.group(1)), int(m.group(2)), r.stdout
-
-    def udp_socket(self, timeout=2.0):
-        s = self.ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(timeout)
-        return s
 
     def close(self):
         for vm in self.vms:
@@ -129,7 +116,7 @@ def up(vm, ready):
 def test_ping_100_no_loss(pv):
     vm = up(pv.start("counter"), "counter: listening")
     assert "virtio-net: 00:01.0" in vm.out.text()     # found by PCI enumeration
-    sent, received, out = pv.ping(count=100)
+    sent, received, out = pv.ping(GUEST_IP, count=100)
     assert (sent, received) == (100, 100), out
     assert "0% packet loss" in out
     assert "needs reset" not in vm.out.text()
@@ -174,10 +161,10 @@ def test_given_mac_reaches_the_guest(pv):
 def test_pause_holds_traffic_and_resume_restarts_it(pv):
     vm = up(pv.start("counter"), "counter: listening")
     assert vm.ctl("pause").returncode == 0
-    sent, received, _ = pv.ping(count=5, interval="0.2")
+    sent, received, _ = pv.ping(GUEST_IP, count=5, interval="0.2")
     assert received == 0, "a paused VM answered"
     assert vm.ctl("resume").returncode == 0
-    sent, received, out = pv.ping(count=50)
+    sent, received, out = pv.ping(GUEST_IP, count=50)
     assert received == 50, out
 
 
