@@ -58,6 +58,25 @@ def tap(ns, nic):
     s.close()
 
 
+KVM = "/dev/kvm"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "kvm: the test boots a guest and needs /dev/kvm")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that boot a guest cannot run on a host without KVM (a host whose
+    kernel is itself a guest, say); they are reported as skipped, by name, with
+    the reason, never silently passed."""
+    if os.path.exists(KVM):
+        return
+    skip = pytest.mark.skip(reason=f"{KVM} is absent on this host: the test boots a guest")
+    for item in items:
+        if "kvm" in item.keywords:
+            item.add_marker(skip)
+
+
 def pytest_sessionstart(session):
     for f in (HDVM, GUEST):
         if not f.exists():

@@ -33,11 +33,13 @@ def elf_with_segment(path, paddr, size=0x100):
     return path
 
 
+@pytest.mark.kvm
 def test_missing_kernel(run_dir, tmp_path):
     r = run(run_dir, "--kernel", str(tmp_path / "nope"))
     assert_refused(r, run_dir, "nope", "No such file")
 
 
+@pytest.mark.kvm
 def test_kernel_is_a_directory(run_dir, tmp_path):
     assert_refused(run(run_dir, "--kernel", str(tmp_path)), run_dir, "not a regular file")
 
@@ -46,12 +48,14 @@ def test_no_kernel_option(run_dir):
     assert_refused(run(run_dir), run_dir, "--kernel is required")
 
 
+@pytest.mark.kvm
 def test_not_a_kernel(run_dir, tmp_path):
     f = tmp_path / "text"
     f.write_text("just some text, certainly not a kernel\n" * 20)
     assert_refused(run(run_dir, "--kernel", str(f)), run_dir, "not an ELF64 or bzImage")
 
 
+@pytest.mark.kvm
 def test_empty_kernel(run_dir, tmp_path):
     f = tmp_path / "empty"
     f.write_bytes(b"")
@@ -59,6 +63,7 @@ def test_empty_kernel(run_dir, tmp_path):
     assert_refused(r, run_dir, "empty")
 
 
+@pytest.mark.kvm
 @pytest.mark.parametrize("keep", [20, 64, 200, 0.5])
 def test_truncated_elf(run_dir, tmp_path, keep):
     data = GUEST.read_bytes()
@@ -70,6 +75,7 @@ def test_truncated_elf(run_dir, tmp_path, keep):
     assert any(w in r.stderr for w in ("truncated", "past the end", "beyond")), r.stderr
 
 
+@pytest.mark.kvm
 def test_truncated_bzimage(run_dir, tmp_path):
     from hdvmlib import GUEST_BZIMAGE
     data = GUEST_BZIMAGE.read_bytes()
@@ -79,12 +85,14 @@ def test_truncated_bzimage(run_dir, tmp_path):
     assert_refused(r, run_dir, "truncated")
 
 
+@pytest.mark.kvm
 def test_segment_outside_ram(run_dir, tmp_path):
     f = elf_with_segment(tmp_path / "high.elf", 0x10000000)     # 256 MiB
     r = run(run_dir, "--kernel", str(f), "--mem", "64M")
     assert_refused(r, run_dir, "outside guest RAM")
 
 
+@pytest.mark.kvm
 def test_segment_in_mmio_hole(run_dir, tmp_path):
     f = elf_with_segment(tmp_path / "hole.elf", 0xd0000000)
     r = run(run_dir, "--kernel", str(f), "--mem", "8G", timeout=60)
@@ -100,6 +108,7 @@ def test_bad_memory_size(run_dir, mem, needle):
     assert_refused(r, run_dir, "--mem", needle)
 
 
+@pytest.mark.kvm
 def test_memory_larger_than_host_allows(run_dir):
     r = run(run_dir, "--kernel", str(GUEST), "--mem", "64T")
     assert_refused(r, run_dir, "guest memory")
@@ -110,11 +119,13 @@ def test_bad_cpu_count(run_dir, cpus):
     assert_refused(run(run_dir, "--kernel", str(GUEST), "--cpus", cpus), run_dir, "--cpus")
 
 
+@pytest.mark.kvm
 def test_cpus_above_kvm_limit(run_dir):
     r = run(run_dir, "--kernel", str(GUEST), "--cpus", "4096")
     assert_refused(r, run_dir, "KVM's limit")
 
 
+@pytest.mark.kvm
 def test_too_many_cpus_for_mptable(run_dir):
     """Whatever the limit, the error names it instead of booting a broken table."""
     r = run(run_dir, "--kernel", str(GUEST), "--cpus", "255", "--cmdline", "app=hello")
@@ -140,17 +151,20 @@ def test_bad_options(run_dir, args, needle):
     assert r.returncode == 2
 
 
+@pytest.mark.kvm
 def test_pvh_without_pvh_note(run_dir, tmp_path):
     f = elf_with_segment(tmp_path / "nopvh.elf", 0x100000)
     r = run(run_dir, "--kernel", str(f), "--boot", "pvh")
     assert_refused(r, run_dir, "PVH")
 
 
+@pytest.mark.kvm
 def test_initrd_missing(run_dir, tmp_path):
     r = run(run_dir, "--kernel", str(GUEST), "--initrd", str(tmp_path / "none.img"))
     assert_refused(r, run_dir, "none.img")
 
 
+@pytest.mark.kvm
 def test_initrd_too_big_for_ram(run_dir, tmp_path):
     f = tmp_path / "big.img"
     with open(f, "wb") as fh:
@@ -159,6 +173,7 @@ def test_initrd_too_big_for_ram(run_dir, tmp_path):
     assert_refused(r, run_dir, "initrd")
 
 
+@pytest.mark.kvm
 def test_duplicate_name(vms, run_dir):
     vm = vms(name="dup", cmdline="app=idle")
     vm.out.wait_for("idle: halting")
@@ -185,6 +200,7 @@ def test_ps_on_missing_run_dir(tmp_path):
     assert r.stdout.split() == ["NAME", "PID", "STATE", "CPUS", "MEM_MIB", "UPTIME_S"]
 
 
+@pytest.mark.kvm
 def test_malformed_control_requests(vms, run_dir):
     vm = vms(cmdline="app=idle")
     vm.out.wait_for("idle: halting")

@@ -6,6 +6,9 @@ import pytest
 
 from hdvmlib import GUEST_BZIMAGE
 
+# Every test here boots a guest.
+pytestmark = pytest.mark.kvm
+
 
 def test_hello_boots_and_exits_zero(vms):
     vm = vms(cmdline="app=hello")

@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from hdvmlib import BUILD, ROOT
 
 TOOL = ROOT / "tools" / "density.py"
@@ -60,6 +62,7 @@ def assert_all_good(p, r, n, mode):
     assert arp["flooded"] <= max(1, n // 10), arp
 
 
+@pytest.mark.kvm
 def test_fifty_adis(tmp_path):
     p, r = run_density(tmp_path, "--n", "50", "--mode", "adi")
     assert r is not None, p.stdout + p.stderr
@@ -67,6 +70,7 @@ def test_fifty_adis(tmp_path):
     print("\n" + p.stdout)
 
 
+@pytest.mark.kvm
 def test_vfs(tmp_path):
     p, r = run_density(tmp_path, "--n", "8", "--mode", "vf", timeout=120)
     assert r is not None, p.stdout + p.stderr

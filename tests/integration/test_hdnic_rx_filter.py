@@ -214,6 +214,7 @@ def net(tmp_path):
     n.close_checked()
 
 
+@pytest.mark.kvm
 def test_guest_on_adi_never_sees_uplink_multicast(vms, net):
     from netlib import guest_ip
     net.nic.adi_add("g")

@@ -6,6 +6,10 @@ import time
 from pathlib import Path
 
 from hdvmlib import cpu_seconds, hdvm_ctl, status
+import pytest
+
+# Every test here boots a guest.
+pytestmark = pytest.mark.kvm
 
 
 def progress_lines(vm):

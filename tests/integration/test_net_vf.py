@@ -8,6 +8,9 @@ import pytest
 
 from netlib import NicNet, guest_ip, socat
 
+# Every test here boots a guest.
+pytestmark = pytest.mark.kvm
+
 
 @pytest.fixture
 def net(tmp_path):

@@ -12,6 +12,9 @@ from hdvmlib import HDNIC, HDVM, GUEST, status
 from vfio_user_client import wait_for
 from nichost import Hdnic
 
+# Every test here boots a guest.
+pytestmark = pytest.mark.kvm
+
 
 @pytest.fixture
 def nic(ns, tmp_path):

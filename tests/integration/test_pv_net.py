@@ -113,6 +113,7 @@ def up(vm, ready):
     return vm
 
 
+@pytest.mark.kvm
 def test_ping_100_no_loss(pv):
     vm = up(pv.start("counter"), "counter: listening")
     assert "virtio-net: 00:01.0" in vm.out.text()     # found by PCI enumeration
@@ -122,6 +123,7 @@ def test_ping_100_no_loss(pv):
     assert "needs reset" not in vm.out.text()
 
 
+@pytest.mark.kvm
 def test_udp_echo_with_socat(pv):
     up(pv.start("echo"), "echo: listening on udp/7")
     for i, size in enumerate([1, 64, 512, 1400, 1472]):
@@ -135,6 +137,7 @@ def test_udp_echo_with_socat(pv):
             assert data == msg
 
 
+@pytest.mark.kvm
 def test_counter_replies_strictly_increasing(pv):
     up(pv.start("counter"), "counter: listening")
     replies = []
@@ -149,6 +152,7 @@ def test_counter_replies_strictly_increasing(pv):
     assert counters == list(range(1, 301))
 
 
+@pytest.mark.kvm
 def test_given_mac_reaches_the_guest(pv):
     vm = pv.start("echo", net=[f"tap={TAP},mac=52:54:00:12:34:56"])
     vm.out.wait_for(r"virtio-net: 00:01.0 mac 52:54:00:12:34:56", timeout=30)
@@ -158,6 +162,7 @@ def test_given_mac_reaches_the_guest(pv):
     assert "52:54:00:12:34:56" in neigh, neigh
 
 
+@pytest.mark.kvm
 def test_pause_holds_traffic_and_resume_restarts_it(pv):
     vm = up(pv.start("counter"), "counter: listening")
     assert vm.ctl("pause").returncode == 0
@@ -168,6 +173,7 @@ def test_pause_holds_traffic_and_resume_restarts_it(pv):
     assert received == 50, out
 
 
+@pytest.mark.kvm
 def test_io_thread_sleeps_and_is_filtered(pv):
     vm = up(pv.start("counter"), "counter: listening")
     pid = vm.proc.pid
@@ -186,6 +192,7 @@ def test_io_thread_sleeps_and_is_filtered(pv):
     assert cpu() - before < 0.1, "the I/O thread spins while nothing happens"
 
 
+@pytest.mark.kvm
 def test_hdvm_creates_and_deletes_the_tap(pv_bare):
     n = pv_bare
     assert not n.tap_exists()
@@ -199,6 +206,7 @@ def test_hdvm_creates_and_deletes_the_tap(pv_bare):
     assert wait_until(lambda: not n.tap_exists(), 10), "the TAP hdvm created is left"
 
 
+@pytest.mark.kvm
 def test_preexisting_tap_is_left_alone(pv):
     vm = up(pv.start("echo"), "echo: listening")
     assert socat(pv.ns, GUEST_IP, 7, b"x") == b"x"
@@ -209,6 +217,7 @@ def test_preexisting_tap_is_left_alone(pv):
     assert f"{HOST_IP}/24" in addr, addr
 
 
+@pytest.mark.kvm
 @pytest.mark.parametrize("kind", ["oob", "len", "loop", "avail", "index", "other"])
 def test_hostile_guest_gets_needs_reset_and_hdvm_survives(pv, kind):
     vm = pv.start("hostile", extra_cmdline=f"kind={kind}")
@@ -222,6 +231,7 @@ def test_hostile_guest_gets_needs_reset_and_hdvm_survives(pv, kind):
     assert vm.wait(10) == 0
 
 
+@pytest.mark.kvm
 def test_two_nics_on_the_bus(pv):
     pv.ns.exec("ip", "tuntap", "add", "pvtap1", "mode", "tap")
     vm = pv.start("echo", net=[f"tap={TAP}", "tap=pvtap1"])
@@ -247,6 +257,7 @@ def test_bad_net_option_is_refused(run_dir, value, needle):
     assert "Hello" not in r.stdout
 
 
+@pytest.mark.kvm
 def test_tap_in_use_is_refused(pv):
     """A TAP another process holds: a clear error, no VM."""
     first = up(pv.start("echo"), "echo: listening")
@@ -258,6 +269,7 @@ def test_tap_in_use_is_refused(pv):
     assert first.proc.poll() is None
 
 
+@pytest.mark.kvm
 def test_tap_removed_underneath(pv):
     """The TAP disappears while the VM runs: receive stops with a message, hdvm carries on."""
     vm = up(pv.start("echo"), "echo: listening")

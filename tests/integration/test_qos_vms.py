@@ -22,6 +22,9 @@ import pytest
 
 from netlib import HOST_IP, NicNet, guest_ip
 
+# Every test here boots a guest.
+pytestmark = pytest.mark.kvm
+
 LINE = 20_000_000            # uplink line rate for the flood tests, bit/s
 SINK_PORT = 5000
 PAYLOAD = 1472               # flood datagram payload: full 1514-byte frames
