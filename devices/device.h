@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "migration/state.h"
+#include "vmm/compiler.h"
 
 struct vm;
 struct device;
@@ -34,9 +35,6 @@ struct device {
 	pthread_mutex_t lock;	/* serialises vCPU accesses and the main loop */
 	struct device *next;
 };
-
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
 
 void device_init(struct device *dev, const struct device_ops *ops, const char *id);
 /* Append to the VM's list; realize happens in vm_realize_devices(). */

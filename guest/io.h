@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include "vmm/compiler.h"
+
 static inline void outb(uint8_t v, uint16_t port)
 {
 	asm volatile("outb %0, %1" : : "a"(v), "Nd"(port));
@@ -73,21 +75,6 @@ static inline void mmio_write16(uint64_t addr, uint16_t v)
 static inline void mmio_write32(uint64_t addr, uint32_t v)
 {
 	*(volatile uint32_t *)addr = v;
-}
-
-/*
- * Barriers for memory shared with a device.  x86 keeps loads ordered with
- * loads and stores with stores, so those need only stop the compiler; a
- * store followed by a load of another location needs a real fence.
- */
-static inline void barrier(void)
-{
-	asm volatile("" ::: "memory");
-}
-
-static inline void mb(void)
-{
-	asm volatile("mfence" ::: "memory");
 }
 
 static inline uint64_t rdtsc(void)

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "migration/state.h"
+#include "vmm/compiler.h"
 
 struct nic;
 struct hdnic_dev;
@@ -32,10 +33,5 @@ struct hdnic_dev {
 	bool realized;
 	bool paused;
 };
-
-#ifndef container_of
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
-#endif
 
 #endif

@@ -16,10 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifndef container_of
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
-#endif
+#include "vmm/compiler.h"
 
 struct loop_handler;
 typedef void (*loop_fn)(struct loop_handler *h, int res, uint32_t cqe_flags);

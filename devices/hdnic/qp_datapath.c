@@ -16,6 +16,7 @@
 #include "devices/hdnic/nic.h"
 #include "devices/hdnic/switch.h"
 #include "devices/hdnic/vdev.h"
+#include "vmm/compiler.h"
 #include "vmm/util.h"
 
 #define TX_JUNK_MAX	64	/* unsendable frames completed per peek */
@@ -104,7 +105,7 @@ static int tx_peek(struct vdev *vd, struct tx_frame *f)
 			continue;
 		}
 		db = qp_tx_doorbell(qp);
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);	/* doorbell before the ring */
+		smp_rmb();	/* doorbell before the ring */
 		r = virtq_pop(&qp->vq[QP_TX], qp_dma_space(qp), &tx_chain);
 		if (r < 0) {
 			ring_broken(vd, qp, "TX", r);

@@ -4,12 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-#define READ_ONCE(x)	(*(const volatile __typeof__(x) *)&(x))
-#define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
-
-static inline void smp_rmb(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
-static inline void smp_wmb(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
-static inline void smp_mb(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+#include "vmm/compiler.h"
 
 void virtq_reset(struct virtq *vq)
 {

@@ -10,14 +10,8 @@
 #include <string.h>
 
 #include "migration/state.h"
+#include "vmm/compiler.h"
 #include "vmm/memory.h"
-
-#define READ_ONCE(x)		(*(const volatile __typeof__(x) *)&(x))
-#define WRITE_ONCE(x, v)	(*(volatile __typeof__(x) *)&(x) = (v))
-
-static inline void rmb(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
-static inline void wmb(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
-static inline void mb(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
 /* Ring sizes with the EVENT_IDX trailer, which is reserved even when unused. */
 static uint64_t desc_bytes(uint16_t n) { return 16ull * n; }
@@ -77,7 +71,7 @@ int vq_pop(struct vq *q, const struct guest_mem *m, struct vq_chain *c)
 
 	if (pending <= 0)
 		return pending;
-	rmb();			/* ring entries after the index that published them */
+	smp_rmb();			/* ring entries after the index that published them */
 	idx = READ_ONCE(q->avail->ring[q->last_avail & (q->size - 1)]);
 	if (idx >= q->size)
 		return -ECHRNG;
@@ -149,7 +143,7 @@ void vq_push(struct vq *q, uint16_t head, uint32_t len)
 
 void vq_publish(struct vq *q)
 {
-	wmb();			/* entries before the index */
+	smp_wmb();			/* entries before the index */
 	WRITE_ONCE(q->used->idx, q->used_idx);
 }
 
@@ -158,7 +152,7 @@ bool vq_should_interrupt(struct vq *q)
 	uint16_t old = q->signalled_used, now = q->used_idx;
 	bool valid = q->signalled_valid;
 
-	mb();			/* used->idx store before reading what the driver wants */
+	smp_mb();			/* used->idx store before reading what the driver wants */
 	q->signalled_used = now;
 	q->signalled_valid = true;
 	if (!q->event_idx)
@@ -179,7 +173,7 @@ void vq_set_notify(struct vq *q, bool enable)
 	} else {
 		WRITE_ONCE(q->used->flags, enable ? 0 : VRING_USED_F_NO_NOTIFY);
 	}
-	mb();			/* publish before the caller rechecks avail->idx */
+	smp_mb();			/* publish before the caller rechecks avail->idx */
 }
 
 void vq_save(const struct vq *q, struct state_buf *sb)

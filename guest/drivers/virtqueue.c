@@ -4,8 +4,6 @@
 #include "guest/io.h"
 #include "guest/lib.h"
 
-#define READ_ONCE(x)	(*(const volatile __typeof__(x) *)&(x))
-#define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
 
 /* Keeps the device's used-buffer interrupts off: never crossed while we poll. */
 #define USED_EVENT_AHEAD	0x8000
@@ -113,7 +111,7 @@ static void kick(struct virtq *vq, bool force)
 	WRITE_ONCE(vq->ring->avail.idx, new);
 	if (vq->doorbell_addr)
 		mmio_write16(vq->doorbell_addr, new);
-	mb();			/* the index store before reading the device's wishes */
+	smp_mb();			/* the index store before reading the device's wishes */
 	if (vq->event_idx)
 		need = vring_need_event(READ_ONCE(*avail_event(vq)), new, old);
 	else
@@ -184,7 +182,7 @@ bool virtq_irq_enable(struct virtq *vq)
 		WRITE_ONCE(*used_event(vq), vq->last_used);
 	else
 		WRITE_ONCE(vq->ring->avail.flags, 0);
-	mb();			/* our wish before the re-check: else a wake-up is lost */
+	smp_mb();			/* our wish before the re-check: else a wake-up is lost */
 	return !vq->error && READ_ONCE(vq->ring->used.idx) == vq->last_used;
 }
 

@@ -223,7 +223,7 @@ static inline void td_offer(struct tdrv *t, int q, uint16_t head)
 	struct td_queue *tq = &t->q[q];
 
 	td_avail(t, q)->ring[tq->avail_idx % tq->size] = head;
-	__atomic_thread_fence(__ATOMIC_RELEASE);
+	smp_wmb();
 	td_avail(t, q)->idx = ++tq->avail_idx;
 }
 
