@@ -16,6 +16,7 @@
 #include "devices/virtio/virtio_net.h"
 #include "devices/vfio/vfio_pci.h"
 #include "vmm/cpu_setup.h"
+#include "vmm/kvm_ops.h"
 #include "vmm/util.h"
 #include "vmm/vcpu.h"
 
@@ -114,7 +115,7 @@ static void *mem_register_thread(void *arg)
 {
 	struct vm *vm = arg;
 
-	vm->mem_thread_ret = guest_mem_register(&vm->mem, vm->vm_fd);
+	vm->mem_thread_ret = guest_mem_register(&vm->mem, &kvm_host_ops, vm->vm_fd);
 	return NULL;
 }
 
@@ -136,7 +137,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->kvm_fd = vm->vm_fd = vm->exit_efd = -1;
 	vm->console_out_fd = vm->console_in_fd = -1;
 	vm->ncpus = cfg->ncpus;
-	vm->next_mem_slot = 2;
 	vm->metrics.t_start = process_start_ns;
 	pthread_mutex_init(&vm->state_lock, NULL);
 	pthread_cond_init(&vm->state_cond, NULL);
@@ -158,7 +158,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return -1;
 	if (pthread_create(&vm->mem_thread, NULL, mem_register_thread, vm) == 0)
 		vm->mem_thread_started = true;
-	else if (guest_mem_register(&vm->mem, vm->vm_fd) < 0)
+	else if (guest_mem_register(&vm->mem, &kvm_host_ops, vm->vm_fd) < 0)
 		return -1;
 	vm->cpuid = cpuid_get_supported(vm->kvm_fd);
 	if (!vm->cpuid)
@@ -187,36 +187,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		vfio_pci_add(vm, cfg->vfio_kernel[i], true);
 	vm->metrics.t_devices = now_ns();
 	return 0;
-}
-
-/*
- * Slots 0 and 1 are guest RAM; device memory gets fresh slot numbers (KVM
- * allows reusing freed ones, but a counter is enough for a VM's lifetime of
- * BAR moves).
- */
-int vm_mem_slot_add(struct vm *vm, uint64_t gpa, uint64_t size, void *hva)
-{
-	struct kvm_userspace_memory_region r = {
-		.slot = __atomic_fetch_add(&vm->next_mem_slot, 1, __ATOMIC_RELAXED),
-		.guest_phys_addr = gpa,
-		.memory_size = size,
-		.userspace_addr = (uintptr_t)hva,
-	};
-
-	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
-		pr_err("mapping device memory at %#llx: %s", (unsigned long long)gpa,
-		       strerror(errno));
-		return -1;
-	}
-	return (int)r.slot;
-}
-
-void vm_mem_slot_del(struct vm *vm, int slot)
-{
-	struct kvm_userspace_memory_region r = { .slot = slot, .memory_size = 0 };
-
-	if (slot >= 0 && ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
-		pr_err("unmapping device memory slot %d: %s", slot, strerror(errno));
 }
 
 int vm_boot(struct vm *vm)

@@ -98,7 +98,6 @@ struct vm {
 	struct event_loop *loop;
 	struct irq_routing *irq;	/* GSI routing table (vmm/irq.c) */
 	struct pci_bus *pci;		/* bus 0, created with the VM */
-	uint32_t next_mem_slot;		/* KVM slots above the RAM slots */
 	/* vCPU pause handshake */
 	atomic_bool pause_requested;
 };
@@ -126,8 +125,5 @@ int vm_msi_route_add(struct vm *vm, uint64_t addr, uint32_t data);
 int vm_msi_route_update(struct vm *vm, int gsi, uint64_t addr, uint32_t data);
 void vm_msi_route_del(struct vm *vm, int gsi);
 
-/* Map host memory (a passthrough BAR page) into the guest; returns the slot or -1. */
-int vm_mem_slot_add(struct vm *vm, uint64_t gpa, uint64_t size, void *hva);
-void vm_mem_slot_del(struct vm *vm, int slot);
 
 #endif

@@ -239,7 +239,7 @@ static void vp_bar_mapped(struct pci_dev *pd, int bar, uint64_t addr, bool mappe
 	if (b->mapped) {
 		ioeventfds_set(b, false);
 		for (unsigned i = 0; i < b->nr_areas; i++) {
-			vm_mem_slot_del(vp->vm, b->areas[i].slot);
+			guest_mem_slot_del(&vp->vm->mem, b->areas[i].slot);
 			b->areas[i].slot = -1;
 		}
 		b->mapped = false;
@@ -249,8 +249,8 @@ static void vp_bar_mapped(struct pci_dev *pd, int bar, uint64_t addr, bool mappe
 	b->addr = addr;
 	b->mapped = true;
 	for (unsigned i = 0; i < b->nr_areas; i++)
-		b->areas[i].slot = vm_mem_slot_add(vp->vm, addr + b->areas[i].offset,
-						   b->areas[i].size, b->areas[i].host);
+		b->areas[i].slot = guest_mem_slot_add(&vp->vm->mem, addr + b->areas[i].offset,
+						      b->areas[i].size, b->areas[i].host);
 	ioeventfds_set(b, true);
 }
 
@@ -461,31 +461,27 @@ static int bars_setup(struct vfio_pci *vp)
 
 /* ---- DMA: guest RAM by memfd, IOVA = guest physical ---- */
 
+/* One DMA mapping per RAM slot of the layout vmm/memory.c owns. */
+static int dma_map_slot(const struct mem_slot *s, void *opaque)
+{
+	struct vfio_pci *vp = opaque;
+	struct vfio_dma_map map = {
+		.iova = s->gpa, .size = s->size, .fd = vp->vm->mem.memfd,
+		.fd_offset = s->offset, .vaddr = s->hva,
+		.prot = VFIO_DMA_PROT_READ | VFIO_DMA_PROT_WRITE,
+	};
+	int ret = vp->vdev->ops->dma_map(vp->vdev, &map);
+
+	if (ret < 0)
+		pr_err("%s: DMA-mapping guest RAM [%#llx, +%#llx): %s", vp->spec,
+		       (unsigned long long)map.iova, (unsigned long long)map.size,
+		       strerror(-ret));
+	return ret;
+}
+
 static int dma_setup(struct vfio_pci *vp)
 {
-	const struct guest_mem *m = &vp->vm->mem;
-	struct vfio_dma_map maps[2] = {
-		{ .iova = 0, .size = m->low_size, .fd = m->memfd, .fd_offset = 0,
-		  .vaddr = m->host, .prot = VFIO_DMA_PROT_READ | VFIO_DMA_PROT_WRITE },
-		{ .iova = PLAT_MMIO_HOLE_END, .size = m->high_size, .fd = m->memfd,
-		  .fd_offset = m->low_size, .vaddr = m->host + m->low_size,
-		  .prot = VFIO_DMA_PROT_READ | VFIO_DMA_PROT_WRITE },
-	};
-
-	for (unsigned i = 0; i < 2; i++) {
-		int ret;
-
-		if (!maps[i].size)
-			continue;
-		ret = vp->vdev->ops->dma_map(vp->vdev, &maps[i]);
-		if (ret < 0) {
-			pr_err("%s: DMA-mapping guest RAM [%#llx, +%#llx): %s", vp->spec,
-			       (unsigned long long)maps[i].iova, (unsigned long long)maps[i].size,
-			       strerror(-ret));
-			return -1;
-		}
-	}
-	return 0;
+	return guest_mem_for_each_ram(&vp->vm->mem, dma_map_slot, vp);
 }
 
 /* ---- device ops ---- */

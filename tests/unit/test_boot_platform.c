@@ -5,6 +5,7 @@
  * /dev/kvm): a few guest instructions report what they see.
  */
 #include "tests/unit/boot_test_util.h"
+#include "vmm/kvm_ops.h"
 
 /* ---- MP table ------------------------------------------------------------ */
 
@@ -155,7 +156,7 @@ static bool kvm_open_vm(struct kvm_vm *v)
 	v->vm = ioctl(v->kvm, KVM_CREATE_VM, 0);
 	assert_true(v->vm >= 0);
 	ioctl(v->vm, KVM_SET_TSS_ADDR, 0xfffbd000);	/* VMX wants it; harmless elsewhere */
-	assert_int_equal(guest_mem_register(&mem, v->vm), 0);
+	assert_int_equal(guest_mem_register(&mem, &kvm_host_ops, v->vm), 0);
 	v->vcpu = ioctl(v->vm, KVM_CREATE_VCPU, 0);
 	assert_true(v->vcpu >= 0);
 	assert_int_equal(ioctl(v->kvm, KVM_GET_SUPPORTED_CPUID, &cpuid), 0);

@@ -35,10 +35,7 @@ static inline int test_mem_init(struct test_mem *t, uint64_t low, uint64_t high)
 	if (mprotect(t->map + TEST_GUARD, low + high, PROT_READ | PROT_WRITE) < 0)
 		return -1;
 	t->gm.memfd = -1;
-	t->gm.host = t->map + TEST_GUARD;
-	t->gm.size = low + high;
-	t->gm.low_size = low;
-	t->gm.high_size = high;
+	guest_mem_layout(&t->gm, t->map + TEST_GUARD, low, high);
 	return 0;
 }
 
