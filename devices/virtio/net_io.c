@@ -156,12 +156,12 @@ static void process_tx(struct virtio_net *n)
 	bool pushed = false;
 	int r;
 
-	if (!q->ready || q->broken)
+	if (!q->attached || q->broken)
 		return;
 	vq_set_notify(q, false);
 	for (;;) {
 		while (io->tx_inflight < NET_TX_SLOTS) {
-			r = vq_pop(q, &n->vm->mem, &io->chain);
+			r = vq_pop(q, &io->chain);
 			if (r < 0)
 				goto broken;
 			if (!r)
@@ -202,7 +202,7 @@ static void tx_done(struct virtio_net *n, unsigned s, int res)
 		atomic_fetch_add(&n->stats.tx_errors, 1);
 	}
 	/* a queue the driver broke (or reset) meanwhile gets nothing back */
-	if (q->ready && !q->broken)
+	if (q->attached && !q->broken)
 		vq_push(q, slot->head, 0);
 	if (slot->iov != slot->inline_iov)
 		free(slot->iov);
@@ -253,11 +253,11 @@ static void deliver_rx(struct virtio_net *n)
 		struct net_rx_slot *slot = &io->rx[io->fifo[io->fifo_head]];
 		struct virtio_net_hdr_v1 *hdr = (struct virtio_net_hdr_v1 *)slot->buf;
 
-		if (!q->ready || q->broken) {
+		if (!q->attached || q->broken) {
 			rx_drop_all(n);
 			break;
 		}
-		r = vq_pop(q, &n->vm->mem, &io->chain);
+		r = vq_pop(q, &io->chain);
 		if (r < 0)
 			break;
 		if (!r) {
@@ -284,6 +284,7 @@ static void deliver_rx(struct virtio_net *n)
 		memset(hdr, 0, sizeof(*hdr));
 		hdr->num_buffers = 1;
 		copy_to_chain(&io->chain, slot->buf, slot->len);
+		vq_chain_written(q, &io->chain, slot->len);
 		vq_push(q, io->chain.head, slot->len);
 		pushed = true;
 		atomic_fetch_add(&n->stats.rx_packets, 1);
@@ -416,7 +417,7 @@ static void reap(struct virtio_net *n)
 		io_uring_cqe_seen(&io->ring, cqe);
 		handle_cqe(n, ud, res);
 	}
-	if (io->tx_inflight < before && n->vp.vqs[VIRTIO_NET_TXQ].ready &&
+	if (io->tx_inflight < before && n->vp.vqs[VIRTIO_NET_TXQ].attached &&
 	    !n->vp.vqs[VIRTIO_NET_TXQ].broken) {
 		publish(n, VIRTIO_NET_TXQ);
 		io->kicked[VIRTIO_NET_TXQ] = true;	/* slots freed: look again */

@@ -137,13 +137,14 @@ bool virtio_pci_has_feature(struct virtio_pci *vp, unsigned bit)
 
 void virtio_pci_attach_queue(struct virtio_pci *vp, unsigned q)
 {
+	struct vq_mem ram = vq_guest_ram(&vp->vm->mem);
 	struct vq *vq = &vp->vqs[q];
 	int err;
 
 	if (vq->broken)
 		return;
-	err = vq_attach(vq, &vp->vm->mem, virtio_pci_has_feature(vp, VIRTIO_RING_F_EVENT_IDX),
-			vp->device_writes & (1u << q));
+	err = vq_attach(vq, &ram, virtio_pci_has_feature(vp, VIRTIO_RING_F_EVENT_IDX),
+			vp->device_writes & (1u << q) ? VQ_FROM_DEVICE : VQ_TO_DEVICE);
 	if (err)
 		virtio_pci_queue_broken(vp, q, err);
 }

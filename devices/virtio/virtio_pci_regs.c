@@ -199,12 +199,12 @@ static void set_##field##_##half(struct virtio_pci *vp, uint32_t v)		\
 			   ((uint64_t)v << (shift));				\
 }
 
-QUEUE_ADDR_REG(desc_gpa, lo, 0)
-QUEUE_ADDR_REG(desc_gpa, hi, 32)
-QUEUE_ADDR_REG(avail_gpa, lo, 0)
-QUEUE_ADDR_REG(avail_gpa, hi, 32)
-QUEUE_ADDR_REG(used_gpa, lo, 0)
-QUEUE_ADDR_REG(used_gpa, hi, 32)
+QUEUE_ADDR_REG(desc_addr, lo, 0)
+QUEUE_ADDR_REG(desc_addr, hi, 32)
+QUEUE_ADDR_REG(avail_addr, lo, 0)
+QUEUE_ADDR_REG(avail_addr, hi, 32)
+QUEUE_ADDR_REG(used_addr, lo, 0)
+QUEUE_ADDR_REG(used_addr, hi, 32)
 
 static const struct common_reg common_regs[] = {
 	{ VIRTIO_PCI_COMMON_DFSELECT, 4, get_dfselect, set_dfselect },
@@ -220,12 +220,12 @@ static const struct common_reg common_regs[] = {
 	{ VIRTIO_PCI_COMMON_Q_MSIX, 2, get_queue_vector, set_queue_vector },
 	{ VIRTIO_PCI_COMMON_Q_ENABLE, 2, get_queue_enable, set_queue_enable },
 	{ VIRTIO_PCI_COMMON_Q_NOFF, 2, get_queue_notify_off, NULL },
-	{ VIRTIO_PCI_COMMON_Q_DESCLO, 4, get_desc_gpa_lo, set_desc_gpa_lo },
-	{ VIRTIO_PCI_COMMON_Q_DESCHI, 4, get_desc_gpa_hi, set_desc_gpa_hi },
-	{ VIRTIO_PCI_COMMON_Q_AVAILLO, 4, get_avail_gpa_lo, set_avail_gpa_lo },
-	{ VIRTIO_PCI_COMMON_Q_AVAILHI, 4, get_avail_gpa_hi, set_avail_gpa_hi },
-	{ VIRTIO_PCI_COMMON_Q_USEDLO, 4, get_used_gpa_lo, set_used_gpa_lo },
-	{ VIRTIO_PCI_COMMON_Q_USEDHI, 4, get_used_gpa_hi, set_used_gpa_hi },
+	{ VIRTIO_PCI_COMMON_Q_DESCLO, 4, get_desc_addr_lo, set_desc_addr_lo },
+	{ VIRTIO_PCI_COMMON_Q_DESCHI, 4, get_desc_addr_hi, set_desc_addr_hi },
+	{ VIRTIO_PCI_COMMON_Q_AVAILLO, 4, get_avail_addr_lo, set_avail_addr_lo },
+	{ VIRTIO_PCI_COMMON_Q_AVAILHI, 4, get_avail_addr_hi, set_avail_addr_hi },
+	{ VIRTIO_PCI_COMMON_Q_USEDLO, 4, get_used_addr_lo, set_used_addr_lo },
+	{ VIRTIO_PCI_COMMON_Q_USEDHI, 4, get_used_addr_hi, set_used_addr_hi },
 };
 
 static void common_access(struct virtio_pci *vp, uint32_t off, void *data, unsigned len,

@@ -1,17 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
- * Split-ring walker (virtio 1.x §2.7).  The driver may change ring memory
- * at any moment, so every shared field is read exactly once (READ_ONCE)
- * into a local before it is checked and used.
+ * Split-ring walker (virtio 1.x §2.7), shared by hdvm and hdnic.  The driver
+ * may change ring memory at any moment, so every shared field is read
+ * exactly once (READ_ONCE) into a local before it is checked and used.
  */
 #include "devices/virtio/virtq.h"
 
-#include <errno.h>
 #include <string.h>
 
 #include "migration/state.h"
 #include "vmm/compiler.h"
-#include "vmm/memory.h"
+#include "vmm/util.h"
 
 /* Ring sizes with the EVENT_IDX trailer, which is reserved even when unused. */
 static uint64_t desc_bytes(uint16_t n) { return 16ull * n; }
@@ -22,101 +21,56 @@ void vq_reset(struct vq *q, uint16_t max_size)
 {
 	memset(q, 0, sizeof(*q));
 	q->size = max_size;
+	q->max_size = max_size;
 	q->msix_vector = VQ_NO_VECTOR;
 }
 
-int vq_attach(struct vq *q, const struct guest_mem *m, bool event_idx, bool device_writes)
+int vq_attach(struct vq *q, const struct vq_mem *mem, bool event_idx, enum vq_dir dir)
 {
+	vq_translate_fn *translate = mem->ops->translate;
 	uint16_t n = q->size;
 
 	vq_detach(q);
-	if (!n || n > VQ_MAX_SIZE || (n & (n - 1)))
+	if (!n || n > VQ_MAX_SIZE || (q->max_size && n > q->max_size) || (n & (n - 1)))
 		return -EINVAL;
-	if (q->desc_gpa % 16 || q->avail_gpa % 2 || q->used_gpa % 4)
+	if (q->desc_addr % 16 || q->avail_addr % 2 || q->used_addr % 4)
 		return -EINVAL;
-	q->desc = gpa_to_hva(m, q->desc_gpa, desc_bytes(n));
-	q->avail = gpa_to_hva(m, q->avail_gpa, avail_bytes(n));
-	q->used = gpa_to_hva(m, q->used_gpa, used_bytes(n));
+	q->desc = translate(mem->opaque, q->desc_addr, desc_bytes(n), VQ_ACCESS_READ);
+	q->avail = translate(mem->opaque, q->avail_addr, avail_bytes(n), VQ_ACCESS_READ);
+	q->used = translate(mem->opaque, q->used_addr, used_bytes(n),
+			    VQ_ACCESS_READ | VQ_ACCESS_WRITE);
 	if (!q->desc || !q->avail || !q->used) {
 		vq_detach(q);
 		return -EFAULT;
 	}
+	q->mem = *mem;
 	q->event_idx = event_idx;
-	q->device_writes = device_writes;
-	q->ready = true;
+	q->dir = dir;
+	q->avail_ahead = 0;
+	q->published = q->used_idx;
+	q->attached = true;
 	return 0;
 }
 
 void vq_detach(struct vq *q)
 {
-	q->ready = false;
+	q->attached = false;
+	q->avail_ahead = 0;
 	q->desc = NULL;
 	q->avail = NULL;
 	q->used = NULL;
 }
 
-int vq_pending(const struct vq *q)
+int vq_pop(struct vq *q, struct vq_chain *c)
 {
-	uint16_t pending = (uint16_t)(READ_ONCE(q->avail->idx) - q->last_avail);
-
-	return pending > q->size ? -ERANGE : pending;
-}
-
-int vq_pop(struct vq *q, const struct guest_mem *m, struct vq_chain *c)
-{
-	uint16_t want_write = q->device_writes ? VRING_DESC_F_WRITE : 0;
-	uint16_t idx, seen = 0;
-	uint64_t total = 0;
-	int pending = vq_pending(q);
-
-	if (pending <= 0)
-		return pending;
-	smp_rmb();			/* ring entries after the index that published them */
-	idx = READ_ONCE(q->avail->ring[q->last_avail & (q->size - 1)]);
-	if (idx >= q->size)
-		return -ECHRNG;
-	c->head = idx;
-	c->nr = 0;
-	for (;;) {
-		uint64_t addr = READ_ONCE(q->desc[idx].addr);
-		uint32_t len = READ_ONCE(q->desc[idx].len);
-		uint16_t flags = READ_ONCE(q->desc[idx].flags);
-		uint16_t next = READ_ONCE(q->desc[idx].next);
-
-		if (++seen > q->size)
-			return -ELOOP;
-		if (flags & VRING_DESC_F_INDIRECT)
-			return -EOPNOTSUPP;	/* not offered */
-		if ((flags & VRING_DESC_F_WRITE) != want_write)
-			return -EACCES;		/* TX buffers are read-only, RX write-only */
-		total += len;
-		if (total > UINT32_MAX)
-			return -EOVERFLOW;
-		if (len) {
-			uint8_t *p = gpa_to_hva(m, addr, len);
-
-			if (!p)
-				return -EFAULT;
-			c->iov[c->nr].base = p;
-			c->iov[c->nr].len = len;
-			c->nr++;
-		}
-		if (!(flags & VRING_DESC_F_NEXT))
-			break;
-		if (next >= q->size)
-			return -ECHRNG;
-		idx = next;
-	}
-	c->total = (uint32_t)total;
-	q->last_avail++;
-	return 1;
+	return vq_pop_with(q, c, q->mem.ops->translate, q->mem.opaque);
 }
 
 const char *vq_strerror(int err)
 {
 	switch (-err) {
 	case EINVAL: return "bad queue size or misaligned ring";
-	case EFAULT: return "ring or buffer outside guest RAM";
+	case EFAULT: return "ring or buffer outside the memory the device may access";
 	case ERANGE: return "avail index more than the queue size ahead";
 	case ECHRNG: return "descriptor index out of range";
 	case ELOOP: return "descriptor chain loops";
@@ -125,11 +79,6 @@ const char *vq_strerror(int err)
 	case EACCES: return "buffer with the wrong direction";
 	default: return "broken ring";
 	}
-}
-
-void vq_unpop(struct vq *q)
-{
-	q->last_avail--;
 }
 
 void vq_push(struct vq *q, uint16_t head, uint32_t len)
@@ -141,10 +90,29 @@ void vq_push(struct vq *q, uint16_t head, uint32_t len)
 	q->used_idx++;
 }
 
+/* Tell the written hook about used entries [from, to) and the index. */
+static void used_written(struct vq *q, uint16_t from, uint16_t to)
+{
+	vq_written_fn *written = q->mem.ops->written;
+	uint16_t n = (uint16_t)(to - from), start = from & (q->size - 1), first;
+
+	written(q->mem.opaque, q->used_addr, 4);		/* flags, idx */
+	if (n > q->size)
+		n = q->size;
+	first = MIN(n, (uint16_t)(q->size - start));
+	if (first)
+		written(q->mem.opaque, q->used_addr + 4 + 8ull * start, 8ull * first);
+	if (n > first)						/* wrapped */
+		written(q->mem.opaque, q->used_addr + 4, 8ull * (n - first));
+}
+
 void vq_publish(struct vq *q)
 {
-	smp_wmb();			/* entries before the index */
+	smp_wmb();		/* entries before the index */
 	WRITE_ONCE(q->used->idx, q->used_idx);
+	if (q->mem.ops->written)
+		used_written(q, q->published, q->used_idx);
+	q->published = q->used_idx;
 }
 
 bool vq_should_interrupt(struct vq *q)
@@ -165,15 +133,35 @@ bool vq_should_interrupt(struct vq *q)
 
 void vq_set_notify(struct vq *q, bool enable)
 {
+	vq_written_fn *written = q->mem.ops->written;
+
 	if (q->event_idx) {
 		/* avail_event after the used ring; far ahead = "don't bother" */
 		uint16_t ev = enable ? q->last_avail : (uint16_t)(q->last_avail + 0x8000);
 
 		WRITE_ONCE(*(volatile uint16_t *)&q->used->ring[q->size], ev);
+		if (written)
+			written(q->mem.opaque, q->used_addr + 4 + 8ull * q->size, 2);
 	} else {
 		WRITE_ONCE(q->used->flags, enable ? 0 : VRING_USED_F_NO_NOTIFY);
+		if (written)
+			written(q->mem.opaque, q->used_addr, 2);
 	}
-	smp_mb();			/* publish before the caller rechecks avail->idx */
+	smp_mb();		/* publish before the caller rechecks avail->idx */
+}
+
+void vq_chain_written(const struct vq *q, const struct vq_chain *c, uint32_t len)
+{
+	vq_written_fn *written = q->mem.ops->written;
+
+	if (!written)
+		return;
+	for (unsigned i = c->nr_out; i < c->nr && len; i++) {
+		uint32_t n = MIN(len, c->iov[i].len);
+
+		written(q->mem.opaque, c->iov[i].addr, n);
+		len -= n;
+	}
 }
 
 void vq_save(const struct vq *q, struct state_buf *sb)
@@ -181,9 +169,9 @@ void vq_save(const struct vq *q, struct state_buf *sb)
 	state_put_u16(sb, q->size);
 	state_put_u16(sb, q->msix_vector);
 	state_put_u8(sb, q->enabled);
-	state_put_u64(sb, q->desc_gpa);
-	state_put_u64(sb, q->avail_gpa);
-	state_put_u64(sb, q->used_gpa);
+	state_put_u64(sb, q->desc_addr);
+	state_put_u64(sb, q->avail_addr);
+	state_put_u64(sb, q->used_addr);
 	state_put_u16(sb, q->last_avail);
 	state_put_u16(sb, q->used_idx);
 	state_put_u16(sb, q->signalled_used);
@@ -199,9 +187,9 @@ int vq_load(struct vq *q, struct state_buf *sb, uint16_t max_size)
 	n.size = state_get_u16(sb);
 	n.msix_vector = state_get_u16(sb);
 	n.enabled = state_get_u8(sb);
-	n.desc_gpa = state_get_u64(sb);
-	n.avail_gpa = state_get_u64(sb);
-	n.used_gpa = state_get_u64(sb);
+	n.desc_addr = state_get_u64(sb);
+	n.avail_addr = state_get_u64(sb);
+	n.used_addr = state_get_u64(sb);
 	n.last_avail = state_get_u16(sb);
 	n.used_idx = state_get_u16(sb);
 	n.signalled_used = state_get_u16(sb);

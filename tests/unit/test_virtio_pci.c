@@ -172,10 +172,10 @@ static void test_queue_registers(void **st)
 static void test_reset_clears_registers(void **st)
 {
 	assert_true(td_init(&t, TD_FEATURES) & VIRTIO_CONFIG_S_DRIVER_OK);
-	assert_true(t.n->vp.vqs[0].ready);
+	assert_true(t.n->vp.vqs[0].attached);
 	td_write(&t, VIRTIO_PCI_COMMON_STATUS, 0, 1);
 	assert_int_equal(td_status(&t), 0);
-	assert_false(t.n->vp.vqs[0].ready);
+	assert_false(t.n->vp.vqs[0].attached);
 	td_write(&t, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
 	assert_int_equal(td_read(&t, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
 	assert_int_equal(td_read(&t, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_NET_QUEUE_SIZE);
@@ -207,7 +207,7 @@ static void test_rings_outside_ram_need_reset(void **st)
 	assert_int_equal(td_read(&t, VIRTIO_PCI_ISR_OFF, 1), 0);	/* read clears it */
 	/* the driver recovers with a reset */
 	assert_int_equal(td_init(&t, TD_FEATURES) & VIRTIO_STATUS_NEEDS_RESET, 0);
-	assert_true(t.n->vp.vqs[1].ready);
+	assert_true(t.n->vp.vqs[1].attached);
 }
 
 static void test_device_config(void **st)

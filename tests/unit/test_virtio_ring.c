@@ -27,6 +27,7 @@
 #define HIGH_BASE	PLAT_MMIO_HOLE_END
 
 static struct test_mem mem;
+static struct vq_mem ram;
 static struct vq q;
 static struct vq_chain chain;
 static uint16_t avail_idx;
@@ -50,16 +51,18 @@ static void attach(uint16_t size, bool event_idx, bool device_writes)
 {
 	vq_reset(&q, VQ_MAX_SIZE);
 	q.size = size;
-	q.desc_gpa = DESC;
-	q.avail_gpa = AVAIL;
-	q.used_gpa = USED;
+	q.desc_addr = DESC;
+	q.avail_addr = AVAIL;
+	q.used_addr = USED;
 	q.enabled = true;
-	assert_int_equal(vq_attach(&q, &mem.gm, event_idx, device_writes), 0);
+	assert_int_equal(vq_attach(&q, &ram, event_idx,
+				   device_writes ? VQ_FROM_DEVICE : VQ_TO_DEVICE), 0);
 }
 
 static int setup(void **state)
 {
 	assert_int_equal(test_mem_init(&mem, LOW, HIGH), 0);
+	ram = vq_guest_ram(&mem.gm);
 	avail_idx = 0;
 	attach(16, false, false);
 	return 0;
@@ -79,13 +82,13 @@ static void test_single_descriptor(void **st)
 	set_desc(3, BUF, 100, 0, 0);
 	offer(3);
 	assert_int_equal(vq_pending(&q), 1);
-	assert_int_equal(vq_pop(&q, &mem.gm, &chain), 1);
+	assert_int_equal(vq_pop(&q, &chain), 1);
 	assert_int_equal(chain.head, 3);
 	assert_int_equal(chain.nr, 1);
 	assert_int_equal(chain.total, 100);
 	assert_ptr_equal(chain.iov[0].base, test_gpa(&mem, BUF));
 	assert_int_equal(chain.iov[0].base[99], 0xab);
-	assert_int_equal(vq_pop(&q, &mem.gm, &chain), 0);
+	assert_int_equal(vq_pop(&q, &chain), 0);
 }
 
 static void test_multi_descriptor_chain_and_used(void **st)
@@ -94,7 +97,7 @@ static void test_multi_descriptor_chain_and_used(void **st)
 	set_desc(5, BUF + 0x1000, 0, VRING_DESC_F_NEXT, 7);	/* empty: left out */
 	set_desc(7, BUF + 0x2000, 1500, 0, 0);
 	offer(0);
-	assert_int_equal(vq_pop(&q, &mem.gm, &chain), 1);
+	assert_int_equal(vq_pop(&q, &chain), 1);
 	assert_int_equal(chain.nr, 2);
 	assert_int_equal(chain.total, 1512);
 	assert_int_equal(chain.iov[1].len, 1500);
@@ -111,7 +114,7 @@ static void test_chain_as_long_as_the_queue(void **st)
 	for (unsigned i = 0; i < q.size; i++)
 		set_desc(i, BUF + i * 64, 64, i + 1 < q.size ? VRING_DESC_F_NEXT : 0, i + 1);
 	offer(0);
-	assert_int_equal(vq_pop(&q, &mem.gm, &chain), 1);
+	assert_int_equal(vq_pop(&q, &chain), 1);
 	assert_int_equal(chain.nr, q.size);
 	assert_int_equal(chain.total, 64 * q.size);
 }
@@ -120,7 +123,7 @@ static void test_buffers_in_high_ram(void **st)
 {
 	set_desc(1, HIGH_BASE + HIGH - 256, 256, 0, 0);	/* ends exactly at the end of RAM */
 	offer(1);
-	assert_int_equal(vq_pop(&q, &mem.gm, &chain), 1);
+	assert_int_equal(vq_pop(&q, &chain), 1);
 	assert_ptr_equal(chain.iov[0].base, mem.gm.host + LOW + HIGH - 256);
 }
 
@@ -132,7 +135,7 @@ static void test_index_wraps_at_65536(void **st)
 	set_desc(2, BUF, 10, 0, 0);
 	for (int i = 0; i < 4; i++) {
 		offer(2);
-		assert_int_equal(vq_pop(&q, &mem.gm, &chain), 1);
+		assert_int_equal(vq_pop(&q, &chain), 1);
 		vq_push(&q, chain.head, 10);
 	}
 	vq_publish(&q);
@@ -145,10 +148,10 @@ static void test_unpop_gives_the_chain_back(void **st)
 {
 	set_desc(4, BUF, 10, 0, 0);
 	offer(4);
-	assert_int_equal(vq_pop(&q, &mem.gm, &chain), 1);
+	assert_int_equal(vq_pop(&q, &chain), 1);
 	vq_unpop(&q);
 	assert_int_equal(vq_pending(&q), 1);
-	assert_int_equal(vq_pop(&q, &mem.gm, &chain), 1);
+	assert_int_equal(vq_pop(&q, &chain), 1);
 	assert_int_equal(chain.head, 4);
 }
 
@@ -202,7 +205,7 @@ static void expect_pop_error(int err)
 {
 	uint16_t before = q.last_avail;
 
-	assert_int_equal(vq_pop(&q, &mem.gm, &chain), -err);
+	assert_int_equal(vq_pop(&q, &chain), -err);
 	assert_int_equal(q.last_avail, before);		/* nothing consumed */
 }
 
@@ -295,10 +298,10 @@ static int try_attach(uint16_t size, uint64_t d, uint64_t a, uint64_t u)
 {
 	vq_reset(&q, VQ_MAX_SIZE);
 	q.size = size;
-	q.desc_gpa = d;
-	q.avail_gpa = a;
-	q.used_gpa = u;
-	return vq_attach(&q, &mem.gm, true, false);
+	q.desc_addr = d;
+	q.avail_addr = a;
+	q.used_addr = u;
+	return vq_attach(&q, &ram, true, VQ_TO_DEVICE);
 }
 
 static void test_attach_refuses_bad_rings(void **st)
@@ -313,10 +316,10 @@ static void test_attach_refuses_bad_rings(void **st)
 	assert_int_equal(try_attach(16, DESC, LOW - 8, USED), -EFAULT);	/* ring crosses */
 	/* the used ring with its avail_event is 134 bytes: 2 bytes past the end of RAM */
 	assert_int_equal(try_attach(16, DESC, AVAIL, HIGH_BASE + HIGH - 132), -EFAULT);
-	assert_false(q.ready);
+	assert_false(q.attached);
 	/* 2 bytes short of the end is fine */
 	assert_int_equal(try_attach(16, DESC, AVAIL, HIGH_BASE + HIGH - 136), 0);
-	assert_true(q.ready);
+	assert_true(q.attached);
 }
 
 /* ---- state ---- */
@@ -340,14 +343,14 @@ static void test_save_load_round_trip(void **st)
 	assert_int_equal(loaded.size, 16);
 	assert_int_equal(loaded.msix_vector, 2);
 	assert_true(loaded.enabled);
-	assert_int_equal(loaded.desc_gpa, DESC);
-	assert_int_equal(loaded.avail_gpa, AVAIL);
-	assert_int_equal(loaded.used_gpa, USED);
+	assert_int_equal(loaded.desc_addr, DESC);
+	assert_int_equal(loaded.avail_addr, AVAIL);
+	assert_int_equal(loaded.used_addr, USED);
 	assert_int_equal(loaded.last_avail, 1234);
 	assert_int_equal(loaded.used_idx, 1230);
 	assert_int_equal(loaded.signalled_used, 1229);
 	assert_true(loaded.signalled_valid);
-	assert_false(loaded.ready);			/* rings are translated again */
+	assert_false(loaded.attached);			/* rings are translated again */
 
 	/* truncated, or a size the driver could never have set */
 	state_init_reader(&rd, sb.data, sb.len - 1);
