@@ -316,6 +316,7 @@ static void accept_event(struct loop_handler *h, int res, uint32_t flags)
 		c->offer_max_fds = VFIO_USER_MAX_MSG_FDS;
 		c->peer_max_xfer = VFIO_USER_MAX_DATA_XFER;
 		c->write_multiple = false;
+		c->mig_pgsize = 0;
 		c->nr_fds = 0;
 		c->body = NULL;
 		reset_rx(c);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "devices/hdnic/loop.h"
+#include "devices/vfio/vfio_user_caps.h"
 #include "devices/vfio/vfio_user_proto.h"
 
 struct vdev;
@@ -23,6 +24,11 @@ struct vdev;
 #define HDNIC_VFU_MAX_XFER	VFIO_USER_MAX_DATA_XFER
 #define HDNIC_VFU_MAX_DMA_MAPS	1024
 #define HDNIC_VFU_PGSIZES	4096
+/*
+ * "migration":{"pgsize"}: announced only once hdnic serves FEATURE_MIGRATION
+ * and MIG_DEVICE_STATE (issue 8), else a client would try and fail; 0 = not.
+ */
+#define HDNIC_VFU_MIG_PGSIZE	0
 
 struct vfu_msg {
 	struct vfio_user_header hdr;
@@ -49,6 +55,7 @@ struct vfu_conn {
 	uint32_t offer_max_fds;		/* fds we announce we accept */
 	uint32_t peer_max_xfer;
 	bool write_multiple;
+	uint32_t mig_pgsize;		/* client's migration.pgsize, 0 if none */
 	/* Receive state of the message being assembled. */
 	struct vfio_user_header hdr;
 	uint32_t hdr_got;

@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "devices/vfio/vfio_compat.h"
+#include "devices/vfio/vfio_user_caps.h"
 
 struct vfio_device;
 
@@ -155,13 +156,7 @@ int vfio_user_open(const char *socket_path, struct vfio_device **out);
 int vfio_user_open_fd(int sock, const char *name, struct vfio_device **out);
 #define VFIO_USER_DEFAULT_TIMEOUT_MS	5000
 void vfio_user_set_timeout(struct vfio_device *dev, int timeout_ms);
-/* What the server agreed to in VERSION. */
-struct vfio_user_caps {
-	uint32_t max_msg_fds;
-	uint32_t max_data_xfer_size;
-	uint64_t pgsizes;
-	uint32_t max_dma_maps;
-};
+/* What the server agreed to in VERSION (struct in vfio_user_caps.h). */
 void vfio_user_get_caps(struct vfio_device *dev, struct vfio_user_caps *caps, uint16_t *minor);
 /* The connection socket, to watch for the server going away (POLLRDHUP). */
 int vfio_user_socket(struct vfio_device *dev);

@@ -36,7 +36,7 @@
 #define MAX_REC		32
 
 enum version_mode {
-	V_GOOD, V_BAD_MAJOR, V_HIGH_MINOR, V_CAPS_NOT_SUBSET, V_PGSIZES_NOT_SUBSET,
+	V_GOOD, V_BAD_MAJOR, V_HIGH_MINOR, V_EXTRA_KEYS, V_REFERENCE, V_PGSIZES_NOT_SUBSET,
 	V_MALFORMED, V_UNTERMINATED, V_NO_JSON,
 };
 
@@ -196,8 +196,13 @@ static void h_version(struct fake_srv *s, const struct vfio_user_header *h, cons
 	case V_GOOD: break;
 	case V_BAD_MAJOR: v.major = VFIO_USER_MAJOR + 1; break;
 	case V_HIGH_MINOR: v.minor = VFIO_USER_MINOR + 1; break;
-	case V_CAPS_NOT_SUBSET:
-		json = "{\"capabilities\":{\"max_msg_fds\":4,\"twin_socket\":{\"supported\":true}}}";
+	case V_EXTRA_KEYS:	/* keys we never offered: ignored */
+		json = "{\"capabilities\":{\"max_msg_fds\":4,\"twin_socket\":{\"supported\":true},"
+		       "\"vendor_x\":[1]},\"note\":\"hi\"}";
+		break;
+	case V_REFERENCE:	/* libvfio-user's reply, whatever the offer */
+		json = "{\"capabilities\":{\"max_msg_fds\":8,\"max_data_xfer_size\":1048576,"
+		       "\"migration\":{\"pgsize\":4096}}}";
 		break;
 	case V_PGSIZES_NOT_SUBSET:
 		json = "{\"capabilities\":{\"pgsizes\":2101248}}";
