@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "devices/device.h"
 
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vmm/util.h"
@@ -9,6 +12,10 @@
 
 void device_init(struct device *dev, const struct device_ops *ops, const char *id)
 {
+	if (!ops->pause || !ops->resume) {
+		fprintf(stderr, "hdvm: BUG: device type %s has no pause/resume\n", ops->type);
+		abort();
+	}
 	memset(dev, 0, sizeof(*dev));
 	dev->ops = ops;
 	snprintf(dev->id, sizeof(dev->id), "%s", id);
@@ -24,28 +31,190 @@ void device_add(struct vm *vm, struct device *dev)
 	*p = dev;
 }
 
+struct device *device_find(struct vm *vm, const char *id)
+{
+	for (struct device *d = vm->devices; d; d = d->next)
+		if (!strcmp(d->id, id))
+			return d;
+	return NULL;
+}
+
+void device_set_error(struct device *dev, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(dev->error, sizeof(dev->error), fmt, ap);
+	va_end(ap);
+}
+
+int device_vcpu_driven_pause(struct device *dev) { return 0; }
+int device_vcpu_driven_resume(struct device *dev) { return 0; }
+
+/* "net0 (virtio-net): reason" into why, the device's sentence or strerror. */
+static void describe(struct device *d, int err, const char *what, char *why, size_t len)
+{
+	if (!why || !len)
+		return;
+	snprintf(why, len, "device %s (%s) %s: %s", d->id, d->ops->type, what,
+		 d->error[0] ? d->error : strerror(-err));
+}
+
+static int err_or_eio(int ret)
+{
+	return ret < 0 ? ret : -EIO;
+}
+
 int devices_realize(struct vm *vm)
 {
 	for (struct device *d = vm->devices; d; d = d->next) {
-		if (d->ops->realize && d->ops->realize(d, vm) < 0) {
+		int ret;
+
+		if (!d->ops->realize)
+			continue;
+		ret = d->ops->realize(d, vm);
+		if (ret) {
 			pr_err("device %s (%s) failed to start", d->id, d->ops->type);
-			return -1;
+			return err_or_eio(ret);
 		}
 	}
 	return 0;
 }
 
-#define FOR_EACH_DEVICE_OP(vm, op)					\
-	for (struct device *d = (vm)->devices; d; d = d->next)		\
-		if (d->ops->op) {					\
-			pthread_mutex_lock(&d->lock);			\
-			d->ops->op(d);					\
-			pthread_mutex_unlock(&d->lock);			\
+void devices_reset(struct vm *vm)
+{
+	for (struct device *d = vm->devices; d; d = d->next)
+		if (d->ops->reset) {
+			pthread_mutex_lock(&d->lock);
+			d->ops->reset(d);
+			pthread_mutex_unlock(&d->lock);
 		}
+}
 
-void devices_reset(struct vm *vm) { FOR_EACH_DEVICE_OP(vm, reset) }
-void devices_pause(struct vm *vm) { FOR_EACH_DEVICE_OP(vm, pause) }
-void devices_resume(struct vm *vm) { FOR_EACH_DEVICE_OP(vm, resume) }
+static int call_locked(struct device *d, int (*op)(struct device *))
+{
+	int ret;
+
+	pthread_mutex_lock(&d->lock);
+	d->error[0] = 0;
+	ret = op(d);
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}
+
+int devices_pause(struct vm *vm, char *why, size_t len)
+{
+	for (struct device *d = vm->devices; d; d = d->next) {
+		int ret = call_locked(d, d->ops->pause);
+
+		if (!ret)
+			continue;
+		ret = err_or_eio(ret);
+		describe(d, ret, "refused to pause", why, len);
+		/* back to running: everything before d was paused */
+		for (struct device *u = vm->devices; u != d; u = u->next)
+			if (call_locked(u, u->ops->resume))
+				pr_err("device %s (%s): resuming after a failed pause: %s", u->id,
+				       u->ops->type, u->error[0] ? u->error : "failed");
+		return ret;
+	}
+	return 0;
+}
+
+int devices_resume(struct vm *vm, char *why, size_t len)
+{
+	int first = 0;
+
+	for (struct device *d = vm->devices; d; d = d->next) {
+		int ret = call_locked(d, d->ops->resume);
+
+		if (ret && !first) {
+			first = err_or_eio(ret);
+			describe(d, first, "refused to resume", why, len);
+		}
+	}
+	return first;
+}
+
+/* ---- migration ---- */
+
+#define MIG_OP(d, op)	((d)->ops->mig ? (d)->ops->mig->op : NULL)
+
+int devices_dirty_log_start(struct vm *vm)
+{
+	for (struct device *d = vm->devices; d; d = d->next) {
+		int ret;
+
+		if (!MIG_OP(d, dirty_log_start))
+			continue;
+		ret = call_locked(d, d->ops->mig->dirty_log_start);
+		if (!ret)
+			continue;
+		pr_err("device %s (%s): starting its dirty log: %s", d->id, d->ops->type,
+		       d->error[0] ? d->error : strerror(-err_or_eio(ret)));
+		for (struct device *u = vm->devices; u != d; u = u->next)
+			if (MIG_OP(u, dirty_log_stop))
+				call_locked(u, u->ops->mig->dirty_log_stop);
+		return err_or_eio(ret);
+	}
+	return 0;
+}
+
+int devices_dirty_log_stop(struct vm *vm)
+{
+	int first = 0;
+
+	for (struct device *d = vm->devices; d; d = d->next) {
+		int ret;
+
+		if (!MIG_OP(d, dirty_log_stop))
+			continue;
+		ret = call_locked(d, d->ops->mig->dirty_log_stop);
+		if (ret && !first)
+			first = err_or_eio(ret);
+	}
+	return first;
+}
+
+int devices_dirty_log_sync(struct vm *vm, device_dirty_fn *mark, void *opaque)
+{
+	for (struct device *d = vm->devices; d; d = d->next) {
+		int ret;
+
+		if (!MIG_OP(d, dirty_log_sync))
+			continue;
+		pthread_mutex_lock(&d->lock);
+		ret = d->ops->mig->dirty_log_sync(d, mark, opaque);
+		pthread_mutex_unlock(&d->lock);
+		if (ret) {
+			pr_err("device %s (%s): reading its dirty log: %s", d->id, d->ops->type,
+			       strerror(-err_or_eio(ret)));
+			return err_or_eio(ret);
+		}
+	}
+	return 0;
+}
+
+int devices_pending_bytes(struct vm *vm, uint64_t *bytes)
+{
+	*bytes = 0;
+	for (struct device *d = vm->devices; d; d = d->next) {
+		uint64_t n = 0;
+		int ret;
+
+		if (!MIG_OP(d, pending_bytes))
+			continue;
+		pthread_mutex_lock(&d->lock);
+		ret = d->ops->mig->pending_bytes(d, &n);
+		pthread_mutex_unlock(&d->lock);
+		if (ret)
+			return err_or_eio(ret);
+		*bytes += n;
+	}
+	return 0;
+}
+
+/* ---- state stream ---- */
 
 /* Section tag: a hash of the id, so load can tell a stream for another machine. */
 static uint32_t id_tag(const char *id)
@@ -57,50 +226,147 @@ static uint32_t id_tag(const char *id)
 	return h;
 }
 
+static uint32_t mig_version(const struct device *d)
+{
+	return d->ops->mig ? d->ops->mig->version : 0;
+}
+
+static void put_str(struct state_buf *sb, const char *s)
+{
+	size_t n = strlen(s);
+
+	state_put_u8(sb, (uint8_t)n);
+	state_put_bytes(sb, s, n);
+}
+
+/* A string of at most cap-1 bytes; false if longer or truncated. */
+static bool get_str(struct state_buf *sb, char *s, size_t cap)
+{
+	uint8_t n = state_get_u8(sb);
+
+	if (!state_ok(sb) || n >= cap)
+		return false;
+	state_get_bytes(sb, s, n);
+	s[n] = 0;
+	return state_ok(sb) && strlen(s) == n;
+}
+
+static void save_manifest(struct vm *vm, struct state_buf *sb)
+{
+	uint32_t n = 0;
+
+	for (struct device *d = vm->devices; d; d = d->next)
+		n++;
+	state_put_u32(sb, DEVICES_MANIFEST_MAGIC);
+	state_put_u32(sb, n);
+	for (struct device *d = vm->devices; d; d = d->next) {
+		put_str(sb, d->id);
+		put_str(sb, d->ops->type);
+		state_put_u32(sb, mig_version(d));
+	}
+}
+
 int devices_save(struct vm *vm, struct state_buf *sb)
 {
+	save_manifest(vm, sb);
 	for (struct device *d = vm->devices; d; d = d->next) {
 		size_t mark;
-		int ret = 0;
+		int ret;
 
-		if (!d->ops->save)
+		if (!MIG_OP(d, save_final))
 			continue;
 		mark = state_begin_section(sb, id_tag(d->id));
 		pthread_mutex_lock(&d->lock);
-		ret = d->ops->save(d, sb);
+		ret = d->ops->mig->save_final(d, sb);
 		pthread_mutex_unlock(&d->lock);
 		state_end_section(sb, mark);
 		if (ret < 0 || !state_ok(sb)) {
-			pr_err("device %s: saving state failed", d->id);
-			return -1;
+			pr_err("device %s (%s): saving state failed", d->id, d->ops->type);
+			return ret < 0 ? ret : -ENOMEM;
 		}
 	}
+	return state_ok(sb) ? 0 : -ENOMEM;
+}
+
+#define FAIL(err, ...) do {					\
+		if (why && len)					\
+			snprintf(why, len, __VA_ARGS__);	\
+		return (err);					\
+	} while (0)
+
+/* The stream's device list must be this machine's, entry by entry. */
+static int check_manifest(struct vm *vm, struct state_buf *sb, char *why, size_t len)
+{
+	uint32_t magic = state_get_u32(sb), n = state_get_u32(sb), i = 0;
+	struct device *d = vm->devices;
+
+	if (!state_ok(sb) || magic != DEVICES_MANIFEST_MAGIC)
+		FAIL(-EINVAL, "device state: no device manifest at the start of the stream");
+	for (; i < n; i++, d = d->next) {
+		char id[sizeof(d->id)], type[32];
+		uint32_t version;
+
+		if (!get_str(sb, id, sizeof(id)) || !get_str(sb, type, sizeof(type)))
+			FAIL(-EINVAL, "device state: manifest entry %u is corrupt", i);
+		version = state_get_u32(sb);
+		if (!state_ok(sb))
+			FAIL(-EINVAL, "device state: manifest entry %u is corrupt", i);
+		if (!d)
+			FAIL(-ENODEV, "device state: the stream has device %s (%s) which this "
+			     "machine lacks", id, type);
+		if (strcmp(id, d->id))
+			FAIL(-ENODEV, "device state: the stream has device %s (%s) where this "
+			     "machine has %s (%s)", id, type, d->id, d->ops->type);
+		if (strcmp(type, d->ops->type))
+			FAIL(-ENODEV, "device state: device %s is a %s in the stream but a %s "
+			     "here", id, type, d->ops->type);
+		if (version != mig_version(d))
+			FAIL(-EPROTO, "device state: device %s (%s) has state version %u in the "
+			     "stream, this hdvm reads version %u", id, type, version,
+			     mig_version(d));
+	}
+	if (d)
+		FAIL(-ENODEV, "device state: this machine has device %s (%s) which the stream "
+		     "lacks", d->id, d->ops->type);
 	return 0;
 }
 
-int devices_load(struct vm *vm, struct state_buf *sb)
+int devices_load(struct vm *vm, struct state_buf *sb, char *why, size_t len)
 {
-	for (struct device *d = vm->devices; d; d = d->next) {
-		uint32_t tag, len;
-		struct state_buf sec;
-		int ret;
+	int ret = check_manifest(vm, sb, why, len);
 
-		if (!d->ops->load)
+	if (ret)
+		return ret;
+	for (struct device *d = vm->devices; d; d = d->next) {
+		uint32_t tag, slen;
+		struct state_buf sec;
+
+		if (!MIG_OP(d, load))
 			continue;
 		tag = state_get_u32(sb);
-		len = state_get_u32(sb);
-		if (!state_ok(sb) || tag != id_tag(d->id) || len > sb->len - sb->pos) {
-			pr_err("device %s: state stream is missing its section or corrupt", d->id);
-			return -1;
-		}
-		state_init_reader(&sec, sb->data + sb->pos, len);
-		sb->pos += len;
+		slen = state_get_u32(sb);
+		if (!state_ok(sb) || tag != id_tag(d->id) || slen > sb->len - sb->pos)
+			FAIL(-EINVAL, "device %s (%s): state stream is missing its section or "
+			     "corrupt", d->id, d->ops->type);
+		state_init_reader(&sec, sb->data + sb->pos, slen);
+		sb->pos += slen;
 		pthread_mutex_lock(&d->lock);
-		ret = d->ops->load(d, &sec);
+		d->error[0] = 0;
+		ret = d->ops->mig->load(d, &sec);
 		pthread_mutex_unlock(&d->lock);
-		if (ret < 0 || !state_ok(&sec) || !state_at_end(&sec)) {
-			pr_err("device %s: state section is malformed", d->id);
-			return -1;
+		if (ret < 0 || !state_ok(&sec) || !state_at_end(&sec))
+			FAIL(ret < 0 ? ret : -EINVAL, "device %s (%s): state section is "
+			     "malformed%s%s", d->id, d->ops->type, d->error[0] ? ": " : "",
+			     d->error);
+	}
+	for (struct device *d = vm->devices; d; d = d->next) {
+		if (!MIG_OP(d, post_load))
+			continue;
+		ret = call_locked(d, d->ops->mig->post_load);
+		if (ret) {
+			ret = err_or_eio(ret);
+			FAIL(ret, "device %s (%s): after loading its state: %s",
+			     d->id, d->ops->type, d->error[0] ? d->error : strerror(-ret));
 		}
 	}
 	return 0;
@@ -111,12 +377,4 @@ void devices_unrealize(struct vm *vm)
 	for (struct device *d = vm->devices; d; d = d->next)
 		if (d->ops->unrealize)
 			d->ops->unrealize(d);
-}
-
-struct device *device_find(struct vm *vm, const char *id)
-{
-	for (struct device *d = vm->devices; d; d = d->next)
-		if (!strcmp(d->id, id))
-			return d;
-	return NULL;
 }

@@ -177,16 +177,20 @@ static void cmd_status(struct vm *vm, json_object *r)
 
 static void cmd_pause(struct vm *vm, json_object *r)
 {
-	if (vm_pause(vm) < 0)
-		return reply_error(r, "cannot pause a VM that is %s", vm_state_name(vm->state));
+	char why[256];
+
+	if (vm_pause(vm, why, sizeof(why)) < 0)
+		return reply_error(r, "%s", why);
 	json_object_object_add(r, "ok", json_object_new_boolean(1));
 	json_object_object_add(r, "state", json_object_new_string(vm_state_name(vm->state)));
 }
 
 static void cmd_resume(struct vm *vm, json_object *r)
 {
-	if (vm_resume(vm) < 0)
-		return reply_error(r, "cannot resume a VM that is %s", vm_state_name(vm->state));
+	char why[256];
+
+	if (vm_resume(vm, why, sizeof(why)) < 0)
+		return reply_error(r, "%s", why);
 	json_object_object_add(r, "ok", json_object_new_boolean(1));
 	json_object_object_add(r, "state", json_object_new_string(vm_state_name(vm->state)));
 }

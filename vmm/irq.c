@@ -3,7 +3,8 @@
  * GSI routing.  KVM_SET_GSI_ROUTING replaces the whole table, so hdvm keeps the
  * table here: the default routes for the in-kernel PIC and IOAPIC pins
  * (GSI 0-23) followed by MSI routes that passthrough and virtio devices add
- * for their MSI-X vectors (wired to irqfds).
+ * for their MSI-X vectors (wired to irqfds).  Also the one place that issues
+ * KVM_IRQFD, KVM_IOEVENTFD and KVM_IRQ_LINE.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -22,11 +23,25 @@ struct irq_routing {
 	uint32_t next_gsi;
 };
 
+static int sys_ioctl(int fd, unsigned long req, void *arg)
+{
+	return ioctl(fd, req, arg);
+}
+
+static irq_ioctl_fn *irq_ioctl = sys_ioctl;
+
+void irq_set_ioctl(irq_ioctl_fn *fn)
+{
+	irq_ioctl = fn ? fn : sys_ioctl;
+}
+
 static int irq_commit(struct vm *vm)
 {
 	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, vm->irq->table) < 0) {
-		pr_err("KVM_SET_GSI_ROUTING: %s", strerror(errno));
-		return -1;
+		int err = -errno;
+
+		pr_err("KVM_SET_GSI_ROUTING: %s", strerror(-err));
+		return err;
 	}
 	return 0;
 }
@@ -88,13 +103,13 @@ int vm_msi_route_add(struct vm *vm, uint64_t addr, uint32_t data)
 {
 	struct irq_routing *r = vm->irq;
 	struct kvm_irq_routing_entry *e;
-	int gsi;
+	int gsi, ret;
 
 	pthread_mutex_lock(&r->lock);
 	if (r->table->nr >= MAX_ROUTES) {
 		pthread_mutex_unlock(&r->lock);
 		pr_err("out of interrupt routes (%d)", MAX_ROUTES);
-		return -1;
+		return -ENOSPC;
 	}
 	gsi = r->next_gsi++;
 	e = &r->table->entries[r->table->nr++];
@@ -104,9 +119,10 @@ int vm_msi_route_add(struct vm *vm, uint64_t addr, uint32_t data)
 	e->u.msi.address_lo = (uint32_t)addr;
 	e->u.msi.address_hi = (uint32_t)(addr >> 32);
 	e->u.msi.data = data;
-	if (irq_commit(vm) < 0) {
+	ret = irq_commit(vm);
+	if (ret < 0) {
 		r->table->nr--;
-		gsi = -1;
+		gsi = ret;
 	}
 	pthread_mutex_unlock(&r->lock);
 	return gsi;
@@ -116,7 +132,7 @@ int vm_msi_route_update(struct vm *vm, int gsi, uint64_t addr, uint32_t data)
 {
 	struct irq_routing *r = vm->irq;
 	struct kvm_irq_routing_entry *e;
-	int ret = -1;
+	int ret = -ENOENT;
 
 	pthread_mutex_lock(&r->lock);
 	e = find_msi(r, gsi);
@@ -142,4 +158,47 @@ void vm_msi_route_del(struct vm *vm, int gsi)
 		irq_commit(vm);
 	}
 	pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- irqfd, ioeventfd, IRQ lines ---- */
+
+int vm_irqfd(struct vm *vm, int fd, int gsi, bool assign)
+{
+	struct kvm_irqfd req = {
+		.fd = (uint32_t)fd,
+		.gsi = (uint32_t)gsi,
+		.flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
+	};
+
+	if (fd < 0 || gsi < 0)
+		return -EINVAL;
+	if (irq_ioctl(vm->vm_fd, KVM_IRQFD, &req) < 0)
+		return -errno;
+	return 0;
+}
+
+int vm_ioeventfd(struct vm *vm, const struct vm_ioeventfd *io, bool assign)
+{
+	struct kvm_ioeventfd req = {
+		.addr = io->addr,
+		.len = io->len,
+		.fd = io->fd,
+		.datamatch = io->datamatch ? io->value : 0,
+		.flags = (io->pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+			 (io->datamatch ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0) |
+			 (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	};
+
+	if (irq_ioctl(vm->vm_fd, KVM_IOEVENTFD, &req) < 0)
+		return -errno;
+	return 0;
+}
+
+int vm_irq_line(struct vm *vm, uint32_t irq, int level)
+{
+	struct kvm_irq_level req = { .irq = irq, .level = level };
+
+	if (irq_ioctl(vm->vm_fd, KVM_IRQ_LINE, &req) < 0)
+		return -errno;
+	return 0;
 }

@@ -181,10 +181,15 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (virtio_net_create_all(vm) < 0)
 		return -1;
 	/* passthrough devices */
-	for (int i = 0; i < cfg->nr_vfio_user; i++)
-		vfio_pci_add(vm, cfg->vfio_user[i], false);
-	for (int i = 0; i < cfg->nr_vfio_kernel; i++)
-		vfio_pci_add(vm, cfg->vfio_kernel[i], true);
+	for (int i = 0; i < cfg->nr_vfio_user + cfg->nr_vfio_kernel; i++) {
+		bool kernel = i >= cfg->nr_vfio_user;
+		char id[32];
+
+		/* ids by place in the config: the same on a restore or migration target */
+		snprintf(id, sizeof(id), "vfio%d", i);
+		vfio_pci_add(vm, kernel ? cfg->vfio_kernel[i - cfg->nr_vfio_user]
+					: cfg->vfio_user[i], kernel, id);
+	}
 	vm->metrics.t_devices = now_ns();
 	return 0;
 }
@@ -240,10 +245,22 @@ void vm_request_shutdown(struct vm *vm, int code, const char *reason)
 	pthread_mutex_unlock(&vm->state_lock);
 }
 
-int vm_pause(struct vm *vm)
+static void release_vcpus(struct vm *vm)
 {
-	if (vm->state != VM_RUNNING)
-		return vm->state == VM_PAUSED ? 0 : -1;
+	pthread_mutex_lock(&vm->state_lock);
+	atomic_store(&vm->pause_requested, false);
+	pthread_cond_broadcast(&vm->state_cond);
+	pthread_mutex_unlock(&vm->state_lock);
+}
+
+int vm_pause(struct vm *vm, char *why, size_t len)
+{
+	int ret;
+
+	if (vm->state != VM_RUNNING) {
+		snprintf(why, len, "cannot pause a VM that is %s", vm_state_name(vm->state));
+		return vm->state == VM_PAUSED ? 0 : -EINVAL;
+	}
 	atomic_store(&vm->pause_requested, true);
 	for (int i = 0; i < vm->ncpus; i++)
 		vcpu_kick(vm->vcpus[i]);
@@ -251,24 +268,36 @@ int vm_pause(struct vm *vm)
 	while (vm->paused_vcpus < vm->ncpus && !atomic_load(&vm->shutdown))
 		pthread_cond_wait(&vm->state_cond, &vm->state_lock);
 	pthread_mutex_unlock(&vm->state_lock);
-	if (atomic_load(&vm->shutdown))
-		return -1;
-	devices_pause(vm);
+	if (atomic_load(&vm->shutdown)) {
+		snprintf(why, len, "the VM is shutting down");
+		return -ESHUTDOWN;
+	}
+	/* vCPUs first (nothing new reaches the devices), then the devices */
+	ret = devices_pause(vm, why, len);
+	if (ret) {
+		release_vcpus(vm);	/* a device refused: the VM keeps running */
+		return ret;
+	}
 	vm->state = VM_PAUSED;
 	return 0;
 }
 
-int vm_resume(struct vm *vm)
+int vm_resume(struct vm *vm, char *why, size_t len)
 {
-	if (vm->state != VM_PAUSED)
-		return vm->state == VM_RUNNING ? 0 : -1;
-	devices_resume(vm);
-	pthread_mutex_lock(&vm->state_lock);
-	atomic_store(&vm->pause_requested, false);
-	pthread_cond_broadcast(&vm->state_cond);
-	pthread_mutex_unlock(&vm->state_lock);
+	int ret;
+
+	if (vm->state != VM_PAUSED) {
+		snprintf(why, len, "cannot resume a VM that is %s", vm_state_name(vm->state));
+		return vm->state == VM_RUNNING ? 0 : -EINVAL;
+	}
+	/*
+	 * A device that fails to resume is reported, but the vCPUs run: a guest
+	 * with one broken device beats a VM stuck in pause.
+	 */
+	ret = devices_resume(vm, why, len);
+	release_vcpus(vm);
 	vm->state = VM_RUNNING;
-	return 0;
+	return ret;
 }
 
 void vm_destroy(struct vm *vm)

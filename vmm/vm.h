@@ -15,6 +15,7 @@
 
 #include "vmm/boot/boot.h"
 #include "vmm/iobus.h"
+#include "vmm/irq.h"
 #include "vmm/memory.h"
 
 struct device;
@@ -111,19 +112,17 @@ void vm_destroy(struct vm *vm);
 
 /* Thread-safe: record why and with which status the VM stops, wake the main loop. */
 void vm_request_shutdown(struct vm *vm, int code, const char *reason);
-/* Main thread only.  Pause waits until every vCPU has left KVM_RUN. */
-int vm_pause(struct vm *vm);
-int vm_resume(struct vm *vm);
+/*
+ * Main thread only.  Pause waits until every vCPU has left KVM_RUN, then
+ * pauses the devices; if one refuses, everything runs again and why says
+ * which device and why.  Resume always lets the vCPUs run; why names a
+ * device that failed to resume.  0 or -errno.
+ */
+int vm_pause(struct vm *vm, char *why, size_t len);
+int vm_resume(struct vm *vm, char *why, size_t len);
 const char *vm_state_name(enum vm_state s);
 int kvm_max_vcpus(int kvm_fd);
 
-/* GSI routing (vmm/irq.c): the in-kernel PIC/IOAPIC pins plus MSI routes. */
-int irq_routing_init(struct vm *vm);
-void irq_routing_destroy(struct vm *vm);
-/* Allocate a GSI and route it to an MSI; returns the GSI or -1. */
-int vm_msi_route_add(struct vm *vm, uint64_t addr, uint32_t data);
-int vm_msi_route_update(struct vm *vm, int gsi, uint64_t addr, uint32_t data);
-void vm_msi_route_del(struct vm *vm, int gsi);
 
 
 #endif

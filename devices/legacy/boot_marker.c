@@ -54,11 +54,18 @@ static int marker_load(struct device *dev, struct state_buf *sb)
 	return 0;
 }
 
+static const struct device_mig_ops marker_mig = {
+	.version = 1,
+	.save_final = marker_save,
+	.load = marker_load,
+};
+
 static const struct device_ops marker_ops = {
 	.type = "boot-marker",
 	.realize = marker_realize,
-	.save = marker_save,
-	.load = marker_load,
+	.pause = device_vcpu_driven_pause,
+	.resume = device_vcpu_driven_resume,
+	.mig = &marker_mig,
 };
 
 struct device *boot_marker_create(void)

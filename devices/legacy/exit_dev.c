@@ -41,6 +41,8 @@ static int exit_realize(struct device *dev, struct vm *vm)
 static const struct device_ops exit_ops = {
 	.type = "exit",
 	.realize = exit_realize,
+	.pause = device_vcpu_driven_pause,
+	.resume = device_vcpu_driven_resume,
 };
 
 struct device *exit_dev_create(void)

@@ -62,12 +62,19 @@ static void i8042_reset(struct device *dev)
 	container_of(dev, struct i8042, dev)->cmd = 0;
 }
 
+static const struct device_mig_ops i8042_mig = {
+	.version = 1,
+	.save_final = i8042_save,
+	.load = i8042_load,
+};
+
 static const struct device_ops i8042_ops = {
 	.type = "i8042",
 	.realize = i8042_realize,
 	.reset = i8042_reset,
-	.save = i8042_save,
-	.load = i8042_load,
+	.pause = device_vcpu_driven_pause,
+	.resume = device_vcpu_driven_resume,
+	.mig = &i8042_mig,
 };
 
 struct device *i8042_create(void)

@@ -3,11 +3,12 @@
  * 8250/16550A UART on COM1: the guest console.  Transmit goes straight to the
  * console fd; receive is fed by the main loop (stdin) into a small FIFO and
  * raises IRQ 4 through the in-kernel PIC/IOAPIC when the guest enabled it.
+ * While paused, input still fills the FIFO but the line is not driven; resume
+ * drives it to what the registers say.
  */
 #include <errno.h>
 #include <linux/kvm.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "devices/device.h"
@@ -42,6 +43,7 @@ struct serial {
 	uint8_t rx[RX_FIFO];
 	unsigned rx_head, rx_count;
 	int irq_level;
+	bool paused;
 };
 
 static uint8_t serial_iir(struct serial *s)
@@ -58,12 +60,11 @@ static uint8_t serial_iir(struct serial *s)
 static void serial_update_irq(struct serial *s)
 {
 	int level = !(serial_iir(s) & IIR_NO_INT);
-	struct kvm_irq_level irq = { .irq = PLAT_COM1_IRQ, .level = level };
 
-	if (level == s->irq_level || !s->vm)
+	if (level == s->irq_level || !s->vm || s->paused)
 		return;
 	s->irq_level = level;
-	ioctl(s->vm->vm_fd, KVM_IRQ_LINE, &irq);
+	vm_irq_line(s->vm, PLAT_COM1_IRQ, level);
 }
 
 static void serial_tx(struct serial *s, uint8_t c)
@@ -204,21 +205,52 @@ static int serial_load(struct device *dev, struct state_buf *sb)
 	s->thr_pending = state_get_u8(sb) & 1;
 	n = state_get_u8(sb);
 	if (n > RX_FIFO)
-		return -1;
+		return -EINVAL;
 	s->rx_head = 0;
 	s->rx_count = n;
 	state_get_bytes(sb, s->rx, n);
-	s->irq_level = -1;	/* force the line to be re-driven */
-	serial_update_irq(s);
-	return state_ok(sb) ? 0 : -1;
+	return state_ok(sb) ? 0 : -EINVAL;
 }
+
+/* The line follows the loaded registers (forced: its old level is unknown). */
+static int serial_post_load(struct device *dev)
+{
+	struct serial *s = container_of(dev, struct serial, dev);
+
+	s->irq_level = -1;
+	serial_update_irq(s);
+	return 0;
+}
+
+static int serial_pause(struct device *dev)
+{
+	container_of(dev, struct serial, dev)->paused = true;
+	return 0;
+}
+
+static int serial_resume(struct device *dev)
+{
+	struct serial *s = container_of(dev, struct serial, dev);
+
+	s->paused = false;
+	serial_update_irq(s);	/* input that arrived meanwhile */
+	return 0;
+}
+
+static const struct device_mig_ops serial_mig = {
+	.version = 1,
+	.save_final = serial_save,
+	.load = serial_load,
+	.post_load = serial_post_load,
+};
 
 static const struct device_ops serial_ops = {
 	.type = "8250",
 	.realize = serial_realize,
 	.reset = serial_reset,
-	.save = serial_save,
-	.load = serial_load,
+	.pause = serial_pause,
+	.resume = serial_resume,
+	.mig = &serial_mig,
 };
 
 struct device *serial_create(void)

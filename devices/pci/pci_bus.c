@@ -383,13 +383,24 @@ static int host_load(struct device *dev, struct state_buf *sb)
 	return ret;
 }
 
+/*
+ * Config space and MSI-X of every function are saved here, once; the
+ * functions' own devices save only what lies behind them.
+ */
+static const struct device_mig_ops pci_host_mig = {
+	.version = 1,
+	.save_final = host_save,
+	.load = host_load,
+};
+
 static const struct device_ops pci_host_ops = {
 	.type = "pci-host",
 	.realize = host_realize,
 	.reset = host_reset,
-	.save = host_save,
-	.load = host_load,
+	.pause = device_vcpu_driven_pause,	/* config cycles come from vCPUs */
+	.resume = device_vcpu_driven_resume,
 	.unrealize = host_unrealize,
+	.mig = &pci_host_mig,
 };
 
 struct pci_bus *pci_bus_create(struct vm *vm)

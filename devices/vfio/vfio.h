@@ -170,6 +170,21 @@ int vfio_kernel_open(const char *spec, struct vfio_device **out);
 int vfio_kernel_open_sys(const char *spec, const struct vfio_sys_ops *sys,
 			 struct vfio_device **out);
 
+/*
+ * VFIO migration v2 state machine over either backend (vfio_mig.c).
+ * get_flags: the device's VFIO_MIGRATION_* flags, -ENOTSUP without
+ * FEATURE_MIGRATION.  goto: walk from `from` to `target` one arc at a time
+ * (RUNNING -> RUNNING_P2P -> STOP with P2P); on a refused arc the device is
+ * walked back to `from` (reset if that fails), why names the arc.
+ */
+int vfio_mig_get_flags(struct vfio_device *dev, uint64_t *flags);
+int vfio_mig_get_state(struct vfio_device *dev, uint32_t *state);
+int vfio_mig_set_state(struct vfio_device *dev, uint32_t state);
+uint32_t vfio_mig_next_state(uint64_t flags, uint32_t cur, uint32_t target);
+int vfio_mig_goto(struct vfio_device *dev, uint64_t flags, uint32_t from, uint32_t target,
+		  char *why, size_t len);
+const char *vfio_mig_state_name(uint32_t state);
+
 /* Helpers shared by backends and users. */
 void vfio_region_release(struct vfio_region *r);
 void vfio_ioeventfds_free(struct vfio_ioeventfd *evs, unsigned nr);

@@ -18,6 +18,11 @@
  *    masked while the device signals keeps the count in its eventfd, and
  *    re-attaching the irqfd delivers it (the pending bit semantics).
  *  - DMA: all guest RAM is DMA-mapped by memfd (IOVA = guest physical).
+ *  - Pause/resume: the VFIO migration v2 state machine, RUNNING ->
+ *    RUNNING_P2P -> STOP and back (a stopped device does no DMA and raises
+ *    no interrupt).  A device without FEATURE_MIGRATION cannot be stopped,
+ *    so pausing the VM fails with that reason rather than leave a "paused"
+ *    guest whose memory the device keeps writing.
  *
  * If the device's server goes away, hdvm reports it once and keeps the VM
  * running without the device: it behaves like a surprise-removed function
@@ -30,7 +35,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -83,6 +87,10 @@ struct vfio_pci {
 	bool *irqfd_on;
 	struct loop_watch *hup_watch;
 	atomic_bool gone_reported;
+	/* migration v2: FEATURE_MIGRATION flags, or the reason there are none */
+	uint64_t mig_flags;
+	int mig_err;
+	bool stopped;
 };
 
 static struct vfio_pci *to_vp(struct pci_dev *pd)
@@ -214,20 +222,19 @@ static void ioeventfds_set(struct vfio_pci_bar *b, bool assign)
 {
 	for (unsigned i = 0; i < b->nr_evs; i++) {
 		struct vfio_ioeventfd *e = &b->evs[i];
-		struct kvm_ioeventfd io = {
+		struct vm_ioeventfd io = {
 			.addr = b->addr + e->offset,
 			.len = e->size,
 			.fd = e->fd,
-			.datamatch = e->datamatch,
-			.flags = (e->flags & KVM_IOEVENTFD_FLAG_DATAMATCH) |
-				 (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+			.pio = b->vp->pd.bars[b->index].type == PCI_BAR_IO,
+			.datamatch = e->flags & KVM_IOEVENTFD_FLAG_DATAMATCH,
+			.value = e->datamatch,
 		};
+		int ret = vm_ioeventfd(b->vp->vm, &io, assign);
 
-		if (b->vp->pd.bars[b->index].type == PCI_BAR_IO)
-			io.flags |= KVM_IOEVENTFD_FLAG_PIO;
-		if (ioctl(b->vp->vm->vm_fd, KVM_IOEVENTFD, &io) < 0)
+		if (ret < 0)
 			pr_err("%s: BAR%d ioeventfd at +%#llx: %s", b->vp->spec, b->index,
-			       (unsigned long long)e->offset, strerror(errno));
+			       (unsigned long long)e->offset, strerror(-ret));
 	}
 }
 
@@ -264,16 +271,13 @@ static const struct pci_dev_ops vfio_pci_dev_ops = {
 
 static void irqfd_set(struct vfio_pci *vp, unsigned v, int gsi, bool on)
 {
-	struct kvm_irqfd irqfd = {
-		.fd = vp->irq_efd[v],
-		.gsi = gsi,
-		.flags = on ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
-	};
+	int ret;
 
 	if (vp->irqfd_on[v] == on || gsi < 0)
 		return;
-	if (ioctl(vp->vm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
-		pr_err("%s: MSI-X vector %u irqfd: %s", vp->spec, v, strerror(errno));
+	ret = vm_irqfd(vp->vm, vp->irq_efd[v], gsi, on);
+	if (ret < 0) {
+		pr_err("%s: MSI-X vector %u irqfd: %s", vp->spec, v, strerror(-ret));
 		return;
 	}
 	vp->irqfd_on[v] = on;
@@ -535,6 +539,7 @@ static int vp_realize(struct device *dev, struct vm *vm)
 		pr_err("passthrough device %s: no free PCI slot", vp->spec);
 		return -1;
 	}
+	vp->mig_err = vfio_mig_get_flags(vp->vdev, &vp->mig_flags);
 	if (!vp->kernel && vm->loop)
 		vp->hup_watch = loop_watch(vm->loop, vfio_user_socket(vp->vdev),
 					   POLLRDHUP, vp_server_hup, vp);
@@ -549,31 +554,50 @@ static void vp_reset(struct device *dev)
 
 	if (vp->vdev && vp_alive(vp))
 		vp->vdev->ops->reset(vp->vdev);
-	if (vp->msix_cap)
-		pci_msix_reset(&vp->msix);
+	vp->stopped = false;	/* VFIO reset leaves the device RUNNING */
+	/* MSI-X is the bus's to reset, with every function's */
 }
 
-/*
- * Only the emulated part lives here (MSI-X); config space is saved by the
- * bus and the device's own state travels through its VFIO migration session.
- */
-static int vp_save(struct device *dev, struct state_buf *sb)
+static int vp_pause(struct device *dev)
 {
 	struct vfio_pci *vp = container_of(dev, struct vfio_pci, dev);
+	char why[DEVICE_ERROR_MAX];
+	int ret;
 
-	state_put_u8(sb, vp->msix_cap);
-	if (vp->msix_cap)
-		pci_msix_save(&vp->msix, sb);
+	if (!vp->vdev || !vp_alive(vp) || vp->stopped)
+		return 0;	/* a removed device does nothing any more */
+	if (vp->mig_err) {
+		device_set_error(dev, "%s cannot be stopped: %s", vp->spec,
+				 vp->mig_err == -ENOTSUP ? "it has no VFIO migration support "
+				 "(FEATURE_MIGRATION absent)" : strerror(-vp->mig_err));
+		return vp->mig_err;
+	}
+	ret = vfio_mig_goto(vp->vdev, vp->mig_flags, VFIO_DEVICE_STATE_RUNNING,
+			    VFIO_DEVICE_STATE_STOP, why, sizeof(why));
+	if (ret) {
+		device_set_error(dev, "%s: %s", vp->spec, why);
+		return ret;
+	}
+	vp->stopped = true;
 	return 0;
 }
 
-static int vp_load(struct device *dev, struct state_buf *sb)
+static int vp_resume(struct device *dev)
 {
 	struct vfio_pci *vp = container_of(dev, struct vfio_pci, dev);
+	char why[DEVICE_ERROR_MAX];
+	int ret;
 
-	if (state_get_u8(sb) != vp->msix_cap)
-		return -1;
-	return vp->msix_cap ? pci_msix_load(&vp->msix, sb) : 0;
+	if (!vp->stopped)
+		return 0;
+	vp->stopped = false;
+	if (!vp_alive(vp))
+		return 0;
+	ret = vfio_mig_goto(vp->vdev, vp->mig_flags, VFIO_DEVICE_STATE_STOP,
+			    VFIO_DEVICE_STATE_RUNNING, why, sizeof(why));
+	if (ret)
+		device_set_error(dev, "%s: %s", vp->spec, why);
+	return ret;
 }
 
 static void vp_unrealize(struct device *dev)
@@ -609,18 +633,15 @@ static const struct device_ops vfio_pci_ops = {
 	.type = "vfio-pci",
 	.realize = vp_realize,
 	.reset = vp_reset,
-	.save = vp_save,
-	.load = vp_load,
+	.pause = vp_pause,
+	.resume = vp_resume,
 	.unrealize = vp_unrealize,
 };
 
-int vfio_pci_add(struct vm *vm, const char *spec, bool kernel)
+int vfio_pci_add(struct vm *vm, const char *spec, bool kernel, const char *id)
 {
 	struct vfio_pci *vp = xzalloc(sizeof(*vp));
-	static int count;
-	char id[32];
 
-	snprintf(id, sizeof(id), "vfio%d", count++);
 	device_init(&vp->dev, &vfio_pci_ops, id);
 	snprintf(vp->spec, sizeof(vp->spec), "%s", spec);
 	vp->kernel = kernel;

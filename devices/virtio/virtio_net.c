@@ -74,14 +74,23 @@ static void net_reset(struct device *dev)
 	virtio_pci_reset(&to_net(dev)->vp);
 }
 
-static void net_pause(struct device *dev)
+/*
+ * Paused: the I/O thread has nothing in flight that reads guest memory and
+ * leaves the queues alone (no RX copy, no TX, no used entry, no interrupt).
+ * Frames keep arriving in the TAP's kernel queue; up to NET_RX_SLOTS of
+ * them wait in the bounce slots, the rest in the kernel (which drops and
+ * counts them when its queue is full).
+ */
+static int net_pause(struct device *dev)
 {
 	net_io_stop(to_net(dev));
+	return 0;
 }
 
-static void net_resume(struct device *dev)
+static int net_resume(struct device *dev)
 {
 	net_io_start(to_net(dev));
+	return 0;
 }
 
 static int net_save(struct device *dev, struct state_buf *sb)
@@ -94,7 +103,7 @@ static int net_save(struct device *dev, struct state_buf *sb)
 	state_put_u16(sb, n->link_status);
 	virtio_pci_save(&n->vp, sb);
 	net_io_start(n);
-	return state_ok(sb) ? 0 : -1;
+	return state_ok(sb) ? 0 : -ENOMEM;
 }
 
 static int net_load(struct device *dev, struct state_buf *sb)
@@ -108,8 +117,8 @@ static int net_load(struct device *dev, struct state_buf *sb)
 	state_get_bytes(sb, mac, sizeof(mac));
 	link = state_get_u16(sb);
 	if (!state_ok(sb) || magic != NET_STATE_MAGIC || (mac[0] & 1)) {
-		pr_err("%s: saved state is not a virtio-net device's", n->name);
-		return -1;
+		device_set_error(dev, "saved state is not a virtio-net device's");
+		return -EINVAL;
 	}
 	ret = virtio_pci_load(&n->vp, sb);
 	if (ret < 0)
@@ -136,15 +145,20 @@ static void net_unrealize(struct device *dev)
 	virtio_pci_destroy(&n->vp);
 }
 
+static const struct device_mig_ops virtio_net_mig = {
+	.version = 1,
+	.save_final = net_save,
+	.load = net_load,
+};
+
 static const struct device_ops virtio_net_ops = {
 	.type = "virtio-net",
 	.realize = net_realize,
 	.reset = net_reset,
 	.pause = net_pause,
 	.resume = net_resume,
-	.save = net_save,
-	.load = net_load,
 	.unrealize = net_unrealize,
+	.mig = &virtio_net_mig,
 };
 
 /* ---- creation ---- */

@@ -29,18 +29,12 @@
 
 static int irqfd(struct virtio_pci *vp, unsigned v, int gsi, bool assign)
 {
-	struct kvm_irqfd req = {
-		.fd = (uint32_t)vp->irq_fd[v],
-		.gsi = (uint32_t)gsi,
-		.flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
-	};
+	int ret = vm_irqfd(vp->vm, vp->irq_fd[v], gsi, assign);
 
-	if (ioctl(vp->vm->vm_fd, KVM_IRQFD, &req) < 0) {
+	if (ret < 0)
 		pr_err("%s: KVM_IRQFD %s GSI %d: %s", vp->name, assign ? "to" : "from", gsi,
-		       strerror(errno));
-		return -1;
-	}
-	return 0;
+		       strerror(-ret));
+	return ret;
 }
 
 /* Runs under the MSI-X lock: bind the vector's eventfd once it has a route. */
@@ -154,18 +148,18 @@ void virtio_pci_attach_queue(struct virtio_pci *vp, unsigned q)
 static void ioeventfds(struct virtio_pci *vp, uint64_t base, bool assign)
 {
 	for (unsigned q = 0; q < vp->nr_queues; q++) {
-		struct kvm_ioeventfd req = {
+		struct vm_ioeventfd req = {
 			.addr = base + VIRTIO_PCI_NOTIFY_OFF + q * VIRTIO_PCI_NOTIFY_MULT,
 			.len = vp->ioeventfd_len,
 			.fd = vp->kick_fd[q],
-			.flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
 		};
+		int ret = vm_ioeventfd(vp->vm, &req, assign);
 
 		/* without it the write exits to hdvm and takes the slow path */
-		if (ioctl(vp->vm->vm_fd, KVM_IOEVENTFD, &req) < 0)
+		if (ret < 0)
 			pr_debug("%s: KVM_IOEVENTFD %s %#llx: %s", vp->name,
 				 assign ? "at" : "off", (unsigned long long)req.addr,
-				 strerror(errno));
+				 strerror(-ret));
 	}
 }
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Core helpers: size parsing, the I/O bus, the state buffer, device sections. */
+/* Core helpers: size parsing, the I/O bus, the state buffer (devices: test_device.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -159,62 +159,6 @@ static void test_state_truncated(void **st)
 	state_free(&w);
 }
 
-/* Devices' save/load through the VM-wide section stream. */
-struct counter_dev {
-	struct device dev;
-	uint32_t value;
-};
-
-static int counter_save(struct device *d, struct state_buf *sb)
-{
-	state_put_u32(sb, container_of(d, struct counter_dev, dev)->value);
-	return 0;
-}
-
-static int counter_load(struct device *d, struct state_buf *sb)
-{
-	container_of(d, struct counter_dev, dev)->value = state_get_u32(sb);
-	return 0;
-}
-
-static const struct device_ops counter_ops = {
-	.type = "counter", .save = counter_save, .load = counter_load,
-};
-
-static void test_devices_save_load(void **st)
-{
-	static struct vm vm;
-	struct counter_dev a, b;
-	struct state_buf w, r;
-
-	memset(&vm, 0, sizeof(vm));
-	device_init(&a.dev, &counter_ops, "a");
-	device_init(&b.dev, &counter_ops, "b");
-	device_add(&vm, &a.dev);
-	device_add(&vm, &b.dev);
-	a.value = 11;
-	b.value = 22;
-	state_init_writer(&w);
-	assert_int_equal(devices_save(&vm, &w), 0);
-	a.value = b.value = 0;
-	state_init_reader(&r, w.data, w.len);
-	assert_int_equal(devices_load(&vm, &r), 0);
-	assert_int_equal(a.value, 11);
-	assert_int_equal(b.value, 22);
-	assert_true(state_at_end(&r));
-
-	/* a stream cut anywhere is refused */
-	for (size_t cut = 0; cut < w.len; cut++) {
-		state_init_reader(&r, w.data, cut);
-		assert_int_equal(devices_load(&vm, &r), -1);
-	}
-	/* a stream for other devices (ids differ) is refused */
-	snprintf(b.dev.id, sizeof(b.dev.id), "c");
-	state_init_reader(&r, w.data, w.len);
-	assert_int_equal(devices_load(&vm, &r), -1);
-	state_free(&w);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,7 +167,6 @@ int main(void)
 		cmocka_unit_test(test_iobus),
 		cmocka_unit_test(test_state_roundtrip),
 		cmocka_unit_test(test_state_truncated),
-		cmocka_unit_test(test_devices_save_load),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

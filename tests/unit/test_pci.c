@@ -469,7 +469,7 @@ static void test_save_load(void **state)
 	assert_int_equal(pio_cfg_read(d, PCI_INTERRUPT_LINE, 1), 0);
 	t->updates = 0;
 	state_init_reader(&rd, sb.data, sb.len);
-	assert_int_equal(devices_load(&vm, &rd), 0);
+	assert_int_equal(devices_load(&vm, &rd, NULL, 0), 0);
 	assert_int_equal(pio_cfg_read(d, PCI_INTERRUPT_LINE, 1), 0x0a);
 	assert_int_equal(pci_bar_address(&t->pd, 0), 0xd0000000);
 	assert_true(mmio_reaches(0xd0000000));
@@ -489,7 +489,7 @@ static void test_save_load(void **state)
 	/* a stream for another machine is refused */
 	pci_cfg_set(&t->pd, PCI_DEVICE_ID, 0x1042, 2);
 	state_init_reader(&rd, sb.data, sb.len);
-	assert_int_not_equal(devices_load(&vm, &rd), 0);
+	assert_int_not_equal(devices_load(&vm, &rd, NULL, 0), 0);
 	state_free(&sb);
 }
 

@@ -387,14 +387,14 @@ static void test_save_load_round_trip(void **st)
 	assert_true(td_wait_used(&t, VIRTIO_NET_TXQ, 1, 2000));
 	t.dev->ops->pause(t.dev);
 	state_init_writer(&sb);
-	assert_int_equal(t.dev->ops->save(t.dev, &sb), 0);
+	assert_int_equal(t.dev->ops->mig->save_final(t.dev, &sb), 0);
 
 	/* wipe the device, then bring the saved one back */
 	t.dev->ops->reset(t.dev);
 	assert_int_equal(td_status(&t), 0);
 	memset(t.n->mac, 0, 6);
 	state_init_reader(&rd, sb.data, sb.len);
-	assert_int_equal(t.dev->ops->load(t.dev, &rd), 0);
+	assert_int_equal(t.dev->ops->mig->load(t.dev, &rd), 0);
 	assert_true(state_at_end(&rd));
 	assert_int_equal(td_status(&t), VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 					VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
@@ -416,10 +416,10 @@ static void test_save_load_round_trip(void **st)
 	/* corrupt streams are refused and leave the device as it was */
 	sb.data[0] ^= 1;				/* magic */
 	state_init_reader(&rd, sb.data, sb.len);
-	assert_int_equal(t.dev->ops->load(t.dev, &rd), -1);
+	assert_int_equal(t.dev->ops->mig->load(t.dev, &rd), -EINVAL);
 	sb.data[0] ^= 1;
 	state_init_reader(&rd, sb.data, sb.len - 3);	/* truncated */
-	assert_true(t.dev->ops->load(t.dev, &rd) < 0);
+	assert_true(t.dev->ops->mig->load(t.dev, &rd) < 0);
 	assert_true(td_status(&t) & VIRTIO_CONFIG_S_DRIVER_OK);
 	assert_int_equal(t.n->vp.vqs[VIRTIO_NET_TXQ].last_avail, 2);
 	state_free(&sb);
