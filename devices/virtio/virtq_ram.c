@@ -2,8 +2,9 @@
 /*
  * The ring library bound to guest RAM, for hdvm's own virtio devices: a
  * ring or buffer address is a GPA that must lie entirely inside one RAM
- * range (gpa_to_hva), and every write the device makes is reported to the
- * guest-memory owner so dirty logging sees it.
+ * range, and every write the device makes (used entries, avail_event,
+ * filled buffers) is reported to memory.c, which marks the pages dirty
+ * while logging is on (vmm/memory.h: the rule for writing guest RAM).
  */
 #include "devices/virtio/virtq.h"
 #include "vmm/memory.h"
@@ -11,11 +12,17 @@
 /* hdvm's devices may read and write all of guest RAM: access needs no check. */
 static void *ram_translate(void *m, uint64_t gpa, uint64_t len, uint32_t access)
 {
-	return gpa_to_hva(m, gpa, len);
+	return guest_mem_translate(m, gpa, len);
+}
+
+static void ram_written(void *m, uint64_t gpa, uint64_t len)
+{
+	guest_mem_mark_dirty(m, gpa, len);
 }
 
 static const struct vq_mem_ops ram_ops = {
 	.translate = ram_translate,
+	.written = ram_written,
 };
 
 struct vq_mem vq_guest_ram(struct guest_mem *m)

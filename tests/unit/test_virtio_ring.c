@@ -8,14 +8,17 @@
  * guest RAM being touched.
  */
 #include <errno.h>
+#include <linux/kvm.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <cmocka.h>
 
 #include "devices/virtio/virtq.h"
 #include "migration/state.h"
+#include "vmm/kvm_ops.h"
 #include "virtio_test_mem.h"
 
 #define LOW		(32ull << 20)
@@ -322,6 +325,57 @@ static void test_attach_refuses_bad_rings(void **st)
 	assert_true(q.attached);
 }
 
+/* ---- dirty tracking: every device write is reported to memory.c ---- */
+
+/* KVM_SET_USER_MEMORY_REGION succeeds, the vCPUs dirtied nothing. */
+static int fake_kvm_ioctl(int fd, unsigned long req, void *arg) { return 0; }
+static const struct kvm_ops fake_kvm = { .ioctl = fake_kvm_ioctl };
+
+static unsigned dirty_pages(uint64_t *bm, size_t words)
+{
+	unsigned n = 0;
+
+	assert_int_equal(guest_mem_log_sync(&mem.gm, 0, bm), 0);
+	for (size_t w = 0; w < words; w++)
+		n += __builtin_popcountll(bm[w]);
+	return n;
+}
+
+static bool page_dirty(const uint64_t *bm, uint64_t gpa)
+{
+	return bm[(gpa >> 12) / 64] >> ((gpa >> 12) % 64) & 1;
+}
+
+static void test_ring_writes_are_dirty_logged(void **st)
+{
+	size_t words = guest_mem_bitmap_words(&mem.gm.slots[0]);
+	uint64_t *bm = calloc(words, sizeof(*bm));
+
+	attach(16, true, true);				/* RX, EVENT_IDX */
+	assert_int_equal(guest_mem_register(&mem.gm, &fake_kvm, -1), 0);
+	assert_int_equal(guest_mem_log_start(&mem.gm, 0), 0);
+	set_desc(0, BUF + 0x3000, 8, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
+	set_desc(1, BUF + 0x5000, 100, VRING_DESC_F_WRITE, 0);
+	offer(0);
+	assert_int_equal(vq_pop(&q, &chain), 1);
+	assert_int_equal(chain.iov[1].addr, BUF + 0x5000);
+	memset(chain.iov[0].base, 1, 8);
+	memset(chain.iov[1].base, 1, 4);
+	vq_chain_written(&q, &chain, 12);
+	vq_push(&q, chain.head, 12);
+	/* reading the rings dirties nothing; the pages appear once written */
+	assert_int_equal(dirty_pages(bm, words), 2);
+	assert_true(page_dirty(bm, BUF + 0x3000) && page_dirty(bm, BUF + 0x5000));
+	vq_publish(&q);
+	assert_int_equal(dirty_pages(bm, words), 1);
+	assert_true(page_dirty(bm, USED));
+	vq_set_notify(&q, true);			/* avail_event: in the used ring's page */
+	assert_int_equal(dirty_pages(bm, words), 1);
+	assert_true(page_dirty(bm, USED));
+	assert_int_equal(dirty_pages(bm, words), 0);
+	free(bm);
+}
+
 /* ---- state ---- */
 
 static void test_save_load_round_trip(void **st)
@@ -386,6 +440,7 @@ int main(void)
 		T(test_indirect_descriptor_refused),
 		T(test_wrong_direction),
 		T(test_attach_refuses_bad_rings),
+		T(test_ring_writes_are_dirty_logged),
 		T(test_save_load_round_trip),
 	};
 
