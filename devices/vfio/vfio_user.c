@@ -173,28 +173,70 @@ static int vu_region_mmap(struct vfio_device *dev, const struct vfio_region *r,
 	return 0;
 }
 
+/* One IO_FDS entry in either layout, decoded. */
+struct io_fd_entry {
+	uint64_t offset, size, datamatch;
+	uint32_t fd_index, type, flags;
+};
+
+static void decode_io_fd(const uint8_t *p, size_t stride, struct io_fd_entry *e)
+{
+	if (stride == sizeof(struct vfio_user_sub_region_ioeventfd_shadow)) {
+		struct vfio_user_sub_region_ioeventfd_shadow s;
+
+		memcpy(&s, p, sizeof(s));
+		*e = (struct io_fd_entry){ s.offset, s.size, s.datamatch, s.fd_index, s.type,
+					   s.flags };
+	} else {
+		struct vfio_user_sub_region_ioeventfd s;
+
+		memcpy(&s, p, sizeof(s));
+		*e = (struct io_fd_entry){ s.offset, s.size, s.datamatch, s.fd_index, s.type,
+					   s.flags };
+	}
+}
+
+/*
+ * The entry size comes from the reply: 40 bytes in the spec, 48 in
+ * libvfio-user (shadow fd and offset before datamatch).  Only plain
+ * ioeventfds are registered.  Shadow ioeventfds need a KVM that is not
+ * upstream and ioregionfds a KVM feature that never merged: those entries
+ * are dropped with their fds, so the guest's writes there stay trapped and
+ * reach the server as REGION_WRITE, which every server must handle anyway.
+ */
 static int parse_io_fds(struct vfio_user_device *u, uint32_t index, const uint8_t *buf,
 			size_t len, int *fds, unsigned nfds, struct vfio_ioeventfd **out,
 			unsigned *nr)
 {
 	struct vfio_user_region_io_fds_reply r;
-	struct vfio_user_sub_region_ioeventfd s;
 	struct vfio_ioeventfd *evs;
 	bool *used = xzalloc(nfds + 1);
-	unsigned n = 0;
+	unsigned n = 0, skipped = 0;
+	size_t stride = 0;
 
 	memcpy(&r, buf, sizeof(r));
-	if (r.index != index || r.count > (len - sizeof(r)) / sizeof(s)) {
-		pr_err("vfio-user %s: IO_FDS reply for region %u has %u entries in %zu bytes",
-		       u->dev.name, r.index, r.count, len);
+	if (r.count) {
+		stride = r.argsz >= sizeof(r) ? (r.argsz - sizeof(r)) / r.count : 0;
+		if (r.argsz > len || (r.argsz - sizeof(r)) % r.count)
+			stride = 0;
+	}
+	if (r.index != index || (r.count &&
+	    stride != sizeof(struct vfio_user_sub_region_ioeventfd) &&
+	    stride != sizeof(struct vfio_user_sub_region_ioeventfd_shadow))) {
+		pr_err("vfio-user %s: IO_FDS reply for region %u has %u entries in %u of %zu bytes",
+		       u->dev.name, r.index, r.count, r.argsz, len);
 		free(used);
 		return -EPROTO;
 	}
 	evs = xzalloc((r.count ? r.count : 1) * sizeof(*evs));
 	for (uint32_t i = 0; i < r.count; i++) {
-		memcpy(&s, buf + sizeof(r) + i * sizeof(s), sizeof(s));
-		if (s.type != VFIO_USER_IO_FD_TYPE_IOEVENTFD)
-			continue;	/* ioregionfd and friends: not for us */
+		struct io_fd_entry s;
+
+		decode_io_fd(buf + sizeof(r) + i * stride, stride, &s);
+		if (s.type != VFIO_USER_IO_FD_TYPE_IOEVENTFD) {
+			skipped++;
+			continue;
+		}
 		if (s.fd_index >= nfds || (s.size != 0 && s.size != 1 && s.size != 2 &&
 		    s.size != 4 && s.size != 8) || s.offset + s.size < s.offset ||
 		    (s.flags & ~(KVM_IOEVENTFD_FLAG_DATAMATCH | KVM_IOEVENTFD_FLAG_PIO))) {
@@ -221,6 +263,9 @@ static int parse_io_fds(struct vfio_user_device *u, uint32_t index, const uint8_
 		evs[n].datamatch = s.datamatch;
 		n++;
 	}
+	if (skipped)
+		pr_info("vfio-user %s: region %u: %u shadow/ioregionfd entries not supported, "
+			"those writes stay trapped", u->dev.name, index, skipped);
 	for (unsigned i = 0; i < nfds; i++)
 		if (!used[i])
 			close(fds[i]);
@@ -239,7 +284,7 @@ static int vu_get_io_fds(struct vfio_device *dev, uint32_t index,
 {
 	struct vfio_user_device *u = to_udev(dev);
 	uint32_t argsz = sizeof(struct vfio_user_region_io_fds_reply) +
-			 16 * sizeof(struct vfio_user_sub_region_ioeventfd);
+			 16 * sizeof(struct vfio_user_sub_region_ioeventfd_shadow);
 	int fds[VFIO_USER_MAX_MSG_FDS];
 	uint8_t *buf = NULL;
 	int ret;

@@ -85,7 +85,10 @@ struct vfio_user_region_io_fds_request {
 } __attribute__((packed));
 
 #define VFIO_USER_IO_FD_TYPE_IOEVENTFD	0
+#define VFIO_USER_IO_FD_TYPE_IOREGIONFD	1
+#define VFIO_USER_IO_FD_TYPE_IOEVENTFD_SHADOW 2	/* libvfio-user only */
 
+/* The spec's entry: 40 bytes. */
 struct vfio_user_sub_region_ioeventfd {
 	uint64_t offset;	/* within the region */
 	uint64_t size;		/* access width: 1, 2, 4 or 8 */
@@ -93,6 +96,22 @@ struct vfio_user_sub_region_ioeventfd {
 	uint32_t type;
 	uint32_t flags;		/* KVM_IOEVENTFD_FLAG_DATAMATCH etc. */
 	uint32_t padding;
+	uint64_t datamatch;
+} __attribute__((packed));
+
+/*
+ * libvfio-user's entry: 48 bytes, a shadow memory fd and offset before
+ * datamatch (for KVM's out-of-tree shadow ioeventfds).  A client tells the
+ * two apart by the stride, (argsz - sizeof(reply header)) / count.
+ */
+struct vfio_user_sub_region_ioeventfd_shadow {
+	uint64_t offset;
+	uint64_t size;
+	uint32_t fd_index;
+	uint32_t type;
+	uint32_t flags;
+	uint32_t shadow_mem_fd_index;
+	uint64_t shadow_offset;
 	uint64_t datamatch;
 } __attribute__((packed));
 

@@ -255,6 +255,51 @@ static void test_io_fds(void **state)
 	srv_finish(s, dev);
 }
 
+/*
+ * libvfio-user's 48-byte entries: datamatch is read after shadow_offset, the
+ * shadow-ioeventfd entry is refused (its writes stay trapped) and its shadow
+ * memory fd is closed, not leaked.
+ */
+static void test_io_fds_48_byte_entries(void **state)
+{
+	struct fake_srv *s = srv_new();
+	struct vfio_device *dev;
+	struct vfio_ioeventfd *evs;
+	unsigned nr;
+	int before;
+
+	s->iofd_stride = 48;
+	assert_int_equal(srv_connect(s, &dev), 0);
+	before = open_fd_count();
+	assert_int_equal(dev->ops->get_io_fds(dev, 0, &evs, &nr), 0);
+	assert_int_equal(nr, 2);		/* shadow and ioregionfd entries dropped */
+	assert_int_equal(evs[0].offset, 0x100);
+	assert_int_equal(evs[0].flags, KVM_IOEVENTFD_FLAG_DATAMATCH);
+	assert_int_equal(evs[0].datamatch, 1);	/* not shadow_offset's 0x40 */
+	assert_int_equal(evs[1].offset, 0x104);
+	assert_int_equal(evs[1].datamatch, 0);
+	assert_int_equal(open_fd_count(), before + 2);	/* two eventfds, no shadow memfd */
+	vfio_ioeventfds_free(evs, nr);
+	srv_finish(s, dev);
+}
+
+/* An entry size that is neither layout is a protocol error, fds closed. */
+static void test_io_fds_unknown_stride(void **state)
+{
+	struct fake_srv *s = srv_new();
+	struct vfio_device *dev;
+	struct vfio_ioeventfd *evs;
+	unsigned nr;
+	int before;
+
+	s->iofd_stride = 44;
+	assert_int_equal(srv_connect(s, &dev), 0);
+	before = open_fd_count();
+	assert_int_equal(dev->ops->get_io_fds(dev, 0, &evs, &nr), -EPROTO);
+	assert_int_equal(open_fd_count(), before);
+	srv_finish(s, dev);
+}
+
 static void test_io_fds_bad_index(void **state)
 {
 	struct fake_srv *s = srv_new();
@@ -555,6 +600,8 @@ int main(void)
 		cmocka_unit_test(test_dma_map_passes_memfd),
 		cmocka_unit_test(test_region_info_sparse_two_step),
 		cmocka_unit_test(test_io_fds),
+		cmocka_unit_test(test_io_fds_48_byte_entries),
+		cmocka_unit_test(test_io_fds_unknown_stride),
 		cmocka_unit_test(test_io_fds_bad_index),
 		cmocka_unit_test(test_set_irqs_fd_passing),
 		cmocka_unit_test(test_region_rw_round_trip),

@@ -60,6 +60,7 @@ struct fake_srv {
 	uint16_t sabotage_cmd;
 	enum sabotage sabotage;
 	uint32_t error_no;
+	unsigned iofd_stride;		/* 40 (spec), 48 (libvfio-user) or junk */
 	/* device model */
 	uint8_t bar0_page0[4096];
 	int bar0_fd;			/* memfd: the whole BAR0, page 1 is mappable */
@@ -272,6 +273,35 @@ static void h_region_info(struct fake_srv *s, const struct vfio_user_header *h,
 	srv_reply(s, h, &r, sizeof(r), NULL, 0);
 }
 
+/* The libvfio-user layout: shadow fd and offset before datamatch. */
+static void h_io_fds48(struct fake_srv *s, const struct vfio_user_header *h,
+		       const struct vfio_user_region_io_fds_request *q)
+{
+	struct vfio_user_region_io_fds_reply r = { .index = 0, .count = 4 };
+	struct vfio_user_sub_region_ioeventfd_shadow e[4] = {
+		{ .offset = 0x100, .size = 4, .fd_index = 0, .type = VFIO_USER_IO_FD_TYPE_IOEVENTFD,
+		  .flags = KVM_IOEVENTFD_FLAG_DATAMATCH, .shadow_offset = 0x40, .datamatch = 1 },
+		{ .offset = 0x104, .size = 4, .fd_index = 0, .type = VFIO_USER_IO_FD_TYPE_IOEVENTFD },
+		{ .offset = 0x108, .size = 4, .fd_index = 0, .shadow_mem_fd_index = 1,
+		  .shadow_offset = 0x1000, .type = VFIO_USER_IO_FD_TYPE_IOEVENTFD_SHADOW },
+		{ .offset = 0x200, .size = 4, .fd_index = 0, .type = VFIO_USER_IO_FD_TYPE_IOREGIONFD },
+	};
+	uint8_t out[sizeof(r) + sizeof(e)];
+	int fds[2] = { s->doorbell_efd, memfd_create("fake-shadow", MFD_CLOEXEC) };
+
+	r.argsz = s->iofd_stride == 48 ? sizeof(out) : sizeof(out) - 16;	/* junk: 44 */
+	if (q->argsz < r.argsz) {
+		r.count = 0;
+		srv_reply(s, h, &r, sizeof(r), NULL, 0);
+		close(fds[1]);
+		return;
+	}
+	memcpy(out, &r, sizeof(r));
+	memcpy(out + sizeof(r), e, sizeof(e));
+	srv_reply(s, h, out, r.argsz, fds, 2);
+	close(fds[1]);
+}
+
 static void h_io_fds(struct fake_srv *s, const struct vfio_user_header *h, const uint8_t *p)
 {
 	struct vfio_user_region_io_fds_request q;
@@ -280,11 +310,15 @@ static void h_io_fds(struct fake_srv *s, const struct vfio_user_header *h, const
 		{ .offset = 0x100, .size = 4, .fd_index = 0, .type = VFIO_USER_IO_FD_TYPE_IOEVENTFD,
 		  .flags = KVM_IOEVENTFD_FLAG_DATAMATCH, .datamatch = 1 },
 		{ .offset = 0x104, .size = 4, .fd_index = 0, .type = VFIO_USER_IO_FD_TYPE_IOEVENTFD },
-		{ .offset = 0x200, .size = 4, .fd_index = 0, .type = 1 /* ioregionfd */ },
+		{ .offset = 0x200, .size = 4, .fd_index = 0, .type = VFIO_USER_IO_FD_TYPE_IOREGIONFD },
 	};
 	uint8_t out[sizeof(r) + sizeof(e)];
 
 	memcpy(&q, p, sizeof(q));
+	if (s->iofd_stride && s->iofd_stride != 40) {
+		h_io_fds48(s, h, &q);
+		return;
+	}
 	r.argsz = sizeof(out);
 	if (s->sabotage == S_BAD_IOFD_INDEX)
 		e[1].fd_index = 5;
