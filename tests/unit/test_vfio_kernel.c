@@ -60,6 +60,10 @@ static struct fake_kernel {
 	uint64_t mmap_off;
 	int mig_pipe[2];
 	uint32_t mig_state;
+	uint64_t mig_flags;		/* FEATURE_MIGRATION; 0 = no such feature */
+	uint32_t mig_refuse;		/* SET of this state fails with -EBUSY */
+	uint32_t mig_seq[16];		/* every MIG_DEVICE_STATE SET, refused ones too */
+	unsigned nr_mig_seq;
 } K;
 
 static void klog(const char *fmt, ...)
@@ -315,8 +319,10 @@ static int device_feature(struct vfio_device_feature *f)
 	if (f->argsz < sizeof(*f))
 		return violation("DEVICE_FEATURE argsz");
 	if (idx == VFIO_DEVICE_FEATURE_MIGRATION && (f->flags & VFIO_DEVICE_FEATURE_GET)) {
-		uint64_t fl = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P;
+		uint64_t fl = K.mig_flags;
 
+		if (!fl)
+			return -ENOTTY;	/* what vfio_ioctl_device_feature says for "none" */
 		if (f->argsz < sizeof(*f) + sizeof(fl))
 			return violation("MIGRATION GET argsz");
 		memcpy(f->data, &fl, sizeof(fl));
@@ -328,6 +334,10 @@ static int device_feature(struct vfio_device_feature *f)
 		if (f->argsz < sizeof(*f) + sizeof(st))
 			return violation("MIG_DEVICE_STATE argsz");
 		memcpy(&st, f->data, sizeof(st));
+		if (K.nr_mig_seq < 16)
+			K.mig_seq[K.nr_mig_seq++] = st.device_state;
+		if (K.mig_refuse && st.device_state == K.mig_refuse)
+			return -EBUSY;
 		K.mig_state = st.device_state;
 		st.data_fd = -1;
 		if (st.device_state == VFIO_DEVICE_STATE_STOP_COPY) {
@@ -336,6 +346,15 @@ static int device_feature(struct vfio_device_feature *f)
 			close(K.mig_pipe[1]);
 			st.data_fd = K.mig_pipe[0];
 		}
+		memcpy(f->data, &st, sizeof(st));
+		return 0;
+	}
+	if (idx == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE && (f->flags & VFIO_DEVICE_FEATURE_GET)) {
+		struct vfio_device_feature_mig_state st = { .device_state = K.mig_state,
+							    .data_fd = -1 };
+
+		if (f->argsz < sizeof(*f) + sizeof(st))
+			return violation("MIG_DEVICE_STATE GET argsz");
 		memcpy(f->data, &st, sizeof(st));
 		return 0;
 	}
@@ -418,6 +437,7 @@ static int device_ioctl(enum kind k, unsigned long req, unsigned long arg)
 	if (req == VFIO_DEVICE_RESET) {
 		klog("DEVICE_RESET");
 		K.resets++;
+		K.mig_state = VFIO_DEVICE_STATE_RUNNING;
 		return 0;
 	}
 	if (req == VFIO_DEVICE_FEATURE)
@@ -504,6 +524,8 @@ static int reset_fake(void **state)
 	K.type1v2 = true;
 	K.viable = true;
 	K.group_link = "../../../../kernel/iommu_groups/7";
+	K.mig_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P;
+	K.mig_state = VFIO_DEVICE_STATE_RUNNING;
 	return 0;
 }
 
@@ -691,6 +713,51 @@ static void test_migration_session(void **state)
 	assert_int_equal(K.violations, 0);
 }
 
+/* Pause and resume of a kernel VFIO device: the FSM over VFIO_DEVICE_FEATURE. */
+static void test_mig_fsm_stop_and_run(void **state)
+{
+	static const uint32_t want[] = {
+		VFIO_DEVICE_STATE_RUNNING_P2P, VFIO_DEVICE_STATE_STOP,		/* pause */
+		VFIO_DEVICE_STATE_RUNNING_P2P, VFIO_DEVICE_STATE_RUNNING,	/* resume */
+	};
+	struct vfio_device *dev;
+	uint64_t flags;
+	uint32_t st;
+	char why[128];
+
+	assert_int_equal(vfio_kernel_open_sys(CDEV, &fake_sys, &dev), 0);
+	assert_int_equal(vfio_mig_get_flags(dev, &flags), 0);
+	assert_int_equal(flags, VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P);
+	assert_int_equal(vfio_mig_goto(dev, flags, VFIO_DEVICE_STATE_RUNNING,
+				       VFIO_DEVICE_STATE_STOP, why, sizeof(why)), 0);
+	assert_int_equal(vfio_mig_get_state(dev, &st), 0);
+	assert_int_equal(st, VFIO_DEVICE_STATE_STOP);
+	assert_int_equal(vfio_mig_goto(dev, flags, VFIO_DEVICE_STATE_STOP,
+				       VFIO_DEVICE_STATE_RUNNING, why, sizeof(why)), 0);
+	assert_int_equal(K.nr_mig_seq, 4);
+	assert_memory_equal(K.mig_seq, want, sizeof(want));
+	assert_int_equal(K.mig_state, VFIO_DEVICE_STATE_RUNNING);
+
+	/* the device refuses STOP: walked back to RUNNING, the arc named */
+	K.nr_mig_seq = 0;
+	K.mig_refuse = VFIO_DEVICE_STATE_STOP;
+	assert_int_equal(vfio_mig_goto(dev, flags, VFIO_DEVICE_STATE_RUNNING,
+				       VFIO_DEVICE_STATE_STOP, why, sizeof(why)), -EBUSY);
+	assert_string_equal(why, "the device refused RUNNING_P2P -> STOP: Device or resource busy");
+	assert_int_equal(K.nr_mig_seq, 3);
+	assert_int_equal(K.mig_seq[2], VFIO_DEVICE_STATE_RUNNING);
+	assert_int_equal(K.mig_state, VFIO_DEVICE_STATE_RUNNING);
+	assert_int_equal(K.resets, 0);
+	vfio_device_close(dev);
+
+	/* no FEATURE_MIGRATION: the FSM is not there at all */
+	K.mig_flags = 0;
+	assert_int_equal(vfio_kernel_open_sys(CDEV, &fake_sys, &dev), 0);
+	assert_int_equal(vfio_mig_get_flags(dev, &flags), -ENOTSUP);
+	vfio_device_close(dev);
+	assert_int_equal(K.violations, 0);
+}
+
 static void open_fails(const char *spec, int err)
 {
 	struct vfio_device *dev = NULL;
@@ -766,6 +833,7 @@ int main(void)
 		cmocka_unit_test_setup(test_cdev_path, reset_fake),
 		cmocka_unit_test_setup(test_regions_irqs_reset, reset_fake),
 		cmocka_unit_test_setup(test_migration_session, reset_fake),
+		cmocka_unit_test_setup(test_mig_fsm_stop_and_run, reset_fake),
 		cmocka_unit_test_setup(test_wrong_api_version, reset_fake),
 		cmocka_unit_test_setup(test_no_type1v2, reset_fake),
 		cmocka_unit_test_setup(test_group_not_viable, reset_fake),

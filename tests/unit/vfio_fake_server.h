@@ -21,6 +21,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <linux/kvm.h>
@@ -72,7 +73,15 @@ struct fake_srv {
 	uint8_t mig_in[MIG_BLOB * 2];
 	size_t mig_in_len;
 	uint32_t mig_state;
+	uint64_t mig_flags;		/* FEATURE_MIGRATION reply */
+	bool no_migration;		/* FEATURE_MIGRATION unknown (ENOTSUP) */
+	uint32_t mig_refuse;		/* a SET to this state fails ... */
+	uint32_t mig_refuse_errno;	/* ... with this errno */
+	bool mig_refuse_to_error;	/* ... and leaves the device in ERROR */
 	/* what the client did */
+	uint32_t mig_seq[MAX_REC];	/* every MIG_DEVICE_STATE SET, refused ones too */
+	unsigned nr_mig_seq;
+	unsigned mig_gets;
 	char client_json[512];
 	uint16_t client_major, client_minor;
 	unsigned region_info_calls;
@@ -322,8 +331,11 @@ static void h_io_fds(struct fake_srv *s, const struct vfio_user_header *h, const
 	r.argsz = sizeof(out);
 	if (s->sabotage == S_BAD_IOFD_INDEX)
 		e[1].fd_index = 5;
-	if (q.argsz < sizeof(out)) {
+	if (q.argsz < sizeof(out) || q.index != 0) {
+		r.index = q.index;	/* only BAR0 has doorbells */
 		r.count = 0;
+		if (q.index != 0)
+			r.argsz = sizeof(r);
 		srv_reply(s, h, &r, sizeof(r), NULL, 0);
 		return;
 	}
@@ -425,8 +437,12 @@ static void h_feature(struct fake_srv *s, const struct vfio_user_header *h, cons
 	memcpy(&f, p, sizeof(f));
 	switch (f.flags & VFIO_DEVICE_FEATURE_MASK) {
 	case VFIO_DEVICE_FEATURE_MIGRATION: {
-		uint64_t fl = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P;
+		uint64_t fl = s->mig_flags;
 
+		if (s->no_migration) {
+			srv_error(s, h, ENOTSUP);
+			return;
+		}
 		f.argsz = sizeof(f) + sizeof(fl);
 		memcpy(out, &f, sizeof(f));
 		memcpy(out + sizeof(f), &fl, sizeof(fl));
@@ -436,7 +452,25 @@ static void h_feature(struct fake_srv *s, const struct vfio_user_header *h, cons
 	case VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE: {
 		struct vfio_device_feature_mig_state st;
 
+		if (f.flags & VFIO_DEVICE_FEATURE_GET) {
+			s->mig_gets++;
+			st.device_state = s->mig_state;
+			st.data_fd = -1;
+			f.argsz = sizeof(f) + sizeof(st);
+			memcpy(out, &f, sizeof(f));
+			memcpy(out + sizeof(f), &st, sizeof(st));
+			srv_reply(s, h, out, sizeof(f) + sizeof(st), NULL, 0);
+			return;
+		}
 		memcpy(&st, p + sizeof(f), sizeof(st));
+		if (s->nr_mig_seq < MAX_REC)
+			s->mig_seq[s->nr_mig_seq++] = st.device_state;
+		if (s->mig_refuse && st.device_state == s->mig_refuse) {
+			if (s->mig_refuse_to_error)
+				s->mig_state = VFIO_DEVICE_STATE_ERROR;
+			srv_error(s, h, s->mig_refuse_errno ? s->mig_refuse_errno : EIO);
+			return;
+		}
 		s->mig_state = st.device_state;
 		s->mig_out_pos = 0;
 		st.data_fd = 77;	/* junk the client must hide */
@@ -596,6 +630,7 @@ static void *srv_main(void *arg)
 			srv_reply(s, &h, p, h.msg_size - sizeof(h), NULL, 0);
 		} else if (h.command == VFIO_USER_DEVICE_RESET) {
 			s->resets++;
+			s->mig_state = VFIO_DEVICE_STATE_RUNNING;
 			srv_reply(s, &h, NULL, 0, NULL, 0);
 		} else if (h.command == VFIO_USER_DEVICE_FEATURE) {
 			h_feature(s, &h, p, h.msg_size - sizeof(h));
@@ -621,6 +656,8 @@ static struct fake_srv *srv_new(void)
 	s->version = V_GOOD;
 	s->max_msg_fds = 8;
 	s->max_xfer = 1u << 20;
+	s->mig_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P;
+	s->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	s->bar0_fd = memfd_create("fake-bar0", MFD_CLOEXEC);
 	assert_true(s->bar0_fd >= 0);
 	assert_int_equal(ftruncate(s->bar0_fd, BAR0_SIZE), 0);
@@ -631,7 +668,7 @@ static struct fake_srv *srv_new(void)
 }
 
 /* Start the server thread and connect a client; returns vfio_user_open_fd's result. */
-static int srv_connect(struct fake_srv *s, struct vfio_device **dev)
+static __attribute__((unused)) int srv_connect(struct fake_srv *s, struct vfio_device **dev)
 {
 	int sv[2];
 
@@ -640,6 +677,31 @@ static int srv_connect(struct fake_srv *s, struct vfio_device **dev)
 	assert_int_equal(pthread_create(&s->thr, NULL, srv_main, s), 0);
 	*dev = NULL;
 	return vfio_user_open_fd(sv[0], "fake", dev);
+}
+
+static void *srv_accept_main(void *arg)
+{
+	struct fake_srv *s = arg;
+	int lfd = s->sock;
+
+	s->sock = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	close(lfd);
+	return s->sock < 0 ? NULL : srv_main(s);
+}
+
+/* Serve one client that connects to path (for code that opens by socket path). */
+static __attribute__((unused)) void srv_listen(struct fake_srv *s, const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(lfd >= 0);
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	unlink(path);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	s->sock = lfd;
+	assert_int_equal(pthread_create(&s->thr, NULL, srv_accept_main, s), 0);
 }
 
 static void srv_finish(struct fake_srv *s, struct vfio_device *dev)

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The passthrough device's pause and resume, end to end without KVM: a real
+ * vfio-pci device realized on a VM with buses and guest RAM but no vCPUs,
+ * attached by socket path to the fake vfio-user server, paused and resumed
+ * through vm_pause()/vm_resume() -- the control socket's path.  The server
+ * records every MIG_DEVICE_STATE the client asks for.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tests/unit/vfio_fake_server.h"
+
+#include "devices/device.h"
+#include "devices/pci/pci.h"
+#include "devices/vfio/vfio_pci.h"
+#include "vmm/memory.h"
+#include "vmm/vm.h"
+
+#define R	VFIO_DEVICE_STATE_RUNNING
+#define P2P	VFIO_DEVICE_STATE_RUNNING_P2P
+#define STOP	VFIO_DEVICE_STATE_STOP
+
+static struct vm vm;
+static struct fake_srv *srv;
+static char sock_path[64];
+
+static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+
+/* KVM_IOEVENTFD/IRQFD for the BARs and vectors: accepted, nothing to check here */
+static int kvm_accepts(int fd, unsigned long req, void *arg) { return 0; }
+
+/* Build the VM, start the server as tweak says, realize the passthrough device. */
+static void attach(void (*tweak)(struct fake_srv *))
+{
+	irq_set_ioctl(kvm_accepts);
+	memset(&vm, 0, sizeof(vm));
+	iobus_init(&vm.pio, "pio");
+	iobus_init(&vm.mmio, "mmio");
+	pthread_mutex_init(&vm.state_lock, NULL);
+	pthread_cond_init(&vm.state_cond, NULL);
+	assert_int_equal(guest_mem_init(&vm.mem, 2 << 20), 0);
+	vm.pci = pci_bus_create(&vm);
+	assert_non_null(vm.pci);
+
+	srv = srv_new();
+	put16(srv->cfg + PCI_VENDOR_ID, 0x8086);
+	put16(srv->cfg + PCI_DEVICE_ID, 0x10ca);
+	srv->cfg[PCI_CLASS_DEVICE + 1] = 0x02;		/* network controller */
+	if (tweak)
+		tweak(srv);
+	snprintf(sock_path, sizeof(sock_path), "/tmp/hdvm-test-vfio-pci.%d", getpid());
+	srv_listen(srv, sock_path);
+	assert_int_equal(vfio_pci_add(&vm, sock_path, false, "vfio0"), 0);
+	assert_int_equal(devices_realize(&vm), 0);	/* attaching works either way */
+	vm.state = VM_RUNNING;
+}
+
+static void no_p2p(struct fake_srv *s) { s->mig_flags = VFIO_MIGRATION_STOP_COPY; }
+static void no_migration(struct fake_srv *s) { s->no_migration = true; }
+
+static int setup(void **st) { attach(NULL); return 0; }
+static int setup_no_p2p(void **st) { attach(no_p2p); return 0; }
+static int setup_no_migration(void **st) { attach(no_migration); return 0; }
+
+static int teardown(void **st)
+{
+	devices_unrealize(&vm);		/* closes the connection: the server thread ends */
+	srv_finish(srv, NULL);
+	unlink(sock_path);
+	while (vm.devices) {
+		struct device *d = vm.devices;
+
+		vm.devices = d->next;
+		free(d);
+	}
+	guest_mem_destroy(&vm.mem);
+	iobus_destroy(&vm.pio);
+	iobus_destroy(&vm.mmio);
+	return 0;
+}
+
+static void expect_seq(const uint32_t *want, unsigned n)
+{
+	assert_int_equal(srv->nr_mig_seq, n);
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(srv->mig_seq[i], want[i]);
+}
+
+static void test_pause_stops_device(void **st)
+{
+	static const uint32_t want[] = { P2P, STOP, P2P, R };
+	char why[256] = "";
+
+	assert_int_equal(vm_pause(&vm, why, sizeof(why)), 0);
+	assert_int_equal(vm.state, VM_PAUSED);
+	assert_int_equal(srv->mig_state, STOP);
+	expect_seq(want, 2);
+	/* pausing a paused VM asks the device nothing */
+	assert_int_equal(vm_pause(&vm, why, sizeof(why)), 0);
+	expect_seq(want, 2);
+
+	assert_int_equal(vm_resume(&vm, why, sizeof(why)), 0);
+	assert_int_equal(vm.state, VM_RUNNING);
+	assert_int_equal(srv->mig_state, R);
+	expect_seq(want, 4);
+	assert_int_equal(srv->resets, 0);
+}
+
+/* Without P2P the arc is direct, as the kernel's table skips the state. */
+static void test_pause_without_p2p(void **st)
+{
+	static const uint32_t want[] = { STOP, R };
+	char why[256] = "";
+
+	assert_int_equal(vm_pause(&vm, why, sizeof(why)), 0);
+	assert_int_equal(vm_resume(&vm, why, sizeof(why)), 0);
+	expect_seq(want, 2);
+}
+
+/* The server refuses STOP: pause fails, the VM keeps running, the device is RUNNING. */
+static void test_refused_stop_keeps_running(void **st)
+{
+	static const uint32_t want[] = { P2P, STOP, R };
+	char why[256] = "";
+
+	srv->mig_refuse = STOP;
+	srv->mig_refuse_errno = EBUSY;
+	assert_int_equal(vm_pause(&vm, why, sizeof(why)), -EBUSY);
+	assert_non_null(strstr(why, "device vfio0 (vfio-pci) refused to pause: "));
+	assert_non_null(strstr(why, ": the device refused RUNNING_P2P -> STOP: Device or "
+			       "resource busy"));
+	assert_int_equal(vm.state, VM_RUNNING);
+	assert_false(atomic_load(&vm.pause_requested));	/* vCPUs released */
+	expect_seq(want, 3);
+	assert_int_equal(srv->mig_state, R);
+	assert_int_equal(srv->resets, 0);
+
+	/* once the device agrees again, pause works */
+	srv->mig_refuse = 0;
+	assert_int_equal(vm_pause(&vm, why, sizeof(why)), 0);
+	assert_int_equal(srv->mig_state, STOP);
+	assert_int_equal(vm_resume(&vm, why, sizeof(why)), 0);
+	assert_int_equal(srv->mig_state, R);
+}
+
+/* A refusal that leaves the device in ERROR: the only way out is a reset. */
+static void test_refusal_into_error_resets(void **st)
+{
+	char why[256] = "";
+
+	srv->mig_refuse = P2P;
+	srv->mig_refuse_to_error = true;
+	assert_int_equal(vm_pause(&vm, why, sizeof(why)), -EIO);
+	assert_non_null(strstr(why, "the device refused RUNNING -> RUNNING_P2P"));
+	assert_int_equal(srv->mig_gets, 1);		/* asked where it was left */
+	assert_int_equal(srv->resets, 1);
+	assert_int_equal(srv->mig_state, R);
+	assert_int_equal(vm.state, VM_RUNNING);
+}
+
+/* No FEATURE_MIGRATION: the device cannot be stopped, so the VM is not paused. */
+static void test_no_migration_support(void **st)
+{
+	char why[256] = "";
+
+	assert_int_equal(vm_pause(&vm, why, sizeof(why)), -ENOTSUP);
+	assert_non_null(strstr(why, "cannot be stopped: it has no VFIO migration support "
+			       "(FEATURE_MIGRATION absent)"));
+	assert_int_equal(vm.state, VM_RUNNING);
+	assert_int_equal(srv->nr_mig_seq, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_pause_stops_device, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_stop_keeps_running, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refusal_into_error_resets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_migration_support, setup_no_migration,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pause_without_p2p, setup_no_p2p, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
