@@ -69,25 +69,37 @@ static int parse_ctl_args(int argc, char **argv, int needs_name, struct ctl_args
 	return 0;
 }
 
+static int parse_reply(const char *name, const char *buf, json_object **reply, int quiet);
+
 /* Send {"cmd": cmd} to a VM; on success *reply is the parsed object. */
 static int request(const struct ctl_args *a, const char *name, const char *cmd,
 		   json_object **reply, int quiet)
 {
 	char req[64], buf[8192];
-	json_object *ok;
 	int ret;
 
 	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}", cmd);
-	ret = control_request(a->run_dir, name, req, buf, sizeof(buf));
+	ret = control_request(a->run_dir, name, req, buf, sizeof(buf), CONTROL_CLIENT_TIMEOUT_MS);
 	if (ret < 0) {
 		if (quiet)
 			return -1;
 		if (ret == -ENOENT || ret == -ECONNREFUSED)
 			pr_err("no VM named '%s' is running (run directory %s)", name, a->run_dir);
+		else if (ret == -ETIMEDOUT)
+			pr_err("VM '%s' did not answer within %d s (stopped or wedged?)", name,
+			       CONTROL_CLIENT_TIMEOUT_MS / 1000);
 		else
 			pr_err("VM '%s': control socket: %s", name, strerror(-ret));
 		return -1;
 	}
+	return parse_reply(name, buf, reply, quiet);
+}
+
+/* A reply line into *reply if it says "ok": true; else reported unless quiet. */
+static int parse_reply(const char *name, const char *buf, json_object **reply, int quiet)
+{
+	json_object *ok;
+
 	*reply = json_tokener_parse(buf);
 	if (!*reply || !json_object_object_get_ex(*reply, "ok", &ok)) {
 		if (!quiet)
@@ -170,6 +182,7 @@ static int name_cmp(const void *x, const void *y)
 int cmd_ps(int argc, char **argv)
 {
 	struct ctl_args a;
+	struct control_query *queries;
 	json_object *all;
 	struct dirent *de;
 	char **names = NULL;
@@ -202,33 +215,58 @@ int cmd_ps(int argc, char **argv)
 	if (n)
 		qsort(names, n, sizeof(*names), name_cmp);
 
+	queries = xzalloc((n ? n : 1) * sizeof(*queries));
+	for (size_t i = 0; i < n; i++)
+		queries[i].name = names[i];
+	/* every VM at once, one short deadline: a stopped VM cannot stall the list */
+	control_request_many(a.run_dir, "{\"cmd\":\"status\"}", queries, n,
+			     CONTROL_PS_TIMEOUT_MS);
 	all = json_object_new_array();
 	if (!a.json)
-		printf("%-24s %8s %-9s %5s %8s %10s\n", "NAME", "PID", "STATE", "CPUS", "MEM_MIB",
+		printf("%-24s %8s %-12s %5s %8s %10s\n", "NAME", "PID", "STATE", "CPUS", "MEM_MIB",
 		       "UPTIME_S");
 	for (size_t i = 0; i < n; i++) {
+		struct control_query *q = &queries[i];
 		json_object *r;
 
-		/* A socket nobody answers on belongs to a VM that is gone: skip it. */
-		if (request(&a, names[i], "status", &r, 1) == 0) {
+		/* Nobody listening: the socket of a VM that is gone; skip it. */
+		if (q->result == -ECONNREFUSED || q->result == -ENOENT)
+			continue;
+		if (q->result || parse_reply(q->name, q->reply, &r, 1) < 0) {
+			const char *why = q->result == -ETIMEDOUT ? "did not answer" :
+					  q->result ? strerror(-q->result) : "bad reply";
+
 			if (a.json) {
+				r = json_object_new_object();
+				json_object_object_add(r, "name", json_object_new_string(q->name));
+				json_object_object_add(r, "state", json_object_new_string("unresponsive"));
+				json_object_object_add(r, "error", json_object_new_string(why));
 				json_object_array_add(all, r);
 			} else {
-				json_object *up;
-				long long ms = json_object_object_get_ex(r, "uptime_ms", &up) ?
-					       json_object_get_int64(up) : 0;
-
-				printf("%-24s %8s %-9s %5s %8s %10.1f\n", str_field(r, "name"),
-				       str_field(r, "pid"), str_field(r, "state"),
-				       str_field(r, "vcpus"), str_field(r, "memory_mib"), ms / 1000.0);
-				json_object_put(r);
+				printf("%-24s %8s %-12s %5s %8s %10s  (%s)\n", q->name, "-",
+				       "unresponsive", "-", "-", "-", why);
 			}
+			continue;
 		}
-		free(names[i]);
+		if (a.json) {
+			json_object_array_add(all, r);
+		} else {
+			json_object *up;
+			long long ms = json_object_object_get_ex(r, "uptime_ms", &up) ?
+				       json_object_get_int64(up) : 0;
+
+			printf("%-24s %8s %-12s %5s %8s %10.1f\n", str_field(r, "name"),
+			       str_field(r, "pid"), str_field(r, "state"),
+			       str_field(r, "vcpus"), str_field(r, "memory_mib"), ms / 1000.0);
+			json_object_put(r);
+		}
 	}
 	if (a.json)
 		printf("%s\n", json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(all);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(queries);
 	free(names);
 	return 0;
 }

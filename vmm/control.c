@@ -1,12 +1,18 @@
 // SPDX-License-Identifier: MIT
+/*
+ * The control socket server: name lock, listening socket, connections.
+ * Everything here runs on the main thread's event loop and never waits:
+ * the loop's multishot polls merge wake-ups, so each event drains its
+ * socket (accept, read) until EAGAIN, and a reply the client does not take
+ * waits in the connection's output buffer behind a POLLOUT watch.
+ */
 #include "vmm/control.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <json-c/json.h>
 #include <limits.h>
 #include <poll.h>
-#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +24,16 @@
 
 #include "vmm/loop.h"
 #include "vmm/util.h"
-#include "vmm/vm.h"
-
-#define MAX_CONNS	16
+#include "vmm/vm.h"	/* VM_NAME_MAX */
 
 struct conn {
 	struct control *ctl;
 	int fd;
-	struct loop_watch *watch;
+	struct loop_watch *watch, *out_watch;
+	uint64_t deadline;		/* dropped when idle until then */
+	bool close_after_reply;
+	char *out;			/* reply not yet taken by the client */
+	size_t out_len, out_off;
 	size_t len;
 	char buf[CONTROL_MAX_REQUEST];
 };
@@ -35,9 +43,12 @@ struct control {
 	char lock_path[PATH_MAX];
 	int lock_fd, listen_fd;
 	struct loop_watch *listen_watch;
-	struct vm *vm;
 	struct event_loop *loop;
-	struct conn *conns[MAX_CONNS];
+	const struct control_cmd *cmds;
+	size_t nr_cmds;
+	void *opaque;
+	uint64_t idle_ns;
+	struct conn *conns[CONTROL_MAX_CONNS];
 };
 
 const char *control_run_dir(const char *opt)
@@ -59,9 +70,9 @@ int control_valid_name(const char *name)
 			    "0123456789._-") == n;
 }
 
-static int socket_path(char *out, size_t len, const char *dir, const char *name)
+int control_socket_path(char *out, size_t len, const char *dir, const char *name)
 {
-	return snprintf(out, len, "%s/%s.sock", dir, name) < (int)len ? 0 : -1;
+	return snprintf(out, len, "%s/%s.sock", dir, name) < (int)len ? 0 : -ENAMETOOLONG;
 }
 
 static int mkdir_p(const char *dir)
@@ -69,36 +80,44 @@ static int mkdir_p(const char *dir)
 	char tmp[PATH_MAX];
 
 	if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp))
-		return -1;
+		return -ENAMETOOLONG;
 	for (char *p = tmp + 1; *p; p++) {
 		if (*p != '/')
 			continue;
 		*p = '\0';
 		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return -1;
+			return -errno;
 		*p = '/';
 	}
-	return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
+	return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -errno : 0;
 }
 
 struct control *control_open(const char *run_dir, const char *name)
 {
 	struct control *c = xzalloc(sizeof(*c));
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int ret;
 
 	c->lock_fd = c->listen_fd = -1;
-	if (mkdir_p(run_dir) < 0) {
-		pr_err("run directory %s: %s", run_dir, strerror(errno));
-		goto err;
-	}
-	if (socket_path(c->sock_path, sizeof(c->sock_path), run_dir, name) < 0) {
+	c->idle_ns = CONTROL_IDLE_MS * 1000000ull;
+	/* every check before the first mkdir: a refused run leaves nothing behind */
+	if (control_socket_path(c->sock_path, sizeof(c->sock_path), run_dir, name) < 0 ||
+	    snprintf(c->lock_path, sizeof(c->lock_path), "%s/%s.lock", run_dir, name) >=
+	    (int)sizeof(c->lock_path)) {
 		pr_err("run directory path too long for a socket: %s", run_dir);
+		c->lock_path[0] = '\0';
 		goto err;
 	}
-	snprintf(c->lock_path, sizeof(c->lock_path), "%s/%s.lock", run_dir, name);
+	ret = mkdir_p(run_dir);
+	if (ret < 0) {
+		pr_err("run directory %s: %s", run_dir, strerror(-ret));
+		c->lock_path[0] = '\0';
+		goto err;
+	}
 	c->lock_fd = open(c->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (c->lock_fd < 0) {
 		pr_err("%s: %s", c->lock_path, strerror(errno));
+		c->lock_path[0] = '\0';
 		goto err;
 	}
 	if (flock(c->lock_fd, LOCK_EX | LOCK_NB) < 0) {
@@ -117,7 +136,7 @@ struct control *control_open(const char *run_dir, const char *name)
 	}
 	memcpy(sa.sun_path, c->sock_path, sizeof(c->sock_path));
 	if (bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(c->listen_fd, MAX_CONNS) < 0) {
+	    listen(c->listen_fd, 64) < 0) {
 		pr_err("control socket %s: %s", c->sock_path, strerror(errno));
 		goto err;
 	}
@@ -127,221 +146,230 @@ err:
 	return NULL;
 }
 
+void control_set_idle_timeout(struct control *c, int ms)
+{
+	c->idle_ns = (uint64_t)(ms > 0 ? ms : CONTROL_IDLE_MS) * 1000000ull;
+}
+
+unsigned control_nr_conns(const struct control *c)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < CONTROL_MAX_CONNS; i++)
+		n += !!c->conns[i];
+	return n;
+}
+
 static void conn_close(struct conn *cn)
 {
 	struct control *c = cn->ctl;
 
 	loop_unwatch(c->loop, cn->watch);
+	loop_unwatch(c->loop, cn->out_watch);
 	close(cn->fd);
-	for (int i = 0; i < MAX_CONNS; i++)
+	for (int i = 0; i < CONTROL_MAX_CONNS; i++)
 		if (c->conns[i] == cn)
 			c->conns[i] = NULL;
+	free(cn->out);
 	free(cn);
 }
 
-static void reply_error(json_object *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void reply_error(json_object *r, const char *fmt, ...)
+static void conn_touch(struct conn *cn)
 {
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	json_object_object_add(r, "ok", json_object_new_boolean(0));
-	json_object_object_add(r, "error", json_object_new_string(msg));
+	cn->deadline = now_ns() + cn->ctl->idle_ns;
 }
 
-static json_object *us_or_null(uint64_t t, uint64_t start)
+static void conn_writable(void *opaque, int fd, unsigned revents);
+
+/* Send what the client will take: 0 all sent, 1 the rest waits, -errno. */
+static int conn_flush(struct conn *cn)
 {
-	return t ? json_object_new_int64((int64_t)(t - start) / 1000) : NULL;
-}
+	while (cn->out_off < cn->out_len) {
+		ssize_t n = send(cn->fd, cn->out + cn->out_off, cn->out_len - cn->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
 
-static void cmd_status(struct vm *vm, json_object *r)
-{
-	const struct vm_metrics *m = &vm->metrics;
-
-	json_object_object_add(r, "ok", json_object_new_boolean(1));
-	json_object_object_add(r, "name", json_object_new_string(vm->cfg.name));
-	json_object_object_add(r, "pid", json_object_new_int(getpid()));
-	json_object_object_add(r, "state", json_object_new_string(vm_state_name(vm->state)));
-	json_object_object_add(r, "vcpus", json_object_new_int(vm->ncpus));
-	json_object_object_add(r, "memory_mib", json_object_new_int64(vm->mem.size >> 20));
-	json_object_object_add(r, "kernel", json_object_new_string(vm->cfg.kernel));
-	json_object_object_add(r, "cmdline", json_object_new_string(vm->cfg.cmdline ? vm->cfg.cmdline : ""));
-	json_object_object_add(r, "uptime_ms", json_object_new_int64((now_ns() - m->t_start) / 1000000));
-	json_object_object_add(r, "start_to_first_run_us", us_or_null(m->t_first_run, m->t_start));
-	json_object_object_add(r, "start_to_marker_us", us_or_null(m->t_marker, m->t_start));
-}
-
-static void cmd_pause(struct vm *vm, json_object *r)
-{
-	char why[256];
-
-	if (vm_pause(vm, why, sizeof(why)) < 0)
-		return reply_error(r, "%s", why);
-	json_object_object_add(r, "ok", json_object_new_boolean(1));
-	json_object_object_add(r, "state", json_object_new_string(vm_state_name(vm->state)));
-}
-
-static void cmd_resume(struct vm *vm, json_object *r)
-{
-	char why[256];
-
-	if (vm_resume(vm, why, sizeof(why)) < 0)
-		return reply_error(r, "%s", why);
-	json_object_object_add(r, "ok", json_object_new_boolean(1));
-	json_object_object_add(r, "state", json_object_new_string(vm_state_name(vm->state)));
-}
-
-static void cmd_stop(struct vm *vm, json_object *r)
-{
-	vm_request_shutdown(vm, 0, "stopped by request on the control socket");
-	json_object_object_add(r, "ok", json_object_new_boolean(1));
-	json_object_object_add(r, "state", json_object_new_string("shutdown"));
-}
-
-static const struct {
-	const char *name;
-	void (*fn)(struct vm *vm, json_object *reply);
-} commands[] = {
-	{ "status", cmd_status },
-	{ "pause", cmd_pause },
-	{ "resume", cmd_resume },
-	{ "stop", cmd_stop },
-};
-
-static void handle_request(struct control *c, const char *line, json_object *r)
-{
-	enum json_tokener_error jerr;
-	json_object *req = json_tokener_parse_verbose(line, &jerr);
-	json_object *cmd;
-	const char *name;
-
-	if (!req)
-		return reply_error(r, "malformed request: %s", json_tokener_error_desc(jerr));
-	if (!json_object_is_type(req, json_type_object) ||
-	    !json_object_object_get_ex(req, "cmd", &cmd) ||
-	    !json_object_is_type(cmd, json_type_string)) {
-		reply_error(r, "malformed request: expected {\"cmd\": \"...\"}");
-		goto out;
-	}
-	name = json_object_get_string(cmd);
-	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
-		if (!strcmp(name, commands[i].name)) {
-			commands[i].fn(c->vm, r);
-			goto out;
-		}
-	}
-	reply_error(r, "unknown command '%.64s'", name);
-out:
-	json_object_put(req);
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR)
 			continue;
-		if (w < 0 && errno == EAGAIN) {
-			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-
-			if (poll(&pfd, 1, 1000) <= 0)
-				return -1;	/* a client that does not read is dropped */
-			continue;
+		if (n < 0 && errno == EAGAIN) {
+			if (!cn->out_watch)
+				cn->out_watch = loop_watch(cn->ctl->loop, cn->fd, POLLOUT,
+							   conn_writable, cn);
+			return cn->out_watch ? 1 : -ENOMEM;
 		}
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= w;
+		if (n <= 0)
+			return n ? -errno : -EPIPE;
+		cn->out_off += n;
+		conn_touch(cn);		/* a reader that makes progress is not idle */
+	}
+	free(cn->out);
+	cn->out = NULL;
+	cn->out_len = cn->out_off = 0;
+	if (cn->out_watch) {
+		loop_unwatch(cn->ctl->loop, cn->out_watch);
+		cn->out_watch = NULL;
 	}
 	return 0;
 }
 
-static void conn_readable(void *opaque, int fd, unsigned revents)
+static void conn_queue(struct conn *cn, char *line)
 {
-	struct conn *cn = opaque;
-	ssize_t n = recv(fd, cn->buf + cn->len, sizeof(cn->buf) - cn->len - 1, MSG_DONTWAIT);
-	char *nl;
+	size_t n = strlen(line);
 
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0)
-		return conn_close(cn);
-	cn->len += n;
-	cn->buf[cn->len] = '\0';
-	while ((nl = memchr(cn->buf, '\n', cn->len))) {
-		json_object *r = json_object_new_object();
-		const char *out;
+	cn->out = realloc(line, n + 1);
+	if (!cn->out)
+		abort();
+	cn->out[n] = '\n';
+	cn->out_len = n + 1;
+	cn->out_off = 0;
+}
+
+/*
+ * Everything this connection can do now: send a waiting reply, answer each
+ * complete request, read until EAGAIN.  Stops reading while a reply waits
+ * (the client's requests stay in its socket: back-pressure, not memory).
+ */
+static void conn_pump(struct conn *cn)
+{
+	struct control *c = cn->ctl;
+
+	for (;;) {
+		char *nl;
+		ssize_t n;
 		int ret;
 
-		*nl = '\0';
-		handle_request(cn->ctl, cn->buf, r);
-		out = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-		ret = send_all(fd, out, strlen(out));
-		if (!ret)
-			ret = send_all(fd, "\n", 1);
-		json_object_put(r);
-		if (ret < 0)
-			return conn_close(cn);
-		cn->len -= nl + 1 - cn->buf;
-		memmove(cn->buf, nl + 1, cn->len);
+		if (cn->out) {
+			ret = conn_flush(cn);
+			if (ret < 0 || (!ret && cn->close_after_reply))
+				return conn_close(cn);
+			if (ret > 0)
+				return;
+		}
+		nl = memchr(cn->buf, '\n', cn->len);
+		if (nl) {
+			*nl = '\0';
+			conn_queue(cn, control_handle_line(c->cmds, c->nr_cmds, c->opaque, cn->buf));
+			cn->len -= nl + 1 - cn->buf;
+			memmove(cn->buf, nl + 1, cn->len);
+			conn_touch(cn);
+			continue;
+		}
+		if (cn->len >= sizeof(cn->buf) - 1) {
+			conn_queue(cn, xstrdup("{\"ok\":false,\"error\":\"request too long\"}"));
+			cn->close_after_reply = true;
+			cn->len = 0;
+			continue;
+		}
+		n = recv(cn->fd, cn->buf + cn->len, sizeof(cn->buf) - 1 - cn->len, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0)
+			return conn_close(cn);	/* closed, maybe mid-request: free the slot */
+		cn->len += n;
 	}
-	if (cn->len >= sizeof(cn->buf) - 1) {
-		static const char err[] = "{\"ok\":false,\"error\":\"request too long\"}\n";
+}
 
-		send_all(fd, err, sizeof(err) - 1);
-		conn_close(cn);
-	}
+static void conn_readable(void *opaque, int fd, unsigned revents)
+{
+	conn_pump(opaque);
+}
+
+static void conn_writable(void *opaque, int fd, unsigned revents)
+{
+	conn_pump(opaque);
+}
+
+static void refuse(int fd, const char *why)
+{
+	char msg[160];
+	int n = snprintf(msg, sizeof(msg), "{\"ok\":false,\"error\":\"%s\"}\n", why);
+
+	/* a fresh socket's buffer is empty: this never blocks and never waits */
+	if (send(fd, msg, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		pr_debug("control: refusal not delivered: %s", strerror(errno));
+	close(fd);
 }
 
 static void listen_readable(void *opaque, int fd, unsigned revents)
 {
 	struct control *c = opaque;
-	int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	struct conn *cn;
-	int slot = -1;
 
-	if (cfd < 0)
-		return;
-	for (int i = 0; i < MAX_CONNS; i++)
-		if (!c->conns[i])
-			slot = i;
-	if (slot < 0) {
-		static const char busy[] = "{\"ok\":false,\"error\":\"too many control connections\"}\n";
+	for (;;) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		struct conn *cn;
+		int slot = -1;
 
-		send_all(cfd, busy, sizeof(busy) - 1);
-		close(cfd);
-		return;
+		if (cfd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return;		/* EAGAIN: drained; anything else: next event */
+		}
+		for (int i = 0; i < CONTROL_MAX_CONNS; i++)
+			if (!c->conns[i])
+				slot = i;
+		if (slot < 0) {
+			refuse(cfd, "too many control connections (16 busy); try again");
+			continue;
+		}
+		cn = xzalloc(sizeof(*cn));
+		cn->ctl = c;
+		cn->fd = cfd;
+		conn_touch(cn);
+		cn->watch = loop_watch(c->loop, cfd, POLLIN, conn_readable, cn);
+		if (!cn->watch) {
+			refuse(cfd, "control server out of resources");
+			free(cn);
+			continue;
+		}
+		c->conns[slot] = cn;
+		conn_pump(cn);	/* a request may already be waiting */
 	}
-	cn = xzalloc(sizeof(*cn));
-	cn->ctl = c;
-	cn->fd = cfd;
-	cn->watch = loop_watch(c->loop, cfd, POLLIN, conn_readable, cn);
-	if (!cn->watch) {
-		close(cfd);
-		free(cn);
-		return;
-	}
-	c->conns[slot] = cn;
 }
 
-int control_start(struct control *c, struct vm *vm, struct event_loop *loop)
+int control_timeout_ms(const struct control *c)
 {
-	c->vm = vm;
+	uint64_t now = now_ns(), first = UINT64_MAX;
+
+	for (int i = 0; i < CONTROL_MAX_CONNS; i++)
+		if (c->conns[i] && c->conns[i]->deadline < first)
+			first = c->conns[i]->deadline;
+	if (first == UINT64_MAX)
+		return -1;
+	return first <= now ? 0 : (int)MIN((first - now) / 1000000 + 1, (uint64_t)INT_MAX);
+}
+
+void control_tick(struct control *c)
+{
+	uint64_t now = now_ns();
+
+	for (int i = 0; i < CONTROL_MAX_CONNS; i++) {
+		struct conn *cn = c->conns[i];
+
+		if (cn && cn->deadline <= now) {
+			pr_debug("control: dropping a client idle for %llu ms",
+				 (unsigned long long)(c->idle_ns / 1000000));
+			conn_close(cn);
+		}
+	}
+}
+
+int control_start(struct control *c, struct event_loop *loop,
+		  const struct control_cmd *cmds, size_t nr_cmds, void *opaque)
+{
 	c->loop = loop;
+	c->cmds = cmds;
+	c->nr_cmds = nr_cmds;
+	c->opaque = opaque;
 	c->listen_watch = loop_watch(loop, c->listen_fd, POLLIN, listen_readable, c);
-	return c->listen_watch ? 0 : -1;
+	return c->listen_watch ? 0 : -ENOMEM;
 }
 
 void control_close(struct control *c)
 {
 	if (!c)
 		return;
-	for (int i = 0; i < MAX_CONNS; i++)
+	for (int i = 0; i < CONTROL_MAX_CONNS; i++)
 		if (c->conns[i])
 			conn_close(c->conns[i]);
 	if (c->listen_watch)
@@ -355,51 +383,4 @@ void control_close(struct control *c)
 		close(c->lock_fd);
 	}
 	free(c);
-}
-
-int control_request(const char *run_dir, const char *name, const char *request_json,
-		    char *reply, size_t reply_len)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct pollfd pfd;
-	size_t got = 0;
-	int fd, ret = -1;
-
-	if (socket_path(sa.sun_path, sizeof(sa.sun_path), run_dir, name) < 0)
-		return -ENAMETOOLONG;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	if (send_all(fd, request_json, strlen(request_json)) < 0 || send_all(fd, "\n", 1) < 0) {
-		ret = -EPIPE;
-		goto out;
-	}
-	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
-	while (got < reply_len - 1) {
-		ssize_t n;
-
-		if (poll(&pfd, 1, 10000) <= 0) {
-			ret = -ETIMEDOUT;
-			goto out;
-		}
-		n = recv(fd, reply + got, reply_len - 1 - got, 0);
-		if (n <= 0) {
-			ret = -ECONNRESET;
-			goto out;
-		}
-		got += n;
-		reply[got] = '\0';
-		if (memchr(reply, '\n', got)) {
-			ret = 0;
-			goto out;
-		}
-	}
-	ret = -EMSGSIZE;
-out:
-	close(fd);
-	return ret;
 }

@@ -6,6 +6,7 @@
 #include "vmm/metrics.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,13 +63,71 @@ static void add_us(json_object *o, const char *key, uint64_t t, uint64_t start)
 	json_object_object_add(o, key, t ? json_object_new_int64((t - start) / 1000) : NULL);
 }
 
-int metrics_write(const char *path, struct vm *vm, const struct mem_usage *mu)
+int metrics_open(struct metrics_file *mf, const char *path)
+{
+	mf->fd = -1;
+	if (snprintf(mf->path, sizeof(mf->path), "%s", path) >= (int)sizeof(mf->path) ||
+	    snprintf(mf->tmp, sizeof(mf->tmp), "%s.tmp.%d", path, getpid()) >=
+	    (int)sizeof(mf->tmp)) {
+		pr_err("--metrics %s: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	mf->fd = open(mf->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (mf->fd < 0) {
+		int err = -errno;
+
+		pr_err("--metrics %s: cannot write there: %s", path, strerror(errno));
+		return err;
+	}
+	return 0;
+}
+
+void metrics_abandon(struct metrics_file *mf)
+{
+	if (mf->fd < 0)
+		return;
+	close(mf->fd);
+	unlink(mf->tmp);
+	mf->fd = -1;
+}
+
+int metrics_commit(struct metrics_file *mf, const char *text)
+{
+	size_t len = strlen(text), off = 0;
+	int err = 0;
+
+	while (off < len && !err) {
+		ssize_t n = write(mf->fd, text + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			err = n ? -errno : -EIO;
+		else
+			off += n;
+	}
+	if (!err && fsync(mf->fd) < 0 && errno != EINVAL)
+		err = -errno;
+	if (!err && rename(mf->tmp, mf->path) < 0)
+		err = -errno;
+	if (err) {
+		pr_err("--metrics %s: cannot write: %s (the file is left as it was)", mf->path,
+		       strerror(-err));
+		metrics_abandon(mf);
+		return err;
+	}
+	close(mf->fd);
+	mf->fd = -1;
+	return 0;
+}
+
+int metrics_write(struct metrics_file *mf, struct vm *vm, const struct mem_usage *mu)
 {
 	json_object *o = json_object_new_object(), *phases = json_object_new_object();
 	const struct vm_metrics *m = &vm->metrics;
 	uint64_t overhead = mu->peak_rss_kib > mu->guest_resident_kib ?
 			    mu->peak_rss_kib - mu->guest_resident_kib : 0;
-	int ret = 0;
+	int ret;
 
 	json_object_object_add(o, "name", json_object_new_string(vm->cfg.name));
 	json_object_object_add(o, "exit_code", json_object_new_int(vm->exit_code));
@@ -86,10 +145,8 @@ int metrics_write(const char *path, struct vm *vm, const struct mem_usage *mu)
 	json_object_object_add(o, "peak_rss_kib", json_object_new_int64(mu->peak_rss_kib));
 	json_object_object_add(o, "guest_resident_kib", json_object_new_int64(mu->guest_resident_kib));
 	json_object_object_add(o, "overhead_kib", json_object_new_int64(overhead));
-	if (json_object_to_file_ext(path, o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE) < 0) {
-		pr_err("--metrics %s: cannot write: %s", path, strerror(errno));
-		ret = -1;
-	}
+	ret = metrics_commit(mf, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+						JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return ret;
 }

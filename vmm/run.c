@@ -46,23 +46,33 @@ static void on_signal(void *opaque, int fd, unsigned revents)
 	struct signalfd_siginfo si;
 	char why[64];
 
-	if (read(fd, &si, sizeof(si)) != sizeof(si))
-		return;
-	snprintf(why, sizeof(why), "stopped by signal %s", strsignal(si.ssi_signo));
-	vm_request_shutdown(rc->vm, 128 + si.ssi_signo, why);
+	/* drain: wake-ups merge, and the first signal decides the exit status */
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		snprintf(why, sizeof(why), "stopped by signal %s", strsignal(si.ssi_signo));
+		vm_request_shutdown(rc->vm, 128 + si.ssi_signo, why);
+	}
 }
 
 static void on_stdin(void *opaque, int fd, unsigned revents)
 {
 	struct run_ctx *rc = opaque;
 	uint8_t buf[64];
-	ssize_t n = read(fd, buf, sizeof(buf));
 
-	if (n > 0) {
-		serial_input(rc->serial, buf, n);
-	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-		loop_unwatch(rc->loop, rc->stdin_watch);	/* EOF: no more input */
-		rc->stdin_watch = NULL;
+	/* drain until EAGAIN: wake-ups merge, and no new one comes for old input */
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n > 0) {
+			serial_input(rc->serial, buf, n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 || errno != EAGAIN) {
+			loop_unwatch(rc->loop, rc->stdin_watch);	/* EOF: no more input */
+			rc->stdin_watch = NULL;
+		}
+		return;
 	}
 }
 
@@ -107,7 +117,7 @@ static int watch_all(struct run_ctx *rc, struct control *ctl)
 
 	if (!loop_watch(rc->loop, vm->exit_efd, POLLIN, on_vm_exit, rc) ||
 	    !loop_watch(rc->loop, rc->sig_fd, POLLIN, on_signal, rc) ||
-	    control_start(ctl, vm, rc->loop) < 0)
+	    control_start(ctl, rc->loop, vm_control_cmds, vm_nr_control_cmds, vm) < 0)
 		return -1;
 	if (vm->console_in_fd >= 0) {
 		rc->serial = device_find(vm, "com1");
@@ -122,12 +132,17 @@ int vmm_run(const struct vm_config *cfg)
 	static struct vm vm;
 	struct run_ctx rc = { .vm = &vm, .sig_fd = -1 };
 	struct mem_usage mu = { 0 };
+	struct metrics_file mf = { .fd = -1 };
 	struct control *ctl;
 	int status = 1;
 
-	ctl = control_open(cfg->run_dir, cfg->name);
-	if (!ctl)
+	if (cfg->metrics_path && metrics_open(&mf, cfg->metrics_path) < 0)
 		return 1;
+	ctl = control_open(cfg->run_dir, cfg->name);
+	if (!ctl) {
+		metrics_abandon(&mf);
+		return 1;
+	}
 	rc.sig_fd = signals_open();
 	if (rc.sig_fd < 0) {
 		pr_err("signalfd: %s", strerror(errno));
@@ -143,9 +158,11 @@ int vmm_run(const struct vm_config *cfg)
 		pr_err("installing the main seccomp filter failed");
 		goto out_vm;
 	}
-	while (!atomic_load(&vm.shutdown))
-		if (loop_run_once(rc.loop, -1) < 0)
+	while (!atomic_load(&vm.shutdown)) {
+		if (loop_run_once(rc.loop, control_timeout_ms(ctl)) < 0)
 			break;
+		control_tick(ctl);
+	}
 	status = vm.exit_code;
 	if (status)
 		pr_info("%s", vm.exit_reason);
@@ -159,13 +176,14 @@ out_vm:
 	if (cfg->metrics_path)
 		metrics_sample_memory(&vm, &mu);
 	vm_destroy(&vm);
-	if (cfg->metrics_path && metrics_write(cfg->metrics_path, &vm, &mu) < 0 && !status)
+	if (cfg->metrics_path && metrics_write(&mf, &vm, &mu) < 0 && !status)
 		status = 1;
 	if (vm.console_out_fd > STDERR_FILENO)
 		close(vm.console_out_fd);
 	if (rc.sig_fd >= 0)
 		close(rc.sig_fd);
 out_ctl:
+	metrics_abandon(&mf);	/* nothing if it was written */
 	control_close(ctl);
 	loop_destroy(rc.loop);
 	return status;

@@ -42,6 +42,7 @@ static const int main_calls[] = {
 	SCMP_SYS(dup), SCMP_SYS(ftruncate), SCMP_SYS(wait4), SCMP_SYS(ioctl),
 	SCMP_SYS(set_robust_list), SCMP_SYS(clone), SCMP_SYS(clone3),
 	SCMP_SYS(timerfd_create), SCMP_SYS(timerfd_settime), SCMP_SYS(epoll_wait),
+	SCMP_SYS(rename), SCMP_SYS(renameat), SCMP_SYS(renameat2), SCMP_SYS(fsync),
 };
 
 #ifdef __SANITIZE_ADDRESS__
