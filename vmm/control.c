@@ -291,6 +291,23 @@ static void refuse(int fd, const char *why)
 	close(fd);
 }
 
+/*
+ * A free slot; when all are taken, first let each connection catch up:
+ * clients that closed may not have had their event dispatched yet.
+ */
+static int free_slot(struct control *c)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < CONTROL_MAX_CONNS; i++)
+			if (!c->conns[i])
+				return i;
+		for (int i = 0; i < CONTROL_MAX_CONNS; i++)
+			if (c->conns[i] && !c->conns[i]->out)
+				conn_pump(c->conns[i]);
+	}
+	return -1;
+}
+
 static void listen_readable(void *opaque, int fd, unsigned revents)
 {
 	struct control *c = opaque;
@@ -305,11 +322,9 @@ static void listen_readable(void *opaque, int fd, unsigned revents)
 				continue;
 			return;		/* EAGAIN: drained; anything else: next event */
 		}
-		for (int i = 0; i < CONTROL_MAX_CONNS; i++)
-			if (!c->conns[i])
-				slot = i;
+		slot = free_slot(c);
 		if (slot < 0) {
-			refuse(cfd, "too many control connections (16 busy); try again");
+			refuse(cfd, CONTROL_BUSY_ERROR " (16 busy); try again");
 			continue;
 		}
 		cn = xzalloc(sizeof(*cn));

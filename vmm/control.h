@@ -27,6 +27,8 @@ struct json_object;
 #define CONTROL_IDLE_MS		10000	/* a client silent this long is dropped */
 #define CONTROL_CLIENT_TIMEOUT_MS 10000	/* hdvm status/stop/...: wait this long */
 #define CONTROL_PS_TIMEOUT_MS	1000	/* hdvm ps: each VM, all at once */
+/* the refusal when every slot is taken; clients retry it until their deadline */
+#define CONTROL_BUSY_ERROR	"too many control connections"
 
 struct control;
 

@@ -116,6 +116,16 @@ void control_request_many(const char *run_dir, const char *request_json,
 			q[i].result = ret < 0 ? ret : query_step(&io[i], &q[i], sizeof(q[i].reply));
 			live -= q[i].result != 1;
 		}
+		for (size_t i = 0; i < n; i++) {
+			/* every slot busy at that instant: ask again until the deadline */
+			if (q[i].result || !strstr(q[i].reply, CONTROL_BUSY_ERROR) || now >= deadline)
+				continue;
+			close(io[i].fd);
+			io[i] = (struct query_io){ .fd = -1, .req = req, .req_len = strlen(req) };
+			q[i].result = 1;
+			live++;
+			connecting = true;
+		}
 		if (!live || now >= deadline)
 			break;
 		for (size_t i = 0; i < n; i++)
