@@ -3,7 +3,12 @@
  * vfio-user commands: one handler per command in a table indexed by the
  * command number.  The dispatcher checks what every command shares (type
  * flags, negotiation, minimum size, fd count); each handler checks the rest.
- * Handlers return 0 or -errno.
+ * Handlers and the dispatcher return 0 or -errno.
+ *
+ * argsz follows the spec's "at least" rule everywhere: a request may carry
+ * more than the fixed struct (a client that sends its whole buffer, room for
+ * capabilities), the extra bytes are ignored, and a reply's argsz says how
+ * much the full answer needs when the client's room was too small.
  */
 #include <errno.h>
 #include <string.h>
@@ -69,7 +74,7 @@ static int h_dma_map(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 	int err;
 
 	memcpy(&q, m->payload, sizeof(q));
-	if (m->len != sizeof(q) || q.argsz != sizeof(q))
+	if (q.argsz < sizeof(q))
 		return -EINVAL;
 	if (q.flags & ~(VFIO_USER_DMA_MAP_F_READ | VFIO_USER_DMA_MAP_F_WRITE))
 		return -EINVAL;
@@ -94,7 +99,7 @@ static int h_dma_unmap(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *
 	int err = 0;
 
 	memcpy(&q, m->payload, sizeof(q));
-	if (m->len != sizeof(q) || q.argsz != sizeof(q))
+	if (q.argsz < sizeof(q))
 		return -EINVAL;
 	if (q.flags & ~VFIO_USER_DMA_UNMAP_F_ALL)
 		return -EINVAL;	/* dirty bitmaps are not supported */
@@ -143,7 +148,7 @@ static int h_get_region_info(struct vfu_conn *c, struct vfu_msg *m, struct vfu_r
 	bool mappable = c->peer_max_fds >= 1 && vd->db_fd >= 0;
 
 	memcpy(&q, m->payload, sizeof(q));
-	if (m->len != sizeof(q) || q.argsz < sizeof(q))
+	if (q.argsz < sizeof(q))
 		return -EINVAL;
 	if (q.index >= VFIO_PCI_NUM_REGIONS)
 		return -EINVAL;
@@ -187,7 +192,7 @@ static int h_get_region_io_fds(struct vfu_conn *c, struct vfu_msg *m, struct vfu
 	unsigned n = 0, nfds;
 
 	memcpy(&q, m->payload, sizeof(q));
-	if (m->len != sizeof(q) || q.argsz < sizeof(q) || q.flags)
+	if (q.argsz < sizeof(q) || q.flags)
 		return -EINVAL;
 	if (q.index >= VFIO_PCI_NUM_REGIONS)
 		return -EINVAL;
@@ -226,7 +231,7 @@ static int h_get_irq_info(struct vfu_conn *c, struct vfu_msg *m, struct vfu_repl
 	struct vfio_irq_info q;
 
 	memcpy(&q, m->payload, sizeof(q));
-	if (m->len != sizeof(q) || q.argsz < sizeof(q))
+	if (q.argsz < sizeof(q))
 		return -EINVAL;
 	if (q.index >= VFIO_PCI_NUM_IRQS)
 		return -EINVAL;
@@ -263,7 +268,8 @@ static int h_set_irqs(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r
 	uint32_t data_len = m->len - sizeof(q);
 
 	memcpy(&q, m->payload, sizeof(q));
-	if (q.argsz != m->len)
+	/* The data is what the message carries; eventfds never count (SCM_RIGHTS). */
+	if (q.argsz < sizeof(q))
 		return -EINVAL;
 	data_type = q.flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
 	action = q.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
@@ -377,8 +383,11 @@ static int h_region_write(struct vfu_conn *c, struct vfu_msg *m, struct vfu_repl
 	int err;
 
 	memcpy(&q, m->payload, sizeof(q));
-	if (q.count > HDNIC_VFU_MAX_XFER || m->len != sizeof(q) + q.count)
+	if (m->len != sizeof(q) + (uint64_t)q.count)
 		return -EINVAL;
+	/* What VERSION announced we take, exactly as for reads. */
+	if (q.count > MIN(c->peer_max_xfer, (uint32_t)HDNIC_VFU_MAX_XFER))
+		return -E2BIG;
 	err = region_access(c->vd, q.region, q.offset, m->payload + sizeof(q), q.count, true);
 	if (err)
 		return err;
@@ -505,18 +514,18 @@ int vfu_dispatch(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 	r->nr_fds = 0;
 	if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND ||
 	    (m->hdr.flags & ~known_flags) || m->hdr.error_no)
-		return EINVAL;
+		return -EINVAL;
 	if (m->hdr.command >= VFIO_USER_MAX_COMMAND || !vfu_cmds[m->hdr.command].handle)
-		return ENOSYS;
+		return -ENOSYS;
 	cmd = &vfu_cmds[m->hdr.command];
 	if (!c->negotiated && !cmd->before_version)
-		return EINVAL;		/* VERSION comes first */
+		return -EINVAL;		/* VERSION comes first */
 	if (m->len < cmd->min_len)
-		return EINVAL;
+		return -EINVAL;
 	if (m->nr_fds > cmd->max_fds || m->nr_fds > c->offer_max_fds)
-		return EINVAL;
+		return -EINVAL;
 	err = cmd->handle(c, m, r);
 	if (err)
 		pr_debug("%s: %s: %s", c->vd->dev.id, cmd->name, strerror(-err));
-	return -err;
+	return err;
 }

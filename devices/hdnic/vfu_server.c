@@ -139,19 +139,22 @@ static void handle_message(struct vfu_conn *c)
 
 	memcpy(m.fds, c->fds, sizeof(int) * c->nr_fds);
 	c->nr_fds = 0;	/* now owned by m */
-	err = c->fds_truncated ? E2BIG : vfu_dispatch(c, &m, &r);
+	err = c->fds_truncated ? -E2BIG : vfu_dispatch(c, &m, &r);
 	for (unsigned i = 0; i < m.nr_fds; i++)
 		if (m.fds[i] >= 0)
 			close(m.fds[i]);
 	if (err) {
 		vd->stats.proto_errors++;
-		pr_debug("%s: command %u failed: %s", vd->dev.id, m.hdr.command, strerror(err));
-		if (send_msg(c, &m.hdr, err, NULL, 0, NULL, 0))
+		pr_debug("%s: command %u failed: %s", vd->dev.id, m.hdr.command, strerror(-err));
+	}
+	/* No_Reply means none at all, error or not: a pipelining client counts on it. */
+	if (m.hdr.flags & VFIO_USER_F_NO_REPLY)
+		return;
+	if (err) {
+		if (send_msg(c, &m.hdr, (uint32_t)-err, NULL, 0, NULL, 0))
 			vfu_disconnect(vd, "reply not delivered");
 		return;
 	}
-	if (m.hdr.flags & VFIO_USER_F_NO_REPLY)
-		return;
 	if (send_msg(c, &m.hdr, 0, r.buf, r.len, r.fds, r.nr_fds))
 		vfu_disconnect(vd, "reply not delivered");
 }
@@ -212,7 +215,8 @@ static int start_body(struct vfu_conn *c)
 		c->vd->stats.proto_errors++;
 		pr_err("%s: message %u claims %u bytes: framing lost, dropping client",
 		       c->vd->dev.id, c->hdr.msg_id, size);
-		send_msg(c, &c->hdr, err, NULL, 0, NULL, 0);
+		if (!(c->hdr.flags & VFIO_USER_F_NO_REPLY))
+			send_msg(c, &c->hdr, err, NULL, 0, NULL, 0);
 		return -1;
 	}
 	body = size - sizeof(c->hdr);

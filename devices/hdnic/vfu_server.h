@@ -76,7 +76,7 @@ void vfu_disconnect(struct vdev *vd, const char *why);
 
 /*
  * Validate and execute one complete message.  Returns 0 and fills r (the
- * reply payload) on success, or a positive errno for an error reply.
+ * reply payload) on success, or -errno for an error reply.
  * Unclaimed fds in m are closed by the caller.  Exposed for the fuzzer.
  */
 int vfu_dispatch(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r);
