@@ -175,10 +175,12 @@ static void print_stats_rows(json_object *arr)
 	for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
 		json_object *v = json_object_array_get_idx(arr, i);
 
-		printf("%-16s %10lld %12lld %8lld %8lld %8lld %10lld %12lld %8lld %7lld %7lld %6lld\n",
+		printf("%-16s %10lld %12lld %8lld %8lld %8lld %8lld %10lld %12lld %8lld %7lld %7lld "
+		       "%6lld\n",
 		       gets_(v, "dev"), (long long)geti(v, "rx_packets"),
 		       (long long)geti(v, "rx_bytes"), (long long)geti(v, "rx_drops"),
 		       (long long)geti(v, "rx_policed"), (long long)geti(v, "rx_filtered"),
+		       (long long)geti(v, "rx_stopped"),
 		       (long long)geti(v, "tx_packets"),
 		       (long long)geti(v, "tx_bytes"), (long long)geti(v, "tx_drops"),
 		       (long long)geti(v, "tx_spoofed"),
@@ -192,8 +194,8 @@ static void print_stats(json_object *r)
 {
 	json_object *vfs = NULL, *adis = NULL, *up;
 
-	printf("%-16s %10s %12s %8s %8s %8s %10s %12s %8s %7s %7s %6s\n", "DEV", "rx_pkts",
-	       "rx_bytes", "rx_drop", "policed", "filtered", "tx_pkts", "tx_bytes", "tx_drop",
+	printf("%-16s %10s %12s %8s %8s %8s %8s %10s %12s %8s %7s %7s %6s\n", "DEV", "rx_pkts",
+	       "rx_bytes", "rx_drop", "policed", "filtered", "stopped", "tx_pkts", "tx_bytes", "tx_drop",
 	       "spoofed", "errors", "reset");
 	json_object_object_get_ex(r, "vfs", &vfs);
 	json_object_object_get_ex(r, "adis", &adis);

@@ -54,7 +54,7 @@ static uint8_t ctrl_execute(struct vdev *vd, const uint8_t *cmd, uint32_t len)
 }
 
 /* One command: gather what the driver wrote, answer in its first writable byte. */
-static void ctrl_one(struct vdev *vd, const struct virtq_chain *c)
+static void ctrl_one(struct vdev *vd, struct dma_space *as, const struct virtq_chain *c)
 {
 	static uint8_t cmd[CTRL_MAX_CMD];	/* single-threaded */
 	uint32_t got = 0, written = 0;
@@ -74,6 +74,7 @@ static void ctrl_one(struct vdev *vd, const struct virtq_chain *c)
 	for (unsigned i = c->nr_out; i < c->nr; i++) {
 		if (c->iov[i].len) {
 			c->iov[i].base[0] = ack;
+			dma_dirty_mark(as->dirty, c->iov[i].iova, 1);
 			written = 1;
 			break;
 		}
@@ -91,7 +92,7 @@ static int ctrl_drain(struct vdev *vd, struct virtq *vq, struct dma_space *as)
 
 		if (r <= 0)
 			return r < 0 ? r : done;
-		ctrl_one(vd, &ctrl_chain);
+		ctrl_one(vd, as, &ctrl_chain);
 		done++;
 	}
 	return done;

@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/hdnic/dma_dirty.h"
+
 #define DMA_PROT_READ	(1u << 0)	/* device reads (driver-to-device buffers) */
 #define DMA_PROT_WRITE	(1u << 1)	/* device writes */
 
@@ -34,6 +36,7 @@ struct dma_space {
 	unsigned gen;			/* bumped on each change */
 	uint64_t mapped_bytes;
 	const struct dma_region *last;	/* lookup cache */
+	struct dma_dirty *dirty;	/* DMA write log while on (dma_dirty.h) */
 };
 
 void dma_space_init(struct dma_space *ds, unsigned max_regions);

@@ -67,6 +67,8 @@ static json_object *dev_entry(const struct vdev *vd)
 	add(o, "socket", json_object_new_string(vd->sock_path));
 	add(o, "client", json_object_new_boolean(vd->conn.fd >= 0));
 	add(o, "state", json_object_new_string(vdev_state_name(vd)));
+	add(o, "mig_state", json_object_new_string(vdev_mig_state_name(vd->mig.state)));
+	add(o, "dirty_logging", json_object_new_boolean(vd->as.dirty != NULL));
 	add(o, "device_status", json_object_new_int(vd->vn.status));
 	add(o, "polling", json_object_new_boolean(vd->polling));
 	add(o, "dma_maps", json_object_new_int((int)vd->as.nr));
@@ -128,6 +130,7 @@ static json_object *stats_entry(const struct vdev *vd)
 	add(o, "rx_errors", u64(s->rx_errors));
 	add(o, "rx_policed", u64(s->rx_policed));
 	add(o, "rx_filtered", u64(s->rx_filtered));
+	add(o, "rx_stopped", u64(s->rx_stopped));
 	add(o, "tx_packets", u64(s->tx_packets));
 	add(o, "tx_bytes", u64(s->tx_bytes));
 	add(o, "tx_drops", u64(s->tx_drops));

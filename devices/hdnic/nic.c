@@ -384,7 +384,7 @@ static bool arp_learn(struct nic *nic, uint32_t from, const uint8_t *frame, uint
 		return true;
 	owner = nic_port(nic, arpd_lookup(&nic->arpd, a->spa, nic->now_ns));
 	/* Only a trusted function may take over a live neighbour's address. */
-	if (owner && owner != sender && owner->running && !(sender && sender->trusted))
+	if (owner && owner != sender && vdev_live(owner) && !(sender && sender->trusted))
 		nic->arpd.stats.refused++;
 	else
 		arpd_learn(&nic->arpd, a->spa, from, nic->now_ns);
@@ -414,7 +414,7 @@ static enum arp_way arp_route(struct nic *nic, uint32_t from, const uint8_t *fra
 		return sender ? ARP_TO_UPLINK : ARP_NOWHERE;
 	}
 	owner_dev = nic_port(nic, owner);
-	if (!owner_dev || owner_dev == sender || !owner_dev->running) {
+	if (!owner_dev || owner_dev == sender || !vdev_live(owner_dev)) {
 		nic->arpd.stats.flooded++;
 		return ARP_FLOOD;
 	}
@@ -429,8 +429,8 @@ static void flood(struct nic *nic, struct vdev *src, const uint8_t *frame, uint3
 	for (unsigned i = 0; i < nic->nr_devs; i++) {
 		struct vdev *vd = nic->devs[i];
 
-		if (vd != src && vd->running)
-			vdev_rx_deliver(vd, frame, len);
+		if (vd != src && vdev_live(vd))
+			vdev_rx_deliver(vd, frame, len);	/* a quiesced one counts it */
 	}
 }
 

@@ -377,11 +377,12 @@ static void rx_put(struct vdev *vd, struct qp *qp, const uint8_t *frame, uint32_
 	uint8_t hdr[HDNIC_NET_HDR_LEN] = { [10] = 1 };
 	const uint8_t *src[2] = { hdr, frame };
 	uint32_t src_len[2] = { sizeof(hdr), len };
+	struct dma_space *as = qp_dma_space(qp);
 	unsigned s = 0, i = 0;
 	uint32_t s_off = 0, d_off = 0;
 	int r;
 
-	r = virtq_pop(vq, qp_dma_space(qp), &rx_chain);
+	r = virtq_pop(vq, as, &rx_chain);
 	if (r < 0) {
 		ring_broken(vd, qp, "RX", r);
 		return;
@@ -401,8 +402,10 @@ static void rx_put(struct vdev *vd, struct qp *qp, const uint8_t *frame, uint32_
 	while (s < 2) {
 		uint32_t n = MIN(src_len[s] - s_off, rx_chain.iov[i].len - d_off);
 
-		if (n)
+		if (n) {
 			memcpy(rx_chain.iov[i].base + d_off, src[s] + s_off, n);
+			dma_dirty_mark(as->dirty, rx_chain.iov[i].iova + d_off, n);
+		}
 		s_off += n;
 		d_off += n;
 		if (s_off == src_len[s]) {
@@ -428,8 +431,10 @@ void vdev_rx_deliver(struct vdev *vd, const uint8_t *frame, uint32_t len)
 	struct qp *qp;
 
 	if (!vd->running) {
-		if (vd->vn.status & VST_DRIVER_OK)
-			vd->stats.rx_drops++;	/* paused or broken: link is down */
+		if (vd->dev.paused)
+			vd->stats.rx_stopped++;	/* quiesced: no DMA, nothing else moves */
+		else if (vd->vn.status & VST_DRIVER_OK)
+			vd->stats.rx_drops++;	/* broken: link is down */
 		return;
 	}
 	/* The driver's receive filter: what it did not ask for never costs a DMA. */
@@ -465,6 +470,8 @@ void vdev_flush(struct vdev *vd)
 {
 	sigjmp_buf jb, *prev;
 
+	if (vd->dev.paused)
+		return;		/* quiesced: nothing was pushed, interrupts wait */
 	DMA_GUARD_ARM(jb, prev);
 	if (sigsetjmp(jb, 0)) {
 		DMA_UNGUARD(prev);

@@ -65,6 +65,7 @@ struct vdev *vdev_create(struct nic *nic, enum vdev_kind kind, unsigned index, u
 	dma_space_init(&vd->as, HDNIC_VFU_MAX_DMA_MAPS);
 	holdq_init(&vd->holdq, vdev_egress, vd);
 	sched_entry_init(&vd->sched, nic->now_ns);
+	vdev_mig_init(vd);
 	vdev_function_reset(vd);
 	return vd;
 }
@@ -85,8 +86,11 @@ void vdev_free(struct vdev *vd)
 		return;
 	if (vd->dev.realized)
 		vd->dev.ops->unrealize(&vd->dev);
+	if (vd->as.dirty)
+		dma_dirty_stop(&vd->as);
 	dma_space_destroy(&vd->as);
 	holdq_destroy(&vd->holdq);
+	vdev_mig_destroy(vd);
 	free(vd->msix);
 	free(vd->irq_fd);
 	free(vd->kick);
@@ -281,6 +285,8 @@ void vdev_client_detach(struct vdev *vd)
 	vdev_clear_irq_fds(vd);
 	iommu_pasid_unbind(&vd->nic->iommu, vd->pasid);
 	vd->pasid = 0;
+	if (vd->as.dirty)
+		dma_dirty_stop(&vd->as);	/* the client's logging ends with it */
 	dma_space_unmap_all(&vd->as);
 	kicks_close(vd);
 	doorbell_destroy(vd);
@@ -323,6 +329,7 @@ void vdev_virtio_reset(struct vdev *vd)
 
 void vdev_function_reset(struct vdev *vd)
 {
+	vdev_mig_reset(vd);	/* a reset is the way out of every migration state */
 	vdev_pci_init(vd);
 	vdev_irq_init(vd);
 	vdev_virtio_reset(vd);
@@ -362,7 +369,7 @@ const char *vdev_state_name(const struct vdev *vd)
 	if (st & VST_FAILED)
 		return "failed";
 	if (vd->dev.paused)
-		return "paused";
+		return vdev_mig_state_name(vd->mig.state);
 	if (st & VST_DRIVER_OK)
 		return "running";
 	if (st)
@@ -408,20 +415,15 @@ static void vdev_reset_op(struct hdnic_dev *dev)
 	vdev_function_reset(container_of(dev, struct vdev, dev));
 }
 
+/* Pause and resume are the migration FSM's STOP and RUNNING. */
 static void vdev_pause(struct hdnic_dev *dev)
 {
-	struct vdev *vd = container_of(dev, struct vdev, dev);
-
-	dev->paused = true;
-	vdev_update_running(vd);
+	vdev_mig_set_state(container_of(dev, struct vdev, dev), VFIO_DEVICE_STATE_STOP);
 }
 
 static void vdev_resume(struct hdnic_dev *dev)
 {
-	struct vdev *vd = container_of(dev, struct vdev, dev);
-
-	dev->paused = false;
-	vdev_update_running(vd);
+	vdev_mig_set_state(container_of(dev, struct vdev, dev), VFIO_DEVICE_STATE_RUNNING);
 }
 
 static int vdev_save_op(struct hdnic_dev *dev, struct state_buf *sb)

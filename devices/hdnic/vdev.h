@@ -29,6 +29,7 @@
 #include "devices/hdnic/loop.h"
 #include "devices/hdnic/qp.h"
 #include "devices/hdnic/sched.h"
+#include "devices/hdnic/vdev_mig.h"
 #include "devices/hdnic/vfu_server.h"
 #include "devices/hdnic/virtq.h"
 
@@ -74,6 +75,7 @@ struct vdev_stats {
 	uint64_t tx_throttled;	/* turns cut short by the egress token bucket */
 	uint64_t dma_faults;	/* accesses the IOMMU refused (PASID check) */
 	uint64_t rx_filtered;	/* not delivered: the driver's receive filter said no */
+	uint64_t rx_stopped;	/* dropped before DMA: the function was quiesced (vdev_mig.h) */
 };
 
 #define VDEV_MAC_TABLE_ENTRIES	16	/* unicast + multicast filter entries */
@@ -158,7 +160,7 @@ struct vdev {
 	unsigned nr_kicks, kick_fold;
 
 	/* Data path */
-	bool running;		/* DRIVER_OK, not NEEDS_RESET, not paused */
+	bool running;		/* DRIVER_OK, not NEEDS_RESET, not quiesced (dev.paused) */
 	bool polling;		/* on the scheduler's active ring */
 	bool irq_dirty;		/* on the NIC's flush list */
 	bool dying;		/* deleted, waiting for its requests to drain */
@@ -166,6 +168,7 @@ struct vdev {
 	uint64_t attach_ns;	/* creation to socket ready */
 	struct holdq holdq;
 	struct sched_entry sched;
+	struct vdev_mig mig;	/* VFIO migration state (vdev_mig.c) */
 
 	struct vdev_stats stats;
 	struct vdev *grave_next;
@@ -179,6 +182,12 @@ struct vdev *vdev_create(struct nic *nic, enum vdev_kind kind, unsigned index, u
 void vdev_free(struct vdev *vd);
 /* Nothing of vd is in flight on the ring any more. */
 bool vdev_idle(const struct vdev *vd);
+
+/* Running, or quiesced by the migration FSM: its frames and addresses are still its own. */
+static inline bool vdev_live(const struct vdev *vd)
+{
+	return vd->running || vd->dev.paused;
+}
 
 static inline unsigned vdev_nr_queues(const struct vdev *vd)
 {

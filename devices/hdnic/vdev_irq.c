@@ -72,6 +72,8 @@ void vdev_flush_irqs(struct vdev *vd)
 {
 	uint64_t want = vd->irq_want, fired = 0;
 
+	if (vd->dev.paused)
+		return;		/* quiesced: held until RUNNING (vdev_mig.c) */
 	vd->irq_want = 0;
 	for (unsigned v = 0; v < vd->nr_vectors; v++) {
 		if (!(want & bit(v)))

@@ -456,17 +456,7 @@ static int h_device_feature(struct vfu_conn *c, struct vfu_msg *m, struct vfu_re
 		return -EINVAL;
 	if (!dir && !(q.flags & VFIO_DEVICE_FEATURE_PROBE))
 		return -EINVAL;
-	/*
-	 * Migration, dirty logging and the rest come later; the VF's device
-	 * state already saves and loads (vdev_state.c).  Probes get a clean no.
-	 */
-	return -EOPNOTSUPP;
-}
-
-static int h_mig_data(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
-{
-	/* Only valid in a migration session, and no session can be started. */
-	return -EOPNOTSUPP;
+	return vfu_device_feature(c, &q, m, r);	/* migration, dirty logging */
 }
 
 static int h_wrong_direction(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
@@ -500,8 +490,8 @@ static const struct vfu_cmd vfu_cmds[VFIO_USER_MAX_COMMAND] = {
 					   h_region_write_multi },
 	[VFIO_USER_DEVICE_FEATURE] = { "DEVICE_FEATURE", sizeof(struct vfio_user_device_feature),
 				       0, false, h_device_feature },
-	[VFIO_USER_MIG_DATA_READ] = { "MIG_DATA_READ", 8, 0, false, h_mig_data },
-	[VFIO_USER_MIG_DATA_WRITE] = { "MIG_DATA_WRITE", 8, 0, false, h_mig_data },
+	[VFIO_USER_MIG_DATA_READ] = { "MIG_DATA_READ", 8, 0, false, vfu_mig_data_read },
+	[VFIO_USER_MIG_DATA_WRITE] = { "MIG_DATA_WRITE", 8, 0, false, vfu_mig_data_write },
 };
 
 int vfu_dispatch(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)

@@ -84,6 +84,12 @@ int vfu_dispatch(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r);
 #define VFU_REPLY_CAP	(VFIO_USER_MAX_DATA_XFER + 4096)
 uint8_t *vfu_reply_buf(void);
 
+/* DEVICE_FEATURE past the flag checks, MIG_DATA_READ/WRITE (vfu_feature.c). */
+int vfu_device_feature(struct vfu_conn *c, const struct vfio_user_device_feature *q,
+		       struct vfu_msg *m, struct vfu_reply *r);
+int vfu_mig_data_read(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r);
+int vfu_mig_data_write(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r);
+
 /* VERSION capabilities (vfu_caps.c). */
 int vfu_caps_parse(struct vfu_conn *c, const char *json, uint32_t len);
 int vfu_caps_reply(struct vfu_conn *c, char *out, uint32_t cap);

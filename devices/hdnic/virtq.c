@@ -144,6 +144,7 @@ int virtq_pop(struct virtq *vq, struct dma_space *ds, struct virtq_chain *c)
 			return -EFAULT;
 		c->iov[c->nr].base = p;
 		c->iov[c->nr].len = d.len;
+		c->iov[c->nr].iova = d.addr;
 		if (need == DMA_PROT_READ)
 			c->nr_out++;
 		c->nr++;
@@ -159,12 +160,20 @@ int virtq_pop(struct virtq *vq, struct dma_space *ds, struct virtq_chain *c)
 	return 1;
 }
 
+/* The device wrote len bytes at offset off of the used ring. */
+static inline void used_written(const struct virtq *vq, uint64_t off, uint64_t len)
+{
+	dma_dirty_mark(vq->as->dirty, vq->used_addr + off, len);
+}
+
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
 {
-	struct vring_used_elem *e = &vq->used->ring[vq->used_idx & (vq->size - 1)];
+	uint16_t slot = vq->used_idx & (vq->size - 1);
+	struct vring_used_elem *e = &vq->used->ring[slot];
 
 	WRITE_ONCE(e->id, head);
 	WRITE_ONCE(e->len, len);
+	used_written(vq, 4 + 8 * (uint64_t)slot, 8);
 	vq->used_idx++;
 }
 
@@ -172,6 +181,7 @@ void virtq_publish(struct virtq *vq)
 {
 	smp_wmb();	/* entries before the index */
 	WRITE_ONCE(vq->used->idx, vq->used_idx);
+	used_written(vq, 2, 2);
 }
 
 bool virtq_should_interrupt(struct virtq *vq)
@@ -197,8 +207,10 @@ void virtq_set_notify(struct virtq *vq, bool enable)
 		uint16_t ev = enable ? vq->last_avail : (uint16_t)(vq->last_avail + 0x8000);
 
 		WRITE_ONCE(*(uint16_t *)&vq->used->ring[vq->size], ev);
+		used_written(vq, 4 + 8 * (uint64_t)vq->size, 2);
 	} else {
 		WRITE_ONCE(vq->used->flags, enable ? 0 : VRING_USED_F_NO_NOTIFY);
+		used_written(vq, 0, 2);
 	}
 	smp_mb();	/* publish before the caller rechecks avail->idx */
 }

@@ -52,6 +52,7 @@ struct virtq {
 struct virtq_iov {
 	uint8_t *base;
 	uint32_t len;
+	uint64_t iova;		/* where base came from: what a write dirties */
 };
 
 struct virtq_chain {

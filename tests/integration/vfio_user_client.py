@@ -66,6 +66,13 @@ IRQ_DATA_NONE, IRQ_DATA_BOOL, IRQ_DATA_EVENTFD = 1, 2, 4
 IRQ_ACTION_MASK, IRQ_ACTION_UNMASK, IRQ_ACTION_TRIGGER = 8, 16, 32
 
 FEATURE_GET, FEATURE_SET, FEATURE_PROBE = 1 << 16, 1 << 17, 1 << 18
+# device features (linux/vfio.h)
+FEAT_MIGRATION, FEAT_MIG_DEVICE_STATE = 1, 2
+FEAT_DMA_LOGGING_START, FEAT_DMA_LOGGING_STOP, FEAT_DMA_LOGGING_REPORT = 6, 7, 8
+MIGRATION_STOP_COPY, MIGRATION_P2P, MIGRATION_PRE_COPY = 1, 2, 4
+# enum vfio_device_mig_state
+MIG_ERROR, MIG_STOP, MIG_RUNNING, MIG_STOP_COPY, MIG_RESUMING = 0, 1, 2, 3, 4
+MIG_RUNNING_P2P, MIG_PRE_COPY, MIG_PRE_COPY_P2P = 5, 6, 7
 MAX_FDS = 16
 
 
@@ -249,8 +256,52 @@ class VfioUserClient:
     def reset(self):
         self.call(DEVICE_RESET)
 
-    def device_feature(self, flags, data=b""):
-        return self.call(DEVICE_FEATURE, struct.pack("<II", 8 + len(data), flags) + data)
+    def device_feature(self, flags, data=b"", room=0):
+        """DEVICE_FEATURE with data; argsz leaves room for a reply of `room` bytes."""
+        argsz = 8 + max(len(data), room)
+        return self.call(DEVICE_FEATURE, struct.pack("<II", argsz, flags) + data)
+
+    # migration (VFIO migration v2 over vfio-user)
+    def migration_flags(self):
+        payload, _ = self.device_feature(FEATURE_GET | FEAT_MIGRATION, room=8)
+        return struct.unpack_from("<Q", payload, 8)[0]
+
+    def mig_state(self):
+        payload, _ = self.device_feature(FEATURE_GET | FEAT_MIG_DEVICE_STATE, room=8)
+        return struct.unpack_from("<I", payload, 8)[0]
+
+    def set_mig_state(self, state):
+        payload, _ = self.device_feature(FEATURE_SET | FEAT_MIG_DEVICE_STATE,
+                                         struct.pack("<Ii", state, -1))
+        return struct.unpack_from("<I", payload, 8)[0]
+
+    def mig_data_read(self, size):
+        payload, _ = self.call(MIG_DATA_READ, struct.pack("<II", 8 + size, size))
+        argsz, got = struct.unpack_from("<II", payload)
+        return payload[8:8 + got]
+
+    def mig_data_write(self, data):
+        self.call(MIG_DATA_WRITE, struct.pack("<II", 8 + len(data), len(data)) + data)
+
+    def dma_logging_start(self, ranges, page_size=4096):
+        """Start device DMA logging over [(iova, length)] ([] = everything mapped);
+        returns the page size the device chose."""
+        data = struct.pack("<QII", page_size, len(ranges), 0)
+        data += b"".join(struct.pack("<QQ", i, n) for i, n in ranges)
+        payload, _ = self.device_feature(FEATURE_SET | FEAT_DMA_LOGGING_START, data)
+        return struct.unpack_from("<Q", payload, 8)[0]
+
+    def dma_logging_stop(self):
+        self.device_feature(FEATURE_SET | FEAT_DMA_LOGGING_STOP)
+
+    def dma_logging_report(self, iova, length, page_size=4096):
+        """The dirty pages of [iova, iova+length) (read and cleared) as a set of page numbers."""
+        pages = length // page_size
+        payload, _ = self.device_feature(FEATURE_GET | FEAT_DMA_LOGGING_REPORT,
+                                         struct.pack("<QQQ", iova, length, page_size),
+                                         room=24 + (pages + 7) // 8)
+        bitmap = payload[8 + 24:]
+        return {i for i in range(pages) if bitmap[i // 8] >> (i % 8) & 1}
 
 
 # ---- virtio-net driver ----

@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The migration state machine of a function (vdev_mig.h): the kernel's
+ * next-hop table, the table of direct arcs hdnic implements, and what the
+ * arcs do to the data path.
+ */
+#include "devices/hdnic/vdev_mig.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "devices/hdnic/nic.h"
+#include "devices/hdnic/vdev.h"
+#include "vmm/util.h"
+
+enum {
+	ERROR = VFIO_DEVICE_STATE_ERROR,
+	STOP = VFIO_DEVICE_STATE_STOP,
+	RUNNING = VFIO_DEVICE_STATE_RUNNING,
+	STOP_COPY = VFIO_DEVICE_STATE_STOP_COPY,
+	RESUMING = VFIO_DEVICE_STATE_RESUMING,
+	RUNNING_P2P = VFIO_DEVICE_STATE_RUNNING_P2P,
+	PRE_COPY = VFIO_DEVICE_STATE_PRE_COPY,
+	PRE_COPY_P2P = VFIO_DEVICE_STATE_PRE_COPY_P2P,
+};
+
+/*
+ * The next state on the way from cur to target: the shortest path, with
+ * the saving group (PRE_COPY*, STOP_COPY) only at either end.  Copied from
+ * drivers/vfio/vfio_main.c (vfio_mig_get_next_state), like every driver does.
+ */
+static const uint8_t next_hop[VDEV_MIG_NR_STATES][VDEV_MIG_NR_STATES] = {
+	[STOP] = {
+		[STOP] = STOP, [RUNNING] = RUNNING_P2P, [STOP_COPY] = STOP_COPY,
+		[RESUMING] = RESUMING, [RUNNING_P2P] = RUNNING_P2P, [PRE_COPY] = RUNNING_P2P,
+		[PRE_COPY_P2P] = RUNNING_P2P, [ERROR] = ERROR,
+	},
+	[RUNNING] = {
+		[STOP] = RUNNING_P2P, [RUNNING] = RUNNING, [STOP_COPY] = RUNNING_P2P,
+		[RESUMING] = RUNNING_P2P, [RUNNING_P2P] = RUNNING_P2P, [PRE_COPY] = PRE_COPY,
+		[PRE_COPY_P2P] = RUNNING_P2P, [ERROR] = ERROR,
+	},
+	[STOP_COPY] = {
+		[STOP] = STOP, [RUNNING] = STOP, [STOP_COPY] = STOP_COPY, [RESUMING] = STOP,
+		[RUNNING_P2P] = STOP, [PRE_COPY] = ERROR, [PRE_COPY_P2P] = ERROR, [ERROR] = ERROR,
+	},
+	[RESUMING] = {
+		[STOP] = STOP, [RUNNING] = STOP, [STOP_COPY] = STOP, [RESUMING] = RESUMING,
+		[RUNNING_P2P] = STOP, [PRE_COPY] = STOP, [PRE_COPY_P2P] = STOP, [ERROR] = ERROR,
+	},
+	[RUNNING_P2P] = {
+		[STOP] = STOP, [RUNNING] = RUNNING, [STOP_COPY] = STOP, [RESUMING] = STOP,
+		[RUNNING_P2P] = RUNNING_P2P, [PRE_COPY] = RUNNING, [PRE_COPY_P2P] = PRE_COPY_P2P,
+		[ERROR] = ERROR,
+	},
+	[PRE_COPY] = {
+		[STOP] = RUNNING, [RUNNING] = RUNNING, [STOP_COPY] = PRE_COPY_P2P,
+		[RESUMING] = RUNNING, [RUNNING_P2P] = RUNNING, [PRE_COPY] = PRE_COPY,
+		[PRE_COPY_P2P] = PRE_COPY_P2P, [ERROR] = ERROR,
+	},
+	[PRE_COPY_P2P] = {
+		[STOP] = RUNNING_P2P, [RUNNING] = RUNNING_P2P, [STOP_COPY] = STOP_COPY,
+		[RESUMING] = RUNNING_P2P, [RUNNING_P2P] = RUNNING_P2P, [PRE_COPY] = PRE_COPY,
+		[PRE_COPY_P2P] = PRE_COPY_P2P, [ERROR] = ERROR,
+	},
+	/* [ERROR] is all ERROR: only a reset leaves it. */
+};
+
+/* The migration flags a state needs (vfio_main.c's state_flags_table). */
+static const uint32_t state_flags[VDEV_MIG_NR_STATES] = {
+	[STOP] = VFIO_MIGRATION_STOP_COPY,
+	[RUNNING] = VFIO_MIGRATION_STOP_COPY,
+	[STOP_COPY] = VFIO_MIGRATION_STOP_COPY,
+	[RESUMING] = VFIO_MIGRATION_STOP_COPY,
+	[RUNNING_P2P] = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P,
+	[PRE_COPY] = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_PRE_COPY,
+	[PRE_COPY_P2P] = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
+			 VFIO_MIGRATION_PRE_COPY,
+	[ERROR] = ~0u,
+};
+
+static const char *const state_names[VDEV_MIG_NR_STATES] = {
+	[ERROR] = "error", [STOP] = "stop", [RUNNING] = "running", [STOP_COPY] = "stop-copy",
+	[RESUMING] = "resuming", [RUNNING_P2P] = "running-p2p", [PRE_COPY] = "pre-copy",
+	[PRE_COPY_P2P] = "pre-copy-p2p",
+};
+
+static bool offered(uint32_t state)
+{
+	return state < VDEV_MIG_NR_STATES &&
+	       (state_flags[state] & VDEV_MIG_FLAGS) == state_flags[state];
+}
+
+/* ---- what the arcs do ---- */
+
+/*
+ * Into quiescence: what is in flight completes first (used entries
+ * published, their interrupts sent), then the data path stops: no polling,
+ * no delivery, interrupts held (vdev_flush_irqs).
+ */
+static int arc_quiesce(struct vdev *vd)
+{
+	vdev_flush(vd);
+	vd->dev.paused = true;
+	vdev_update_running(vd);
+	return 0;
+}
+
+/* Back to full operation: TX rings looked at again, held interrupts go out. */
+static int arc_run(struct vdev *vd)
+{
+	vd->dev.paused = false;
+	vdev_update_running(vd);
+	nic_irq_pending(vd->nic, vd);
+	return 0;
+}
+
+/* Between quiesced states nothing on the data path changes. */
+static int arc_none(struct vdev *vd)
+{
+	return 0;
+}
+
+static void session_end(struct vdev *vd)
+{
+	if (vd->mig.session)
+		state_free(&vd->mig.data);
+	vd->mig.session = false;
+}
+
+/* STOP -> STOP_COPY: the function's whole state, read with MIG_DATA_READ. */
+static int arc_save_begin(struct vdev *vd)
+{
+	int err;
+
+	state_init_writer(&vd->mig.data);
+	vd->mig.session = true;
+	err = vdev_save(vd, &vd->mig.data);
+	if (err) {
+		session_end(vd);
+		return err;
+	}
+	vd->mig.data.pos = 0;	/* read back from the start */
+	return 0;
+}
+
+/* STOP -> RESUMING: an empty stream MIG_DATA_WRITE appends to. */
+static int arc_load_begin(struct vdev *vd)
+{
+	state_init_writer(&vd->mig.data);
+	vd->mig.session = true;
+	return 0;
+}
+
+/* RESUMING -> STOP: load what was written; a bad stream is refused, the function untouched. */
+static int arc_load_end(struct vdev *vd)
+{
+	struct state_buf in;
+	int err;
+
+	state_init_reader(&in, vd->mig.data.data, vd->mig.data.len);
+	err = vdev_load(vd, &in);
+	if (!err && !state_at_end(&in))
+		err = -EINVAL;	/* trailing bytes: not one function's state */
+	session_end(vd);
+	if (err)
+		vd->mig.state = ERROR;	/* the stream is spent: only a reset helps */
+	return err;
+}
+
+/* STOP_COPY -> STOP: the session ends. */
+static int arc_save_end(struct vdev *vd)
+{
+	session_end(vd);
+	return 0;
+}
+
+/* The direct arcs hdnic implements; any other hop is refused. */
+static int (*const arcs[VDEV_MIG_NR_STATES][VDEV_MIG_NR_STATES])(struct vdev *vd) = {
+	[RUNNING][RUNNING_P2P] = arc_quiesce,
+	[RUNNING_P2P][RUNNING] = arc_run,
+	[RUNNING_P2P][STOP] = arc_none,
+	[STOP][RUNNING_P2P] = arc_none,
+	[STOP][STOP_COPY] = arc_save_begin,
+	[STOP_COPY][STOP] = arc_save_end,
+	[STOP][RESUMING] = arc_load_begin,
+	[RESUMING][STOP] = arc_load_end,
+};
+
+/* ---- the walk ---- */
+
+void vdev_mig_init(struct vdev *vd)
+{
+	memset(&vd->mig, 0, sizeof(vd->mig));
+	vd->mig.state = RUNNING;
+	vd->dev.paused = false;
+}
+
+void vdev_mig_reset(struct vdev *vd)
+{
+	session_end(vd);
+	vd->mig.state = RUNNING;
+	vd->dev.paused = false;
+}
+
+void vdev_mig_destroy(struct vdev *vd)
+{
+	session_end(vd);
+}
+
+uint32_t vdev_mig_get_state(const struct vdev *vd)
+{
+	return vd->mig.state;
+}
+
+const char *vdev_mig_state_name(uint32_t state)
+{
+	return state < VDEV_MIG_NR_STATES ? state_names[state] : "invalid";
+}
+
+/* The next hop towards target, skipping states the device does not offer. */
+static uint32_t hop(uint32_t cur, uint32_t target)
+{
+	uint32_t next = next_hop[cur][target];
+
+	while (!offered(next) && next != ERROR)
+		next = next_hop[next][target];
+	return next;
+}
+
+int vdev_mig_set_state(struct vdev *vd, uint32_t target)
+{
+	if (!offered(target) || target == ERROR || vd->mig.state == ERROR)
+		return -EINVAL;
+	while (vd->mig.state != target) {
+		uint32_t cur = vd->mig.state, next = hop(cur, target);
+		int err;
+
+		if (next == ERROR)
+			return -EINVAL;
+		if (!arcs[cur][next]) {
+			pr_err("%s: migration arc %s -> %s is not implemented", vd->dev.id,
+			       state_names[cur], state_names[next]);
+			return -EOPNOTSUPP;
+		}
+		err = arcs[cur][next](vd);
+		if (err) {
+			pr_err("%s: migration arc %s -> %s: %s", vd->dev.id, state_names[cur],
+			       state_names[next], strerror(-err));
+			return err;
+		}
+		vd->mig.state = next;
+		vd->mig.arcs++;
+	}
+	return 0;
+}
+
+/* ---- session data ---- */
+
+int vdev_mig_read(struct vdev *vd, void *buf, uint32_t len, uint32_t *got)
+{
+	struct state_buf *sb = &vd->mig.data;
+	size_t n;
+
+	if (vd->mig.state != STOP_COPY || !vd->mig.session)
+		return -EINVAL;
+	n = MIN((size_t)len, sb->len - sb->pos);
+	memcpy(buf, sb->data + sb->pos, n);
+	sb->pos += n;
+	*got = (uint32_t)n;	/* short: the end of the state */
+	return 0;
+}
+
+int vdev_mig_write(struct vdev *vd, const void *buf, uint32_t len)
+{
+	struct state_buf *sb = &vd->mig.data;
+
+	if (vd->mig.state != RESUMING || !vd->mig.session)
+		return -EINVAL;
+	if (sb->len + len > VDEV_MIG_MAX_STREAM)
+		return -EFBIG;
+	state_put_bytes(sb, buf, len);
+	return state_ok(sb) ? 0 : -ENOMEM;
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A function's VFIO migration v2 state machine (VFIO_DEVICE_FEATURE
+ * MIG_DEVICE_STATE over vfio-user).  hdnic reports STOP_COPY | P2P:
+ * RUNNING, RUNNING_P2P, STOP, STOP_COPY (the function's state, vdev_save,
+ * read with MIG_DATA_READ) and RESUMING (written with MIG_DATA_WRITE,
+ * loaded and validated on RESUMING -> STOP).  PRE_COPY is not offered.
+ *
+ * A request walks the kernel's shortest-path table one hop at a time; each
+ * hop is a direct arc from a table of arcs.  Every state but RUNNING is
+ * quiesced: no DMA at all (hdnic cannot tell peer-to-peer DMA from memory,
+ * so RUNNING_P2P stops all of it, as the uAPI asks), frames for the function
+ * are dropped at the NIC and counted in rx_stopped, the TX rings are not
+ * read, interrupts are held until RUNNING.  Config space and MSI-X still
+ * answer.  A reset (DEVICE_RESET, a new client) returns to RUNNING.
+ */
+#ifndef HDNIC_VDEV_MIG_H
+#define HDNIC_VDEV_MIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/vfio/vfio_compat.h"
+#include "migration/state.h"
+
+struct vdev;
+
+/* What FEATURE_MIGRATION reports. */
+#define VDEV_MIG_FLAGS		(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P)
+#define VDEV_MIG_NR_STATES	8	/* enum vfio_device_mig_state incl. PRE_COPY_P2P */
+/* A RESUMING stream larger than this is refused: a function's state is a few KiB. */
+#define VDEV_MIG_MAX_STREAM	(1u << 20)
+
+struct vdev_mig {
+	uint32_t state;		/* enum vfio_device_mig_state */
+	struct state_buf data;	/* STOP_COPY: what is read; RESUMING: what was written */
+	bool session;		/* data is in use */
+	uint64_t arcs;		/* direct arcs taken */
+};
+
+void vdev_mig_init(struct vdev *vd);
+/* Reset: back to RUNNING, any session ends. */
+void vdev_mig_reset(struct vdev *vd);
+/* Free the session buffer (function freed). */
+void vdev_mig_destroy(struct vdev *vd);
+
+/*
+ * Move to target along the shortest path: 0, -EINVAL for a target the
+ * device does not offer (or from ERROR), -EOPNOTSUPP for an arc hdnic does
+ * not implement, or the error of the arc that failed (the state is then
+ * the last one reached, or ERROR if the failed arc says so).
+ */
+int vdev_mig_set_state(struct vdev *vd, uint32_t target);
+uint32_t vdev_mig_get_state(const struct vdev *vd);
+const char *vdev_mig_state_name(uint32_t state);
+
+/* Session data: MIG_DATA_READ (STOP_COPY) and MIG_DATA_WRITE (RESUMING). */
+int vdev_mig_read(struct vdev *vd, void *buf, uint32_t len, uint32_t *got);
+int vdev_mig_write(struct vdev *vd, const void *buf, uint32_t len);
+
+#endif
