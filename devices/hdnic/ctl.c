@@ -42,7 +42,7 @@ static json_object *ctl_call(const char *dir, const char *req)
 	size_t cap = 65536, len = 0;
 	char *buf = NULL;
 	json_object *r = NULL;
-	int fd;
+	int fd, send_err = 0;
 
 	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir, MGMT_SOCK_NAME) >=
 	    sizeof(sa.sun_path)) {
@@ -59,8 +59,8 @@ static json_object *ctl_call(const char *dir, const char *req)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req) ||
 	    send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {
-		pr_err("sending to %s: %s", sa.sun_path, strerror(errno));
-		goto out;
+		/* a server that refused us said why before closing: read that first */
+		send_err = errno;
 	}
 	buf = xzalloc(cap + 1);
 	for (;;) {
@@ -80,6 +80,10 @@ static json_object *ctl_call(const char *dir, const char *req)
 			buf = bigger;
 		}
 		n = recv(fd, buf + len, cap - len, 0);
+		if (n <= 0 && send_err) {
+			pr_err("sending to %s: %s", sa.sun_path, strerror(send_err));
+			goto out;
+		}
 		if (n <= 0) {
 			pr_err("no reply from %s: %s", sa.sun_path, n ? strerror(errno) : "closed");
 			goto out;

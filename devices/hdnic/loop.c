@@ -75,12 +75,17 @@ struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_handler *h)
 	return sqe;
 }
 
-void loop_watch(struct loop *l, struct loop_handler *h, int fd)
+void loop_watch_events(struct loop *l, struct loop_handler *h, int fd, unsigned events)
 {
 	struct io_uring_sqe *sqe = loop_sqe(l, h);
 
-	io_uring_prep_poll_multishot(sqe, fd, POLLIN);
+	io_uring_prep_poll_multishot(sqe, fd, events);
 	h->armed = true;
+}
+
+void loop_watch(struct loop *l, struct loop_handler *h, int fd)
+{
+	loop_watch_events(l, h, fd, POLLIN);
 }
 
 void loop_unwatch(struct loop *l, struct loop_handler *h)

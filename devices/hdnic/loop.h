@@ -42,6 +42,8 @@ void loop_handler_init(struct loop_handler *h, loop_fn fn);
 struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_handler *h);
 /* Multishot poll for POLLIN on fd; re-armed automatically when it ends. */
 void loop_watch(struct loop *l, struct loop_handler *h, int fd);
+/* The same for other poll events (POLLOUT: a reply waits for a slow reader). */
+void loop_watch_events(struct loop *l, struct loop_handler *h, int fd, unsigned events);
 /* A multishot poll completion without F_MORE ended the poll: re-arm it. */
 static inline bool loop_poll_ended(struct loop_handler *h, uint32_t cqe_flags)
 {

@@ -34,8 +34,11 @@ static void usage(FILE *f)
 		"  --switch-rate R    internal switch capacity (device to device); default: unlimited\n"
 		"  --name NIC         name used in logs and default MACs (default hdnic0)\n"
 		"  --idle-us US       poll a quiet device this long before sleeping (default %u)\n"
+		"  --conn-timeout MS  drop a management client idle this long, and a vfio-user\n"
+		"                     client that has not completed VERSION by then (default %u)\n"
 		"  --debug            verbose logging\n",
-		HDNIC_MAX_VFS, HDNIC_DEFAULT_QPS, HDNIC_MAX_QPS, DEFAULT_IDLE_US);
+		HDNIC_MAX_VFS, HDNIC_DEFAULT_QPS, HDNIC_MAX_QPS, DEFAULT_IDLE_US,
+		MGMT_DEFAULT_CONN_TIMEOUT_MS);
 }
 
 int main(int argc, char **argv)
@@ -49,6 +52,7 @@ int main(int argc, char **argv)
 		{ "qps", required_argument, NULL, 'q' },
 		{ "uplink-rate", required_argument, NULL, 'r' },
 		{ "switch-rate", required_argument, NULL, 's' },
+		{ "conn-timeout", required_argument, NULL, 'T' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -112,6 +116,13 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			*(c == 'r' ? &cfg.uplink_rate : &cfg.switch_rate) = v;
+			break;
+		case 'T':
+			if (parse_u64(optarg, 10, 3600000, &v)) {
+				pr_err("--conn-timeout %s: expected milliseconds, 10..3600000", optarg);
+				return 2;
+			}
+			cfg.conn_timeout_ms = v;
 			break;
 		case 'D':
 			debug_enabled = true;

@@ -1,14 +1,22 @@
 // SPDX-License-Identifier: MIT
-/* The management socket server (DIR/pf.sock): transport; commands are in mgmt_cmds.c. */
+/*
+ * The management socket server (DIR/pf.sock): transport; commands are in
+ * mgmt_cmds.c.  At most MGMT_CLIENTS at once (others are told why), none
+ * may stall the loop (replies wait for POLLOUT), and one idle for the
+ * connection timeout is dropped.  The same coarse timer drops vfio-user
+ * clients that never complete VERSION (vfu_check_deadlines()).
+ */
 #include "devices/hdnic/mgmt.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "devices/hdnic/nic.h"
@@ -18,9 +26,13 @@
 #define MGMT_CLIENTS	8
 
 struct mgmt_client {
-	struct loop_handler h;
+	struct loop_handler h, out_h;
 	struct mgmt *m;
 	int fd;
+	uint64_t deadline;		/* dropped if still idle then */
+	char *out;			/* a reply the client has not taken yet */
+	size_t out_len, out_off;
+	bool close_after;
 	uint32_t len;
 	char buf[MGMT_MAX_REQUEST + 1];
 };
@@ -29,6 +41,9 @@ struct mgmt {
 	struct nic *nic;
 	int listen_fd;
 	struct loop_handler listen_h;
+	int timer_fd;			/* connection deadlines, armed while any is due */
+	struct loop_handler timer_h;
+	bool timer_armed;
 	char path[PATH_MAX];
 	struct mgmt_client clients[MGMT_CLIENTS];
 };
@@ -75,23 +90,112 @@ static char *handle_request(struct nic *nic, const char *line)
 static void client_close(struct mgmt_client *c)
 {
 	loop_unwatch(&c->m->nic->loop, &c->h);
+	if (c->out_h.armed)
+		loop_unwatch(&c->m->nic->loop, &c->out_h);
 	close(c->fd);
 	c->fd = -1;
 	c->len = 0;
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_off = 0;
+	c->close_after = false;
 }
 
-static int client_send(struct mgmt_client *c, const char *s)
+static void client_touch(struct mgmt_client *c)
 {
-	size_t len = strlen(s), off = 0;
+	c->deadline = now_ns() + c->m->nic->conn_timeout_ns;
+}
 
-	while (off < len) {
-		ssize_t n = send(c->fd, s + off, len - off, MSG_NOSIGNAL);
+/* Send what the client takes: 0 all sent, 1 the rest waits for POLLOUT, -1 gone. */
+static int client_flush(struct mgmt_client *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
 
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			if (!c->out_h.armed)
+				loop_watch_events(&c->m->nic->loop, &c->out_h, c->fd, POLLOUT);
+			return 1;
+		}
 		if (n <= 0)
 			return -1;
-		off += n;
+		c->out_off += n;
+		client_touch(c);
 	}
-	return send(c->fd, "\n", 1, MSG_NOSIGNAL) == 1 ? 0 : -1;
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_off = 0;
+	if (c->out_h.armed)
+		loop_unwatch(&c->m->nic->loop, &c->out_h);
+	return 0;
+}
+
+static void client_queue(struct mgmt_client *c, char *reply)
+{
+	size_t n = strlen(reply);
+
+	c->out = realloc(reply, n + 1);
+	if (!c->out)
+		abort();
+	c->out[n] = '\n';
+	c->out_len = n + 1;
+	c->out_off = 0;
+}
+
+/*
+ * Send a waiting reply, answer each complete request, read until EAGAIN.
+ * Nothing here waits: a client that does not read its reply keeps its
+ * requests in its own socket until the reply is taken or it times out.
+ */
+static void client_pump(struct mgmt_client *c)
+{
+	for (;;) {
+		char *nl;
+		ssize_t n;
+
+		if (c->out) {
+			int ret = client_flush(c);
+
+			if (ret < 0 || (!ret && c->close_after)) {
+				client_close(c);
+				return;
+			}
+			if (ret > 0)
+				return;
+		}
+		nl = memchr(c->buf, '\n', c->len);
+		if (nl) {
+			uint32_t used = (uint32_t)(nl - c->buf) + 1;
+
+			*nl = '\0';
+			client_queue(c, handle_request(c->m->nic, c->buf));
+			memmove(c->buf, c->buf + used, c->len - used);
+			c->len -= used;
+			c->buf[c->len] = '\0';
+			client_touch(c);
+			continue;
+		}
+		if (c->len == MGMT_MAX_REQUEST) {
+			client_queue(c, xstrdup("{\"ok\":false,\"error\":\"request longer than 4096 bytes\"}"));
+			c->close_after = true;
+			c->len = 0;
+			continue;
+		}
+		n = recv(c->fd, c->buf + c->len, MGMT_MAX_REQUEST - c->len, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			client_close(c);
+			return;
+		}
+		c->len += n;
+		c->buf[c->len] = '\0';
+	}
 }
 
 static void client_event(struct loop_handler *h, int res, uint32_t flags)
@@ -99,42 +203,66 @@ static void client_event(struct loop_handler *h, int res, uint32_t flags)
 	struct mgmt_client *c = container_of(h, struct mgmt_client, h);
 	bool ended = loop_poll_ended(h, flags);
 
-	for (;;) {
-		ssize_t n = recv(c->fd, c->buf + c->len, MGMT_MAX_REQUEST - c->len, MSG_DONTWAIT);
-		char *nl;
+	client_pump(c);
+	if (ended && c->fd >= 0)
+		loop_watch(&c->m->nic->loop, h, c->fd);
+}
 
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			break;
-		if (n <= 0) {
-			client_close(c);
-			return;
-		}
-		c->len += n;
-		c->buf[c->len] = '\0';
-		while ((nl = memchr(c->buf, '\n', c->len))) {
-			char *reply;
-			uint32_t used = (uint32_t)(nl - c->buf) + 1;
+static void client_writable(struct loop_handler *h, int res, uint32_t flags)
+{
+	struct mgmt_client *c = container_of(h, struct mgmt_client, out_h);
+	bool ended = loop_poll_ended(h, flags);
 
-			*nl = '\0';
-			reply = handle_request(c->m->nic, c->buf);
-			n = client_send(c, reply);
-			free(reply);
-			if (n) {
-				client_close(c);
-				return;
-			}
-			memmove(c->buf, c->buf + used, c->len - used);
-			c->len -= used;
-			c->buf[c->len] = '\0';
-		}
-		if (c->len == MGMT_MAX_REQUEST) {
-			client_send(c, "{\"ok\":false,\"error\":\"request longer than 4096 bytes\"}");
+	client_pump(c);
+	if (ended && c->fd >= 0 && c->out)
+		loop_watch_events(&c->m->nic->loop, h, c->fd, POLLOUT);
+}
+
+/* ---- connection deadlines: idle management clients, vfio-user clients ---- */
+
+void mgmt_arm_timer(struct mgmt *m)
+{
+	struct itimerspec its;
+	uint64_t tick;
+
+	if (!m || m->timer_armed || m->timer_fd < 0)
+		return;
+	tick = MAX(MIN(m->nic->conn_timeout_ns / 4, 250000000ull), 1000000ull);
+	its.it_interval = (struct timespec){ .tv_sec = tick / 1000000000,
+					     .tv_nsec = tick % 1000000000 };
+	its.it_value = its.it_interval;
+	if (timerfd_settime(m->timer_fd, 0, &its, NULL) == 0)
+		m->timer_armed = true;
+}
+
+static void timer_event(struct loop_handler *h, int res, uint32_t flags)
+{
+	struct mgmt *m = container_of(h, struct mgmt, timer_h);
+	bool ended = loop_poll_ended(h, flags), pending = false;
+	struct itimerspec off = { 0 };
+	uint64_t now = now_ns(), ticks;
+
+	if (read(m->timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		pr_debug("timerfd: %s", strerror(errno));
+	for (unsigned i = 0; i < MGMT_CLIENTS; i++) {
+		struct mgmt_client *c = &m->clients[i];
+
+		if (c->fd < 0)
+			continue;
+		if (now >= c->deadline) {
+			pr_info("management client idle for %llu ms: dropped",
+				(unsigned long long)(m->nic->conn_timeout_ns / 1000000));
 			client_close(c);
-			return;
+		} else {
+			pending = true;
 		}
 	}
+	for (unsigned i = 0; i < m->nic->nr_devs; i++)
+		pending |= vfu_check_deadlines(m->nic->devs[i], now);
+	if (!pending && timerfd_settime(m->timer_fd, 0, &off, NULL) == 0)
+		m->timer_armed = false;
 	if (ended)
-		loop_watch(&c->m->nic->loop, h, c->fd);
+		loop_watch(&m->nic->loop, h, m->timer_fd);
 }
 
 static void accept_event(struct loop_handler *h, int res, uint32_t flags)
@@ -143,28 +271,34 @@ static void accept_event(struct loop_handler *h, int res, uint32_t flags)
 	bool ended = loop_poll_ended(h, flags);
 
 	for (;;) {
-		int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		struct timeval tv = { .tv_sec = 1 };
+		int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		struct mgmt_client *c = NULL;
 
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
 			break;
+		}
 		for (unsigned i = 0; i < MGMT_CLIENTS; i++)
 			if (m->clients[i].fd < 0)
 				c = &m->clients[i];
 		if (!c) {
-			const char *busy = "{\"ok\":false,\"error\":\"too many management clients\"}\n";
+			char busy[160];
 
+			snprintf(busy, sizeof(busy), "{\"ok\":false,\"error\":\"too many management "
+				 "clients (%u connected); try again\"}\n", MGMT_CLIENTS);
 			send(fd, busy, strlen(busy), MSG_NOSIGNAL | MSG_DONTWAIT);
 			close(fd);
 			continue;
 		}
-		/* Replies are sent blocking, but never wait on a stuck reader long. */
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		c->fd = fd;
 		c->len = 0;
+		client_touch(c);
 		loop_handler_init(&c->h, client_event);
+		loop_handler_init(&c->out_h, client_writable);
 		loop_watch(&m->nic->loop, &c->h, fd);
+		mgmt_arm_timer(m);
+		client_pump(c);
 	}
 	if (ended)
 		loop_watch(&m->nic->loop, h, m->listen_fd);
@@ -189,6 +323,14 @@ int mgmt_create(struct nic *nic, struct mgmt **out)
 	}
 	loop_handler_init(&m->listen_h, accept_event);
 	loop_watch(&nic->loop, &m->listen_h, m->listen_fd);
+	m->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (m->timer_fd < 0) {
+		pr_err("timerfd: %s", strerror(errno));
+	} else {
+		loop_handler_init(&m->timer_h, timer_event);
+		loop_watch(&nic->loop, &m->timer_h, m->timer_fd);
+	}
+	nic->mgmt = m;		/* vfio-user clients' deadlines arm the timer too */
 	*out = m;
 	return 0;
 }
@@ -202,6 +344,11 @@ void mgmt_destroy(struct mgmt *m)
 			client_close(&m->clients[i]);
 	loop_unwatch(&m->nic->loop, &m->listen_h);
 	close(m->listen_fd);
+	if (m->timer_fd >= 0) {
+		loop_unwatch(&m->nic->loop, &m->timer_h);
+		close(m->timer_fd);
+	}
 	unlink(m->path);
+	m->nic->mgmt = NULL;
 	free(m);
 }

@@ -29,8 +29,12 @@ struct json_object;
 #define MGMT_SOCK_NAME		"pf.sock"
 #define MGMT_MAX_REQUEST	4096
 
+#define MGMT_DEFAULT_CONN_TIMEOUT_MS	5000
+
 int mgmt_create(struct nic *nic, struct mgmt **out);
 void mgmt_destroy(struct mgmt *m);
+/* A connection deadline is pending (NULL m: none, as in the fuzzers): tick until none is. */
+void mgmt_arm_timer(struct mgmt *m);
 
 /* One command: the reply object, or NULL with err filled (mgmt_cmds.c). */
 typedef struct json_object *(*mgmt_cmd_fn)(struct nic *nic, struct json_object *req,

@@ -25,6 +25,7 @@
 #include "devices/hdnic/mgmt.h"
 #include "devices/hdnic/uplink.h"
 #include "devices/hdnic/vdev.h"
+#include "devices/hdnic/vfu_server.h"
 #include "vmm/util.h"
 
 #define NIC_RING_ENTRIES	1024
@@ -102,6 +103,8 @@ int nic_init(struct nic *nic, const struct nic_config *cfg)
 	nic->nr_vfs = cfg->nr_vfs;
 	nic->nr_ports = cfg->nr_qps;
 	nic->idle_ns = cfg->idle_us * 1000;
+	nic->conn_timeout_ns = (cfg->conn_timeout_ms ? cfg->conn_timeout_ms :
+				MGMT_DEFAULT_CONN_TIMEOUT_MS) * 1000000ull;
 	nic->now_ns = now_ns();
 	err = loop_init(&nic->loop, NIC_RING_ENTRIES);
 	if (err)
@@ -148,6 +151,7 @@ static int check_dir(const char *dir)
 		pr_err("--dir %s: not a directory", dir);
 		return -ENOTDIR;
 	}
+	hdnic_remove_stale_sockets(dir);	/* a crashed predecessor's */
 	return 0;
 }
 

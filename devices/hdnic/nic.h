@@ -41,6 +41,7 @@ struct nic_config {
 	uint64_t idle_us;	/* polling time before a quiet device sleeps */
 	uint64_t uplink_rate;	/* line rate in bit/s, 0 = as fast as the host goes */
 	uint64_t switch_rate;	/* internal switching capacity, bit/s, 0 = unlimited */
+	uint64_t conn_timeout_ms; /* idle management client / no VERSION yet; 0: default */
 };
 
 struct nic {
@@ -77,6 +78,7 @@ struct nic {
 
 	uint64_t now_ns;
 	uint64_t idle_ns;
+	uint64_t conn_timeout_ns;	/* see nic_config.conn_timeout_ms */
 	bool fine_clock;	/* a rate limit is set: read the clock every pass */
 	int sig_fd;
 	struct loop_handler sig_h;

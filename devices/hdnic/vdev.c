@@ -46,6 +46,7 @@ struct vdev *vdev_create(struct nic *nic, enum vdev_kind kind, unsigned index, u
 	memcpy(vd->qps, qps, nr_qps * sizeof(*qps));
 	vd->listen_fd = -1;
 	vd->conn.fd = -1;
+	vd->conn.busy.fd = -1;
 	vd->conn.vd = vd;
 	vd->db_fd = -1;
 	/* One pair: config, RX, TX.  More: one per virtqueue plus config. */
@@ -72,7 +73,8 @@ struct vdev *vdev_create(struct nic *nic, enum vdev_kind kind, unsigned index, u
 
 bool vdev_idle(const struct vdev *vd)
 {
-	if (!loop_handler_idle(&vd->listen_h) || !loop_handler_idle(&vd->conn.h))
+	if (!loop_handler_idle(&vd->listen_h) || !loop_handler_idle(&vd->conn.h) ||
+	    !loop_handler_idle(&vd->conn.busy.h))
 		return false;
 	for (unsigned i = 0; i < vd->nr_kicks; i++)
 		if (!loop_handler_idle(&vd->kick[i].h))

@@ -7,13 +7,17 @@
 #include "devices/hdnic/vfu_server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "devices/hdnic/mgmt.h"
 #include "devices/hdnic/nic.h"
 #include "devices/hdnic/vdev.h"
 #include "vmm/util.h"
@@ -31,6 +35,43 @@ static bool served(const struct sockaddr_un *sa)
 	if (probe >= 0)
 		close(probe);
 	return live;
+}
+
+static bool is_our_socket_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n > 4 && !strcmp(name + n - 4, ".new"))
+		n -= 4;
+	if (n <= 5 || strncmp(name + n - 5, ".sock", 5))
+		return false;
+	return !strncmp(name, "vf", 2) || !strncmp(name, "adi-", 4) ||
+	       !strncmp(name, MGMT_SOCK_NAME, strlen(MGMT_SOCK_NAME));
+}
+
+void hdnic_remove_stale_sockets(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	unsigned removed = 0;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		struct stat st;
+
+		if (!is_our_socket_name(de->d_name) ||
+		    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir, de->d_name) >=
+		    (int)sizeof(sa.sun_path) ||
+		    lstat(sa.sun_path, &st) < 0 || !S_ISSOCK(st.st_mode) || served(&sa))
+			continue;
+		if (unlink(sa.sun_path) == 0)
+			removed++;
+	}
+	closedir(d);
+	if (removed)
+		pr_info("%s: removed %u stale sockets", dir, removed);
 }
 
 /*
@@ -288,6 +329,87 @@ static void conn_event(struct loop_handler *h, int res, uint32_t flags)
 		loop_watch(&c->vd->nic->loop, h, c->fd);
 }
 
+/* ---- a second client: told the function is in use, then closed ---- */
+
+static void busy_close(struct vfu_conn *c)
+{
+	if (c->busy.fd < 0)
+		return;
+	loop_unwatch(&c->vd->nic->loop, &c->busy.h);
+	close(c->busy.fd);
+	c->busy.fd = -1;
+}
+
+static void busy_event(struct loop_handler *h, int res, uint32_t flags)
+{
+	struct vfu_conn *c = container_of(h, struct vfu_conn, busy.h);
+	bool ended = loop_poll_ended(h, flags);
+
+	for (;;) {
+		ssize_t n = recv(c->busy.fd, (uint8_t *)&c->busy.hdr + c->busy.got,
+				 sizeof(c->busy.hdr) - c->busy.got, MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0)
+			return busy_close(c);
+		c->busy.got += n;
+		if (c->busy.got == sizeof(c->busy.hdr)) {
+			/* the reply to its first message (VERSION) says why: EBUSY */
+			struct vfio_user_header r = {
+				.msg_id = c->busy.hdr.msg_id, .command = c->busy.hdr.command,
+				.msg_size = sizeof(r), .error_no = EBUSY,
+				.flags = VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR,
+			};
+
+			send(c->busy.fd, &r, sizeof(r), MSG_NOSIGNAL | MSG_DONTWAIT);
+			return busy_close(c);
+		}
+	}
+	if (ended)
+		loop_watch(&c->vd->nic->loop, h, c->busy.fd);
+}
+
+static void refuse_busy(struct vdev *vd, int fd)
+{
+	struct vfu_conn *c = &vd->conn;
+
+	pr_info("%s: refusing a second client (the function is in use)", vd->dev.id);
+	if (c->busy.fd >= 0) {
+		close(fd);	/* one refusal at a time; the rest just closed */
+		return;
+	}
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	c->busy.fd = fd;
+	c->busy.got = 0;
+	c->busy.deadline = now_ns() + vd->nic->conn_timeout_ns;
+	loop_handler_init(&c->busy.h, busy_event);
+	loop_watch(&vd->nic->loop, &c->busy.h, fd);
+	mgmt_arm_timer(vd->nic->mgmt);
+}
+
+bool vfu_check_deadlines(struct vdev *vd, uint64_t now)
+{
+	struct vfu_conn *c = &vd->conn;
+	bool pending = false;
+
+	if (c->busy.fd >= 0) {
+		if (now >= c->busy.deadline)
+			busy_close(c);
+		else
+			pending = true;
+	}
+	if (c->fd >= 0 && !c->negotiated) {
+		if (now >= c->version_deadline)
+			vfu_disconnect(vd, "no VERSION in time: the socket is free again");
+		else
+			pending = true;
+	}
+	return pending;
+}
+
 static void accept_event(struct loop_handler *h, int res, uint32_t flags)
 {
 	struct vdev *vd = container_of(h, struct vdev, listen_h);
@@ -306,8 +428,7 @@ static void accept_event(struct loop_handler *h, int res, uint32_t flags)
 			break;
 		}
 		if (c->fd >= 0) {
-			pr_info("%s: refusing a second client", vd->dev.id);
-			close(fd);
+			refuse_busy(vd, fd);
 			continue;
 		}
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -331,6 +452,9 @@ static void accept_event(struct loop_handler *h, int res, uint32_t flags)
 		}
 		loop_handler_init(&c->h, conn_event);
 		loop_watch(&vd->nic->loop, &c->h, fd);
+		/* until VERSION completes, the socket is held on trust: not for long */
+		c->version_deadline = now_ns() + vd->nic->conn_timeout_ns;
+		mgmt_arm_timer(vd->nic->mgmt);
 		vd->stats.connects++;
 		pr_info("%s: client connected", vd->dev.id);
 	}
@@ -355,6 +479,7 @@ int vfu_listen(struct vdev *vd, const char *path)
 void vfu_unlisten(struct vdev *vd)
 {
 	vfu_disconnect(vd, "shutting down");
+	busy_close(&vd->conn);
 	if (vd->listen_fd >= 0) {
 		loop_unwatch(&vd->nic->loop, &vd->listen_h);
 		close(vd->listen_fd);

@@ -65,14 +65,31 @@ struct vfu_conn {
 	unsigned nr_fds;
 	bool fds_truncated;
 	uint8_t small[64];		/* body of small messages, no malloc */
+	/* A client that has not completed VERSION by then is dropped. */
+	uint64_t version_deadline;
+	/* A second client: its first message is answered EBUSY, then it is closed. */
+	struct vfu_refusal {
+		int fd;			/* -1: none */
+		struct loop_handler h;
+		struct vfio_user_header hdr;
+		uint32_t got;
+		uint64_t deadline;
+	} busy;
 };
 
+/*
+ * Remove the sockets in dir that nobody serves (vfK.sock, adi-*.sock,
+ * pf.sock and their .new twins left by a killed hdnic); live ones stay.
+ */
+void hdnic_remove_stale_sockets(const char *dir);
 /* A non-blocking listening AF_UNIX socket at path (stale files replaced). */
 int hdnic_listen_unix(const char *path);
 int vfu_listen(struct vdev *vd, const char *path);
 void vfu_unlisten(struct vdev *vd);
 /* Drop the client (if any): the function is cleaned up and reset. */
 void vfu_disconnect(struct vdev *vd, const char *why);
+/* Drop what is past its deadline; true while a deadline is still pending. */
+bool vfu_check_deadlines(struct vdev *vd, uint64_t now);
 
 /*
  * Validate and execute one complete message.  Returns 0 and fills r (the

@@ -87,7 +87,8 @@ int vfio_user_negotiate(struct vfio_user_conn *c, const char *who,
 	for (unsigned i = 0; i < rep.nfds; i++)
 		close(fds[i]);
 	if (ret) {
-		pr_err("vfio-user %s: VERSION failed: %s", who, strerror(-ret));
+		pr_err("vfio-user %s: VERSION failed: %s", who, ret == -EBUSY ?
+		       "the device is in use by another client" : strerror(-ret));
 		goto out;
 	}
 	ret = -EPROTO;

@@ -586,6 +586,58 @@ static void test_server_gone_before_request(void **state)
 	free(s);
 }
 
+/* Run fn with stderr going to a buffer (what the user would read). */
+static void capture_stderr(char *out, size_t len, void (*fn)(void *), void *arg)
+{
+	FILE *tmp = tmpfile();
+	int saved = dup(STDERR_FILENO);
+	size_t n;
+
+	fflush(stderr);
+	dup2(fileno(tmp), STDERR_FILENO);
+	fn(arg);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	rewind(tmp);
+	n = fread(out, 1, len - 1, tmp);
+	out[n] = '\0';
+	fclose(tmp);
+}
+
+struct busy_case {
+	struct fake_srv *s;
+	struct vfio_device *dev;
+	int ret;
+};
+
+static void connect_busy(void *arg)
+{
+	struct busy_case *b = arg;
+
+	b->ret = srv_connect(b->s, &b->dev);
+}
+
+/* hdnic answers a second client's VERSION with EBUSY: say so, once, plainly. */
+static void test_version_busy_says_in_use(void **state)
+{
+	struct busy_case b = { .s = srv_new() };
+	char err[1024];
+
+	b.s->sabotage_cmd = VFIO_USER_VERSION;
+	b.s->sabotage = S_ERROR;
+	b.s->error_no = EBUSY;
+	capture_stderr(err, sizeof(err), connect_busy, &b);
+	assert_int_equal(b.ret, -EBUSY);
+	assert_null(b.dev);
+	assert_non_null(strstr(err, "in use by another client"));
+	assert_null(strstr(err, "not connected"));
+	pthread_join(b.s->thr, NULL);	/* our side closed: the server saw EOF */
+	close(b.s->bar0_fd);
+	close(b.s->doorbell_efd);
+	free(b.s);
+}
+
 static void test_connect_missing_socket(void **state)
 {
 	struct vfio_device *dev = NULL;
@@ -626,6 +678,7 @@ int main(void)
 		cmocka_unit_test(test_unexpected_fds),
 		cmocka_unit_test(test_server_gone_before_request),
 		cmocka_unit_test(test_connect_missing_socket),
+		cmocka_unit_test(test_version_busy_says_in_use),
 	};
 
 	/* TEST_FILTER=test_unexpected_fds runs one test (e.g. 200 times over) */
