@@ -277,12 +277,15 @@ int devices_save(struct vm *vm, struct state_buf *sb)
 			continue;
 		mark = state_begin_section(sb, id_tag(d->id));
 		pthread_mutex_lock(&d->lock);
+		d->error[0] = 0;
 		ret = d->ops->mig->save_final(d, sb);
 		pthread_mutex_unlock(&d->lock);
 		state_end_section(sb, mark);
 		if (ret < 0 || !state_ok(sb)) {
-			pr_err("device %s (%s): saving state failed", d->id, d->ops->type);
-			return ret < 0 ? ret : -ENOMEM;
+			ret = ret < 0 ? ret : -ENOMEM;
+			pr_err("device %s (%s): saving state failed: %s", d->id, d->ops->type,
+			       d->error[0] ? d->error : strerror(-ret));
+			return ret;
 		}
 	}
 	return state_ok(sb) ? 0 : -ENOMEM;

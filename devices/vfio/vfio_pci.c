@@ -18,11 +18,8 @@
  *    masked while the device signals keeps the count in its eventfd, and
  *    re-attaching the irqfd delivers it (the pending bit semantics).
  *  - DMA: all guest RAM is DMA-mapped by memfd (IOVA = guest physical).
- *  - Pause/resume: the VFIO migration v2 state machine, RUNNING ->
- *    RUNNING_P2P -> STOP and back (a stopped device does no DMA and raises
- *    no interrupt).  A device without FEATURE_MIGRATION cannot be stopped,
- *    so pausing the VM fails with that reason rather than leave a "paused"
- *    guest whose memory the device keeps writing.
+ *  - Pause/resume and the device's own state: the VFIO migration v2 state
+ *    machine, in vfio_pci_mig.c.
  *
  * If the device's server goes away, hdvm reports it once and keeps the VM
  * running without the device: it behaves like a surprise-removed function
@@ -44,54 +41,10 @@
 #include "devices/pci/pci_msix.h"
 #include "devices/vfio/vfio.h"
 #include "devices/vfio/vfio_pci.h"
+#include "devices/vfio/vfio_pci_int.h"
 #include "vmm/loop.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
-
-#define MAX_AREAS	8
-
-struct vfio_pci_area {
-	uint64_t offset, size;	/* within the BAR */
-	void *host;		/* our mapping of the device memory */
-	int slot;		/* KVM slot while mapped, else -1 */
-};
-
-struct vfio_pci_bar {
-	struct vfio_pci *vp;
-	int index;
-	struct vfio_region region;
-	struct vfio_pci_area areas[MAX_AREAS];
-	unsigned nr_areas;
-	struct vfio_ioeventfd *evs;
-	unsigned nr_evs;
-	uint64_t addr;		/* guest address while mapped */
-	bool mapped;
-};
-
-struct vfio_pci {
-	struct device dev;	/* first: teardown frees the container */
-	struct pci_dev pd;
-	struct vm *vm;
-	char spec[108];
-	bool kernel;
-	struct vfio_device *vdev;
-	struct vfio_pci_bar bars[PCI_NUM_BARS];
-	uint8_t phys_cfg[PCI_CFG_SIZE];	/* the device's config space at realize */
-	/* MSI-X */
-	struct pci_msix msix;
-	uint8_t msix_cap;
-	int msix_bar;
-	uint32_t msix_table_off, msix_pba_off;
-	unsigned nr_vectors;
-	int *irq_efd;
-	bool *irqfd_on;
-	struct loop_watch *hup_watch;
-	atomic_bool gone_reported;
-	/* migration v2: FEATURE_MIGRATION flags, or the reason there are none */
-	uint64_t mig_flags;
-	int mig_err;
-	bool stopped;
-};
 
 static struct vfio_pci *to_vp(struct pci_dev *pd)
 {
@@ -112,7 +65,7 @@ static void vp_announce_removal(struct vfio_pci *vp)
 			pr_debug("removal interrupt on vector %u: %s", v, strerror(errno));
 }
 
-static bool vp_alive(struct vfio_pci *vp)
+bool vp_alive(struct vfio_pci *vp)
 {
 	if (!vfio_device_dead(vp->vdev))
 		return true;
@@ -558,48 +511,6 @@ static void vp_reset(struct device *dev)
 	/* MSI-X is the bus's to reset, with every function's */
 }
 
-static int vp_pause(struct device *dev)
-{
-	struct vfio_pci *vp = container_of(dev, struct vfio_pci, dev);
-	char why[DEVICE_ERROR_MAX];
-	int ret;
-
-	if (!vp->vdev || !vp_alive(vp) || vp->stopped)
-		return 0;	/* a removed device does nothing any more */
-	if (vp->mig_err) {
-		device_set_error(dev, "%s cannot be stopped: %s", vp->spec,
-				 vp->mig_err == -ENOTSUP ? "it has no VFIO migration support "
-				 "(FEATURE_MIGRATION absent)" : strerror(-vp->mig_err));
-		return vp->mig_err;
-	}
-	ret = vfio_mig_goto(vp->vdev, vp->mig_flags, VFIO_DEVICE_STATE_RUNNING,
-			    VFIO_DEVICE_STATE_STOP, why, sizeof(why));
-	if (ret) {
-		device_set_error(dev, "%s: %s", vp->spec, why);
-		return ret;
-	}
-	vp->stopped = true;
-	return 0;
-}
-
-static int vp_resume(struct device *dev)
-{
-	struct vfio_pci *vp = container_of(dev, struct vfio_pci, dev);
-	char why[DEVICE_ERROR_MAX];
-	int ret;
-
-	if (!vp->stopped)
-		return 0;
-	vp->stopped = false;
-	if (!vp_alive(vp))
-		return 0;
-	ret = vfio_mig_goto(vp->vdev, vp->mig_flags, VFIO_DEVICE_STATE_STOP,
-			    VFIO_DEVICE_STATE_RUNNING, why, sizeof(why));
-	if (ret)
-		device_set_error(dev, "%s: %s", vp->spec, why);
-	return ret;
-}
-
 static void vp_unrealize(struct device *dev)
 {
 	struct vfio_pci *vp = container_of(dev, struct vfio_pci, dev);
@@ -636,6 +547,7 @@ static const struct device_ops vfio_pci_ops = {
 	.pause = vp_pause,
 	.resume = vp_resume,
 	.unrealize = vp_unrealize,
+	.mig = &vfio_pci_mig_ops,
 };
 
 int vfio_pci_add(struct vm *vm, const char *spec, bool kernel, const char *id)

@@ -175,6 +175,60 @@ static void test_no_migration_support(void **st)
 	assert_int_equal(srv->nr_mig_seq, 0);
 }
 
+/*
+ * The device's own state: a STOP_COPY session read to its end into the
+ * device section, and written back in RESUMING; the device ends where it was.
+ */
+static void test_save_load_device_state(void **st)
+{
+	static const uint32_t want[] = {
+		P2P, STOP, VFIO_DEVICE_STATE_STOP_COPY, STOP,		/* pause, save */
+		P2P, R,							/* resume */
+		P2P, STOP, VFIO_DEVICE_STATE_RESUMING, STOP, P2P, R,	/* load */
+	};
+	struct state_buf sb, rd;
+	char why[256] = "";
+
+	assert_int_equal(vm_pause(&vm, why, sizeof(why)), 0);
+	state_init_writer(&sb);
+	assert_int_equal(devices_save(&vm, &sb), 0);
+	assert_int_equal(srv->mig_state, STOP);			/* still paused */
+	assert_non_null(memmem(sb.data, sb.len, srv->mig_out, MIG_BLOB));
+	assert_int_equal(vm_resume(&vm, why, sizeof(why)), 0);
+
+	state_init_reader(&rd, sb.data, sb.len);
+	assert_int_equal(devices_load(&vm, &rd, why, sizeof(why)), 0);
+	assert_true(state_at_end(&rd));
+	assert_int_equal(srv->mig_in_len, MIG_BLOB);
+	assert_memory_equal(srv->mig_in, srv->mig_out, MIG_BLOB);
+	assert_int_equal(srv->mig_state, R);			/* the guest runs on */
+	expect_seq(want, sizeof(want) / sizeof(want[0]));
+
+	/* the device rejects what it got (RESUMING -> STOP fails into ERROR) */
+	srv->mig_refuse = STOP;
+	srv->mig_refuse_from = VFIO_DEVICE_STATE_RESUMING;
+	srv->mig_refuse_to_error = true;
+	srv->mig_in_len = 0;
+	state_init_reader(&rd, sb.data, sb.len);
+	assert_true(devices_load(&vm, &rd, why, sizeof(why)) < 0);
+	assert_non_null(strstr(why, "device vfio0 (vfio-pci)"));
+	assert_non_null(strstr(why, "the device refused RESUMING -> STOP"));
+	assert_int_equal(srv->resets, 1);			/* out of ERROR */
+	assert_int_equal(srv->mig_state, R);
+	state_free(&sb);
+}
+
+/* A paused device without migration support cannot be saved either. */
+static void test_save_without_migration_refused(void **st)
+{
+	struct state_buf sb;
+
+	state_init_writer(&sb);
+	assert_int_equal(devices_save(&vm, &sb), -ENOTSUP);
+	assert_non_null(strstr(vm.devices->next->error, "FEATURE_MIGRATION absent"));
+	state_free(&sb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +238,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_migration_support, setup_no_migration,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pause_without_p2p, setup_no_p2p, teardown),
+		cmocka_unit_test_setup_teardown(test_save_load_device_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save_without_migration_refused,
+						setup_no_migration, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

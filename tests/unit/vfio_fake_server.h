@@ -76,6 +76,7 @@ struct fake_srv {
 	uint64_t mig_flags;		/* FEATURE_MIGRATION reply */
 	bool no_migration;		/* FEATURE_MIGRATION unknown (ENOTSUP) */
 	uint32_t mig_refuse;		/* a SET to this state fails ... */
+	uint32_t mig_refuse_from;	/* ... (only from this one, if set) ... */
 	uint32_t mig_refuse_errno;	/* ... with this errno */
 	bool mig_refuse_to_error;	/* ... and leaves the device in ERROR */
 	/* what the client did */
@@ -465,7 +466,8 @@ static void h_feature(struct fake_srv *s, const struct vfio_user_header *h, cons
 		memcpy(&st, p + sizeof(f), sizeof(st));
 		if (s->nr_mig_seq < MAX_REC)
 			s->mig_seq[s->nr_mig_seq++] = st.device_state;
-		if (s->mig_refuse && st.device_state == s->mig_refuse) {
+		if (s->mig_refuse && st.device_state == s->mig_refuse &&
+		    (!s->mig_refuse_from || s->mig_state == s->mig_refuse_from)) {
 			if (s->mig_refuse_to_error)
 				s->mig_state = VFIO_DEVICE_STATE_ERROR;
 			srv_error(s, h, s->mig_refuse_errno ? s->mig_refuse_errno : EIO);

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/* The passthrough device's insides, shared by vfio_pci.c and vfio_pci_mig.c. */
+#ifndef HDVM_VFIO_PCI_INT_H
+#define HDVM_VFIO_PCI_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/device.h"
+#include "devices/pci/pci.h"
+#include "devices/pci/pci_msix.h"
+#include "devices/vfio/vfio.h"
+
+#define MAX_AREAS	8
+
+struct vfio_pci_area {
+	uint64_t offset, size;	/* within the BAR */
+	void *host;		/* our mapping of the device memory */
+	int slot;		/* KVM slot while mapped, else -1 */
+};
+
+struct vfio_pci_bar {
+	struct vfio_pci *vp;
+	int index;
+	struct vfio_region region;
+	struct vfio_pci_area areas[MAX_AREAS];
+	unsigned nr_areas;
+	struct vfio_ioeventfd *evs;
+	unsigned nr_evs;
+	uint64_t addr;		/* guest address while mapped */
+	bool mapped;
+};
+
+struct vfio_pci {
+	struct device dev;	/* first: teardown frees the container */
+	struct pci_dev pd;
+	struct vm *vm;
+	char spec[108];
+	bool kernel;
+	struct vfio_device *vdev;
+	struct vfio_pci_bar bars[PCI_NUM_BARS];
+	uint8_t phys_cfg[PCI_CFG_SIZE];	/* the device's config space at realize */
+	/* MSI-X */
+	struct pci_msix msix;
+	uint8_t msix_cap;
+	int msix_bar;
+	uint32_t msix_table_off, msix_pba_off;
+	unsigned nr_vectors;
+	int *irq_efd;
+	bool *irqfd_on;
+	struct loop_watch *hup_watch;
+	atomic_bool gone_reported;
+	/* migration v2: FEATURE_MIGRATION flags, or the reason there are none */
+	uint64_t mig_flags;
+	int mig_err;
+	bool stopped;
+};
+
+/* False (and said once) when the device's server is gone. */
+bool vp_alive(struct vfio_pci *vp);
+
+/* vfio_pci_mig.c: pause/resume through the migration FSM, device state */
+int vp_pause(struct device *dev);
+int vp_resume(struct device *dev);
+extern const struct device_mig_ops vfio_pci_mig_ops;
+
+#endif

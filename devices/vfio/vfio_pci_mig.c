@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The passthrough device's lifecycle and state through the VFIO migration v2
+ * state machine (vfio_mig.c, the same for vfio-user and kernel VFIO).
+ *
+ *  - pause: RUNNING -> RUNNING_P2P -> STOP (direct without P2P).  A stopped
+ *    device does no DMA and raises no interrupt.  A device without
+ *    FEATURE_MIGRATION cannot be stopped, so pause fails with that reason
+ *    instead of leaving a "paused" guest whose memory the device keeps
+ *    writing.  resume: the same way back.
+ *  - save_final: the device's own state, read from a STOP_COPY session and
+ *    written as one length-prefixed blob; the device ends where it was
+ *    (STOP when paused).  Config space and MSI-X are not here: pci-host
+ *    saves them for every function.
+ *  - load: RESUMING, the blob written, RESUMING -> STOP (where the device
+ *    validates it), then back to the state it had before (RUNNING on a
+ *    freshly started VM, so the restored guest finds its device working).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devices/vfio/vfio_pci_int.h"
+#include "migration/state.h"
+#include "vmm/util.h"
+
+#define MIG_CHUNK	(64 * 1024)
+#define MIG_MAX_STATE	(64ull << 20)	/* a device's state larger than this is refused */
+
+static struct vfio_pci *to_vp_dev(struct device *dev)
+{
+	return container_of(dev, struct vfio_pci, dev);
+}
+
+/* 0 if the FSM can be used, else -errno with the reason left on the device. */
+static int mig_usable(struct vfio_pci *vp)
+{
+	if (!vp->vdev || !vp_alive(vp)) {
+		device_set_error(&vp->dev, "%s is gone (its server disconnected)", vp->spec);
+		return -ENODEV;
+	}
+	if (vp->mig_err) {
+		device_set_error(&vp->dev, "%s cannot be stopped: %s", vp->spec,
+				 vp->mig_err == -ENOTSUP ? "it has no VFIO migration support "
+				 "(FEATURE_MIGRATION absent)" : strerror(-vp->mig_err));
+		return vp->mig_err;
+	}
+	return 0;
+}
+
+static int mig_goto(struct vfio_pci *vp, uint32_t from, uint32_t to)
+{
+	char why[DEVICE_ERROR_MAX];
+	int ret = vfio_mig_goto(vp->vdev, vp->mig_flags, from, to, why, sizeof(why));
+
+	if (ret)
+		device_set_error(&vp->dev, "%s: %s", vp->spec, why);
+	return ret;
+}
+
+static uint32_t run_state(const struct vfio_pci *vp)
+{
+	return vp->stopped ? VFIO_DEVICE_STATE_STOP : VFIO_DEVICE_STATE_RUNNING;
+}
+
+int vp_pause(struct device *dev)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+	int ret;
+
+	if (!vp->vdev || !vp_alive(vp) || vp->stopped)
+		return 0;	/* a removed device does nothing any more */
+	ret = mig_usable(vp);
+	if (!ret)
+		ret = mig_goto(vp, VFIO_DEVICE_STATE_RUNNING, VFIO_DEVICE_STATE_STOP);
+	if (!ret)
+		vp->stopped = true;
+	return ret;
+}
+
+int vp_resume(struct device *dev)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+
+	if (!vp->stopped)
+		return 0;
+	vp->stopped = false;
+	if (!vp_alive(vp))
+		return 0;
+	return mig_goto(vp, VFIO_DEVICE_STATE_STOP, VFIO_DEVICE_STATE_RUNNING);
+}
+
+/* Everything the STOP_COPY session has, until end of stream. */
+static int read_session(struct vfio_pci *vp, struct state_buf *out)
+{
+	uint8_t *buf = xzalloc(MIG_CHUNK);
+	int ret = 0;
+
+	for (;;) {
+		ssize_t n = vp->vdev->ops->mig_data_read(vp->vdev, buf, MIG_CHUNK);
+
+		if (n == 0)
+			break;
+		if (n < 0) {
+			ret = (int)n;
+			device_set_error(&vp->dev, "%s: reading its state: %s", vp->spec,
+					 strerror(-ret));
+			break;
+		}
+		if (out->len + n > MIG_MAX_STATE) {
+			ret = -EFBIG;
+			device_set_error(&vp->dev, "%s: its state exceeds %llu MiB", vp->spec,
+					 MIG_MAX_STATE >> 20);
+			break;
+		}
+		state_put_bytes(out, buf, n);
+	}
+	free(buf);
+	return ret ? ret : state_ok(out) ? 0 : -ENOMEM;
+}
+
+static int vp_save_final(struct device *dev, struct state_buf *sb)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+	uint32_t from = run_state(vp);
+	struct state_buf blob;
+	int ret, back;
+
+	ret = mig_usable(vp);
+	if (ret)
+		return ret;
+	ret = mig_goto(vp, from, VFIO_DEVICE_STATE_STOP_COPY);
+	if (ret)
+		return ret;
+	state_init_writer(&blob);
+	ret = read_session(vp, &blob);
+	/* STOP_COPY -> STOP ends the session, whether or not the read went well */
+	back = mig_goto(vp, VFIO_DEVICE_STATE_STOP_COPY, from);
+	if (!ret)
+		ret = back;
+	if (!ret) {
+		state_put_u64(sb, blob.len);
+		state_put_bytes(sb, blob.data, blob.len);
+	}
+	state_free(&blob);
+	return ret;
+}
+
+static int vp_load(struct device *dev, struct state_buf *sb)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+	uint32_t from = run_state(vp);
+	uint64_t len = state_get_u64(sb);
+	uint8_t *blob;
+	int ret;
+
+	if (!state_ok(sb) || len > MIG_MAX_STATE || len > sb->len - sb->pos) {
+		device_set_error(dev, "the saved device state is truncated");
+		return -EINVAL;
+	}
+	ret = mig_usable(vp);
+	if (ret)
+		return ret;
+	blob = xzalloc(len ? len : 1);
+	state_get_bytes(sb, blob, len);
+	ret = mig_goto(vp, from, VFIO_DEVICE_STATE_RESUMING);
+	if (!ret) {
+		ret = vp->vdev->ops->mig_data_write(vp->vdev, blob, len);
+		if (ret)
+			device_set_error(dev, "%s: writing its state: %s", vp->spec,
+					 strerror(-ret));
+		/* RESUMING -> STOP is where the device checks what it got */
+		if (!ret)
+			ret = mig_goto(vp, VFIO_DEVICE_STATE_RESUMING, from);
+		else	/* keep the write's reason; the walk back resets if it must */
+			vfio_mig_goto(vp->vdev, vp->mig_flags, VFIO_DEVICE_STATE_RESUMING, from,
+				      NULL, 0);
+	}
+	free(blob);
+	return ret;
+}
+
+const struct device_mig_ops vfio_pci_mig_ops = {
+	.version = 1,
+	.save_final = vp_save_final,
+	.load = vp_load,
+};
