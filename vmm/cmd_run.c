@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* `hdvm run`: options into a vm_config, then vmm_run(). */
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "vmm/cli.h"
 #include "vmm/control.h"
 #include "vmm/run.h"
+#include "vmm/snapshot.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
@@ -20,6 +22,7 @@ static void run_usage(FILE *f)
 {
 	fprintf(f,
 "usage: hdvm run --kernel PATH [options]\n"
+"       hdvm run --restore FILE [--name NAME] [--vfio-user SOCKET]... [options]\n"
 "\n"
 "  --kernel PATH        ELF64 (vmlinux, hdguest) or bzImage kernel\n"
 "  --initrd PATH        initial ramdisk\n"
@@ -38,6 +41,9 @@ static void run_usage(FILE *f)
 "                       or a PCI address); untested on hardware\n"
 "  --net tap=IFNAME[,mac=MAC]\n"
 "                       paravirtual virtio-net on a TAP (created if missing)\n"
+"  --restore FILE       continue a VM saved by 'hdvm snapshot' (RAM size, vCPUs,\n"
+"                       --net devices and kernel come from FILE; give as many\n"
+"                       --vfio-user/--vfio devices as it had, same or another)\n"
 "  --no-seccomp         do not install the seccomp filters\n"
 "  --debug              verbose diagnostics\n"
 "\n"
@@ -47,7 +53,7 @@ static void run_usage(FILE *f)
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_BOOT, OPT_MEM, OPT_CPUS, OPT_NAME,
        OPT_CONSOLE, OPT_METRICS, OPT_RUN_DIR, OPT_NO_SECCOMP, OPT_DEBUG, OPT_VFIO_USER,
-       OPT_VFIO, OPT_NET, OPT_HELP };
+       OPT_VFIO, OPT_NET, OPT_RESTORE, OPT_HELP };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -65,6 +71,7 @@ static const struct option run_options[] = {
 	{ "vfio-user", required_argument, NULL, OPT_VFIO_USER },
 	{ "vfio", required_argument, NULL, OPT_VFIO },
 	{ "net", required_argument, NULL, OPT_NET },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -80,7 +87,7 @@ static int parse_console(struct vm_config *cfg, const char *arg)
 		cfg->console_path = arg + 5;
 	} else {
 		pr_err("--console '%s': expected stdio, file:PATH or none", arg);
-		return -1;
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -98,21 +105,37 @@ static int parse_boot(struct vm_config *cfg, const char *arg)
 		}
 	}
 	pr_err("--boot '%s': expected auto, linux64 or pvh", arg);
-	return -1;
+	return -EINVAL;
 }
 
 static int add_repeatable(const char **list, int *nr, const char *opt, const char *arg)
 {
 	if (*nr >= 16) {
 		pr_err("--%s: at most 16 allowed", opt);
-		return -1;
+		return -EINVAL;
 	}
 	list[(*nr)++] = arg;
 	return 0;
 }
 
+static const char *option_name(int opt)
+{
+	for (const struct option *o = run_options; o->name; o++)
+		if (o->val == opt)
+			return o->name;
+	return "?";
+}
+
+/* Options that build the machine: with --restore the snapshot decides them. */
+static bool builds_machine(int opt)
+{
+	return opt == OPT_KERNEL || opt == OPT_INITRD || opt == OPT_CMDLINE || opt == OPT_BOOT ||
+	       opt == OPT_MEM || opt == OPT_CPUS || opt == OPT_NET;
+}
+
 static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 {
+	const char *machine_opt = NULL;
 	uint64_t v;
 	int opt;
 
@@ -125,36 +148,38 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, ":", run_options, NULL)) != -1) {
+		if (builds_machine(opt) && !machine_opt)
+			machine_opt = option_name(opt);
 		switch (opt) {
 		case OPT_KERNEL: cfg->kernel = optarg; break;
 		case OPT_INITRD: cfg->initrd = optarg; break;
 		case OPT_CMDLINE:
 			if (strlen(optarg) > MAX_CMDLINE) {
 				pr_err("--cmdline: longer than %d bytes", MAX_CMDLINE);
-				return -1;
+				return -EINVAL;
 			}
 			cfg->cmdline = optarg;
 			break;
 		case OPT_BOOT:
 			if (parse_boot(cfg, optarg) < 0)
-				return -1;
+				return -EINVAL;
 			break;
 		case OPT_MEM:
 			if (parse_size(optarg, &v) < 0) {
 				pr_err("--mem '%s': not a size (examples: 512M, 2G)", optarg);
-				return -1;
+				return -EINVAL;
 			}
 			if (v < GUEST_MEM_MIN || v % 4096) {
 				pr_err("--mem '%s': must be at least %llu MiB and a multiple of 4 KiB",
 				       optarg, GUEST_MEM_MIN >> 20);
-				return -1;
+				return -EINVAL;
 			}
 			cfg->mem_size = v;
 			break;
 		case OPT_CPUS:
 			if (parse_u64(optarg, 1, 4096, &v) < 0) {
 				pr_err("--cpus '%s': expected a number of vCPUs, at least 1", optarg);
-				return -1;
+				return -EINVAL;
 			}
 			cfg->ncpus = (int)v;
 			break;
@@ -162,13 +187,13 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 			if (!control_valid_name(optarg)) {
 				pr_err("--name '%s': use 1-%d letters, digits, '.', '_' or '-'",
 				       optarg, VM_NAME_MAX - 1);
-				return -1;
+				return -EINVAL;
 			}
 			snprintf(cfg->name, sizeof(cfg->name), "%s", optarg);
 			break;
 		case OPT_CONSOLE:
 			if (parse_console(cfg, optarg) < 0)
-				return -1;
+				return -EINVAL;
 			break;
 		case OPT_METRICS: cfg->metrics_path = optarg; break;
 		case OPT_RUN_DIR: cfg->run_dir = optarg; break;
@@ -176,39 +201,45 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 		case OPT_DEBUG: debug_enabled = true; break;
 		case OPT_VFIO_USER:
 			if (add_repeatable(cfg->vfio_user, &cfg->nr_vfio_user, "vfio-user", optarg) < 0)
-				return -1;
+				return -EINVAL;
 			break;
 		case OPT_VFIO:
 			if (add_repeatable(cfg->vfio_kernel, &cfg->nr_vfio_kernel, "vfio", optarg) < 0)
-				return -1;
+				return -EINVAL;
 			break;
 		case OPT_NET: {
 			struct net_opts no;
 
 			if (net_opts_parse(optarg, &no) < 0)
-				return -1;	/* the parser names the bad value */
+				return -EINVAL;	/* the parser names the bad value */
 			if (add_repeatable(cfg->net, &cfg->nr_net, "net", optarg) < 0)
-				return -1;
+				return -EINVAL;
 			break;
 		}
+		case OPT_RESTORE: cfg->restore_path = optarg; break;
 		case OPT_HELP:
 			run_usage(stdout);
 			exit(0);
 		case ':':
 			pr_err("option '%s' needs a value", argv[optind - 1]);
-			return -1;
+			return -EINVAL;
 		default:
 			pr_err("unknown option '%s'", argv[optind - 1]);
-			return -1;
+			return -EINVAL;
 		}
 	}
 	if (optind < argc) {
 		pr_err("unexpected argument '%s'", argv[optind]);
-		return -1;
+		return -EINVAL;
 	}
-	if (!cfg->kernel) {
+	if (cfg->restore_path && machine_opt) {
+		pr_err("--%s cannot be combined with --restore: the snapshot decides it",
+		       machine_opt);
+		return -EINVAL;
+	}
+	if (!cfg->kernel && !cfg->restore_path) {
 		pr_err("--kernel is required");
-		return -1;
+		return -EINVAL;
 	}
 	cfg->run_dir = control_run_dir(cfg->run_dir);
 	return 0;
@@ -222,5 +253,8 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "Try 'hdvm run --help'.\n");
 		return EXIT_USAGE;
 	}
-	return vmm_run(&cfg);
+	/* the whole file is checked before /dev/kvm is opened */
+	if (cfg.restore_path && snapshot_restore_prepare(&cfg, cfg.restore_path) < 0)
+		return 1;
+	return vmm_run(&cfg);	/* the VM releases the snapshot once loaded */
 }

@@ -35,7 +35,8 @@ struct control;
 /* One command: fill reply ("ok" and the rest, or control_reply_error()). */
 struct control_cmd {
 	const char *name;
-	void (*fn)(void *opaque, struct json_object *reply);
+	/* req: the whole request object (for commands with arguments) */
+	void (*fn)(void *opaque, struct json_object *req, struct json_object *reply);
 };
 
 /* Claim the name (lock file) and bind the socket; NULL with a message on failure. */

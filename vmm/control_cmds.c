@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vmm/snapshot.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
@@ -43,7 +44,7 @@ static void handle_request(const struct control_cmd *cmds, size_t nr_cmds, void 
 	name = json_object_get_string(cmd);
 	for (size_t i = 0; i < nr_cmds; i++) {
 		if (!strcmp(name, cmds[i].name)) {
-			cmds[i].fn(opaque, r);
+			cmds[i].fn(opaque, req, r);
 			goto out;
 		}
 	}
@@ -72,7 +73,7 @@ static json_object *us_or_null(uint64_t t, uint64_t start)
 	return t ? json_object_new_int64((int64_t)(t - start) / 1000) : NULL;
 }
 
-static void vm_status(void *opaque, json_object *r)
+static void vm_status(void *opaque, json_object *req, json_object *r)
 {
 	struct vm *vm = opaque;
 	const struct vm_metrics *m = &vm->metrics;
@@ -90,7 +91,7 @@ static void vm_status(void *opaque, json_object *r)
 	json_object_object_add(r, "start_to_marker_us", us_or_null(m->t_marker, m->t_start));
 }
 
-static void vm_pause_cmd(void *opaque, json_object *r)
+static void vm_pause_cmd(void *opaque, json_object *req, json_object *r)
 {
 	struct vm *vm = opaque;
 	char why[256];
@@ -101,7 +102,7 @@ static void vm_pause_cmd(void *opaque, json_object *r)
 	json_object_object_add(r, "state", json_object_new_string(vm_state_name(vm->state)));
 }
 
-static void vm_resume_cmd(void *opaque, json_object *r)
+static void vm_resume_cmd(void *opaque, json_object *req, json_object *r)
 {
 	struct vm *vm = opaque;
 	char why[256];
@@ -112,11 +113,36 @@ static void vm_resume_cmd(void *opaque, json_object *r)
 	json_object_object_add(r, "state", json_object_new_string(vm_state_name(vm->state)));
 }
 
-static void vm_stop_cmd(void *opaque, json_object *r)
+static void vm_stop_cmd(void *opaque, json_object *req, json_object *r)
 {
 	vm_request_shutdown(opaque, 0, "stopped by request on the control socket");
 	json_object_object_add(r, "ok", json_object_new_boolean(1));
 	json_object_object_add(r, "state", json_object_new_string("shutdown"));
+}
+
+/* {"cmd":"snapshot","path":"/abs/FILE","stop":false}: vmm/snapshot.c */
+static void vm_snapshot_cmd(void *opaque, json_object *req, json_object *r)
+{
+	struct vm *vm = opaque;
+	json_object *path, *stop;
+	const char *p;
+	char why[256];
+
+	if (!json_object_object_get_ex(req, "path", &path) ||
+	    !json_object_is_type(path, json_type_string))
+		return control_reply_error(r, "snapshot: expected {\"cmd\":\"snapshot\",\"path\":\"FILE\"}");
+	p = json_object_get_string(path);
+	if (p[0] != '/')
+		return control_reply_error(r, "snapshot: the path must be absolute ('%.200s')", p);
+	if (json_object_object_get_ex(req, "stop", &stop) &&
+	    !json_object_is_type(stop, json_type_boolean))
+		return control_reply_error(r, "snapshot: 'stop' must be true or false");
+	if (vm_snapshot(vm, p, stop && json_object_get_boolean(stop), why, sizeof(why)) < 0)
+		return control_reply_error(r, "%s", why);
+	json_object_object_add(r, "ok", json_object_new_boolean(1));
+	json_object_object_add(r, "path", json_object_new_string(p));
+	json_object_object_add(r, "state", json_object_new_string(
+		atomic_load(&vm->shutdown) ? "shutdown" : vm_state_name(vm->state)));
 }
 
 const struct control_cmd vm_control_cmds[] = {
@@ -124,5 +150,6 @@ const struct control_cmd vm_control_cmds[] = {
 	{ "pause", vm_pause_cmd },
 	{ "resume", vm_resume_cmd },
 	{ "stop", vm_stop_cmd },
+	{ "snapshot", vm_snapshot_cmd },
 };
 const size_t vm_nr_control_cmds = ARRAY_SIZE(vm_control_cmds);

@@ -17,6 +17,7 @@ static const struct {
 	{ "pause", cmd_pause, "pause a microVM's vCPUs and devices" },
 	{ "resume", cmd_resume, "resume a paused microVM" },
 	{ "stop", cmd_stop, "stop a microVM" },
+	{ "snapshot", cmd_snapshot, "save a microVM (RAM, vCPU and device state) to a file" },
 };
 
 static void usage(FILE *f)

@@ -21,6 +21,7 @@
 #include "vmm/metrics.h"
 #include "vmm/run.h"
 #include "vmm/seccomp.h"
+#include "vmm/snapshot.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
@@ -176,6 +177,7 @@ out_vm:
 	if (cfg->metrics_path)
 		metrics_sample_memory(&vm, &mu);
 	vm_destroy(&vm);
+	snapshot_restore_done(&vm.cfg);	/* if the VM never got to load it */
 	if (cfg->metrics_path && metrics_write(&mf, &vm, &mu) < 0 && !status)
 		status = 1;
 	if (vm.console_out_fd > STDERR_FILENO)

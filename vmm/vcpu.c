@@ -53,8 +53,11 @@ struct vcpu *vcpu_create(struct vm *vm, int id)
 	}
 	if (cpuid_setup(v->fd, vm->cpuid, id, vm->ncpus) < 0 || msrs_setup(v->fd) < 0)
 		goto err;
-	/* APs wait for INIT/SIPI from the guest (in-kernel LAPIC); the BSP boots. */
-	if (id == 0 && boot_setup_bsp(v->fd, &vm->mem, &vm->boot) < 0)
+	/*
+	 * APs wait for INIT/SIPI from the guest (in-kernel LAPIC); the BSP boots,
+	 * unless a snapshot's state replaces all of this before the first run.
+	 */
+	if (id == 0 && !vm->cfg.restore && boot_setup_bsp(v->fd, &vm->mem, &vm->boot) < 0)
 		goto err;
 	return v;
 err:
@@ -146,6 +149,31 @@ static bool vcpu_handle_exit(struct vcpu *v)
 	}
 }
 
+/*
+ * An I/O or MMIO exit is complete only once KVM_RUN is entered again (KVM API,
+ * KVM_RUN): enter with immediate_exit set, which finishes it without running
+ * guest code, so state read while parked is consistent.  A rep string
+ * instruction can exit again on the way; those exits are served too.
+ */
+static bool vcpu_settle(struct vcpu *v)
+{
+	for (;;) {
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			char what[64];
+
+			v->run->immediate_exit = 0;
+			if (errno == EINTR || errno == EAGAIN)
+				return true;
+			snprintf(what, sizeof(what), "KVM_RUN failed: %s", strerror(errno));
+			vcpu_fail(v, what);
+			return false;
+		}
+		if (!vcpu_handle_exit(v))
+			return false;	/* it asked for the shutdown */
+	}
+}
+
 /* Pause handshake: park until the main thread clears pause_requested. */
 static void vcpu_park(struct vcpu *v)
 {
@@ -181,6 +209,8 @@ static void *vcpu_thread(void *arg)
 
 	while (!atomic_load(&vm->shutdown)) {
 		if (atomic_load(&vm->pause_requested)) {
+			if (!vcpu_settle(v))
+				break;
 			vcpu_park(v);
 			continue;
 		}

@@ -17,6 +17,7 @@
 #include "devices/vfio/vfio_pci.h"
 #include "vmm/cpu_setup.h"
 #include "vmm/kvm_ops.h"
+#include "vmm/snapshot.h"
 #include "vmm/util.h"
 #include "vmm/vcpu.h"
 
@@ -194,7 +195,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	return 0;
 }
 
-int vm_boot(struct vm *vm)
+static int load_guest(struct vm *vm)
 {
 	struct boot_request req = {
 		.kernel_path = vm->cfg.kernel,
@@ -204,25 +205,45 @@ int vm_boot(struct vm *vm)
 		.ncpus = vm->ncpus,
 	};
 
-	if (boot_load(&vm->mem, &req, &vm->boot) < 0)
-		return -1;
+	if (vm->cfg.restore)
+		return snapshot_restore_ram(vm);
+	return boot_load(&vm->mem, &req, &vm->boot) < 0 ? -EINVAL : 0;
+}
+
+int vm_boot(struct vm *vm)
+{
+	int ret;
+
+	ret = load_guest(vm);
+	if (ret < 0)
+		return ret;
 	vm->metrics.t_loaded = now_ns();
-	if (devices_realize(vm) < 0)
-		return -1;
+	ret = devices_realize(vm);
+	if (ret < 0)
+		return ret;
 	vm->metrics.t_realized = now_ns();
 	for (int i = 0; i < vm->ncpus; i++) {
 		vm->vcpus[i] = vcpu_create(vm, i);
 		if (!vm->vcpus[i])
-			return -1;
+			return -EINVAL;
 	}
-	if (mem_register_wait(vm) < 0)
-		return -1;
+	ret = mem_register_wait(vm);
+	if (ret < 0)
+		return ret;
 	vm->metrics.t_mem = now_ns();
+	if (vm->cfg.restore) {
+		ret = snapshot_restore_state(vm);
+		snapshot_restore_done(&vm->cfg);	/* the file's pages are no longer needed */
+		if (ret < 0)
+			return ret;
+	}
 	vcpu_signals_init();
 	vm->state = VM_RUNNING;
-	for (int i = 0; i < vm->ncpus; i++)
-		if (vcpu_start(vm->vcpus[i]) < 0)
-			return -1;
+	for (int i = 0; i < vm->ncpus; i++) {
+		ret = vcpu_start(vm->vcpus[i]);
+		if (ret < 0)
+			return ret;
+	}
 	return 0;
 }
 

@@ -23,6 +23,7 @@ struct vcpu;
 struct event_loop;
 struct irq_routing;
 struct pci_bus;
+struct snap_reader;
 
 enum console_kind { CONSOLE_STDIO, CONSOLE_FILE, CONSOLE_NONE };
 
@@ -48,6 +49,9 @@ struct vm_config {
 	int nr_vfio_kernel;
 	const char *net[16];
 	int nr_net;
+	/* hdvm run --restore: the validated snapshot (vmm/snapshot.h), else NULL */
+	struct snap_reader *restore;
+	const char *restore_path;
 };
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_SHUTDOWN };
@@ -107,7 +111,8 @@ struct vm {
 extern struct vm *the_vm;
 
 int vm_create(struct vm *vm, const struct vm_config *cfg);
-int vm_boot(struct vm *vm);		/* load kernel, realize devices, start vCPUs */
+/* Load the kernel (or a snapshot's RAM and state), realize devices, start vCPUs. */
+int vm_boot(struct vm *vm);
 void vm_destroy(struct vm *vm);
 
 /* Thread-safe: record why and with which status the VM stops, wake the main loop. */

@@ -41,7 +41,7 @@ struct fixture {
 	atomic_int clients_running;
 };
 
-static void stub_status(void *opaque, json_object *r)
+static void stub_status(void *opaque, json_object *req, json_object *r)
 {
 	struct fixture *f = opaque;
 

@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/snapshot.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devices/device.h"
+#include "migration/snapshot_file.h"
+#include "migration/state.h"
+#include "vmm/kvm_ops.h"
+#include "vmm/machine_state.h"
+#include "vmm/util.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#define TAG_CONF	SNAP_TAG('C', 'O', 'N', 'F')
+#define TAG_DEVS	SNAP_TAG('D', 'E', 'V', 'S')
+#define TAG_MACH	SNAP_TAG('M', 'A', 'C', 'H')
+#define CONF_VERSION	1
+#define CONF_STR_MAX	4096
+
+static void machine_kvm_of(struct vm *vm, struct machine_kvm *mk, int *fds)
+{
+	for (int i = 0; i < vm->ncpus; i++)
+		fds[i] = vm->vcpus[i]->fd;
+	*mk = (struct machine_kvm){
+		.kvm = &kvm_host_ops, .kvm_fd = vm->kvm_fd, .vm_fd = vm->vm_fd,
+		.nr_vcpus = vm->ncpus, .vcpu_fds = fds,
+	};
+}
+
+/* ---- CONF: what the VM was built from ---- */
+
+static void put_str(struct state_buf *sb, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n > CONF_STR_MAX)
+		n = CONF_STR_MAX;
+	state_put_u16(sb, (uint16_t)n);
+	state_put_bytes(sb, s, n);
+}
+
+static const char *get_str(struct state_buf *sb)
+{
+	uint16_t n = state_get_u16(sb);
+	char *s;
+
+	if (!state_ok(sb) || n > CONF_STR_MAX || n > sb->len - sb->pos) {
+		sb->error = true;
+		return NULL;
+	}
+	s = xzalloc(n + 1);
+	state_get_bytes(sb, s, n);
+	if (strlen(s) != n)
+		sb->error = true;	/* a NUL inside */
+	return s;
+}
+
+static void conf_save(const struct vm *vm, struct state_buf *sb)
+{
+	const struct vm_config *c = &vm->cfg;
+
+	state_put_u32(sb, CONF_VERSION);
+	state_put_u64(sb, vm->mem.size);
+	state_put_u32(sb, vm->ncpus);
+	state_put_u32(sb, c->nr_vfio_user);
+	state_put_u32(sb, c->nr_vfio_kernel);
+	state_put_u32(sb, c->nr_net);
+	for (int i = 0; i < c->nr_net; i++)
+		put_str(sb, c->net[i]);
+	put_str(sb, c->kernel);		/* for status; the kernel is in RAM */
+	put_str(sb, c->cmdline);
+}
+
+/* The restore's command line gave the devices; the snapshot says how many. */
+static int conf_load(struct vm_config *c, const struct snap_section *s, uint64_t ram_size,
+		     const char *path)
+{
+	struct state_buf sb;
+	uint32_t version, ncpus, nr_user, nr_kernel, nr_net;
+	uint64_t mem;
+
+	state_init_reader(&sb, s->data, s->len);
+	version = state_get_u32(&sb);
+	if (!state_ok(&sb) || version != CONF_VERSION) {
+		pr_err("--restore %s: configuration version %u, this hdvm reads %u", path,
+		       version, CONF_VERSION);
+		return -EINVAL;
+	}
+	mem = state_get_u64(&sb);
+	ncpus = state_get_u32(&sb);
+	nr_user = state_get_u32(&sb);
+	nr_kernel = state_get_u32(&sb);
+	nr_net = state_get_u32(&sb);
+	if (!state_ok(&sb) || nr_net > ARRAY_SIZE(c->net) || ncpus < 1 || ncpus > 4096 ||
+	    nr_user > ARRAY_SIZE(c->vfio_user) || nr_kernel > ARRAY_SIZE(c->vfio_kernel)) {
+		pr_err("--restore %s: configuration section is corrupt", path);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < nr_net; i++)
+		c->net[i] = get_str(&sb);
+	c->kernel = get_str(&sb);
+	c->cmdline = get_str(&sb);
+	if (!state_ok(&sb) || !state_at_end(&sb)) {
+		pr_err("--restore %s: configuration section is corrupt", path);
+		return -EINVAL;
+	}
+	if (mem != ram_size) {
+		pr_err("--restore %s: %llu bytes of RAM configured but %llu saved", path,
+		       (unsigned long long)mem, (unsigned long long)ram_size);
+		return -EINVAL;
+	}
+	if ((uint32_t)c->nr_vfio_user != nr_user || (uint32_t)c->nr_vfio_kernel != nr_kernel) {
+		pr_err("--restore %s: the snapshot has %u --vfio-user and %u --vfio devices; "
+		       "give as many (got %d and %d)", path, nr_user, nr_kernel,
+		       c->nr_vfio_user, c->nr_vfio_kernel);
+		return -EINVAL;
+	}
+	c->mem_size = mem;
+	c->ncpus = (int)ncpus;
+	c->nr_net = (int)nr_net;
+	return 0;
+}
+
+/* ---- snapshot ---- */
+
+static int put_state(struct snap_writer *w, uint32_t tag, struct state_buf *sb)
+{
+	return state_ok(sb) ? snap_put_section(w, tag, sb->data, sb->len) : -ENOMEM;
+}
+
+static int write_file(struct vm *vm, const char *path, char *why, size_t len)
+{
+	int fds[vm->ncpus];
+	struct machine_kvm mk;
+	struct snap_writer w;
+	struct state_buf sb;
+	int ret;
+
+	ret = snap_create(&w, path);
+	if (ret < 0) {
+		snprintf(why, len, "%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	state_init_writer(&sb);
+	conf_save(vm, &sb);
+	ret = put_state(&w, TAG_CONF, &sb);
+	state_free(&sb);
+	if (!ret)
+		ret = snap_put_ram(&w, vm->mem.memfd, vm->mem.size);
+	if (!ret) {
+		state_init_writer(&sb);
+		ret = devices_save(vm, &sb);
+		if (!ret)
+			ret = put_state(&w, TAG_DEVS, &sb);
+		state_free(&sb);
+		if (ret && !why[0])
+			snprintf(why, len, "saving device state: %s", strerror(-ret));
+	}
+	if (!ret) {
+		machine_kvm_of(vm, &mk, fds);
+		state_init_writer(&sb);
+		ret = machine_state_save(&mk, &sb);
+		if (!ret)
+			ret = put_state(&w, TAG_MACH, &sb);
+		state_free(&sb);
+		if (ret && !why[0])
+			snprintf(why, len, "saving vCPU and VM state: %s", strerror(-ret));
+	}
+	if (!ret)
+		ret = snap_commit(&w);
+	if (ret) {
+		snap_abort(&w);
+		if (!why[0])
+			snprintf(why, len, "writing %s: %s", path, strerror(-ret));
+	}
+	return ret;
+}
+
+int vm_snapshot(struct vm *vm, const char *path, bool stop, char *why, size_t len)
+{
+	bool was_running = vm->state == VM_RUNNING;
+	uint64_t t0 = now_ns();
+	int ret;
+
+	why[0] = 0;
+	if (was_running) {
+		ret = vm_pause(vm, why, len);
+		if (ret)
+			return ret;
+	} else if (vm->state != VM_PAUSED) {
+		snprintf(why, len, "cannot snapshot a VM that is %s", vm_state_name(vm->state));
+		return -EINVAL;
+	}
+	ret = write_file(vm, path, why, len);
+	if (!ret)
+		pr_debug("snapshot %s written in %llu ms", path,
+			 (unsigned long long)((now_ns() - t0) / 1000000));
+	if (!ret && stop) {
+		vm_request_shutdown(vm, 0, "stopped after a snapshot");
+		return 0;
+	}
+	if (was_running) {
+		char rwhy[128] = "";
+		int r = vm_resume(vm, rwhy, sizeof(rwhy));
+
+		if (r && !ret) {
+			snprintf(why, len, "snapshot written, but resuming failed: %s", rwhy);
+			ret = r;
+		}
+	}
+	return ret;
+}
+
+/* ---- restore ---- */
+
+int snapshot_restore_prepare(struct vm_config *cfg, const char *path)
+{
+	struct snap_reader *r = xzalloc(sizeof(*r));
+	const struct snap_section *conf;
+	char why[256] = "";
+	int ret;
+
+	ret = snap_open(r, path, why, sizeof(why));
+	if (ret < 0) {
+		pr_err("--restore %s: %s", path, why);
+		free(r);
+		return ret;
+	}
+	conf = snap_find(r, TAG_CONF);
+	if (!conf || !snap_find(r, SNAP_TAG_RAM) || !snap_find(r, TAG_DEVS) ||
+	    !snap_find(r, TAG_MACH)) {
+		pr_err("--restore %s: incomplete snapshot (a section is missing)", path);
+		ret = -EINVAL;
+	} else {
+		ret = conf_load(cfg, conf, r->ram_size, path);
+	}
+	if (ret < 0) {
+		snap_close(r);
+		free(r);
+		return ret;
+	}
+	cfg->restore = r;
+	cfg->restore_path = path;
+	return 0;
+}
+
+int snapshot_restore_ram(struct vm *vm)
+{
+	int ret = snap_load_ram(vm->cfg.restore, vm->mem.host, vm->mem.size);
+
+	if (ret < 0)
+		pr_err("--restore %s: RAM does not fit this VM", vm->cfg.restore_path);
+	return ret;
+}
+
+/* Machine state first (it validates before applying), then the devices. */
+int snapshot_restore_state(struct vm *vm)
+{
+	const struct snap_reader *r = vm->cfg.restore;
+	const struct snap_section *s;
+	int fds[vm->ncpus];
+	struct machine_kvm mk;
+	struct state_buf sb;
+	char why[256] = "";
+	int ret;
+
+	machine_kvm_of(vm, &mk, fds);
+	s = snap_find(r, TAG_MACH);
+	state_init_reader(&sb, s->data, s->len);
+	ret = machine_state_load(&mk, &sb);
+	if (!ret && !state_at_end(&sb))
+		ret = -EINVAL;
+	if (ret) {
+		pr_err("--restore %s: vCPU and VM state not restored: %s", vm->cfg.restore_path,
+		       strerror(-ret));
+		return ret;
+	}
+	s = snap_find(r, TAG_DEVS);
+	state_init_reader(&sb, s->data, s->len);
+	ret = devices_load(vm, &sb, why, sizeof(why));
+	if (!ret && !state_at_end(&sb)) {
+		snprintf(why, sizeof(why), "device state has trailing bytes");
+		ret = -EINVAL;
+	}
+	if (ret)
+		pr_err("--restore %s: %s", vm->cfg.restore_path, why[0] ? why : strerror(-ret));
+	return ret;
+}
+
+void snapshot_restore_done(struct vm_config *cfg)
+{
+	if (!cfg->restore)
+		return;
+	snap_close(cfg->restore);
+	free(cfg->restore);
+	cfg->restore = NULL;
+}
