@@ -17,6 +17,7 @@
 
 #include "devices/device.h"
 #include "devices/pci/pci.h"
+#include "devices/platform.h"
 #include "devices/vfio/vfio_pci.h"
 #include "vmm/memory.h"
 #include "vmm/vm.h"
@@ -26,6 +27,7 @@
 #define STOP	VFIO_DEVICE_STATE_STOP
 
 static struct vm vm;
+static uint64_t ram_size = 2 << 20;
 static struct fake_srv *srv;
 static char sock_path[64];
 
@@ -43,7 +45,7 @@ static void attach(void (*tweak)(struct fake_srv *))
 	iobus_init(&vm.mmio, "mmio");
 	pthread_mutex_init(&vm.state_lock, NULL);
 	pthread_cond_init(&vm.state_cond, NULL);
-	assert_int_equal(guest_mem_init(&vm.mem, 2 << 20), 0);
+	assert_int_equal(guest_mem_init(&vm.mem, ram_size), 0);
 	vm.pci = pci_bus_create(&vm);
 	assert_non_null(vm.pci);
 
@@ -66,6 +68,15 @@ static void no_migration(struct fake_srv *s) { s->no_migration = true; }
 static int setup(void **st) { attach(NULL); return 0; }
 static int setup_no_p2p(void **st) { attach(no_p2p); return 0; }
 static int setup_no_migration(void **st) { attach(no_migration); return 0; }
+
+/* RAM on both sides of the MMIO hole: two slots in vmm/memory.c's layout */
+static int setup_high_ram(void **st)
+{
+	ram_size = PLAT_MMIO_HOLE_START + (8 << 20);
+	attach(NULL);
+	ram_size = 2 << 20;
+	return 0;
+}
 
 static int teardown(void **st)
 {
@@ -229,6 +240,19 @@ static void test_save_without_migration_refused(void **st)
 	state_free(&sb);
 }
 
+/* The device's DMA space is guest RAM exactly as memory.c lays it out: one map per slot. */
+static void test_dma_maps_every_ram_slot(void **st)
+{
+	assert_int_equal(srv->nr_dmas, 2);
+	assert_int_equal(srv->dmas[0].addr, 0);
+	assert_int_equal(srv->dmas[0].size, PLAT_MMIO_HOLE_START);
+	assert_int_equal(srv->dmas[0].offset, 0);
+	assert_int_equal(srv->dmas[1].addr, PLAT_MMIO_HOLE_END);
+	assert_int_equal(srv->dmas[1].size, 8 << 20);
+	assert_int_equal(srv->dmas[1].offset, PLAT_MMIO_HOLE_START);
+	assert_true(srv->dma_fd_is_memfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -241,6 +265,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_save_load_device_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_without_migration_refused,
 						setup_no_migration, teardown),
+		cmocka_unit_test_setup_teardown(test_dma_maps_every_ram_slot, setup_high_ram,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

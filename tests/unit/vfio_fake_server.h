@@ -91,6 +91,8 @@ struct fake_srv {
 	uint64_t dma_magic;
 	uint32_t dma_flags;
 	uint64_t dma_addr, dma_size, dma_offset;
+	struct { uint64_t addr, size, offset; } dmas[MAX_REC];	/* every DMA_MAP */
+	unsigned nr_dmas;
 	unsigned dma_unmaps;
 	struct irq_msg irq[MAX_REC];
 	unsigned nr_irq;
@@ -416,6 +418,11 @@ static void h_dma_map(struct fake_srv *s, const struct vfio_user_header *h, cons
 	s->dma_addr = m.address;
 	s->dma_size = m.size;
 	s->dma_offset = m.offset;
+	if (s->nr_dmas < MAX_REC) {
+		s->dmas[s->nr_dmas].addr = m.address;
+		s->dmas[s->nr_dmas].size = m.size;
+		s->dmas[s->nr_dmas++].offset = m.offset;
+	}
 	if (nfds != 1) {
 		srv_error(s, h, EINVAL);
 		return;
