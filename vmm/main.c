@@ -18,13 +18,14 @@ static const struct {
 	{ "resume", cmd_resume, "resume a paused microVM" },
 	{ "stop", cmd_stop, "stop a microVM" },
 	{ "snapshot", cmd_snapshot, "save a microVM (RAM, vCPU and device state) to a file" },
+	{ "vfio-probe", cmd_vfio_probe, "attach to a vfio-user server, print what it offers" },
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: hdvm <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(subcommands); i++)
-		fprintf(f, "  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
+		fprintf(f, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
 	fprintf(f, "\n'hdvm <command> --help' describes each command's options.\n");
 }
 

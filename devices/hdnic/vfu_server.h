@@ -25,10 +25,11 @@ struct vdev;
 #define HDNIC_VFU_MAX_DMA_MAPS	1024
 #define HDNIC_VFU_PGSIZES	4096
 /*
- * "migration":{"pgsize"}: announced only once hdnic serves FEATURE_MIGRATION
- * and MIG_DEVICE_STATE (issue 8), else a client would try and fail; 0 = not.
+ * "migration":{"pgsize"}: hdnic serves FEATURE_MIGRATION, MIG_DEVICE_STATE
+ * and DMA logging (vfu_feature.c), so it says so, unasked, as libvfio-user
+ * servers do: reference-based clients only migrate a server that announces it.
  */
-#define HDNIC_VFU_MIG_PGSIZE	0
+#define HDNIC_VFU_MIG_PGSIZE	4096
 
 struct vfu_msg {
 	struct vfio_user_header hdr;

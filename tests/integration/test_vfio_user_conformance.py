@@ -155,6 +155,7 @@ def test_extra_capability_keys_ignored(nic):
         assert (major, minor) == (0, 2)
         r = reply["capabilities"]
         assert r["max_msg_fds"] == 8 and r["max_data_xfer_size"] == 65536
+        assert r["migration"] == {"pgsize": 4096}     # hdnic migrates (vfu_feature.c)
         assert set(r) <= {"max_msg_fds", "max_data_xfer_size", "max_dma_maps", "pgsizes",
                           "write_multiple", "migration"}
         assert c.device_info()["num_regions"] == vu.NUM_REGIONS
