@@ -10,6 +10,14 @@ HDNIC_LIBOBJS := $(BUILD)/obj/vmm/util.o $(BUILD)/obj/migration/state.o \
 $(HDNIC_BIN): $(HDNIC_OBJS) $(HDNIC_LIBOBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# cmocka tests of hdnic's layers (tests/unit/test_hdnic_*.c) link hdnic's own
+# objects, not libhdvm; `make unit` runs them with the rest.
+HDNIC_TEST_OBJS := $(filter-out $(BUILD)/obj/devices/hdnic/main.o,$(HDNIC_OBJS)) $(HDNIC_LIBOBJS)
+
+$(BUILD)/tests/test_hdnic_%: tests/unit/test_hdnic_%.c $(HDNIC_TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(HDNIC_TEST_OBJS) $(LDLIBS) -lcmocka
+
 # libFuzzer harnesses (clang): the vfio-user message parser and the
 # descriptor-chain walker.  `make fuzz` runs each for FUZZ_SECONDS.
 FUZZ_CC      ?= clang

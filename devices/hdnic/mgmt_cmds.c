@@ -379,6 +379,7 @@ static json_object *cmd_trust(struct nic *nic, json_object *req, char *err, size
 		return NULL;
 	}
 	vd->trusted = json_object_get_boolean(v);
+	sw_port_set_trusted(&nic->sw, vd->port, vd->trusted);
 	if (!vd->trusted) {
 		sw_flush_port(&nic->sw, vd->port);	/* addresses it sent as are not its */
 		arpd_flush_port(&nic->arpd, vd->port);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * The PF: creates the queue-pair pool, the IOMMU and the VFs, owns the
- * switch, the uplink, the scheduler and the event loop.  One thread serves
+ * switch (its decisions are switch_fwd.c's; the NIC gives it the ports'
+ * delivery), the uplink, the scheduler and the event loop.  One thread serves
  * every function: a loop pass reaps io_uring completions (vfio-user
  * messages, ioeventfd kicks, uplink frames, management requests), runs the
  * TX scheduler over the active functions, then flushes RX used rings and
@@ -29,6 +30,8 @@
 #include "vmm/util.h"
 
 #define NIC_RING_ENTRIES	1024
+
+static const struct sw_port_ops nic_port_ops;
 #define NIC_CLOCK_PASSES	64
 
 static void signal_event(struct loop_handler *h, int res, uint32_t flags)
@@ -119,6 +122,8 @@ int nic_init(struct nic *nic, const struct nic_config *cfg)
 	err = sw_init(&nic->sw, 4096 + 2 * nic->nr_ports);
 	if (!err)
 		err = arpd_init(&nic->arpd, 4096 + 2 * nic->nr_ports);
+	if (!err)
+		err = sw_ports_init(&nic->sw, nic->nr_ports, &nic->arpd, &nic_port_ops, nic);
 	if (!err)
 		err = iommu_init(&nic->iommu, nic->nr_ports);
 	if (!err)
@@ -257,6 +262,9 @@ void nic_plug(struct nic *nic, struct vdev *vd)
 	nic->ports[vd->port] = vd;
 	vd->devs_slot = nic->nr_devs;
 	nic->devs[nic->nr_devs++] = vd;
+	sw_port_attach(&nic->sw, vd->port);
+	sw_port_set_live(&nic->sw, vd->port, vdev_live(vd));
+	sw_port_set_trusted(&nic->sw, vd->port, vd->trusted);
 }
 
 void nic_unplug(struct nic *nic, struct vdev *vd)
@@ -266,7 +274,7 @@ void nic_unplug(struct nic *nic, struct vdev *vd)
 	nic->devs[vd->devs_slot] = last;
 	last->devs_slot = vd->devs_slot;
 	nic->ports[vd->port] = NULL;
-	arpd_flush_port(&nic->arpd, vd->port);
+	sw_port_detach(&nic->sw, vd->port);	/* its addresses are forgotten */
 	nic_irq_forget(nic, vd);
 }
 
@@ -368,179 +376,53 @@ int nic_run(struct nic *nic)
 	return 0;
 }
 
-/* ---- switching ---- */
+/* ---- the switch's ports (switch_fwd.c decides, these deliver) ---- */
 
-enum arp_way { ARP_FLOOD, ARP_TO_UPLINK, ARP_TO_DEV, ARP_NOWHERE };
-
-/*
- * ARP suppression (arp_dir.h).  Learns who owns an ARP frame's sender
- * address; false if the frame is no ARP packet.
- */
-static bool arp_learn(struct nic *nic, uint32_t from, const uint8_t *frame, uint32_t len,
-		      struct arp_view *a)
+static void port_deliver(void *ctx, uint32_t port, const uint8_t *frame, uint32_t len)
 {
-	struct vdev *sender = nic_port(nic, (int)from), *owner;
+	struct nic *nic = ctx;
 
-	if (!arp_view_parse(frame, len, a))
-		return false;
-	/* Bindings come from a station speaking for itself. */
-	if (!a->spa || memcmp(a->sha, frame + 6, 6))
-		return true;
-	owner = nic_port(nic, arpd_lookup(&nic->arpd, a->spa, nic->now_ns));
-	/* Only a trusted function may take over a live neighbour's address. */
-	if (owner && owner != sender && vdev_live(owner) && !(sender && sender->trusted))
-		nic->arpd.stats.refused++;
-	else
-		arpd_learn(&nic->arpd, a->spa, from, nic->now_ns);
-	return true;
+	vdev_rx_deliver(nic->ports[port], frame, len);
 }
 
-/* Where a broadcast frame goes: a request for a known address goes to its owner only. */
-static enum arp_way arp_route(struct nic *nic, uint32_t from, const uint8_t *frame,
-			      uint32_t len, struct vdev **dev)
+static bool port_wants_unknown(void *ctx, uint32_t port, const uint8_t *dst)
 {
-	struct vdev *sender = nic_port(nic, (int)from), *owner_dev;
-	struct arp_view a;
-	int owner;
+	struct nic *nic = ctx;
 
-	if (!arp_learn(nic, from, frame, len, &a) || a.op != ARP_OP_REQUEST ||
-	    !mac_is_broadcast(frame))
-		return ARP_FLOOD;
-	if (a.spa && a.spa == a.tpa && sender) {
-		/* A function's announcement: the directory holds it now. */
-		nic->arpd.stats.suppressed++;
-		return ARP_TO_UPLINK;
-	}
-	owner = arpd_lookup(&nic->arpd, a.tpa, nic->now_ns);
-	if (owner == SW_PORT_UPLINK) {
-		/* Behind the uplink: no function needs to hear it. */
-		nic->arpd.stats.suppressed++;
-		return sender ? ARP_TO_UPLINK : ARP_NOWHERE;
-	}
-	owner_dev = nic_port(nic, owner);
-	if (!owner_dev || owner_dev == sender || !vdev_live(owner_dev)) {
-		nic->arpd.stats.flooded++;
-		return ARP_FLOOD;
-	}
-	nic->arpd.stats.directed++;
-	*dev = owner_dev;
-	return ARP_TO_DEV;
+	return vdev_rx_wants_unknown(nic->ports[port], dst);
 }
 
-static void flood(struct nic *nic, struct vdev *src, const uint8_t *frame, uint32_t len)
+static void port_uplink_tx(void *ctx, const uint8_t *frame, uint32_t len)
 {
-	nic->sw.stats.flooded++;
-	for (unsigned i = 0; i < nic->nr_devs; i++) {
-		struct vdev *vd = nic->devs[i];
+	struct nic *nic = ctx;
 
-		if (vd != src && vdev_live(vd))
-			vdev_rx_deliver(vd, frame, len);	/* a quiesced one counts it */
-	}
+	uplink_tx(nic->uplink, frame, len);
 }
 
-/*
- * A unicast frame for a station the switch does not know also reaches the
- * functions whose receive filter asks for it (promiscuous, or the address
- * in its MAC table); true if any did.
- */
-static bool to_unknown_listeners(struct nic *nic, struct vdev *src, const uint8_t *frame,
-				 uint32_t len)
-{
-	bool any = false;
-
-	for (unsigned i = 0; i < nic->nr_devs; i++) {
-		struct vdev *vd = nic->devs[i];
-
-		if (vd != src && vd->running && vdev_rx_wants_unknown(vd, frame)) {
-			vdev_rx_deliver(vd, frame, len);
-			any = true;
-		}
-	}
-	return any;
-}
+static const struct sw_port_ops nic_port_ops = {
+	.deliver = port_deliver,
+	.wants_unknown = port_wants_unknown,
+	.uplink_tx = port_uplink_tx,
+};
 
 int nic_tx_port(struct nic *nic, const struct vdev *src, const uint8_t *frame)
 {
-	struct vdev *to;
+	int out = sw_out_port(&nic->sw, src->port, frame, nic->now_ns);
 
-	if (mac_is_multicast(frame))
-		return SCHED_PORT_UPLINK;	/* and the switch floods it */
-	to = nic_port(nic, sw_lookup(&nic->sw, frame, nic->now_ns));
-	if (!to)
-		return SCHED_PORT_UPLINK;	/* behind the uplink, or unknown */
-	return to == src ? -1 : SCHED_PORT_SWITCH;
+	return out < 0 ? -1 : out == SW_OUT_SWITCH ? SCHED_PORT_SWITCH : SCHED_PORT_UPLINK;
 }
 
 void nic_forward_from_vdev(struct nic *nic, struct vdev *src, const uint8_t *frame,
 			   uint32_t len)
 {
-	struct vdev *to;
-
-	if (mac_is_multicast(frame)) {
-		switch (arp_route(nic, src->port, frame, len, &to)) {
-		case ARP_TO_DEV:
-			vdev_rx_deliver(to, frame, len);
-			return;
-		case ARP_NOWHERE:
-			return;
-		case ARP_FLOOD:
-			flood(nic, src, frame, len);
-			/* fall through */
-		case ARP_TO_UPLINK:
-			uplink_tx(nic->uplink, frame, len);
-			return;
-		}
-	}
-	arp_learn(nic, src->port, frame, len, &(struct arp_view){ 0 });
-	to = nic_port(nic, sw_lookup(&nic->sw, frame, nic->now_ns));
-	if (to == src) {
-		nic->sw.stats.loop_drops++;	/* no hairpin */
+	if (sw_forward_from_port(&nic->sw, src->port, frame, len, nic->now_ns) != SW_FORWARDED)
 		src->stats.tx_drops++;
-		return;
-	}
-	if (to) {
-		vdev_rx_deliver(to, frame, len);
-		return;
-	}
-	to_unknown_listeners(nic, src, frame, len);
-	uplink_tx(nic->uplink, frame, len);
 }
 
 void nic_forward_from_uplink(struct nic *nic, const uint8_t *frame, uint32_t len)
 {
-	const uint8_t *dst = frame, *src = frame + 6;
-	struct vdev *to;
-
-	if (nic_port(nic, sw_static_port(&nic->sw, src))) {
-		/* One of our functions' own address arriving from outside: a loop or a spoof. */
-		nic->sw.stats.loop_drops++;
+	if (sw_forward_from_uplink(&nic->sw, frame, len, nic->now_ns) != SW_FORWARDED)
 		nic->uplink->stats.rx_drops++;
-		return;
-	}
-	sw_learn(&nic->sw, src, SW_PORT_UPLINK, nic->now_ns);
-	if (mac_is_multicast(dst)) {
-		switch (arp_route(nic, SW_PORT_UPLINK, frame, len, &to)) {
-		case ARP_TO_DEV:
-			vdev_rx_deliver(to, frame, len);
-			return;
-		case ARP_TO_UPLINK:
-		case ARP_NOWHERE:
-			return;		/* it stays on its own side */
-		case ARP_FLOOD:
-			flood(nic, NULL, frame, len);
-			return;
-		}
-	}
-	arp_learn(nic, SW_PORT_UPLINK, frame, len, &(struct arp_view){ 0 });
-	to = nic_port(nic, sw_lookup(&nic->sw, dst, nic->now_ns));
-	if (to) {
-		vdev_rx_deliver(to, frame, len);
-		return;
-	}
-	if (to_unknown_listeners(nic, NULL, frame, len))
-		return;
-	nic->sw.stats.unknown_unicast_drops++;
-	nic->uplink->stats.rx_drops++;
 }
 
 /* ---- PF driver operations ---- */

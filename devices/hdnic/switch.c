@@ -34,7 +34,11 @@ int sw_init(struct nic_switch *sw, unsigned max_entries)
 void sw_destroy(struct nic_switch *sw)
 {
 	free(sw->pool);
+	free(sw->ports);
+	free(sw->members);
 	sw->pool = NULL;
+	sw->ports = NULL;
+	sw->members = NULL;
 }
 
 static int find(struct nic_switch *sw, const uint8_t *mac, int **link)

@@ -405,6 +405,7 @@ void vdev_update_running(struct vdev *vd)
 		   !vd->dev.paused && vd->conn.fd >= 0;
 
 	vd->running = run;
+	sw_port_set_live(&vd->nic->sw, vd->port, vdev_live(vd));
 	if (run)
 		vdev_start_polling(vd);
 	else

@@ -158,6 +158,7 @@ static void fz_reset(void)
 		fz_disconnect(vd);
 		fz_connect(vd);
 		vd->trusted = false;
+		sw_port_set_trusted(&fz_nic->sw, vd->port, false);
 		sched_entry_init(&vd->sched, fz_nic->now_ns);
 	}
 	fz_pass();
