@@ -20,7 +20,7 @@
 /* Class, command, then a MAC table of up to 128 entries per list. */
 #define CTRL_MAX_CMD		(2 + 2 * (4 + 128 * 6))
 
-static struct virtq_chain ctrl_chain;
+static struct vq_chain ctrl_chain;
 
 static uint8_t ctrl_mq(struct vdev *vd, uint8_t cmd, const uint8_t *data, uint32_t len)
 {
@@ -54,7 +54,7 @@ static uint8_t ctrl_execute(struct vdev *vd, const uint8_t *cmd, uint32_t len)
 }
 
 /* One command: gather what the driver wrote, answer in its first writable byte. */
-static void ctrl_one(struct vdev *vd, struct dma_space *as, const struct virtq_chain *c)
+static void ctrl_one(struct vdev *vd, struct dma_space *as, const struct vq_chain *c)
 {
 	static uint8_t cmd[CTRL_MAX_CMD];	/* single-threaded */
 	uint32_t got = 0, written = 0;
@@ -74,21 +74,21 @@ static void ctrl_one(struct vdev *vd, struct dma_space *as, const struct virtq_c
 	for (unsigned i = c->nr_out; i < c->nr; i++) {
 		if (c->iov[i].len) {
 			c->iov[i].base[0] = ack;
-			dma_dirty_mark(as->dirty, c->iov[i].iova, 1);
+			dma_dirty_mark(as->dirty, c->iov[i].addr, 1);
 			written = 1;
 			break;
 		}
 	}
-	virtq_push(&vd->vn.ctrlq, c->head, written);
+	vq_push(&vd->vn.ctrlq, c->head, written);
 }
 
 /* Execute what the driver queued: the number done, or a ring error. */
-static int ctrl_drain(struct vdev *vd, struct virtq *vq, struct dma_space *as)
+static int ctrl_drain(struct vdev *vd, struct vq *vq, struct dma_space *as)
 {
 	int done = 0;
 
 	while (done < vq->size) {
-		int r = virtq_pop(vq, as, &ctrl_chain);
+		int r = dma_vq_pop(vq, as, &ctrl_chain);
 
 		if (r <= 0)
 			return r < 0 ? r : done;
@@ -100,7 +100,7 @@ static int ctrl_drain(struct vdev *vd, struct virtq *vq, struct dma_space *as)
 
 void vdev_ctrlq_kick(struct vdev *vd)
 {
-	struct virtq *vq = &vd->vn.ctrlq;
+	struct vq *vq = &vd->vn.ctrlq;
 	struct dma_space *as = iommu_space(&vd->nic->iommu, vd->pasid);
 	sigjmp_buf jb, *prev;
 	int done;
@@ -115,8 +115,8 @@ void vdev_ctrlq_kick(struct vdev *vd)
 	}
 	done = ctrl_drain(vd, vq, as);
 	if (done > 0) {
-		virtq_publish(vq);
-		if (virtq_should_interrupt(vq)) {
+		vq_publish(vq);
+		if (vq_should_interrupt(vq)) {
 			vd->vn.isr |= VIRTIO_ISR_QUEUE;
 			vdev_raise(vd, vq->msix_vector);
 		}
@@ -127,6 +127,6 @@ void vdev_ctrlq_kick(struct vdev *vd)
 			vd->nic->iommu.faults++;
 			vd->stats.dma_faults++;
 		}
-		vdev_needs_reset(vd, "control queue: bad chain (%s)", strerror(-done));
+		vdev_needs_reset(vd, "control queue: bad chain (%s)", vq_strerror(done));
 	}
 }

@@ -5,6 +5,7 @@ HDNIC_BIN  := $(BUILD)/hdnic
 # hdnic needs only these from the shared library; naming the objects keeps
 # hdnic linkable while other parts of libhdvm are under construction.
 HDNIC_LIBOBJS := $(BUILD)/obj/vmm/util.o $(BUILD)/obj/migration/state.o \
+                 $(BUILD)/obj/devices/virtio/virtq.o \
                  $(BUILD)/obj/devices/vfio/vfio_user_caps.o
 
 $(HDNIC_BIN): $(HDNIC_OBJS) $(HDNIC_LIBOBJS)
@@ -27,10 +28,11 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -Wall -Wextra -Werror \
                 -Wno-unused-parameter -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined
 FUZZ_SRCS    := $(filter-out devices/hdnic/main.c,$(HDNIC_SRCS)) vmm/util.c migration/state.c \
+                devices/virtio/virtq.c \
                 devices/vfio/vfio_user_caps.c
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-$(FUZZ_DIR)/%: tests/fuzz/%.c tests/fuzz/fuzz_common.h $(FUZZ_SRCS) $(wildcard devices/hdnic/*.h)
+$(FUZZ_DIR)/%: tests/fuzz/%.c tests/fuzz/fuzz_common.h $(FUZZ_SRCS) $(wildcard devices/hdnic/*.h) devices/virtio/virtq.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS) -luring -ljson-c
 

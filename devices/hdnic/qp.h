@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "devices/hdnic/iommu.h"
-#include "devices/hdnic/virtq.h"
+#include "devices/hdnic/dma_ring.h"
 
 struct vdev;
 
@@ -38,7 +38,7 @@ struct qp {
 	struct iommu *iommu;
 	uint32_t index;		/* in the pool */
 	uint32_t pasid;		/* tags every DMA; 0 = none bound, all DMA faults */
-	struct virtq vq[QP_NR_QUEUES];
+	struct vq vq[QP_NR_QUEUES];
 	/* Doorbell registers: the driver's avail index per queue, stored by the guest. */
 	const volatile uint16_t *db[QP_NR_QUEUES];
 	uint16_t tx_db_seen;	/* TX doorbell value when TX was last found empty */

@@ -23,13 +23,9 @@
 
 static const char *ring_error(int err)
 {
-	switch (err) {
-	case -EFAULT:	return "buffer outside its PASID's address space";
-	case -ELOOP:	return "descriptor chain loops";
-	case -ERANGE:	return "avail index more than a queue ahead";
-	case -EINVAL:	return "bad descriptor index or flags";
-	default:	return strerror(-err);
-	}
+	if (err == -EFAULT)
+		return "buffer outside its PASID's address space";
+	return vq_strerror(err);
 }
 
 /* A ring error on qp: refused DMA is counted, and the function needs a reset. */
@@ -43,7 +39,7 @@ static void ring_broken(struct vdev *vd, struct qp *qp, const char *what, int er
 }
 
 /* Single-threaded; TX and RX apart because a TX frame can land in an RX ring. */
-static struct virtq_chain tx_chain, rx_chain;
+static struct vq_chain tx_chain, rx_chain;
 /*
  * The frame tx_peek() took: copied out of the guest's buffer whole, its used
  * entry written (not yet published), so sending it touches no guest memory
@@ -52,7 +48,7 @@ static struct virtq_chain tx_chain, rx_chain;
 static uint8_t tx_buf[HDNIC_NET_HDR_LEN + HDNIC_MAX_FRAME];
 
 /* Copy up to cap bytes of a readable chain into buf. */
-static void gather(const struct virtq_chain *c, uint8_t *buf, uint32_t cap)
+static void gather(const struct vq_chain *c, uint8_t *buf, uint32_t cap)
 {
 	uint32_t done = 0;
 
@@ -68,7 +64,7 @@ static void gather(const struct virtq_chain *c, uint8_t *buf, uint32_t cap)
 /* Complete a TX chain without sending it. */
 static void tx_complete(struct qp *qp, uint16_t head)
 {
-	virtq_push(&qp->vq[QP_TX], head, 0);
+	vq_push(&qp->vq[QP_TX], head, 0);
 	qp->tx_pushed = true;
 }
 
@@ -106,7 +102,7 @@ static int tx_peek(struct vdev *vd, struct tx_frame *f)
 		}
 		db = qp_tx_doorbell(qp);
 		smp_rmb();	/* doorbell before the ring */
-		r = virtq_pop(&qp->vq[QP_TX], qp_dma_space(qp), &tx_chain);
+		r = dma_vq_pop(&qp->vq[QP_TX], qp_dma_space(qp), &tx_chain);
 		if (r < 0) {
 			ring_broken(vd, qp, "TX", r);
 			return -1;
@@ -128,7 +124,7 @@ static int tx_peek(struct vdev *vd, struct tx_frame *f)
 			/* Held frames too: QoS applies when the device transmits. */
 			port = nic_tx_port(vd->nic, vd, tx_buf + HDNIC_NET_HDR_LEN);
 			if (!tx_refuse(vd, tx_buf + HDNIC_NET_HDR_LEN, port)) {
-				virtq_push(&qp->vq[QP_TX], tx_chain.head, 0);
+				vq_push(&qp->vq[QP_TX], tx_chain.head, 0);
 				f->qp = qp;
 				f->len = len - HDNIC_NET_HDR_LEN;
 				f->port = (unsigned)port;
@@ -166,8 +162,8 @@ int vdev_tx_peek(struct vdev *vd, struct tx_frame *f)
 void vdev_tx_putback(struct tx_frame *f)
 {
 	/* Nothing of it was published: the used entry and the chain go back. */
-	virtq_unpush(&f->qp->vq[QP_TX]);
-	virtq_unpop(&f->qp->vq[QP_TX]);
+	vq_unpush(&f->qp->vq[QP_TX]);
+	vq_unpop(&f->qp->vq[QP_TX]);
 }
 
 void vdev_tx_send(struct vdev *vd, struct tx_frame *f)
@@ -189,14 +185,14 @@ void vdev_tx_send(struct vdev *vd, struct tx_frame *f)
 /* Make the used entries of one queue visible and interrupt if the driver asked. */
 static void publish_used(struct vdev *vd, struct qp *qp, int dir)
 {
-	struct virtq *vq = &qp->vq[dir];
+	struct vq *vq = &qp->vq[dir];
 
 	if (!vq->attached)
 		return;
-	virtq_publish(vq);
+	vq_publish(vq);
 	if (dir == QP_TX && vd->polling)
-		virtq_set_notify(vq, false);	/* keep avail_event ahead */
-	if (virtq_should_interrupt(vq)) {
+		vq_set_notify(vq, false);	/* keep avail_event ahead */
+	if (vq_should_interrupt(vq)) {
 		vd->vn.isr |= VIRTIO_ISR_QUEUE;
 		qp_raise(qp, dir);
 	}
@@ -243,7 +239,7 @@ static void tx_notify(struct vdev *vd, bool enable)
 {
 	for (unsigned k = 0; k < vd->nr_qps; k++)
 		if (vd->qps[k]->vq[QP_TX].attached)
-			virtq_set_notify(&vd->qps[k]->vq[QP_TX], enable);
+			vq_set_notify(&vd->qps[k]->vq[QP_TX], enable);
 }
 
 /* Notifications back on, then look again: entries pending, or a ring error. */
@@ -256,7 +252,7 @@ static int tx_rearm(struct vdev *vd, struct qp **broken)
 
 		if (!qp->vq[QP_TX].attached)
 			continue;
-		pending = virtq_avail_pending(&qp->vq[QP_TX]);
+		pending = vq_pending(&qp->vq[QP_TX]);
 		if (pending) {
 			*broken = qp;
 			return pending;
@@ -372,7 +368,7 @@ static struct qp *rx_steer(struct vdev *vd, const uint8_t *frame, uint32_t len)
 
 static void rx_put(struct vdev *vd, struct qp *qp, const uint8_t *frame, uint32_t len)
 {
-	struct virtq *vq = &qp->vq[QP_RX];
+	struct vq *vq = &qp->vq[QP_RX];
 	/* virtio_net_hdr_v1: no offloads, num_buffers = 1 */
 	uint8_t hdr[HDNIC_NET_HDR_LEN] = { [10] = 1 };
 	const uint8_t *src[2] = { hdr, frame };
@@ -382,7 +378,7 @@ static void rx_put(struct vdev *vd, struct qp *qp, const uint8_t *frame, uint32_
 	uint32_t s_off = 0, d_off = 0;
 	int r;
 
-	r = virtq_pop(vq, as, &rx_chain);
+	r = dma_vq_pop(vq, as, &rx_chain);
 	if (r < 0) {
 		ring_broken(vd, qp, "RX", r);
 		return;
@@ -394,7 +390,7 @@ static void rx_put(struct vdev *vd, struct qp *qp, const uint8_t *frame, uint32_
 	if (rx_chain.total < sizeof(hdr) + (uint64_t)len) {
 		/* Too small for the frame: give the buffer back empty. */
 		vd->stats.rx_errors++;
-		virtq_push(vq, rx_chain.head, 0);
+		vq_push(vq, rx_chain.head, 0);
 		qp->rx_pushed = true;
 		nic_irq_pending(vd->nic, vd);
 		return;
@@ -404,7 +400,7 @@ static void rx_put(struct vdev *vd, struct qp *qp, const uint8_t *frame, uint32_
 
 		if (n) {
 			memcpy(rx_chain.iov[i].base + d_off, src[s] + s_off, n);
-			dma_dirty_mark(as->dirty, rx_chain.iov[i].iova + d_off, n);
+			dma_dirty_mark(as->dirty, rx_chain.iov[i].addr + d_off, n);
 		}
 		s_off += n;
 		d_off += n;
@@ -417,7 +413,7 @@ static void rx_put(struct vdev *vd, struct qp *qp, const uint8_t *frame, uint32_
 			d_off = 0;
 		}
 	}
-	virtq_push(vq, rx_chain.head, sizeof(hdr) + len);
+	vq_push(vq, rx_chain.head, sizeof(hdr) + len);
 	vd->stats.rx_packets++;
 	vd->stats.rx_bytes += len;
 	qp->rx_pushed = true;
@@ -494,12 +490,12 @@ void vdev_dma_changed(struct vdev *vd)
 		struct qp *qp = vd->qps[k];
 
 		for (unsigned q = 0; q < QP_NR_QUEUES; q++) {
-			if (virtq_revalidate(&qp->vq[q], qp_dma_space(qp))) {
+			if (dma_vq_revalidate(&qp->vq[q], qp_dma_space(qp))) {
 				vdev_needs_reset(vd, "queue pair %u rings were unmapped", qp->index);
 				return;
 			}
 		}
 	}
-	if (virtq_revalidate(&vd->vn.ctrlq, fn_space))
+	if (dma_vq_revalidate(&vd->vn.ctrlq, fn_space))
 		vdev_needs_reset(vd, "control queue rings were unmapped");
 }

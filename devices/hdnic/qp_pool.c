@@ -36,9 +36,9 @@ void qp_reset(struct qp *qp)
 {
 	qp->pasid = 0;
 	for (unsigned q = 0; q < QP_NR_QUEUES; q++) {
-		virtq_reset(&qp->vq[q]);
+		vq_reset(&qp->vq[q], HDNIC_QUEUE_MAX_SIZE);
 		qp->db[q] = NULL;
-		qp->ims[q] = (struct qp_ims){ .fd = -1, .vector = VIRTQ_NO_VECTOR };
+		qp->ims[q] = (struct qp_ims){ .fd = -1, .vector = VQ_NO_VECTOR };
 	}
 	qp->tx_db_seen = 0;
 	qp->tx_kicked = false;

@@ -120,7 +120,7 @@ int vdev_queue_qp(const struct vdev *vd, unsigned q, struct qp **qp)
 	return (int)(q % 2);
 }
 
-struct virtq *vdev_queue(struct vdev *vd, unsigned q)
+struct vq *vdev_queue(struct vdev *vd, unsigned q)
 {
 	struct qp *qp;
 	int dir = vdev_queue_qp(vd, q, &qp);
@@ -304,15 +304,15 @@ void vdev_virtio_reset(struct vdev *vd)
 
 	vdev_stop_polling(vd);
 	memset(vn, 0, sizeof(*vn));
-	vn->msix_config = VIRTQ_NO_VECTOR;
+	vn->msix_config = VQ_NO_VECTOR;
 	vn->active_pairs = 1;
-	virtq_reset(&vn->ctrlq);
+	vq_reset(&vn->ctrlq, HDNIC_QUEUE_MAX_SIZE);
 	vdev_rx_filter_reset(vd);
 	for (unsigned k = 0; k < vd->nr_qps; k++) {
 		struct qp *qp = vd->qps[k];
 
 		for (unsigned q = 0; q < QP_NR_QUEUES; q++) {
-			virtq_reset(&qp->vq[q]);
+			vq_reset(&qp->vq[q], HDNIC_QUEUE_MAX_SIZE);
 			qp->ims[q].pending = false;
 		}
 		qp->tx_db_seen = 0;

@@ -31,7 +31,7 @@
 #include "devices/hdnic/sched.h"
 #include "devices/hdnic/vdev_mig.h"
 #include "devices/hdnic/vfu_server.h"
-#include "devices/hdnic/virtq.h"
+#include "devices/hdnic/dma_ring.h"
 
 #define VDEV_CFG_SIZE		256	/* conventional config space we keep */
 #define VDEV_CFG_REGION_SIZE	4096	/* region 7 as seen by the client */
@@ -102,7 +102,7 @@ struct virtio_net_state {
 	uint16_t queue_select;
 	uint8_t isr;
 	uint16_t active_pairs;	/* MQ: pairs the driver enabled (VQ_PAIRS_SET) */
-	struct virtq ctrlq;	/* software (VDCM) queue, index 2 * pairs */
+	struct vq ctrlq;	/* software (VDCM) queue, index 2 * pairs */
 	struct vdev_rx_filter rxf;
 };
 
@@ -210,7 +210,7 @@ static inline uint64_t vdev_features(const struct vdev *vd)
 }
 
 /* Virtqueue q as the driver numbers them: a queue pair's, the control queue, or NULL. */
-struct virtq *vdev_queue(struct vdev *vd, unsigned q);
+struct vq *vdev_queue(struct vdev *vd, unsigned q);
 /* The queue pair and direction behind virtqueue q (-1 if q is not a QP queue). */
 int vdev_queue_qp(const struct vdev *vd, unsigned q, struct qp **qp);
 /* Index of the control queue, or -1 when it is not in use. */

@@ -62,7 +62,7 @@ static uint64_t *stat_field(struct vdev_stats *s, unsigned i)
 }
 
 /* Queue i in the saved order: the pairs' queues (virtqueue numbering), then control. */
-static struct virtq *saved_queue(struct vdev *vd, unsigned i, struct qp **qp, int *dir)
+static struct vq *saved_queue(struct vdev *vd, unsigned i, struct qp **qp, int *dir)
 {
 	if (i < 2 * vd->nr_qps) {
 		*qp = vd->qps[i / 2];
@@ -110,7 +110,7 @@ int vdev_save(struct vdev *vd, struct state_buf *sb)
 	for (unsigned i = 0; i < vdev_nr_queues(vd); i++) {
 		struct qp *qp;
 		int dir;
-		const struct virtq *vq = saved_queue(vd, i, &qp, &dir);
+		const struct vq *vq = saved_queue(vd, i, &qp, &dir);
 		uint16_t db = 0;
 
 		state_put_u16(sb, vq->size);
@@ -206,7 +206,7 @@ static int parse(const struct vdev *vd, struct state_buf *sb, struct vdev_saved 
 
 static bool vector_ok(const struct vdev *vd, uint16_t v)
 {
-	return v < vd->nr_vectors || v == VIRTQ_NO_VECTOR;
+	return v < vd->nr_vectors || v == VQ_NO_VECTOR;
 }
 
 static int validate(const struct vdev *vd, const struct vdev_saved *s)
@@ -250,7 +250,7 @@ static int validate(const struct vdev *vd, const struct vdev_saved *s)
 int vdev_load(struct vdev *vd, struct state_buf *sb)
 {
 	static struct vdev_saved s;	/* large; single-threaded */
-	struct virtq vq[VDEV_MAX_QUEUES];
+	struct vq vq[VDEV_MAX_QUEUES];
 	struct virtio_net_state *vn = &vd->vn;
 	unsigned nq = vdev_nr_queues(vd);
 	bool ev;
@@ -269,14 +269,14 @@ int vdev_load(struct vdev *vd, struct state_buf *sb)
 	for (unsigned i = 0; i < nq; i++) {
 		const struct saved_queue *q = &s.q[i];
 		struct dma_space *as;
-		enum virtq_dir dir;
+		enum vq_dir dir;
 		struct qp *qp;
 		int d;
 
 		saved_queue(vd, i, &qp, &d);
 		as = qp ? qp_dma_space(qp) : iommu_space(&vd->nic->iommu, vd->pasid);
-		dir = d < 0 ? VIRTQ_BOTH : d == QP_RX ? VIRTQ_FROM_DEVICE : VIRTQ_TO_DEVICE;
-		virtq_reset(&vq[i]);
+		dir = d < 0 ? VQ_BOTH : d == QP_RX ? VQ_FROM_DEVICE : VQ_TO_DEVICE;
+		vq_reset(&vq[i], HDNIC_QUEUE_MAX_SIZE);
 		vq[i].size = q->size;
 		vq[i].msix_vector = q->msix_vector;
 		vq[i].enabled = q->enabled;
@@ -284,7 +284,7 @@ int vdev_load(struct vdev *vd, struct state_buf *sb)
 		vq[i].avail_addr = q->avail;
 		vq[i].used_addr = q->used;
 		if (q->attached) {
-			err = virtq_attach(&vq[i], as, ev, dir);
+			err = dma_vq_attach(&vq[i], as, ev, dir);
 			if (err)
 				break;
 			vq[i].last_avail = q->last_avail;
@@ -315,7 +315,7 @@ int vdev_load(struct vdev *vd, struct state_buf *sb)
 	for (unsigned i = 0; i < nq; i++) {
 		struct qp *qp;
 		int d;
-		struct virtq *dst = saved_queue(vd, i, &qp, &d);
+		struct vq *dst = saved_queue(vd, i, &qp, &d);
 
 		*dst = vq[i];
 		if (!qp)

@@ -30,7 +30,7 @@ static bool inside(uint64_t off, uint32_t len, uint64_t base, uint64_t size)
 
 /* ---- common configuration ---- */
 
-static struct virtq *selected_vq(struct vdev *vd)
+static struct vq *selected_vq(struct vdev *vd)
 {
 	return vdev_queue(vd, vd->vn.queue_select);
 }
@@ -38,7 +38,7 @@ static struct virtq *selected_vq(struct vdev *vd)
 static void common_snapshot(struct vdev *vd, struct virtio_pci_common_cfg *cc)
 {
 	struct virtio_net_state *vn = &vd->vn;
-	struct virtq *vq = selected_vq(vd);
+	struct vq *vq = selected_vq(vd);
 
 	memset(cc, 0, sizeof(*cc));
 	cc->device_feature_select = vn->dfselect;
@@ -89,7 +89,7 @@ static void set_gf(struct vdev *vd, uint64_t v)
 static uint16_t valid_vector(const struct vdev *vd, uint64_t v)
 {
 	/* A vector we cannot map reads back as NO_VECTOR (virtio 4.1.5.1.2). */
-	return v < vd->nr_vectors ? (uint16_t)v : VIRTQ_NO_VECTOR;
+	return v < vd->nr_vectors ? (uint16_t)v : VQ_NO_VECTOR;
 }
 
 static void set_msix_config(struct vdev *vd, uint64_t v)
@@ -98,17 +98,17 @@ static void set_msix_config(struct vdev *vd, uint64_t v)
 }
 
 /* The address space a queue's DMA goes through: its queue pair's PASID. */
-static struct dma_space *queue_space(struct vdev *vd, unsigned q, enum virtq_dir *dir)
+static struct dma_space *queue_space(struct vdev *vd, unsigned q, enum vq_dir *dir)
 {
 	struct qp *qp;
 	int d = vdev_queue_qp(vd, q, &qp);
 
 	if (d >= 0) {
-		*dir = d == QP_RX ? VIRTQ_FROM_DEVICE : VIRTQ_TO_DEVICE;
+		*dir = d == QP_RX ? VQ_FROM_DEVICE : VQ_TO_DEVICE;
 		return qp_dma_space(qp);
 	}
 	/* The control queue is the VDCM's: it reads through the same PASID. */
-	*dir = VIRTQ_BOTH;
+	*dir = VQ_BOTH;
 	return iommu_space(&vd->nic->iommu, vd->pasid);
 }
 
@@ -117,15 +117,15 @@ static int attach_queues(struct vdev *vd)
 	bool ev = vd->vn.driver_features & VF_F_EVENT_IDX;
 
 	for (unsigned i = 0; i < vdev_nr_queues(vd); i++) {
-		struct virtq *vq = vdev_queue(vd, i);
-		enum virtq_dir dir = VIRTQ_TO_DEVICE;
+		struct vq *vq = vdev_queue(vd, i);
+		enum vq_dir dir = VQ_TO_DEVICE;
 		struct dma_space *as;
 		int err;
 
 		if (!vq || !vq->enabled || vq->attached)
 			continue;
 		as = queue_space(vd, i, &dir);
-		err = virtq_attach(vq, as, ev, dir);
+		err = dma_vq_attach(vq, as, ev, dir);
 		if (err) {
 			vdev_needs_reset(vd, "queue %u rings at %#llx/%#llx/%#llx size %u: %s", i,
 					 (unsigned long long)vq->desc_addr,
@@ -173,7 +173,7 @@ static void set_queue_select(struct vdev *vd, uint64_t v) { vd->vn.queue_select 
 
 static void set_queue_size(struct vdev *vd, uint64_t v)
 {
-	struct virtq *vq = selected_vq(vd);
+	struct vq *vq = selected_vq(vd);
 
 	/* Split rings need a power of two; anything else is ignored. */
 	if (vq && !vq->enabled && v && v <= HDNIC_QUEUE_MAX_SIZE && !(v & (v - 1)))
@@ -182,7 +182,7 @@ static void set_queue_size(struct vdev *vd, uint64_t v)
 
 static void set_queue_vector(struct vdev *vd, uint64_t v)
 {
-	struct virtq *vq = selected_vq(vd);
+	struct vq *vq = selected_vq(vd);
 
 	if (!vq)
 		return;
@@ -192,7 +192,7 @@ static void set_queue_vector(struct vdev *vd, uint64_t v)
 
 static void set_queue_enable(struct vdev *vd, uint64_t v)
 {
-	struct virtq *vq = selected_vq(vd);
+	struct vq *vq = selected_vq(vd);
 
 	if (!vq || v != 1 || vq->enabled)
 		return;		/* writing 0 is not allowed (virtio 4.1.4.3.2) */
@@ -205,7 +205,7 @@ static void set_queue_enable(struct vdev *vd, uint64_t v)
 
 static void set_queue_desc(struct vdev *vd, uint64_t v)
 {
-	struct virtq *vq = selected_vq(vd);
+	struct vq *vq = selected_vq(vd);
 
 	if (vq && !vq->enabled)
 		vq->desc_addr = v;
@@ -213,7 +213,7 @@ static void set_queue_desc(struct vdev *vd, uint64_t v)
 
 static void set_queue_avail(struct vdev *vd, uint64_t v)
 {
-	struct virtq *vq = selected_vq(vd);
+	struct vq *vq = selected_vq(vd);
 
 	if (vq && !vq->enabled)
 		vq->avail_addr = v;
@@ -221,7 +221,7 @@ static void set_queue_avail(struct vdev *vd, uint64_t v)
 
 static void set_queue_used(struct vdev *vd, uint64_t v)
 {
-	struct virtq *vq = selected_vq(vd);
+	struct vq *vq = selected_vq(vd);
 
 	if (vq && !vq->enabled)
 		vq->used_addr = v;

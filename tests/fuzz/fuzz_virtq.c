@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "devices/hdnic/dma_space.h"
-#include "devices/hdnic/virtq.h"
+#include "devices/hdnic/dma_ring.h"
 #include "vmm/util.h"
 
 #define MEM_SIZE	(64 * 1024)
@@ -26,26 +26,32 @@ struct fz_hdr {
 	uint16_t last_avail;
 } __attribute__((packed));
 
-static void check_chain(const struct virtq *vq, const struct virtq_chain *c)
+static void check_chain(const struct vq *vq, const struct vq_chain *c)
 {
-	if (c->nr == 0 || c->nr > vq->size || c->head >= vq->size || c->nr_out > c->nr)
+	uint64_t total = 0;
+
+	/* zero-length descriptors are left out: an all-empty chain has none */
+	if (c->nr > vq->size || c->head >= vq->size || c->nr_out > c->nr)
 		abort();
 	for (unsigned i = 0; i < c->nr; i++) {
 		const uint8_t *b = c->iov[i].base;
 
-		if (!c->iov[i].len)
-			continue;
+		if (!c->iov[i].len || c->iov[i].addr - IOVA != (uint64_t)(b - mem))
+			abort();
 		if (b < mem || b + c->iov[i].len > mem + MEM_SIZE)
 			abort();
+		total += c->iov[i].len;
 	}
+	if (total != c->total)
+		abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct dma_space ds;
-	struct virtq vq;
-	struct virtq_chain *c;
-	enum virtq_dir dir;
+	struct vq vq;
+	struct vq_chain *c;
+	enum vq_dir dir;
 	struct fz_hdr h;
 
 	if (size < sizeof(h))
@@ -59,30 +65,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dma_space_init(&ds, 4);
 	dma_space_map_host(&ds, IOVA, MEM_SIZE, mem,
 			   (h.flags & 4) ? DMA_PROT_READ : DMA_PROT_READ | DMA_PROT_WRITE);
-	virtq_reset(&vq);
+	vq_reset(&vq, HDNIC_QUEUE_MAX_SIZE);
 	vq.size = (uint16_t)(1u << (h.size_log2 % 10));	/* 1..512: 512 must be refused */
 	vq.enabled = true;
 	vq.desc_addr = IOVA + 16ULL * h.desc;
 	vq.avail_addr = IOVA + 16ULL * h.avail;
 	vq.used_addr = IOVA + 16ULL * h.used;
 	c = malloc(sizeof(*c));
-	dir = h.flags & 8 ? VIRTQ_BOTH : h.flags & 1 ? VIRTQ_FROM_DEVICE : VIRTQ_TO_DEVICE;
-	if (virtq_attach(&vq, &ds, h.flags & 2, dir) == 0) {
+	dir = h.flags & 8 ? VQ_BOTH : h.flags & 1 ? VQ_FROM_DEVICE : VQ_TO_DEVICE;
+	if (dma_vq_attach(&vq, &ds, h.flags & 2, dir) == 0) {
 		vq.last_avail = h.last_avail;
 		vq.used_idx = h.last_avail;
-		virtq_set_notify(&vq, false);
+		vq_set_notify(&vq, false);
 		for (unsigned i = 0; i < 2u * vq.size + 2; i++) {
-			int r = virtq_pop(&vq, &ds, c);
+			int r = dma_vq_pop(&vq, &ds, c);
 
 			if (r <= 0)
 				break;
 			check_chain(&vq, c);
-			virtq_push(&vq, c->head, (uint32_t)c->total);
+			vq_push(&vq, c->head, (uint32_t)c->total);
 		}
-		virtq_publish(&vq);
-		virtq_should_interrupt(&vq);
-		virtq_set_notify(&vq, true);
-		virtq_avail_pending(&vq);
+		vq_publish(&vq);
+		vq_should_interrupt(&vq);
+		vq_set_notify(&vq, true);
+		vq_pending(&vq);
 	}
 	free(c);
 	dma_space_destroy(&ds);
