@@ -26,7 +26,7 @@ static void machine_kvm_of(struct vm *vm, struct machine_kvm *mk, int *fds)
 	for (int i = 0; i < vm->ncpus; i++)
 		fds[i] = vm->vcpus[i]->fd;
 	*mk = (struct machine_kvm){
-		.kvm = &kvm_host_ops, .kvm_fd = vm->kvm_fd, .vm_fd = vm->vm_fd,
+		.kvm = vm->kvm, .kvm_fd = vm->kvm_fd, .vm_fd = vm->vm_fd,
 		.nr_vcpus = vm->ncpus, .vcpu_fds = fds,
 	};
 }

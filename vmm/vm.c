@@ -116,7 +116,7 @@ static void *mem_register_thread(void *arg)
 {
 	struct vm *vm = arg;
 
-	vm->mem_thread_ret = guest_mem_register(&vm->mem, &kvm_host_ops, vm->vm_fd);
+	vm->mem_thread_ret = guest_mem_register(&vm->mem, vm->kvm, vm->vm_fd);
 	return NULL;
 }
 
@@ -135,6 +135,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = *cfg;
+	vm->kvm = &kvm_host_ops;
 	vm->kvm_fd = vm->vm_fd = vm->exit_efd = -1;
 	vm->console_out_fd = vm->console_in_fd = -1;
 	vm->ncpus = cfg->ncpus;
@@ -159,7 +160,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return -1;
 	if (pthread_create(&vm->mem_thread, NULL, mem_register_thread, vm) == 0)
 		vm->mem_thread_started = true;
-	else if (guest_mem_register(&vm->mem, &kvm_host_ops, vm->vm_fd) < 0)
+	else if (guest_mem_register(&vm->mem, vm->kvm, vm->vm_fd) < 0)
 		return -1;
 	vm->cpuid = cpuid_get_supported(vm->kvm_fd);
 	if (!vm->cpuid)

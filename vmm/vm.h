@@ -22,6 +22,7 @@ struct device;
 struct vcpu;
 struct event_loop;
 struct irq_routing;
+struct kvm_ops;
 struct pci_bus;
 struct snap_reader;
 
@@ -71,6 +72,7 @@ struct vm_metrics {
 
 struct vm {
 	struct vm_config cfg;
+	const struct kvm_ops *kvm;	/* KVM's ioctls (a fake in unit tests) */
 	int kvm_fd, vm_fd;
 	int vcpu_mmap_size;
 	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID, patched per vCPU */

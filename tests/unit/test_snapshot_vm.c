@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `hdvm snapshot` / `hdvm run --restore` below the CLI, without KVM: a paused
+ * VM (guest RAM, two vCPUs on a fake KVM, legacy devices) is written with
+ * vm_snapshot(); the file is validated and its configuration read with
+ * snapshot_restore_prepare(); a second VM built from that configuration gets
+ * the RAM, the vCPU/VM state and the device state.  Everything must arrive:
+ * RAM byte for byte, every KVM piece, a device register.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "tests/unit/fake_kvm.h"
+
+#include "devices/device.h"
+#include "devices/legacy/legacy.h"
+#include "devices/platform.h"
+#include "migration/snapshot_file.h"
+#include "vmm/snapshot.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#define RAM		(16ull << 20)
+#define COM1_SCR	(PLAT_COM1_PORT + 7)
+
+static struct vm a, b;
+static char dir[64], path[128];
+
+static void vm_build(struct vm *vm, uint64_t ram, int ncpus, bool with_i8042)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm = &fake_kvm;
+	vm->kvm_fd = KVM_FD;
+	vm->vm_fd = VM_FD;
+	vm->exit_efd = vm->console_out_fd = vm->console_in_fd = -1;
+	snprintf(vm->cfg.name, sizeof(vm->cfg.name), "unit");
+	vm->cfg.kernel = "hdguest.elf";
+	vm->cfg.cmdline = "app=dirty";
+	pthread_mutex_init(&vm->state_lock, NULL);
+	pthread_cond_init(&vm->state_cond, NULL);
+	iobus_init(&vm->pio, "pio");
+	iobus_init(&vm->mmio, "mmio");
+	assert_int_equal(guest_mem_init(&vm->mem, ram), 0);
+	vm->ncpus = ncpus;
+	vm->vcpus = xzalloc(sizeof(*vm->vcpus) * ncpus);
+	for (int i = 0; i < ncpus; i++) {
+		vm->vcpus[i] = xzalloc(sizeof(struct vcpu));
+		vm->vcpus[i]->vm = vm;
+		vm->vcpus[i]->fd = VCPU_FD0 + i;
+	}
+	device_add(vm, serial_create());
+	if (with_i8042)
+		device_add(vm, i8042_create());
+	assert_int_equal(devices_realize(vm), 0);
+	vm->state = VM_PAUSED;
+}
+
+static void vm_free(struct vm *vm)
+{
+	devices_unrealize(vm);
+	while (vm->devices) {
+		struct device *d = vm->devices;
+
+		vm->devices = d->next;
+		free(d);
+	}
+	for (int i = 0; i < vm->ncpus; i++)
+		free(vm->vcpus[i]);
+	free(vm->vcpus);
+	guest_mem_destroy(&vm->mem);
+	iobus_destroy(&vm->pio);
+	iobus_destroy(&vm->mmio);
+	snapshot_restore_done(&vm->cfg);
+}
+
+static uint8_t pio_read(struct vm *vm, uint16_t port)
+{
+	uint8_t v = 0;
+
+	assert_true(iobus_access(&vm->pio, port, &v, 1, false));
+	return v;
+}
+
+static void pio_write(struct vm *vm, uint16_t port, uint8_t v)
+{
+	assert_true(iobus_access(&vm->pio, port, &v, 1, true));
+}
+
+static int setup(void **state)
+{
+	srand(7);
+	fake_reset(&src);
+	fake_reset(&dst);
+	make_source();
+	cur = &src;
+	snprintf(dir, sizeof(dir), "/tmp/hdvm-snapvm-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/vm.snap", dir);
+	vm_build(&a, RAM, NR_VCPUS, true);
+	/* guest RAM with a pattern in low and scattered pages, a device register set */
+	for (uint64_t p = 0; p < RAM; p += 4096 * 37)
+		memset(a.mem.host + p, (int)(p >> 12) | 1, 100);
+	pio_write(&a, COM1_SCR, 0x5a);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	vm_free(&a);
+	vm_free(&b);
+	memset(&b, 0, sizeof(b));
+	fake_reset(&src);
+	fake_reset(&dst);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+	return 0;
+}
+
+static void test_snapshot_and_restore_carry_everything(void **state)
+{
+	struct vm_config cfg = { 0 };
+	char why[256];
+
+	assert_int_equal(vm_snapshot(&a, path, false, why, sizeof(why)), 0);
+	assert_int_equal(a.state, VM_PAUSED);		/* it was paused: stays paused */
+	assert_false(atomic_load(&a.shutdown));
+
+	assert_int_equal(snapshot_restore_prepare(&cfg, path), 0);
+	assert_int_equal(cfg.mem_size, RAM);
+	assert_int_equal(cfg.ncpus, NR_VCPUS);
+	assert_string_equal(cfg.cmdline, "app=dirty");
+	vm_build(&b, cfg.mem_size, cfg.ncpus, true);
+	b.cfg.restore = cfg.restore;
+	b.cfg.restore_path = path;
+	cur = &dst;
+	assert_int_equal(snapshot_restore_ram(&b), 0);
+	assert_int_equal(snapshot_restore_state(&b), 0);
+
+	assert_memory_equal(b.mem.host, a.mem.host, RAM);
+	assert_int_equal(pio_read(&b, COM1_SCR), 0x5a);
+	for (int fd = VM_FD; fd < NR_FDS; fd++)
+		for (int s = 0; s < NR_SLOTS; s++)
+			if (src.store[fd][s] && s != S_MSRS && s != S_TSC) {
+				assert_int_equal(dst.len[fd][s], src.len[fd][s]);
+				assert_memory_equal(dst.store[fd][s], src.store[fd][s],
+						    src.len[fd][s]);
+			}
+	assert_non_null(dst.store[VCPU_FD0 + 1][S_MSRS]);
+	assert_int_equal(dst.log[dst.nr_log - 1].req, KVM_SET_CLOCK);
+}
+
+static void test_stop_after_snapshot(void **state)
+{
+	char why[256];
+
+	assert_int_equal(vm_snapshot(&a, path, true, why, sizeof(why)), 0);
+	assert_true(atomic_load(&a.shutdown));
+	assert_int_equal(a.exit_code, 0);
+	assert_non_null(strstr(a.exit_reason, "snapshot"));
+}
+
+static void test_unwritable_path_named_and_nothing_left(void **state)
+{
+	char bad[160], why[256];
+	struct stat st;
+
+	snprintf(bad, sizeof(bad), "%s/missing/vm.snap", dir);
+	assert_int_equal(vm_snapshot(&a, bad, true, why, sizeof(why)), -ENOENT);
+	assert_non_null(strstr(why, bad));
+	assert_false(atomic_load(&a.shutdown));		/* --stop only after a snapshot */
+	assert_int_equal(a.state, VM_PAUSED);
+	assert_int_equal(stat(bad, &st), -1);
+}
+
+static void test_snapshot_of_a_vm_not_started_refused(void **state)
+{
+	char why[256];
+
+	a.state = VM_CREATED;
+	assert_int_equal(vm_snapshot(&a, path, false, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "created"));
+}
+
+static void test_restore_into_other_devices_refused(void **state)
+{
+	struct vm_config cfg = { 0 };
+	char why[256];
+
+	assert_int_equal(vm_snapshot(&a, path, false, why, sizeof(why)), 0);
+	assert_int_equal(snapshot_restore_prepare(&cfg, path), 0);
+	vm_build(&b, cfg.mem_size, cfg.ncpus, false);	/* no i8042 */
+	b.cfg.restore = cfg.restore;
+	b.cfg.restore_path = path;
+	cur = &dst;
+	assert_int_equal(snapshot_restore_ram(&b), 0);
+	assert_true(snapshot_restore_state(&b) < 0);
+}
+
+static void test_passthrough_count_must_match(void **state)
+{
+	struct vm_config cfg = { 0 };
+	char why[256];
+
+	assert_int_equal(vm_snapshot(&a, path, false, why, sizeof(why)), 0);
+	cfg.vfio_user[0] = "/tmp/x.sock";
+	cfg.nr_vfio_user = 1;
+	assert_int_equal(snapshot_restore_prepare(&cfg, path), -EINVAL);
+	assert_null(cfg.restore);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_snapshot_and_restore_carry_everything, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_after_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unwritable_path_named_and_nothing_left, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_of_a_vm_not_started_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restore_into_other_devices_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_passthrough_count_must_match, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
