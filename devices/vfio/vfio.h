@@ -84,6 +84,21 @@ struct vfio_dma_map {
 	uint32_t prot;		/* VFIO_DMA_PROT_* */
 };
 
+/* An IOVA range whose device writes DMA_LOGGING_START should log. */
+struct vfio_dirty_range {
+	uint64_t iova, length;
+};
+
+/* The backend's encoding of DMA_LOGGING_* (vfio_dirty.c). */
+struct vfio_dirty_ops {
+	int (*start)(struct vfio_device *dev, uint64_t page_size,
+		     const struct vfio_dirty_range *r, unsigned nr);
+	int (*stop)(struct vfio_device *dev);
+	/* bitmap has bytes bytes, cleared by the caller */
+	int (*report)(struct vfio_device *dev, uint64_t iova, uint64_t length,
+		      uint64_t page_size, uint8_t *bitmap, size_t bytes);
+};
+
 struct vfio_backend_ops {
 	const char *name;
 	/* Connect to / open the device named by spec. */
@@ -128,6 +143,7 @@ struct vfio_backend_ops {
 	 */
 	ssize_t (*mig_data_read)(struct vfio_device *dev, void *buf, size_t len);
 	int (*mig_data_write)(struct vfio_device *dev, const void *buf, size_t len);
+	const struct vfio_dirty_ops *dirty;	/* device DMA dirty logging */
 };
 
 struct vfio_device {
@@ -139,6 +155,8 @@ struct vfio_device {
 
 extern const struct vfio_backend_ops vfio_user_backend;
 extern const struct vfio_backend_ops vfio_kernel_backend;
+extern const struct vfio_dirty_ops vfio_user_dirty_ops;
+extern const struct vfio_dirty_ops vfio_kernel_dirty_ops;
 
 static inline bool vfio_device_dead(struct vfio_device *dev)
 {
@@ -184,6 +202,18 @@ uint32_t vfio_mig_next_state(uint64_t flags, uint32_t cur, uint32_t target);
 int vfio_mig_goto(struct vfio_device *dev, uint64_t flags, uint32_t from, uint32_t target,
 		  char *why, size_t len);
 const char *vfio_mig_state_name(uint32_t state);
+
+/*
+ * Device DMA dirty logging over either backend (vfio_dirty.c).  report
+ * reads and clears the log of [iova, iova+length): bit p of bitmap
+ * (vfio_dirty_bitmap_bytes long) is the page at iova + p * page_size.
+ */
+int vfio_dirty_start(struct vfio_device *dev, uint64_t page_size,
+		     const struct vfio_dirty_range *r, unsigned nr);
+int vfio_dirty_stop(struct vfio_device *dev);
+size_t vfio_dirty_bitmap_bytes(uint64_t length, uint64_t page_size);
+int vfio_dirty_report(struct vfio_device *dev, uint64_t iova, uint64_t length,
+		      uint64_t page_size, uint8_t *bitmap);
 
 /* Helpers shared by backends and users. */
 void vfio_region_release(struct vfio_region *r);

@@ -438,4 +438,5 @@ const struct vfio_backend_ops vfio_kernel_backend = {
 	.feature = vk_feature,
 	.mig_data_read = vk_mig_data_read,
 	.mig_data_write = vk_mig_data_write,
+	.dirty = &vfio_kernel_dirty_ops,
 };

@@ -55,6 +55,7 @@ struct vfio_pci {
 	uint64_t mig_flags;
 	int mig_err;
 	bool stopped;
+	bool dirty_logging;	/* DMA_LOGGING_START succeeded */
 };
 
 /* False (and said once) when the device's server is gone. */

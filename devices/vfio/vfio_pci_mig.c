@@ -15,6 +15,10 @@
  *  - load: RESUMING, the blob written, RESUMING -> STOP (where the device
  *    validates it), then back to the state it had before (RUNNING on a
  *    freshly started VM, so the restored guest finds its device working).
+ *  - dirty log: DMA_LOGGING_START over every guest RAM slot at 4 KiB, and
+ *    REPORT slot by slot in bounded chunks, each dirty run handed to the
+ *    caller's mark().  A device that cannot log makes start fail with that
+ *    reason: the caller must then treat all RAM as dirty or not migrate.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -22,10 +26,15 @@
 
 #include "devices/vfio/vfio_pci_int.h"
 #include "migration/state.h"
+#include "vmm/memory.h"
 #include "vmm/util.h"
+#include "vmm/vm.h"
 
 #define MIG_CHUNK	(64 * 1024)
 #define MIG_MAX_STATE	(64ull << 20)	/* a device's state larger than this is refused */
+#define DIRTY_PAGE	4096ull
+#define DIRTY_CHUNK	(32768 * DIRTY_PAGE)	/* one REPORT: a 4 KiB bitmap */
+#define DIRTY_MAX_RANGES 32
 
 static struct vfio_pci *to_vp_dev(struct device *dev)
 {
@@ -180,8 +189,123 @@ static int vp_load(struct device *dev, struct state_buf *sb)
 	return ret;
 }
 
+/* ---- the device's own DMA writes ---- */
+
+struct dirty_ranges {
+	struct vfio_dirty_range r[DIRTY_MAX_RANGES];
+	unsigned nr;
+};
+
+static int add_ram_range(const struct mem_slot *s, void *opaque)
+{
+	struct dirty_ranges *d = opaque;
+
+	if (d->nr == DIRTY_MAX_RANGES)
+		return -E2BIG;
+	d->r[d->nr++] = (struct vfio_dirty_range){ s->gpa, s->size };
+	return 0;
+}
+
+static int vp_dirty_log_start(struct device *dev)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+	struct dirty_ranges d = { .nr = 0 };
+	int ret;
+
+	if (!vp->vdev || !vp_alive(vp)) {
+		device_set_error(dev, "%s is gone (its server disconnected)", vp->spec);
+		return -ENODEV;
+	}
+	ret = guest_mem_for_each_ram(&vp->vm->mem, add_ram_range, &d);
+	if (!ret)
+		ret = vfio_dirty_start(vp->vdev, DIRTY_PAGE, d.r, d.nr);
+	if (ret == -ENOTSUP || ret == -EOPNOTSUPP || ret == -ENOTTY)
+		device_set_error(dev, "%s cannot log its DMA writes (no DMA_LOGGING_START)",
+				 vp->spec);
+	else if (ret)
+		device_set_error(dev, "%s: starting its DMA dirty log: %s", vp->spec,
+				 strerror(-ret));
+	vp->dirty_logging = !ret;
+	return ret;
+}
+
+static int vp_dirty_log_stop(struct device *dev)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+
+	if (!vp->dirty_logging)
+		return 0;
+	vp->dirty_logging = false;
+	return vp_alive(vp) ? vfio_dirty_stop(vp->vdev) : 0;
+}
+
+struct dirty_sync {
+	struct vfio_pci *vp;
+	device_dirty_fn *mark;
+	void *opaque;
+	uint8_t *bitmap;
+};
+
+/* Hand each run of set bits to mark() as one range. */
+static void mark_runs(struct dirty_sync *s, uint64_t gpa, uint64_t pages)
+{
+	uint64_t run = 0;
+
+	for (uint64_t p = 0; p <= pages; p++) {
+		bool dirty = p < pages && (s->bitmap[p / 8] & (1u << (p % 8)));
+
+		if (dirty) {
+			run++;
+			continue;
+		}
+		if (run)
+			s->mark(s->opaque, gpa + (p - run) * DIRTY_PAGE, run * DIRTY_PAGE);
+		run = 0;
+		if (p < pages && !s->bitmap[p / 8])
+			p |= 7;		/* a clean byte: skip to the next one */
+	}
+}
+
+static int sync_slot(const struct mem_slot *slot, void *opaque)
+{
+	struct dirty_sync *s = opaque;
+
+	for (uint64_t off = 0; off < slot->size; off += DIRTY_CHUNK) {
+		uint64_t len = MIN(DIRTY_CHUNK, slot->size - off);
+		int ret = vfio_dirty_report(s->vp->vdev, slot->gpa + off, len, DIRTY_PAGE,
+					    s->bitmap);
+
+		if (ret)
+			return ret;
+		mark_runs(s, slot->gpa + off, len / DIRTY_PAGE);
+	}
+	return 0;
+}
+
+static int vp_dirty_log_sync(struct device *dev, device_dirty_fn *mark, void *opaque)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+	struct dirty_sync s = { vp, mark, opaque, NULL };
+	int ret;
+
+	if (!vp->dirty_logging)
+		return 0;
+	if (!vp_alive(vp))
+		return -ENODEV;
+	s.bitmap = xzalloc(vfio_dirty_bitmap_bytes(DIRTY_CHUNK, DIRTY_PAGE));
+	ret = guest_mem_for_each_ram(&vp->vm->mem, sync_slot, &s);
+	free(s.bitmap);
+	if (ret)
+		device_set_error(dev, "%s: reading its DMA dirty log: %s", vp->spec,
+				 strerror(-ret));
+	return ret;
+}
+
 const struct device_mig_ops vfio_pci_mig_ops = {
 	.version = 1,
+	.dirty_log_start = vp_dirty_log_start,
+	.dirty_log_stop = vp_dirty_log_stop,
+	.dirty_log_sync = vp_dirty_log_sync,
 	.save_final = vp_save_final,
 	.load = vp_load,
 };

@@ -744,6 +744,7 @@ const struct vfio_backend_ops vfio_user_backend = {
 	.feature = vu_feature,
 	.mig_data_read = vu_mig_data_read,
 	.mig_data_write = vu_mig_data_write,
+	.dirty = &vfio_user_dirty_ops,
 };
 
 int vfio_user_socket(struct vfio_device *dev)

@@ -64,6 +64,10 @@ static struct fake_kernel {
 	uint32_t mig_refuse;		/* SET of this state fails with -EBUSY */
 	uint32_t mig_seq[16];		/* every MIG_DEVICE_STATE SET, refused ones too */
 	unsigned nr_mig_seq;
+	bool logging;			/* DMA dirty log */
+	uint64_t log_page_size, log_ranges[4][2];
+	unsigned nr_log_ranges;
+	uint64_t dirty_gpa;		/* one page the device wrote */
 } K;
 
 static void klog(const char *fmt, ...)
@@ -347,6 +351,46 @@ static int device_feature(struct vfio_device_feature *f)
 			st.data_fd = K.mig_pipe[0];
 		}
 		memcpy(f->data, &st, sizeof(st));
+		return 0;
+	}
+	if (idx == VFIO_DEVICE_FEATURE_DMA_LOGGING_START && (f->flags & VFIO_DEVICE_FEATURE_SET)) {
+		struct vfio_device_feature_dma_logging_control ctl;
+		const struct vfio_device_feature_dma_logging_range *r;
+
+		if (f->argsz < sizeof(*f) + sizeof(ctl))
+			return violation("DMA_LOGGING_START argsz");
+		memcpy(&ctl, f->data, sizeof(ctl));
+		if (K.logging || ctl.num_ranges > 4)
+			return -EINVAL;
+		r = (const void *)(uintptr_t)ctl.ranges;	/* a user pointer */
+		for (unsigned i = 0; i < ctl.num_ranges; i++) {
+			K.log_ranges[i][0] = r[i].iova;
+			K.log_ranges[i][1] = r[i].length;
+		}
+		K.nr_log_ranges = ctl.num_ranges;
+		K.log_page_size = ctl.page_size;
+		K.logging = true;
+		return 0;
+	}
+	if (idx == VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP && (f->flags & VFIO_DEVICE_FEATURE_SET)) {
+		K.logging = false;
+		return 0;
+	}
+	if (idx == VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT && (f->flags & VFIO_DEVICE_FEATURE_GET)) {
+		struct vfio_device_feature_dma_logging_report rep;
+		uint64_t *bits, pg;
+
+		if (f->argsz < sizeof(*f) + sizeof(rep))
+			return violation("DMA_LOGGING_REPORT argsz");
+		memcpy(&rep, f->data, sizeof(rep));
+		if (!K.logging)
+			return -EINVAL;
+		bits = (uint64_t *)(uintptr_t)rep.bitmap;	/* only sets bits, as the kernel */
+		if (K.dirty_gpa >= rep.iova && K.dirty_gpa < rep.iova + rep.length) {
+			pg = (K.dirty_gpa - rep.iova) / rep.page_size;
+			bits[pg / 64] |= 1ull << (pg % 64);
+			K.dirty_gpa = 0;
+		}
 		return 0;
 	}
 	if (idx == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE && (f->flags & VFIO_DEVICE_FEATURE_GET)) {
@@ -758,6 +802,35 @@ static void test_mig_fsm_stop_and_run(void **state)
 	assert_int_equal(K.violations, 0);
 }
 
+/* DMA dirty logging: ranges and bitmap travel by pointer on the kernel backend. */
+static void test_dirty_log_pointers(void **state)
+{
+	const struct vfio_dirty_range r[2] = { { 0, 1 << 20 }, { 1ull << 32, 2 << 20 } };
+	struct vfio_device *dev;
+	uint8_t bitmap[64];
+
+	assert_int_equal(vfio_kernel_open_sys(CDEV, &fake_sys, &dev), 0);
+	assert_int_equal(vfio_dirty_start(dev, 4096, r, 2), 0);
+	assert_true(K.logging);
+	assert_int_equal(K.log_page_size, 4096);
+	assert_int_equal(K.nr_log_ranges, 2);
+	assert_int_equal(K.log_ranges[1][0], 1ull << 32);
+	assert_int_equal(K.log_ranges[1][1], 2 << 20);
+
+	K.dirty_gpa = (1ull << 32) + 0x41000;		/* page 65 of the second range */
+	memset(bitmap, 0xee, sizeof(bitmap));		/* cleared by the call, not the kernel */
+	assert_int_equal(vfio_dirty_report(dev, 1ull << 32, 2 << 20, 4096, bitmap), 0);
+	assert_int_equal(vfio_dirty_bitmap_bytes(2 << 20, 4096), 64);
+	for (unsigned i = 0; i < 64; i++)
+		assert_int_equal(bitmap[i], i == 8 ? 0x02 : 0);
+	assert_int_equal(vfio_dirty_report(dev, 1ull << 32, 4095, 4096, bitmap), -EINVAL);
+	assert_int_equal(vfio_dirty_stop(dev), 0);
+	assert_false(K.logging);
+	assert_int_equal(vfio_dirty_report(dev, 0, 1 << 20, 4096, bitmap), -EINVAL);
+	vfio_device_close(dev);
+	assert_int_equal(K.violations, 0);
+}
+
 static void open_fails(const char *spec, int err)
 {
 	struct vfio_device *dev = NULL;
@@ -834,6 +907,7 @@ int main(void)
 		cmocka_unit_test_setup(test_regions_irqs_reset, reset_fake),
 		cmocka_unit_test_setup(test_migration_session, reset_fake),
 		cmocka_unit_test_setup(test_mig_fsm_stop_and_run, reset_fake),
+		cmocka_unit_test_setup(test_dirty_log_pointers, reset_fake),
 		cmocka_unit_test_setup(test_wrong_api_version, reset_fake),
 		cmocka_unit_test_setup(test_no_type1v2, reset_fake),
 		cmocka_unit_test_setup(test_group_not_viable, reset_fake),

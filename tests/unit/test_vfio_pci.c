@@ -253,6 +253,73 @@ static void test_dma_maps_every_ram_slot(void **st)
 	assert_true(srv->dma_fd_is_memfd);
 }
 
+/* ---- the device's DMA dirty log ---- */
+
+struct marks {
+	uint64_t gpa[16], len[16];
+	unsigned n;
+};
+
+static void collect(void *opaque, uint64_t gpa, uint64_t len)
+{
+	struct marks *m = opaque;
+
+	assert_true(m->n < 16);
+	m->gpa[m->n] = gpa;
+	m->len[m->n++] = len;
+}
+
+static void test_dirty_log(void **st)
+{
+	struct marks m = { .n = 0 };
+
+	assert_int_equal(devices_dirty_log_start(&vm), 0);
+	assert_true(srv->logging);
+	assert_int_equal(srv->log_page_size, 4096);
+	assert_int_equal(srv->nr_log_ranges, 1);		/* all of guest RAM */
+	assert_int_equal(srv->log_ranges[0][0], 0);
+	assert_int_equal(srv->log_ranges[0][1], 2 << 20);
+
+	/* the device wrote three pages, two of them adjacent, one at the very end */
+	srv->dirty[0] = 0x3000;
+	srv->dirty[1] = 0x4000;
+	srv->dirty[2] = (2 << 20) - 4096;
+	srv->nr_dirty = 3;
+	assert_int_equal(devices_dirty_log_sync(&vm, collect, &m), 0);
+	assert_int_equal(m.n, 2);
+	assert_int_equal(m.gpa[0], 0x3000);
+	assert_int_equal(m.len[0], 0x2000);
+	assert_int_equal(m.gpa[1], (2 << 20) - 4096);
+	assert_int_equal(m.len[1], 4096);
+
+	/* read means cleared: nothing new, nothing reported */
+	m.n = 0;
+	assert_int_equal(devices_dirty_log_sync(&vm, collect, &m), 0);
+	assert_int_equal(m.n, 0);
+	assert_int_equal(devices_dirty_log_stop(&vm), 0);
+	assert_false(srv->logging);
+}
+
+/* Both RAM slots are logged and reported, the one above 4 GiB at its own address. */
+static void test_dirty_log_high_ram(void **st)
+{
+	struct marks m = { .n = 0 };
+
+	assert_int_equal(devices_dirty_log_start(&vm), 0);
+	assert_int_equal(srv->nr_log_ranges, 2);
+	assert_int_equal(srv->log_ranges[1][0], PLAT_MMIO_HOLE_END);
+	assert_int_equal(srv->log_ranges[1][1], 8 << 20);
+	srv->dirty[0] = PLAT_MMIO_HOLE_START - 4096;	/* the last page below the hole */
+	srv->dirty[1] = PLAT_MMIO_HOLE_END + 0x5000;
+	srv->nr_dirty = 2;
+	assert_int_equal(devices_dirty_log_sync(&vm, collect, &m), 0);
+	assert_int_equal(m.n, 2);
+	assert_int_equal(m.gpa[0], PLAT_MMIO_HOLE_START - 4096);
+	assert_int_equal(m.gpa[1], PLAT_MMIO_HOLE_END + 0x5000);
+	assert_int_equal(m.len[1], 4096);
+	assert_int_equal(devices_dirty_log_stop(&vm), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -263,10 +330,12 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pause_without_p2p, setup_no_p2p, teardown),
 		cmocka_unit_test_setup_teardown(test_save_load_device_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dirty_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_without_migration_refused,
 						setup_no_migration, teardown),
 		cmocka_unit_test_setup_teardown(test_dma_maps_every_ram_slot, setup_high_ram,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_dirty_log_high_ram, setup_high_ram, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -486,7 +486,7 @@ static void test_feature_and_mig_data(void **state)
 					   &st, sizeof(st), &got), 0);
 	assert_int_equal(s->mig_state, VFIO_DEVICE_STATE_STOP_COPY);
 	assert_int_equal(st.data_fd, -1);	/* the server's junk never shows */
-	assert_int_equal(dev->ops->feature(dev, VFIO_DEVICE_FEATURE_GET | 6, NULL, 0,
+	assert_int_equal(dev->ops->feature(dev, VFIO_DEVICE_FEATURE_GET | 9, NULL, 0,
 					   NULL, 0, NULL), -ENOTSUP);
 
 	while ((n = dev->ops->mig_data_read(dev, buf, sizeof(buf))) > 0) {

@@ -79,6 +79,14 @@ struct fake_srv {
 	uint32_t mig_refuse_from;	/* ... (only from this one, if set) ... */
 	uint32_t mig_refuse_errno;	/* ... with this errno */
 	bool mig_refuse_to_error;	/* ... and leaves the device in ERROR */
+	/* DMA dirty log: pages the "device" wrote, reported (and cleared) by REPORT */
+	bool logging;
+	uint64_t log_page_size;
+	uint64_t log_ranges[8][2];
+	unsigned nr_log_ranges;
+	uint64_t dirty[64];
+	unsigned nr_dirty;
+	unsigned log_reports;
 	/* what the client did */
 	uint32_t mig_seq[MAX_REC];	/* every MIG_DEVICE_STATE SET, refused ones too */
 	unsigned nr_mig_seq;
@@ -486,6 +494,54 @@ static void h_feature(struct fake_srv *s, const struct vfio_user_header *h, cons
 		memcpy(out, &f, sizeof(f));
 		memcpy(out + sizeof(f), &st, sizeof(st));
 		srv_reply(s, h, out, MIN(len, sizeof(f) + sizeof(st)), NULL, 0);
+		return;
+	}
+	case VFIO_DEVICE_FEATURE_DMA_LOGGING_START: {
+		uint32_t nr;
+
+		memcpy(&s->log_page_size, p + sizeof(f), 8);
+		memcpy(&nr, p + sizeof(f) + 8, 4);
+		if (s->logging || nr > 8 || len < sizeof(f) + 16 + 16 * nr) {
+			srv_error(s, h, EINVAL);
+			return;
+		}
+		memcpy(s->log_ranges, p + sizeof(f) + 16, 16 * nr);
+		s->nr_log_ranges = nr;
+		s->logging = true;
+		srv_reply(s, h, p, len, NULL, 0);
+		return;
+	}
+	case VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP:
+		s->logging = false;
+		srv_reply(s, h, p, len, NULL, 0);
+		return;
+	case VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT: {
+		uint64_t q[3];
+		size_t bytes;
+		uint8_t *rep;
+
+		memcpy(q, p + sizeof(f), sizeof(q));
+		if (!s->logging || !q[2] || q[1] % q[2]) {
+			srv_error(s, h, EINVAL);
+			return;
+		}
+		s->log_reports++;
+		bytes = (q[1] / q[2] + 7) / 8;
+		rep = calloc(1, sizeof(f) + sizeof(q) + bytes);
+		f.argsz = sizeof(f) + sizeof(q) + bytes;
+		memcpy(rep, &f, sizeof(f));
+		memcpy(rep + sizeof(f), q, sizeof(q));
+		for (unsigned i = 0; i < s->nr_dirty; i++) {
+			uint64_t pg;
+
+			if (s->dirty[i] < q[0] || s->dirty[i] >= q[0] + q[1])
+				continue;
+			pg = (s->dirty[i] - q[0]) / q[2];
+			rep[sizeof(f) + sizeof(q) + pg / 8] |= 1u << (pg % 8);
+			s->dirty[i--] = s->dirty[--s->nr_dirty];	/* reported: clear */
+		}
+		srv_reply(s, h, rep, sizeof(f) + sizeof(q) + bytes, NULL, 0);
+		free(rep);
 		return;
 	}
 	default:
