@@ -39,6 +39,9 @@ static void run_usage(FILE *f)
 "  --vfio-user SOCKET   pass through a vfio-user device (e.g. an hdnic VF)\n"
 "  --vfio PATH|BDF      pass through a kernel VFIO device (/dev/vfio/devices/vfioN\n"
 "                       or a PCI address); untested on hardware\n"
+"  --vfio-timeout MS    a vfio-user server silent this long is declared lost\n"
+"                       (default 5000); before that a guest's access waits at\n"
+"                       most 20 ms and reads all-ones while the server is slow\n"
 "  --net tap=IFNAME[,mac=MAC]\n"
 "                       paravirtual virtio-net on a TAP (created if missing)\n"
 "  --restore FILE       continue a VM saved by 'hdvm snapshot' (RAM size, vCPUs,\n"
@@ -53,7 +56,7 @@ static void run_usage(FILE *f)
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_BOOT, OPT_MEM, OPT_CPUS, OPT_NAME,
        OPT_CONSOLE, OPT_METRICS, OPT_RUN_DIR, OPT_NO_SECCOMP, OPT_DEBUG, OPT_VFIO_USER,
-       OPT_VFIO, OPT_NET, OPT_RESTORE, OPT_HELP };
+       OPT_VFIO, OPT_NET, OPT_RESTORE, OPT_VFIO_TIMEOUT, OPT_HELP };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -71,6 +74,7 @@ static const struct option run_options[] = {
 	{ "vfio-user", required_argument, NULL, OPT_VFIO_USER },
 	{ "vfio", required_argument, NULL, OPT_VFIO },
 	{ "net", required_argument, NULL, OPT_NET },
+	{ "vfio-timeout", required_argument, NULL, OPT_VFIO_TIMEOUT },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -202,6 +206,14 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 		case OPT_VFIO_USER:
 			if (add_repeatable(cfg->vfio_user, &cfg->nr_vfio_user, "vfio-user", optarg) < 0)
 				return -EINVAL;
+			break;
+		case OPT_VFIO_TIMEOUT:
+			if (parse_u64(optarg, 100, 3600000, &v) < 0) {
+				pr_err("--vfio-timeout '%s': expected milliseconds, 100 to 3600000",
+				       optarg);
+				return -1;
+			}
+			cfg->vfio_timeout_ms = (int)v;
 			break;
 		case OPT_VFIO:
 			if (add_repeatable(cfg->vfio_kernel, &cfg->nr_vfio_kernel, "vfio", optarg) < 0)

@@ -48,6 +48,7 @@ struct vm_config {
 	int nr_vfio_user;
 	const char *vfio_kernel[16];
 	int nr_vfio_kernel;
+	int vfio_timeout_ms;	/* a vfio-user server silent this long is lost; 0: default */
 	const char *net[16];
 	int nr_net;
 	/* hdvm run --restore: the validated snapshot (vmm/snapshot.h), else NULL */

@@ -458,6 +458,8 @@ static int vp_realize(struct device *dev, struct vm *vm)
 		pr_err("passthrough device %s: cannot attach: %s", vp->spec, strerror(-ret));
 		return -1;
 	}
+	if (!vp->kernel && vm->cfg.vfio_timeout_ms)
+		vfio_user_set_timeout(vp->vdev, vm->cfg.vfio_timeout_ms);
 	info = vp->vdev->info;
 	if (!(info.flags & VFIO_DEVICE_FLAGS_PCI) ||
 	    info.num_regions <= VFIO_PCI_CONFIG_REGION_INDEX) {

@@ -437,6 +437,7 @@ static int vu_region_read(struct vfio_device *dev, uint32_t index, uint64_t offs
 		struct vfio_user_region_access r;
 		struct vfio_user_req req = {
 			.cmd = VFIO_USER_REGION_READ, .iov = { { &q, sizeof(q) } }, .iovcnt = 1,
+			.may_stall = true,	/* a guest's read: all-ones beats a frozen vCPU */
 		};
 		struct vfio_user_rep rep = {
 			.iov = { { &r, sizeof(r) }, { buf, n } }, .iovcnt = 2,
@@ -470,6 +471,7 @@ static int vu_region_write(struct vfio_device *dev, uint32_t index, uint64_t off
 		struct vfio_user_req req = {
 			.cmd = VFIO_USER_REGION_WRITE,
 			.iov = { { &q, sizeof(q) }, { (void *)buf, n } }, .iovcnt = 2,
+			.may_stall = true, .posted = true,	/* sent even if not answered */
 		};
 		struct vfio_user_rep rep = { .iov = { { &r, sizeof(r) } }, .iovcnt = 1 };
 		int ret = vfio_user_call(&u->conn, &req, &rep);
@@ -714,6 +716,15 @@ void vfio_user_set_timeout(struct vfio_device *dev, int timeout_ms)
 
 	pthread_mutex_lock(&u->conn.lock);
 	u->conn.timeout_ms = timeout_ms > 0 ? timeout_ms : VFIO_USER_DEFAULT_TIMEOUT_MS;
+	pthread_mutex_unlock(&u->conn.lock);
+}
+
+void vfio_user_set_stall(struct vfio_device *dev, int stall_ms)
+{
+	struct vfio_user_device *u = to_udev(dev);
+
+	pthread_mutex_lock(&u->conn.lock);
+	u->conn.stall_ms = stall_ms > 0 ? stall_ms : VFIO_USER_STALL_MS;
 	pthread_mutex_unlock(&u->conn.lock);
 }
 

@@ -4,8 +4,9 @@
  *
  * The socket is used non-blocking with poll() against a per-request deadline,
  * so a server that stops reading or answering costs a vCPU at most
- * timeout_ms.  SCM_RIGHTS fds arrive with the first bytes of a message; any
- * that show up where none may are closed.
+ * stall_ms for a guest access (then the reply is owed, discarded when it
+ * comes) and any other request timeout_ms.  SCM_RIGHTS fds arrive with the
+ * first bytes of a message; any that show up where none may are closed.
  */
 #include "devices/vfio/vfio_user_conn.h"
 
@@ -31,6 +32,9 @@ void vfio_user_conn_init(struct vfio_user_conn *c, int sock, const char *name,
 	pthread_mutex_init(&c->lock, NULL);
 	c->next_id = 1;
 	c->timeout_ms = 5000;
+	c->stall_ms = VFIO_USER_STALL_MS;
+	c->nr_late = 0;
+	c->stalled_since = 0;
 	c->dead = dead;
 	c->name = name;
 	c->on_dead = NULL;
@@ -78,6 +82,26 @@ static int wait_io(int fd, short events, uint64_t deadline)
 	}
 }
 
+/* Readable by deadline?  Looks at least once, even when the deadline is now. */
+static int wait_readable(int fd, uint64_t deadline)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int ret;
+
+	for (;;) {
+		uint64_t now = now_ns();
+		int ms = now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
+
+		ret = poll(&p, 1, ms);
+		if (ret > 0)
+			return 0;
+		if (ret == 0 && now_ns() >= deadline)
+			return -ETIMEDOUT;
+		if (ret < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
 /* Drop the first n bytes of an iovec array (local copy). */
 static void iov_advance(struct iovec **iov, int *cnt, size_t n)
 {
@@ -106,9 +130,15 @@ static size_t iov_total(const struct iovec *iov, int cnt)
 	return n;
 }
 
+/*
+ * Send a whole message.  Until its first byte is taken the wait ends at
+ * first_deadline (-EAGAIN: nothing sent, the stream is intact); once part of
+ * it is on the wire the rest must follow, by deadline.
+ */
 static int send_all(struct vfio_user_conn *c, struct iovec *iov, int cnt,
-		    const int *fds, unsigned nfds, uint64_t deadline)
+		    const int *fds, unsigned nfds, uint64_t first_deadline, uint64_t deadline)
 {
+	size_t total = iov_total(iov, cnt);
 	union {
 		char buf[CMSG_SPACE(MAX_WIRE_FDS * sizeof(int))];
 		struct cmsghdr align;
@@ -140,7 +170,11 @@ static int send_all(struct vfio_user_conn *c, struct iovec *iov, int cnt,
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN) {
-				ret = wait_io(c->sock, POLLOUT, deadline);
+				bool none_sent = left == total;
+
+				ret = wait_io(c->sock, POLLOUT, none_sent ? first_deadline : deadline);
+				if (ret == -ETIMEDOUT && none_sent && first_deadline < deadline)
+					return -EAGAIN;
 				if (ret)
 					return ret;
 				continue;
@@ -273,9 +307,75 @@ static int error_reply(struct vfio_user_conn *c, const struct vfio_user_header *
 	return -(int)h->error_no;
 }
 
+static void note_stall(struct vfio_user_conn *c)
+{
+	if (c->stalled_since)
+		return;
+	c->stalled_since = now_ns();
+	pr_info("vfio-user %s: server slow to answer: guest reads see all-ones until it "
+		"does (declared lost after %d ms)", c->name, c->timeout_ms);
+}
+
+/*
+ * Take the replies a stalled server still owes, oldest first, and discard
+ * them.  -ETIMEDOUT: one is still owed at first_deadline; other errors
+ * break the protocol.  Once the first byte of a reply is here, the rest
+ * must follow within the full timeout.
+ */
+static int take_late_replies(struct vfio_user_conn *c, uint64_t first_deadline,
+			     const char **why)
+{
+	while (c->nr_late) {
+		uint64_t deadline;
+		struct vfio_user_header h;
+		struct iovec v = { &h, sizeof(h) };
+		int fds[MAX_WIRE_FDS];
+		unsigned nfds = 0;
+		bool extra = false;
+		size_t left;
+		int ret;
+
+		*why = "waiting for a late reply";
+		ret = wait_readable(c->sock, first_deadline);
+		if (ret)
+			return ret;
+		deadline = now_ns() + (uint64_t)c->timeout_ms * 1000000ull;
+		ret = recv_all(c, &v, 1, deadline, fds, MAX_WIRE_FDS, &nfds, &extra);
+		if (!ret && ((h.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_REPLY ||
+			     h.msg_id != c->late[0].id || h.command != c->late[0].cmd ||
+			     h.msg_size < sizeof(h) || h.msg_size > VFIO_USER_MAX_MSG_SIZE)) {
+			pr_err("vfio-user %s: late reply %u/%u does not match request %u/%u",
+			       c->name, h.msg_id, h.command, c->late[0].id, c->late[0].cmd);
+			ret = -EPROTO;
+		}
+		for (left = ret ? 0 : h.msg_size - sizeof(h); left && !ret; ) {
+			char junk[256];
+			struct iovec j = { junk, MIN(left, sizeof(junk)) };
+
+			ret = recv_all(c, &j, 1, deadline, fds, MAX_WIRE_FDS, &nfds, &extra);
+			left -= j.iov_len;
+		}
+		close_fds(fds, &nfds);
+		if (ret) {
+			*why = "reading a late reply";
+			return ret;
+		}
+		if (h.flags & VFIO_USER_F_ERROR)
+			pr_debug("vfio-user %s: late request %u failed: %s", c->name, h.msg_id,
+				 strerror((int)MIN(h.error_no, 4095u)));
+		memmove(&c->late[0], &c->late[1], --c->nr_late * sizeof(c->late[0]));
+	}
+	if (c->stalled_since) {
+		pr_info("vfio-user %s: server answers again after %llu ms", c->name,
+			(unsigned long long)((now_ns() - c->stalled_since) / 1000000));
+		c->stalled_since = 0;
+	}
+	return 0;
+}
+
 static int call_locked(struct vfio_user_conn *c, const struct vfio_user_req *req,
-		       struct vfio_user_rep *rep, uint64_t deadline, const char **why,
-		       bool *fatal)
+		       struct vfio_user_rep *rep, uint64_t stall_deadline, uint64_t deadline,
+		       const char **why, bool *fatal)
 {
 	struct vfio_user_header h = {
 		.msg_id = c->next_id++,
@@ -293,11 +393,27 @@ static int call_locked(struct vfio_user_conn *c, const struct vfio_user_req *req
 	memcpy(&iov[1], req->iov, req->iovcnt * sizeof(*iov));
 	h.msg_size = sizeof(h) + iov_total(req->iov, req->iovcnt);
 	*why = "sending a request";
-	ret = send_all(c, iov, req->iovcnt + 1, req->fds, req->nfds, deadline);
+	ret = send_all(c, iov, req->iovcnt + 1, req->fds, req->nfds,
+		       req->may_stall ? stall_deadline : deadline, deadline);
+	if (ret == -EAGAIN) {
+		*fatal = false;		/* nothing sent: the stream is intact */
+		note_stall(c);
+		return ret;
+	}
 	if (ret)
 		return ret;
 
 	*why = "waiting for a reply";
+	/* with replies owed, the next one on the wire is not ours: ours is owed too */
+	if (req->may_stall && c->nr_late < VFIO_USER_MAX_LATE &&
+	    (c->nr_late || wait_readable(c->sock, stall_deadline) == -ETIMEDOUT)) {
+		/* slow, not dead: the reply is owed and discarded when it comes */
+		c->late[c->nr_late].id = id;
+		c->late[c->nr_late++].cmd = req->cmd;
+		note_stall(c);
+		*fatal = false;
+		return -EAGAIN;
+	}
 	iov[0] = (struct iovec){ &h, sizeof(h) };
 	ret = recv_all(c, iov, 1, deadline, rep->fds, rep->max_fds, &rep->nfds, &extra);
 	if (ret)
@@ -336,7 +452,7 @@ int vfio_user_call(struct vfio_user_conn *c, const struct vfio_user_req *req,
 		   struct vfio_user_rep *rep)
 {
 	const char *why = "";
-	uint64_t deadline;
+	uint64_t now, deadline, stall_deadline;
 	bool fatal;
 	int ret;
 
@@ -353,14 +469,38 @@ int vfio_user_call(struct vfio_user_conn *c, const struct vfio_user_req *req,
 		pthread_mutex_unlock(&c->lock);
 		return -ENOTCONN;
 	}
-	deadline = now_ns() + (uint64_t)c->timeout_ms * 1000000ull;
-	ret = call_locked(c, req, rep, deadline, &why, &fatal);
+	now = now_ns();
+	deadline = now + (uint64_t)c->timeout_ms * 1000000ull;
+	stall_deadline = now + (uint64_t)c->stall_ms * 1000000ull;
+	if (c->nr_late || c->stalled_since) {
+		/* a guest access only looks; anything else waits for the server */
+		ret = take_late_replies(c, req->may_stall ? now : deadline, &why);
+		if (ret == -ETIMEDOUT &&
+		    now - c->stalled_since < (uint64_t)c->timeout_ms * 1000000ull &&
+		    req->may_stall) {
+			ret = -EAGAIN;		/* still slow, not yet lost */
+			if (req->posted && c->nr_late < VFIO_USER_MAX_LATE)
+				ret = call_locked(c, req, rep, now, deadline, &why, &fatal);
+			else
+				fatal = false;
+			goto out;
+		}
+		if (ret == -ETIMEDOUT)
+			why = "no reply within the timeout (server stalled)";
+		if (ret) {
+			fatal = true;
+			goto out;
+		}
+	}
+	ret = call_locked(c, req, rep, stall_deadline, deadline, &why, &fatal);
+out:
 	if (ret) {
 		close_fds(rep->fds, &rep->nfds);
 		/* only an error reply leaves the byte stream in sync */
 		if (fatal) {
 			if (ret != -EPIPE && ret != -ETIMEDOUT && ret != -EPROTO)
 				ret = -ENOTCONN;
+			c->nr_late = 0;
 			conn_kill(c, why, ret);
 		}
 	}

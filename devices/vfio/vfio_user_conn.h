@@ -5,6 +5,14 @@
  * protocol failure kills the connection for good (the byte stream can no
  * longer be trusted to be in sync); an error reply from a healthy server is
  * just returned as -errno.
+ *
+ * A stalled server is slow before it is dead.  A request marked may_stall
+ * (a guest's access) waits at most stall_ms for its reply, then returns
+ * -EAGAIN: the caller reads all-ones, as from a surprise-removed function,
+ * and a write was posted all the same.  The reply is discarded when it
+ * comes; while late replies are owed, further guest reads return -EAGAIN at
+ * once and writes are posted if the socket takes them.  The connection is
+ * declared dead only when the server has owed a reply for timeout_ms.
  */
 #ifndef HDVM_VFIO_USER_CONN_H
 #define HDVM_VFIO_USER_CONN_H
@@ -18,12 +26,19 @@
 #include "devices/vfio/vfio_user_proto.h"
 
 #define VFIO_USER_MAX_IOV	4
+#define VFIO_USER_MAX_LATE	64	/* replies owed by a stalled server */
+#define VFIO_USER_STALL_MS	20	/* default: a guest access waits this long */
 
 struct vfio_user_conn {
 	int sock;
 	pthread_mutex_t lock;		/* one request/reply pair at a time */
 	uint16_t next_id;
-	int timeout_ms;			/* per request, send + reply */
+	int timeout_ms;			/* per request; a server silent this long is dead */
+	int stall_ms;			/* a may_stall request waits this long */
+	/* requests whose replies we stopped waiting for, oldest first */
+	struct { uint16_t id, cmd; } late[VFIO_USER_MAX_LATE];
+	unsigned nr_late;
+	uint64_t stalled_since;		/* now_ns() of the first late reply; 0: healthy */
 	atomic_bool *dead;		/* the owning device's flag */
 	const char *name;		/* for messages */
 	/* called once when the connection dies (with the reason) */
@@ -37,6 +52,8 @@ struct vfio_user_req {
 	int iovcnt;
 	const int *fds;
 	unsigned nfds;
+	bool may_stall;		/* a guest access: -EAGAIN rather than a frozen vCPU */
+	bool posted;		/* a write: still worth sending while the server is late */
 };
 
 struct vfio_user_rep {
@@ -53,9 +70,10 @@ void vfio_user_conn_init(struct vfio_user_conn *c, int sock, const char *name,
 void vfio_user_conn_destroy(struct vfio_user_conn *c);
 
 /*
- * Send req, wait for its reply.  Returns 0, -errno from an error reply, or
- * -ENOTCONN / -EPIPE / -ETIMEDOUT / -EPROTO after which the connection is
- * dead.  On any failure no fds are left in rep.
+ * Send req, wait for its reply.  Returns 0, -errno from an error reply,
+ * -EAGAIN for a may_stall request the server is slow to answer (not an
+ * error of the connection), or -ENOTCONN / -EPIPE / -ETIMEDOUT / -EPROTO
+ * after which the connection is dead.  On any failure no fds are left in rep.
  */
 int vfio_user_call(struct vfio_user_conn *c, const struct vfio_user_req *req,
 		   struct vfio_user_rep *rep);

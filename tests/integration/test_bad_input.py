@@ -141,6 +141,8 @@ def test_too_many_cpus_for_mptable(run_dir):
     (["--console", "tty"], "--console"),
     (["--console", "file:"], "--console"),
     (["--boot", "efi"], "--boot"),
+    (["--vfio-timeout", "5"], "--vfio-timeout"),
+    (["--vfio-timeout", "soon"], "--vfio-timeout"),
     (["--frobnicate"], "unknown option"),
     (["--cmdline"], "needs a value"),
     (["stray"], "unexpected argument"),

@@ -533,13 +533,104 @@ static void test_wrong_command(void **state) { broken_server(S_WRONG_CMD, -EPROT
 static void test_not_a_reply(void **state) { broken_server(S_NOT_REPLY, -EPROTO); }
 static void test_oversized_reply(void **state) { broken_server(S_OVERSIZE, -EPROTO); }
 
+/* A request that is no guest access waits out the whole timeout, then the server is lost. */
 static void test_timeout(void **state)
 {
-	uint64_t t0 = now_ns(), ms;
+	struct fake_srv *s = srv_new();
+	struct vfio_device *dev;
+	uint64_t t0, ms;
+	uint32_t v;
 
-	broken_server(S_STALL, -ETIMEDOUT);
+	s->sabotage_cmd = VFIO_USER_DEVICE_RESET;
+	s->sabotage = S_STALL;
+	assert_int_equal(srv_connect(s, &dev), 0);
+	vfio_user_set_timeout(dev, 300);
+	t0 = now_ns();
+	assert_int_equal(dev->ops->reset(dev), -ETIMEDOUT);
 	ms = (now_ns() - t0) / 1000000;
 	assert_true(ms >= 300 && ms < 3000);
+	assert_true(vfio_device_dead(dev));
+	assert_int_equal(dev->ops->region_read(dev, 1, 0, &v, 4), -ENOTCONN);
+	srv_finish(s, dev);
+}
+
+static uint64_t ms_since(uint64_t t0)
+{
+	return (now_ns() - t0) / 1000000;
+}
+
+/*
+ * A server that stops for a while (SIGSTOP) is slow, not dead: a guest read
+ * returns at once (the caller reads all-ones), a write is posted, and when
+ * the server answers again the late replies are discarded in order and
+ * everything is as the guest left it.
+ */
+static void test_slow_server_is_not_dead(void **state)
+{
+	struct fake_srv *s = srv_new();
+	struct vfio_device *dev;
+	uint32_t v = 0, w = 0xabcd1234;
+	uint64_t t0;
+
+	memcpy(s->bar1, "\x11\x22\x33\x44", 4);
+	s->sabotage_cmd = VFIO_USER_REGION_READ;
+	s->sabotage = S_DELAY;
+	s->delay_ms = 400;
+	assert_int_equal(srv_connect(s, &dev), 0);
+	vfio_user_set_stall(dev, 20);
+	vfio_user_set_timeout(dev, 3000);
+
+	t0 = now_ns();
+	assert_int_equal(dev->ops->region_read(dev, 1, 0, &v, 4), -EAGAIN);
+	assert_true(ms_since(t0) < 200);		/* the vCPU is not frozen */
+	assert_false(vfio_device_dead(dev));
+	t0 = now_ns();
+	assert_int_equal(dev->ops->region_write(dev, 1, 8, &w, 4), -EAGAIN);	/* posted */
+	assert_int_equal(dev->ops->region_read(dev, 1, 4, &v, 4), -EAGAIN);
+	assert_true(ms_since(t0) < 100);		/* owed replies: no waiting at all */
+
+	usleep(600 * 1000);				/* the server resumed meanwhile */
+	assert_int_equal(dev->ops->region_read(dev, 1, 8, &v, 4), 0);
+	assert_int_equal(v, 0xabcd1234);		/* the posted write arrived */
+	assert_int_equal(dev->ops->region_read(dev, 1, 0, &v, 4), 0);
+	assert_int_equal(v, 0x44332211);		/* and the stream is in step */
+	assert_int_equal(dev->ops->reset(dev), 0);
+	assert_false(vfio_device_dead(dev));
+	srv_finish(s, dev);
+}
+
+/* A server that never answers again is declared lost after the timeout, not before. */
+static void test_stalled_server_lost_after_timeout(void **state)
+{
+	struct fake_srv *s = srv_new();
+	struct vfio_device *dev;
+	uint64_t t0, lost_ms = 0, worst = 0;
+	uint32_t v;
+
+	s->sabotage_cmd = VFIO_USER_REGION_READ;
+	s->sabotage = S_STALL;
+	assert_int_equal(srv_connect(s, &dev), 0);
+	vfio_user_set_stall(dev, 20);
+	vfio_user_set_timeout(dev, 400);
+	t0 = now_ns();
+	while (ms_since(t0) < 3000) {
+		uint64_t t1 = now_ns();
+		int ret = dev->ops->region_read(dev, 1, 0, &v, 4);
+
+		worst = MAX(worst, ms_since(t1));
+		if (ret != -EAGAIN) {
+			assert_int_equal(ret, -ETIMEDOUT);
+			lost_ms = ms_since(t0);
+			break;
+		}
+		assert_false(vfio_device_dead(dev));
+		usleep(30 * 1000);
+	}
+	assert_true(vfio_device_dead(dev));
+	assert_true(lost_ms >= 400 && lost_ms < 1500);
+	assert_true(worst < 150);			/* no access waited long */
+	assert_int_equal(dev->ops->region_read(dev, 1, 0, &v, 4), -ENOTCONN);
+	srv_finish(s, dev);
 }
 
 static void test_unexpected_fds(void **state)
@@ -679,6 +770,8 @@ int main(void)
 		cmocka_unit_test(test_server_gone_before_request),
 		cmocka_unit_test(test_connect_missing_socket),
 		cmocka_unit_test(test_version_busy_says_in_use),
+		cmocka_unit_test(test_slow_server_is_not_dead),
+		cmocka_unit_test(test_stalled_server_lost_after_timeout),
 	};
 
 	/* TEST_FILTER=test_unexpected_fds runs one test (e.g. 200 times over) */

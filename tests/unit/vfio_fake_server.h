@@ -44,6 +44,7 @@ enum version_mode {
 enum sabotage {
 	S_NONE, S_WRONG_ID, S_WRONG_CMD, S_NOT_REPLY, S_OVERSIZE, S_DISCONNECT_MID,
 	S_CLOSE, S_STALL, S_ERROR, S_EXTRA_FDS, S_BAD_IOFD_INDEX,
+	S_DELAY,	/* once: sleep delay_ms (SIGSTOPped), then answer as usual */
 };
 
 struct irq_msg {
@@ -61,6 +62,7 @@ struct fake_srv {
 	uint16_t sabotage_cmd;
 	enum sabotage sabotage;
 	uint32_t error_no;
+	unsigned delay_ms;
 	unsigned iofd_stride;		/* 40 (spec), 48 (libvfio-user) or junk */
 	/* device model */
 	uint8_t bar0_page0[4096];
@@ -632,6 +634,10 @@ static bool sabotage(struct fake_srv *s, const struct vfio_user_header *req, boo
 		h.error_no = s->error_no;
 		srv_send_raw(s, &h, NULL, 0, NULL, 0);
 		return true;
+	case S_DELAY:
+		usleep(s->delay_ms * 1000);
+		s->sabotage = S_NONE;
+		return false;
 	case S_EXTRA_FDS:
 		efd = eventfd(0, EFD_CLOEXEC);
 		h.msg_size = sizeof(h) + sizeof(struct vfio_irq_info);
