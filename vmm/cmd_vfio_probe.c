@@ -59,10 +59,13 @@ static void print_region(struct vfio_device *dev, uint32_t index)
 	err = dev->ops->get_io_fds(dev, index, &evs, &nr);
 	if (err && err != -ENOSYS && err != -EINVAL && err != -ENOTSUP)
 		printf("  ioeventfds: %s\n", strerror(-err));
-	for (unsigned i = 0; i < nr; i++)
-		printf("  ioeventfd at %#llx width %llu%s\n", (unsigned long long)evs[i].offset,
-		       (unsigned long long)evs[i].size,
-		       evs[i].flags & KVM_IOEVENTFD_FLAG_DATAMATCH ? " datamatch" : "");
+	for (unsigned i = 0; i < nr; i++) {
+		printf("  ioeventfd at %#llx width %llu", (unsigned long long)evs[i].offset,
+		       (unsigned long long)evs[i].size);
+		if (evs[i].flags & KVM_IOEVENTFD_FLAG_DATAMATCH)
+			printf(" datamatch %#llx", (unsigned long long)evs[i].datamatch);
+		printf("\n");
+	}
 	vfio_ioeventfds_free(evs, nr);
 	vfio_region_release(&r);
 }

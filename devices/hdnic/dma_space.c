@@ -109,6 +109,18 @@ int dma_space_map_host(struct dma_space *ds, uint64_t iova, uint64_t size,
 	return insert_region(ds, &r);
 }
 
+int dma_space_map_nofd(struct dma_space *ds, uint64_t iova, uint64_t size, uint32_t prot)
+{
+	struct dma_region r = { .iova = iova, .size = size, .prot = prot };
+	int err = check_range(iova, size);
+
+	if (err)
+		return err;
+	if (!prot || (prot & ~(DMA_PROT_READ | DMA_PROT_WRITE)))
+		return -EINVAL;
+	return insert_region(ds, &r);
+}
+
 int dma_space_map_fd(struct dma_space *ds, uint64_t iova, uint64_t size,
 		     int fd, uint64_t offset, uint32_t prot)
 {
@@ -190,8 +202,8 @@ void *dma_translate(struct dma_space *ds, uint64_t iova, uint64_t len, uint32_t 
 		ds->last = r;
 	}
 	off = iova - r->iova;
-	if (len > r->size - off || (r->prot & prot) != prot)
-		return NULL;
+	if (len > r->size - off || (r->prot & prot) != prot || !r->host)
+		return NULL;	/* also: no pointer into memory mapped without an fd */
 	return r->host + off;
 }
 

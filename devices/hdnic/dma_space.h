@@ -25,7 +25,7 @@
 struct dma_region {
 	uint64_t iova;
 	uint64_t size;
-	uint8_t *host;		/* iova maps to host[0] */
+	uint8_t *host;		/* iova maps to host[0]; NULL: mapped without an fd */
 	bool owned;		/* host is our mmap, unmap it on removal */
 	uint32_t prot;
 };
@@ -48,6 +48,15 @@ void dma_space_destroy(struct dma_space *ds);	/* unmaps everything */
  */
 int dma_space_map_fd(struct dma_space *ds, uint64_t iova, uint64_t size,
 		     int fd, uint64_t offset, uint32_t prot);
+/*
+ * A region the client mapped without an fd (vfio-user allows it: the server
+ * would reach it with DMA_READ/DMA_WRITE messages).  It takes its place in
+ * the address space with the same checks (alignment, overlap, count, prot),
+ * but hdnic's DMA engine works on shared memory only: dma_translate() never
+ * returns a pointer into it, so a queue or buffer placed there faults like
+ * unmapped memory.  Returns 0 or -errno.
+ */
+int dma_space_map_nofd(struct dma_space *ds, uint64_t iova, uint64_t size, uint32_t prot);
 /* Same for memory the caller owns (tests, fuzzers). */
 int dma_space_map_host(struct dma_space *ds, uint64_t iova, uint64_t size,
 		       void *host, uint32_t prot);

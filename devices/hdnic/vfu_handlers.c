@@ -78,14 +78,20 @@ static int h_dma_map(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 		return -EINVAL;
 	if (q.flags & ~(VFIO_USER_DMA_MAP_F_READ | VFIO_USER_DMA_MAP_F_WRITE))
 		return -EINVAL;
-	/* No fd would mean DMA_READ/WRITE messages: hdnic needs shared memory. */
-	if (m->nr_fds != 1)
-		return -EINVAL;
 	if (q.flags & VFIO_USER_DMA_MAP_F_READ)
 		prot |= DMA_PROT_READ;
 	if (q.flags & VFIO_USER_DMA_MAP_F_WRITE)
 		prot |= DMA_PROT_WRITE;
-	err = dma_space_map_fd(&vd->as, q.address, q.size, m->fds[0], q.offset, prot);
+	/*
+	 * Without an fd the spec has the server use DMA_READ/WRITE messages.
+	 * Clients map that way what is not shared memory (QEMU: ROMs, RAM not
+	 * backed by a file): accepted, but hdnic's DMA engine needs shared
+	 * memory, so rings or buffers placed there fault (dma_space.h).
+	 */
+	if (!m->nr_fds)
+		err = dma_space_map_nofd(&vd->as, q.address, q.size, prot);
+	else
+		err = dma_space_map_fd(&vd->as, q.address, q.size, m->fds[0], q.offset, prot);
 	if (err)
 		return err;
 	vdev_dma_changed(vd);

@@ -14,7 +14,7 @@ import struct
 import pytest
 
 import vfio_user_client as vu
-from vfio_user_client import VfioUserClient
+from vfio_user_client import VfioUserClient, VirtioNetVF, ether_frame, wait_for
 
 PAGE = 4096
 
@@ -98,6 +98,26 @@ def set_irqs_argsz_counts_fds(c):
         os.close(efd)
 
 
+# ---- DMA_MAP without an fd ----
+
+def dma_map_without_fd(c):
+    # valid in the spec (the server would use DMA_READ/WRITE): the region takes
+    # its place in the function's address space with the usual checks
+    fd = memfd(PAGE)
+    try:
+        c.call(vu.DMA_MAP, vu.DMA_MAP_S.pack(32, 3, 0, 0x300000, 4 * PAGE))
+        assert c.expect_error(vu.DMA_MAP, vu.DMA_MAP_S.pack(32, 3, 0, 0x302000, PAGE),
+                              [fd]) == errno.EEXIST                  # overlaps it
+        assert c.expect_error(vu.DMA_MAP, vu.DMA_MAP_S.pack(32, 3, 0, 0x300800, PAGE)) == \
+            errno.EINVAL                                                # misaligned
+        assert c.expect_error(vu.DMA_MAP, vu.DMA_MAP_S.pack(32, 0, 0, 0x400000, PAGE)) == \
+            errno.EINVAL                                                # no access at all
+        payload, _ = c.call(vu.DMA_UNMAP, vu.DMA_UNMAP_S.pack(24, 0, 0x300000, 4 * PAGE))
+        assert vu.DMA_UNMAP_S.unpack_from(payload)[2:] == (0x300000, 4 * PAGE)
+    finally:
+        os.close(fd)
+
+
 # ---- No_Reply: no reply at all, error or not ----
 
 def no_reply_on_failure(c):
@@ -126,6 +146,7 @@ CASES = {
     "device_info_kernel_size": device_info_kernel_size,
     "dma_map_unmap_bigger_argsz": dma_map_unmap_bigger,
     "set_irqs_argsz_counts_fds": set_irqs_argsz_counts_fds,
+    "dma_map_without_fd": dma_map_without_fd,
     "no_reply_on_failure": no_reply_on_failure,
     "no_reply_on_success": no_reply_on_success,
 }
@@ -186,3 +207,26 @@ def test_server_caps_parse_with_the_shared_rules(nic):
         assert not flags & vu.F_ERROR
         assert payload.endswith(b"\0") and payload.count(b"\0", 4) == 1
         json.loads(payload[4:-1])
+
+
+FDLESS_IOVA = 0x80000000
+PEER = bytes.fromhex("02aabbccdd01")
+
+
+def test_fdless_memory_is_listed_and_never_reached(nic, tap):
+    """A driver that puts an RX buffer into memory mapped without an fd: hdnic's
+    DMA engine cannot reach it, so the function faults (NEEDS_RESET) instead of
+    touching anything, and the other functions keep working."""
+    with VirtioNetVF(nic.sock(0)) as vf, VirtioNetVF(nic.sock(1)) as other:
+        vf.c.call(vu.DMA_MAP, vu.DMA_MAP_S.pack(32, 3, 0, FDLESS_IOVA, 16 * PAGE))
+        assert nic.vf_info(0)["dma_maps"] == 2
+        r = vf.rings[vu.RX]
+        r.set_desc(0, FDLESS_IOVA, 2048, vu.DESC_F_WRITE)
+        r.publish(0)
+        tap.send(ether_frame(vf.mac(), PEER, payload=b"to-fdless-rx"))
+        assert wait_for(lambda: vf.status() & vu.S_NEEDS_RESET), "function not in NEEDS_RESET"
+        assert nic.stats(0)["needs_reset"] == 1
+        other.post_rx()
+        tap.send(ether_frame(other.mac(), PEER, payload=b"to-other"))
+        assert other.recv(match=lambda f: b"to-other" in f) is not None
+    assert nic.alive(), nic.output()
