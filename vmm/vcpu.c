@@ -34,23 +34,28 @@ void vcpu_signals_init(void)
 	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
 }
 
-struct vcpu *vcpu_create(struct vm *vm, int id)
+int vcpu_create(struct vm *vm, int id, struct vcpu **out)
 {
 	struct vcpu *v = xzalloc(sizeof(*v));
+	int ret;
 
 	v->vm = vm;
 	v->id = id;
 	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, id);
 	if (v->fd < 0) {
-		pr_err("KVM_CREATE_VCPU %d: %s", id, strerror(errno));
+		ret = -errno;
+		pr_err("KVM_CREATE_VCPU %d: %s", id, strerror(-ret));
 		goto err;
 	}
 	v->run = mmap(NULL, vm->vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
 	if (v->run == MAP_FAILED) {
+		ret = -errno;
 		v->run = NULL;
-		pr_err("mmap of vCPU %d state: %s", id, strerror(errno));
+		pr_err("mmap of vCPU %d state: %s", id, strerror(-ret));
 		goto err;
 	}
+	/* both name what KVM refused */
+	ret = -EINVAL;
 	if (cpuid_setup(v->fd, vm->cpuid, id, vm->ncpus) < 0 || msrs_setup(v->fd) < 0)
 		goto err;
 	/*
@@ -59,14 +64,15 @@ struct vcpu *vcpu_create(struct vm *vm, int id)
 	 */
 	if (id == 0 && !vm->cfg.restore && boot_setup_bsp(v->fd, &vm->mem, &vm->boot) < 0)
 		goto err;
-	return v;
+	*out = v;
+	return 0;
 err:
 	if (v->run)
 		munmap(v->run, vm->vcpu_mmap_size);
 	if (v->fd >= 0)
 		close(v->fd);
 	free(v);
-	return NULL;
+	return ret;
 }
 
 static void vcpu_handle_io(struct vcpu *v)
@@ -250,7 +256,7 @@ int vcpu_start(struct vcpu *v)
 	pthread_attr_destroy(&attr);
 	if (ret) {
 		pr_err("starting vCPU %d: %s", v->id, strerror(ret));
-		return -1;
+		return -ret;
 	}
 	v->started = true;
 	return 0;

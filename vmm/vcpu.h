@@ -19,7 +19,7 @@ struct vcpu {
 };
 
 /* Create the KVM vCPU, its CPUID and MSRs; the BSP also gets the boot state. */
-struct vcpu *vcpu_create(struct vm *vm, int id);
+int vcpu_create(struct vm *vm, int id, struct vcpu **out);
 int vcpu_start(struct vcpu *v);
 /* Make the vCPU leave KVM_RUN soon (any thread). */
 void vcpu_kick(struct vcpu *v);

@@ -38,17 +38,18 @@ const char *vm_state_name(enum vm_state s)
 
 static int kvm_open(struct vm *vm)
 {
-	int ver;
+	int ver, ret;
 
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
-		pr_err("/dev/kvm: %s", strerror(errno));
-		return -1;
+		ret = -errno;
+		pr_err("/dev/kvm: %s", strerror(-ret));
+		return ret;
 	}
 	ver = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
 	if (ver != KVM_API_VERSION) {
 		pr_err("/dev/kvm: API version %d, need %d", ver, KVM_API_VERSION);
-		return -1;
+		return -EPROTONOSUPPORT;
 	}
 	return 0;
 }
@@ -75,34 +76,39 @@ static int vm_setup_kvm(struct vm *vm)
 	};
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	uint64_t identity = KVM_IDENTITY_MAP_ADDR;
+	int ret;
 
 	for (size_t i = 0; i < ARRAY_SIZE(required); i++) {
 		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, required[i].cap) <= 0) {
 			pr_err("KVM lacks %s", required[i].name);
-			return -1;
+			return -EOPNOTSUPP;
 		}
 	}
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
-		pr_err("KVM_CREATE_VM: %s", strerror(errno));
-		return -1;
+		ret = -errno;
+		pr_err("KVM_CREATE_VM: %s", strerror(-ret));
+		return ret;
 	}
 	vm->vcpu_mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vm->vcpu_mmap_size <= 0) {
-		pr_err("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
-		return -1;
+		ret = vm->vcpu_mmap_size < 0 ? -errno : -EINVAL;
+		pr_err("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(-ret));
+		return ret;
 	}
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0)
 		pr_debug("KVM_SET_TSS_ADDR: %s", strerror(errno));
 	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0)
 		pr_debug("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		pr_err("KVM_CREATE_IRQCHIP: %s", strerror(errno));
-		return -1;
+		ret = -errno;
+		pr_err("KVM_CREATE_IRQCHIP: %s", strerror(-ret));
+		return ret;
 	}
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-		pr_err("KVM_CREATE_PIT2: %s", strerror(errno));
-		return -1;
+		ret = -errno;
+		pr_err("KVM_CREATE_PIT2: %s", strerror(-ret));
+		return ret;
 	}
 	return irq_routing_init(vm);
 }
@@ -131,7 +137,7 @@ static int mem_register_wait(struct vm *vm)
 
 int vm_create(struct vm *vm, const struct vm_config *cfg)
 {
-	int max;
+	int max, ret;
 
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = *cfg;
@@ -146,29 +152,33 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	iobus_init(&vm->mmio, "mmio");
 	the_vm = vm;
 
-	if (kvm_open(vm) < 0)
-		return -1;
+	ret = kvm_open(vm);
+	if (ret < 0)
+		return ret;
 	max = kvm_max_vcpus(vm->kvm_fd);
 	if (cfg->ncpus < 1 || cfg->ncpus > max) {
 		pr_err("--cpus %d: must be between 1 and %d (KVM's limit)", cfg->ncpus, max);
-		return -1;
+		return -EINVAL;
 	}
-	if (vm_setup_kvm(vm) < 0)
-		return -1;
+	ret = vm_setup_kvm(vm);
+	if (ret < 0)
+		return ret;
 	vm->metrics.t_kvm = now_ns();
-	if (guest_mem_init(&vm->mem, cfg->mem_size) < 0)
-		return -1;
+	ret = guest_mem_init(&vm->mem, cfg->mem_size);
+	if (ret < 0)
+		return ret;
 	if (pthread_create(&vm->mem_thread, NULL, mem_register_thread, vm) == 0)
 		vm->mem_thread_started = true;
-	else if (guest_mem_register(&vm->mem, vm->kvm, vm->vm_fd) < 0)
-		return -1;
+	else if ((ret = guest_mem_register(&vm->mem, vm->kvm, vm->vm_fd)) < 0)
+		return ret;
 	vm->cpuid = cpuid_get_supported(vm->kvm_fd);
 	if (!vm->cpuid)
-		return -1;
+		return -EINVAL;		/* it said why */
 	vm->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->exit_efd < 0) {
-		pr_err("eventfd: %s", strerror(errno));
-		return -1;
+		ret = -errno;
+		pr_err("eventfd: %s", strerror(-ret));
+		return ret;
 	}
 	vm->vcpus = xzalloc(sizeof(*vm->vcpus) * vm->ncpus);
 
@@ -178,10 +188,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	device_add(vm, boot_marker_create());
 	vm->pci = pci_bus_create(vm);
 	if (!vm->pci)
-		return -1;
+		return -ENOMEM;
 	/* paravirtual NICs (--net) */
 	if (virtio_net_create_all(vm) < 0)
-		return -1;
+		return -EINVAL;		/* it named the bad --net */
 	/* passthrough devices */
 	for (int i = 0; i < cfg->nr_vfio_user + cfg->nr_vfio_kernel; i++) {
 		bool kernel = i >= cfg->nr_vfio_user;
@@ -224,9 +234,9 @@ int vm_boot(struct vm *vm)
 		return ret;
 	vm->metrics.t_realized = now_ns();
 	for (int i = 0; i < vm->ncpus; i++) {
-		vm->vcpus[i] = vcpu_create(vm, i);
-		if (!vm->vcpus[i])
-			return -EINVAL;
+		ret = vcpu_create(vm, i, &vm->vcpus[i]);
+		if (ret < 0)
+			return ret;
 	}
 	ret = mem_register_wait(vm);
 	if (ret < 0)

@@ -113,6 +113,7 @@ struct vm {
 /* The single VM of this process (signal handlers and seccomp need it). */
 extern struct vm *the_vm;
 
+/* Both return 0 or -errno, having said why. */
 int vm_create(struct vm *vm, const struct vm_config *cfg);
 /* Load the kernel (or a snapshot's RAM and state), realize devices, start vCPUs. */
 int vm_boot(struct vm *vm);
