@@ -130,7 +130,7 @@ int nic_init(struct nic *nic, const struct nic_config *cfg)
 		err = qp_pool_init(&nic->qps, cfg->nr_qps, &nic->iommu);
 	if (err)
 		return err;
-	sched_init(&nic->sched);
+	sched_init(&nic->sched, &vdev_sched_ops);
 	sched_set_rate(&nic->sched, SCHED_PORT_UPLINK, cfg->uplink_rate, nic->now_ns);
 	sched_set_rate(&nic->sched, SCHED_PORT_SWITCH, cfg->switch_rate, nic->now_ns);
 	nic_qos_changed(nic);
@@ -348,7 +348,7 @@ void nic_pass(struct nic *nic)
 	 */
 	if (nic->fine_clock || !nic->sched.nr_active || nic->polls % NIC_CLOCK_PASSES == 0)
 		nic->now_ns = now_ns();
-	sched_pass(nic);
+	sched_pass(&nic->sched, nic->now_ns);
 	nic->polls++;
 	flush_all(nic);
 	if (nic->graveyard)

@@ -15,6 +15,7 @@
 
 #include "devices/hdnic/nic.h"
 #include "devices/hdnic/switch.h"
+#include "devices/hdnic/uplink.h"
 #include "devices/hdnic/vdev.h"
 #include "vmm/compiler.h"
 #include "vmm/util.h"
@@ -326,7 +327,7 @@ void vdev_start_polling(struct vdev *vd)
 		tx_notify(vd, false);
 		DMA_UNGUARD(prev);
 	}
-	sched_add(&vd->nic->sched, vd);
+	sched_add(&vd->nic->sched, &vd->sched);
 }
 
 void vdev_stop_polling(struct vdev *vd)
@@ -334,8 +335,56 @@ void vdev_stop_polling(struct vdev *vd)
 	if (!vd->polling)
 		return;
 	vd->polling = false;
-	sched_remove(&vd->nic->sched, vd);
+	sched_remove(&vd->nic->sched, &vd->sched);
 }
+
+/* ---- the scheduler's side of a function (sched_ops) ---- */
+
+static enum sched_tx sched_transmit(struct sched *s, struct sched_entry *e, unsigned port)
+{
+	struct vdev *vd = container_of(e, struct vdev, sched);
+	struct tx_frame f;
+	bool room;
+	int r;
+
+	r = vdev_tx_peek(vd, &f);
+	if (r < 0)
+		return SCHED_TX_GONE;
+	if (!r)
+		return SCHED_TX_EMPTY;
+	vd->last_work_ns = vd->nic->now_ns;
+	room = f.port != SCHED_PORT_UPLINK || uplink_tx_room(vd->nic->uplink);
+	if (!sched_admit(s, e, f.port, f.len, room)) {
+		vdev_tx_putback(&f);
+		if (s->refusal == SCHED_REFUSED_THROTTLED)
+			vd->stats.tx_throttled++;
+		return SCHED_TX_WAIT;
+	}
+	vdev_tx_send(vd, &f);
+	return SCHED_TX_SENT;
+}
+
+static void sched_turn_done(struct sched_entry *e)
+{
+	vdev_tx_done(container_of(e, struct vdev, sched));
+}
+
+static bool sched_pending(const struct sched_entry *e)
+{
+	return vdev_tx_pending(container_of(e, const struct vdev, sched));
+}
+
+static void sched_idle(struct sched_entry *e, uint64_t now_ns)
+{
+	vdev_try_idle(container_of(e, struct vdev, sched), now_ns);
+}
+
+const struct sched_ops vdev_sched_ops = {
+	.transmit = sched_transmit,
+	.turn_done = sched_turn_done,
+	.pending = sched_pending,
+	.idle = sched_idle,
+};
 
 /* ---- RX ---- */
 

@@ -1,16 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
  * Deficit-weighted round robin per output port (sched.h), the idle sweep
- * that lets quiet devices sleep, and the decision whether the loop may
- * sleep until throttled work becomes sendable.
+ * that lets quiet transmitters sleep, and the decision whether the loop may
+ * sleep until throttled work becomes sendable.  The scheduler knows its
+ * entries and ports only; frames move through the transmit callback.
  */
 #include "devices/hdnic/sched.h"
 
 #include <string.h>
 
-#include "devices/hdnic/nic.h"
-#include "devices/hdnic/uplink.h"
-#include "devices/hdnic/vdev.h"
 #include "vmm/util.h"
 
 #define SCHED_TURN_FRAMES	256	/* frames per turn before the port moves on */
@@ -20,9 +18,10 @@ enum turn_end {
 	TURN_SUSPENDED,		/* the port is full (or the turn is long): resume it */
 };
 
-void sched_init(struct sched *s)
+void sched_init(struct sched *s, const struct sched_ops *ops)
 {
 	memset(s, 0, sizeof(*s));
+	s->ops = ops;
 }
 
 void sched_entry_init(struct sched_entry *e, uint64_t now_ns)
@@ -38,48 +37,45 @@ void sched_set_rate(struct sched *s, unsigned port, uint64_t bits, uint64_t now_
 	tb_set(&s->port[port].line, bits, now_ns);
 }
 
-void sched_add(struct sched *s, struct vdev *vd)
+void sched_add(struct sched *s, struct sched_entry *e)
 {
-	struct sched_entry *e = &vd->sched;
-
 	if (e->queued)
 		return;
 	if (!s->ring) {
-		e->next = e->prev = vd;
-		s->ring = vd;
+		e->next = e->prev = e;
+		s->ring = e;
 	} else {
-		/* At the tail: the device waits one round like everyone else. */
-		struct vdev *head = s->ring, *tail = head->sched.prev;
+		/* At the tail: the entry waits one round like everyone else. */
+		struct sched_entry *head = s->ring, *tail = head->prev;
 
 		e->next = head;
 		e->prev = tail;
-		tail->sched.next = vd;
-		head->sched.prev = vd;
+		tail->next = e;
+		head->prev = e;
 	}
 	memset(e->deficit, 0, sizeof(e->deficit));
 	e->queued = true;
 	s->nr_active++;
 }
 
-void sched_remove(struct sched *s, struct vdev *vd)
+void sched_remove(struct sched *s, struct sched_entry *e)
 {
-	struct sched_entry *e = &vd->sched;
-	struct vdev *next = e->next;
+	struct sched_entry *next = e->next;
 
 	if (!e->queued)
 		return;
 	for (unsigned p = 0; p < SCHED_NR_PORTS; p++) {
-		if (s->port[p].cursor == vd) {
-			s->port[p].cursor = next == vd ? NULL : next;
+		if (s->port[p].cursor == e) {
+			s->port[p].cursor = next == e ? NULL : next;
 			s->port[p].granted = false;
 		}
 	}
-	if (next == vd) {
+	if (next == e) {
 		s->ring = NULL;
 	} else {
-		e->prev->sched.next = next;
-		next->sched.prev = e->prev;
-		if (s->ring == vd)
+		e->prev->next = next;
+		next->prev = e->prev;
+		if (s->ring == e)
 			s->ring = next;
 	}
 	e->next = e->prev = NULL;
@@ -94,34 +90,53 @@ static void wake_at(struct sched *s, uint64_t t)
 }
 
 /* Can port p take a len-byte frame now?  If a rate says no, note when it will. */
-static bool port_room(struct nic *nic, unsigned p, uint32_t len)
+static bool port_room(struct sched *s, unsigned p, uint32_t len, bool room)
 {
-	struct sched_port *port = &nic->sched.port[p];
+	struct sched_port *port = &s->port[p];
 
-	if (port->budget < len)
-		return false;
-	if (p == SCHED_PORT_UPLINK && !uplink_tx_room(nic->uplink))
-		return false;	/* a write completion wakes the loop */
-	if (!tb_conform(&port->line, len, nic->now_ns)) {
-		wake_at(&nic->sched, nic->now_ns + tb_delay_ns(&port->line, len));
+	if (port->budget < len || !room)
+		return false;	/* a buffer completion wakes the loop */
+	if (!tb_conform(&port->line, len, s->now_ns)) {
+		wake_at(s, s->now_ns + tb_delay_ns(&port->line, len));
 		return false;
 	}
 	return true;
 }
 
-static void port_charge(struct sched_port *port, uint32_t len)
+static bool refuse(struct sched *s, enum sched_refusal why)
 {
+	s->refusal = why;
+	return false;
+}
+
+bool sched_admit(struct sched *s, struct sched_entry *e, unsigned out, uint32_t len, bool room)
+{
+	unsigned p = s->turn_port;
+	struct sched_port *port = &s->port[p];
+
+	if (out != p)
+		return refuse(s, SCHED_REFUSED_OTHER_PORT);
+	if (len > e->deficit[p])
+		return refuse(s, SCHED_REFUSED_CREDIT);
+	if (!tb_conform(&e->tx, len, s->now_ns)) {
+		wake_at(s, s->now_ns + tb_delay_ns(&e->tx, len));
+		return refuse(s, SCHED_REFUSED_THROTTLED);
+	}
+	if (!port_room(s, p, len, room))
+		return refuse(s, SCHED_REFUSED_PORT_FULL);
+	tb_charge(&e->tx, len);
 	port->budget -= len;
 	tb_charge(&port->line, len);
 	port->frames++;
 	port->bytes += len;
+	e->deficit[p] -= len;
+	return true;
 }
 
-/* vd's turn at port p: send what its credit, its shaper and the port allow. */
-static enum turn_end serve(struct nic *nic, unsigned p, struct vdev *vd, bool *sent)
+/* e's turn at port p: it sends what its credit, its shaper and the port allow. */
+static enum turn_end serve(struct sched *s, unsigned p, struct sched_entry *e, bool *sent)
 {
-	struct sched_port *port = &nic->sched.port[p];
-	struct sched_entry *e = &vd->sched;
+	struct sched_port *port = &s->port[p];
 	uint64_t quantum = (uint64_t)e->weight * SCHED_QUANTUM;
 	enum turn_end end = TURN_OVER;
 	unsigned n = 0;
@@ -131,67 +146,51 @@ static enum turn_end serve(struct nic *nic, unsigned p, struct vdev *vd, bool *s
 		e->deficit[p] = MIN(e->deficit[p] + quantum, quantum + SCHED_QUANTUM);
 		port->granted = true;
 	}
+	s->turn_port = p;
 	for (;;) {
-		struct tx_frame f;
-		int r;
+		enum sched_tx r;
 
 		if (n >= SCHED_TURN_FRAMES) {
 			end = TURN_SUSPENDED;
 			break;
 		}
-		r = vdev_tx_peek(vd, &f);
-		if (r < 0)
+		s->refusal = SCHED_REFUSED_NONE;
+		r = s->ops->transmit(s, e, p);
+		if (r == SCHED_TX_SENT) {
+			n++;
+			if (!e->queued)
+				break;	/* sending stopped it */
+			continue;
+		}
+		if (r == SCHED_TX_GONE)
 			return TURN_OVER;	/* broke: already off the ring */
-		if (!r) {
+		if (r == SCHED_TX_EMPTY) {
 			e->deficit[p] = 0;	/* nothing queued: no credit saved up */
 			break;
 		}
-		vd->last_work_ns = nic->now_ns;
-		if (f.port != p) {
-			vdev_tx_putback(&f);
+		if (s->refusal == SCHED_REFUSED_OTHER_PORT)
 			e->deficit[p] = 0;	/* not backlogged on this port */
-			break;
-		}
-		if (f.len > e->deficit[p]) {
-			vdev_tx_putback(&f);
-			break;
-		}
-		if (!tb_conform(&e->tx, f.len, nic->now_ns)) {
-			vdev_tx_putback(&f);
-			vd->stats.tx_throttled++;
-			wake_at(&nic->sched, nic->now_ns + tb_delay_ns(&e->tx, f.len));
-			break;
-		}
-		if (!port_room(nic, p, f.len)) {
-			vdev_tx_putback(&f);
+		if (s->refusal == SCHED_REFUSED_PORT_FULL) {
 			port->full++;
 			end = TURN_SUSPENDED;
-			break;
 		}
-		tb_charge(&e->tx, f.len);
-		port_charge(port, f.len);
-		e->deficit[p] -= f.len;
-		vdev_tx_send(vd, &f);
-		n++;
-		if (!vd->running)
-			return TURN_OVER;
+		break;
 	}
-	if (vd->running)
-		vdev_tx_done(vd);
+	if (e->queued)
+		s->ops->turn_done(e);
 	if (n)
 		*sent = true;
-	return end;
+	return e->queued ? end : TURN_OVER;
 }
 
-static void port_serve(struct nic *nic, unsigned p, bool *sent)
+static void port_serve(struct sched *s, unsigned p, bool *sent)
 {
-	struct sched *s = &nic->sched;
 	struct sched_port *port = &s->port[p];
 	unsigned quiet = 0, visits = 0, max_visits = 4 * s->nr_active + 4;
 
 	/* Stop after a whole round in which nobody sent anything. */
 	while (s->ring && quiet < s->nr_active && visits++ < max_visits) {
-		struct vdev *vd;
+		struct sched_entry *e;
 		enum turn_end end;
 		bool any = false;
 
@@ -199,57 +198,56 @@ static void port_serve(struct nic *nic, unsigned p, bool *sent)
 			port->cursor = s->ring;
 			port->granted = false;
 		}
-		vd = port->cursor;
-		end = serve(nic, p, vd, &any);
+		e = port->cursor;
+		end = serve(s, p, e, &any);
 		if (any)
 			*sent = true;
-		if (port->cursor != vd)
-			continue;	/* vd left the ring: the cursor already moved on */
+		if (port->cursor != e)
+			continue;	/* e left the ring: the cursor already moved on */
 		if (end == TURN_SUSPENDED)
-			return;		/* vd keeps its turn and resumes it first */
+			return;		/* e keeps its turn and resumes it first */
 		quiet = any ? 0 : quiet + 1;
-		port->cursor = vd->sched.next;
+		port->cursor = e->next;
 		port->granted = false;
 	}
 }
 
 /*
- * Devices with nothing flagged may go to sleep.  Returns true if every
- * active device has work flagged (so none needs its doorbells polled).
+ * Entries with nothing flagged may go to sleep.  Returns true if every
+ * active entry has work flagged (so none needs its doorbells polled).
  */
-static bool idle_sweep(struct nic *nic)
+static bool idle_sweep(struct sched *s)
 {
-	struct sched *s = &nic->sched;
-	struct vdev *vd = s->ring;
+	struct sched_entry *e = s->ring;
 	unsigned n = s->nr_active;
 	bool all_pending = true;
 
-	for (unsigned i = 0; i < n && vd; i++) {
-		struct vdev *next = vd->sched.next;
+	for (unsigned i = 0; i < n && e; i++) {
+		struct sched_entry *next = e->next;
 
-		if (!vdev_tx_pending(vd)) {
+		if (!s->ops->pending(e)) {
 			all_pending = false;
-			vdev_try_idle(vd, nic->now_ns);
+			s->ops->idle(e, s->now_ns);
 		}
-		vd = next;
+		e = next;
 	}
 	return all_pending;
 }
 
-void sched_pass(struct nic *nic)
+void sched_pass(struct sched *s, uint64_t now_ns)
 {
-	struct sched *s = &nic->sched;
 	bool sent = false, all_pending;
 
+	s->now_ns = now_ns;
 	s->wake_ns = 0;
 	s->sleep_ok = false;
 	if (!s->ring)
 		return;
 	for (unsigned p = 0; p < SCHED_NR_PORTS; p++) {
 		s->port[p].budget = SCHED_PASS_BYTES;
-		port_serve(nic, p, &sent);
+		port_serve(s, p, &sent);
 	}
-	all_pending = idle_sweep(nic);
+	all_pending = idle_sweep(s);
 	/* Everyone is waiting on a rate: no doorbell to poll, sleep until it allows. */
-	s->sleep_ok = !sent && all_pending && s->ring && s->wake_ns > nic->now_ns;
+	s->sleep_ok = !sent && all_pending && s->ring && s->wake_ns > now_ns;
 }

@@ -306,6 +306,8 @@ void vdev_flush(struct vdev *vd);
 /* The DMA map changed: re-resolve rings (NEEDS_RESET if they vanished). */
 void vdev_dma_changed(struct vdev *vd);
 void vdev_start_polling(struct vdev *vd);
+/* How the scheduler reaches functions: transmit, turn end, idle. */
+extern const struct sched_ops vdev_sched_ops;
 void vdev_stop_polling(struct vdev *vd);
 
 /* Device state (vdev_state.c) */
