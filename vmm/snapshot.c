@@ -100,14 +100,6 @@ static int conf_load(struct vm_config *c, const struct snap_section *s, uint64_t
 		pr_err("--restore %s: configuration section is corrupt", path);
 		return -EINVAL;
 	}
-	for (uint32_t i = 0; i < nr_net; i++)
-		c->net[i] = get_str(&sb);
-	c->kernel = get_str(&sb);
-	c->cmdline = get_str(&sb);
-	if (!state_ok(&sb) || !state_at_end(&sb)) {
-		pr_err("--restore %s: configuration section is corrupt", path);
-		return -EINVAL;
-	}
 	if (mem != ram_size) {
 		pr_err("--restore %s: %llu bytes of RAM configured but %llu saved", path,
 		       (unsigned long long)mem, (unsigned long long)ram_size);
@@ -117,6 +109,14 @@ static int conf_load(struct vm_config *c, const struct snap_section *s, uint64_t
 		pr_err("--restore %s: the snapshot has %u --vfio-user and %u --vfio devices; "
 		       "give as many (got %d and %d)", path, nr_user, nr_kernel,
 		       c->nr_vfio_user, c->nr_vfio_kernel);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < nr_net; i++)
+		c->net[i] = get_str(&sb);
+	c->kernel = get_str(&sb);
+	c->cmdline = get_str(&sb);
+	if (!state_ok(&sb) || !state_at_end(&sb)) {
+		pr_err("--restore %s: configuration section is corrupt", path);
 		return -EINVAL;
 	}
 	c->mem_size = mem;

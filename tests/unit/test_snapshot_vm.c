@@ -82,6 +82,15 @@ static void vm_free(struct vm *vm)
 	snapshot_restore_done(&vm->cfg);
 }
 
+/* CONF's strings live as long as the process in hdvm; a test gives them back */
+static void cfg_free_strings(struct vm_config *cfg)
+{
+	free((char *)cfg->kernel);
+	free((char *)cfg->cmdline);
+	for (int i = 0; i < cfg->nr_net; i++)
+		free((char *)cfg->net[i]);
+}
+
 static uint8_t pio_read(struct vm *vm, uint16_t port)
 {
 	uint8_t v = 0;
@@ -158,6 +167,7 @@ static void test_snapshot_and_restore_carry_everything(void **state)
 			}
 	assert_non_null(dst.store[VCPU_FD0 + 1][S_MSRS]);
 	assert_int_equal(dst.log[dst.nr_log - 1].req, KVM_SET_CLOCK);
+	cfg_free_strings(&cfg);
 }
 
 static void test_stop_after_snapshot(void **state)
@@ -205,6 +215,7 @@ static void test_restore_into_other_devices_refused(void **state)
 	cur = &dst;
 	assert_int_equal(snapshot_restore_ram(&b), 0);
 	assert_true(snapshot_restore_state(&b) < 0);
+	cfg_free_strings(&cfg);
 }
 
 static void test_passthrough_count_must_match(void **state)
