@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * dirty,mib=N: QEMU's migration-test pattern.  The area is N MiB at GPA
- * DIRTY_AREA_GPA (16 MiB); N defaults to 16.  The first byte of every 4 KiB
- * page is set to 0, then the app loops forever incrementing that byte in each
- * page in ascending address order, one pass after another.
+ * dirty,mib=N[,high=1]: QEMU's migration-test pattern.  The area is N MiB
+ * at GPA DIRTY_AREA_GPA (16 MiB), or with high=1 at 4 GiB, above the MMIO
+ * hole (N <= 1024); N defaults to 16.  The app prints the RAM map the loader
+ * gave, checks every page of the area keeps what is written (RAM, not a
+ * hole), sets the first byte of every 4 KiB page to 0, then loops forever
+ * incrementing that byte in each page in ascending address order, one pass
+ * after another.
  *
  * Invariant a checker can verify on a paused or migrated guest: reading the
  * first byte of every page in address order gives a run of value v+1
@@ -15,6 +18,7 @@
 #include "guest/app.h"
 #include "guest/cmdline.h"
 #include "guest/console.h"
+#include "guest/cpu.h"
 #include "guest/io.h"
 
 #define DIRTY_AREA_GPA		0x1000000ULL
@@ -34,22 +38,46 @@ static void print_ram(const struct boot_info *bi)
 		printf("dirty: RAM 0x%lx-0x%lx\n", bi->ram[i].start, bi->ram[i].end);
 }
 
+/* Each page keeps a value of its own: the area is RAM (a hole would not keep it). */
+static bool area_is_ram(volatile uint8_t *area, volatile uint8_t *end)
+{
+	volatile uint8_t *p;
+	uint8_t v = 1;
+
+	for (p = area; p < end; p += DIRTY_PAGE_SIZE)
+		*p = v++ | 1;
+	v = 1;
+	for (p = area; p < end; p += DIRTY_PAGE_SIZE) {
+		if (*p != (uint8_t)(v++ | 1)) {
+			printf("dirty: page at 0x%lx does not keep what is written\n",
+			       (uint64_t)(uintptr_t)p);
+			return false;
+		}
+	}
+	return true;
+}
+
 static int dirty_main(const struct boot_info *bi)
 {
-	volatile uint8_t *area = (volatile uint8_t *)DIRTY_AREA_GPA, *p, *end;
-	uint64_t mib, pass, last_report;
+	volatile uint8_t *area, *p, *end;
+	uint64_t mib, high, pass, last_report, gpa;
 
-	if (cmdline_get_u64("dirty", "mib", DIRTY_DEFAULT_MIB, 1, DIRTY_MAX_MIB, &mib))
+	if (cmdline_get_u64("dirty", "mib", DIRTY_DEFAULT_MIB, 1, DIRTY_MAX_MIB, &mib) ||
+	    cmdline_get_u64("dirty", "high", 0, 0, 1, &high))
 		return 2;
-	if (!bootinfo_ram_covers(bi, DIRTY_AREA_GPA, mib << 20)) {
-		printf("dirty: %lu MiB at 0x%llx do not fit in RAM\n", mib, DIRTY_AREA_GPA);
-		print_ram(bi);
+	gpa = high ? PLAT_MMIO_HOLE_END : DIRTY_AREA_GPA;
+	print_ram(bi);
+	if ((high && (mib << 20) > HIGHMEM_WINDOW_SIZE) || !bootinfo_ram_covers(bi, gpa, mib << 20)) {
+		printf("dirty: %lu MiB at 0x%lx do not fit in RAM\n", mib, gpa);
 		return 2;
 	}
+	area = high ? highmem_map() : (volatile uint8_t *)(uintptr_t)gpa;
 	end = area + (mib << 20);
+	if (!area_is_ram(area, end))
+		return 3;
 	for (p = area; p < end; p += DIRTY_PAGE_SIZE)
 		*p = 0;
-	printf("dirty: area=0x%llx mib=%lu\n", DIRTY_AREA_GPA, mib);
+	printf("dirty: area=0x%lx mib=%lu\n", gpa, mib);
 
 	last_report = rdtsc();
 	for (pass = 1;; pass++) {

@@ -43,6 +43,10 @@ static inline bool phys_mapped(uint64_t addr, uint64_t len)
  */
 bool phys_copy(void *dst, uint64_t addr, uint64_t len);
 
+/* Identity-map the first GiB above the MMIO hole (4..5 GiB); returns its start. */
+#define HIGHMEM_WINDOW_SIZE	(1ULL << 30)
+void *highmem_map(void);
+
 void idt_init(void);
 void pic_mask_all(void);
 /* Interrupts (vectors 0x20..0xfe) that arrived and were ignored. */

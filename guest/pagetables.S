@@ -26,6 +26,7 @@ pml4:
 	.quad	pdpt + PTE_TABLE
 	.fill	511, 8, 0
 
+	.globl	pdpt
 pdpt:
 	.quad	pd + 0x0000 + PTE_TABLE
 	.quad	pd + 0x1000 + PTE_TABLE
