@@ -19,6 +19,7 @@
 #include "devices/pci/pci.h"
 #include "devices/platform.h"
 #include "devices/vfio/vfio_pci.h"
+#include "vmm/control.h"
 #include "vmm/memory.h"
 #include "vmm/vm.h"
 
@@ -150,6 +151,19 @@ static void test_refused_stop_keeps_running(void **st)
 	expect_seq(want, 3);
 	assert_int_equal(srv->mig_state, R);
 	assert_int_equal(srv->resets, 0);
+
+	/* the control socket's pause says the same to the user */
+	{
+		char *reply = control_handle_line(vm_control_cmds, vm_nr_control_cmds, &vm,
+						  "{\"cmd\":\"pause\"}");
+
+		assert_non_null(strstr(reply, "\"ok\":false"));
+		assert_non_null(strstr(reply, "device vfio0 (vfio-pci) refused to pause: "));
+		assert_non_null(strstr(reply, "RUNNING_P2P -> STOP: Device or resource busy"));
+		free(reply);
+		assert_int_equal(vm.state, VM_RUNNING);
+		assert_int_equal(srv->mig_state, R);
+	}
 
 	/* once the device agrees again, pause works */
 	srv->mig_refuse = 0;
