@@ -10,16 +10,22 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include <linux/kvm.h>
 
 #include "devices/device.h"
+#include "devices/legacy/legacy.h"
+#include "devices/platform.h"
 #include "migration/state.h"
+#include "vmm/iobus.h"
 #include "vmm/irq.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
+
+#define IER_RX_DATA	0x01
 
 struct counter_dev {
 	struct device dev;
@@ -312,6 +318,51 @@ static void test_irq_helpers(void **st)
 	irq_set_ioctl(NULL);
 }
 
+/* The UART: console input while paused waits in its FIFO, the IRQ line is not driven. */
+static unsigned lines;
+
+static int line_ioctl(int fd, unsigned long req, void *arg)
+{
+	if (req == KVM_IRQ_LINE) {
+		last_line = *(struct kvm_irq_level *)arg;
+		lines++;
+	}
+	return 0;
+}
+
+static void test_serial_holds_its_line_while_paused(void **st)
+{
+	static struct vm v;
+	struct device *com;
+	uint8_t b = IER_RX_DATA;
+
+	memset(&v, 0, sizeof(v));
+	v.vm_fd = v.console_out_fd = -1;
+	iobus_init(&v.pio, "pio");
+	com = serial_create();
+	device_add(&v, com);
+	assert_int_equal(devices_realize(&v), 0);
+	irq_set_ioctl(line_ioctl);
+	assert_true(iobus_access(&v.pio, PLAT_COM1_PORT + 1, &b, 1, true));	/* IER: RX */
+	lines = 0;
+
+	assert_int_equal(devices_pause(&v, NULL, 0), 0);
+	serial_input(com, (const uint8_t *)"k", 1);
+	assert_int_equal(lines, 0);			/* nothing raised while paused */
+	assert_int_equal(devices_resume(&v, NULL, 0), 0);
+	assert_int_equal(lines, 1);			/* the input waited, now it is seen */
+	assert_int_equal(last_line.irq, PLAT_COM1_IRQ);
+	assert_int_equal(last_line.level, 1);
+	assert_true(iobus_access(&v.pio, PLAT_COM1_PORT, &b, 1, false));
+	assert_int_equal(b, 'k');
+	assert_int_equal(last_line.level, 0);		/* read: the line drops */
+
+	irq_set_ioctl(NULL);
+	devices_unrealize(&v);
+	free(com);
+	iobus_destroy(&v.pio);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -320,6 +371,7 @@ int main(void)
 		cmocka_unit_test_setup(test_save_load, setup),
 		cmocka_unit_test_setup(test_manifest_mismatch_named, setup),
 		cmocka_unit_test_setup(test_irq_helpers, setup),
+		cmocka_unit_test(test_serial_holds_its_line_while_paused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
