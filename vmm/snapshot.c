@@ -9,27 +9,13 @@
 #include "devices/device.h"
 #include "migration/snapshot_file.h"
 #include "migration/state.h"
-#include "vmm/kvm_ops.h"
-#include "vmm/machine_state.h"
 #include "vmm/util.h"
-#include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
 #define TAG_CONF	SNAP_TAG('C', 'O', 'N', 'F')
 #define TAG_DEVS	SNAP_TAG('D', 'E', 'V', 'S')
-#define TAG_MACH	SNAP_TAG('M', 'A', 'C', 'H')
 #define CONF_VERSION	1
 #define CONF_STR_MAX	4096
-
-static void machine_kvm_of(struct vm *vm, struct machine_kvm *mk, int *fds)
-{
-	for (int i = 0; i < vm->ncpus; i++)
-		fds[i] = vm->vcpus[i]->fd;
-	*mk = (struct machine_kvm){
-		.kvm = vm->kvm, .kvm_fd = vm->kvm_fd, .vm_fd = vm->vm_fd,
-		.nr_vcpus = vm->ncpus, .vcpu_fds = fds,
-	};
-}
 
 /* ---- CONF: what the VM was built from ---- */
 
@@ -134,8 +120,6 @@ static int put_state(struct snap_writer *w, uint32_t tag, struct state_buf *sb)
 
 static int write_file(struct vm *vm, const char *path, char *why, size_t len)
 {
-	int fds[vm->ncpus];
-	struct machine_kvm mk;
 	struct snap_writer w;
 	struct state_buf sb;
 	int ret;
@@ -158,17 +142,7 @@ static int write_file(struct vm *vm, const char *path, char *why, size_t len)
 			ret = put_state(&w, TAG_DEVS, &sb);
 		state_free(&sb);
 		if (ret && !why[0])
-			snprintf(why, len, "saving device state: %s", strerror(-ret));
-	}
-	if (!ret) {
-		machine_kvm_of(vm, &mk, fds);
-		state_init_writer(&sb);
-		ret = machine_state_save(&mk, &sb);
-		if (!ret)
-			ret = put_state(&w, TAG_MACH, &sb);
-		state_free(&sb);
-		if (ret && !why[0])
-			snprintf(why, len, "saving vCPU and VM state: %s", strerror(-ret));
+			snprintf(why, len, "saving vCPU, VM and device state: %s", strerror(-ret));
 	}
 	if (!ret)
 		ret = snap_commit(&w);
@@ -231,8 +205,7 @@ int snapshot_restore_prepare(struct vm_config *cfg, const char *path)
 		return ret;
 	}
 	conf = snap_find(r, TAG_CONF);
-	if (!conf || !snap_find(r, SNAP_TAG_RAM) || !snap_find(r, TAG_DEVS) ||
-	    !snap_find(r, TAG_MACH)) {
+	if (!conf || !snap_find(r, SNAP_TAG_RAM) || !snap_find(r, TAG_DEVS)) {
 		pr_err("--restore %s: incomplete snapshot (a section is missing)", path);
 		ret = -EINVAL;
 	} else {
@@ -257,29 +230,17 @@ int snapshot_restore_ram(struct vm *vm)
 	return ret;
 }
 
-/* Machine state first (it validates before applying), then the devices. */
+/*
+ * vCPU/VM state and device state: one device list, its manifest checked before
+ * anything is loaded; "machine" comes first (vmm/machine_dev.c).
+ */
 int snapshot_restore_state(struct vm *vm)
 {
-	const struct snap_reader *r = vm->cfg.restore;
-	const struct snap_section *s;
-	int fds[vm->ncpus];
-	struct machine_kvm mk;
+	const struct snap_section *s = snap_find(vm->cfg.restore, TAG_DEVS);
 	struct state_buf sb;
 	char why[256] = "";
 	int ret;
 
-	machine_kvm_of(vm, &mk, fds);
-	s = snap_find(r, TAG_MACH);
-	state_init_reader(&sb, s->data, s->len);
-	ret = machine_state_load(&mk, &sb);
-	if (!ret && !state_at_end(&sb))
-		ret = -EINVAL;
-	if (ret) {
-		pr_err("--restore %s: vCPU and VM state not restored: %s", vm->cfg.restore_path,
-		       strerror(-ret));
-		return ret;
-	}
-	s = snap_find(r, TAG_DEVS);
 	state_init_reader(&sb, s->data, s->len);
 	ret = devices_load(vm, &sb, why, sizeof(why));
 	if (!ret && !state_at_end(&sb)) {

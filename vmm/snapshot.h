@@ -4,8 +4,8 @@
  * device state in one file (format: migration/snapshot_file.h).
  *
  * Sections: CONF (what the VM was built from: RAM size, vCPUs, devices),
- * RAM, DEVS (device manifest + each device's state, devices/device.c),
- * MACH (vCPU and VM state, vmm/machine_state.c).
+ * RAM, DEVS (devices_save(): the manifest, then each device's state; the
+ * first device, "machine", is the vCPU and VM state, vmm/machine_dev.c).
  *
  * Restoring is split so every refusal a file can earn happens before KVM is
  * opened: snapshot_restore_prepare() validates the whole file and fills the

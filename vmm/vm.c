@@ -17,6 +17,7 @@
 #include "devices/vfio/vfio_pci.h"
 #include "vmm/cpu_setup.h"
 #include "vmm/kvm_ops.h"
+#include "vmm/machine_dev.h"
 #include "vmm/snapshot.h"
 #include "vmm/util.h"
 #include "vmm/vcpu.h"
@@ -182,6 +183,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	}
 	vm->vcpus = xzalloc(sizeof(*vm->vcpus) * vm->ncpus);
 
+	device_add(vm, machine_dev_create());	/* first: loaded before the others */
 	device_add(vm, serial_create());
 	device_add(vm, i8042_create());
 	device_add(vm, exit_dev_create());

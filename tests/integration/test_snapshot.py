@@ -41,13 +41,13 @@ def conf_body(mem=64 << 20, cpus=1, nr_vfio_user=0, nr_vfio=0, nets=(), kernel="
     return b
 
 
-def snapshot_bytes(conf=None, ram_pages=(), mem=64 << 20, mach=b"x", devs=b"y"):
+def snapshot_bytes(conf=None, ram_pages=(), mem=64 << 20, devs=b"y"):
     """A well-formed file (as far as the format goes) with the given sections."""
     ram = struct.pack("<Q", mem)
     for p in ram_pages:
         ram += struct.pack("<QQ", p, 1) + bytes([p % 251 + 1]) * PAGE
     secs = [section("CONF", conf if conf is not None else conf_body(mem=mem)),
-            section("RAM ", ram), section("DEVS", devs), section("MACH", mach)]
+            section("RAM ", ram), section("DEVS", devs)]
     return (MAGIC + struct.pack("<II", 1, 0) + b"".join(secs)
             + section("END ", struct.pack("<Q", len(secs))))
 
