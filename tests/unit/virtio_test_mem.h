@@ -10,6 +10,7 @@
 #define HDVM_VIRTIO_TEST_MEM_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -41,6 +42,8 @@ static inline int test_mem_init(struct test_mem *t, uint64_t low, uint64_t high)
 
 static inline void test_mem_destroy(struct test_mem *t)
 {
+	for (int i = 0; i < GUEST_MEM_MAX_SLOTS; i++)
+		free(t->gm.slots[i].dirty);	/* a test that turned logging on */
 	if (t->map && t->map != MAP_FAILED)
 		munmap(t->map, t->map_len);
 	t->map = NULL;
