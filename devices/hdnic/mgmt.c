@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "devices/hdnic/nic.h"
+#include "devices/hdnic/vdev.h"
 #include "devices/hdnic/vfu_server.h"
 #include "vmm/util.h"
 
@@ -258,7 +259,7 @@ static void timer_event(struct loop_handler *h, int res, uint32_t flags)
 		}
 	}
 	for (unsigned i = 0; i < m->nic->nr_devs; i++)
-		pending |= vfu_check_deadlines(m->nic->devs[i], now);
+		pending |= vfu_check_deadlines(m->nic->devs[i]->vfu, now);
 	if (!pending && timerfd_settime(m->timer_fd, 0, &off, NULL) == 0)
 		m->timer_armed = false;
 	if (ended)

@@ -64,8 +64,8 @@ static json_object *dev_entry(const struct vdev *vd)
 	mac_format(vd->mac, mac);
 	add_identity(o, vd);
 	add(o, "mac", json_object_new_string(mac));
-	add(o, "socket", json_object_new_string(vd->sock_path));
-	add(o, "client", json_object_new_boolean(vd->conn.fd >= 0));
+	add(o, "socket", json_object_new_string(vd->vfu->sock_path));
+	add(o, "client", json_object_new_boolean(vdev_has_client(vd)));
 	add(o, "state", json_object_new_string(vdev_state_name(vd)));
 	add(o, "mig_state", json_object_new_string(vdev_mig_state_name(vd->mig.state)));
 	add(o, "dirty_logging", json_object_new_boolean(vd->as.dirty != NULL));

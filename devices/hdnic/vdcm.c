@@ -100,7 +100,7 @@ struct vdev *vdcm_adi_add(struct nic *nic, const char *name, unsigned queues,
 	}
 	vd->attach_ns = now_ns() - t0;
 	pr_info("%s: %s ready at %s in %llu us (%u queue pair%s)", nic->name, vd->dev.id,
-		vd->sock_path, (unsigned long long)(vd->attach_ns / 1000), queues,
+		vd->vfu->sock_path, (unsigned long long)(vd->attach_ns / 1000), queues,
 		queues == 1 ? "" : "s");
 	return vd;
 }

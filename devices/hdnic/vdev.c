@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "devices/hdnic/mgmt.h"
 #include "devices/hdnic/nic.h"
 #include "vmm/util.h"
 
@@ -44,10 +45,9 @@ struct vdev *vdev_create(struct nic *nic, enum vdev_kind kind, unsigned index, u
 	memcpy(vd->mac, mac, 6);
 	vd->nr_qps = nr_qps;
 	memcpy(vd->qps, qps, nr_qps * sizeof(*qps));
-	vd->listen_fd = -1;
-	vd->conn.fd = -1;
-	vd->conn.busy.fd = -1;
-	vd->conn.vd = vd;
+	vd->vfu = vfu_endpoint_create(&vdev_vfu_ops, vd, vd->dev.id, &nic->loop,
+				      nic->conn_timeout_ns, &vd->stats.connects,
+				      &vd->stats.proto_errors);
 	vd->db_fd = -1;
 	/* One pair: config, RX, TX.  More: one per virtqueue plus config. */
 	vd->nr_vectors = nr_qps > 1 ? HDNIC_MQ_MSIX_VECTORS(nr_qps) : HDNIC_MSIX_VECTORS;
@@ -73,8 +73,7 @@ struct vdev *vdev_create(struct nic *nic, enum vdev_kind kind, unsigned index, u
 
 bool vdev_idle(const struct vdev *vd)
 {
-	if (!loop_handler_idle(&vd->listen_h) || !loop_handler_idle(&vd->conn.h) ||
-	    !loop_handler_idle(&vd->conn.busy.h))
+	if (!vfu_endpoint_idle(vd->vfu))
 		return false;
 	for (unsigned i = 0; i < vd->nr_kicks; i++)
 		if (!loop_handler_idle(&vd->kick[i].h))
@@ -93,6 +92,7 @@ void vdev_free(struct vdev *vd)
 	dma_space_destroy(&vd->as);
 	holdq_destroy(&vd->holdq);
 	vdev_mig_destroy(vd);
+	vfu_endpoint_free(vd->vfu);
 	free(vd->msix);
 	free(vd->irq_fd);
 	free(vd->kick);
@@ -364,7 +364,7 @@ const char *vdev_state_name(const struct vdev *vd)
 {
 	uint8_t st = vd->vn.status;
 
-	if (vd->conn.fd < 0)
+	if (!vdev_has_client(vd))
 		return "no-client";
 	if (st & VST_NEEDS_RESET)
 		return "needs-reset";
@@ -384,6 +384,32 @@ const char *vdev_kind_name(const struct vdev *vd)
 	return vd->kind == VDEV_VF ? "vf" : "adi";
 }
 
+/* ---- what the vfio-user transport calls ---- */
+
+static int vfu_attach(void *dev)
+{
+	return vdev_client_attach(dev);
+}
+
+static void vfu_detach(void *dev)
+{
+	vdev_client_detach(dev);
+}
+
+static void vfu_deadline_set(void *dev)
+{
+	struct vdev *vd = dev;
+
+	mgmt_arm_timer(vd->nic->mgmt);	/* its tick runs vfu_check_deadlines() */
+}
+
+const struct vfu_dev_ops vdev_vfu_ops = {
+	.attach = vfu_attach,
+	.detach = vfu_detach,
+	.dispatch = vfu_dispatch,
+	.deadline_set = vfu_deadline_set,
+};
+
 /* ---- device ops ---- */
 
 static int vdev_realize(struct hdnic_dev *dev, struct nic *nic)
@@ -395,7 +421,7 @@ static int vdev_realize(struct hdnic_dev *dev, struct nic *nic)
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s.sock", nic->dir, dev->id) >=
 	    sizeof(path))
 		return -ENAMETOOLONG;
-	err = vfu_listen(vd, path);
+	err = vfu_listen(vd->vfu, path);
 	if (err)
 		return err;
 	dev->realized = true;
@@ -406,7 +432,7 @@ static void vdev_unrealize(struct hdnic_dev *dev)
 {
 	struct vdev *vd = container_of(dev, struct vdev, dev);
 
-	vfu_unlisten(vd);	/* drops the client: kicks, IRQs, PASID, maps */
+	vfu_unlisten(vd->vfu);	/* drops the client: kicks, IRQs, PASID, maps */
 	doorbell_destroy(vd);
 	holdq_discard(&vd->holdq);
 	dev->realized = false;

@@ -133,11 +133,8 @@ struct vdev {
 	struct qp *qps[HDNIC_MAX_QPS_PER_DEV];
 	unsigned tx_rr;		/* next queue pair TX is taken from */
 
-	/* vfio-user */
-	int listen_fd;
-	struct loop_handler listen_h;
-	char sock_path[108];
-	struct vfu_conn conn;
+	/* vfio-user: the transport reaches the function through vdev_vfu_ops */
+	struct vfu_endpoint *vfu;
 	struct dma_space as;	/* what the client maps; bound to pasid */
 	uint32_t pasid;		/* 0: no client */
 
@@ -175,6 +172,7 @@ struct vdev {
 };
 
 extern const struct hdnic_dev_ops vdev_ops;
+extern const struct vfu_dev_ops vdev_vfu_ops;
 
 /* A function around qps[0..nr_qps) (VF or ADI); sockets come with realize. */
 struct vdev *vdev_create(struct nic *nic, enum vdev_kind kind, unsigned index, unsigned port,
@@ -187,6 +185,17 @@ bool vdev_idle(const struct vdev *vd);
 static inline bool vdev_live(const struct vdev *vd)
 {
 	return vd->running || vd->dev.paused;
+}
+
+/* The function a vfio-user connection serves. */
+static inline struct vdev *conn_vdev(const struct vfu_conn *c)
+{
+	return c->dev;
+}
+
+static inline bool vdev_has_client(const struct vdev *vd)
+{
+	return vfu_has_client(vd->vfu);
 }
 
 static inline unsigned vdev_nr_queues(const struct vdev *vd)

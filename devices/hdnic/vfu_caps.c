@@ -18,7 +18,7 @@ int vfu_caps_parse(struct vfu_conn *c, const char *json, uint32_t len)
 	int err = vfio_user_caps_parse(json, len, &caps, why, sizeof(why));
 
 	if (err) {
-		pr_debug("%s: VERSION: %s", c->vd ? c->vd->dev.id : "?", why);
+		pr_debug("%s: VERSION: %s", c->ep ? c->ep->name : "?", why);
 		return err;
 	}
 	c->peer_max_fds = MIN(caps.max_msg_fds, (uint32_t)VFIO_USER_MAX_MSG_FDS);

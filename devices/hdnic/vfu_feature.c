@@ -156,9 +156,9 @@ int vfu_device_feature(struct vfu_conn *c, const struct vfio_user_device_feature
 	if (in < f->min_in || in > cap)
 		return -EINVAL;
 	memcpy(data, m->payload + sizeof(h), in);
-	err = f->handle(c->vd, dir, data, in, cap, &out);
+	err = f->handle(conn_vdev(c), dir, data, in, cap, &out);
 	if (err) {
-		pr_debug("%s: %s: %s", c->vd->dev.id, f->name, strerror(-err));
+		pr_debug("%s: %s: %s", conn_vdev(c)->dev.id, f->name, strerror(-err));
 		return err;
 	}
 	h.argsz = (uint32_t)sizeof(h) + out;
@@ -178,7 +178,7 @@ int vfu_mig_data_read(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r
 		return -EINVAL;
 	if (q.size > MIN(c->peer_max_xfer, (uint32_t)HDNIC_VFU_MAX_XFER))
 		return -E2BIG;
-	err = vdev_mig_read(c->vd, r->buf + sizeof(q), q.size, &got);
+	err = vdev_mig_read(conn_vdev(c), r->buf + sizeof(q), q.size, &got);
 	if (err)
 		return err;
 	q.size = got;
@@ -195,5 +195,5 @@ int vfu_mig_data_write(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *
 	memcpy(&q, m->payload, sizeof(q));
 	if (q.size > HDNIC_VFU_MAX_XFER || m->len != sizeof(q) + q.size || q.argsz != m->len)
 		return -EINVAL;
-	return vdev_mig_write(c->vd, m->payload + sizeof(q), q.size);
+	return vdev_mig_write(conn_vdev(c), m->payload + sizeof(q), q.size);
 }

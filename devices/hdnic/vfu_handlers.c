@@ -68,7 +68,7 @@ static int h_version(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 
 static int h_dma_map(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 {
-	struct vdev *vd = c->vd;
+	struct vdev *vd = conn_vdev(c);
 	struct vfio_user_dma_map q;
 	uint32_t prot = 0;
 	int err;
@@ -100,7 +100,7 @@ static int h_dma_map(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 
 static int h_dma_unmap(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 {
-	struct vdev *vd = c->vd;
+	struct vdev *vd = conn_vdev(c);
 	struct vfio_user_dma_unmap q;
 	int err = 0;
 
@@ -143,7 +143,7 @@ static int h_device_get_info(struct vfu_conn *c, struct vfu_msg *m, struct vfu_r
 
 static int h_get_region_info(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 {
-	struct vdev *vd = c->vd;
+	struct vdev *vd = conn_vdev(c);
 	struct vfio_region_info q, info = { 0 };
 	/* vfio_region_info_cap_sparse_mmap with its one area, spelled out */
 	struct {
@@ -192,7 +192,7 @@ static int h_get_region_info(struct vfu_conn *c, struct vfu_msg *m, struct vfu_r
 
 static int h_get_region_io_fds(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 {
-	struct vdev *vd = c->vd;
+	struct vdev *vd = conn_vdev(c);
 	struct vfio_user_region_io_fds_request q;
 	struct vfio_user_region_io_fds_reply rep;
 	unsigned n = 0, nfds;
@@ -247,7 +247,7 @@ static int h_get_irq_info(struct vfu_conn *c, struct vfu_msg *m, struct vfu_repl
 	/* A VF or an ADI has no INTx, no MSI: only MSI-X. */
 	if (q.index == VFIO_PCI_MSIX_IRQ_INDEX) {
 		q.flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE;
-		q.count = c->vd->nr_vectors;
+		q.count = conn_vdev(c)->nr_vectors;
 	}
 	reply_put(r, &q, sizeof(q));
 	return 0;
@@ -267,7 +267,7 @@ static int set_irqs_mask(struct vdev *vd, const struct vfio_irq_set *q, const ui
 
 static int h_set_irqs(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 {
-	struct vdev *vd = c->vd;
+	struct vdev *vd = conn_vdev(c);
 	struct vfio_irq_set q;
 	uint32_t data_type, action;
 	const uint8_t *data = m->payload + sizeof(q);
@@ -376,7 +376,7 @@ static int h_region_read(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply
 	if (q.count > MIN(c->peer_max_xfer, (uint32_t)HDNIC_VFU_MAX_XFER))
 		return -E2BIG;
 	reply_put(r, &q, sizeof(q));
-	err = region_access(c->vd, q.region, q.offset, r->buf + r->len, q.count, false);
+	err = region_access(conn_vdev(c), q.region, q.offset, r->buf + r->len, q.count, false);
 	if (err)
 		return err;
 	r->len += q.count;
@@ -394,7 +394,7 @@ static int h_region_write(struct vfu_conn *c, struct vfu_msg *m, struct vfu_repl
 	/* What VERSION announced we take, exactly as for reads. */
 	if (q.count > MIN(c->peer_max_xfer, (uint32_t)HDNIC_VFU_MAX_XFER))
 		return -E2BIG;
-	err = region_access(c->vd, q.region, q.offset, m->payload + sizeof(q), q.count, true);
+	err = region_access(conn_vdev(c), q.region, q.offset, m->payload + sizeof(q), q.count, true);
 	if (err)
 		return err;
 	reply_put(r, &q, sizeof(q));
@@ -425,7 +425,7 @@ static int h_region_write_multi(struct vfu_conn *c, struct vfu_msg *m, struct vf
 		memcpy(&e, m->payload + sizeof(n) + i * sizeof(e), sizeof(e));
 		if (e.count > sizeof(e.data))
 			return -EINVAL;
-		err = region_access(c->vd, e.region, e.offset, e.data, e.count, true);
+		err = region_access(conn_vdev(c), e.region, e.offset, e.data, e.count, true);
 		if (err)
 			return err;
 	}
@@ -439,7 +439,7 @@ static int h_device_reset(struct vfu_conn *c, struct vfu_msg *m, struct vfu_repl
 {
 	if (m->len)
 		return -EINVAL;
-	vdev_function_reset(c->vd);
+	vdev_function_reset(conn_vdev(c));
 	return 0;
 }
 
@@ -522,6 +522,6 @@ int vfu_dispatch(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 		return -EINVAL;
 	err = cmd->handle(c, m, r);
 	if (err)
-		pr_debug("%s: %s: %s", c->vd->dev.id, cmd->name, strerror(-err));
+		pr_debug("%s: %s: %s", conn_vdev(c)->dev.id, cmd->name, strerror(-err));
 	return err;
 }

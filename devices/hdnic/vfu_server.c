@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * vfio-user transport: listening socket, the one client connection per
- * device, message framing and SCM_RIGHTS fd passing.  Commands themselves
- * are in vfu_handlers.c.
+ * device, message framing and SCM_RIGHTS fd passing.  The device behind an
+ * endpoint is reached through its vfu_dev_ops only; hdnic's functions
+ * execute commands in vfu_handlers.c.
  */
 #include "devices/hdnic/vfu_server.h"
 
@@ -18,8 +19,6 @@
 #include <unistd.h>
 
 #include "devices/hdnic/mgmt.h"
-#include "devices/hdnic/nic.h"
-#include "devices/hdnic/vdev.h"
 #include "vmm/util.h"
 
 #define VFU_SEND_TIMEOUT_MS	2000
@@ -168,7 +167,7 @@ static int send_msg(struct vfu_conn *c, const struct vfio_user_header *req, uint
 
 static void handle_message(struct vfu_conn *c)
 {
-	struct vdev *vd = c->vd;
+	struct vfu_endpoint *ep = c->ep;
 	struct vfu_msg m = {
 		.hdr = c->hdr,
 		.payload = c->body,
@@ -180,24 +179,24 @@ static void handle_message(struct vfu_conn *c)
 
 	memcpy(m.fds, c->fds, sizeof(int) * c->nr_fds);
 	c->nr_fds = 0;	/* now owned by m */
-	err = c->fds_truncated ? -E2BIG : vfu_dispatch(c, &m, &r);
+	err = c->fds_truncated ? -E2BIG : ep->ops->dispatch(c, &m, &r);
 	for (unsigned i = 0; i < m.nr_fds; i++)
 		if (m.fds[i] >= 0)
 			close(m.fds[i]);
 	if (err) {
-		vd->stats.proto_errors++;
-		pr_debug("%s: command %u failed: %s", vd->dev.id, m.hdr.command, strerror(-err));
+		(*ep->proto_errors)++;
+		pr_debug("%s: command %u failed: %s", ep->name, m.hdr.command, strerror(-err));
 	}
 	/* No_Reply means none at all, error or not: a pipelining client counts on it. */
 	if (m.hdr.flags & VFIO_USER_F_NO_REPLY)
 		return;
 	if (err) {
 		if (send_msg(c, &m.hdr, (uint32_t)-err, NULL, 0, NULL, 0))
-			vfu_disconnect(vd, "reply not delivered");
+			vfu_disconnect(ep, "reply not delivered");
 		return;
 	}
 	if (send_msg(c, &m.hdr, 0, r.buf, r.len, r.fds, r.nr_fds))
-		vfu_disconnect(vd, "reply not delivered");
+		vfu_disconnect(ep, "reply not delivered");
 }
 
 /* Receive up to want bytes, collecting any fds that come with them. */
@@ -253,9 +252,9 @@ static int start_body(struct vfu_conn *c)
 	if (size < sizeof(c->hdr) || size > VFIO_USER_MAX_MSG_SIZE) {
 		int err = size < sizeof(c->hdr) ? EINVAL : E2BIG;
 
-		c->vd->stats.proto_errors++;
+		(*c->ep->proto_errors)++;
 		pr_err("%s: message %u claims %u bytes: framing lost, dropping client",
-		       c->vd->dev.id, c->hdr.msg_id, size);
+		       c->ep->name, c->hdr.msg_id, size);
 		if (!(c->hdr.flags & VFIO_USER_F_NO_REPLY))
 			send_msg(c, &c->hdr, err, NULL, 0, NULL, 0);
 		return -1;
@@ -266,7 +265,7 @@ static int start_body(struct vfu_conn *c)
 	} else {
 		c->body = malloc(body);
 		if (!c->body) {
-			pr_err("%s: no memory for a %u-byte message", c->vd->dev.id, size);
+			pr_err("%s: no memory for a %u-byte message", c->ep->name, size);
 			return -1;
 		}
 	}
@@ -288,7 +287,7 @@ static int conn_read(struct vfu_conn *c)
 			if (n == -EAGAIN || n == -EWOULDBLOCK)
 				return 0;
 			if (n <= 0) {
-				vfu_disconnect(c->vd, n ? strerror((int)-n) : "client closed");
+				vfu_disconnect(c->ep, n ? strerror((int)-n) : "client closed");
 				return -1;
 			}
 		}
@@ -297,7 +296,7 @@ static int conn_read(struct vfu_conn *c)
 			if (c->hdr_got < sizeof(c->hdr))
 				continue;
 			if (start_body(c)) {
-				vfu_disconnect(c->vd, "bad message size");
+				vfu_disconnect(c->ep, "bad message size");
 				return -1;
 			}
 			if (c->hdr.msg_size > sizeof(c->hdr))
@@ -320,13 +319,13 @@ static void conn_event(struct loop_handler *h, int res, uint32_t flags)
 	bool ended = loop_poll_ended(h, flags);
 
 	if (res < 0 && res != -ECANCELED) {
-		vfu_disconnect(c->vd, strerror(-res));
+		vfu_disconnect(c->ep, strerror(-res));
 		return;
 	}
 	if (conn_read(c) < 0)
 		return;
 	if (ended)
-		loop_watch(&c->vd->nic->loop, h, c->fd);
+		loop_watch(c->ep->loop, h, c->fd);
 }
 
 /* ---- a second client: told the function is in use, then closed ---- */
@@ -335,7 +334,7 @@ static void busy_close(struct vfu_conn *c)
 {
 	if (c->busy.fd < 0)
 		return;
-	loop_unwatch(&c->vd->nic->loop, &c->busy.h);
+	loop_unwatch(c->ep->loop, &c->busy.h);
 	close(c->busy.fd);
 	c->busy.fd = -1;
 }
@@ -369,14 +368,14 @@ static void busy_event(struct loop_handler *h, int res, uint32_t flags)
 		}
 	}
 	if (ended)
-		loop_watch(&c->vd->nic->loop, h, c->busy.fd);
+		loop_watch(c->ep->loop, h, c->busy.fd);
 }
 
-static void refuse_busy(struct vdev *vd, int fd)
+static void refuse_busy(struct vfu_endpoint *ep, int fd)
 {
-	struct vfu_conn *c = &vd->conn;
+	struct vfu_conn *c = &ep->conn;
 
-	pr_info("%s: refusing a second client (the function is in use)", vd->dev.id);
+	pr_info("%s: refusing a second client (the function is in use)", ep->name);
 	if (c->busy.fd >= 0) {
 		close(fd);	/* one refusal at a time; the rest just closed */
 		return;
@@ -384,15 +383,15 @@ static void refuse_busy(struct vdev *vd, int fd)
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	c->busy.fd = fd;
 	c->busy.got = 0;
-	c->busy.deadline = now_ns() + vd->nic->conn_timeout_ns;
+	c->busy.deadline = now_ns() + ep->timeout_ns;
 	loop_handler_init(&c->busy.h, busy_event);
-	loop_watch(&vd->nic->loop, &c->busy.h, fd);
-	mgmt_arm_timer(vd->nic->mgmt);
+	loop_watch(ep->loop, &c->busy.h, fd);
+	ep->ops->deadline_set(ep->dev);
 }
 
-bool vfu_check_deadlines(struct vdev *vd, uint64_t now)
+bool vfu_check_deadlines(struct vfu_endpoint *ep, uint64_t now)
 {
-	struct vfu_conn *c = &vd->conn;
+	struct vfu_conn *c = &ep->conn;
 	bool pending = false;
 
 	if (c->busy.fd >= 0) {
@@ -403,7 +402,7 @@ bool vfu_check_deadlines(struct vdev *vd, uint64_t now)
 	}
 	if (c->fd >= 0 && !c->negotiated) {
 		if (now >= c->version_deadline)
-			vfu_disconnect(vd, "no VERSION in time: the socket is free again");
+			vfu_disconnect(ep, "no VERSION in time: the socket is free again");
 		else
 			pending = true;
 	}
@@ -412,30 +411,31 @@ bool vfu_check_deadlines(struct vdev *vd, uint64_t now)
 
 static void accept_event(struct loop_handler *h, int res, uint32_t flags)
 {
-	struct vdev *vd = container_of(h, struct vdev, listen_h);
-	struct vfu_conn *c = &vd->conn;
+	struct vfu_endpoint *ep = container_of(h, struct vfu_endpoint, listen_h);
+	struct vfu_conn *c = &ep->conn;
 	bool ended = loop_poll_ended(h, flags);
 
 	for (;;) {
-		int fd = accept4(vd->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		int fd = accept4(ep->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		struct timeval tv = { .tv_sec = VFU_SEND_TIMEOUT_MS / 1000,
 				      .tv_usec = (VFU_SEND_TIMEOUT_MS % 1000) * 1000 };
 		int sndbuf = 4 << 20;
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				pr_err("%s: accept: %s", vd->dev.id, strerror(errno));
+				pr_err("%s: accept: %s", ep->name, strerror(errno));
 			break;
 		}
 		if (c->fd >= 0) {
-			refuse_busy(vd, fd);
+			refuse_busy(ep, fd);
 			continue;
 		}
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 		memset(&c->hdr, 0, sizeof(c->hdr));
 		c->fd = fd;
-		c->vd = vd;
+		c->ep = ep;
+		c->dev = ep->dev;
 		c->negotiated = false;
 		c->peer_max_fds = 1;
 		c->offer_max_fds = VFIO_USER_MAX_MSG_FDS;
@@ -445,60 +445,92 @@ static void accept_event(struct loop_handler *h, int res, uint32_t flags)
 		c->nr_fds = 0;
 		c->body = NULL;
 		reset_rx(c);
-		if (vdev_client_attach(vd)) {
+		if (ep->ops->attach(ep->dev)) {
 			close(fd);
 			c->fd = -1;
 			continue;
 		}
 		loop_handler_init(&c->h, conn_event);
-		loop_watch(&vd->nic->loop, &c->h, fd);
+		loop_watch(ep->loop, &c->h, fd);
 		/* until VERSION completes, the socket is held on trust: not for long */
-		c->version_deadline = now_ns() + vd->nic->conn_timeout_ns;
-		mgmt_arm_timer(vd->nic->mgmt);
-		vd->stats.connects++;
-		pr_info("%s: client connected", vd->dev.id);
+		c->version_deadline = now_ns() + ep->timeout_ns;
+		ep->ops->deadline_set(ep->dev);
+		(*ep->connects)++;
+		pr_info("%s: client connected", ep->name);
 	}
 	if (ended)
-		loop_watch(&vd->nic->loop, h, vd->listen_fd);
+		loop_watch(ep->loop, h, ep->listen_fd);
 }
 
-int vfu_listen(struct vdev *vd, const char *path)
+struct vfu_endpoint *vfu_endpoint_create(const struct vfu_dev_ops *ops, void *dev,
+					 const char *name, struct loop *loop, uint64_t timeout_ns,
+					 uint64_t *connects, uint64_t *proto_errors)
+{
+	struct vfu_endpoint *ep = xzalloc(sizeof(*ep));
+
+	ep->ops = ops;
+	ep->dev = dev;
+	ep->name = name;
+	ep->loop = loop;
+	ep->timeout_ns = timeout_ns;
+	ep->connects = connects;
+	ep->proto_errors = proto_errors;
+	ep->listen_fd = -1;
+	ep->conn.fd = -1;
+	ep->conn.busy.fd = -1;
+	ep->conn.ep = ep;
+	ep->conn.dev = dev;
+	return ep;
+}
+
+bool vfu_endpoint_idle(const struct vfu_endpoint *ep)
+{
+	return loop_handler_idle(&ep->listen_h) && loop_handler_idle(&ep->conn.h) &&
+	       loop_handler_idle(&ep->conn.busy.h);
+}
+
+void vfu_endpoint_free(struct vfu_endpoint *ep)
+{
+	free(ep);
+}
+
+int vfu_listen(struct vfu_endpoint *ep, const char *path)
 {
 	int fd = hdnic_listen_unix(path);
 
 	if (fd < 0)
 		return fd;
-	vd->listen_fd = fd;
-	vd->conn.fd = -1;
-	snprintf(vd->sock_path, sizeof(vd->sock_path), "%s", path);
-	loop_handler_init(&vd->listen_h, accept_event);
-	loop_watch(&vd->nic->loop, &vd->listen_h, fd);
+	ep->listen_fd = fd;
+	ep->conn.fd = -1;
+	snprintf(ep->sock_path, sizeof(ep->sock_path), "%s", path);
+	loop_handler_init(&ep->listen_h, accept_event);
+	loop_watch(ep->loop, &ep->listen_h, fd);
 	return 0;
 }
 
-void vfu_unlisten(struct vdev *vd)
+void vfu_unlisten(struct vfu_endpoint *ep)
 {
-	vfu_disconnect(vd, "shutting down");
-	busy_close(&vd->conn);
-	if (vd->listen_fd >= 0) {
-		loop_unwatch(&vd->nic->loop, &vd->listen_h);
-		close(vd->listen_fd);
-		vd->listen_fd = -1;
-		unlink(vd->sock_path);
+	vfu_disconnect(ep, "shutting down");
+	busy_close(&ep->conn);
+	if (ep->listen_fd >= 0) {
+		loop_unwatch(ep->loop, &ep->listen_h);
+		close(ep->listen_fd);
+		ep->listen_fd = -1;
+		unlink(ep->sock_path);
 	}
 }
 
-void vfu_disconnect(struct vdev *vd, const char *why)
+void vfu_disconnect(struct vfu_endpoint *ep, const char *why)
 {
-	struct vfu_conn *c = &vd->conn;
+	struct vfu_conn *c = &ep->conn;
 
 	if (c->fd < 0)
 		return;
-	loop_unwatch(&vd->nic->loop, &c->h);
+	loop_unwatch(ep->loop, &c->h);
 	close(c->fd);
 	c->fd = -1;
 	reset_rx(c);
 	c->negotiated = false;
-	vdev_client_detach(vd);
-	pr_info("%s: client disconnected (%s)", vd->dev.id, why);
+	ep->ops->detach(ep->dev);
+	pr_info("%s: client disconnected (%s)", ep->name, why);
 }

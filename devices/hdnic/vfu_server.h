@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vfio-user server side: one listening socket per device, at most one
- * client connection at a time, message framing with SCM_RIGHTS fd passing,
- * and the command dispatcher (vfu_handlers.c).  Everything the peer sends
- * is validated; a bad message gets an error reply, a message whose framing
+ * vfio-user server side.  The transport (vfu_server.c) is an endpoint per
+ * device: one listening socket, at most one client connection at a time,
+ * message framing with SCM_RIGHTS fd passing, deadlines.  It knows nothing
+ * of the device it serves: it calls it through struct vfu_dev_ops (attach,
+ * detach, dispatch a message).  hdnic's functions dispatch to the command
+ * handlers (vfu_handlers.c, vfu_feature.c).  Everything the peer sends is
+ * validated; a bad message gets an error reply, a message whose framing
  * cannot be trusted (size below the header or above the maximum) gets an
  * error reply and the connection is closed.
  */
@@ -17,7 +20,8 @@
 #include "devices/vfio/vfio_user_caps.h"
 #include "devices/vfio/vfio_user_proto.h"
 
-struct vdev;
+struct vfu_conn;
+struct vfu_endpoint;
 
 /* What hdnic announces in its VERSION reply. */
 #define HDNIC_VFU_MAX_FDS	VFIO_USER_MAX_MSG_FDS
@@ -49,7 +53,8 @@ struct vfu_reply {
 struct vfu_conn {
 	int fd;				/* -1: no client */
 	struct loop_handler h;
-	struct vdev *vd;
+	struct vfu_endpoint *ep;
+	void *dev;			/* the device served (ep->dev) */
 	/* Negotiated by VERSION. */
 	bool negotiated;
 	uint32_t peer_max_fds;		/* fds we may send in one reply */
@@ -78,6 +83,44 @@ struct vfu_conn {
 	} busy;
 };
 
+/* What the transport asks of the device it serves. */
+struct vfu_dev_ops {
+	/* A client connected: 0 to serve it (else it is closed). */
+	int (*attach)(void *dev);
+	/* The client went away: the device drops what it brought. */
+	void (*detach)(void *dev);
+	/* Execute one complete message: 0 and r filled, or -errno (an error reply). */
+	int (*dispatch)(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r);
+	/* A deadline was set: vfu_check_deadlines() must run until it passes. */
+	void (*deadline_set)(void *dev);
+};
+
+/* One device's vfio-user transport: its socket and its client. */
+struct vfu_endpoint {
+	const struct vfu_dev_ops *ops;
+	void *dev;
+	const char *name;		/* in messages: the device's id */
+	struct loop *loop;
+	uint64_t timeout_ns;		/* to complete VERSION; for a refused client to go */
+	uint64_t *connects, *proto_errors;	/* the device's counters */
+	int listen_fd;			/* -1: not listening */
+	struct loop_handler listen_h;
+	char sock_path[108];
+	struct vfu_conn conn;
+};
+
+struct vfu_endpoint *vfu_endpoint_create(const struct vfu_dev_ops *ops, void *dev,
+					 const char *name, struct loop *loop, uint64_t timeout_ns,
+					 uint64_t *connects, uint64_t *proto_errors);
+/* Only once vfu_endpoint_idle(): nothing of it is in flight on the ring. */
+void vfu_endpoint_free(struct vfu_endpoint *ep);
+bool vfu_endpoint_idle(const struct vfu_endpoint *ep);
+
+static inline bool vfu_has_client(const struct vfu_endpoint *ep)
+{
+	return ep && ep->conn.fd >= 0;
+}
+
 /*
  * Remove the sockets in dir that nobody serves (vfK.sock, adi-*.sock,
  * pf.sock and their .new twins left by a killed hdnic); live ones stay.
@@ -85,17 +128,17 @@ struct vfu_conn {
 void hdnic_remove_stale_sockets(const char *dir);
 /* A non-blocking listening AF_UNIX socket at path (stale files replaced). */
 int hdnic_listen_unix(const char *path);
-int vfu_listen(struct vdev *vd, const char *path);
-void vfu_unlisten(struct vdev *vd);
-/* Drop the client (if any): the function is cleaned up and reset. */
-void vfu_disconnect(struct vdev *vd, const char *why);
+int vfu_listen(struct vfu_endpoint *ep, const char *path);
+void vfu_unlisten(struct vfu_endpoint *ep);
+/* Drop the client (if any): the device is told (detach). */
+void vfu_disconnect(struct vfu_endpoint *ep, const char *why);
 /* Drop what is past its deadline; true while a deadline is still pending. */
-bool vfu_check_deadlines(struct vdev *vd, uint64_t now);
+bool vfu_check_deadlines(struct vfu_endpoint *ep, uint64_t now);
 
 /*
- * Validate and execute one complete message.  Returns 0 and fills r (the
- * reply payload) on success, or -errno for an error reply.
- * Unclaimed fds in m are closed by the caller.  Exposed for the fuzzer.
+ * A function's dispatch (vfu_handlers.c): validate and execute one complete
+ * message.  Returns 0 and fills r (the reply payload) on success, or -errno
+ * for an error reply.  Unclaimed fds in m are closed by the caller.
  */
 int vfu_dispatch(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r);
 /* The reply payload buffer vfu_dispatch writes into. */

@@ -402,7 +402,7 @@ void vdev_update_running(struct vdev *vd)
 {
 	uint8_t st = vd->vn.status;
 	bool run = (st & VST_DRIVER_OK) && !(st & (VST_NEEDS_RESET | VST_FAILED)) &&
-		   !vd->dev.paused && vd->conn.fd >= 0;
+		   !vd->dev.paused && vdev_has_client(vd);
 
 	vd->running = run;
 	sw_port_set_live(&vd->nic->sw, vd->port, vdev_live(vd));

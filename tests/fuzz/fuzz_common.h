@@ -48,10 +48,9 @@ static const struct uplink_ops null_uplink_ops = {
 
 static void fz_connect(struct vdev *vd)
 {
-	struct vfu_conn *c = &vd->conn;
+	struct vfu_conn *c = &vd->vfu->conn;
 
 	c->fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	c->vd = vd;
 	c->negotiated = false;
 	c->peer_max_fds = VFIO_USER_MAX_MSG_FDS;
 	c->offer_max_fds = VFIO_USER_MAX_MSG_FDS;
@@ -63,8 +62,8 @@ static void fz_connect(struct vdev *vd)
 
 static void fz_disconnect(struct vdev *vd)
 {
-	close(vd->conn.fd);
-	vd->conn.fd = -1;
+	close(vd->vfu->conn.fd);
+	vd->vfu->conn.fd = -1;
 	vdev_client_detach(vd);
 }
 

@@ -25,7 +25,7 @@ static void run_message(struct vdev *vd, uint8_t ctl, const uint8_t *p, size_t l
 	m.nr_fds = ctl & 3;
 	for (unsigned i = 0; i < m.nr_fds; i++)
 		m.fds[i] = dup((ctl & 4) ? fz_eventfd : fz_memfd);
-	vfu_dispatch(&vd->conn, &m, &r);
+	vfu_dispatch(&vd->vfu->conn, &m, &r);
 	for (unsigned i = 0; i < m.nr_fds; i++)
 		if (m.fds[i] >= 0)
 			close(m.fds[i]);
