@@ -293,3 +293,32 @@ def test_snapshot_and_restore_counter_continues(run_dir, tmp_path):
         if dst:
             dst.kill()
         pv.close()
+
+
+@pytest.mark.kvm
+@pytest.mark.parametrize("dst_vf", [0, 1], ids=["same-vf", "other-vf"])
+def test_snapshot_and_restore_vf_counter_continues(vms, run_dir, tmp_path, dst_vf):
+    """A VF guest's counter continues on the same function or on another one:
+    the device state goes through the VFIO migration v2 FSM (STOP_COPY on
+    save, RESUMING on restore) and the switch learns where the guest is now."""
+    from netlib import NicNet, guest_ip
+    net = NicNet(tmp_path, vfs=2)
+    dst = None
+    try:
+        src = vms(cmdline=f"app=counter ip={guest_ip(0)}/24", extra=net.vf_args(0))
+        src.out.wait_for("counter: listening", timeout=30)
+        assert [c for _, c in net.counter_requests(guest_ip(0), range(1, 31))] == \
+            list(range(1, 31))
+        snap = tmp_path / "vf.snap"
+        r = hdvm_ctl(run_dir, "snapshot", src.name, str(snap), "--stop", timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert src.wait(20) == 0
+        dst = Restored(run_dir, snap, "vfcounter2",
+                       extra=["--vfio-user", str(net.nic.sock(dst_vf))])
+        replies = net.counter_requests(guest_ip(0), range(100, 130))
+        assert [c for _, c in replies] == list(range(31, 61)), replies[:5]
+        assert dst.ctl("stop").returncode == 0
+    finally:
+        if dst:
+            dst.kill()
+        net.close_checked()
