@@ -134,11 +134,12 @@ void dma_dirty_mark_slow(struct dma_dirty *log, uint64_t iova, uint64_t len)
 	}
 }
 
+/* Whole u64 words, as the kernel and libvfio-user size it (a reference client wants exactly that). */
 uint64_t dma_dirty_report_bytes(uint64_t length, uint64_t page_size)
 {
 	uint64_t pages = length / page_size;
 
-	return (pages + 7) / 8;
+	return (pages + 63) / 64 * 8;
 }
 
 /* Bytes of [iova, iova+length) the ranges cover. */

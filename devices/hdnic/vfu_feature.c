@@ -181,10 +181,16 @@ int vfu_mig_data_read(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r
 	err = vdev_mig_read(conn_vdev(c), r->buf + sizeof(q), q.size, &got);
 	if (err)
 		return err;
+	/*
+	 * size says how much is data (short: the end of the stream); the reply
+	 * is as long as asked, zero-padded, as libvfio-user sends it and its
+	 * client expects.
+	 */
+	memset(r->buf + sizeof(q) + got, 0, q.size - got);
+	r->len = (uint32_t)sizeof(q) + q.size;
 	q.size = got;
 	q.argsz = (uint32_t)sizeof(q) + got;
 	memcpy(r->buf, &q, sizeof(q));
-	r->len = q.argsz;
 	return 0;
 }
 

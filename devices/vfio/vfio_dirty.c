@@ -106,10 +106,12 @@ static int user_report(struct vfio_device *dev, uint64_t iova, uint64_t length,
 	struct vu_log_report *r = xzalloc(cap);
 	int ret = dev->ops->feature(dev, LOG_REPORT, &q, sizeof(q), r, cap, &got);
 
-	if (!ret && (got != cap || r->iova != iova || r->length != length))
+	/* a server that sends whole bytes instead of u64 words is still understood */
+	if (!ret && (got < sizeof(q) + (length / page_size + 7) / 8 ||
+		     r->iova != iova || r->length != length))
 		ret = -EPROTO;	/* a bitmap for another range, or cut short */
 	if (!ret)
-		memcpy(bitmap, r->bitmap, bytes);
+		memcpy(bitmap, r->bitmap, got - sizeof(q));
 	free(r);
 	return ret;
 }
@@ -135,9 +137,10 @@ int vfio_dirty_stop(struct vfio_device *dev)
 	return dev->ops->dirty ? dev->ops->dirty->stop(dev) : -ENOTSUP;
 }
 
+/* Whole u64 words, as the kernel writes them and libvfio-user sends them. */
 size_t vfio_dirty_bitmap_bytes(uint64_t length, uint64_t page_size)
 {
-	return (length / page_size + 7) / 8;
+	return (length / page_size + 63) / 64 * 8;
 }
 
 int vfio_dirty_report(struct vfio_device *dev, uint64_t iova, uint64_t length,

@@ -118,6 +118,41 @@ def dma_map_without_fd(c):
         os.close(fd)
 
 
+# ---- migration as libvfio-user's client does it ----
+
+def mig_data_read_padded(c):
+    # a short read ends the stream; the reply is as long as asked (size tells
+    # the data), the length libvfio-user's client insists on
+    c.set_mig_state(vu.MIG_STOP)
+    c.set_mig_state(vu.MIG_STOP_COPY)
+    total = 0
+    while True:
+        payload, _ = c.call(vu.MIG_DATA_READ, struct.pack("<II", 8 + 1024, 1024))
+        argsz, size = struct.unpack_from("<II", payload)
+        assert len(payload) == 8 + 1024 and argsz == 8 + size and size <= 1024
+        assert payload[8 + size:] == bytes(1024 - size)        # zero padding, no stale bytes
+        total += size
+        if size < 1024:
+            break
+    assert total > 0
+    c.set_mig_state(vu.MIG_STOP)
+    c.set_mig_state(vu.MIG_RUNNING)
+
+
+def dirty_bitmap_u64_words(c):
+    # the REPORT bitmap is whole u64 words (kernel, libvfio-user): 8 pages -> 8 bytes
+    fd = memfd(8 * PAGE)
+    try:
+        c.dma_map(fd, 0x500000, 8 * PAGE)
+        c.dma_logging_start([])
+        payload, _ = c.device_feature(vu.FEATURE_GET | vu.FEAT_DMA_LOGGING_REPORT,
+                                      struct.pack("<QQQ", 0x500000, 8 * PAGE, PAGE), room=24 + 8)
+        assert len(payload) == 8 + 24 + 8 and payload[32:] == bytes(8)
+        c.dma_logging_stop()
+    finally:
+        os.close(fd)
+
+
 # ---- No_Reply: no reply at all, error or not ----
 
 def no_reply_on_failure(c):
@@ -147,6 +182,8 @@ CASES = {
     "dma_map_unmap_bigger_argsz": dma_map_unmap_bigger,
     "set_irqs_argsz_counts_fds": set_irqs_argsz_counts_fds,
     "dma_map_without_fd": dma_map_without_fd,
+    "mig_data_read_padded": mig_data_read_padded,
+    "dirty_bitmap_u64_words": dirty_bitmap_u64_words,
     "no_reply_on_failure": no_reply_on_failure,
     "no_reply_on_success": no_reply_on_success,
 }

@@ -299,7 +299,7 @@ class VfioUserClient:
         pages = length // page_size
         payload, _ = self.device_feature(FEATURE_GET | FEAT_DMA_LOGGING_REPORT,
                                          struct.pack("<QQQ", iova, length, page_size),
-                                         room=24 + (pages + 7) // 8)
+                                         room=24 + (pages + 63) // 64 * 8)
         bitmap = payload[8 + 24:]
         return {i for i in range(pages) if bitmap[i // 8] >> (i % 8) & 1}
 

@@ -64,6 +64,7 @@ struct fake_srv {
 	uint32_t error_no;
 	unsigned delay_ms;
 	unsigned iofd_stride;		/* 40 (spec), 48 (libvfio-user) or junk */
+	bool mig_pad;			/* MIG_DATA_READ replies as long as asked (libvfio-user) */
 	/* device model */
 	uint8_t bar0_page0[4096];
 	int bar0_fd;			/* memfd: the whole BAR0, page 1 is mappable */
@@ -528,7 +529,7 @@ static void h_feature(struct fake_srv *s, const struct vfio_user_header *h, cons
 			return;
 		}
 		s->log_reports++;
-		bytes = (q[1] / q[2] + 7) / 8;
+		bytes = (q[1] / q[2] + 63) / 64 * 8;	/* u64 words, like libvfio-user */
 		rep = calloc(1, sizeof(f) + sizeof(q) + bytes);
 		f.argsz = sizeof(f) + sizeof(q) + bytes;
 		memcpy(rep, &f, sizeof(f));
@@ -557,15 +558,18 @@ static void h_mig_read(struct fake_srv *s, const struct vfio_user_header *h, con
 	uint32_t n;
 	uint8_t *out;
 
+	uint32_t asked;
+
 	memcpy(&q, p, sizeof(q));
+	asked = q.size;
 	n = MIN(q.size, MIG_BLOB - s->mig_out_pos);
-	out = malloc(sizeof(q) + n);
+	out = calloc(1, sizeof(q) + asked);
 	q.size = n;
 	q.argsz = sizeof(q) + n;
 	memcpy(out, &q, sizeof(q));
 	memcpy(out + sizeof(q), s->mig_out + s->mig_out_pos, n);
 	s->mig_out_pos += n;
-	srv_reply(s, h, out, sizeof(q) + n, NULL, 0);
+	srv_reply(s, h, out, sizeof(q) + (s->mig_pad ? asked : n), NULL, 0);
 	free(out);
 }
 
