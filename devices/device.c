@@ -102,20 +102,50 @@ static int call_locked(struct device *d, int (*op)(struct device *))
 	return ret;
 }
 
+static void resume_after_failure(struct device *u)
+{
+	if (call_locked(u, u->ops->resume))
+		pr_err("device %s (%s): resuming after a failed pause: %s", u->id,
+		       u->ops->type, u->error[0] ? u->error : "failed");
+}
+
+/*
+ * Two phases (VFIO's rule for several devices): every pause_prepare, then
+ * every pause.  On a refusal everything touched so far runs again: in phase
+ * one the devices prepared before the one that refused; in phase two all
+ * devices before it, and every prepared one from it on (prepared, not paused).
+ */
 int devices_pause(struct vm *vm, char *why, size_t len)
 {
-	for (struct device *d = vm->devices; d; d = d->next) {
-		int ret = call_locked(d, d->ops->pause);
+	struct device *d;
+	bool past;
+	int ret = 0;
 
+	for (d = vm->devices; d; d = d->next) {
+		if (!d->ops->pause_prepare)
+			continue;
+		ret = call_locked(d, d->ops->pause_prepare);
 		if (!ret)
 			continue;
 		ret = err_or_eio(ret);
 		describe(d, ret, "refused to pause", why, len);
-		/* back to running: everything before d was paused */
 		for (struct device *u = vm->devices; u != d; u = u->next)
-			if (call_locked(u, u->ops->resume))
-				pr_err("device %s (%s): resuming after a failed pause: %s", u->id,
-				       u->ops->type, u->error[0] ? u->error : "failed");
+			if (u->ops->pause_prepare)
+				resume_after_failure(u);
+		return ret;
+	}
+	for (d = vm->devices; d; d = d->next) {
+		ret = call_locked(d, d->ops->pause);
+		if (!ret)
+			continue;
+		ret = err_or_eio(ret);
+		describe(d, ret, "refused to pause", why, len);
+		past = false;
+		for (struct device *u = vm->devices; u; u = u->next) {
+			past |= u == d;
+			if (!past || u->ops->pause_prepare)
+				resume_after_failure(u);
+		}
 		return ret;
 	}
 	return 0;

@@ -56,6 +56,13 @@ struct device_ops {
 	const char *type;
 	int (*realize)(struct device *dev, struct vm *vm);
 	void (*reset)(struct device *dev);
+	/*
+	 * Optional first phase of pause: stop initiating peer-to-peer DMA (VFIO
+	 * RUNNING_P2P).  Every device's pause_prepare runs before any device's
+	 * pause, so no device is stopped while a peer may still write to it.
+	 * A prepared device that is not paused after all gets resume.
+	 */
+	int (*pause_prepare)(struct device *dev);
 	int (*pause)(struct device *dev);	/* mandatory */
 	int (*resume)(struct device *dev);	/* mandatory */
 	void (*unrealize)(struct device *dev);	/* release everything realize took */

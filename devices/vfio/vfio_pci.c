@@ -495,6 +495,7 @@ static int vp_realize(struct device *dev, struct vm *vm)
 		return -1;
 	}
 	vp->mig_err = vfio_mig_get_flags(vp->vdev, &vp->mig_flags);
+	vp->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	if (!vp->kernel && vm->loop)
 		vp->hup_watch = loop_watch(vm->loop, vfio_user_socket(vp->vdev),
 					   POLLRDHUP, vp_server_hup, vp);
@@ -509,7 +510,7 @@ static void vp_reset(struct device *dev)
 
 	if (vp->vdev && vp_alive(vp))
 		vp->vdev->ops->reset(vp->vdev);
-	vp->stopped = false;	/* VFIO reset leaves the device RUNNING */
+	vp->mig_state = VFIO_DEVICE_STATE_RUNNING;	/* VFIO reset leaves it there */
 	/* MSI-X is the bus's to reset, with every function's */
 }
 
@@ -546,6 +547,7 @@ static const struct device_ops vfio_pci_ops = {
 	.type = "vfio-pci",
 	.realize = vp_realize,
 	.reset = vp_reset,
+	.pause_prepare = vp_pause_prepare,
 	.pause = vp_pause,
 	.resume = vp_resume,
 	.unrealize = vp_unrealize,

@@ -54,7 +54,7 @@ struct vfio_pci {
 	/* migration v2: FEATURE_MIGRATION flags, or the reason there are none */
 	uint64_t mig_flags;
 	int mig_err;
-	bool stopped;
+	uint32_t mig_state;	/* RUNNING, RUNNING_P2P (prepared) or STOP (paused) */
 	bool dirty_logging;	/* DMA_LOGGING_START succeeded */
 };
 
@@ -62,6 +62,7 @@ struct vfio_pci {
 bool vp_alive(struct vfio_pci *vp);
 
 /* vfio_pci_mig.c: pause/resume through the migration FSM, device state */
+int vp_pause_prepare(struct device *dev);
 int vp_pause(struct device *dev);
 int vp_resume(struct device *dev);
 extern const struct device_mig_ops vfio_pci_mig_ops;

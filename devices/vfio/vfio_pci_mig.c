@@ -3,7 +3,9 @@
  * The passthrough device's lifecycle and state through the VFIO migration v2
  * state machine (vfio_mig.c, the same for vfio-user and kernel VFIO).
  *
- *  - pause: RUNNING -> RUNNING_P2P -> STOP (direct without P2P).  A stopped
+ *  - pause: RUNNING -> RUNNING_P2P in pause_prepare (every device of the
+ *    VM reaches it before any is stopped, as VFIO asks when devices may DMA
+ *    to each other), then -> STOP in pause (direct without P2P).  A stopped
  *    device does no DMA and raises no interrupt.  A device without
  *    FEATURE_MIGRATION cannot be stopped, so pause fails with that reason
  *    instead of leaving a "paused" guest whose memory the device keeps
@@ -69,34 +71,55 @@ static int mig_goto(struct vfio_pci *vp, uint32_t from, uint32_t to)
 
 static uint32_t run_state(const struct vfio_pci *vp)
 {
-	return vp->stopped ? VFIO_DEVICE_STATE_STOP : VFIO_DEVICE_STATE_RUNNING;
+	return vp->mig_state;
+}
+
+/* Walk from the state we know to target; on success that is the state. */
+static int move_to(struct vfio_pci *vp, uint32_t target)
+{
+	int ret;
+
+	if (vp->mig_state == target)
+		return 0;
+	ret = mig_usable(vp);
+	if (!ret)
+		ret = mig_goto(vp, vp->mig_state, target);
+	if (!ret)
+		vp->mig_state = target;
+	return ret;
+}
+
+int vp_pause_prepare(struct device *dev)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+
+	if (!vp->vdev || !vp_alive(vp))
+		return 0;	/* a removed device does nothing any more */
+	if (vp->mig_err || !(vp->mig_flags & VFIO_MIGRATION_P2P))
+		return mig_usable(vp);	/* nothing to prepare; say now if pause cannot work */
+	return move_to(vp, VFIO_DEVICE_STATE_RUNNING_P2P);
 }
 
 int vp_pause(struct device *dev)
 {
 	struct vfio_pci *vp = to_vp_dev(dev);
-	int ret;
 
-	if (!vp->vdev || !vp_alive(vp) || vp->stopped)
-		return 0;	/* a removed device does nothing any more */
-	ret = mig_usable(vp);
-	if (!ret)
-		ret = mig_goto(vp, VFIO_DEVICE_STATE_RUNNING, VFIO_DEVICE_STATE_STOP);
-	if (!ret)
-		vp->stopped = true;
-	return ret;
+	if (!vp->vdev || !vp_alive(vp))
+		return 0;
+	return move_to(vp, VFIO_DEVICE_STATE_STOP);
 }
 
 int vp_resume(struct device *dev)
 {
 	struct vfio_pci *vp = to_vp_dev(dev);
 
-	if (!vp->stopped)
+	if (vp->mig_state == VFIO_DEVICE_STATE_RUNNING)
 		return 0;
-	vp->stopped = false;
-	if (!vp_alive(vp))
+	if (!vp->vdev || !vp_alive(vp)) {
+		vp->mig_state = VFIO_DEVICE_STATE_RUNNING;
 		return 0;
-	return mig_goto(vp, VFIO_DEVICE_STATE_STOP, VFIO_DEVICE_STATE_RUNNING);
+	}
+	return move_to(vp, VFIO_DEVICE_STATE_RUNNING);
 }
 
 /* Everything the STOP_COPY session has, until end of stream. */

@@ -30,7 +30,8 @@
 static struct vm vm;
 static uint64_t ram_size = 2 << 20;
 static struct fake_srv *srv;
-static char sock_path[64];
+static char sock_path[64], path_b[80];
+static struct fake_srv *srv_b;	/* a second device's server, when a test adds one */
 
 static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
 
@@ -83,6 +84,11 @@ static int teardown(void **st)
 {
 	devices_unrealize(&vm);		/* closes the connection: the server thread ends */
 	srv_finish(srv, NULL);
+	if (srv_b) {
+		srv_finish(srv_b, NULL);
+		unlink(path_b);
+		srv_b = NULL;
+	}
 	unlink(sock_path);
 	while (vm.devices) {
 		struct device *d = vm.devices;
@@ -334,6 +340,47 @@ static void test_dirty_log_high_ram(void **st)
 	assert_int_equal(devices_dirty_log_stop(&vm), 0);
 }
 
+/*
+ * Two passthrough devices: both reach RUNNING_P2P before either is stopped
+ * (no device is stopped while its peer may still DMA into it); when the
+ * second refuses STOP, both end up RUNNING again.
+ */
+static void test_two_devices_p2p_first(void **st)
+{
+	static const uint32_t paused[] = { P2P, STOP };
+	struct fake_srv *a = srv, *b = srv_b = srv_new();
+	char why[256] = "";
+	struct device *dev_b;
+
+	put16(b->cfg + PCI_VENDOR_ID, 0x8086);
+	snprintf(path_b, sizeof(path_b), "%s.b", sock_path);	/* a second function */
+	srv_listen(b, path_b);
+	assert_int_equal(vfio_pci_add(&vm, path_b, false, "vfio1"), 0);
+	dev_b = device_find(&vm, "vfio1");
+	assert_int_equal(dev_b->ops->realize(dev_b, &vm), 0);
+
+	assert_int_equal(vm_pause(&vm, why, sizeof(why)), 0);
+	srv = a;
+	expect_seq(paused, 2);
+	srv = b;
+	expect_seq(paused, 2);
+	assert_true(a->mig_when[0] < a->mig_when[1] && b->mig_when[0] < a->mig_when[1]);
+	assert_true(a->mig_when[0] < b->mig_when[1] && b->mig_when[0] < b->mig_when[1]);
+	assert_int_equal(vm_resume(&vm, why, sizeof(why)), 0);
+	assert_int_equal(a->mig_state, R);
+	assert_int_equal(b->mig_state, R);
+
+	b->mig_refuse = STOP;
+	assert_int_equal(vm_pause(&vm, why, sizeof(why)), -EIO);
+	assert_non_null(strstr(why, "device vfio1 (vfio-pci) refused to pause"));
+	assert_int_equal(a->mig_state, R);	/* stopped, then run again */
+	assert_int_equal(b->mig_state, R);	/* walked back, then run again */
+	assert_int_equal(a->mig_seq[a->nr_mig_seq - 1], R);
+	assert_int_equal(vm.state, VM_RUNNING);
+
+	srv = a;	/* teardown finishes both */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -350,6 +397,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dma_maps_every_ram_slot, setup_high_ram,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_dirty_log_high_ram, setup_high_ram, teardown),
+		cmocka_unit_test_setup_teardown(test_two_devices_p2p_first, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

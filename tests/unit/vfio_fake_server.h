@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,6 +47,8 @@ enum sabotage {
 	S_CLOSE, S_STALL, S_ERROR, S_EXTRA_FDS, S_BAD_IOFD_INDEX,
 	S_DELAY,	/* once: sleep delay_ms (SIGSTOPped), then answer as usual */
 };
+
+static atomic_uint fake_clock;
 
 struct irq_msg {
 	uint32_t flags, start, count;
@@ -92,6 +95,7 @@ struct fake_srv {
 	unsigned log_reports;
 	/* what the client did */
 	uint32_t mig_seq[MAX_REC];	/* every MIG_DEVICE_STATE SET, refused ones too */
+	unsigned mig_when[MAX_REC];	/* ... and when, on a clock all fake servers share */
 	unsigned nr_mig_seq;
 	unsigned mig_gets;
 	char client_json[512];
@@ -482,8 +486,10 @@ static void h_feature(struct fake_srv *s, const struct vfio_user_header *h, cons
 			return;
 		}
 		memcpy(&st, p + sizeof(f), sizeof(st));
-		if (s->nr_mig_seq < MAX_REC)
+		if (s->nr_mig_seq < MAX_REC) {
+			s->mig_when[s->nr_mig_seq] = atomic_fetch_add(&fake_clock, 1);
 			s->mig_seq[s->nr_mig_seq++] = st.device_state;
+		}
 		if (s->mig_refuse && st.device_state == s->mig_refuse &&
 		    (!s->mig_refuse_from || s->mig_state == s->mig_refuse_from)) {
 			if (s->mig_refuse_to_error)
