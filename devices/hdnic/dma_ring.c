@@ -1,11 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "devices/hdnic/dma_ring.h"
 
-static void *ops_translate(void *ds, uint64_t iova, uint64_t len, uint32_t access)
-{
-	return dma_translate(ds, iova, len, access);
-}
-
 /* Used-ring writes (entries, index, avail_event/flags) go to the function's dirty log. */
 static void ops_written(void *ds, uint64_t iova, uint64_t len)
 {
@@ -13,7 +8,7 @@ static void ops_written(void *ds, uint64_t iova, uint64_t len)
 }
 
 static const struct vq_mem_ops dma_vq_ops = {
-	.translate = ops_translate,
+	.translate = dma_vq_translate,
 	.written = ops_written,
 };
 
