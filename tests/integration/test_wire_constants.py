@@ -271,3 +271,17 @@ def test_message_layouts_match_the_headers(c_values):
                 drift.append(f"{name}.{f}: offset {off} size {n}, "
                              f"{cstruct} offset {c[f][0]} size {c[f][1]}")
     assert not drift, "message layouts drifted from the C headers:\n" + "\n".join(drift)
+
+
+# Harness choices with no C counterpart (none today): name them here to leave them unchecked.
+HARNESS_ONLY = set()
+
+
+def test_every_wire_constant_of_the_client_is_checked():
+    """A constant added to vfio_user_client.py must be added to the tables above."""
+    checked = {key[3:].split("/")[0].split("[")[0] for key in (*SCALARS, *LAYOUTS)
+               if key.startswith("vu.")}
+    names = {n for n in dir(vu) if n.isupper() and
+             isinstance(getattr(vu, n), (int, tuple, struct.Struct))}
+    missing = sorted(names - checked - HARNESS_ONLY)
+    assert not missing, f"vfio_user_client.py constants not checked against C: {missing}"
