@@ -38,7 +38,9 @@ static void machine_kvm_of(struct vm *vm, struct machine_kvm *mk, int *fds)
 	};
 }
 
-static int machine_save(struct device *dev, struct state_buf *sb)
+/* Save or load through machine_state.c with this VM's fds. */
+static int machine_op(struct device *dev, struct state_buf *sb, const char *what,
+		      int (*op)(const struct machine_kvm *mk, struct state_buf *sb))
 {
 	struct vm *vm = container_of(dev, struct machine_dev, dev)->vm;
 	int fds[vm->ncpus];
@@ -46,24 +48,20 @@ static int machine_save(struct device *dev, struct state_buf *sb)
 	int ret;
 
 	machine_kvm_of(vm, &mk, fds);
-	ret = machine_state_save(&mk, sb);
+	ret = op(&mk, sb);
 	if (ret)
-		device_set_error(dev, "saving vCPU and VM state: %s", strerror(-ret));
+		device_set_error(dev, "%s vCPU and VM state: %s", what, strerror(-ret));
 	return ret;
+}
+
+static int machine_save(struct device *dev, struct state_buf *sb)
+{
+	return machine_op(dev, sb, "saving", machine_state_save);
 }
 
 static int machine_load(struct device *dev, struct state_buf *sb)
 {
-	struct vm *vm = container_of(dev, struct machine_dev, dev)->vm;
-	int fds[vm->ncpus];
-	struct machine_kvm mk;
-	int ret;
-
-	machine_kvm_of(vm, &mk, fds);
-	ret = machine_state_load(&mk, sb);
-	if (ret)
-		device_set_error(dev, "vCPU and VM state not restored: %s", strerror(-ret));
-	return ret;
+	return machine_op(dev, sb, "restoring", machine_state_load);
 }
 
 static const struct device_mig_ops machine_mig = {

@@ -451,6 +451,31 @@ static int piece_fd(const struct machine_kvm *mk, const struct piece *p, int vcp
 	return p->per_vcpu ? mk->vcpu_fds[vcpu] : mk->vm_fd;
 }
 
+/*
+ * Every piece from KVM (save) or into KVM (restore), in table order; each
+ * per-vCPU piece for every vCPU before the next piece.
+ */
+static int ms_walk(const struct machine_kvm *mk, const struct kvm_caps *caps,
+		   struct machine_state *ms, bool restore)
+{
+	for (size_t i = 0; i < NR_PIECES; i++) {
+		const struct piece *p = &pieces[i];
+
+		for (int v = 0; v < (p->per_vcpu ? mk->nr_vcpus : 1); v++) {
+			struct blob *b = blob_of(ms, v, i);
+			int fd = piece_fd(mk, p, v);
+			int ret = restore ? p->set(mk, caps, fd, p, b) : p->get(mk, caps, fd, p, b);
+
+			if (ret < 0) {
+				pr_err("%s %s%s: %s", restore ? "restoring" : "saving", p->name,
+				       p->per_vcpu ? " of a vCPU" : "", strerror(-ret));
+				return ret;
+			}
+		}
+	}
+	return 0;
+}
+
 int machine_state_save(const struct machine_kvm *mk, struct state_buf *sb)
 {
 	struct machine_state ms;
@@ -462,18 +487,9 @@ int machine_state_save(const struct machine_kvm *mk, struct state_buf *sb)
 	ret = ms_alloc(&ms, mk->nr_vcpus);
 	if (ret < 0)
 		return ret;
-	for (size_t i = 0; i < NR_PIECES; i++) {
-		const struct piece *p = &pieces[i];
-
-		for (int v = 0; v < (p->per_vcpu ? mk->nr_vcpus : 1); v++) {
-			ret = p->get(mk, &caps, piece_fd(mk, p, v), p, blob_of(&ms, v, i));
-			if (ret < 0) {
-				pr_err("saving %s%s: %s", p->name, p->per_vcpu ? " of a vCPU" : "",
-				       strerror(-ret));
-				goto out;
-			}
-		}
-	}
+	ret = ms_walk(mk, &caps, &ms, false);
+	if (ret < 0)
+		goto out;
 	mark = state_begin_section(sb, MACHINE_STATE_TAG);
 	state_put_u32(sb, MACHINE_STATE_VERSION);
 	state_put_u32(sb, mk->nr_vcpus);
@@ -560,19 +576,7 @@ int machine_state_load(const struct machine_kvm *mk, struct state_buf *sb)
 	ret = ms_parse(&ms, &caps, mk, sb);
 	if (ret < 0)
 		goto out;
-	/* commit, in table order; per-vCPU pieces for every vCPU before the next piece */
-	for (size_t i = 0; i < NR_PIECES; i++) {
-		const struct piece *p = &pieces[i];
-
-		for (int v = 0; v < (p->per_vcpu ? mk->nr_vcpus : 1); v++) {
-			ret = p->set(mk, &caps, piece_fd(mk, p, v), p, blob_of(&ms, v, i));
-			if (ret < 0) {
-				pr_err("restoring %s%s: %s", p->name, p->per_vcpu ? " of a vCPU" : "",
-				       strerror(-ret));
-				goto out;
-			}
-		}
-	}
+	ret = ms_walk(mk, &caps, &ms, true);	/* commit */
 out:
 	ms_free(&ms);
 	return ret;
