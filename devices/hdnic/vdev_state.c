@@ -289,6 +289,7 @@ int vdev_load(struct vdev *vd, struct state_buf *sb)
 				break;
 			vq[i].last_avail = q->last_avail;
 			vq[i].used_idx = q->used_idx;
+			vq[i].published = q->used_idx;	/* what the source published */
 			vq[i].signalled_used = q->signalled_used;
 			vq[i].signalled_valid = q->signalled_valid;
 		}
