@@ -29,6 +29,8 @@
 #include <cmocka.h>
 
 #include "migration/state.h"
+#include "vmm/kvm_ops.h"
+#include "vmm/memory.h"
 #include "vmm/seccomp.h"
 #include "virtio_test_driver.h"
 
@@ -228,6 +230,45 @@ static void test_frame_from_tap_lands_in_rx_buffer(void **st)
 	assert_int_equal(td_irqs(&t, 1), 1);
 	assert_int_equal(stats().rx_packets, 1);
 	assert_int_equal(stats().rx_bytes, 300);
+}
+
+static int accept_kvm(int fd, unsigned long req, void *arg) { return 0; }
+static const struct kvm_ops kvm_accepts = { .ioctl = accept_kvm };
+
+static bool page_dirty(const uint64_t *bm, uint64_t gpa)
+{
+	return bm[gpa / 4096 / 64] >> (gpa / 4096 % 64) & 1;
+}
+
+/*
+ * RX delivery goes through memory.c: with dirty logging on, a frame marks
+ * exactly the pages hdvm wrote -- the buffer it filled and the used ring.
+ */
+static void test_rx_delivery_marks_its_pages_dirty(void **st)
+{
+	struct guest_mem *m = &t.vm.mem;
+	struct vring_used *used = td_used(&t, VIRTIO_NET_RXQ);
+	uint64_t bm[(32 << 20) / 4096 / 64];
+	unsigned n = 0;
+	uint8_t f[300];
+
+	NEED_NETNS();
+	assert_int_equal(guest_mem_register(m, &kvm_accepts, -1), 0);
+	assert_int_equal(guest_mem_log_start(m, 0), 0);
+	td_post_rx(&t, 4, 1526);
+	td_kick(&t, VIRTIO_NET_RXQ);
+	usleep(100 * 1000);				/* the kick's own writes land first */
+	assert_int_equal(guest_mem_log_sync(m, 0, bm), 0);
+	inject(f, make_frame(f, t.n->mac, peer, "rx-dirty", 300));
+	assert_true(td_wait_used(&t, VIRTIO_NET_RXQ, 1, 2000));
+	assert_int_equal(guest_mem_log_sync(m, 0, bm), 0);
+	assert_true(page_dirty(bm, TD_BUF(0, used->ring[0].id)));
+	assert_true(page_dirty(bm, TD_RING(VIRTIO_NET_RXQ) + 0x2000));
+	for (size_t i = 0; i < sizeof(bm) / sizeof(bm[0]); i++)
+		n += __builtin_popcountll(bm[i]);
+	assert_int_equal(n, 2);
+	free(m->slots[0].dirty);			/* vm.mem is a copy of the test's */
+	m->slots[0].dirty = NULL;
 }
 
 static void test_rx_waits_for_buffers(void **st)
@@ -537,6 +578,7 @@ int main(void)
 		T(test_many_frames_in_order),
 		T(test_long_chain_and_no_event_idx),
 		T(test_frame_from_tap_lands_in_rx_buffer),
+		T(test_rx_delivery_marks_its_pages_dirty),
 		T(test_rx_waits_for_buffers),
 		T(test_rx_buffer_too_small_keeps_buffer),
 		T(test_broken_rings_need_reset),
