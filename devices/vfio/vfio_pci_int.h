@@ -56,6 +56,12 @@ struct vfio_pci {
 	int mig_err;
 	uint32_t mig_state;	/* RUNNING, RUNNING_P2P (prepared) or STOP (paused) */
 	bool dirty_logging;	/* DMA_LOGGING_START succeeded */
+	/* re-attach (vfio-user): the socket file we attached to, and the retry timer */
+	uint64_t sock_ino;
+	int retry_fd;
+	struct loop_watch *retry_watch;
+	struct vfio_device *retired[4];	/* earlier connections: vCPUs may still hold one */
+	unsigned nr_retired;
 };
 
 /* False (and said once) when the device's server is gone. */
