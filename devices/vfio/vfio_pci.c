@@ -450,11 +450,15 @@ static int dma_setup(struct vfio_pci *vp)
 
 /* ---- re-attach: the device server restarted on the same socket path ---- */
 
+/* Which socket file is at path (inode numbers are reused: the change time too); 0: none. */
 static uint64_t socket_ino(const char *path)
 {
 	struct stat st;
 
-	return stat(path, &st) == 0 && S_ISSOCK(st.st_mode) ? (uint64_t)st.st_ino : 0;
+	if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return 0;
+	return (((uint64_t)st.st_ino * 0x9e3779b97f4a7c15ull) ^
+		((uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec)) | 1;
 }
 
 static void bar_teardown(struct vfio_pci_bar *b)

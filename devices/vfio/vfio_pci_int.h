@@ -56,7 +56,7 @@ struct vfio_pci {
 	int mig_err;
 	uint32_t mig_state;	/* RUNNING, RUNNING_P2P (prepared) or STOP (paused) */
 	bool dirty_logging;	/* DMA_LOGGING_START succeeded */
-	/* re-attach (vfio-user): the socket file we attached to, and the retry timer */
+	/* re-attach (vfio-user): which socket file we attached to, and the retry timer */
 	uint64_t sock_ino;
 	int retry_fd;
 	struct loop_watch *retry_watch;
