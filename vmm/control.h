@@ -29,6 +29,7 @@ struct json_object;
 #define CONTROL_PS_TIMEOUT_MS	1000	/* hdvm ps: each VM, all at once */
 /* the refusal when every slot is taken; clients retry it until their deadline */
 #define CONTROL_BUSY_ERROR	"too many control connections"
+#define CONTROL_BUSY_RETRY_MS	3000
 
 struct control;
 

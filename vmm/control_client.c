@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,6 +21,7 @@
 
 struct query_io {
 	int fd;
+	uint64_t busy_since;	/* first refused as busy; retried for a while */
 	const char *req;
 	size_t req_len, sent, got;
 };
@@ -81,6 +83,35 @@ static int query_step(struct query_io *io, struct control_query *q, size_t cap)
 	}
 }
 
+/* Every slot was busy at that instant: start over, for a while.  True if retrying. */
+static bool retry_if_busy(struct query_io *io, struct control_query *q, uint64_t now,
+			  uint64_t deadline)
+{
+	if (q->result || !strstr(q->reply, CONTROL_BUSY_ERROR))
+		return false;
+	if (!io->busy_since)
+		io->busy_since = now;
+	if (now >= deadline || now - io->busy_since >= CONTROL_BUSY_RETRY_MS * 1000000ull)
+		return false;	/* still busy: the refusal is the answer */
+	close(io->fd);
+	*io = (struct query_io){ .fd = -1, .req = io->req, .req_len = io->req_len,
+				 .busy_since = io->busy_since };
+	q->result = 1;
+	return true;
+}
+
+/* A query that ends without an answer; one that was refused as busy says so. */
+static void query_give_up(struct query_io *io, struct control_query *q)
+{
+	if (io->busy_since) {
+		snprintf(q->reply, sizeof(q->reply), "{\"ok\":false,\"error\":\"%s; gave up "
+			 "after %d s\"}\n", CONTROL_BUSY_ERROR, CONTROL_BUSY_RETRY_MS / 1000);
+		q->result = 0;
+	} else {
+		q->result = -ETIMEDOUT;
+	}
+}
+
 void control_request_many(const char *run_dir, const char *request_json,
 			  struct control_query *q, size_t n, int timeout_ms)
 {
@@ -105,7 +136,15 @@ void control_request_many(const char *run_dir, const char *request_json,
 		int ret, wait_ms;
 
 		for (size_t i = 0; i < n; i++) {
-			if (q[i].result != 1 || io[i].fd >= 0)
+			if (q[i].result != 1)
+				continue;
+			if (io[i].busy_since &&
+			    now - io[i].busy_since >= CONTROL_BUSY_RETRY_MS * 1000000ull) {
+				query_give_up(&io[i], &q[i]);
+				live--;
+				continue;
+			}
+			if (io[i].fd >= 0)
 				continue;
 			ret = query_connect(run_dir, q[i].name);
 			if (ret == -EAGAIN) {
@@ -114,17 +153,10 @@ void control_request_many(const char *run_dir, const char *request_json,
 			}
 			io[i].fd = ret;
 			q[i].result = ret < 0 ? ret : query_step(&io[i], &q[i], sizeof(q[i].reply));
-			live -= q[i].result != 1;
-		}
-		for (size_t i = 0; i < n; i++) {
-			/* every slot busy at that instant: ask again until the deadline */
-			if (q[i].result || !strstr(q[i].reply, CONTROL_BUSY_ERROR) || now >= deadline)
-				continue;
-			close(io[i].fd);
-			io[i] = (struct query_io){ .fd = -1, .req = req, .req_len = strlen(req) };
-			q[i].result = 1;
-			live++;
-			connecting = true;
+			if (retry_if_busy(&io[i], &q[i], now, deadline))
+				connecting = true;
+			else if (q[i].result != 1)
+				live--;
 		}
 		if (!live || now >= deadline)
 			break;
@@ -133,7 +165,7 @@ void control_request_many(const char *run_dir, const char *request_json,
 				pfd[k++] = (struct pollfd){ .fd = io[i].fd,
 					.events = POLLIN | (io[i].sent < io[i].req_len ? POLLOUT : 0) };
 		wait_ms = (int)((deadline - now + 999999) / 1000000);
-		ret = poll(pfd, k, connecting ? MIN(wait_ms, 5) : wait_ms);
+		ret = poll(pfd, k, connecting ? MIN(wait_ms, 5) : MIN(wait_ms, 100));
 		if (ret < 0 && errno != EINTR)
 			break;
 		for (size_t i = 0, j = 0; i < n; i++) {
@@ -141,6 +173,8 @@ void control_request_many(const char *run_dir, const char *request_json,
 				continue;
 			if (pfd[j++].revents) {
 				q[i].result = query_step(&io[i], &q[i], sizeof(q[i].reply));
+				if (retry_if_busy(&io[i], &q[i], now_ns(), deadline))
+					continue;
 				if (q[i].result != 1)
 					live--;
 			}
@@ -148,7 +182,7 @@ void control_request_many(const char *run_dir, const char *request_json,
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (q[i].result == 1)
-			q[i].result = -ETIMEDOUT;
+			query_give_up(&io[i], &q[i]);
 		if (io[i].fd >= 0)
 			close(io[i].fd);
 	}
