@@ -417,7 +417,7 @@ const struct snap_section *snap_find(const struct snap_reader *r, uint32_t tag)
 	return NULL;
 }
 
-int snap_load_ram(const struct snap_reader *r, uint8_t *host, uint64_t size)
+int snap_load_ram(const struct snap_reader *r, int memfd, uint64_t size)
 {
 	const struct snap_section *s = snap_find(r, SNAP_TAG_RAM);
 	uint64_t off = 8;
@@ -427,10 +427,21 @@ int snap_load_ram(const struct snap_reader *r, uint8_t *host, uint64_t size)
 	/* bounds were checked by snap_parse() */
 	while (off < s->len) {
 		uint64_t first = get64(s->data + off), count = get64(s->data + off + 8);
+		const uint8_t *src = s->data + off + RUN_HDR;
+		uint64_t left = count * PAGE, at = first * PAGE;
 
-		off += RUN_HDR;
-		memcpy(host + first * PAGE, s->data + off, count * PAGE);
-		off += count * PAGE;
+		while (left) {
+			ssize_t n = pwrite(memfd, src, left, (off_t)at);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return n < 0 ? -errno : -EIO;
+			src += n;
+			at += n;
+			left -= n;
+		}
+		off += RUN_HDR + count * PAGE;
 	}
 	return 0;
 }

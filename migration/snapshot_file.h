@@ -74,10 +74,11 @@ int snap_open(struct snap_reader *r, const char *path, char *why, size_t len);
 int snap_parse(struct snap_reader *r, const uint8_t *data, size_t size, char *why, size_t len);
 const struct snap_section *snap_find(const struct snap_reader *r, uint32_t tag);
 /*
- * Copy the RAM runs into a new VM's memory (`size` bytes at `host`, indexed by
- * memfd offset), before it ever runs; the pages left out stay zero.
+ * Write the RAM runs into a new VM's memfd (`size` bytes), before it ever
+ * runs; the pages left out stay zero.  pwrite, not a copy through the
+ * mapping: no page-table faults in hdvm (a third faster here for 64 MiB).
  */
-int snap_load_ram(const struct snap_reader *r, uint8_t *host, uint64_t size);
+int snap_load_ram(const struct snap_reader *r, int memfd, uint64_t size);
 void snap_close(struct snap_reader *r);
 
 #endif

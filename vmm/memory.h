@@ -20,6 +20,9 @@
  * guest_mem_log_sync() merges with KVM's log (vCPU writes).  Reads use
  * guest_mem_read() or a translated pointer and mark nothing.
  *
+ * The loaders (vmm/boot/) and a restore's RAM load write through pointers
+ * before the first vCPU runs, when no log can be on: they mark nothing.
+ *
  * The split-ring library plugs in through guest_mem_translate() (its
  * translate callback; opaque = the struct guest_mem) and calls
  * guest_mem_mark_dirty() for used entries and buffers it writes.

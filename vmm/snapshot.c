@@ -223,7 +223,7 @@ int snapshot_restore_prepare(struct vm_config *cfg, const char *path)
 
 int snapshot_restore_ram(struct vm *vm)
 {
-	int ret = snap_load_ram(vm->cfg.restore, vm->mem.host, vm->mem.size);
+	int ret = snap_load_ram(vm->cfg.restore, vm->mem.memfd, vm->mem.size);
 
 	if (ret < 0)
 		pr_err("--restore %s: RAM does not fit this VM", vm->cfg.restore_path);

@@ -3,7 +3,7 @@
  * libFuzzer harness for what `hdvm run --restore` reads from a file:
  *   byte 0 even: the rest is a snapshot file for snap_parse()
  *     (migration/snapshot_file.c); if it is accepted, its RAM runs are
- *     loaded into a buffer of the size it claims (bounded here);
+ *     loaded into a memfd of the size it claims (bounded here);
  *   byte 0 odd: the rest patches a valid vCPU/VM state stream (u16 length to
  *     cut it to, then (u16 offset, u8 xor) pairs) for machine_state_load()
  *     (vmm/machine_state.c) against a fake KVM that accepts everything.
@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "migration/snapshot_file.h"
 #include "migration/state.h"
@@ -101,11 +103,14 @@ static void fuzz_file(const uint8_t *data, size_t size)
 		return;
 	}
 	if (r.ram_size && r.ram_size <= RAM_MAX) {
-		uint8_t *ram = calloc(1, r.ram_size);
+		static int memfd = -1;
 
-		if (snap_load_ram(&r, ram, r.ram_size) < 0)
+		if (memfd < 0)
+			memfd = memfd_create("fuzz-ram", MFD_CLOEXEC);
+		if (ftruncate(memfd, 0) < 0 || ftruncate(memfd, r.ram_size) < 0)
 			abort();
-		free(ram);
+		if (snap_load_ram(&r, memfd, r.ram_size) < 0)
+			abort();
 	}
 }
 

@@ -100,7 +100,8 @@ static void test_round_trip(void **state)
 {
 	struct snap_reader r;
 	const struct snap_section *s;
-	uint8_t *dst = calloc(1, RAM_SIZE);
+	int dst_fd = memfd_create("dst", MFD_CLOEXEC);
+	uint8_t *dst;
 	char why[256] = "";
 
 	write_snapshot();
@@ -113,12 +114,16 @@ static void test_round_trip(void **state)
 	assert_non_null(s);
 	assert_memory_equal(s->data, "machine-state", 13);
 	assert_int_equal(r.ram_size, RAM_SIZE);
-	assert_int_equal(snap_load_ram(&r, dst, RAM_SIZE), 0);
+	assert_int_equal(ftruncate(dst_fd, RAM_SIZE), 0);
+	assert_int_equal(snap_load_ram(&r, dst_fd, RAM_SIZE), 0);
+	dst = mmap(NULL, RAM_SIZE, PROT_READ, MAP_SHARED, dst_fd, 0);
+	assert_true(dst != MAP_FAILED);
 	assert_memory_equal(dst, ram, RAM_SIZE);
 	/* a VM of another size is not loaded */
-	assert_int_equal(snap_load_ram(&r, dst, RAM_SIZE / 2), -EINVAL);
+	assert_int_equal(snap_load_ram(&r, dst_fd, RAM_SIZE / 2), -EINVAL);
 	snap_close(&r);
-	free(dst);
+	munmap(dst, RAM_SIZE);
+	close(dst_fd);
 }
 
 static void test_zero_pages_take_no_room(void **state)
