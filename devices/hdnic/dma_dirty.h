@@ -49,8 +49,8 @@ int dma_dirty_stop(struct dma_space *ds);
  * Read and clear [iova, iova+length) at page_size granularity into bitmap
  * (bit i, LSB first in byte i / 8: a page of page_size bytes at
  * iova + i * page_size holds a written 4 KiB page).  The whole range must
- * lie inside logged ranges.  bitmap must hold DIV_ROUND_UP(length /
- * page_size, 8) bytes; they are overwritten.  0 or -errno.
+ * lie inside logged ranges.  bitmap must hold dma_dirty_report_bytes()
+ * (whole u64 words, as the kernel sizes it); they are overwritten.  0 or -errno.
  */
 int dma_dirty_report(struct dma_space *ds, uint64_t iova, uint64_t length, uint64_t page_size,
 		     uint8_t *bitmap);
