@@ -18,6 +18,7 @@
  * to its server, so hundreds of guests must not do it often.
  */
 #define HEALTH_CYCLES		(1ULL << 30)
+#define GONE_WAIT_DEFAULT_S	30
 
 struct netif netif;
 static uint64_t last_tick, last_health;
@@ -136,6 +137,50 @@ int net_up(const struct boot_info *bi)
 	return 0;
 }
 
+/*
+ * The device reads as gone (all-ones: its server stalled or died) or lost
+ * DRIVER_OK (the host reset it: a restarted server re-attached).  Both may
+ * be recoverable: answering again as before, the device is used as it is;
+ * reset, it is brought up again, as after a function-level reset.  Only a
+ * device that stays away for gone_wait=S seconds (default 30) ends the app.
+ */
+static uint64_t unwell_since;
+
+static bool net_unwell(struct virtio_net *vn, uint64_t now)
+{
+	uint8_t st = virtio_pci_get_status(&vn->vp);
+	uint64_t wait_s;
+
+	if (cmdline_get_u64("net", "gone_wait", GONE_WAIT_DEFAULT_S, 0, 3600, &wait_s))
+		wait_s = GONE_WAIT_DEFAULT_S;
+	if (!unwell_since) {
+		unwell_since = now ? now : 1;
+		printf("virtio-net: device %s, waiting up to %u s for it\n",
+		       vn->health == VNET_GONE ? "not answering" : "was reset", (unsigned)wait_s);
+	}
+	if (st != 0xff && (st & VIRTIO_STATUS_DRIVER_OK) && !(st & VIRTIO_STATUS_NEEDS_RESET) &&
+	    vn->health == VNET_GONE) {
+		printf("virtio-net: device answers again\n");
+		vn->health = VNET_OK;
+		unwell_since = 0;
+		return false;
+	}
+	if (st != 0xff) {
+		printf("virtio-net: device reset by the host, re-initialising\n");
+		if (virtio_net_open(vn, 0) == 0) {
+			arp_announce();
+			virtio_net_tx_flush(vn);
+			net_idle_reset();
+			unwell_since = 0;
+			return false;
+		}
+	}
+	if (now - unwell_since < wait_s * TSC_ROUGH_HZ)
+		return false;
+	printf("virtio-net: device gone\n");
+	return true;
+}
+
 int net_poll(void)
 {
 	struct virtio_net *vn = &netif.dev;
@@ -150,10 +195,8 @@ int net_poll(void)
 	}
 	if (now - last_health >= HEALTH_CYCLES) {
 		last_health = now;
-		if (virtio_net_check(vn) == VNET_GONE) {
-			printf("virtio-net: device gone\n");
+		if (virtio_net_check(vn) != VNET_OK && net_unwell(vn, now))
 			return 1;
-		}
 	}
 	virtio_net_tx_flush(vn);
 	return 0;

@@ -83,6 +83,14 @@ static int idle_setup(struct virtio_net *vn)
 	return 0;
 }
 
+void net_idle_reset(void)
+{
+	if (state == IDLE_ON)
+		state = IDLE_UNTRIED;
+	last_active = 0;
+	woke = false;
+}
+
 void net_idle_note(struct virtio_net *vn, uint64_t now)
 {
 	uint64_t progress = virtio_net_progress(vn);
@@ -101,7 +109,7 @@ void net_idle_note(struct virtio_net *vn, uint64_t now)
 		virtio_net_check(vn);
 	}
 	if (vn->health == VNET_GONE)
-		return;		/* net_poll() notices and ends the app */
+		return;		/* net_poll() waits for it to come back, or ends the app */
 	if (vn->health != VNET_OK) {
 		/* Device stopped: only the health check (surprise removal) is left to do. */
 		if (state == IDLE_ON && timer_on) {

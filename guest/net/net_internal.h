@@ -111,5 +111,7 @@ void udp_input(const struct ip_hdr *ip, const uint8_t *data, uint32_t len);
  * moved for ~2 ms it sleeps until an RX interrupt or the idle_wake timer.
  */
 void net_idle_note(struct virtio_net *vn, uint64_t now);
+/* The device was re-initialised: route its RX interrupt again before sleeping. */
+void net_idle_reset(void);
 
 #endif

@@ -128,3 +128,41 @@ def test_sleeping_guest_keeps_asking_arp_for_a_held_reply(vms, net):
     tap.close()
     rid, counter = struct.unpack("!QQ", data[:16])
     assert rid == 77 and counter >= 1
+
+
+def test_hdnic_restart_under_traffic_guest_carries_on(vms, net):
+    """kill -9 hdnic while its guest is busy, start it again on the same directory:
+    hdvm re-attaches the VF, the guest finds a reset function, re-initialises its
+    driver and answers again -- the same VM, its app state intact."""
+    import struct
+    from hdvmlib import HDNIC
+    from netlib import HOST_IP
+    from nichost import Hdnic
+    from vfio_user_client import wait_for
+
+    vm = start_guest(vms, net, 0, "counter")
+    vm.out.wait_for("counter: listening")
+    assert net.counter_requests(guest_ip(0), [1, 2]) == [(1, 1), (2, 2)]
+    with net.udp_socket(timeout=0.2) as s:      # requests in flight when it dies
+        for i in range(50):
+            s.sendto(struct.pack("!Q", 100 + i), (guest_ip(0), 9000))
+    net.nic.stop(sig=9)
+    vm.err.wait_for("device removed, the VM keeps running", timeout=10)
+    net.nic = Hdnic(HDNIC, net.nic.dir, vfs=3, uplink="tap:hdt0", netns=net.ns)
+    assert wait_for(lambda: net.nic.ctl("list").returncode == 0, timeout=10)
+    assert "stale sockets" in net.nic.output()
+    net.ns.exec("ip", "addr", "add", f"{HOST_IP}/24", "dev", "hdt0")
+    net.ns.exec("ip", "link", "set", "hdt0", "up")
+    vm.err.wait_for("re-attached", timeout=10)
+    vm.out.wait_for("virtio-net: device reset by the host, re-initialising", timeout=15)
+
+    def answers():
+        try:
+            return net.counter_requests(guest_ip(0), [7])
+        except OSError:
+            return None
+    assert wait_for(answers, timeout=15)
+    (rid, counter), = net.counter_requests(guest_ip(0), [8])
+    assert rid == 8 and counter > 3             # the app kept its state: not restarted
+    assert vm.proc.poll() is None
+    assert "device gone" not in vm.out.text()

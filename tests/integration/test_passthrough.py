@@ -118,7 +118,9 @@ def test_sleeping_guest_hears_of_device_removal(vms, nic, run_dir):
     """A guest asleep in idle mode (its safety-net timer is a minute away) learns
     at once that its device was removed: hdvm raises the device's unmasked
     MSI-X vectors, the way a hot-plug slot interrupts on presence change."""
-    vm = vms(cmdline="app=counter ip=10.66.0.11/24", extra=["--vfio-user", str(nic.sock(0))])
+    # gone_wait=0: no waiting for the device to come back (see test_net_vf's restart test)
+    vm = vms(cmdline="app=counter ip=10.66.0.11/24 gone_wait=0",
+             extra=["--vfio-user", str(nic.sock(0))])
     vm.out.wait_for(r"net: idle mode on: rx msi-x vector 0x40, timer ~60 s", timeout=30)
     time.sleep(0.5)                           # asleep by now (idle after ~2 ms)
     t0 = time.monotonic()
@@ -135,14 +137,15 @@ def test_stalled_server_times_out_and_vm_survives(vms, nic, run_dir):
     import signal
     # idle_wake=1: the sleeping guest looks at its device every second, and
     # only a guest access can find a stalled (not disconnected) server
-    vm = vms(cmdline="app=counter ip=10.66.0.10/24 idle_wake=1",
-             extra=["--vfio-user", str(nic.sock(0))])
+    vm = vms(cmdline="app=counter ip=10.66.0.10/24 idle_wake=1 gone_wait=0",
+             extra=["--vfio-user", str(nic.sock(0)), "--vfio-timeout", "3000"])
     vm.out.wait_for("counter: listening", timeout=30)
     nic.proc.send_signal(signal.SIGSTOP)
     try:
-        # the guest checks its device every ~0.5 s: that read traps and waits for hdnic
-        vm.err.wait_for(r"device lost: waiting for a reply \(Connection timed out\)",
-                        timeout=20)
+        # the guest checks its device every ~0.5 s: the read is slow (all-ones after
+        # 20 ms), and the device is lost only after --vfio-timeout
+        vm.err.wait_for(r"server slow to answer", timeout=20)
+        vm.err.wait_for(r"device lost: .*\(Connection timed out\)", timeout=20)
         vm.err.wait_for(r"device removed, the VM keeps running", timeout=5)
         vm.out.wait_for("virtio-net: device gone", timeout=10)
         time.sleep(0.5)
