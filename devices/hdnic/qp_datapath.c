@@ -295,6 +295,8 @@ void vdev_kick(struct vdev *vd, unsigned queue)
 {
 	struct qp *qp;
 
+	if (vd->dev.paused)
+		return;		/* quiesced: every ring is looked at again on RUNNING */
 	vd->stats.kicks++;
 	if (!vd->running)
 		return;

@@ -106,11 +106,16 @@ static int arc_quiesce(struct vdev *vd)
 	return 0;
 }
 
-/* Back to full operation: TX rings looked at again, held interrupts go out. */
+/*
+ * Back to full operation: the TX rings and the control queue are looked at
+ * again (kicks while quiesced were not acted on), held interrupts go out.
+ */
 static int arc_run(struct vdev *vd)
 {
 	vd->dev.paused = false;
 	vdev_update_running(vd);
+	if (vd->running && vdev_ctrlq_index(vd) >= 0)
+		vdev_ctrlq_kick(vd);
 	nic_irq_pending(vd->nic, vd);
 	return 0;
 }

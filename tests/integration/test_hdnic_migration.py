@@ -9,6 +9,7 @@ import hashlib
 import os
 import select
 import struct
+import threading
 import time
 
 import pytest
@@ -166,6 +167,30 @@ def test_running_p2p_is_quiesced_too(nic, tap):
         vf.c.set_mig_state(vu.MIG_RUNNING)
         tap.send(ether_frame(vf.mac(), PEER, payload=b"p2p-after"))
         assert vf.recv(match=tagged(b"p2p-after"))
+
+
+def test_control_command_queued_while_stopped_runs_on_resume(nic):
+    """A control-queue command the driver queues and notifies while the
+    function is stopped is neither executed nor lost: it runs on RUNNING."""
+    with VirtioNetVF(nic.sock(1), ctrl_rx=True) as vf:
+        assert vf.rx_mode(promisc=False) == [vu.CTRL_OK]
+        vf.c.set_mig_state(vu.MIG_STOP)
+        kicks = nic.dev_stats("vf1")["kicks"]
+        h = mem_hash(vf)
+        acks = []
+        t = threading.Thread(target=lambda: acks.append(
+            vf.ctrl(vu.CTRL_RX, vu.CTRL_RX_PROMISC, b"\x01", timeout=5)))
+        t.start()
+        time.sleep(0.5)
+        assert not acks and not nic.dev_info("vf1")["rx_mode"]["promisc"]
+        assert nic.dev_stats("vf1")["kicks"] == kicks
+        h_queued = mem_hash(vf)     # the driver's own writes only
+        time.sleep(0.2)
+        assert mem_hash(vf) == h_queued and h_queued != h
+        vf.c.set_mig_state(vu.MIG_RUNNING)
+        t.join(5)
+        assert acks == [vu.CTRL_OK]
+        assert nic.dev_info("vf1")["rx_mode"]["promisc"]
 
 
 def test_held_config_interrupt_fires_on_resume(nic):
