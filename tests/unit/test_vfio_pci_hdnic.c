@@ -8,7 +8,7 @@
  * from one VF (STOP_COPY) is taken by another VF (RESUMING) once the source
  * gave up its MAC (refused with the reason while it has not), a corrupt one
  * refused with the arc named and the function running again.  And the
- * issue's check for a VF: with a driver's RX buffers in guest RAM, frames
+ * issue's check for a VF and an ADI: with a driver's RX buffers in guest RAM, frames
  * sent for a paused VM change not one byte of it (hdnic counts them as
  * rx_stopped); resumed, traffic flows again.  With pause broken (no STOP
  * sent) the RAM comparison fails on the RX used index, the bug issue 8
@@ -65,7 +65,7 @@ static bool a_up, b_up;
 
 static int kvm_accepts(int fd, unsigned long req, void *arg) { return 0; }
 
-static void vm_up(struct vm *vm, int vf)
+static void vm_up_sock(struct vm *vm, const char *name)
 {
 	char sock[128];
 
@@ -76,12 +76,20 @@ static void vm_up(struct vm *vm, int vf)
 	pthread_cond_init(&vm->state_cond, NULL);
 	assert_int_equal(guest_mem_init(&vm->mem, 2 << 20), 0);
 	vm->pci = pci_bus_create(vm);
-	snprintf(sock, sizeof(sock), "%s/vf%d.sock", dir, vf);
+	snprintf(sock, sizeof(sock), "%s/%s.sock", dir, name);
 	/* the same id on both ends: it comes from the config, not the function */
 	assert_int_equal(vfio_pci_add(vm, sock, false, "vfio0"), 0);
 	*(vm == &vm_a ? &a_up : &b_up) = true;
 	assert_int_equal(devices_realize(vm), 0);
 	vm->state = VM_RUNNING;
+}
+
+static void vm_up(struct vm *vm, int vf)
+{
+	char name[16];
+
+	snprintf(name, sizeof(name), "vf%d", vf);
+	vm_up_sock(vm, name);
 }
 
 static void vm_down(struct vm *vm)
@@ -103,12 +111,13 @@ static void vm_down(struct vm *vm)
 	iobus_destroy(&vm->mmio);
 }
 
-/* A field of VF vf in `hdnic ctl DIR list|stats --json`. */
-static char *vf_query(const char *what, int vf, const char *key)
+/* A field of device dev (vf0, adi-NAME) in `hdnic ctl DIR list|stats --json`. */
+static char *dev_query(const char *what, const char *dev, const char *key)
 {
 	static char val[64];
 	char cmd[PATH_MAX + 128], out[65536];
-	json_object *root, *vfs, *e, *v;
+	json_object *root, *arr, *e, *v;
+	const char *lists[] = { "vfs", "adis" };
 	size_t n;
 	FILE *p;
 
@@ -120,12 +129,20 @@ static char *vf_query(const char *what, int vf, const char *key)
 	assert_int_equal(pclose(p), 0);
 	root = json_tokener_parse(out);
 	assert_non_null(root);
-	assert_true(json_object_object_get_ex(root, "vfs", &vfs));
-	e = json_object_array_get_idx(vfs, vf);
-	assert_non_null(e);
-	assert_true(json_object_object_get_ex(e, key, &v));
-	snprintf(val, sizeof(val), "%s", json_object_get_string(v));
+	val[0] = 0;
+	for (unsigned l = 0; l < 2 && !val[0]; l++) {
+		if (!json_object_object_get_ex(root, lists[l], &arr))
+			continue;
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			e = json_object_array_get_idx(arr, i);
+			if (json_object_object_get_ex(e, "dev", &v) &&
+			    !strcmp(json_object_get_string(v), dev) &&
+			    json_object_object_get_ex(e, key, &v))
+				snprintf(val, sizeof(val), "%s", json_object_get_string(v));
+		}
+	}
 	json_object_put(root);
+	assert_true(val[0]);
 	return val;
 }
 
@@ -137,8 +154,15 @@ static void nic_ctl(const char *args)
 	assert_int_equal(system(cmd), 0);
 }
 
+static char *vf_query(const char *what, int vf, const char *key)
+{
+	char dev[16];
+
+	snprintf(dev, sizeof(dev), "vf%d", vf);
+	return dev_query(what, dev, key);
+}
+
 static char *vf_field(int vf, const char *key) { return vf_query("list", vf, key); }
-static uint64_t vf_stat(int vf, const char *key) { return strtoull(vf_query("stats", vf, key), NULL, 0); }
 
 /* ---- a guest driver for the VF, through hdvm's passthrough device ---- */
 
@@ -370,7 +394,7 @@ static void test_state_moves_to_another_function(void **st)
  * frames changes not one byte of guest RAM and hdnic delivers none (it
  * counts them as rx_stopped); after vm_resume the traffic flows again.
  */
-static void test_paused_vf_writes_no_guest_ram(void **st)
+static void paused_function_writes_no_guest_ram(const char *devname)
 {
 	struct vm *vm = &vm_a;
 	uint8_t mac[6], *copy;
@@ -378,8 +402,7 @@ static void test_paused_vf_writes_no_guest_ram(void **st)
 	char why[256] = "";
 	int s;
 
-	NEED_NIC();
-	vm_up(vm, 0);
+	vm_up_sock(vm, devname);
 	driver_up(vm);
 	for (unsigned i = 0; i < 6; i++)
 		mac[i] = (uint8_t)bar_r(vm, VIRTIO_PCI_DEVCFG_OFF + i, 1);
@@ -388,8 +411,8 @@ static void test_paused_vf_writes_no_guest_ram(void **st)
 	assert_true(wait_used(vm, 1, 3000));			/* it flows */
 
 	assert_int_equal(vm_pause(vm, why, sizeof(why)), 0);
-	delivered = vf_stat(0, "rx_packets");
-	stopped = vf_stat(0, "rx_stopped");
+	delivered = strtoull(dev_query("stats", devname, "rx_packets"), NULL, 0);
+	stopped = strtoull(dev_query("stats", devname, "rx_stopped"), NULL, 0);
 	copy = malloc(vm->mem.size);
 	memcpy(copy, vm->mem.host, vm->mem.size);
 	for (int i = 0; i < 20; i++) {
@@ -397,8 +420,9 @@ static void test_paused_vf_writes_no_guest_ram(void **st)
 		usleep(50000);
 	}
 	assert_memory_equal(copy, vm->mem.host, vm->mem.size);	/* no DMA at all */
-	assert_int_equal(vf_stat(0, "rx_packets"), delivered);
-	assert_true(vf_stat(0, "rx_stopped") >= stopped + 20);	/* dropped, and counted */
+	assert_int_equal(strtoull(dev_query("stats", devname, "rx_packets"), NULL, 0), delivered);
+	assert_true(strtoull(dev_query("stats", devname, "rx_stopped"), NULL, 0) >=
+		    stopped + 20);				/* dropped, and counted */
 	free(copy);
 
 	assert_int_equal(vm_resume(vm, why, sizeof(why)), 0);
@@ -409,12 +433,27 @@ static void test_paused_vf_writes_no_guest_ram(void **st)
 	vm_down(vm);
 }
 
+static void test_paused_vf_writes_no_guest_ram(void **st)
+{
+	NEED_NIC();
+	paused_function_writes_no_guest_ram("vf0");
+}
+
+/* The same for an HD-IOV ADI composed on demand. */
+static void test_paused_adi_writes_no_guest_ram(void **st)
+{
+	NEED_NIC();
+	nic_ctl("adi-add pz --mac 02:00:00:00:88:01");
+	paused_function_writes_no_guest_ram("adi-pz");
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_pause_stops_the_function, teardown),
 		cmocka_unit_test_teardown(test_state_moves_to_another_function, teardown),
 		cmocka_unit_test_teardown(test_paused_vf_writes_no_guest_ram, teardown),
+		cmocka_unit_test_teardown(test_paused_adi_writes_no_guest_ram, teardown),
 	};
 	char self[PATH_MAX];
 
