@@ -10,7 +10,8 @@
  * refused with the arc named and the function running again.  And the
  * issue's check for a VF and an ADI: with a driver's RX buffers in guest RAM, frames
  * sent for a paused VM change not one byte of it (hdnic counts them as
- * rx_stopped); resumed, traffic flows again.  With pause broken (no STOP
+ * rx_stopped) and a frame the driver queues on TX does not leave; resumed,
+ * the queued frame leaves and traffic flows again.  With pause broken (no STOP
  * sent) the RAM comparison fails on the RX used index, the bug issue 8
  * reports.
  *
@@ -171,6 +172,11 @@ static char *vf_field(int vf, const char *key) { return vf_query("list", vf, key
 #define RXQ_USED	0x12000ull
 #define RX_BUF(i)	(0x100000ull + (i) * 2048)
 #define RX_QSIZE	16
+#define TXQ_DESC	0x20000ull
+#define TXQ_AVAIL	0x21000ull
+#define TXQ_USED	0x22000ull
+#define TX_BUF(i)	(0x180000ull + (i) * 2048)
+#define NET_HDR_LEN	12	/* virtio_net_hdr_v1 */
 
 static uint64_t bar0;
 
@@ -227,6 +233,14 @@ static void driver_up(struct vm *vm)
 	bar_w(vm, VIRTIO_PCI_COMMON_Q_AVAILLO, RXQ_AVAIL, 8);
 	bar_w(vm, VIRTIO_PCI_COMMON_Q_USEDLO, RXQ_USED, 8);
 	bar_w(vm, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+	memset(gpa(vm, TXQ_DESC), 0, 0x3000);
+	bar_w(vm, VIRTIO_PCI_COMMON_Q_SELECT, 1, 2);
+	bar_w(vm, VIRTIO_PCI_COMMON_Q_SIZE, RX_QSIZE, 2);
+	bar_w(vm, VIRTIO_PCI_COMMON_Q_MSIX, VIRTIO_MSI_NO_VECTOR, 2);
+	bar_w(vm, VIRTIO_PCI_COMMON_Q_DESCLO, TXQ_DESC, 8);
+	bar_w(vm, VIRTIO_PCI_COMMON_Q_AVAILLO, TXQ_AVAIL, 8);
+	bar_w(vm, VIRTIO_PCI_COMMON_Q_USEDLO, TXQ_USED, 8);
+	bar_w(vm, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
 	bar_w(vm, VIRTIO_PCI_COMMON_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 	      VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK, 1);
 	bar_w(vm, VIRTIO_PCI_NOTIFY_OFF, 0, 2);		/* queue 0: buffers are there */
@@ -260,6 +274,47 @@ static void send_to_vf(int s, const uint8_t *mac, int n)
 	f[13] = 0xb5;
 	f[14] = (uint8_t)n;
 	assert_int_equal(send(s, f, sizeof(f), 0), (ssize_t)sizeof(f));
+}
+
+/* The driver queues one frame (tag in byte 14) on TX; tx_notify tells the device. */
+static void tx_queue(struct vm *vm, const uint8_t *mac, uint8_t tag)
+{
+	struct vring_desc *desc = gpa(vm, TXQ_DESC);
+	struct vring_avail *avail = gpa(vm, TXQ_AVAIL);
+	uint16_t i = avail->idx % RX_QSIZE;
+	uint8_t *buf = gpa(vm, TX_BUF(i));
+
+	memset(buf, 0, NET_HDR_LEN + 64);
+	memcpy(buf + NET_HDR_LEN, "\x02\xaa\xbb\xcc\xdd\x01", 6);
+	memcpy(buf + NET_HDR_LEN + 6, mac, 6);
+	buf[NET_HDR_LEN + 12] = 0x88;
+	buf[NET_HDR_LEN + 13] = 0xb5;
+	buf[NET_HDR_LEN + 14] = tag;
+	desc[i] = (struct vring_desc){ TX_BUF(i), NET_HDR_LEN + 64, 0, 0 };
+	avail->ring[i] = i;
+	__atomic_store_n(&avail->idx, (uint16_t)(avail->idx + 1), __ATOMIC_RELEASE);
+}
+
+static void tx_notify(struct vm *vm)
+{
+	bar_w(vm, VIRTIO_PCI_NOTIFY_OFF + 4, 1, 2);
+}
+
+/* Did a frame from mac with this tag come out of the uplink within ms? */
+static bool tx_seen(int s, const uint8_t *mac, uint8_t tag, unsigned ms)
+{
+	struct timeval tv = { .tv_usec = 50000 };
+	uint64_t end = now_ns() + ms * 1000000ull;
+	uint8_t f[2048];
+
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (now_ns() < end) {
+		ssize_t n = recv(s, f, sizeof(f), 0);
+
+		if (n >= 15 && !memcmp(f + 6, mac, 6) && f[14] == tag)
+			return true;
+	}
+	return false;
 }
 
 static bool wait_used(struct vm *vm, uint16_t idx, unsigned ms)
@@ -411,14 +466,17 @@ static void paused_function_writes_no_guest_ram(const char *devname)
 	assert_true(wait_used(vm, 1, 3000));			/* it flows */
 
 	assert_int_equal(vm_pause(vm, why, sizeof(why)), 0);
+	tx_queue(vm, mac, 0x77);	/* the driver's own write, before the copy */
 	delivered = strtoull(dev_query("stats", devname, "rx_packets"), NULL, 0);
 	stopped = strtoull(dev_query("stats", devname, "rx_stopped"), NULL, 0);
 	copy = malloc(vm->mem.size);
 	memcpy(copy, vm->mem.host, vm->mem.size);
+	tx_notify(vm);					/* a kick while paused */
 	for (int i = 0; i < 20; i++) {
 		send_to_vf(s, mac, 2 + i);
 		usleep(50000);
 	}
+	assert_false(tx_seen(s, mac, 0x77, 200));		/* nothing sent */
 	assert_memory_equal(copy, vm->mem.host, vm->mem.size);	/* no DMA at all */
 	assert_int_equal(strtoull(dev_query("stats", devname, "rx_packets"), NULL, 0), delivered);
 	assert_true(strtoull(dev_query("stats", devname, "rx_stopped"), NULL, 0) >=
@@ -426,6 +484,7 @@ static void paused_function_writes_no_guest_ram(const char *devname)
 	free(copy);
 
 	assert_int_equal(vm_resume(vm, why, sizeof(why)), 0);
+	assert_true(tx_seen(s, mac, 0x77, 3000));		/* it waited in the ring */
 	send_to_vf(s, mac, 99);
 	assert_true(wait_used(vm, 2, 3000));			/* flows again */
 	assert_int_equal(((uint8_t *)gpa(vm, RX_BUF(1)))[12 + 14], 99);
