@@ -60,6 +60,7 @@ static int write_all(struct snap_writer *w, const void *p, size_t len)
 		}
 		b += n;
 		len -= n;
+		w->bytes += n;
 	}
 	return w->err;
 }
@@ -149,6 +150,7 @@ static int put_run(struct snap_writer *w, uint32_t *crc, uint64_t *len,
 	*crc = crc_of(*crc, h, sizeof(h));
 	*crc = crc_of(*crc, pages, count * PAGE);
 	*len += sizeof(h) + count * PAGE;
+	w->ram_pages += count;
 	return write_all(w, h, sizeof(h)) ?: write_all(w, pages, count * PAGE);
 }
 

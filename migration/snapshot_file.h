@@ -39,6 +39,8 @@ struct snap_writer {
 	char path[4096];
 	char tmp[4096 + 32];
 	uint32_t nr_sections;
+	uint64_t bytes;		/* written so far */
+	uint64_t ram_pages;	/* non-zero pages in the RAM section */
 	int err;		/* sticky: first failure, -errno */
 };
 

@@ -67,6 +67,13 @@ static int absolute_path(const char *file, char *out, size_t len)
 	return 0;
 }
 
+static long long json_int(json_object *r, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(r, key, &v) ? (long long)json_object_get_int64(v) : 0;
+}
+
 int cmd_snapshot(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -134,6 +141,9 @@ int cmd_snapshot(int argc, char **argv)
 		json_object_put(r);
 		return 1;
 	}
+	printf("%s: %s written (%lld MiB, %lld non-zero RAM pages), guest paused %lld ms%s\n",
+	       name, path, json_int(r, "bytes") >> 20, json_int(r, "ram_pages"),
+	       json_int(r, "paused_ms"), stop ? ", VM stopped" : "");
 	json_object_put(r);
 	return 0;
 }

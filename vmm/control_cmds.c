@@ -69,6 +69,7 @@ static void vm_stop_cmd(void *opaque, json_object *req, json_object *r)
 static void vm_snapshot_cmd(void *opaque, json_object *req, json_object *r)
 {
 	struct vm *vm = opaque;
+	struct snapshot_result res;
 	json_object *path, *stop;
 	const char *p;
 	char why[256];
@@ -82,10 +83,13 @@ static void vm_snapshot_cmd(void *opaque, json_object *req, json_object *r)
 	if (json_object_object_get_ex(req, "stop", &stop) &&
 	    !json_object_is_type(stop, json_type_boolean))
 		return control_reply_error(r, "snapshot: 'stop' must be true or false");
-	if (vm_snapshot(vm, p, stop && json_object_get_boolean(stop), why, sizeof(why)) < 0)
+	if (vm_snapshot(vm, p, stop && json_object_get_boolean(stop), &res, why, sizeof(why)) < 0)
 		return control_reply_error(r, "%s", why);
 	json_object_object_add(r, "ok", json_object_new_boolean(1));
 	json_object_object_add(r, "path", json_object_new_string(p));
+	json_object_object_add(r, "bytes", json_object_new_int64((int64_t)res.bytes));
+	json_object_object_add(r, "ram_pages", json_object_new_int64((int64_t)res.ram_pages));
+	json_object_object_add(r, "paused_ms", json_object_new_int64((int64_t)res.paused_ms));
 	json_object_object_add(r, "state", json_object_new_string(
 		atomic_load(&vm->shutdown) ? "shutdown" : vm_state_name(vm->state)));
 }

@@ -118,7 +118,8 @@ static int put_state(struct snap_writer *w, uint32_t tag, struct state_buf *sb)
 	return state_ok(sb) ? snap_put_section(w, tag, sb->data, sb->len) : -ENOMEM;
 }
 
-static int write_file(struct vm *vm, const char *path, char *why, size_t len)
+static int write_file(struct vm *vm, const char *path, struct snapshot_result *res,
+		      char *why, size_t len)
 {
 	struct snap_writer w;
 	struct state_buf sb;
@@ -146,6 +147,8 @@ static int write_file(struct vm *vm, const char *path, char *why, size_t len)
 	}
 	if (!ret)
 		ret = snap_commit(&w);
+	res->bytes = w.bytes;
+	res->ram_pages = w.ram_pages;
 	if (ret) {
 		snap_abort(&w);
 		if (!why[0])
@@ -154,9 +157,11 @@ static int write_file(struct vm *vm, const char *path, char *why, size_t len)
 	return ret;
 }
 
-int vm_snapshot(struct vm *vm, const char *path, bool stop, char *why, size_t len)
+int vm_snapshot(struct vm *vm, const char *path, bool stop, struct snapshot_result *res,
+		char *why, size_t len)
 {
 	bool was_running = vm->state == VM_RUNNING;
+	struct snapshot_result r = { 0 };
 	uint64_t t0 = now_ns();
 	int ret;
 
@@ -169,23 +174,25 @@ int vm_snapshot(struct vm *vm, const char *path, bool stop, char *why, size_t le
 		snprintf(why, len, "cannot snapshot a VM that is %s", vm_state_name(vm->state));
 		return -EINVAL;
 	}
-	ret = write_file(vm, path, why, len);
-	if (!ret)
-		pr_debug("snapshot %s written in %llu ms", path,
-			 (unsigned long long)((now_ns() - t0) / 1000000));
+	ret = write_file(vm, path, &r, why, len);
 	if (!ret && stop) {
 		vm_request_shutdown(vm, 0, "stopped after a snapshot");
-		return 0;
-	}
-	if (was_running) {
+	} else if (was_running) {
 		char rwhy[128] = "";
-		int r = vm_resume(vm, rwhy, sizeof(rwhy));
+		int rr = vm_resume(vm, rwhy, sizeof(rwhy));
 
-		if (r && !ret) {
+		if (rr && !ret) {
 			snprintf(why, len, "snapshot written, but resuming failed: %s", rwhy);
-			ret = r;
+			ret = rr;
 		}
 	}
+	r.paused_ms = (now_ns() - t0) / 1000000;
+	if (!ret)
+		pr_debug("snapshot %s: %llu bytes, %llu RAM pages, guest paused %llu ms", path,
+			 (unsigned long long)r.bytes, (unsigned long long)r.ram_pages,
+			 (unsigned long long)r.paused_ms);
+	if (res)
+		*res = r;
 	return ret;
 }
 

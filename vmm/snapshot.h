@@ -18,12 +18,20 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct vm;
 struct vm_config;
 
+struct snapshot_result {
+	uint64_t bytes;		/* size of the file */
+	uint64_t ram_pages;	/* non-zero RAM pages in it */
+	uint64_t paused_ms;	/* how long the guest did not run (to resume or stop) */
+};
+
 /* Pause (if running), write the file, then resume -- or stop the VM if `stop`. */
-int vm_snapshot(struct vm *vm, const char *path, bool stop, char *why, size_t len);
+int vm_snapshot(struct vm *vm, const char *path, bool stop, struct snapshot_result *res,
+		char *why, size_t len);
 
 /* Validate the file and fill cfg from it; cfg keeps the file open (cfg->restore). */
 int snapshot_restore_prepare(struct vm_config *cfg, const char *path);

@@ -235,6 +235,7 @@ def test_snapshot_and_restore_dirty_guest_continues(vms, run_dir, tmp_path):
     snap = tmp_path / "dirty.snap"
     r = hdvm_ctl(run_dir, "snapshot", src.name, str(snap), "--stop", timeout=60)
     assert r.returncode == 0, r.stderr
+    assert f"{snap} written" in r.stdout and "VM stopped" in r.stdout, r.stdout
     assert src.wait(20) == 0
     last_pass = max(int(m) for m in
                     __import__("re").findall(r"dirty: pass (\d+)", src.out.text()))

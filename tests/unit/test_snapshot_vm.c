@@ -141,9 +141,14 @@ static int teardown(void **state)
 static void test_snapshot_and_restore_carry_everything(void **state)
 {
 	struct vm_config cfg = { 0 };
+	struct snapshot_result res;
+	struct stat st;
 	char why[256];
 
-	assert_int_equal(vm_snapshot(&a, path, false, why, sizeof(why)), 0);
+	assert_int_equal(vm_snapshot(&a, path, false, &res, why, sizeof(why)), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(res.bytes, st.st_size);
+	assert_int_equal(res.ram_pages, (RAM + 4096 * 37 - 1) / (4096 * 37));	/* the pattern */
 	assert_int_equal(a.state, VM_PAUSED);		/* it was paused: stays paused */
 	assert_false(atomic_load(&a.shutdown));
 
@@ -176,7 +181,7 @@ static void test_stop_after_snapshot(void **state)
 {
 	char why[256];
 
-	assert_int_equal(vm_snapshot(&a, path, true, why, sizeof(why)), 0);
+	assert_int_equal(vm_snapshot(&a, path, true, NULL, why, sizeof(why)), 0);
 	assert_true(atomic_load(&a.shutdown));
 	assert_int_equal(a.exit_code, 0);
 	assert_non_null(strstr(a.exit_reason, "snapshot"));
@@ -188,7 +193,7 @@ static void test_unwritable_path_named_and_nothing_left(void **state)
 	struct stat st;
 
 	snprintf(bad, sizeof(bad), "%s/missing/vm.snap", dir);
-	assert_int_equal(vm_snapshot(&a, bad, true, why, sizeof(why)), -ENOENT);
+	assert_int_equal(vm_snapshot(&a, bad, true, NULL, why, sizeof(why)), -ENOENT);
 	assert_non_null(strstr(why, bad));
 	assert_false(atomic_load(&a.shutdown));		/* --stop only after a snapshot */
 	assert_int_equal(a.state, VM_PAUSED);
@@ -200,7 +205,7 @@ static void test_snapshot_of_a_vm_not_started_refused(void **state)
 	char why[256];
 
 	a.state = VM_CREATED;
-	assert_int_equal(vm_snapshot(&a, path, false, why, sizeof(why)), -EINVAL);
+	assert_int_equal(vm_snapshot(&a, path, false, NULL, why, sizeof(why)), -EINVAL);
 	assert_non_null(strstr(why, "created"));
 }
 
@@ -209,7 +214,7 @@ static void test_restore_into_other_devices_refused(void **state)
 	struct vm_config cfg = { 0 };
 	char why[256];
 
-	assert_int_equal(vm_snapshot(&a, path, false, why, sizeof(why)), 0);
+	assert_int_equal(vm_snapshot(&a, path, false, NULL, why, sizeof(why)), 0);
 	assert_int_equal(snapshot_restore_prepare(&cfg, path), 0);
 	vm_build(&b, cfg.mem_size, cfg.ncpus, false);	/* no i8042 */
 	b.cfg.restore = cfg.restore;
@@ -226,7 +231,7 @@ static void test_passthrough_count_must_match(void **state)
 	struct vm_config cfg = { 0 };
 	char why[256];
 
-	assert_int_equal(vm_snapshot(&a, path, false, why, sizeof(why)), 0);
+	assert_int_equal(vm_snapshot(&a, path, false, NULL, why, sizeof(why)), 0);
 	cfg.vfio_user[0] = "/tmp/x.sock";
 	cfg.nr_vfio_user = 1;
 	assert_int_equal(snapshot_restore_prepare(&cfg, path), -EINVAL);
