@@ -32,8 +32,7 @@ struct conn {
 	struct loop_watch *watch, *out_watch;
 	uint64_t deadline;		/* dropped when idle until then */
 	bool close_after_reply;
-	char *out;			/* reply not yet taken by the client */
-	size_t out_len, out_off;
+	struct line_out out;		/* reply not yet taken by the client */
 	size_t len;
 	char buf[CONTROL_MAX_REQUEST];
 };
@@ -170,7 +169,7 @@ static void conn_close(struct conn *cn)
 	for (int i = 0; i < CONTROL_MAX_CONNS; i++)
 		if (c->conns[i] == cn)
 			c->conns[i] = NULL;
-	free(cn->out);
+	line_out_clear(&cn->out);
 	free(cn);
 }
 
@@ -184,43 +183,21 @@ static void conn_writable(void *opaque, int fd, unsigned revents);
 /* Send what the client will take: 0 all sent, 1 the rest waits, -errno. */
 static int conn_flush(struct conn *cn)
 {
-	while (cn->out_off < cn->out_len) {
-		ssize_t n = send(cn->fd, cn->out + cn->out_off, cn->out_len - cn->out_off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+	bool progress = false;
+	int ret = line_out_send(&cn->out, cn->fd, &progress);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN) {
-			if (!cn->out_watch)
-				cn->out_watch = loop_watch(cn->ctl->loop, cn->fd, POLLOUT,
-							   conn_writable, cn);
-			return cn->out_watch ? 1 : -ENOMEM;
-		}
-		if (n <= 0)
-			return n ? -errno : -EPIPE;
-		cn->out_off += n;
+	if (progress)
 		conn_touch(cn);		/* a reader that makes progress is not idle */
+	if (ret == 1 && !cn->out_watch) {
+		cn->out_watch = loop_watch(cn->ctl->loop, cn->fd, POLLOUT, conn_writable, cn);
+		if (!cn->out_watch)
+			return -ENOMEM;
 	}
-	free(cn->out);
-	cn->out = NULL;
-	cn->out_len = cn->out_off = 0;
-	if (cn->out_watch) {
+	if (ret == 0 && cn->out_watch) {
 		loop_unwatch(cn->ctl->loop, cn->out_watch);
 		cn->out_watch = NULL;
 	}
-	return 0;
-}
-
-static void conn_queue(struct conn *cn, char *line)
-{
-	size_t n = strlen(line);
-
-	cn->out = realloc(line, n + 1);
-	if (!cn->out)
-		abort();
-	cn->out[n] = '\n';
-	cn->out_len = n + 1;
-	cn->out_off = 0;
+	return ret;
 }
 
 /*
@@ -237,7 +214,7 @@ static void conn_pump(struct conn *cn)
 		ssize_t n;
 		int ret;
 
-		if (cn->out) {
+		if (cn->out.buf) {
 			ret = conn_flush(cn);
 			if (ret < 0 || (!ret && cn->close_after_reply))
 				return conn_close(cn);
@@ -247,14 +224,15 @@ static void conn_pump(struct conn *cn)
 		nl = memchr(cn->buf, '\n', cn->len);
 		if (nl) {
 			*nl = '\0';
-			conn_queue(cn, control_handle_line(c->cmds, c->nr_cmds, c->opaque, cn->buf));
+			line_out_set(&cn->out, control_handle_line(c->cmds, c->nr_cmds, c->opaque,
+								    cn->buf));
 			cn->len -= nl + 1 - cn->buf;
 			memmove(cn->buf, nl + 1, cn->len);
 			conn_touch(cn);
 			continue;
 		}
 		if (cn->len >= sizeof(cn->buf) - 1) {
-			conn_queue(cn, xstrdup("{\"ok\":false,\"error\":\"request too long\"}"));
+			line_out_set(&cn->out, xstrdup("{\"ok\":false,\"error\":\"request too long\"}"));
 			cn->close_after_reply = true;
 			cn->len = 0;
 			continue;
@@ -302,7 +280,7 @@ static int free_slot(struct control *c)
 			if (!c->conns[i])
 				return i;
 		for (int i = 0; i < CONTROL_MAX_CONNS; i++)
-			if (c->conns[i] && !c->conns[i]->out)
+			if (c->conns[i] && !c->conns[i]->out.buf)
 				conn_pump(c->conns[i]);
 	}
 	return -1;

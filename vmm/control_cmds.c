@@ -36,26 +36,26 @@ static void vm_status(void *opaque, json_object *req, json_object *r)
 	json_object_object_add(r, "start_to_marker_us", us_or_null(m->t_marker, m->t_start));
 }
 
-static void vm_pause_cmd(void *opaque, json_object *req, json_object *r)
+/* pause/resume: the new state, or why the VM could not change */
+static void change_state(struct vm *vm, int (*change)(struct vm *, char *, size_t),
+			 json_object *r)
 {
-	struct vm *vm = opaque;
 	char why[256];
 
-	if (vm_pause(vm, why, sizeof(why)) < 0)
+	if (change(vm, why, sizeof(why)) < 0)
 		return control_reply_error(r, "%s", why);
 	json_object_object_add(r, "ok", json_object_new_boolean(1));
 	json_object_object_add(r, "state", json_object_new_string(vm_state_name(vm->state)));
 }
 
+static void vm_pause_cmd(void *opaque, json_object *req, json_object *r)
+{
+	change_state(opaque, vm_pause, r);
+}
+
 static void vm_resume_cmd(void *opaque, json_object *req, json_object *r)
 {
-	struct vm *vm = opaque;
-	char why[256];
-
-	if (vm_resume(vm, why, sizeof(why)) < 0)
-		return control_reply_error(r, "%s", why);
-	json_object_object_add(r, "ok", json_object_new_boolean(1));
-	json_object_object_add(r, "state", json_object_new_string(vm_state_name(vm->state)));
+	change_state(opaque, vm_resume, r);
 }
 
 static void vm_stop_cmd(void *opaque, json_object *req, json_object *r)

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -181,5 +182,44 @@ int read_file(const char *path, size_t max, uint8_t **buf, size_t *len)
 	close(fd);
 	*buf = p;
 	*len = done;
+	return 0;
+}
+
+void line_out_set(struct line_out *o, char *line)
+{
+	size_t n = strlen(line);
+
+	free(o->buf);
+	o->buf = realloc(line, n + 1);
+	if (!o->buf)
+		abort();
+	o->buf[n] = '\n';
+	o->len = n + 1;
+	o->off = 0;
+}
+
+void line_out_clear(struct line_out *o)
+{
+	free(o->buf);
+	o->buf = NULL;
+	o->len = o->off = 0;
+}
+
+int line_out_send(struct line_out *o, int fd, bool *progress)
+{
+	while (o->off < o->len) {
+		ssize_t n = send(fd, o->buf + o->off, o->len - o->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 1;
+		if (n <= 0)
+			return n ? -errno : -EPIPE;
+		o->off += n;
+		if (progress)
+			*progress = true;
+	}
+	line_out_clear(o);
 	return 0;
 }

@@ -35,4 +35,18 @@ char *xstrdup(const char *s);
 /* Read a whole file (at most max bytes); -1 with a message naming the path. */
 int read_file(const char *path, size_t max, uint8_t **buf, size_t *len);
 
+/*
+ * One reply line on its way to a non-blocking socket (hdvm's control socket,
+ * hdnic's pf.sock): a server never waits for a client to read.
+ */
+struct line_out {
+	char *buf;		/* NULL: nothing waiting */
+	size_t len, off;
+};
+/* Take ownership of line (malloc'd, no newline) and queue it with its '\n'. */
+void line_out_set(struct line_out *o, char *line);
+/* Send what fd takes: 0 all sent (buffer freed), 1 the rest waits (EAGAIN), -errno. */
+int line_out_send(struct line_out *o, int fd, bool *progress);
+void line_out_clear(struct line_out *o);
+
 #endif

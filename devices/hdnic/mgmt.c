@@ -31,8 +31,7 @@ struct mgmt_client {
 	struct mgmt *m;
 	int fd;
 	uint64_t deadline;		/* dropped if still idle then */
-	char *out;			/* a reply the client has not taken yet */
-	size_t out_len, out_off;
+	struct line_out out;		/* a reply the client has not taken yet */
 	bool close_after;
 	uint32_t len;
 	char buf[MGMT_MAX_REQUEST + 1];
@@ -96,9 +95,7 @@ static void client_close(struct mgmt_client *c)
 	close(c->fd);
 	c->fd = -1;
 	c->len = 0;
-	free(c->out);
-	c->out = NULL;
-	c->out_len = c->out_off = 0;
+	line_out_clear(&c->out);
 	c->close_after = false;
 }
 
@@ -107,43 +104,19 @@ static void client_touch(struct mgmt_client *c)
 	c->deadline = now_ns() + c->m->nic->conn_timeout_ns;
 }
 
-/* Send what the client takes: 0 all sent, 1 the rest waits for POLLOUT, -1 gone. */
+/* Send what the client takes: 0 all sent, 1 the rest waits for POLLOUT, -errno. */
 static int client_flush(struct mgmt_client *c)
 {
-	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+	bool progress = false;
+	int ret = line_out_send(&c->out, c->fd, &progress);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN) {
-			if (!c->out_h.armed)
-				loop_watch_events(&c->m->nic->loop, &c->out_h, c->fd, POLLOUT);
-			return 1;
-		}
-		if (n <= 0)
-			return -1;
-		c->out_off += n;
+	if (progress)
 		client_touch(c);
-	}
-	free(c->out);
-	c->out = NULL;
-	c->out_len = c->out_off = 0;
-	if (c->out_h.armed)
+	if (ret == 1 && !c->out_h.armed)
+		loop_watch_events(&c->m->nic->loop, &c->out_h, c->fd, POLLOUT);
+	if (ret == 0 && c->out_h.armed)
 		loop_unwatch(&c->m->nic->loop, &c->out_h);
-	return 0;
-}
-
-static void client_queue(struct mgmt_client *c, char *reply)
-{
-	size_t n = strlen(reply);
-
-	c->out = realloc(reply, n + 1);
-	if (!c->out)
-		abort();
-	c->out[n] = '\n';
-	c->out_len = n + 1;
-	c->out_off = 0;
+	return ret;
 }
 
 /*
@@ -157,7 +130,7 @@ static void client_pump(struct mgmt_client *c)
 		char *nl;
 		ssize_t n;
 
-		if (c->out) {
+		if (c->out.buf) {
 			int ret = client_flush(c);
 
 			if (ret < 0 || (!ret && c->close_after)) {
@@ -172,7 +145,7 @@ static void client_pump(struct mgmt_client *c)
 			uint32_t used = (uint32_t)(nl - c->buf) + 1;
 
 			*nl = '\0';
-			client_queue(c, handle_request(c->m->nic, c->buf));
+			line_out_set(&c->out, handle_request(c->m->nic, c->buf));
 			memmove(c->buf, c->buf + used, c->len - used);
 			c->len -= used;
 			c->buf[c->len] = '\0';
@@ -180,7 +153,8 @@ static void client_pump(struct mgmt_client *c)
 			continue;
 		}
 		if (c->len == MGMT_MAX_REQUEST) {
-			client_queue(c, xstrdup("{\"ok\":false,\"error\":\"request longer than 4096 bytes\"}"));
+			line_out_set(&c->out, xstrdup("{\"ok\":false,\"error\":\"request longer "
+						      "than 4096 bytes\"}"));
 			c->close_after = true;
 			c->len = 0;
 			continue;
@@ -215,7 +189,7 @@ static void client_writable(struct loop_handler *h, int res, uint32_t flags)
 	bool ended = loop_poll_ended(h, flags);
 
 	client_pump(c);
-	if (ended && c->fd >= 0 && c->out)
+	if (ended && c->fd >= 0 && c->out.buf)
 		loop_watch_events(&c->m->nic->loop, h, c->fd, POLLOUT);
 }
 
