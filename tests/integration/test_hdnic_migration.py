@@ -213,6 +213,8 @@ def test_dma_dirty_log_marks_what_the_device_wrote(nic, tap, kind):
     with VirtioNetVF(sock) as vf:
         vf.post_rx()
         size, iova = vf.MEM_SIZE, vf.IOVA
+        # going idle writes the TX ring's event index (a device write too): be idle first
+        assert wait_for(lambda: not nic.dev_info(dev)["polling"], timeout=3)
         assert vf.c.dma_logging_start([(iova, size)]) == 4096
         assert nic.dev_info(dev)["dirty_logging"]
         # nothing written yet since START
