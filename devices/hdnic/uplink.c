@@ -38,12 +38,20 @@ static void rx_done(struct loop_handler *h, int res, uint32_t flags)
 			if (res == -EBADF || res == -EBADFD || res == -EIO)
 				return;	/* the interface is gone: stop this buffer */
 		}
-	} else if (res < HDNIC_MIN_FRAME || res > HDNIC_MAX_FRAME) {
+	} else if (res < (int)up->vnet_hdr_len + HDNIC_MIN_FRAME ||
+		   res > (int)up->vnet_hdr_len + HDNIC_MAX_FRAME) {
 		up->stats.rx_drops++;
 	} else {
-		up->stats.rx_packets++;
-		up->stats.rx_bytes += res;
-		nic_forward_from_uplink(up->nic, b->data, (uint32_t)res);
+		uint8_t *frame = b->data + up->vnet_hdr_len;
+		uint32_t len = (uint32_t)res - up->vnet_hdr_len;
+
+		if (up->vnet_hdr_len && uplink_vnet_rx(b->data, frame, len)) {
+			up->stats.rx_drops++;
+		} else {
+			up->stats.rx_packets++;
+			up->stats.rx_bytes += len;
+			nic_forward_from_uplink(up->nic, frame, len);
+		}
 	}
 	rx_arm(b);
 }
@@ -67,15 +75,17 @@ void uplink_tx(struct uplink *up, const uint8_t *frame, uint32_t len)
 	struct io_uring_sqe *sqe;
 	struct uplink_buf *b;
 
-	if (up->tx_free < 0 || len > UPLINK_BUF_SIZE) {
+	if (up->tx_free < 0 || len + up->vnet_hdr_len > UPLINK_BUF_SIZE) {
 		up->stats.tx_drops++;	/* all buffers in flight: the wire is busy */
 		return;
 	}
 	b = &up->tx[up->tx_free];
 	up->tx_free = b->next_free;
-	memcpy(b->data, frame, len);
+	if (up->vnet_hdr_len)
+		uplink_vnet_tx(b->data);
+	memcpy(b->data + up->vnet_hdr_len, frame, len);
 	sqe = loop_sqe(&up->nic->loop, &b->h);
-	io_uring_prep_write(sqe, up->fd, b->data, len, 0);
+	io_uring_prep_write(sqe, up->fd, b->data, len + up->vnet_hdr_len, 0);
 	up->stats.tx_packets++;
 	up->stats.tx_bytes += len;
 }

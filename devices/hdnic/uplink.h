@@ -45,6 +45,7 @@ struct uplink {
 	struct uplink_buf *rx, *tx;
 	unsigned nr_rx, nr_tx;
 	int tx_free;
+	unsigned vnet_hdr_len;	/* bytes of virtio_net_hdr before each frame, or 0 */
 	bool closing;
 	struct uplink_stats stats;
 };
@@ -67,6 +68,16 @@ static inline bool uplink_tx_room(const struct uplink *up)
 /* Stop I/O and close the fd; buffers live until uplink_free() (after the ring). */
 void uplink_close(struct uplink *up);
 void uplink_free(struct uplink *up);
+
+/* The virtio-net header the backends ask the kernel for (uplink_vnet.c). */
+#define UPLINK_VNET_HDR_LEN	10	/* struct virtio_net_hdr */
+/*
+ * A received frame's header: completes a partial checksum in place; 0, or
+ * -EMSGSIZE (a GSO super-frame) or -EINVAL (a header that does not fit).
+ */
+int uplink_vnet_rx(const void *hdr, uint8_t *frame, uint32_t len);
+/* The header for a frame hdnic transmits (no offload asked). */
+void uplink_vnet_tx(void *hdr);
 
 /* Shared by the backends: set IFF_UP (and IFF_PROMISC) on ifname. */
 int uplink_if_up(const char *ifname, bool promisc);

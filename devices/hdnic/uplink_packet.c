@@ -3,6 +3,8 @@
  * Existing-interface uplink through an AF_PACKET socket bound to it, in
  * promiscuous mode, ignoring the host's own outgoing frames (we are the
  * NIC: what the host sends on that interface is not ours to switch).
+ * PACKET_VNET_HDR: each frame comes with a virtio-net header, so a partial
+ * checksum (a veth peer with offloads on) is completed (uplink_vnet.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,7 +44,8 @@ static int packet_open(struct uplink *up)
 	}
 	if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0 ||
 	    setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0 ||
-	    setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)) < 0) {
+	    setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0) {
 		err = -errno;
 		pr_err("uplink iface:%s: %s", up->ifname, strerror(errno));
 		close(fd);
@@ -55,6 +58,7 @@ static int packet_open(struct uplink *up)
 	if (err)
 		pr_err("uplink iface:%s: cannot bring it up: %s", up->ifname, strerror(-err));
 	up->fd = fd;
+	up->vnet_hdr_len = UPLINK_VNET_HDR_LEN;
 	return 0;
 }
 
