@@ -25,6 +25,7 @@
 #include "devices/legacy/legacy.h"
 #include "devices/platform.h"
 #include "migration/snapshot_file.h"
+#include "vmm/control.h"
 #include "vmm/machine_dev.h"
 #include "vmm/snapshot.h"
 #include "vmm/vcpu.h"
@@ -238,6 +239,46 @@ static void test_passthrough_count_must_match(void **state)
 	assert_null(cfg.restore);
 }
 
+static char *request(const char *line)
+{
+	return control_handle_line(vm_control_cmds, vm_nr_control_cmds, &a, line);
+}
+
+static void expect_reply(const char *line, const char *needle)
+{
+	char *reply = request(line);
+
+	if (!strstr(reply, needle))
+		fail_msg("reply '%s' to '%s' lacks '%s'", reply, line, needle);
+	free(reply);
+}
+
+/* The control socket's "snapshot": arguments checked, the result reported. */
+static void test_control_snapshot_command(void **state)
+{
+	char line[300], want[64], *reply;
+	struct stat st;
+
+	expect_reply("{\"cmd\":\"snapshot\"}", "expected {");
+	expect_reply("{\"cmd\":\"snapshot\",\"path\":7}", "expected {");
+	expect_reply("{\"cmd\":\"snapshot\",\"path\":\"rel.snap\"}", "must be absolute");
+	snprintf(line, sizeof(line), "{\"cmd\":\"snapshot\",\"path\":\"%s\",\"stop\":1}", path);
+	expect_reply(line, "'stop' must be true or false");
+	assert_int_equal(stat(path, &st), -1);		/* nothing written so far */
+	snprintf(line, sizeof(line), "{\"cmd\":\"snapshot\",\"path\":\"%s\"}", path);
+	reply = request(line);
+	assert_int_equal(stat(path, &st), 0);
+	snprintf(want, sizeof(want), "\"bytes\":%lld", (long long)st.st_size);
+	if (!strstr(reply, "\"ok\":true") || !strstr(reply, want) ||
+	    !strstr(reply, "\"state\":\"paused\""))
+		fail_msg("reply '%s' lacks ok, %s or the paused state", reply, want);
+	free(reply);
+	snprintf(line, sizeof(line), "{\"cmd\":\"snapshot\",\"path\":\"%s\",\"stop\":true}",
+		 path);
+	expect_reply(line, "\"state\":\"shutdown\"");
+	assert_true(atomic_load(&a.shutdown));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -247,6 +288,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_snapshot_of_a_vm_not_started_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_into_other_devices_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_passthrough_count_must_match, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_control_snapshot_command, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
