@@ -3,6 +3,9 @@
  * `hdvm vfio-probe SOCKET`: attach to any vfio-user server the way a VM's
  * passthrough device would (devices/vfio/), print what it offers, detach.
  * Needs no KVM: a quick check that hdvm and a server understand each other.
+ * With --output-commit N it also times N epochs of hdnic's output commit
+ * feature (new epoch + commit of the previous one, two round trips) on the
+ * device's own connection: the per-epoch, per-device cost a checkpoint pays.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,7 +16,9 @@
 
 #include <linux/kvm.h>
 
+#include "devices/hdnic/hdnic_vf_abi.h"
 #include "devices/vfio/vfio.h"
+#include "devices/vfio/vfio_output.h"
 #include "vmm/cli.h"
 #include "vmm/util.h"
 
@@ -101,18 +106,63 @@ out:
 	return err;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Time n epochs of output commit: EPOCH e+1 then COMMIT e, as a checkpoint does. */
+static int probe_output_commit(struct vfio_device *dev, uint64_t n)
+{
+	uint64_t *ns = xzalloc(n * sizeof(*ns)), sum = 0;
+	int err = vfio_output_commit_probe(dev);
+
+	if (!err)
+		err = vfio_output_commit_start(dev, 1, 0);
+	for (uint64_t e = 1; !err && e <= n; e++) {
+		uint64_t t0 = now_ns();
+
+		err = vfio_output_commit_epoch(dev, e + 1);
+		if (!err)
+			err = vfio_output_commit_commit(dev, e);
+		ns[e - 1] = now_ns() - t0;
+		sum += ns[e - 1];
+	}
+	if (!err)
+		err = vfio_output_commit_stop(dev);
+	if (err) {
+		printf("output commit: %s\n", strerror(-err));
+	} else {
+		qsort(ns, n, sizeof(*ns), cmp_u64);
+		printf("output commit: %llu epochs, per epoch (EPOCH + COMMIT): mean %.1f us, "
+		       "p50 %.1f us, p99 %.1f us\n", (unsigned long long)n, sum / 1e3 / n,
+		       ns[n / 2] / 1e3, ns[n * 99 / 100] / 1e3);
+	}
+	free(ns);
+	return err;
+}
+
 int cmd_vfio_probe(int argc, char **argv)
 {
 	struct vfio_device *dev = NULL;
+	uint64_t epochs = 0;
 	uint16_t ids[2];
 	int err;
 
-	if (argc != 2 || argv[1][0] == '-') {
+	if (argc == 4 && !strcmp(argv[2], "--output-commit") &&
+	    parse_u64(argv[3], 1, 1000000, &epochs)) {
+		pr_err("--output-commit: a number of epochs from 1 to 1000000");
+		return EXIT_USAGE;
+	}
+	if ((argc != 2 && !epochs) || argv[1][0] == '-') {
 		fprintf(argc == 2 && !strcmp(argv[1], "--help") ? stdout : stderr,
-			"usage: hdvm vfio-probe SOCKET\n\n"
+			"usage: hdvm vfio-probe SOCKET [--output-commit EPOCHS]\n\n"
 			"Attach to the vfio-user server at SOCKET as a VM would, print its\n"
 			"capabilities, regions, ioeventfds and interrupts, DMA-map a small\n"
-			"window and unmap it, and detach.  No VM is started.\n");
+			"window and unmap it, and detach.  No VM is started.  With\n"
+			"--output-commit, time EPOCHS epochs of hdnic's output commit feature.\n");
 		return argc == 2 && !strcmp(argv[1], "--help") ? 0 : EXIT_USAGE;
 	}
 	err = vfio_user_open(argv[1], &dev);
@@ -135,6 +185,8 @@ int cmd_vfio_probe(int argc, char **argv)
 	    !dev->ops->region_read(dev, VFIO_PCI_CONFIG_REGION_INDEX, 0, ids, sizeof(ids)))
 		printf("pci: vendor %04x device %04x\n", ids[0], ids[1]);
 	err = probe_dma(dev);
+	if (!err && epochs)
+		err = probe_output_commit(dev, epochs);
 	vfio_device_close(dev);
 	return err ? 1 : 0;
 }

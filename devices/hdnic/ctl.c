@@ -25,7 +25,7 @@ static void ctl_usage(FILE *f)
 		"usage: hdnic ctl DIR list [--json]\n"
 		"       hdnic ctl DIR stats [--json]\n"
 		"       hdnic ctl DIR set-mac DEV MAC\n"
-		"       hdnic ctl DIR egress DEV hold|commit|discard|pass [EPOCH]\n"
+		"       hdnic ctl DIR egress DEV hold|epoch|commit|discard|pass [EPOCH]\n"
 		"       hdnic ctl DIR adi-add NAME [--queues K] [--mac MAC] [--json]\n"
 		"       hdnic ctl DIR adi-del NAME\n"
 		"       hdnic ctl DIR trust DEV on|off\n"
@@ -194,8 +194,30 @@ static void print_stats_rows(json_object *arr)
 	}
 }
 
+/* Output commit per device, for those that ever held a frame or hold now. */
+static void print_output_rows(json_object *arr, bool *header)
+{
+	for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+		json_object *v = json_object_array_get_idx(arr, i);
+
+		if (!getb(v, "egress_holding") && !geti(v, "egress_held_total"))
+			continue;
+		if (!*header) {
+			printf("\n%-16s %7s %10s %8s %10s %10s %9s\n", "OUTPUT COMMIT", "holding",
+			       "epoch", "held", "released", "discarded", "tx_full");
+			*header = true;
+		}
+		printf("%-16s %7s %10lld %8lld %10lld %10lld %9lld\n", gets_(v, "dev"),
+		       getb(v, "egress_holding") ? "yes" : "no", (long long)geti(v, "egress_epoch"),
+		       (long long)geti(v, "egress_held"), (long long)geti(v, "egress_released"),
+		       (long long)geti(v, "egress_discarded"), (long long)geti(v, "tx_held_full"));
+	}
+}
+
 static void print_stats(json_object *r)
 {
+	bool header = false;
+
 	json_object *vfs = NULL, *adis = NULL, *up;
 
 	printf("%-16s %10s %12s %8s %8s %8s %8s %10s %12s %8s %7s %7s %6s\n", "DEV", "rx_pkts",
@@ -211,6 +233,8 @@ static void print_stats(json_object *r)
 		       (long long)geti(up, "rx_drops"), "", "", (long long)geti(up, "tx_packets"),
 		       (long long)geti(up, "tx_bytes"), (long long)geti(up, "tx_drops"), "",
 		       (long long)(geti(up, "rx_errors") + geti(up, "tx_errors")));
+	print_output_rows(vfs, &header);
+	print_output_rows(adis, &header);
 }
 
 static void print_adi_add(json_object *r)

@@ -169,4 +169,55 @@ _Static_assert(HDNIC_CAP_STATS_POS + sizeof(struct hdnic_stats_cap) <= 256, "sta
 #define HDNIC_MAX_QPS_PER_DEV		16
 #define HDNIC_MQ_MSIX_VECTORS(k)	(2 * (k) + 2)
 
+/*
+ * Output commit (Remus / ReNIC): a vendor VFIO_DEVICE_FEATURE on the
+ * function's own vfio-user connection, index HDNIC_FEATURE_OUTPUT_COMMIT
+ * (vendor range, above the kernel's indices).  SET takes struct
+ * hdnic_output_commit and echoes it; GET returns struct
+ * hdnic_output_status; PROBE answers whether the function has it.
+ *   START    hold what the function sends (to the uplink and to other
+ *            functions), tagged `epoch` from now on; at most max_frames
+ *            held (0: HDNIC_OUTPUT_DEFAULT_FRAMES), 4 MiB of frames.  When
+ *            full, the TX rings back up: frames wait in the guest's ring,
+ *            their used entries withheld; nothing is dropped.
+ *   EPOCH    later frames are tagged `epoch` (greater than the current one)
+ *   COMMIT   every epoch <= `epoch` (less than the current one) is
+ *            committed: its frames leave, in order
+ *   STOP     stop holding: everything held leaves, in order
+ *   DISCARD  throw away every frame not committed
+ * Errors: EINVAL for an epoch out of order or an op without START.  When
+ * the client disconnects the function discards its uncommitted frames and
+ * stops holding.
+ */
+#define HDNIC_FEATURE_OUTPUT_COMMIT	0xe001
+#define HDNIC_OUTPUT_DEFAULT_FRAMES	1024
+#define HDNIC_OUTPUT_MAX_FRAMES		4096
+
+enum hdnic_output_op {
+	HDNIC_OUTPUT_START = 1,
+	HDNIC_OUTPUT_EPOCH = 2,
+	HDNIC_OUTPUT_COMMIT = 3,
+	HDNIC_OUTPUT_STOP = 4,
+	HDNIC_OUTPUT_DISCARD = 5,
+};
+
+struct hdnic_output_commit {
+	uint32_t op;		/* enum hdnic_output_op */
+	uint32_t max_frames;	/* START only */
+	uint64_t epoch;
+};
+
+struct hdnic_output_status {
+	uint32_t holding;
+	uint32_t max_frames;
+	uint64_t epoch;		/* tag of new frames */
+	uint64_t committed;	/* highest committed epoch (epoch - 1 and below may be) */
+	uint64_t held;		/* frames held now */
+	uint64_t held_bytes;
+	uint64_t held_total;	/* frames ever held */
+	uint64_t released;
+	uint64_t discarded;
+	uint64_t tx_blocked;	/* times a full queue backed the TX rings up */
+};
+
 #endif

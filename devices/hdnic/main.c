@@ -13,9 +13,17 @@
 #include "devices/hdnic/mgmt.h"
 #include "devices/hdnic/nic.h"
 #include "devices/hdnic/qos.h"
+#include "vmm/failpoint.h"
 #include "vmm/util.h"
 
 #define DEFAULT_IDLE_US	500
+
+/* HDNIC_FAILPOINT=NAME:EPOCH[,...] (vmm/failpoint.h; README "Fail points"). */
+static const char *const hdnic_failpoints[] = {
+	"after-commit",	/* a commit for EPOCH arrived, nothing of it released yet */
+	"release",	/* the first frame of EPOCH's commit released, the rest not */
+	NULL,
+};
 
 static void usage(FILE *f)
 {
@@ -149,6 +157,8 @@ int main(int argc, char **argv)
 		pr_err("--qps %u: fewer queue pairs than VFs (%u)", cfg.nr_qps, cfg.nr_vfs);
 		return 2;
 	}
+	if (failpoint_init("HDNIC_FAILPOINT", hdnic_failpoints))
+		return 2;
 	signal(SIGPIPE, SIG_IGN);
 	err = nic_create(&nic, &cfg);
 	if (!err)

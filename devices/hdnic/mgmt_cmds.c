@@ -143,7 +143,13 @@ static json_object *stats_entry(const struct vdev *vd)
 	add(o, "irqs", u64(s->irqs));
 	add(o, "kicks", u64(s->kicks));
 	add(o, "connects", u64(s->connects));
+	add(o, "egress_holding", json_object_new_boolean(vd->holdq.holding));
+	add(o, "egress_epoch", u64(vd->holdq.epoch));
 	add(o, "egress_held", u64(vd->holdq.count));
+	add(o, "egress_held_total", u64(vd->holdq.stats.held));
+	add(o, "egress_released", u64(vd->holdq.stats.released));
+	add(o, "egress_discarded", u64(vd->holdq.stats.discarded));
+	add(o, "tx_held_full", u64(s->tx_held_full));
 	return o;
 }
 
@@ -270,18 +276,29 @@ static json_object *cmd_set_mac(struct nic *nic, json_object *req, char *err, si
 	return json_object_new_object();
 }
 
+/* `ctl egress` actions: the vendor feature's ops (hdnic_vf_abi.h) under their old names. */
+static const char *const egress_ops[] = {
+	[HDNIC_OUTPUT_START] = "hold",
+	[HDNIC_OUTPUT_EPOCH] = "epoch",
+	[HDNIC_OUTPUT_COMMIT] = "commit",
+	[HDNIC_OUTPUT_STOP] = "pass",
+	[HDNIC_OUTPUT_DISCARD] = "discard",
+};
+
 static json_object *cmd_egress(struct nic *nic, json_object *req, char *err, size_t errlen)
 {
 	struct vdev *vd = req_dev(nic, req, err, errlen);
 	json_object *v, *r;
 	const char *action;
 	uint64_t epoch = 0;
+	unsigned op;
+	int ret;
 
 	if (!vd)
 		return NULL;
 	if (!json_object_object_get_ex(req, "action", &v) ||
 	    !json_object_is_type(v, json_type_string)) {
-		snprintf(err, errlen, "\"action\" must be hold, commit, discard or pass");
+		snprintf(err, errlen, "\"action\" must be hold, epoch, commit, discard or pass");
 		return NULL;
 	}
 	action = json_object_get_string(v);
@@ -292,19 +309,17 @@ static json_object *cmd_egress(struct nic *nic, json_object *req, char *err, siz
 		}
 		epoch = (uint64_t)json_object_get_int64(v);
 	}
-	if (!strcmp(action, "hold")) {
-		if (holdq_hold(&vd->holdq, epoch)) {
-			snprintf(err, errlen, "out of memory");
-			return NULL;
-		}
-	} else if (!strcmp(action, "commit")) {
-		holdq_commit(&vd->holdq, epoch);
-	} else if (!strcmp(action, "discard")) {
-		holdq_discard(&vd->holdq);
-	} else if (!strcmp(action, "pass")) {
-		holdq_pass(&vd->holdq);
-	} else {
+	for (op = 0; op < ARRAY_SIZE(egress_ops); op++)
+		if (egress_ops[op] && !strcmp(action, egress_ops[op]))
+			break;
+	if (op == ARRAY_SIZE(egress_ops)) {
 		snprintf(err, errlen, "unknown egress action \"%.32s\"", action);
+		return NULL;
+	}
+	ret = vdev_output_control(vd, op, epoch, 0);
+	if (ret) {
+		snprintf(err, errlen, "egress %s %llu: %s", action, (unsigned long long)epoch,
+			 ret == -EINVAL ? "epoch out of order, or not holding" : strerror(-ret));
 		return NULL;
 	}
 	r = json_object_new_object();

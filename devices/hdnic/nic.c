@@ -348,6 +348,8 @@ void nic_pass(struct nic *nic)
 	 */
 	if (nic->fine_clock || !nic->sched.nr_active || nic->polls % NIC_CLOCK_PASSES == 0)
 		nic->now_ns = now_ns();
+	if (nic->output_waiting)
+		nic_output_release(nic);
 	sched_pass(&nic->sched, nic->now_ns);
 	nic->polls++;
 	flush_all(nic);

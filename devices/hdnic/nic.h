@@ -83,6 +83,7 @@ struct nic {
 	int sig_fd;
 	struct loop_handler sig_h;
 	uint64_t polls, sleeps;
+	bool output_waiting;	/* committed frames wait for the uplink (vdev_output.c) */
 };
 
 /* The whole NIC: sockets, uplink, VFs, management.  Errors are reported. */
@@ -131,5 +132,8 @@ struct vdev *nic_find_dev(struct nic *nic, const char *name, char *err, size_t e
 struct vdev *nic_find_adi(struct nic *nic, const char *name);
 /* A rate limit changed: keep the fine clock on while any is set. */
 void nic_qos_changed(struct nic *nic);
+
+/* Continue releasing committed frames that waited for the uplink (vdev_output.c). */
+void nic_output_release(struct nic *nic);
 
 #endif

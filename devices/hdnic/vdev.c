@@ -24,13 +24,6 @@
 
 #define DB_MEMFD_SIZE	(HDNIC_BAR0_DOORBELL_OFF + HDNIC_PAGE_SIZE)
 
-static void vdev_egress(void *ctx, const uint8_t *frame, size_t len)
-{
-	struct vdev *vd = ctx;
-
-	nic_forward_from_vdev(vd->nic, vd, frame, (uint32_t)len);
-}
-
 struct vdev *vdev_create(struct nic *nic, enum vdev_kind kind, unsigned index, unsigned port,
 			 const char *id, const uint8_t mac[6], struct qp **qps, unsigned nr_qps)
 {
@@ -64,7 +57,7 @@ struct vdev *vdev_create(struct nic *nic, enum vdev_kind kind, unsigned index, u
 		vd->kick[i].vd = vd;
 	}
 	dma_space_init(&vd->as, HDNIC_VFU_MAX_DMA_MAPS);
-	holdq_init(&vd->holdq, vdev_egress, vd);
+	holdq_init(&vd->holdq, &vdev_holdq_ops, vd);
 	sched_entry_init(&vd->sched, nic->now_ns);
 	vdev_mig_init(vd);
 	vdev_function_reset(vd);
@@ -293,7 +286,7 @@ void vdev_client_detach(struct vdev *vd)
 	kicks_close(vd);
 	doorbell_destroy(vd);
 	vdev_function_reset(vd);
-	holdq_discard(&vd->holdq);
+	vdev_output_client_gone(vd);
 }
 
 /* ---- reset ---- */
@@ -434,7 +427,6 @@ static void vdev_unrealize(struct hdnic_dev *dev)
 
 	vfu_unlisten(vd->vfu);	/* drops the client: kicks, IRQs, PASID, maps */
 	doorbell_destroy(vd);
-	holdq_discard(&vd->holdq);
 	dev->realized = false;
 }
 

@@ -76,6 +76,7 @@ struct vdev_stats {
 	uint64_t dma_faults;	/* accesses the IOMMU refused (PASID check) */
 	uint64_t rx_filtered;	/* not delivered: the driver's receive filter said no */
 	uint64_t rx_stopped;	/* dropped before DMA: the function was quiesced (vdev_mig.h) */
+	uint64_t tx_held_full;	/* times a full hold queue backed the TX rings up */
 };
 
 #define VDEV_MAC_TABLE_ENTRIES	16	/* unicast + multicast filter entries */
@@ -163,7 +164,8 @@ struct vdev {
 	bool dying;		/* deleted, waiting for its requests to drain */
 	uint64_t last_work_ns;
 	uint64_t attach_ns;	/* creation to socket ready */
-	struct holdq holdq;
+	struct holdq holdq;	/* output commit (vdev_output.c) */
+	bool tx_blocked;	/* TX waits in the rings for hold queue room */
 	struct sched_entry sched;
 	struct vdev_mig mig;	/* VFIO migration state (vdev_mig.c) */
 
@@ -318,6 +320,16 @@ void vdev_start_polling(struct vdev *vd);
 /* How the scheduler reaches functions: transmit, turn end, idle. */
 extern const struct sched_ops vdev_sched_ops;
 void vdev_stop_polling(struct vdev *vd);
+
+/* Output commit (vdev_output.c) */
+extern const struct holdq_ops vdev_holdq_ops;
+/* Room in the hold queue for one more frame?  No: TX backs up until a commit. */
+bool vdev_output_room(struct vdev *vd);
+/* An HDNIC_OUTPUT_* op (hdnic_vf_abi.h): 0 or -errno. */
+int vdev_output_control(struct vdev *vd, uint32_t op, uint64_t epoch, uint32_t max_frames);
+void vdev_output_status(const struct vdev *vd, struct hdnic_output_status *st);
+/* The client is gone: its uncommitted frames are thrown away, holding stops. */
+void vdev_output_client_gone(struct vdev *vd);
 
 /* Device state (vdev_state.c) */
 int vdev_save(struct vdev *vd, struct state_buf *sb);

@@ -117,6 +117,32 @@ static int f_log_report(struct vdev *vd, uint32_t dir, uint8_t *data, uint32_t i
 	return 0;
 }
 
+/* hdnic's vendor feature: epochs and commits of the output hold queue (hdnic_vf_abi.h). */
+static int f_output_commit(struct vdev *vd, uint32_t dir, uint8_t *data, uint32_t in,
+			   uint32_t cap, uint32_t *out)
+{
+	struct hdnic_output_commit oc;
+	struct hdnic_output_status st;
+
+	if (dir == VFIO_DEVICE_FEATURE_GET) {
+		if (cap < sizeof(st))
+			return -EINVAL;
+		vdev_output_status(vd, &st);
+		memcpy(data, &st, sizeof(st));
+		*out = sizeof(st);
+		return 0;
+	}
+	if (in < sizeof(oc))
+		return -EINVAL;
+	memcpy(&oc, data, sizeof(oc));
+	*out = in;
+	return vdev_output_control(vd, oc.op, oc.epoch, oc.max_frames);
+}
+
+static const struct vfu_feature output_commit = {
+	"OUTPUT_COMMIT", VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET, 0, f_output_commit,
+};
+
 static const struct vfu_feature features[] = {
 	[VFIO_DEVICE_FEATURE_MIGRATION] = {
 		"MIGRATION", VFIO_DEVICE_FEATURE_GET, 0, f_migration },
@@ -142,9 +168,12 @@ int vfu_device_feature(struct vfu_conn *c, const struct vfio_user_device_feature
 	uint8_t *data = r->buf + sizeof(h);
 	int err;
 
-	if (index >= ARRAY_SIZE(features) || !features[index].handle)
+	if (index == HDNIC_FEATURE_OUTPUT_COMMIT)
+		f = &output_commit;
+	else if (index < ARRAY_SIZE(features) && features[index].handle)
+		f = &features[index];
+	else
 		return -EOPNOTSUPP;
-	f = &features[index];
 	if ((dir & f->dirs) != dir)
 		return -EINVAL;		/* known feature, not that way (as the kernel says) */
 	cap = MIN(q->argsz, (uint32_t)VFU_REPLY_CAP) - sizeof(h);

@@ -271,6 +271,7 @@ def test_egress_hold_queue(nic, tap):
         assert vf.wait_tx_done(1)
         assert sniff(tap, is_test_frame(b"held-frame"), timeout=0.5) is None
         assert nic.stats(0)["egress_held"] == 1
+        assert nic.ctl("egress", "0", "epoch", "8").returncode == 0
         assert nic.ctl("egress", "0", "commit", "7").returncode == 0
         assert sniff(tap, is_test_frame(b"held-frame")) is not None
         assert nic.ctl("egress", "0", "pass").returncode == 0

@@ -126,6 +126,9 @@ SCALARS = {
     "len(vu.STATS)": (len(vu.STATS), "HDNIC_NR_STATS"),
     **{f"vu.STATS[{vu.STATS.index(n)}]={n}": (vu.STATS.index(n), f"HDNIC_STAT_{n.upper()}")
        for n in vu.STATS},
+    "vu.FEAT_OUTPUT_COMMIT": (vu.FEAT_OUTPUT_COMMIT, "HDNIC_FEATURE_OUTPUT_COMMIT"),
+    **{f"vu.OUTPUT_{n}": (getattr(vu, f"OUTPUT_{n}"), f"HDNIC_OUTPUT_{n}") for n in (
+        "START", "EPOCH", "COMMIT", "STOP", "DISCARD", "DEFAULT_FRAMES", "MAX_FRAMES")},
     "vu.S_ACK": (vu.S_ACK, "VST_ACKNOWLEDGE"),
     "vu.S_DRIVER": (vu.S_DRIVER, "VST_DRIVER"),
     "vu.S_DRIVER_OK": (vu.S_DRIVER_OK, "VST_DRIVER_OK"),
@@ -184,6 +187,10 @@ LAYOUTS = {
     "vu.IOEVENTFD_S": (vu.IOEVENTFD_S, "struct vfio_user_sub_region_ioeventfd",
                        ["offset", "size", "fd_index", "type", "flags", "padding",
                         "datamatch"]),
+    "vu.OUTPUT_COMMIT_S": (vu.OUTPUT_COMMIT_S, "struct hdnic_output_commit",
+                           ["op", "max_frames", "epoch"]),
+    "vu.OUTPUT_STATUS_S": (vu.OUTPUT_STATUS_S, "struct hdnic_output_status",
+                           list(vu.output_status_fields)),
 }
 
 

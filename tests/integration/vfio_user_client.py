@@ -73,6 +73,15 @@ MIGRATION_STOP_COPY, MIGRATION_P2P, MIGRATION_PRE_COPY = 1, 2, 4
 # enum vfio_device_mig_state
 MIG_ERROR, MIG_STOP, MIG_RUNNING, MIG_STOP_COPY, MIG_RESUMING = 0, 1, 2, 3, 4
 MIG_RUNNING_P2P, MIG_PRE_COPY, MIG_PRE_COPY_P2P = 5, 6, 7
+# hdnic's vendor feature: output commit (devices/hdnic/hdnic_vf_abi.h)
+FEAT_OUTPUT_COMMIT = 0xe001
+OUTPUT_START, OUTPUT_EPOCH, OUTPUT_COMMIT, OUTPUT_STOP, OUTPUT_DISCARD = 1, 2, 3, 4, 5
+OUTPUT_DEFAULT_FRAMES, OUTPUT_MAX_FRAMES = 1024, 4096
+OUTPUT_COMMIT_S = struct.Struct("<IIQ")       # op, max_frames, epoch
+OUTPUT_STATUS_S = struct.Struct("<IIQQQQQQQQ")  # holding, max_frames, epoch, committed,
+#                       held, held_bytes, held_total, released, discarded, tx_blocked
+output_status_fields = ("holding", "max_frames", "epoch", "committed", "held", "held_bytes",
+                 "held_total", "released", "discarded", "tx_blocked")
 MAX_FDS = 16
 
 
@@ -302,6 +311,28 @@ class VfioUserClient:
                                          room=24 + (pages + 63) // 64 * 8)
         bitmap = payload[8 + 24:]
         return {i for i in range(pages) if bitmap[i // 8] >> (i % 8) & 1}
+
+    # output commit (hdnic's vendor feature)
+    def output(self, op, epoch=0, max_frames=0):
+        self.device_feature(FEATURE_SET | FEAT_OUTPUT_COMMIT,
+                            OUTPUT_COMMIT_S.pack(op, max_frames, epoch))
+
+    def output_start(self, epoch, max_frames=0):
+        self.output(OUTPUT_START, epoch, max_frames)
+
+    def output_epoch(self, epoch):
+        self.output(OUTPUT_EPOCH, epoch)
+
+    def output_commit(self, epoch):
+        self.output(OUTPUT_COMMIT, epoch)
+
+    def output_stop(self):
+        self.output(OUTPUT_STOP)
+
+    def output_status(self):
+        payload, _ = self.device_feature(FEATURE_GET | FEAT_OUTPUT_COMMIT,
+                                         room=OUTPUT_STATUS_S.size)
+        return dict(zip(output_status_fields, OUTPUT_STATUS_S.unpack_from(payload, 8)))
 
 
 # ---- virtio-net driver ----

@@ -27,6 +27,7 @@
 
 #include <linux/kvm.h>
 
+#include "devices/hdnic/hdnic_vf_abi.h"
 #include "devices/vfio/vfio.h"
 #include "devices/vfio/vfio_user_proto.h"
 #include "vmm/util.h"
@@ -93,6 +94,12 @@ struct fake_srv {
 	uint64_t dirty[64];
 	unsigned nr_dirty;
 	unsigned log_reports;
+	/* hdnic's output commit (vendor feature): every SET, and a device's epoch rules */
+	bool no_output_commit;
+	struct hdnic_output_commit oc[MAX_REC];
+	unsigned nr_oc;
+	bool oc_holding;
+	uint64_t oc_epoch, oc_committed;
 	/* what the client did */
 	uint32_t mig_seq[MAX_REC];	/* every MIG_DEVICE_STATE SET, refused ones too */
 	unsigned mig_when[MAX_REC];	/* ... and when, on a clock all fake servers share */
@@ -455,10 +462,56 @@ static void h_feature(struct fake_srv *s, const struct vfio_user_header *h, cons
 		      size_t len)
 {
 	struct vfio_user_device_feature f;
-	uint8_t out[64];
+	uint8_t out[128];
 
 	memcpy(&f, p, sizeof(f));
 	switch (f.flags & VFIO_DEVICE_FEATURE_MASK) {
+	case HDNIC_FEATURE_OUTPUT_COMMIT: {
+		struct hdnic_output_commit oc;
+		struct hdnic_output_status st = { .holding = s->oc_holding, .epoch = s->oc_epoch,
+						  .committed = s->oc_committed };
+		bool ok;
+
+		if (s->no_output_commit) {
+			srv_error(s, h, ENOTSUP);
+			return;
+		}
+		if (f.flags & VFIO_DEVICE_FEATURE_PROBE) {
+			srv_reply(s, h, p, len, NULL, 0);
+			return;
+		}
+		if (f.flags & VFIO_DEVICE_FEATURE_GET) {
+			f.argsz = sizeof(f) + sizeof(st);
+			memcpy(out, &f, sizeof(f));
+			memcpy(out + sizeof(f), &st, sizeof(st));
+			srv_reply(s, h, out, sizeof(f) + sizeof(st), NULL, 0);
+			return;
+		}
+		if (len < sizeof(f) + sizeof(oc)) {
+			srv_error(s, h, EINVAL);
+			return;
+		}
+		memcpy(&oc, p + sizeof(f), sizeof(oc));
+		if (s->nr_oc < MAX_REC)
+			s->oc[s->nr_oc++] = oc;
+		/* hdnic's rules (hdnic_vf_abi.h): epochs move forward, the open one is not committed */
+		ok = oc.op == HDNIC_OUTPUT_START ||
+		     (s->oc_holding && oc.op == HDNIC_OUTPUT_EPOCH && oc.epoch > s->oc_epoch) ||
+		     (s->oc_holding && oc.op == HDNIC_OUTPUT_COMMIT && oc.epoch < s->oc_epoch) ||
+		     oc.op == HDNIC_OUTPUT_STOP || oc.op == HDNIC_OUTPUT_DISCARD;
+		if (!ok) {
+			srv_error(s, h, EINVAL);
+			return;
+		}
+		if (oc.op == HDNIC_OUTPUT_START || oc.op == HDNIC_OUTPUT_EPOCH)
+			s->oc_epoch = oc.epoch;
+		if (oc.op == HDNIC_OUTPUT_COMMIT)
+			s->oc_committed = oc.epoch;
+		if (oc.op == HDNIC_OUTPUT_START || oc.op == HDNIC_OUTPUT_STOP)
+			s->oc_holding = oc.op == HDNIC_OUTPUT_START;
+		srv_reply(s, h, p, len, NULL, 0);
+		return;
+	}
 	case VFIO_DEVICE_FEATURE_MIGRATION: {
 		uint64_t fl = s->mig_flags;
 
