@@ -68,6 +68,8 @@ static json_object *dev_entry(const struct vdev *vd)
 	add(o, "client", json_object_new_boolean(vdev_has_client(vd)));
 	add(o, "state", json_object_new_string(vdev_state_name(vd)));
 	add(o, "mig_state", json_object_new_string(vdev_mig_state_name(vd->mig.state)));
+	add(o, "mig_error", json_object_new_string(vd->mig.error));
+	add(o, "mig_announces", u64(vd->mig.announces));
 	add(o, "dirty_logging", json_object_new_boolean(vd->as.dirty != NULL));
 	add(o, "device_status", json_object_new_int(vd->vn.status));
 	add(o, "polling", json_object_new_boolean(vd->polling));

@@ -7,6 +7,7 @@
 #include "devices/hdnic/vdev_mig.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "devices/hdnic/nic.h"
@@ -107,11 +108,39 @@ static int arc_quiesce(struct vdev *vd)
 }
 
 /*
+ * The guest's MAC is here now: one RARP from it (as QEMU's announce-self
+ * sends), broadcast through the switch, so the uplink's bridge, the peers
+ * and the other functions move their forwarding entries to this NIC at
+ * once instead of when the old ones age out.
+ */
+static void announce(struct vdev *vd)
+{
+	uint8_t f[60] = { 0 };
+
+	memset(f, 0xff, 6);
+	memcpy(f + 6, vd->mac, 6);
+	f[12] = 0x80, f[13] = 0x35;		/* ETH_P_RARP */
+	f[15] = 1;				/* hardware type Ethernet */
+	f[16] = 0x08;				/* protocol IPv4 */
+	f[18] = 6, f[19] = 4;			/* address lengths */
+	f[21] = 3;				/* reverse request */
+	memcpy(f + 22, vd->mac, 6);		/* sender MAC, IP 0 */
+	memcpy(f + 32, vd->mac, 6);		/* target MAC, IP 0 */
+	nic_forward_from_vdev(vd->nic, vd, f, sizeof(f));
+	vd->mig.announces++;
+}
+
+/*
  * Back to full operation: the TX rings and the control queue are looked at
- * again (kicks while quiesced were not acted on), held interrupts go out.
+ * again (kicks while quiesced were not acted on), held interrupts go out;
+ * after a load the guest's MAC is announced first.
  */
 static int arc_run(struct vdev *vd)
 {
+	if (vd->mig.announce) {
+		vd->mig.announce = false;
+		announce(vd);
+	}
 	vd->dev.paused = false;
 	vdev_update_running(vd);
 	if (vd->running && vdev_ctrlq_index(vd) >= 0)
@@ -154,6 +183,7 @@ static int arc_load_begin(struct vdev *vd)
 {
 	state_init_writer(&vd->mig.data);
 	vd->mig.session = true;
+	vd->mig.error[0] = 0;
 	return 0;
 }
 
@@ -161,15 +191,27 @@ static int arc_load_begin(struct vdev *vd)
 static int arc_load_end(struct vdev *vd)
 {
 	struct state_buf in;
+	uint32_t len;
 	int err;
 
+	/* One section exactly: trailing bytes are refused before anything is loaded. */
 	state_init_reader(&in, vd->mig.data.data, vd->mig.data.len);
-	err = vdev_load(vd, &in);
-	if (!err && !state_at_end(&in))
-		err = -EINVAL;	/* trailing bytes: not one function's state */
+	state_get_u32(&in);
+	len = state_get_u32(&in);
+	if (state_ok(&in) && len < in.len - in.pos) {
+		err = -EINVAL;
+		snprintf(vd->mig.error, sizeof(vd->mig.error),
+			 "corrupt: %zu bytes after the function's state", in.len - in.pos - len);
+		pr_err("%s: device state refused: %s", vd->dev.id, vd->mig.error);
+	} else {
+		state_init_reader(&in, vd->mig.data.data, vd->mig.data.len);
+		err = vdev_load(vd, &in);
+	}
 	session_end(vd);
 	if (err)
 		vd->mig.state = ERROR;	/* the stream is spent: only a reset helps */
+	else
+		vd->mig.announce = true;
 	return err;
 }
 
@@ -204,6 +246,7 @@ void vdev_mig_init(struct vdev *vd)
 void vdev_mig_reset(struct vdev *vd)
 {
 	session_end(vd);
+	vd->mig.announce = false;
 	vd->mig.state = RUNNING;
 	vd->dev.paused = false;
 }

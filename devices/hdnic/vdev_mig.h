@@ -36,6 +36,9 @@ struct vdev_mig {
 	struct state_buf data;	/* STOP_COPY: what is read; RESUMING: what was written */
 	bool session;		/* data is in use */
 	uint64_t arcs;		/* direct arcs taken */
+	bool announce;		/* loaded: announce the guest's MAC on RUNNING */
+	uint64_t announces;	/* announcements sent */
+	char error[128];	/* why the last RESUMING stream was refused, or "" */
 };
 
 void vdev_mig_init(struct vdev *vd);

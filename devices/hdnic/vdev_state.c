@@ -6,10 +6,19 @@
  * entries, the statistics counters (guest-visible state too, through the
  * statistics capability) and the driver's receive filter.  Loading parses
  * into a scratch copy, validates everything, and only then commits, so a
- * corrupt stream never leaves a half-loaded function.  A stream only loads into a function of the same
- * shape (queue pairs, vectors).
+ * corrupt stream never leaves a half-loaded function.
+ *
+ * The state is portable: it names nothing of the NIC it came from (no
+ * PASID, no queue-pair numbers, no port), so it loads into a function of
+ * another hdnic, and a VF's into an ADI and back, as long as the shapes
+ * match (queue pairs, vectors) and the destination offers every feature the
+ * driver negotiated.  Version 4 adds the function's QoS settings; version 3
+ * streams still load (QoS then stays the destination's).  A refusal names
+ * its reason (vdev_mig_refused: hdnic's log, `ctl list` mig_error).
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "devices/hdnic/nic.h"
@@ -18,7 +27,8 @@
 #include "vmm/util.h"
 
 #define VDEV_STATE_TAG		0x31465648u	/* "HVF1" */
-#define VDEV_STATE_VERSION	3
+#define VDEV_STATE_VERSION	4
+#define VDEV_STATE_OLDEST	3	/* the oldest version still loaded */
 #define VDEV_NR_COUNTERS	16
 
 struct saved_queue {
@@ -47,7 +57,22 @@ struct vdev_saved {
 	struct vdev_rx_filter rxf;
 	struct saved_queue q[VDEV_MAX_QUEUES];
 	uint64_t counters[VDEV_NR_COUNTERS];
+	bool has_qos;		/* version >= 4 */
+	uint64_t tx_rate, rx_rate;
+	uint32_t weight;
 };
+
+/* Refuse a stream: the reason goes to the log and to `ctl list`. */
+static int refuse(struct vdev *vd, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(vd->mig.error, sizeof(vd->mig.error), fmt, ap);
+	va_end(ap);
+	pr_err("%s: device state refused: %s", vd->dev.id, vd->mig.error);
+	return err;
+}
 
 static uint64_t *stat_field(struct vdev_stats *s, unsigned i)
 {
@@ -132,24 +157,39 @@ int vdev_save(struct vdev *vd, struct state_buf *sb)
 	state_put_u32(sb, VDEV_NR_COUNTERS);
 	for (unsigned i = 0; i < VDEV_NR_COUNTERS; i++)
 		state_put_u64(sb, *stat_field(&vd->stats, i));
+	state_put_u64(sb, vd->sched.tx.rate);
+	state_put_u64(sb, vd->sched.rx.rate);
+	state_put_u32(sb, vd->sched.weight);
 	state_end_section(sb, mark);
 	return state_ok(sb) ? 0 : -ENOMEM;
 }
 
-static int parse(const struct vdev *vd, struct state_buf *sb, struct vdev_saved *s)
+static int parse(struct vdev *vd, struct state_buf *sb, struct vdev_saved *s)
 {
-	uint32_t tag = state_get_u32(sb), len = state_get_u32(sb);
+	uint32_t tag = state_get_u32(sb), len = state_get_u32(sb), version;
 	size_t start = sb->pos;
 	unsigned nq;
 
-	if (!state_ok(sb) || tag != VDEV_STATE_TAG || len > sb->len - sb->pos)
-		return -EINVAL;
-	if (state_get_u32(sb) != VDEV_STATE_VERSION)
-		return -EINVAL;
+	if (!state_ok(sb))
+		return refuse(vd, -EINVAL, "truncated: %zu bytes, not even a header", sb->len);
+	if (tag != VDEV_STATE_TAG)
+		return refuse(vd, -EINVAL, "not an hdnic function's state (tag %#x)", tag);
+	if (len > sb->len - sb->pos)
+		return refuse(vd, -EINVAL, "truncated: %u bytes announced, %zu written", len,
+			      sb->len - sb->pos);
+	version = state_get_u32(sb);
+	if (version < VDEV_STATE_OLDEST || version > VDEV_STATE_VERSION)
+		return refuse(vd, -EPROTONOSUPPORT,
+			      "format version %u, this hdnic reads versions %u to %u", version,
+			      VDEV_STATE_OLDEST, VDEV_STATE_VERSION);
 	s->nr_qps = state_get_u8(sb);
 	s->nr_vectors = state_get_u8(sb);
-	if (s->nr_qps != vd->nr_qps || s->nr_vectors != vd->nr_vectors)
-		return -EINVAL;		/* saved from a function of another shape */
+	if (s->nr_qps != vd->nr_qps)
+		return refuse(vd, -EINVAL, "saved from a function with %u queue pairs, this one "
+			      "has %u", s->nr_qps, vd->nr_qps);
+	if (s->nr_vectors != vd->nr_vectors)
+		return refuse(vd, -EINVAL, "saved from a function with %u MSI-X vectors, this "
+			      "one has %u", s->nr_vectors, vd->nr_vectors);
 	state_get_bytes(sb, s->mac, 6);
 	state_get_bytes(sb, s->cfg, VDEV_CFG_SIZE);
 	for (unsigned i = 0; i < s->nr_vectors; i++) {
@@ -196,11 +236,18 @@ static int parse(const struct vdev *vd, struct state_buf *sb, struct vdev_saved 
 		q->doorbell = state_get_u16(sb);
 	}
 	if (state_get_u32(sb) != VDEV_NR_COUNTERS)
-		return -EINVAL;
+		return refuse(vd, -EINVAL, "corrupt: bad counter count");
 	for (unsigned i = 0; i < VDEV_NR_COUNTERS; i++)
 		s->counters[i] = state_get_u64(sb);
+	s->has_qos = version >= 4;
+	if (s->has_qos) {
+		s->tx_rate = state_get_u64(sb);
+		s->rx_rate = state_get_u64(sb);
+		s->weight = state_get_u32(sb);
+	}
 	if (!state_ok(sb) || sb->pos - start != len)
-		return -EINVAL;
+		return refuse(vd, -EINVAL, "corrupt: the section's length does not match its "
+			      "contents");
 	return 0;
 }
 
@@ -209,40 +256,48 @@ static bool vector_ok(const struct vdev *vd, uint16_t v)
 	return v < vd->nr_vectors || v == VQ_NO_VECTOR;
 }
 
-static int validate(const struct vdev *vd, const struct vdev_saved *s)
+static int validate(struct vdev *vd, const struct vdev_saved *s)
 {
 	uint64_t vmask = vd->nr_vectors >= 64 ? ~0ULL : (1ULL << vd->nr_vectors) - 1;
 
 	if (mac_is_multicast(s->mac) || mac_is_zero(s->mac))
-		return -EINVAL;
+		return refuse(vd, -EINVAL, "corrupt: not a unicast MAC");
 	if ((s->pba & ~vmask) || (s->irq_masked & ~vmask))
-		return -EINVAL;
-	if (s->driver_features & ~vdev_features(vd) || !vector_ok(vd, s->msix_config))
-		return -EINVAL;
+		return refuse(vd, -EINVAL, "corrupt: interrupt bits beyond the vectors");
+	if (s->driver_features & ~vdev_features(vd))
+		return refuse(vd, -EOPNOTSUPP, "the driver negotiated features %#llx this "
+			      "function does not offer",
+			      (unsigned long long)(s->driver_features & ~vdev_features(vd)));
+	if (!vector_ok(vd, s->msix_config))
+		return refuse(vd, -EINVAL, "corrupt: config vector %u", s->msix_config);
 	if ((s->driver_features & (VF_F_MQ | VF_F_CTRL_RX)) && !(s->driver_features & VF_F_CTRL_VQ))
-		return -EINVAL;
+		return refuse(vd, -EINVAL, "corrupt: inconsistent virtio state");
 	if ((s->rx_modes & ~(RXF_PROMISC | RXF_ALLMULTI | RXF_UC_OVERFLOW | RXF_MC_OVERFLOW)) ||
 	    !vdev_rx_filter_valid(&s->rxf))
-		return -EINVAL;
+		return refuse(vd, -EINVAL, "corrupt: inconsistent virtio state");
 	if (s->active_pairs < 1 || s->active_pairs > vd->nr_qps)
-		return -EINVAL;
+		return refuse(vd, -EINVAL, "corrupt: %u active queue pairs", s->active_pairs);
+	if (s->has_qos && (s->weight < 1 || s->weight > QOS_WEIGHT_MAX ||
+			   (s->tx_rate && (s->tx_rate < QOS_RATE_MIN || s->tx_rate > QOS_RATE_MAX)) ||
+			   (s->rx_rate && (s->rx_rate < QOS_RATE_MIN || s->rx_rate > QOS_RATE_MAX))))
+		return refuse(vd, -EINVAL, "corrupt: QoS settings out of range");
 	if (s->isr & ~(VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG))
-		return -EINVAL;
+		return refuse(vd, -EINVAL, "corrupt: inconsistent virtio state");
 	if ((s->status & VST_DRIVER_OK) && !(s->status & VST_FEATURES_OK))
-		return -EINVAL;
+		return refuse(vd, -EINVAL, "corrupt: inconsistent virtio state");
 	for (unsigned i = 0; i < vdev_nr_queues(vd); i++) {
 		const struct saved_queue *q = &s->q[i];
 
 		if (!q->size || q->size > HDNIC_QUEUE_MAX_SIZE || (q->size & (q->size - 1)))
-			return -EINVAL;
+			return refuse(vd, -EINVAL, "corrupt: queue %u", i);
 		if (!vector_ok(vd, q->msix_vector) || q->enabled > 1 || q->attached > 1 ||
 		    q->signalled_valid > 1 || q->ims_pending > 1)
-			return -EINVAL;
+			return refuse(vd, -EINVAL, "corrupt: queue %u", i);
 		if (q->attached && (!q->enabled || !(s->status & VST_DRIVER_OK)))
-			return -EINVAL;
+			return refuse(vd, -EINVAL, "corrupt: queue %u", i);
 		/* The device can never have used more than the driver made available. */
 		if ((uint16_t)(q->last_avail - q->used_idx) > q->size)
-			return -EINVAL;
+			return refuse(vd, -EINVAL, "corrupt: queue %u", i);
 	}
 	return 0;
 }
@@ -286,7 +341,8 @@ int vdev_load(struct vdev *vd, struct state_buf *sb)
 		if (q->attached) {
 			err = dma_vq_attach(&vq[i], as, ev, dir);
 			if (err)
-				break;
+				return refuse(vd, err, "queue %u's rings are not in the memory the "
+					      "client mapped (%s)", i, strerror(-err));
 			vq[i].last_avail = q->last_avail;
 			vq[i].used_idx = q->used_idx;
 			vq[i].published = q->used_idx;	/* what the source published */
@@ -294,10 +350,13 @@ int vdev_load(struct vdev *vd, struct state_buf *sb)
 			vq[i].signalled_valid = q->signalled_valid;
 		}
 	}
-	if (!err && memcmp(s.mac, vd->mac, 6))
-		err = nic_set_mac(vd->nic, vd, s.mac, NULL, 0);
-	if (err)
-		return err;
+	if (memcmp(s.mac, vd->mac, 6)) {
+		char why[64];
+
+		err = nic_set_mac(vd->nic, vd, s.mac, why, sizeof(why));
+		if (err)
+			return refuse(vd, err, "the guest's MAC: %s", why);
+	}
 	/* Commit. */
 	memcpy(vd->cfg, s.cfg, VDEV_CFG_SIZE);
 	memcpy(vd->msix, s.msix, vd->nr_vectors * sizeof(*vd->msix));
@@ -329,6 +388,15 @@ int vdev_load(struct vdev *vd, struct state_buf *sb)
 	}
 	for (unsigned i = 0; i < VDEV_NR_COUNTERS; i++)
 		*stat_field(&vd->stats, i) = s.counters[i];
+	if (s.has_qos) {
+		uint64_t now = now_ns();
+
+		tb_set(&vd->sched.tx, s.tx_rate, now);
+		tb_set(&vd->sched.rx, s.rx_rate, now);
+		vd->sched.weight = s.weight;
+		nic_qos_changed(vd->nic);
+	}
+	vd->mig.error[0] = 0;
 	vdev_ims_sync(vd);
 	vdev_update_running(vd);
 	return 0;

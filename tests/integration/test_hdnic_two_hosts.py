@@ -5,6 +5,7 @@ both directions, and a function moves from host A's hdnic to host B's with
 its guest (the Python driver and its memory) while a client talks to it."""
 import errno
 import select
+import signal
 import socket
 import struct
 import time
@@ -13,7 +14,7 @@ import pytest
 
 import vfio_user_client as vu
 from vfio_user_client import VfioUserClient, VirtioNetVF, wait_for
-from hosts import (CLIENT_IP, COUNTER_PORT, TwoHosts, UdpGuest, guest_ip, move_driver,
+from hosts import (CLIENT_IP, COUNTER_PORT, TwoHosts, UdpGuest, guest_ip, move_driver, udp_frame,
                    read_state)
 
 
@@ -69,3 +70,213 @@ def test_udp_checksums_through_tap_uplink(ns, nic):
         replies = [counter_request(s, g, i, guest_ip(0)) for i in range(10)]
         assert g.bad_csum == 0, f"{g.bad_csum} frames arrived with a partial checksum"
         assert replies == [(i, i + 1) for i in range(10)], replies
+
+
+# ---- a function moves from host A's hdnic to host B's ----
+
+MCAST = bytes.fromhex("01005e000042")
+ETH_P_RARP = 0x8035
+
+
+def function(nic, kind, name):
+    """(socket path, dev name) of a VF (vf<name>) or a freshly composed ADI."""
+    if kind == "vf":
+        return nic.sock(int(name)), f"vf{name}"
+    nic.adi_add(name)
+    return nic.adi_sock(name), f"adi-{name}"
+
+
+class Client:
+    """The client namespace's UDP counter client, with retries (a request
+    sent while the function is stopped is lost, like on a wire)."""
+
+    def __init__(self, hosts, ip):
+        self.s = hosts.udp_socket()
+        self.s.setblocking(False)
+        self.ip, self.next_id = ip, 1
+        self.replies = []           # (id, counter) in arrival order
+
+    def request(self, guest, timeout=3.0, retry=0.25):
+        rid, self.next_id = self.next_id, self.next_id + 1
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.s.sendto(struct.pack("!Q", rid), (self.ip, COUNTER_PORT))
+            until = min(deadline, time.monotonic() + retry)
+            while time.monotonic() < until:
+                guest.poll(0.0, step=0.003)
+                while select.select([self.s], [], [], 0)[0]:
+                    got = struct.unpack("!QQ", self.s.recv(64)[:16])
+                    self.replies.append(got)
+                if any(r[0] == rid for r in self.replies):
+                    return next(r for r in self.replies if r[0] == rid)
+        return None
+
+    def close(self):
+        self.s.close()
+
+
+def stop_and_save(vf):
+    assert vf.c.set_mig_state(vu.MIG_STOP_COPY) == vu.MIG_STOP_COPY
+    return read_state(vf.c)
+
+
+@pytest.mark.parametrize("src_kind,dst_kind", [("vf", "vf"), ("adi", "vf"), ("vf", "adi")])
+def test_function_moves_between_hosts(hosts, src_kind, dst_kind):
+    """A guest on A answers counter requests; its function is stopped and
+    saved on A, its memory copied and its state resumed into a function of
+    B's hdnic that sits on other queue pairs (and is an ADI where A's was a
+    VF, or back).  B announces the guest's MAC at once (the client sees the
+    RARP, the bridge moves), the requests continue on B with the counter
+    continuing and no reply twice, the guest-visible statistics continue,
+    QoS and the receive filter came along, and A's function, reset, takes a
+    new client."""
+    a, b = hosts.nic["a"], hosts.nic["b"]
+    b.adi_add("pad")                                 # B's functions sit elsewhere
+    src, src_dev = function(a, src_kind, "0")
+    dst, dst_dev = function(b, dst_kind, "1")
+    assert a.dev_info(src_dev)["qps"] != b.dev_info(dst_dev)["qps"]
+    assert a.ctl("qos", src_dev, "--tx-rate", "50M", "--weight", "7").returncode == 0
+    sniff = hosts.ns["client"].packet_socket("cl0")
+    client = Client(hosts, guest_ip(0))
+    try:
+        with VirtioNetVF(src, ctrl_rx=True) as vf:
+            vf.post_rx()
+            assert vf.mac_table(multicast=[MCAST]) == vu.CTRL_OK
+            g = UdpGuest(vf, guest_ip(0))
+            first = [client.request(g) for _ in range(10)]
+            assert [c for _, c in first] == list(range(1, 11)), first
+            stats_before = vf.stats_cap()
+            src_info = a.dev_info(src_dev)
+
+            stream = stop_and_save(vf)
+            # a request while the function is stopped: lost at A, not answered twice
+            client.s.sendto(struct.pack("!Q", 999), (guest_ip(0), COUNTER_PORT))
+            assert wait_for(lambda: a.dev_stats(src_dev)["rx_stopped"] >= 1, timeout=3)
+            old = move_driver(vf, dst, stream)
+            try:
+                info = b.dev_info(dst_dev)
+                assert info["mac"] == src_info["mac"] and info["mig_state"] == "running"
+                assert info["qos"] == src_info["qos"]
+                assert info["rx_mode"] == src_info["rx_mode"]
+                assert info["mig_announces"] == 1 and info["mig_error"] == ""
+                # the announce reached the client's wire before the guest sent anything
+                rarp = vu_sniff(sniff, lambda f: f[12:14] == struct.pack("!H", ETH_P_RARP)
+                                and f[6:12] == vf.mac())
+                assert rarp is not None, "no announce from B"
+                fdb = hosts.ns["lan"].exec("bridge", "fdb", "show", "br", "br0").stdout
+                mac = src_info["mac"]
+                assert any(mac in line and "pb" in line for line in fdb.splitlines()), fdb
+
+                after = [client.request(g) for _ in range(10)]
+                assert None not in after, after
+                counters = [c for _, c in client.replies]
+                assert counters == list(range(1, len(counters) + 1)), client.replies
+                ids = [r for r, _ in client.replies]
+                assert len(ids) == len(set(ids)), "a request was answered twice"
+                stats_after = vf.stats_cap()
+                for k, v in stats_before.items():
+                    assert stats_after[k] >= v, (k, v, stats_after[k])
+                assert stats_after["rx_packets"] >= stats_before["rx_packets"] + 10
+                assert b.dev_stats(dst_dev)["rx_packets"] >= a.dev_stats(src_dev)["rx_packets"]
+            finally:
+                old.close()
+        # A's function: reset by its client leaving, free for the next VM
+        assert wait_for(lambda: not a.dev_info(src_dev)["client"], timeout=3)
+        with VirtioNetVF(src) as nxt:
+            assert a.dev_info(src_dev)["mig_state"] == "running"
+            assert a.dev_info(src_dev)["state"] == "running"
+            nxt.send(udp_frame(b"\xff" * 6, nxt.mac(), "10.66.0.99", CLIENT_IP, 1, 2,
+                               b"next-vm"))
+            assert vu_sniff(sniff, lambda f: b"next-vm" in f), "A's function does not send"
+    finally:
+        client.close()
+        sniff.close()
+
+
+def vu_sniff(sock, match, timeout=3.0):
+    from nichost import sniff
+    return sniff(sock, match, timeout)
+
+
+def test_destination_dies_during_resuming(hosts):
+    """B's hdnic is killed while the state is being written: the source
+    function goes back to RUNNING and serves on, counter intact."""
+    a, b = hosts.nic["a"], hosts.nic["b"]
+    client = Client(hosts, guest_ip(0))
+    try:
+        with VirtioNetVF(a.sock(0)) as vf:
+            vf.post_rx()
+            g = UdpGuest(vf, guest_ip(0))
+            assert [client.request(g)[1] for _ in range(3)] == [1, 2, 3]
+            stream = stop_and_save(vf)
+            with VfioUserClient(b.sock(0)) as dst:
+                dst.version()
+                dst.dma_map(vf.memfd, vf.IOVA, vf.MEM_SIZE)
+                dst.set_mig_state(vu.MIG_RESUMING)
+                dst.mig_data_write(stream[:len(stream) // 2])
+                b.stop(signal.SIGKILL)
+                with pytest.raises((OSError, vu.VfioUserError, struct.error)):
+                    dst.mig_data_write(stream[len(stream) // 2:])
+                    dst.set_mig_state(vu.MIG_RUNNING)
+            # the source: STOP_COPY -> STOP -> RUNNING_P2P -> RUNNING
+            assert vf.c.set_mig_state(vu.MIG_RUNNING) == vu.MIG_RUNNING
+            assert a.dev_info("vf0")["mig_state"] == "running"
+            assert [client.request(g)[1] for _ in range(3)] == [4, 5, 6]
+    finally:
+        client.close()
+
+
+def patch(stream, off, data):
+    return stream[:off] + data + stream[off + len(data):]
+
+
+# offsets in a 1-pair function's state: section tag, length, version, shape, MAC, config
+# space (256), 3 MSI-X entries, pba, masked, dfselect, gfselect, then driver features
+VERSION_OFF = 8
+FEATURES_OFF = 8 + 4 + 2 + 6 + 256 + 3 * 16 + 8 + 8 + 4 + 4
+
+
+@pytest.mark.parametrize("what,expect_errno,reason", [
+    ("version", errno.EPROTONOSUPPORT, "format version 99"),
+    ("features", errno.EOPNOTSUPP, "does not offer"),
+    ("queues", errno.EINVAL, "queue pairs"),
+    ("truncated", errno.EINVAL, "truncated"),
+    ("trailing", errno.EINVAL, "after the function's state"),
+])
+def test_incompatible_state_refused(hosts, what, expect_errno, reason):
+    """A stream B cannot take is refused when RESUMING ends, with the reason
+    in `ctl list` (mig_error) and the log, before anything is applied: B's
+    function keeps its MAC; a reset recovers it; A's function resumes."""
+    a, b = hosts.nic["a"], hosts.nic["b"]
+    with VirtioNetVF(a.sock(0)) as vf:
+        vf.post_rx()
+        stream = stop_and_save(vf)
+        dst_path, dst_dev = b.sock(0), "vf0"
+        if what == "version":
+            stream = patch(stream, VERSION_OFF, struct.pack("<I", 99))
+        elif what == "features":
+            feats = struct.unpack_from("<Q", stream, FEATURES_OFF)[0]
+            stream = patch(stream, FEATURES_OFF, struct.pack("<Q", feats | 1 << 62))
+        elif what == "queues":
+            b.adi_add("wide", "--queues", "2")
+            dst_path, dst_dev = b.adi_sock("wide"), "adi-wide"
+        elif what == "truncated":
+            stream = stream[:len(stream) - 7]
+        elif what == "trailing":
+            stream += b"\0" * 5
+        mac_before = b.dev_info(dst_dev)["mac"]
+        with VfioUserClient(dst_path) as dst:
+            dst.version()
+            dst.dma_map(vf.memfd, vf.IOVA, vf.MEM_SIZE)
+            dst.set_mig_state(vu.MIG_RESUMING)
+            dst.mig_data_write(stream)
+            with pytest.raises(vu.VfioUserError) as e:
+                dst.set_mig_state(vu.MIG_RUNNING)
+            assert e.value.errno == expect_errno
+            info = b.dev_info(dst_dev)
+            assert reason in info["mig_error"], info["mig_error"]
+            assert info["mac"] == mac_before and info["mig_announces"] == 0
+            assert reason in b.output()
+            dst.reset()
+            assert dst.mig_state() == vu.MIG_RUNNING
+        assert vf.c.set_mig_state(vu.MIG_RUNNING) == vu.MIG_RUNNING
