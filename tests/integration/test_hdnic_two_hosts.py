@@ -152,6 +152,10 @@ def test_function_moves_between_hosts(hosts, src_kind, dst_kind):
             # a request while the function is stopped: lost at A, not answered twice
             client.s.sendto(struct.pack("!Q", 999), (guest_ip(0), COUNTER_PORT))
             assert wait_for(lambda: a.dev_stats(src_dev)["rx_stopped"] >= 1, timeout=3)
+            # a frame in flight: queued by the guest after the device stopped
+            vf.send(udp_frame(b"\xff" * 6, vf.mac(), guest_ip(0), CLIENT_IP, 1, 2,
+                              b"in-flight"))
+            assert vu_sniff(sniff, lambda f: b"in-flight" in f, timeout=0.3) is None
             old = move_driver(vf, dst, stream)
             try:
                 info = b.dev_info(dst_dev)
@@ -163,6 +167,7 @@ def test_function_moves_between_hosts(hosts, src_kind, dst_kind):
                 rarp = vu_sniff(sniff, lambda f: f[12:14] == struct.pack("!H", ETH_P_RARP)
                                 and f[6:12] == vf.mac())
                 assert rarp is not None, "no announce from B"
+                assert vu_sniff(sniff, lambda f: b"in-flight" in f), "the queued frame is lost"
                 fdb = hosts.ns["lan"].exec("bridge", "fdb", "show", "br", "br0").stdout
                 mac = src_info["mac"]
                 assert any(mac in line and "pb" in line for line in fdb.splitlines()), fdb
