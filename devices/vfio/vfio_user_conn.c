@@ -473,8 +473,11 @@ int vfio_user_call(struct vfio_user_conn *c, const struct vfio_user_req *req,
 	deadline = now + (uint64_t)c->timeout_ms * 1000000ull;
 	stall_deadline = now + (uint64_t)c->stall_ms * 1000000ull;
 	if (c->nr_late || c->stalled_since) {
-		/* a guest access only looks; anything else waits for the server */
-		ret = take_late_replies(c, req->may_stall ? now : deadline, &why);
+		/* a guest access only looks; anything else waits, until the server is lost */
+		uint64_t lost = (c->stalled_since ? c->stalled_since : now) +
+				(uint64_t)c->timeout_ms * 1000000ull;
+
+		ret = take_late_replies(c, req->may_stall ? now : lost, &why);
 		if (ret == -ETIMEDOUT &&
 		    now - c->stalled_since < (uint64_t)c->timeout_ms * 1000000ull &&
 		    req->may_stall) {
