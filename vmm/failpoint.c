@@ -90,7 +90,7 @@ void failpoint(const char *name, uint64_t epoch)
 		if (armed[i].epoch != epoch || strcmp(armed[i].name, name))
 			continue;
 		pr_err("fail point %s at epoch %llu: SIGKILL", name, (unsigned long long)epoch);
-		kill(getpid(), SIGKILL);
+		raise(SIGKILL);	/* tgkill: allowed by every seccomp role */
 		_exit(137);	/* not reached */
 	}
 }

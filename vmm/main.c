@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "vmm/cli.h"
+#include "vmm/failpoint.h"
 #include "vmm/util.h"
 
 static const struct {
@@ -19,6 +20,16 @@ static const struct {
 	{ "stop", cmd_stop, "stop a microVM" },
 	{ "snapshot", cmd_snapshot, "save a microVM (RAM, vCPU and device state) to a file" },
 	{ "vfio-probe", cmd_vfio_probe, "attach to a vfio-user server, print what it offers" },
+};
+
+/*
+ * HDVM_FAILPOINT=NAME:EPOCH[,...] (vmm/failpoint.h): hdvm's named points.
+ * The checkpoint driver adds its own (after-pause, stop-copy, ...) here.
+ */
+static const char *const hdvm_failpoints[] = {
+	"after-commit",	/* PV virtio-net: COMMIT EPOCH taken, nothing of it released */
+	"release",	/* PV virtio-net: the first frame of EPOCH's commit released */
+	NULL,
 };
 
 static void usage(FILE *f)
@@ -40,6 +51,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (failpoint_init("HDVM_FAILPOINT", hdvm_failpoints))
+		return EXIT_USAGE;
 	for (size_t i = 0; i < ARRAY_SIZE(subcommands); i++)
 		if (!strcmp(argv[1], subcommands[i].name))
 			return subcommands[i].fn(argc - 1, argv + 1);

@@ -4,7 +4,7 @@ HDNIC_OBJS := $(HDNIC_SRCS:%.c=$(BUILD)/obj/%.o)
 HDNIC_BIN  := $(BUILD)/hdnic
 # hdnic needs only these from the shared library; naming the objects keeps
 # hdnic linkable while other parts of libhdvm are under construction.
-HDNIC_LIBOBJS := $(BUILD)/obj/vmm/util.o $(BUILD)/obj/vmm/failpoint.o \
+HDNIC_LIBOBJS := $(BUILD)/obj/vmm/util.o $(BUILD)/obj/vmm/failpoint.o $(BUILD)/obj/devices/holdq.o \
                  $(BUILD)/obj/migration/state.o \
                  $(BUILD)/obj/devices/virtio/virtq.o \
                  $(BUILD)/obj/devices/vfio/vfio_user_caps.o
@@ -28,7 +28,7 @@ FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -Wall -Wextra -Werror \
                 -Wno-unused-parameter -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined
-FUZZ_SRCS    := $(filter-out devices/hdnic/main.c,$(HDNIC_SRCS)) vmm/util.c vmm/failpoint.c \
+FUZZ_SRCS    := $(filter-out devices/hdnic/main.c,$(HDNIC_SRCS)) vmm/util.c vmm/failpoint.c devices/holdq.c \
                 migration/state.c \
                 devices/virtio/virtq.c \
                 devices/vfio/vfio_user_caps.c

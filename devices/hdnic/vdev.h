@@ -25,7 +25,7 @@
 #include "devices/hdnic/dma_space.h"
 #include "devices/hdnic/hdnic_dev.h"
 #include "devices/hdnic/hdnic_vf_abi.h"
-#include "devices/hdnic/holdq.h"
+#include "devices/holdq.h"
 #include "devices/hdnic/loop.h"
 #include "devices/hdnic/qp.h"
 #include "devices/hdnic/sched.h"

@@ -17,6 +17,11 @@
 
 _Static_assert(HOLDQ_MAX_FRAMES == HDNIC_OUTPUT_MAX_FRAMES, "hold queue limit is ABI");
 _Static_assert(HOLDQ_DEFAULT_FRAMES == HDNIC_OUTPUT_DEFAULT_FRAMES, "hold queue default is ABI");
+_Static_assert((int)HOLDQ_OP_START == HDNIC_OUTPUT_START &&
+	       (int)HOLDQ_OP_EPOCH == HDNIC_OUTPUT_EPOCH &&
+	       (int)HOLDQ_OP_COMMIT == HDNIC_OUTPUT_COMMIT &&
+	       (int)HOLDQ_OP_STOP == HDNIC_OUTPUT_STOP &&
+	       (int)HOLDQ_OP_DISCARD == HDNIC_OUTPUT_DISCARD, "the feature's ops are the hold queue's");
 
 static void egress(void *ctx, const uint8_t *frame, size_t len)
 {
@@ -61,27 +66,8 @@ static void output_moved(struct vdev *vd)
 
 int vdev_output_control(struct vdev *vd, uint32_t op, uint64_t epoch, uint32_t max_frames)
 {
-	int err = 0;
+	int err = holdq_control(&vd->holdq, op, epoch, max_frames);
 
-	switch (op) {
-	case HDNIC_OUTPUT_START:
-		err = holdq_hold(&vd->holdq, epoch, max_frames);
-		break;
-	case HDNIC_OUTPUT_EPOCH:
-		err = holdq_next_epoch(&vd->holdq, epoch);
-		break;
-	case HDNIC_OUTPUT_COMMIT:
-		err = holdq_commit(&vd->holdq, epoch);
-		break;
-	case HDNIC_OUTPUT_STOP:
-		holdq_pass(&vd->holdq);
-		break;
-	case HDNIC_OUTPUT_DISCARD:
-		holdq_discard(&vd->holdq);
-		break;
-	default:
-		return -EINVAL;
-	}
 	output_moved(vd);
 	return err;
 }

@@ -166,6 +166,17 @@ static void process_tx(struct virtio_net *n)
 				goto broken;
 			if (!r)
 				break;
+			r = net_output_take(n, &io->chain);
+			if (r < 0) {
+				/* hold queue full: the frame waits, kicks stay off until a commit */
+				vq_unpop(q);
+				goto out;
+			}
+			if (r > 0) {
+				vq_push(q, io->chain.head, 0);	/* copied: the guest has it back */
+				pushed = true;
+				continue;
+			}
 			pushed |= submit_tx(n, &io->chain);
 		}
 		if (io->tx_inflight == NET_TX_SLOTS)
@@ -178,6 +189,7 @@ static void process_tx(struct virtio_net *n)
 			break;
 		vq_set_notify(q, false);
 	}
+out:
 	if (pushed)
 		publish(n, VIRTIO_NET_TXQ);
 	return;
@@ -394,6 +406,8 @@ static void do_work(struct virtio_net *n)
 	if (!virtio_pci_live(&n->vp)) {
 		rx_drop_all(n);		/* a NIC that is not up drops what arrives */
 	} else {
+		if (atomic_exchange(&io->tx_retry, false))
+			io->kicked[VIRTIO_NET_TXQ] = true;
 		if (io->full_pass || io->kicked[VIRTIO_NET_TXQ])
 			process_tx(n);
 		if (io->fifo_len)
@@ -501,6 +515,17 @@ static void poke(struct net_io *io)
 
 	if (io->ctl_fd >= 0 && write(io->ctl_fd, &one, sizeof(one)) < 0)
 		pr_debug("net: control eventfd: %s", strerror(errno));
+}
+
+void net_io_tx_retry(struct virtio_net *n)
+{
+	struct net_io *io = &n->io;
+
+	atomic_store(&io->tx_retry, true);
+	pthread_mutex_lock(&io->lock);
+	if (io->thread_started)
+		poke(io);
+	pthread_mutex_unlock(&io->lock);
 }
 
 void net_io_stop(struct virtio_net *n)

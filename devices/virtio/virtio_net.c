@@ -36,6 +36,11 @@ static struct virtio_net *to_net(struct device *dev)
 	return container_of(dev, struct virtio_net, dev);
 }
 
+struct virtio_net *virtio_net_of(struct device *dev)
+{
+	return dev && dev->ops == &virtio_net_ops ? to_net(dev) : NULL;
+}
+
 /* ---- what the transport asks of the device ---- */
 
 static void net_cfg_read(void *opaque, uint32_t off, void *data, unsigned len)
@@ -141,6 +146,7 @@ static void net_unrealize(struct device *dev)
 			 (unsigned long long)st.tx_packets, (unsigned long long)st.tx_errors,
 			 (unsigned long long)st.ring_errors, (unsigned long long)st.notify_exits);
 	net_io_destroy(n);
+	net_output_destroy(n);		/* what was never committed goes nowhere */
 	net_tap_close(&n->tap);
 	virtio_pci_destroy(&n->vp);
 }
@@ -194,6 +200,7 @@ struct device *virtio_net_create(struct vm *vm, const struct net_opts *opts, uns
 		net_default_mac(vm->cfg.name, index, n->mac);
 	p.name = n->name;
 	p.lock = &n->dev.lock;
+	net_output_init(n);
 	/* the transport first: it marks its descriptors unused, so teardown is safe */
 	if (virtio_pci_init(&n->vp, vm, &p) < 0 || net_io_init(n) < 0 ||
 	    virtio_pci_register(&n->vp) < 0) {

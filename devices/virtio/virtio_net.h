@@ -11,6 +11,7 @@
 #ifndef HDVM_VIRTIO_NET_H
 #define HDVM_VIRTIO_NET_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct device;
@@ -41,5 +42,21 @@ struct device *virtio_net_create(struct vm *vm, const struct net_opts *opts, uns
 
 /* Counters of a device made by virtio_net_create(); -1 if dev is not one. */
 int virtio_net_get_stats(struct device *dev, struct virtio_net_stats *st);
+
+/*
+ * Output commit (Remus), the same operations as hdnic's vendor feature:
+ * op is enum holdq_op (devices/holdq.h: START, EPOCH, COMMIT, STOP,
+ * DISCARD).  While holding, TX frames are copied and completed, and reach
+ * the TAP only when their epoch is committed; a full queue leaves frames in
+ * the ring with their completion withheld.  0 or -errno.
+ */
+int virtio_net_output(struct device *dev, uint32_t op, uint64_t epoch, uint32_t max_frames);
+
+struct virtio_net_output_stats {
+	bool holding, blocked;
+	uint64_t epoch, held, held_total, released, discarded;
+};
+
+int virtio_net_output_stats(struct device *dev, struct virtio_net_output_stats *st);
 
 #endif

@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 
 #include "devices/device.h"
+#include "devices/holdq.h"
 #include "devices/virtio/net_cli.h"
 #include "devices/virtio/net_tap.h"
 #include "devices/virtio/virtio_net.h"
@@ -76,6 +77,15 @@ struct net_io {
 	struct net_tx_slot tx[NET_TX_SLOTS];
 	unsigned tx_inflight;
 	struct vq_chain chain;
+	atomic_bool tx_retry;		/* a commit made room: look at TX again */
+};
+
+/* Output commit (net_output.c): TX frames held per epoch until committed. */
+struct net_output {
+	pthread_mutex_t lock;		/* the I/O thread takes, the checkpoint driver commits */
+	struct holdq q;
+	bool blocked;			/* TX waits in the ring for room */
+	uint8_t *buf;			/* a frame gathered out of guest memory */
 };
 
 struct virtio_net {
@@ -88,6 +98,7 @@ struct virtio_net {
 	uint16_t link_status;
 	struct net_tap tap;
 	struct net_io io;
+	struct net_output out;
 	bool seccomp;
 	struct {
 		atomic_uint_fast64_t rx_packets, rx_bytes, rx_dropped;
@@ -104,5 +115,18 @@ void net_io_stop(struct virtio_net *n);
 void net_io_start(struct virtio_net *n);
 /* Stop the thread for good, cancel the TAP reads, free everything. */
 void net_io_destroy(struct virtio_net *n);
+/* Another thread made room in the hold queue: the I/O thread looks at TX again. */
+void net_io_tx_retry(struct virtio_net *n);
+
+/* net_output.c */
+void net_output_init(struct virtio_net *n);
+void net_output_destroy(struct virtio_net *n);
+/*
+ * The I/O thread offers a popped TX chain: 0 not holding (send it),
+ * 1 held or dropped as too long (complete it), -1 no room (put it back).
+ */
+int net_output_take(struct virtio_net *n, const struct vq_chain *c);
+/* The device behind dev, or NULL if it is not a virtio-net one. */
+struct virtio_net *virtio_net_of(struct device *dev);
 
 #endif

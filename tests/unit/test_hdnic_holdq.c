@@ -14,7 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "devices/hdnic/holdq.h"
+#include "devices/holdq.h"
 
 struct sink {
 	unsigned n;

@@ -209,6 +209,72 @@ static void test_many_frames_in_order(void **st)
 	assert_int_equal(stats().tx_packets, 48);
 }
 
+static struct virtio_net_output_stats out_stats(void)
+{
+	struct virtio_net_output_stats st;
+
+	assert_int_equal(virtio_net_output_stats(t.dev, &st), 0);
+	return st;
+}
+
+/*
+ * Output commit (Remus, the same hold queue as hdnic's): held frames reach
+ * the TAP only after their epoch commits, in order; a full queue leaves
+ * frames in the ring with their completion withheld; nothing is lost.
+ */
+static void test_output_commit_holds_tx_until_commit(void **st)
+{
+	uint8_t f[200], got[2048];
+	char tag[32];
+
+	NEED_NETNS();
+	assert_int_equal(virtio_net_output(t.dev, HOLDQ_OP_START, 1, 3), 0);
+	for (int i = 0; i < 5; i++) {
+		snprintf(tag, sizeof(tag), "oc-%d", i);
+		td_send(&t, f, make_frame(f, peer, t.n->mac, tag, 80), i == 4);
+	}
+	assert_true(td_wait_used(&t, VIRTIO_NET_TXQ, 3, 2000));
+	assert_false(td_wait_used(&t, VIRTIO_NET_TXQ, 4, 300));	/* the ring backed up */
+	assert_int_equal(sniff(got, sizeof(got), "oc-", 300), 0);	/* nothing left */
+	assert_int_equal(out_stats().held, 3);
+	assert_true(out_stats().blocked);
+	assert_int_equal(virtio_net_output(t.dev, HOLDQ_OP_COMMIT, 1, 0), -EINVAL);	/* open */
+	assert_int_equal(virtio_net_output(t.dev, HOLDQ_OP_EPOCH, 2, 0), 0);
+	assert_int_equal(virtio_net_output(t.dev, HOLDQ_OP_COMMIT, 1, 0), 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(tag, sizeof(tag), "oc-%d", i);
+		assert_int_equal(sniff(got, sizeof(got), tag, 2000), 80);
+	}
+	/* room again: the last two are taken, tagged epoch 2, and held */
+	assert_true(td_wait_used(&t, VIRTIO_NET_TXQ, 5, 2000));
+	assert_int_equal(sniff(got, sizeof(got), "oc-", 300), 0);
+	assert_int_equal(virtio_net_output(t.dev, HOLDQ_OP_STOP, 0, 0), 0);
+	assert_int_equal(sniff(got, sizeof(got), "oc-3", 2000), 80);
+	assert_int_equal(sniff(got, sizeof(got), "oc-4", 2000), 80);
+	assert_int_equal(out_stats().released, 5);
+	assert_false(out_stats().holding);
+	assert_int_equal(stats().tx_packets, 5);
+	/* not holding: straight out again */
+	td_send(&t, f, make_frame(f, peer, t.n->mac, "oc-after", 80), true);
+	assert_int_equal(sniff(got, sizeof(got), "oc-after", 2000), 80);
+}
+
+static void test_output_discard_never_sends(void **st)
+{
+	uint8_t f[200], got[2048];
+
+	NEED_NETNS();
+	assert_int_equal(virtio_net_output(t.dev, HOLDQ_OP_START, 7, 0), 0);
+	td_send(&t, f, make_frame(f, peer, t.n->mac, "oc-gone-0", 80), false);
+	td_send(&t, f, make_frame(f, peer, t.n->mac, "oc-gone-1", 80), true);
+	assert_true(td_wait_used(&t, VIRTIO_NET_TXQ, 2, 2000));
+	assert_int_equal(virtio_net_output(t.dev, HOLDQ_OP_DISCARD, 0, 0), 0);
+	assert_int_equal(virtio_net_output(t.dev, HOLDQ_OP_STOP, 0, 0), 0);
+	assert_int_equal(sniff(got, sizeof(got), "oc-gone", 500), 0);
+	assert_int_equal(out_stats().discarded, 2);
+	assert_int_equal(out_stats().released, 0);
+}
+
 static void test_frame_from_tap_lands_in_rx_buffer(void **st)
 {
 	struct vring_used *used = td_used(&t, VIRTIO_NET_RXQ);
@@ -577,6 +643,8 @@ int main(void)
 		T(test_tx_frame_leaves_through_tap),
 		T(test_many_frames_in_order),
 		T(test_long_chain_and_no_event_idx),
+		T(test_output_commit_holds_tx_until_commit),
+		T(test_output_discard_never_sends),
 		T(test_frame_from_tap_lands_in_rx_buffer),
 		T(test_rx_delivery_marks_its_pages_dirty),
 		T(test_rx_waits_for_buffers),

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Per-device egress hold queue (Remus output commit, ReNIC).  Every frame a
+ * Per-device egress hold queue (Remus output commit, ReNIC), shared by
+ * hdnic's functions (devices/hdnic/vdev_output.c) and hdvm's paravirtual
+ * NIC (devices/virtio/net_output.c).  Every frame a
  * device sends goes through it.  In pass mode (the default) frames go
  * straight to the output; in hold mode they are copied, tagged with the
  * current epoch, and leave only when that epoch is committed, oldest first:
@@ -12,8 +14,8 @@
  * output's room (ready callback): committed frames not yet out stay queued,
  * in order, and holdq_release() continues later.
  */
-#ifndef HDNIC_HOLDQ_H
-#define HDNIC_HOLDQ_H
+#ifndef HDVM_HOLDQ_H
+#define HDVM_HOLDQ_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -79,6 +81,20 @@ int holdq_commit(struct holdq *q, uint64_t epoch);
 void holdq_discard(struct holdq *q);
 /* Back to pass mode: everything still held is released (after what is queued). */
 void holdq_pass(struct holdq *q);
+/*
+ * The operations a checkpoint driver sends, by number (hdnic's vendor
+ * feature carries these values: hdnic_vf_abi.h HDNIC_OUTPUT_*).
+ */
+enum holdq_op {
+	HOLDQ_OP_START = 1,	/* holdq_hold(epoch, max_frames) */
+	HOLDQ_OP_EPOCH = 2,	/* holdq_next_epoch(epoch) */
+	HOLDQ_OP_COMMIT = 3,	/* holdq_commit(epoch) */
+	HOLDQ_OP_STOP = 4,	/* holdq_pass() */
+	HOLDQ_OP_DISCARD = 5,	/* holdq_discard() */
+};
+
+/* One of the above: 0 or -errno (-EINVAL for an unknown op). */
+int holdq_control(struct holdq *q, uint32_t op, uint64_t epoch, uint32_t max_frames);
 /* Send what is committed while the output has room; true if some is left waiting. */
 bool holdq_release(struct holdq *q);
 /* Committed (or passed) frames wait for the output's room. */

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "devices/hdnic/holdq.h"
+#include "devices/holdq.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -148,6 +148,25 @@ void holdq_pass(struct holdq *q)
 	q->holding = false;
 	q->open_from = UINT64_MAX;
 	holdq_release(q);
+}
+
+int holdq_control(struct holdq *q, uint32_t op, uint64_t epoch, uint32_t max_frames)
+{
+	switch (op) {
+	case HOLDQ_OP_START:
+		return holdq_hold(q, epoch, max_frames);
+	case HOLDQ_OP_EPOCH:
+		return holdq_next_epoch(q, epoch);
+	case HOLDQ_OP_COMMIT:
+		return holdq_commit(q, epoch);
+	case HOLDQ_OP_STOP:
+		holdq_pass(q);
+		return 0;
+	case HOLDQ_OP_DISCARD:
+		holdq_discard(q);
+		return 0;
+	}
+	return -EINVAL;
 }
 
 bool holdq_releasable(const struct holdq *q)
