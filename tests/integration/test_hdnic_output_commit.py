@@ -3,13 +3,15 @@
 guest of a VF, its vfio-user connection drives epochs through hdnic's vendor device
 feature (HDNIC_FEATURE_OUTPUT_COMMIT), and the TAP uplink and a second VF in the
 test's namespace are the outside world that must see nothing uncommitted."""
+import re
 import socket
 import struct
+import subprocess
 import time
 
 import pytest
 
-from hdvmlib import HDNIC
+from hdvmlib import HDNIC, HDVM
 import vfio_user_client as vu
 from vfio_user_client import VirtioNetVF, ether_frame, wait_for
 from nichost import Hdnic
@@ -86,6 +88,23 @@ def test_nothing_reaches_uplink_or_other_function_before_commit(nic, tap):
         assert st["held"] == 1 and st["released"] == 7 and st["committed"] == 1
         s = nic.stats(0)
         assert s["egress_held"] == 1 and s["egress_released"] == 7 and s["egress_holding"]
+        # the operator's view: `hdnic ctl DIR stats` has an output commit row per device
+        row = next(line.split() for line in nic.ctl("stats", check=True).stdout.splitlines()
+                   if line.startswith("vf0 ") and "yes" in line.split())
+        assert row[1:6] == ["yes", "2", "1", "7", "0"], row
+
+
+def test_an_adi_holds_its_output_too(nic, tap):
+    nic.adi_add("oc")
+    with VirtioNetVF(nic.adi_sock("oc")) as adi:
+        adi.c.output_start(1)
+        send_tagged(adi, PEER, ["oc-adi-0", "oc-adi-1"])
+        assert len(adi.wait_tx_done(2)) == 2
+        assert collect(tap, "oc-", timeout=0.5) == []
+        adi.c.output_epoch(2)
+        adi.c.output_commit(1)
+        assert collect(tap, "oc-", want=2, timeout=3) == ["oc-adi-0", "oc-adi-1"]
+        assert nic.dev_stats("adi-oc")["egress_released"] == 2
 
 
 def test_full_hold_queue_backs_up_the_tx_ring(nic, tap):
@@ -179,6 +198,20 @@ def test_epochs_out_of_order_are_refused(nic):
         assert c.output_status()["committed"] == 10
         r = nic.ctl("egress", "0", "commit", "11")
         assert r.returncode != 0 and "out of order" in r.stderr
+
+
+def test_cost_per_epoch_is_measured_by_vfio_probe(nic):
+    """`hdvm vfio-probe SOCK --output-commit N` prints the per-epoch cost of the
+    feature on the device's own connection (a measurement: no bound asserted)."""
+    r = subprocess.run([str(HDVM), "vfio-probe", str(nic.sock(0)), "--output-commit", "200"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"output commit: 200 epochs, per epoch \(EPOCH \+ COMMIT\): mean ([\d.]+) us, "
+                  r"p50 ([\d.]+) us, p99 ([\d.]+) us", r.stdout)
+    assert m, r.stdout
+    print(f"output commit per epoch per device: mean {m[1]} us, p50 {m[2]} us, p99 {m[3]} us")
+    s = nic.stats(0)
+    assert not s["egress_holding"] and s["egress_held"] == 0
 
 
 @pytest.mark.parametrize("point", ["after-commit", "release"])
