@@ -190,6 +190,18 @@ _Static_assert(HDNIC_CAP_STATS_POS + sizeof(struct hdnic_stats_cap) <= 256, "sta
  * stops holding.
  */
 #define HDNIC_FEATURE_OUTPUT_COMMIT	0xe001
+
+/*
+ * VFIO_MIG_GET_PRECOPY_INFO over vfio-user (which has no data_fd to issue
+ * it on): a vendor VFIO_DEVICE_FEATURE, GET only, valid in PRE_COPY and
+ * PRE_COPY_P2P (else EINVAL), returning the kernel's two numbers.  The
+ * STOP_COPY size estimate is the kernel's own feature MIG_DATA_SIZE (9).
+ */
+#define HDNIC_FEATURE_PRECOPY_INFO	0xe002
+struct hdnic_precopy_info {
+	uint64_t initial_bytes;		/* session bytes not read yet */
+	uint64_t dirty_bytes;		/* always 0: changes go in STOP_COPY */
+};
 #define HDNIC_OUTPUT_DEFAULT_FRAMES	1024
 #define HDNIC_OUTPUT_MAX_FRAMES		4096
 

@@ -333,6 +333,10 @@ void vdev_output_client_gone(struct vdev *vd);
 
 /* Device state (vdev_state.c) */
 int vdev_save(struct vdev *vd, struct state_buf *sb);
+/* PRE_COPY's part: version, shape, features (vdev_state.c). */
+int vdev_precopy_save(struct vdev *vd, struct state_buf *sb);
+/* A stream's pre-copy part, if it has one: checked and stepped over. */
+int vdev_precopy_check(struct vdev *vd, struct state_buf *sb);
 int vdev_load(struct vdev *vd, struct state_buf *sb);
 
 #endif

@@ -192,19 +192,26 @@ static int arc_load_end(struct vdev *vd)
 {
 	struct state_buf in;
 	uint32_t len;
+	size_t at;
 	int err;
 
-	/* One section exactly: trailing bytes are refused before anything is loaded. */
+	/*
+	 * What PRE_COPY sent ahead (if anything), then one state section
+	 * exactly: trailing bytes are refused before anything is loaded.
+	 */
 	state_init_reader(&in, vd->mig.data.data, vd->mig.data.len);
+	err = vdev_precopy_check(vd, &in);
+	at = in.pos;
 	state_get_u32(&in);
 	len = state_get_u32(&in);
-	if (state_ok(&in) && len < in.len - in.pos) {
+	if (!err && state_ok(&in) && len < in.len - in.pos) {
 		err = -EINVAL;
 		snprintf(vd->mig.error, sizeof(vd->mig.error),
 			 "corrupt: %zu bytes after the function's state", in.len - in.pos - len);
 		pr_err("%s: device state refused: %s", vd->dev.id, vd->mig.error);
-	} else {
+	} else if (!err) {
 		state_init_reader(&in, vd->mig.data.data, vd->mig.data.len);
+		in.pos = at;
 		err = vdev_load(vd, &in);
 	}
 	session_end(vd);
@@ -215,12 +222,37 @@ static int arc_load_end(struct vdev *vd)
 	return err;
 }
 
-/* STOP_COPY -> STOP: the session ends. */
+/* STOP_COPY -> STOP, PRE_COPY -> RUNNING, PRE_COPY_P2P -> RUNNING_P2P: the session ends. */
 static int arc_save_end(struct vdev *vd)
 {
 	session_end(vd);
 	return 0;
 }
+
+/*
+ * RUNNING -> PRE_COPY, RUNNING_P2P -> PRE_COPY_P2P: a session whose first
+ * bytes (version, shape, features: vdev_precopy_save) can go while the
+ * function still runs, so the destination refuses an incompatible function
+ * before the source stops.  The data path is as it was.
+ */
+static int arc_precopy_begin(struct vdev *vd)
+{
+	int err;
+
+	state_init_writer(&vd->mig.data);
+	vd->mig.session = true;
+	err = vdev_precopy_save(vd, &vd->mig.data);
+	if (err)
+		session_end(vd);
+	return err;
+}
+
+/* PRE_COPY_P2P -> STOP_COPY: quiesced already; the whole state follows what was sent ahead. */
+static int arc_precopy_stop(struct vdev *vd)
+{
+	return vdev_save(vd, &vd->mig.data);
+}
+
 
 /* The direct arcs hdnic implements; any other hop is refused. */
 static int (*const arcs[VDEV_MIG_NR_STATES][VDEV_MIG_NR_STATES])(struct vdev *vd) = {
@@ -232,6 +264,13 @@ static int (*const arcs[VDEV_MIG_NR_STATES][VDEV_MIG_NR_STATES])(struct vdev *vd
 	[STOP_COPY][STOP] = arc_save_end,
 	[STOP][RESUMING] = arc_load_begin,
 	[RESUMING][STOP] = arc_load_end,
+	[RUNNING][PRE_COPY] = arc_precopy_begin,
+	[RUNNING_P2P][PRE_COPY_P2P] = arc_precopy_begin,
+	[PRE_COPY][RUNNING] = arc_save_end,
+	[PRE_COPY_P2P][RUNNING_P2P] = arc_save_end,
+	[PRE_COPY][PRE_COPY_P2P] = arc_quiesce,	/* the session goes on */
+	[PRE_COPY_P2P][PRE_COPY] = arc_run,
+	[PRE_COPY_P2P][STOP_COPY] = arc_precopy_stop,
 };
 
 /* ---- the walk ---- */
@@ -310,7 +349,8 @@ int vdev_mig_read(struct vdev *vd, void *buf, uint32_t len, uint32_t *got)
 	struct state_buf *sb = &vd->mig.data;
 	size_t n;
 
-	if (vd->mig.state != STOP_COPY || !vd->mig.session)
+	if ((vd->mig.state != STOP_COPY && vd->mig.state != PRE_COPY &&
+	     vd->mig.state != PRE_COPY_P2P) || !vd->mig.session)
 		return -EINVAL;
 	n = MIN((size_t)len, sb->len - sb->pos);
 	memcpy(buf, sb->data + sb->pos, n);
@@ -329,4 +369,29 @@ int vdev_mig_write(struct vdev *vd, const void *buf, uint32_t len)
 		return -EFBIG;
 	state_put_bytes(sb, buf, len);
 	return state_ok(sb) ? 0 : -ENOMEM;
+}
+
+int vdev_mig_precopy_info(struct vdev *vd, uint64_t *initial, uint64_t *dirty)
+{
+	if ((vd->mig.state != PRE_COPY && vd->mig.state != PRE_COPY_P2P) || !vd->mig.session)
+		return -EINVAL;
+	*initial = vd->mig.data.len - vd->mig.data.pos;
+	*dirty = 0;	/* everything that changes goes once, in STOP_COPY */
+	return 0;
+}
+
+uint64_t vdev_mig_stop_copy_size(struct vdev *vd)
+{
+	struct state_buf sb;
+	uint64_t n;
+
+	if (vd->mig.state == STOP_COPY && vd->mig.session)
+		return vd->mig.data.len - vd->mig.data.pos;	/* all of it is in the session */
+	state_init_writer(&sb);
+	vdev_save(vd, &sb);
+	n = sb.len;
+	state_free(&sb);
+	if (vd->mig.session && vd->mig.state != RESUMING)
+		n += vd->mig.data.len - vd->mig.data.pos;	/* pre-copy bytes not read yet */
+	return n;
 }

@@ -27,6 +27,7 @@
 #include "vmm/util.h"
 
 #define VDEV_STATE_TAG		0x31465648u	/* "HVF1" */
+#define VDEV_PRECOPY_TAG	0x31505648u	/* "HVP1": what PRE_COPY sends ahead */
 #define VDEV_STATE_VERSION	4
 #define VDEV_STATE_OLDEST	3	/* the oldest version still loaded */
 #define VDEV_NR_COUNTERS	16
@@ -399,5 +400,60 @@ int vdev_load(struct vdev *vd, struct state_buf *sb)
 	vd->mig.error[0] = 0;
 	vdev_ims_sync(vd);
 	vdev_update_running(vd);
+	return 0;
+}
+
+/*
+ * What PRE_COPY sends ahead of the state (vdev_mig.h): the format version,
+ * the function's shape and the features it offers and the driver took, so
+ * a destination can refuse an incompatible function before the source
+ * stops.  The full state follows in STOP_COPY.
+ */
+int vdev_precopy_save(struct vdev *vd, struct state_buf *sb)
+{
+	size_t mark = state_begin_section(sb, VDEV_PRECOPY_TAG);
+
+	state_put_u32(sb, VDEV_STATE_VERSION);
+	state_put_u8(sb, (uint8_t)vd->nr_qps);
+	state_put_u8(sb, (uint8_t)vd->nr_vectors);
+	state_put_u64(sb, vdev_features(vd));
+	state_put_u64(sb, vd->vn.driver_features);
+	state_end_section(sb, mark);
+	return state_ok(sb) ? 0 : -ENOMEM;
+}
+
+/* If sb starts with a pre-copy section, check it and step over it. */
+int vdev_precopy_check(struct vdev *vd, struct state_buf *sb)
+{
+	size_t start = sb->pos;
+	uint32_t len, version;
+	uint8_t nr_qps, nr_vectors;
+	uint64_t driver;
+
+	if (state_get_u32(sb) != VDEV_PRECOPY_TAG || !state_ok(sb)) {
+		sb->pos = start;	/* no pre-copy part: a STOP_COPY-only stream */
+		sb->error = false;
+		return 0;
+	}
+	len = state_get_u32(sb);
+	version = state_get_u32(sb);
+	nr_qps = state_get_u8(sb);
+	nr_vectors = state_get_u8(sb);
+	state_get_u64(sb);	/* the source's offer: informative */
+	driver = state_get_u64(sb);
+	if (!state_ok(sb) || len != 4 + 1 + 1 + 8 + 8)
+		return refuse(vd, -EINVAL, "corrupt: the pre-copy section");
+	if (version < VDEV_STATE_OLDEST || version > VDEV_STATE_VERSION)
+		return refuse(vd, -EPROTONOSUPPORT,
+			      "format version %u, this hdnic reads versions %u to %u", version,
+			      VDEV_STATE_OLDEST, VDEV_STATE_VERSION);
+	if (nr_qps != vd->nr_qps || nr_vectors != vd->nr_vectors)
+		return refuse(vd, -EINVAL, "saved from a function with %u queue pairs and %u "
+			      "vectors, this one has %u and %u", nr_qps, nr_vectors, vd->nr_qps,
+			      vd->nr_vectors);
+	if (driver & ~vdev_features(vd))
+		return refuse(vd, -EOPNOTSUPP, "the driver negotiated features %#llx this "
+			      "function does not offer",
+			      (unsigned long long)(driver & ~vdev_features(vd)));
 	return 0;
 }

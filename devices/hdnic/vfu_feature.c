@@ -62,6 +62,42 @@ static int f_mig_state(struct vdev *vd, uint32_t dir, uint8_t *data, uint32_t in
 	return err;
 }
 
+/* MIG_DATA_SIZE: what STOP_COPY would give now. */
+static int f_mig_data_size(struct vdev *vd, uint32_t dir, uint8_t *data, uint32_t in,
+			   uint32_t cap, uint32_t *out)
+{
+	struct vfio_device_feature_mig_data_size m = {
+		.stop_copy_length = vdev_mig_stop_copy_size(vd),
+	};
+
+	if (cap < sizeof(m))
+		return -EINVAL;
+	memcpy(data, &m, sizeof(m));
+	*out = sizeof(m);
+	return 0;
+}
+
+/* hdnic's PRECOPY_INFO (hdnic_vf_abi.h): the session's unread bytes in PRE_COPY*. */
+static int f_precopy_info(struct vdev *vd, uint32_t dir, uint8_t *data, uint32_t in,
+			  uint32_t cap, uint32_t *out)
+{
+	struct hdnic_precopy_info pi;
+	int err;
+
+	if (cap < sizeof(pi))
+		return -EINVAL;
+	err = vdev_mig_precopy_info(vd, &pi.initial_bytes, &pi.dirty_bytes);
+	if (err)
+		return err;
+	memcpy(data, &pi, sizeof(pi));
+	*out = sizeof(pi);
+	return 0;
+}
+
+static const struct vfu_feature precopy_info = {
+	"PRECOPY_INFO", VFIO_DEVICE_FEATURE_GET, 0, f_precopy_info,
+};
+
 /* page_size, num_ranges, reserved, then num_ranges {iova, length} inline. */
 static int f_log_start(struct vdev *vd, uint32_t dir, uint8_t *data, uint32_t in, uint32_t cap,
 		       uint32_t *out)
@@ -155,6 +191,8 @@ static const struct vfu_feature features[] = {
 		"DMA_LOGGING_STOP", VFIO_DEVICE_FEATURE_SET, 0, f_log_stop },
 	[VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT] = {
 		"DMA_LOGGING_REPORT", VFIO_DEVICE_FEATURE_GET, 24, f_log_report },
+	[VFIO_DEVICE_FEATURE_MIG_DATA_SIZE] = {
+		"MIG_DATA_SIZE", VFIO_DEVICE_FEATURE_GET, 0, f_mig_data_size },
 };
 
 int vfu_device_feature(struct vfu_conn *c, const struct vfio_user_device_feature *q,
@@ -170,6 +208,8 @@ int vfu_device_feature(struct vfu_conn *c, const struct vfio_user_device_feature
 
 	if (index == HDNIC_FEATURE_OUTPUT_COMMIT)
 		f = &output_commit;
+	else if (index == HDNIC_FEATURE_PRECOPY_INFO)
+		f = &precopy_info;
 	else if (index < ARRAY_SIZE(features) && features[index].handle)
 		f = &features[index];
 	else

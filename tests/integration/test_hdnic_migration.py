@@ -24,6 +24,11 @@ PEER = bytes.fromhex("02aabbccdd01")
 ETH_TEST = 0x88B5
 # Counters a stopped function may move: the one that counts what it refused.
 MAY_MOVE = {"rx_stopped"}
+# hdnic's pre-copy additions (kernel: VFIO_MIGRATION_PRE_COPY, feature MIG_DATA_SIZE;
+# hdnic_vf_abi.h: HDNIC_FEATURE_PRECOPY_INFO)
+MIGRATION_PRE_COPY = 1 << 2
+FEAT_MIG_DATA_SIZE = 9
+FEAT_PRECOPY_INFO = 0xe002
 
 
 def tagged(tag):
@@ -58,18 +63,21 @@ def function_sock(nic, kind):
 def test_migration_feature_reports_what_exists(nic):
     with VfioUserClient(nic.sock(0)) as c:
         c.version()
-        assert c.migration_flags() == vu.MIGRATION_STOP_COPY | vu.MIGRATION_P2P
+        assert c.migration_flags() == \
+            vu.MIGRATION_STOP_COPY | vu.MIGRATION_P2P | MIGRATION_PRE_COPY
         for feat, how in ((vu.FEAT_MIGRATION, vu.FEATURE_GET),
                           (vu.FEAT_MIG_DEVICE_STATE, vu.FEATURE_GET | vu.FEATURE_SET),
                           (vu.FEAT_DMA_LOGGING_START, vu.FEATURE_SET),
                           (vu.FEAT_DMA_LOGGING_STOP, vu.FEATURE_SET),
-                          (vu.FEAT_DMA_LOGGING_REPORT, vu.FEATURE_GET)):
+                          (vu.FEAT_DMA_LOGGING_REPORT, vu.FEATURE_GET),
+                          (FEAT_MIG_DATA_SIZE, vu.FEATURE_GET),
+                          (FEAT_PRECOPY_INFO, vu.FEATURE_GET)):
             c.device_feature(vu.FEATURE_PROBE | how | feat)
         # a direction the feature does not have, a feature hdnic does not have
         assert c.expect_error(vu.DEVICE_FEATURE, struct.pack(
             "<II", 16, vu.FEATURE_PROBE | vu.FEATURE_SET | vu.FEAT_MIGRATION)) == errno.EINVAL
         assert c.expect_error(vu.DEVICE_FEATURE, struct.pack(
-            "<II", 16, vu.FEATURE_PROBE | vu.FEATURE_GET | 9)) == errno.EOPNOTSUPP
+            "<II", 16, vu.FEATURE_PROBE | vu.FEATURE_GET | 10)) == errno.EOPNOTSUPP
 
 
 def test_state_machine_over_the_wire(nic):
@@ -83,7 +91,7 @@ def test_state_machine_over_the_wire(nic):
         assert c.set_mig_state(vu.MIG_RUNNING_P2P) == vu.MIG_RUNNING_P2P
         assert c.set_mig_state(vu.MIG_RUNNING) == vu.MIG_RUNNING
         # targets the device does not offer, or that cannot be asked for
-        for bad in (vu.MIG_ERROR, vu.MIG_PRE_COPY, vu.MIG_PRE_COPY_P2P, 8, 0xffffffff):
+        for bad in (vu.MIG_ERROR, 8, 0xffffffff):
             assert c.expect_error(vu.DEVICE_FEATURE, struct.pack(
                 "<IIIi", 16, vu.FEATURE_SET | vu.FEAT_MIG_DEVICE_STATE, bad, -1)) == \
                 errno.EINVAL, bad
@@ -327,3 +335,59 @@ def test_function_moves_to_another_nic(ns, tmp_path):
         tap_b.close()
         a.stop_checked()
         b.stop_checked()
+
+
+def precopy_info(c):
+    r, _ = c.device_feature(vu.FEATURE_GET | FEAT_PRECOPY_INFO, room=16)
+    return struct.unpack_from("<QQ", r, 8)
+
+
+def data_size(c):
+    r, _ = c.device_feature(vu.FEATURE_GET | FEAT_MIG_DATA_SIZE, room=8)
+    return struct.unpack_from("<Q", r, 8)[0]
+
+
+def test_pre_copy_runs_then_stop_copy_completes(nic, tap):
+    """PRE_COPY: the function keeps running (frames arrive) while the part
+    that can go ahead is read (PRECOPY_INFO counts it down to 0); STOP_COPY
+    through PRE_COPY_P2P gives the rest (MIG_DATA_SIZE says how much); the
+    whole stream resumes a function of the same NIC; STOP_COPY -> PRE_COPY
+    is refused; PRE_COPY -> RUNNING ends the session."""
+    with VirtioNetVF(nic.sock(0)) as vf, VfioUserClient(nic.sock(1)) as dst:
+        vf.post_rx()
+        c = vf.c
+        with pytest.raises(vu.VfioUserError) as e:
+            precopy_info(c)
+        assert e.value.errno == errno.EINVAL
+        assert c.set_mig_state(vu.MIG_PRE_COPY) == vu.MIG_PRE_COPY
+        assert nic.vf_info(0)["mig_state"] == "pre-copy"
+        initial, dirty = precopy_info(c)
+        assert initial > 0 and dirty == 0
+        tap.send(ether_frame(vf.mac(), PEER, payload=b"during-precopy"))
+        assert vf.recv(match=tagged(b"during-precopy"), repost=True), "PRE_COPY stopped RX"
+        ahead = c.mig_data_read(4096)
+        assert len(ahead) == initial and precopy_info(c) == (0, 0)
+        # back to RUNNING: the session ends; again, and on to STOP_COPY
+        assert c.set_mig_state(vu.MIG_RUNNING) == vu.MIG_RUNNING
+        assert c.set_mig_state(vu.MIG_PRE_COPY) == vu.MIG_PRE_COPY
+        ahead = c.mig_data_read(4096)
+        assert c.set_mig_state(vu.MIG_PRE_COPY_P2P) == vu.MIG_PRE_COPY_P2P
+        assert precopy_info(c) == (0, 0)
+        assert c.set_mig_state(vu.MIG_STOP_COPY) == vu.MIG_STOP_COPY
+        rest_size = data_size(c)
+        rest = c.mig_data_read(1 << 16)
+        assert len(rest) == rest_size > 256
+        with pytest.raises(vu.VfioUserError) as e:
+            c.set_mig_state(vu.MIG_PRE_COPY)
+        assert e.value.errno == errno.EINVAL
+        # the other function takes ahead + rest
+        dst.version()
+        dst.dma_map(vf.memfd, vf.IOVA, vf.MEM_SIZE)
+        c.set_mig_state(vu.MIG_STOP)
+        c.reset()
+        dst.set_mig_state(vu.MIG_RESUMING)
+        dst.mig_data_write(ahead + rest)
+        mac = nic.vf_info(0)["mac"]
+        assert nic.ctl("set-mac", "0", "02:00:00:00:77:09").returncode == 0  # vf1 takes it
+        assert dst.set_mig_state(vu.MIG_RUNNING) == vu.MIG_RUNNING
+        assert nic.vf_info(1)["mac"] == mac and nic.vf_info(1)["mig_announces"] == 1

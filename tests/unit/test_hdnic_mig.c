@@ -17,18 +17,23 @@
 
 enum { ERR = 0, STOP = 1, RUN = 2, SCOPY = 3, RES = 4, P2P = 5, PRE = 6, PRE_P2P = 7, NSTATES = 8 };
 
-/* Direct arcs from -> to with STOP_COPY | P2P offered (0: the same state). */
+/*
+ * Direct arcs from -> to with STOP_COPY | P2P | PRE_COPY offered (0: the
+ * same state; -1: refused, STOP_COPY cannot go back to pre-copy).
+ */
 static const int path_len[NSTATES][NSTATES] = {
-	[STOP] = { [RUN] = 2, [SCOPY] = 1, [RES] = 1, [P2P] = 1 },
-	[RUN] = { [STOP] = 2, [SCOPY] = 3, [RES] = 3, [P2P] = 1 },
-	[SCOPY] = { [STOP] = 1, [RUN] = 3, [RES] = 2, [P2P] = 2 },
-	[RES] = { [STOP] = 1, [RUN] = 3, [SCOPY] = 2, [P2P] = 2 },
-	[P2P] = { [STOP] = 1, [RUN] = 1, [SCOPY] = 2, [RES] = 2 },
+	[STOP] = { [RUN] = 2, [SCOPY] = 1, [RES] = 1, [P2P] = 1, [PRE] = 3, [PRE_P2P] = 2 },
+	[RUN] = { [STOP] = 2, [SCOPY] = 3, [RES] = 3, [P2P] = 1, [PRE] = 1, [PRE_P2P] = 2 },
+	[SCOPY] = { [STOP] = 1, [RUN] = 3, [RES] = 2, [P2P] = 2, [PRE] = -1, [PRE_P2P] = -1 },
+	[RES] = { [STOP] = 1, [RUN] = 3, [SCOPY] = 2, [P2P] = 2, [PRE] = 4, [PRE_P2P] = 3 },
+	[P2P] = { [STOP] = 1, [RUN] = 1, [SCOPY] = 2, [RES] = 2, [PRE] = 2, [PRE_P2P] = 1 },
+	[PRE] = { [STOP] = 3, [RUN] = 1, [SCOPY] = 2, [RES] = 4, [P2P] = 2, [PRE_P2P] = 1 },
+	[PRE_P2P] = { [STOP] = 2, [RUN] = 2, [SCOPY] = 1, [RES] = 3, [P2P] = 1, [PRE] = 1 },
 };
 
 static bool offered(int s)
 {
-	return s >= STOP && s <= P2P;
+	return s >= STOP && s < NSTATES;
 }
 
 static struct vdev *vf;
@@ -74,8 +79,6 @@ static void reach(int s)
 static void test_every_pair_of_states(void **state)
 {
 	for (int from = 0; from < NSTATES; from++) {
-		if (from != ERR && !offered(from))
-			continue;	/* PRE_COPY* cannot be reached */
 		for (int to = 0; to <= NSTATES; to++) {
 			uint64_t arcs;
 			int err;
@@ -83,8 +86,8 @@ static void test_every_pair_of_states(void **state)
 			reach(from);
 			arcs = vf->mig.arcs;
 			err = vdev_mig_set_state(vf, (uint32_t)to);
-			if (from == ERR || !offered(to)) {
-				/* ERROR, PRE_COPY*, out of range; nothing leaves ERROR but a reset */
+			if (from == ERR || !offered(to) || path_len[from][to] < 0) {
+				/* ERROR, out of range, STOP_COPY -> PRE_COPY*; nothing leaves ERROR but a reset */
 				assert_int_equal(err, -EINVAL);
 				assert_int_equal(vdev_mig_get_state(vf), from);
 				assert_int_equal(vf->mig.arcs, arcs);
@@ -93,16 +96,16 @@ static void test_every_pair_of_states(void **state)
 			assert_int_equal(err, 0);
 			assert_int_equal(vdev_mig_get_state(vf), to);
 			assert_int_equal(vf->mig.arcs - arcs, path_len[from][to]);
-			/* quiesced everywhere but RUNNING */
-			assert_int_equal(vf->running, to == RUN);
-			assert_int_equal(vf->dev.paused, to != RUN);
+			/* quiesced everywhere but RUNNING and PRE_COPY */
+			assert_int_equal(vf->running, to == RUN || to == PRE);
+			assert_int_equal(vf->dev.paused, to != RUN && to != PRE);
 		}
 	}
 }
 
 static void test_reset_leaves_every_state(void **state)
 {
-	for (int s = ERR; s <= P2P; s++) {
+	for (int s = ERR; s < NSTATES; s++) {
 		reach(s);
 		vdev_function_reset(vf);
 		assert_int_equal(vdev_mig_get_state(vf), RUN);
@@ -170,6 +173,43 @@ static void test_state_stream_reads_to_its_end(void **state)
 	assert_int_equal(vdev_mig_get_state(vf), ERR);
 }
 
+/* PRE_COPY gives the pre-copy part while running; STOP_COPY appends the state; it loads. */
+static void test_precopy_stream_loads(void **state)
+{
+	struct state_buf all;
+	uint8_t buf[64];
+	uint64_t initial, dirty;
+	uint32_t got;
+
+	reach(PRE);
+	assert_true(vf->running);
+	assert_int_equal(vdev_mig_precopy_info(vf, &initial, &dirty), 0);
+	assert_true(initial > 0 && initial < 64);
+	assert_int_equal(dirty, 0);
+	state_init_writer(&all);
+	assert_int_equal(vdev_mig_read(vf, buf, sizeof(buf), &got), 0);
+	assert_int_equal(got, initial);
+	state_put_bytes(&all, buf, got);
+	assert_int_equal(vdev_mig_precopy_info(vf, &initial, &dirty), 0);
+	assert_int_equal(initial, 0);
+	assert_int_equal(vdev_mig_set_state(vf, SCOPY), 0);
+	assert_int_equal(vdev_mig_precopy_info(vf, &initial, &dirty), -EINVAL);
+	assert_int_equal(vdev_mig_stop_copy_size(vf), stream.len);
+	do {
+		assert_int_equal(vdev_mig_read(vf, buf, sizeof(buf), &got), 0);
+		state_put_bytes(&all, buf, got);
+	} while (got == sizeof(buf));
+	assert_int_equal(all.len, 8 + 22 + stream.len);	/* pre-copy section + state */
+	reach(RES);
+	vdev_function_reset(vf);
+	fz_driver_up(vf);
+	assert_int_equal(vdev_mig_set_state(vf, RES), 0);
+	assert_int_equal(vdev_mig_write(vf, all.data, (uint32_t)all.len), 0);
+	assert_int_equal(vdev_mig_set_state(vf, RUN), 0);
+	assert_true(vf->running);
+	state_free(&all);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -177,6 +217,7 @@ int main(void)
 		cmocka_unit_test(test_reset_leaves_every_state),
 		cmocka_unit_test(test_stopped_function_takes_no_frame),
 		cmocka_unit_test(test_state_stream_reads_to_its_end),
+		cmocka_unit_test(test_precopy_stream_loads),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
