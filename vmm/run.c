@@ -54,26 +54,21 @@ static void on_signal(void *opaque, int fd, unsigned revents)
 	}
 }
 
+static void console_input(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct run_ctx *rc = opaque;
+
+	serial_input(rc->serial, buf, len);
+}
+
 static void on_stdin(void *opaque, int fd, unsigned revents)
 {
 	struct run_ctx *rc = opaque;
-	uint8_t buf[64];
 
-	/* drain until EAGAIN: wake-ups merge, and no new one comes for old input */
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-
-		if (n > 0) {
-			serial_input(rc->serial, buf, n);
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0 || errno != EAGAIN) {
-			loop_unwatch(rc->loop, rc->stdin_watch);	/* EOF: no more input */
-			rc->stdin_watch = NULL;
-		}
-		return;
+	/* wake-ups merge and no new one comes for old input: take all there is */
+	if (fd_drain(fd, console_input, rc) != 0) {
+		loop_unwatch(rc->loop, rc->stdin_watch);	/* EOF: no more input */
+		rc->stdin_watch = NULL;
 	}
 }
 

@@ -223,3 +223,23 @@ int line_out_send(struct line_out *o, int fd, bool *progress)
 	line_out_clear(o);
 	return 0;
 }
+
+int fd_drain(int fd, void (*sink)(void *opaque, const uint8_t *buf, size_t len),
+	     void *opaque)
+{
+	uint8_t buf[256];
+
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n > 0) {
+			sink(opaque, buf, (size_t)n);
+			continue;
+		}
+		if (n == 0)
+			return 1;
+		if (errno == EINTR)
+			continue;
+		return errno == EAGAIN ? 0 : -errno;
+	}
+}

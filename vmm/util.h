@@ -36,6 +36,14 @@ char *xstrdup(const char *s);
 int read_file(const char *path, size_t max, uint8_t **buf, size_t *len);
 
 /*
+ * Read fd (non-blocking) until EAGAIN, handing each chunk to sink: an event
+ * loop whose wake-ups merge must take everything there is.  0 drained, 1 at
+ * EOF, -errno on a read error.
+ */
+int fd_drain(int fd, void (*sink)(void *opaque, const uint8_t *buf, size_t len),
+	     void *opaque);
+
+/*
  * One reply line on its way to a non-blocking socket (hdvm's control socket,
  * hdnic's pf.sock): a server never waits for a client to read.
  */

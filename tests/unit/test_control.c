@@ -5,8 +5,9 @@
  * threads the way operators broke it: back-to-back connect/close, half
  * requests, parallel status loops, silent clients, a client that never
  * reads.  Afterwards status must still answer and every slot must be free.
- * Also: the client side (hdvm ps's parallel queries), --metrics' atomic
- * write and the run directory left untouched by a refused run.
+ * Also: the client side (hdvm ps's parallel queries), console input drained
+ * until EAGAIN, --metrics' atomic write and the run directory left
+ * untouched by a refused run.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -416,6 +417,32 @@ static void test_query_many_unresponsive(void **state)
 	unlink(p3);
 }
 
+/* ---- console input: everything written before one wake-up is taken ---- */
+
+static void count_bytes(void *opaque, const uint8_t *buf, size_t len)
+{
+	*(size_t *)opaque += len;
+}
+
+static void test_console_input_drained(void **state)
+{
+	char chunk[700];
+	size_t got = 0;
+	int p[2];
+
+	memset(chunk, 'x', sizeof(chunk));
+	assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	for (int i = 0; i < 5; i++)	/* five writes, one merged wake-up */
+		assert_int_equal(write(p[1], chunk, sizeof(chunk)), (ssize_t)sizeof(chunk));
+	assert_int_equal(fd_drain(p[0], count_bytes, &got), 0);
+	assert_int_equal(got, 5 * sizeof(chunk));
+	assert_int_equal(write(p[1], chunk, 10), 10);
+	close(p[1]);
+	assert_int_equal(fd_drain(p[0], count_bytes, &got), 1);	/* the rest, then EOF */
+	assert_int_equal(got, 5 * sizeof(chunk) + 10);
+	close(p[0]);
+}
+
 /* ---- a refused run leaves nothing; --metrics is all or nothing ---- */
 
 static void test_long_run_dir_creates_nothing(void **state)
@@ -464,6 +491,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_requests_answered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query_many_unresponsive, setup, teardown),
 		cmocka_unit_test(test_long_run_dir_creates_nothing),
+		cmocka_unit_test(test_console_input_drained),
 		cmocka_unit_test_setup_teardown(test_metrics_atomic, setup, teardown),
 	};
 
