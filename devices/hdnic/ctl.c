@@ -179,12 +179,13 @@ static void print_stats_rows(json_object *arr)
 	for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
 		json_object *v = json_object_array_get_idx(arr, i);
 
-		printf("%-16s %10lld %12lld %8lld %8lld %8lld %8lld %10lld %12lld %8lld %7lld %7lld "
-		       "%6lld\n",
+		printf("%-16s %10lld %12lld %8lld %8lld %8lld %8lld %8lld %8lld %10lld %12lld %8lld "
+		       "%7lld %7lld %6lld\n",
 		       gets_(v, "dev"), (long long)geti(v, "rx_packets"),
 		       (long long)geti(v, "rx_bytes"), (long long)geti(v, "rx_drops"),
 		       (long long)geti(v, "rx_policed"), (long long)geti(v, "rx_filtered"),
-		       (long long)geti(v, "rx_stopped"),
+		       (long long)geti(v, "rx_stopped"), (long long)geti(v, "rx_waited"),
+		       (long long)geti(v, "rx_wait_drops"),
 		       (long long)geti(v, "tx_packets"),
 		       (long long)geti(v, "tx_bytes"), (long long)geti(v, "tx_drops"),
 		       (long long)geti(v, "tx_spoofed"),
@@ -220,17 +221,18 @@ static void print_stats(json_object *r)
 
 	json_object *vfs = NULL, *adis = NULL, *up;
 
-	printf("%-16s %10s %12s %8s %8s %8s %8s %10s %12s %8s %7s %7s %6s\n", "DEV", "rx_pkts",
-	       "rx_bytes", "rx_drop", "policed", "filtered", "stopped", "tx_pkts", "tx_bytes", "tx_drop",
-	       "spoofed", "errors", "reset");
+	printf("%-16s %10s %12s %8s %8s %8s %8s %8s %8s %10s %12s %8s %7s %7s %6s\n", "DEV",
+	       "rx_pkts", "rx_bytes", "rx_drop", "policed", "filtered", "stopped", "waited",
+	       "wdrop", "tx_pkts", "tx_bytes", "tx_drop", "spoofed", "errors", "reset");
 	json_object_object_get_ex(r, "vfs", &vfs);
 	json_object_object_get_ex(r, "adis", &adis);
 	print_stats_rows(vfs);
 	print_stats_rows(adis);
 	if (json_object_object_get_ex(r, "uplink", &up))
-		printf("%-16s %10lld %12lld %8lld %8s %8s %10lld %12lld %8lld %7s %7lld\n", "uplink",
-		       (long long)geti(up, "rx_packets"), (long long)geti(up, "rx_bytes"),
-		       (long long)geti(up, "rx_drops"), "", "", (long long)geti(up, "tx_packets"),
+		printf("%-16s %10lld %12lld %8lld %8s %8s %8s %8s %8s %10lld %12lld %8lld %7s %7lld\n",
+		       "uplink", (long long)geti(up, "rx_packets"), (long long)geti(up, "rx_bytes"),
+		       (long long)geti(up, "rx_drops"), "", "", "", "", "",
+		       (long long)geti(up, "tx_packets"),
 		       (long long)geti(up, "tx_bytes"), (long long)geti(up, "tx_drops"), "",
 		       (long long)(geti(up, "rx_errors") + geti(up, "tx_errors")));
 	print_output_rows(vfs, &header);

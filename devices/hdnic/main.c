@@ -14,6 +14,7 @@
 #include "devices/hdnic/nic.h"
 #include "devices/hdnic/qos.h"
 #include "vmm/failpoint.h"
+#include "devices/hdnic/rx_wait.h"
 #include "vmm/util.h"
 
 #define DEFAULT_IDLE_US	500
@@ -41,11 +42,18 @@ static void usage(FILE *f)
 		"  --uplink-rate R    uplink line rate in bit/s (10M, 1G...); default: unlimited\n"
 		"  --switch-rate R    internal switch capacity (device to device); default: unlimited\n"
 		"  --name NIC         name used in logs and default MACs (default hdnic0)\n"
-		"  --idle-us US       poll a quiet device this long before sleeping (default %u)\n"
+		"  --idle-us US       keep a quiet device's doorbells suppressed this long before\n"
+		"                     it sleeps (default %u); the loop yields the CPU meanwhile\n"
+		"  --spin-passes N    empty loop passes spun before yielding (default %u)\n"
+		"  --rx-wait N        frames that may wait for one function's full RX ring\n"
+		"                     (default %u; more are dropped, counted as rx_wait_drops)\n"
+		"  --rx-wait-us US    how long a frame may wait for a refill (default %u)\n"
+		"  --no-rx-flow-control  drop at a full RX ring at once (for comparison)\n"
 		"  --conn-timeout MS  drop a management client idle this long, and a vfio-user\n"
 		"                     client that has not completed VERSION by then (default %u)\n"
 		"  --debug            verbose logging\n",
 		HDNIC_MAX_VFS, HDNIC_DEFAULT_QPS, HDNIC_MAX_QPS, DEFAULT_IDLE_US,
+		NIC_DEFAULT_SPIN_PASSES, RXW_DEFAULT_MAX, RXW_DEFAULT_US,
 		MGMT_DEFAULT_CONN_TIMEOUT_MS);
 }
 
@@ -61,6 +69,10 @@ int main(int argc, char **argv)
 		{ "uplink-rate", required_argument, NULL, 'r' },
 		{ "switch-rate", required_argument, NULL, 's' },
 		{ "conn-timeout", required_argument, NULL, 'T' },
+		{ "spin-passes", required_argument, NULL, 'S' },
+		{ "rx-wait", required_argument, NULL, 'W' },
+		{ "rx-wait-us", required_argument, NULL, 'U' },
+		{ "no-rx-flow-control", no_argument, NULL, 'F' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -131,6 +143,30 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			cfg.conn_timeout_ms = v;
+			break;
+		case 'S':
+			if (parse_u64(optarg, 1, 1000000, &v)) {
+				pr_err("--spin-passes %s: expected 1..1000000", optarg);
+				return 2;
+			}
+			cfg.spin_passes = (unsigned)v;
+			break;
+		case 'W':
+			if (parse_u64(optarg, 1, 65536, &v)) {
+				pr_err("--rx-wait %s: expected 1..65536 frames", optarg);
+				return 2;
+			}
+			cfg.rx_wait_max = (unsigned)v;
+			break;
+		case 'U':
+			if (parse_u64(optarg, 1, 10000000, &v)) {
+				pr_err("--rx-wait-us %s: expected 1..10000000", optarg);
+				return 2;
+			}
+			cfg.rx_wait_us = v;
+			break;
+		case 'F':
+			cfg.no_rx_fc = true;
 			break;
 		case 'D':
 			debug_enabled = true;

@@ -133,6 +133,9 @@ static json_object *stats_entry(const struct vdev *vd)
 	add(o, "rx_policed", u64(s->rx_policed));
 	add(o, "rx_filtered", u64(s->rx_filtered));
 	add(o, "rx_stopped", u64(s->rx_stopped));
+	add(o, "rx_waited", u64(s->rx_waited));
+	add(o, "rx_wait_drops", u64(s->rx_wait_drops));
+	add(o, "rx_waiting", u64(vd->rxw.nr));
 	add(o, "tx_packets", u64(s->tx_packets));
 	add(o, "tx_bytes", u64(s->tx_bytes));
 	add(o, "tx_drops", u64(s->tx_drops));
@@ -189,7 +192,11 @@ static json_object *cmd_stats(struct nic *nic, json_object *req, char *err, size
 	add(up, "tx_bytes", u64(us->tx_bytes));
 	add(up, "tx_drops", u64(us->tx_drops));
 	add(up, "tx_errors", u64(us->tx_errors));
+	add(up, "rx_pauses", u64(nic->uplink->rx_pauses));
+	add(up, "rx_paused", json_object_new_boolean(nic->uplink->rx_paused));
 	add(r, "uplink", up);
+	add(r, "rx_flow_control", json_object_new_boolean(nic->rx_fc));
+	add(r, "loop_yields", u64(nic->yields));
 	add(sw, "fdb_learned", u64(nic->sw.nr_learned));
 	add(sw, "flooded", u64(ss->flooded));
 	add(sw, "unknown_unicast_drops", u64(ss->unknown_unicast_drops));

@@ -12,6 +12,7 @@
 #include "devices/hdnic/nic.h"
 
 #include <ctype.h>
+#include <sched.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 
 #include "devices/hdnic/arp_dir.h"
 #include "devices/hdnic/mgmt.h"
+#include "devices/hdnic/rx_wait.h"
 #include "devices/hdnic/uplink.h"
 #include "devices/hdnic/vdev.h"
 #include "devices/hdnic/vfu_server.h"
@@ -106,6 +108,10 @@ int nic_init(struct nic *nic, const struct nic_config *cfg)
 	nic->nr_vfs = cfg->nr_vfs;
 	nic->nr_ports = cfg->nr_qps;
 	nic->idle_ns = cfg->idle_us * 1000;
+	nic->rx_fc = !cfg->no_rx_fc;
+	nic->rxw_max = cfg->rx_wait_max ? cfg->rx_wait_max : RXW_DEFAULT_MAX;
+	nic->rxw_ns = (cfg->rx_wait_us ? cfg->rx_wait_us : RXW_DEFAULT_US) * 1000;
+	nic->spin_passes = cfg->spin_passes ? cfg->spin_passes : NIC_DEFAULT_SPIN_PASSES;
 	nic->conn_timeout_ns = (cfg->conn_timeout_ms ? cfg->conn_timeout_ms :
 				MGMT_DEFAULT_CONN_TIMEOUT_MS) * 1000000ull;
 	nic->now_ns = now_ns();
@@ -276,6 +282,7 @@ void nic_unplug(struct nic *nic, struct vdev *vd)
 	nic->ports[vd->port] = NULL;
 	sw_port_detach(&nic->sw, vd->port);	/* its addresses are forgotten */
 	nic_irq_forget(nic, vd);
+	rxw_forget(vd);
 }
 
 void nic_bury(struct nic *nic, struct vdev *vd)
@@ -340,8 +347,10 @@ static void flush_all(struct nic *nic)
 	nic->nr_irq = 0;
 }
 
-void nic_pass(struct nic *nic)
+bool nic_pass(struct nic *nic)
 {
+	bool work;
+
 	/*
 	 * The clock is costly on some hosts and feeds idle timeouts; rate
 	 * limits need it every pass, otherwise every NIC_CLOCK_PASSES busy ones.
@@ -352,28 +361,55 @@ void nic_pass(struct nic *nic)
 		nic_output_release(nic);
 	sched_pass(&nic->sched, nic->now_ns);
 	nic->polls++;
+	if (nic->rxw_list)
+		rxw_service(nic);
+	work = nic->sched.sent || nic->nr_irq;
 	flush_all(nic);
 	if (nic->graveyard)
 		nic_reap_graves(nic);
+	return work;
+}
+
+/*
+ * Wait for the next pass.  Nothing active: block in the kernel.  Active:
+ * poll, but only spin_passes empty passes; after that every pass first
+ * yields the CPU (doorbells stay suppressed, so guest kicks still cause no
+ * exits) until the idle time ends and the functions go to sleep.  Frames
+ * waiting for a refill alone, past the idle time: wake every
+ * NIC_RXW_POLL_NS to look at doorbells (a kick wakes us at once).
+ */
+static int nic_wait(struct nic *nic)
+{
+	struct sched *s = &nic->sched;
+
+	if (!s->nr_active && !nic->rxw_list)
+		return loop_run_once(&nic->loop, true);
+	if (s->sleep_ok && !nic->rxw_list)
+		return loop_run_once_timeout(&nic->loop, s->wake_ns - nic->now_ns);
+	if (nic->empty_passes >= nic->spin_passes) {
+		if (!s->nr_active && nic->now_ns - nic->busy_ns >= nic->idle_ns)
+			return loop_run_once_timeout(&nic->loop, NIC_RXW_POLL_NS);
+		sched_yield();
+		nic->yields++;
+	}
+	return loop_run_once(&nic->loop, false);
 }
 
 int nic_run(struct nic *nic)
 {
 	while (!nic->loop.stop) {
-		struct sched *s = &nic->sched;
-		int n;
+		int n = nic_wait(nic);
 
-		if (!s->nr_active)
-			n = loop_run_once(&nic->loop, true);
-		else if (s->sleep_ok)
-			n = loop_run_once_timeout(&nic->loop, s->wake_ns - nic->now_ns);
-		else
-			n = loop_run_once(&nic->loop, false);
 		if (n < 0) {
 			pr_err("event loop: %s", strerror(-n));
 			return n;
 		}
-		nic_pass(nic);
+		if (nic_pass(nic) || n > 0) {
+			nic->empty_passes = 0;
+			nic->busy_ns = nic->now_ns;
+		} else {
+			nic->empty_passes++;
+		}
 	}
 	return 0;
 }

@@ -26,6 +26,8 @@
 #define HDNIC_MAX_QPS		16384	/* switch ports must stay below SW_PORT_UPLINK */
 #define HDNIC_MAX_FRAME		1518	/* Ethernet + one VLAN tag, no FCS */
 #define HDNIC_MIN_FRAME		14
+#define NIC_DEFAULT_SPIN_PASSES	64	/* empty passes before the loop yields the CPU */
+#define NIC_RXW_POLL_NS		1000000	/* only frames wait, idle: look at refills this often */
 
 struct vdev;
 struct uplink;
@@ -42,6 +44,10 @@ struct nic_config {
 	uint64_t uplink_rate;	/* line rate in bit/s, 0 = as fast as the host goes */
 	uint64_t switch_rate;	/* internal switching capacity, bit/s, 0 = unlimited */
 	uint64_t conn_timeout_ms; /* idle management client / no VERSION yet; 0: default */
+	bool no_rx_fc;		/* drop at a full RX ring instead of waiting (comparison) */
+	unsigned rx_wait_max;	/* frames waiting per function; 0: RXW_DEFAULT_MAX */
+	uint64_t rx_wait_us;	/* how long a frame may wait; 0: RXW_DEFAULT_US */
+	unsigned spin_passes;	/* empty passes before the loop yields; 0: default */
 };
 
 struct nic {
@@ -84,6 +90,18 @@ struct nic {
 	struct loop_handler sig_h;
 	uint64_t polls, sleeps;
 	bool output_waiting;	/* committed frames wait for the uplink (vdev_output.c) */
+
+	/* Receive flow control (rx_wait.h) */
+	bool rx_fc;
+	unsigned rxw_max;
+	uint64_t rxw_ns;
+	struct vdev *rxw_list;	/* functions with frames waiting */
+
+	/* Polling that yields: spin this many empty passes, then sched_yield() */
+	unsigned spin_passes;
+	unsigned empty_passes;
+	uint64_t busy_ns;	/* the last pass that did something */
+	uint64_t yields;
 };
 
 /* The whole NIC: sockets, uplink, VFs, management.  Errors are reported. */
@@ -93,8 +111,8 @@ int nic_init(struct nic *nic, const struct nic_config *cfg);
 int nic_run(struct nic *nic);		/* until SIGTERM/SIGINT */
 void nic_destroy(struct nic *nic);	/* removes sockets, closes the uplink */
 
-/* The work after reaping completions: schedule TX, flush RX and IRQs. */
-void nic_pass(struct nic *nic);
+/* The work after reaping completions: schedule TX, flush RX and IRQs; true if any. */
+bool nic_pass(struct nic *nic);
 void nic_irq_pending(struct nic *nic, struct vdev *vd);
 /* A function goes away: drop it from the flush list. */
 void nic_irq_forget(struct nic *nic, struct vdev *vd);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "devices/hdnic/nic.h"
+#include "devices/hdnic/rx_wait.h"
 #include "devices/hdnic/switch.h"
 #include "devices/hdnic/uplink.h"
 #include "devices/hdnic/vdev.h"
@@ -294,6 +295,7 @@ void vdev_try_idle(struct vdev *vd, uint64_t now_ns)
 void vdev_kick(struct vdev *vd, unsigned queue)
 {
 	struct qp *qp;
+	int dir;
 
 	if (vd->dev.paused)
 		return;		/* quiesced: every ring is looked at again on RUNNING */
@@ -304,8 +306,11 @@ void vdev_kick(struct vdev *vd, unsigned queue)
 		vdev_ctrlq_kick(vd);
 		return;
 	}
-	if (vdev_queue_qp(vd, queue, &qp) != QP_TX)
-		return;		/* RX refills are found when a frame arrives */
+	dir = vdev_queue_qp(vd, queue, &qp);
+	if (dir == QP_RX)
+		rxw_kick(vd);	/* a refill: frames waiting for it go now */
+	if (dir != QP_TX)
+		return;
 	qp->tx_kicked = true;
 	vdev_start_polling(vd);
 }
@@ -342,6 +347,33 @@ void vdev_stop_polling(struct vdev *vd)
 
 /* ---- the scheduler's side of a function (sched_ops) ---- */
 
+/*
+ * Lossless function-to-function switching: a unicast frame for a function
+ * whose ring is full waits in the sender's TX ring (rx_wait.h); one that
+ * waited too long is completed unsent and counted on both sides.
+ */
+static enum rxw_verdict switch_flow_control(struct vdev *vd, struct tx_frame *f)
+{
+	const uint8_t *frame = tx_buf + HDNIC_NET_HDR_LEN;
+	struct nic *nic = vd->nic;
+	struct vdev *rcv;
+	enum rxw_verdict v;
+
+	if (!nic->rx_fc || mac_is_multicast(frame))
+		return RXW_SEND;
+	rcv = nic_port(nic, sw_lookup(&nic->sw, frame, nic->now_ns));
+	if (!rcv || rcv == vd)
+		return RXW_SEND;
+	v = rxw_switch_admit(vd, rcv, frame, f->len);
+	if (v == RXW_DROP) {
+		f->qp->tx_pushed = true;	/* its used entry is written: complete it */
+		vd->tx_rr++;
+		vd->stats.tx_drops++;
+		rxw_switch_done(vd);
+	}
+	return v;
+}
+
 static enum sched_tx sched_transmit(struct sched *s, struct sched_entry *e, unsigned port)
 {
 	struct vdev *vd = container_of(e, struct vdev, sched);
@@ -349,6 +381,7 @@ static enum sched_tx sched_transmit(struct sched *s, struct sched_entry *e, unsi
 	bool room;
 	int r;
 
+again:
 	if (!vdev_output_room(vd)) {
 		/* Hold queue full: frames wait in the ring, completions withheld. */
 		vdev_tx_done(vd);
@@ -361,6 +394,17 @@ static enum sched_tx sched_transmit(struct sched *s, struct sched_entry *e, unsi
 	if (!r)
 		return SCHED_TX_EMPTY;
 	vd->last_work_ns = vd->nic->now_ns;
+	if (f.port == SCHED_PORT_SWITCH && s->turn_port == SCHED_PORT_SWITCH) {
+		switch (switch_flow_control(vd, &f)) {
+		case RXW_WAIT:		/* the receiver's ring is full: wait in ours */
+			vdev_tx_putback(&f);
+			return SCHED_TX_WAIT;
+		case RXW_DROP:
+			goto again;
+		case RXW_SEND:
+			break;
+		}
+	}
 	room = f.port != SCHED_PORT_UPLINK || uplink_tx_room(vd->nic->uplink);
 	if (!sched_admit(s, e, f.port, f.len, room)) {
 		vdev_tx_putback(&f);
@@ -368,6 +412,7 @@ static enum sched_tx sched_transmit(struct sched *s, struct sched_entry *e, unsi
 			vd->stats.tx_throttled++;
 		return SCHED_TX_WAIT;
 	}
+	rxw_switch_done(vd);
 	vdev_tx_send(vd, &f);
 	return SCHED_TX_SENT;
 }
@@ -405,7 +450,7 @@ static uint32_t fnv(uint32_t h, const uint8_t *p, uint32_t n)
 }
 
 /* Multi-queue: spread flows over the enabled pairs (MACs, IPv4 addresses, L4 ports). */
-static struct qp *rx_steer(struct vdev *vd, const uint8_t *frame, uint32_t len)
+struct qp *vdev_rx_steer(struct vdev *vd, const uint8_t *frame, uint32_t len)
 {
 	unsigned pairs = vd->vn.driver_features & VF_F_MQ ? vd->vn.active_pairs : 1;
 	uint32_t h;
@@ -423,7 +468,7 @@ static struct qp *rx_steer(struct vdev *vd, const uint8_t *frame, uint32_t len)
 	return vd->qps[h % pairs];
 }
 
-static void rx_put(struct vdev *vd, struct qp *qp, const uint8_t *frame, uint32_t len)
+int vdev_rx_put(struct vdev *vd, struct qp *qp, const uint8_t *frame, uint32_t len)
 {
 	struct vq *vq = &qp->vq[QP_RX];
 	/* virtio_net_hdr_v1: no offloads, num_buffers = 1 */
@@ -438,19 +483,17 @@ static void rx_put(struct vdev *vd, struct qp *qp, const uint8_t *frame, uint32_
 	r = dma_vq_pop(vq, as, &rx_chain);
 	if (r < 0) {
 		ring_broken(vd, qp, "RX", r);
-		return;
+		return r;
 	}
-	if (!r) {
-		vd->stats.rx_drops++;	/* no buffer posted: the wire drops it */
-		return;
-	}
+	if (!r)
+		return -EAGAIN;	/* no buffer posted */
 	if (rx_chain.total < sizeof(hdr) + (uint64_t)len) {
 		/* Too small for the frame: give the buffer back empty. */
 		vd->stats.rx_errors++;
 		vq_push(vq, rx_chain.head, 0);
 		qp->rx_pushed = true;
 		nic_irq_pending(vd->nic, vd);
-		return;
+		return 0;
 	}
 	while (s < 2) {
 		uint32_t n = MIN(src_len[s] - s_off, rx_chain.iov[i].len - d_off);
@@ -475,6 +518,7 @@ static void rx_put(struct vdev *vd, struct qp *qp, const uint8_t *frame, uint32_
 	vd->stats.rx_bytes += len;
 	qp->rx_pushed = true;
 	nic_irq_pending(vd->nic, vd);
+	return 0;
 }
 
 void vdev_rx_deliver(struct vdev *vd, const uint8_t *frame, uint32_t len)
@@ -504,7 +548,7 @@ void vdev_rx_deliver(struct vdev *vd, const uint8_t *frame, uint32_t len)
 		}
 		tb_charge(police, len);
 	}
-	qp = rx_steer(vd, frame, len);
+	qp = vdev_rx_steer(vd, frame, len);
 	if (!qp->vq[QP_RX].attached) {
 		vd->stats.rx_drops++;
 		return;
@@ -515,7 +559,15 @@ void vdev_rx_deliver(struct vdev *vd, const uint8_t *frame, uint32_t len)
 		vdev_needs_reset(vd, "DMA memory vanished under the device");
 		return;
 	}
-	rx_put(vd, qp, frame, len);
+	/* Flow control: a full ring (or frames waiting before this one) makes it wait. */
+	if (vd->rxw.head && vd->nic->rx_fc)
+		rxw_enqueue(vd, frame, len);
+	else if (vdev_rx_put(vd, qp, frame, len) == -EAGAIN) {
+		if (vd->nic->rx_fc)
+			rxw_enqueue(vd, frame, len);
+		else
+			vd->stats.rx_drops++;	/* no buffer posted: the wire drops it */
+	}
 	DMA_UNGUARD(prev);
 }
 

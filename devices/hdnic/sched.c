@@ -241,12 +241,14 @@ void sched_pass(struct sched *s, uint64_t now_ns)
 	s->now_ns = now_ns;
 	s->wake_ns = 0;
 	s->sleep_ok = false;
+	s->sent = false;
 	if (!s->ring)
 		return;
 	for (unsigned p = 0; p < SCHED_NR_PORTS; p++) {
 		s->port[p].budget = SCHED_PASS_BYTES;
 		port_serve(s, p, &sent);
 	}
+	s->sent = sent;
 	all_pending = idle_sweep(s);
 	/* Everyone is waiting on a rate: no doorbell to poll, sleep until it allows. */
 	s->sleep_ok = !sent && all_pending && s->ring && s->wake_ns > now_ns;

@@ -87,6 +87,7 @@ struct sched {
 	struct sched_port port[SCHED_NR_PORTS];
 	uint64_t wake_ns;		/* throttled work becomes sendable (0: none) */
 	bool sleep_ok;			/* every active entry waits on a rate */
+	bool sent;			/* the last pass sent a frame */
 	const struct sched_ops *ops;
 	uint64_t now_ns;		/* of the pass being served */
 	unsigned turn_port;		/* the port whose turn is being served */

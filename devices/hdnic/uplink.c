@@ -53,7 +53,29 @@ static void rx_done(struct loop_handler *h, int res, uint32_t flags)
 			nic_forward_from_uplink(up->nic, frame, len);
 		}
 	}
+	if (up->rx_paused) {
+		b->next_free = up->rx_parked;	/* no read while nothing can be delivered */
+		up->rx_parked = (int)(b - up->rx);
+		return;
+	}
 	rx_arm(b);
+}
+
+void uplink_rx_pause(struct uplink *up, bool pause)
+{
+	if (up->closing || pause == up->rx_paused)
+		return;
+	up->rx_paused = pause;
+	if (pause) {
+		up->rx_pauses++;
+		return;
+	}
+	while (up->rx_parked >= 0) {
+		struct uplink_buf *b = &up->rx[up->rx_parked];
+
+		up->rx_parked = b->next_free;
+		rx_arm(b);
+	}
 }
 
 static void tx_done(struct loop_handler *h, int res, uint32_t flags)
@@ -158,6 +180,7 @@ int uplink_create(struct nic *nic, const struct uplink_ops *ops, const char *ifn
 		loop_handler_init(&up->rx[i].h, rx_done);
 	}
 	up->tx_free = -1;
+	up->rx_parked = -1;
 	for (unsigned i = up->nr_tx; i-- > 0;) {
 		up->tx[i].up = up;
 		up->tx[i].data = up->mem + (size_t)(up->nr_rx + i) * UPLINK_BUF_SIZE;

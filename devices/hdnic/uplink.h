@@ -47,6 +47,14 @@ struct uplink {
 	int tx_free;
 	unsigned vnet_hdr_len;	/* bytes of virtio_net_hdr before each frame, or 0 */
 	bool closing;
+	/*
+	 * Receive flow control: nothing can be delivered, so a read that
+	 * completes is not re-armed; its buffer waits on rx_parked (a stack
+	 * through next_free) until uplink_rx_pause(up, false).
+	 */
+	bool rx_paused;
+	int rx_parked;
+	uint64_t rx_pauses;
 	struct uplink_stats stats;
 };
 
@@ -60,6 +68,8 @@ int uplink_create(struct nic *nic, const struct uplink_ops *ops, const char *ifn
 		  struct uplink **out);
 void uplink_start(struct uplink *up);
 void uplink_tx(struct uplink *up, const uint8_t *frame, uint32_t len);
+/* Stop re-arming reads (pause), or re-arm every parked one. */
+void uplink_rx_pause(struct uplink *up, bool pause);
 /* A transmit buffer is free: uplink_tx() would not drop. */
 static inline bool uplink_tx_room(const struct uplink *up)
 {

@@ -84,6 +84,7 @@ void vdev_free(struct vdev *vd)
 		dma_dirty_stop(&vd->as);
 	dma_space_destroy(&vd->as);
 	holdq_destroy(&vd->holdq);
+	rxw_release(vd);
 	vdev_mig_destroy(vd);
 	vfu_endpoint_free(vd->vfu);
 	free(vd->msix);

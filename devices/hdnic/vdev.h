@@ -28,6 +28,7 @@
 #include "devices/holdq.h"
 #include "devices/hdnic/loop.h"
 #include "devices/hdnic/qp.h"
+#include "devices/hdnic/rx_wait.h"
 #include "devices/hdnic/sched.h"
 #include "devices/hdnic/vdev_mig.h"
 #include "devices/hdnic/vfu_server.h"
@@ -77,6 +78,8 @@ struct vdev_stats {
 	uint64_t rx_filtered;	/* not delivered: the driver's receive filter said no */
 	uint64_t rx_stopped;	/* dropped before DMA: the function was quiesced (vdev_mig.h) */
 	uint64_t tx_held_full;	/* times a full hold queue backed the TX rings up */
+	uint64_t rx_waited;	/* frames that waited for a full RX ring (rx_wait.h) */
+	uint64_t rx_wait_drops;	/* ... and were dropped past the bound (also in rx_drops) */
 };
 
 #define VDEV_MAC_TABLE_ENTRIES	16	/* unicast + multicast filter entries */
@@ -166,6 +169,8 @@ struct vdev {
 	uint64_t attach_ns;	/* creation to socket ready */
 	struct holdq holdq;	/* output commit (vdev_output.c) */
 	bool tx_blocked;	/* TX waits in the rings for hold queue room */
+	struct rx_wait rxw;	/* frames waiting for a full RX ring */
+	uint64_t tx_wait_since;	/* our TX frame waits for a full receiver since (0: no) */
 	struct sched_entry sched;
 	struct vdev_mig mig;	/* VFIO migration state (vdev_mig.c) */
 
@@ -310,6 +315,10 @@ void vdev_tx_done(struct vdev *vd);
 bool vdev_tx_pending(const struct vdev *vd);
 /* Quiet for the idle time: re-enable notifications and sleep, unless work raced in. */
 void vdev_try_idle(struct vdev *vd, uint64_t now_ns);
+/* The queue pair a frame for vd goes to (multi-queue steering). */
+struct qp *vdev_rx_steer(struct vdev *vd, const uint8_t *frame, uint32_t len);
+/* Copy a frame into qp's next RX chain (DMA guard held): 0, -EAGAIN no buffer, or the ring broke. */
+int vdev_rx_put(struct vdev *vd, struct qp *qp, const uint8_t *frame, uint32_t len);
 /* Put one frame into the function's RX queues (from the switch). */
 void vdev_rx_deliver(struct vdev *vd, const uint8_t *frame, uint32_t len);
 /* End of a loop pass: publish RX used entries, fire pending interrupts. */

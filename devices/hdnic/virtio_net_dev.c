@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "devices/hdnic/nic.h"
+#include "devices/hdnic/rx_wait.h"
 #include "devices/hdnic/vdev.h"
 #include "vmm/util.h"
 
@@ -406,6 +407,8 @@ void vdev_update_running(struct vdev *vd)
 
 	vd->running = run;
 	sw_port_set_live(&vd->nic->sw, vd->port, vdev_live(vd));
+	if (vd->nic->rxw_list)
+		rxw_update_block(vd->nic);	/* who can take a frame changed */
 	if (run)
 		vdev_start_polling(vd);
 	else
