@@ -183,6 +183,7 @@ static int arc_load_begin(struct vdev *vd)
 {
 	state_init_writer(&vd->mig.data);
 	vd->mig.session = true;
+	vd->mig.prechecked = false;
 	vd->mig.error[0] = 0;
 	return 0;
 }
@@ -359,6 +360,34 @@ int vdev_mig_read(struct vdev *vd, void *buf, uint32_t len, uint32_t *got)
 	return 0;
 }
 
+/*
+ * Once the pre-copy section (if the stream starts with one) is complete,
+ * check it at once: an incompatible destination says so while the source
+ * still runs, not after it stopped.
+ */
+static int precheck(struct vdev *vd)
+{
+	struct state_buf in;
+	uint32_t tag, len;
+
+	if (vd->mig.prechecked)
+		return 0;
+	state_init_reader(&in, vd->mig.data.data, vd->mig.data.len);
+	tag = state_get_u32(&in);
+	len = state_get_u32(&in);
+	if (!state_ok(&in))
+		return 0;	/* not enough yet */
+	if (tag != VDEV_PRECOPY_TAG) {
+		vd->mig.prechecked = true;	/* a STOP_COPY-only stream */
+		return 0;
+	}
+	if (len > in.len - in.pos)
+		return 0;
+	vd->mig.prechecked = true;
+	state_init_reader(&in, vd->mig.data.data, vd->mig.data.len);
+	return vdev_precopy_check(vd, &in);
+}
+
 int vdev_mig_write(struct vdev *vd, const void *buf, uint32_t len)
 {
 	struct state_buf *sb = &vd->mig.data;
@@ -368,7 +397,9 @@ int vdev_mig_write(struct vdev *vd, const void *buf, uint32_t len)
 	if (sb->len + len > VDEV_MIG_MAX_STREAM)
 		return -EFBIG;
 	state_put_bytes(sb, buf, len);
-	return state_ok(sb) ? 0 : -ENOMEM;
+	if (!state_ok(sb))
+		return -ENOMEM;
+	return precheck(vd);
 }
 
 int vdev_mig_precopy_info(struct vdev *vd, uint64_t *initial, uint64_t *dirty)

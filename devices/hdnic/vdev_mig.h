@@ -33,6 +33,8 @@ struct vdev;
 #define VDEV_MIG_FLAGS		(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | \
 				 VFIO_MIGRATION_PRE_COPY)
 #define VDEV_MIG_NR_STATES	8	/* enum vfio_device_mig_state incl. PRE_COPY_P2P */
+/* The tag of the section PRE_COPY sends ahead (vdev_state.c). */
+#define VDEV_PRECOPY_TAG	0x31505648u	/* "HVP1" */
 /* A RESUMING stream larger than this is refused: a function's state is a few KiB. */
 #define VDEV_MIG_MAX_STREAM	(1u << 20)
 
@@ -42,6 +44,7 @@ struct vdev_mig {
 	bool session;		/* data is in use */
 	uint64_t arcs;		/* direct arcs taken */
 	bool announce;		/* loaded: announce the guest's MAC on RUNNING */
+	bool prechecked;	/* RESUMING: the pre-copy section was checked */
 	uint64_t announces;	/* announcements sent */
 	char error[128];	/* why the last RESUMING stream was refused, or "" */
 };

@@ -27,7 +27,6 @@
 #include "vmm/util.h"
 
 #define VDEV_STATE_TAG		0x31465648u	/* "HVF1" */
-#define VDEV_PRECOPY_TAG	0x31505648u	/* "HVP1": what PRE_COPY sends ahead */
 #define VDEV_STATE_VERSION	4
 #define VDEV_STATE_OLDEST	3	/* the oldest version still loaded */
 #define VDEV_NR_COUNTERS	16

@@ -115,8 +115,16 @@ class Client:
         self.s.close()
 
 
-def stop_and_save(vf):
+def stop_and_save(vf, ahead=b""):
+    """STOP_COPY (from RUNNING, or from PRE_COPY after `ahead` was read) and
+    the whole stream: what went ahead, then the rest."""
     assert vf.c.set_mig_state(vu.MIG_STOP_COPY) == vu.MIG_STOP_COPY
+    return ahead + read_state(vf.c)
+
+
+def pre_copy(vf):
+    """PRE_COPY: the function runs on; what can go ahead is read."""
+    assert vf.c.set_mig_state(vu.MIG_PRE_COPY) == vu.MIG_PRE_COPY
     return read_state(vf.c)
 
 
@@ -145,10 +153,13 @@ def test_function_moves_between_hosts(hosts, src_kind, dst_kind):
             g = UdpGuest(vf, guest_ip(0))
             first = [client.request(g) for _ in range(10)]
             assert [c for _, c in first] == list(range(1, 11)), first
-            stats_before = vf.stats_cap()
             src_info = a.dev_info(src_dev)
 
-            stream = stop_and_save(vf)
+            ahead = pre_copy(vf)
+            assert ahead[:4] == b"HVP1"
+            assert client.request(g)[1] == 11, "PRE_COPY stopped the function"
+            stats_before = vf.stats_cap()
+            stream = stop_and_save(vf, ahead)
             # a request while the function is stopped: lost at A, not answered twice
             client.s.sendto(struct.pack("!Q", 999), (guest_ip(0), COUNTER_PORT))
             assert wait_for(lambda: a.dev_stats(src_dev)["rx_stopped"] >= 1, timeout=3)
@@ -285,3 +296,51 @@ def test_incompatible_state_refused(hosts, what, expect_errno, reason):
             dst.reset()
             assert dst.mig_state() == vu.MIG_RUNNING
         assert vf.c.set_mig_state(vu.MIG_RUNNING) == vu.MIG_RUNNING
+
+
+def test_pre_copy_finds_an_incompatible_destination_before_the_stop(hosts):
+    """What PRE_COPY sends ahead is checked as soon as B has it: a function
+    of another shape refuses the write with the reason while A's function
+    still runs and serves; A then leaves PRE_COPY for RUNNING."""
+    a, b = hosts.nic["a"], hosts.nic["b"]
+    b.adi_add("wide", "--queues", "2")
+    client = Client(hosts, guest_ip(0))
+    try:
+        with VirtioNetVF(a.sock(0)) as vf:
+            vf.post_rx()
+            g = UdpGuest(vf, guest_ip(0))
+            assert client.request(g)[1] == 1
+            ahead = pre_copy(vf)
+            with VfioUserClient(b.adi_sock("wide")) as dst:
+                dst.version()
+                dst.set_mig_state(vu.MIG_RESUMING)
+                with pytest.raises(vu.VfioUserError) as e:
+                    dst.mig_data_write(ahead)
+                assert e.value.errno == errno.EINVAL
+                assert "queue pairs" in b.dev_info("adi-wide")["mig_error"]
+            assert a.dev_info("vf0")["mig_state"] == "pre-copy"
+            assert client.request(g)[1] == 2
+            assert vf.c.set_mig_state(vu.MIG_RUNNING) == vu.MIG_RUNNING
+            assert client.request(g)[1] == 3
+    finally:
+        client.close()
+
+
+def test_source_dies_after_stop_copy(hosts):
+    """A's hdnic killed once the state is read: the state and the memory are
+    all B needs; the guest runs on B."""
+    a, b = hosts.nic["a"], hosts.nic["b"]
+    client = Client(hosts, guest_ip(0))
+    try:
+        with VirtioNetVF(a.sock(0)) as vf:
+            vf.post_rx()
+            g = UdpGuest(vf, guest_ip(0))
+            assert [client.request(g)[1] for _ in range(3)] == [1, 2, 3]
+            stream = stop_and_save(vf)
+            a.stop(signal.SIGKILL)
+            old = move_driver(vf, b.sock(0), stream)
+            old.close()
+            assert [client.request(g)[1] for _ in range(3)] == [4, 5, 6]
+            assert b.dev_stats("vf0")["rx_packets"] >= 6
+    finally:
+        client.close()
