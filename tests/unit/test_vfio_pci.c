@@ -396,9 +396,7 @@ static struct fake_srv *kill_server(void)
 
 static void free_server(struct fake_srv *s)
 {
-	close(s->bar0_fd);
-	close(s->doorbell_efd);
-	free(s);
+	srv_free(s);
 }
 
 /* An MSI-X capability: 4 vectors, table and PBA in BAR1 */

@@ -87,7 +87,7 @@ static void version_fails(enum version_mode mode)
 	assert_int_equal(srv_connect(s, &dev), -EPROTO);
 	assert_null(dev);
 	srv_finish(s, NULL);
-	assert_int_equal(open_fd_count(), before - 2);	/* bar0 memfd, doorbell */
+	assert_int_equal(open_fd_count(), before - 3);	/* bar0 memfd, doorbell, shadow memfd */
 }
 
 static void test_version_bad_major(void **state) { version_fails(V_BAD_MAJOR); }
@@ -572,9 +572,7 @@ static void test_unexpected_fds(void **state)
 	pthread_join(s->thr, NULL);
 	assert_true(open_fd_count() <= before);	/* the stray eventfd was closed */
 	vfio_device_close(dev);
-	close(s->bar0_fd);
-	close(s->doorbell_efd);
-	free(s);
+	srv_free(s);
 }
 
 static void test_server_gone_before_request(void **state)
@@ -590,9 +588,7 @@ static void test_server_gone_before_request(void **state)
 	pthread_join(s->thr, NULL);	/* server is gone for good */
 	assert_int_equal(dev->ops->region_read(dev, 0, 0, &v, 4), -ENOTCONN);
 	vfio_device_close(dev);
-	close(s->bar0_fd);
-	close(s->doorbell_efd);
-	free(s);
+	srv_free(s);
 }
 
 /* Run fn with stderr going to a buffer (what the user would read). */
@@ -642,9 +638,7 @@ static void test_version_busy_says_in_use(void **state)
 	assert_non_null(strstr(err, "in use by another client"));
 	assert_null(strstr(err, "not connected"));
 	pthread_join(b.s->thr, NULL);	/* our side closed: the server saw EOF */
-	close(b.s->bar0_fd);
-	close(b.s->doorbell_efd);
-	free(b.s);
+	srv_free(b.s);
 }
 
 static void test_connect_missing_socket(void **state)

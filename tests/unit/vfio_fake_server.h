@@ -75,6 +75,12 @@ struct fake_srv {
 	uint8_t bar1[BAR1_SIZE];
 	uint8_t cfg[CFG_SIZE];
 	int doorbell_efd;
+	/*
+	 * The shadow memfd h_io_fds48 sends.  Made with the server, not per
+	 * request: a test counting the process's open fds around a request must
+	 * not see the server thread's own copy come and go (it raced the count).
+	 */
+	int shadow_fd;
 	uint8_t mig_out[MIG_BLOB];
 	size_t mig_out_pos;
 	uint8_t mig_in[MIG_BLOB * 2];
@@ -321,19 +327,17 @@ static void h_io_fds48(struct fake_srv *s, const struct vfio_user_header *h,
 		{ .offset = 0x200, .size = 4, .fd_index = 0, .type = VFIO_USER_IO_FD_TYPE_IOREGIONFD },
 	};
 	uint8_t out[sizeof(r) + sizeof(e)];
-	int fds[2] = { s->doorbell_efd, memfd_create("fake-shadow", MFD_CLOEXEC) };
+	int fds[2] = { s->doorbell_efd, s->shadow_fd };
 
 	r.argsz = s->iofd_stride == 48 ? sizeof(out) : sizeof(out) - 16;	/* junk: 44 */
 	if (q->argsz < r.argsz) {
 		r.count = 0;
 		srv_reply(s, h, &r, sizeof(r), NULL, 0);
-		close(fds[1]);
 		return;
 	}
 	memcpy(out, &r, sizeof(r));
 	memcpy(out + sizeof(r), e, sizeof(e));
 	srv_reply(s, h, out, r.argsz, fds, 2);
-	close(fds[1]);
 }
 
 static void h_io_fds(struct fake_srv *s, const struct vfio_user_header *h, const uint8_t *p)
@@ -796,6 +800,8 @@ static struct fake_srv *srv_new(void)
 	assert_true(s->bar0_fd >= 0);
 	assert_int_equal(ftruncate(s->bar0_fd, BAR0_SIZE), 0);
 	s->doorbell_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	s->shadow_fd = memfd_create("fake-shadow", MFD_CLOEXEC);
+	assert_true(s->shadow_fd >= 0);
 	for (unsigned i = 0; i < MIG_BLOB; i++)
 		s->mig_out[i] = (uint8_t)(i * 7 + 3);
 	return s;
@@ -838,13 +844,20 @@ static __attribute__((unused)) void srv_listen(struct fake_srv *s, const char *p
 	assert_int_equal(pthread_create(&s->thr, NULL, srv_accept_main, s), 0);
 }
 
+/* Free a server whose thread has ended. */
+static void srv_free(struct fake_srv *s)
+{
+	close(s->bar0_fd);
+	close(s->doorbell_efd);
+	close(s->shadow_fd);
+	free(s);
+}
+
 static void srv_finish(struct fake_srv *s, struct vfio_device *dev)
 {
 	vfio_device_close(dev);
 	pthread_join(s->thr, NULL);
-	close(s->bar0_fd);
-	close(s->doorbell_efd);
-	free(s);
+	srv_free(s);
 }
 
 #endif
