@@ -95,7 +95,7 @@ int snap_create(struct snap_writer *w, const char *path)
 }
 
 /* The crc covers the tag and the length too, so a flipped tag or length is caught. */
-static uint32_t section_crc(uint32_t tag, uint64_t len, uint32_t body_crc)
+uint32_t snap_section_crc(uint32_t tag, uint64_t len, uint32_t body_crc)
 {
 	uint8_t tl[12];
 	uint32_t t = htole32(tag);
@@ -108,7 +108,7 @@ static uint32_t section_crc(uint32_t tag, uint64_t len, uint32_t body_crc)
 
 static void hdr_encode(uint8_t out[SECTION_HDR], uint32_t tag, uint32_t body_crc, uint64_t len)
 {
-	uint32_t t = htole32(tag), c = htole32(section_crc(tag, len, body_crc));
+	uint32_t t = htole32(tag), c = htole32(snap_section_crc(tag, len, body_crc));
 	uint64_t l = htole64(len);
 
 	memcpy(out, &t, 4);
@@ -348,7 +348,7 @@ int snap_parse(struct snap_reader *r, const uint8_t *data, size_t size, char *wh
 		tag_name(h.tag, name);
 		if (h.len > size - off)
 			return refuse(why, len, "truncated in section '%s'", name);
-		if (section_crc(h.tag, h.len, crc_of(0, data + off, h.len)) != h.crc)
+		if (snap_section_crc(h.tag, h.len, crc_of(0, data + off, h.len)) != h.crc)
 			return refuse(why, len, "crc mismatch in section '%s' (corrupt file)", name);
 		if (h.tag == SNAP_TAG_END) {
 			if (h.len != 8 || get64(data + off) != r->nr_sections)

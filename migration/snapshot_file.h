@@ -34,6 +34,9 @@
 #define SNAP_TAG_END		SNAP_TAG('E', 'N', 'D', ' ')
 #define SNAP_MAX_SECTIONS	32
 
+/* A section's crc: over tag and length too, so a flipped tag or length is caught. */
+uint32_t snap_section_crc(uint32_t tag, uint64_t len, uint32_t body_crc);
+
 struct snap_writer {
 	int fd;
 	char path[4096];

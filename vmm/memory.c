@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -91,6 +92,24 @@ err:
 	close(m->memfd);
 	m->memfd = -1;
 	return ret;
+}
+
+int guest_mem_adopt_fd(struct guest_mem *m, int fd)
+{
+	struct stat st;
+	void *p;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size != m->size || !m->host)
+		return -EINVAL;
+	p = mmap(m->host, m->size, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	close(m->memfd);
+	m->memfd = fd;
+	return 0;
 }
 
 void guest_mem_destroy(struct guest_mem *m)

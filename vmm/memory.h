@@ -75,6 +75,12 @@ struct guest_mem {
 /* Create the memfd and mapping for `size` bytes (multiple of 4 KiB), RAM slots described. */
 int guest_mem_init(struct guest_mem *m, uint64_t size);
 void guest_mem_destroy(struct guest_mem *m);
+/*
+ * Make `fd` (same size) the VM's RAM: mapped over the old mapping at the same
+ * address, so the slots KVM knows stay valid; the old memfd is closed and fd
+ * is owned from here.  For a migration over unix: (vmm/migrate.c).
+ */
+int guest_mem_adopt_fd(struct guest_mem *m, int fd);
 /* Describe the RAM slots over an existing mapping (guest_mem_init does this; tests too). */
 void guest_mem_layout(struct guest_mem *m, uint8_t *host, uint64_t low, uint64_t high);
 /* Register the RAM slots with KVM (slot ids 0 and 1). */

@@ -39,15 +39,16 @@ $(FUZZ_DIR)/%: tests/fuzz/%.c tests/fuzz/fuzz_common.h $(FUZZ_SRCS) $(wildcard d
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS) -luring -ljson-c
 
 # hdvm's own parsers (tests/fuzz/fuzz_hdvm_*.c): the control-socket request
-# parser, the vfio-user client's reply handling, the snapshot file and the
-# vCPU/VM state stream, built from hdvm sources.
+# parser, the vfio-user client's reply handling, the snapshot file, the
+# vCPU/VM state stream, the migration stream and its manifest, built from hdvm sources.
 HDVM_FUZZ_SRCS := vmm/util.c vmm/control_parse.c $(wildcard devices/vfio/vfio_user*.c) \
                   devices/vfio/vfio_common.c devices/vfio/vfio_dirty.c \
-                  migration/state.c migration/snapshot_file.c vmm/machine_state.c
+                  migration/state.c migration/snapshot_file.c vmm/machine_state.c \
+                  migration/stream.c migration/manifest.c
 
 $(FUZZ_DIR)/fuzz_hdvm_%: tests/fuzz/fuzz_hdvm_%.c $(HDVM_FUZZ_SRCS) $(wildcard devices/vfio/*.h vmm/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(HDVM_FUZZ_SRCS) -ljson-c -lz -lpthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(HDVM_FUZZ_SRCS) -ljson-c -lfdt -lz -lpthread
 
 fuzz-build: $(FUZZ_TARGETS)
 

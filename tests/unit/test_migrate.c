@@ -1,0 +1,492 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Live migration below the CLI, without KVM: two VMs on the fake KVM (guest
+ * RAM, two vCPUs, legacy devices, "machine" state) and vm_migrate_send() /
+ * migrate_recv_*() between them over a socketpair, a unix socket passing the
+ * memfd, and a file.  What a user would see: RAM identical after, a page
+ * dirtied between passes arrives, a page zeroed between passes arrives as
+ * zero, zero pages are not sent, vCPU/VM and device state equal; a corrupt
+ * or truncated stream, a manifest that does not match and a peer that
+ * vanishes are refused with the reason, nothing applied to the destination's
+ * KVM, and the source keeps its VM.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "tests/unit/fake_kvm.h"
+
+#include "devices/device.h"
+#include "devices/legacy/legacy.h"
+#include "devices/platform.h"
+#include "migration/manifest.h"
+#include "migration/stream.h"
+#include "vmm/machine_dev.h"
+#include "vmm/memory.h"
+#include "vmm/migrate.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#define RAM		(16ull << 20)
+#define COM1_SCR	(PLAT_COM1_PORT + 7)
+#define DIRTIED_GPA	(5ull << 20)		/* zero before, written between passes */
+#define ZEROED_GPA	(4096 * 37 * 3)		/* pattern before, zeroed between passes */
+
+static struct vm a, b;
+static __thread struct fake *mine;
+
+/* The fake KVM plus memory slots and an empty KVM dirty log (no vCPU runs here). */
+static int slot_ioctl(int fd, unsigned long req, void *arg)
+{
+	if (req == KVM_SET_USER_MEMORY_REGION)
+		return 0;
+	if (req == KVM_GET_DIRTY_LOG)
+		return 0;	/* the bitmap was cleared by the caller */
+	cur = mine;
+	return fake_ioctl(fd, req, arg);
+}
+
+static const struct kvm_ops slot_kvm = { .ioctl = slot_ioctl };
+
+static void vm_build(struct vm *vm, uint64_t ram, bool with_i8042)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm = &slot_kvm;
+	vm->kvm_fd = KVM_FD;
+	vm->vm_fd = VM_FD;
+	vm->exit_efd = vm->console_out_fd = vm->console_in_fd = -1;
+	snprintf(vm->cfg.name, sizeof(vm->cfg.name), "unit");
+	vm->cfg.kernel = "hdguest.elf";
+	vm->cfg.cmdline = "app=dirty";
+	pthread_mutex_init(&vm->state_lock, NULL);
+	pthread_cond_init(&vm->state_cond, NULL);
+	iobus_init(&vm->pio, "pio");
+	iobus_init(&vm->mmio, "mmio");
+	assert_int_equal(guest_mem_init(&vm->mem, ram), 0);
+	vm->mem.kvm = &slot_kvm;
+	vm->mem.vm_fd = VM_FD;
+	vm->ncpus = NR_VCPUS;
+	vm->vcpus = xzalloc(sizeof(*vm->vcpus) * NR_VCPUS);
+	for (int i = 0; i < NR_VCPUS; i++) {
+		vm->vcpus[i] = xzalloc(sizeof(struct vcpu));
+		vm->vcpus[i]->vm = vm;
+		vm->vcpus[i]->fd = VCPU_FD0 + i;
+	}
+	device_add(vm, machine_dev_create());
+	device_add(vm, serial_create());
+	if (with_i8042)
+		device_add(vm, i8042_create());
+	assert_int_equal(devices_realize(vm), 0);
+	vm->state = VM_PAUSED;
+}
+
+static void vm_free(struct vm *vm)
+{
+	if (!vm->vcpus)
+		return;
+	devices_unrealize(vm);
+	while (vm->devices) {
+		struct device *d = vm->devices;
+
+		vm->devices = d->next;
+		free(d);
+	}
+	for (int i = 0; i < vm->ncpus; i++)
+		free(vm->vcpus[i]);
+	free(vm->vcpus);
+	guest_mem_destroy(&vm->mem);
+	iobus_destroy(&vm->pio);
+	iobus_destroy(&vm->mmio);
+	memset(vm, 0, sizeof(*vm));
+}
+
+static uint8_t pio_read(struct vm *vm, uint16_t port)
+{
+	uint8_t v = 0;
+
+	assert_true(iobus_access(&vm->pio, port, &v, 1, false));
+	return v;
+}
+
+static void pio_write(struct vm *vm, uint16_t port, uint8_t v)
+{
+	assert_true(iobus_access(&vm->pio, port, &v, 1, true));
+}
+
+static int setup(void **state)
+{
+	srand(7);
+	fake_reset(&src);
+	fake_reset(&dst);
+	make_source();
+	mine = &src;
+	vm_build(&a, RAM, true);
+	for (uint64_t p = 0; p < RAM; p += 4096 * 37)
+		memset(a.mem.host + p, (int)(p >> 12) | 1, 100);
+	pio_write(&a, COM1_SCR, 0x5a);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	vm_free(&a);
+	vm_free(&b);
+	fake_reset(&src);
+	fake_reset(&dst);
+	return 0;
+}
+
+/* ---- the destination, on its own thread ---- */
+
+struct dest {
+	int fd;
+	bool unix_fds, i8042, vanish;
+	int ret;
+	char why[512];
+	uint64_t pages, zero_pages;
+};
+
+static void *dest_main(void *arg)
+{
+	struct dest *d = arg;
+	struct migrate_incoming in;
+	struct vm_config cfg = { 0 };
+	struct mig_io io;
+
+	mine = &dst;
+	if (d->unix_fds)
+		mig_io_unix(&io, d->fd);
+	else
+		mig_io_fd(&io, d->fd);
+	d->ret = migrate_recv_begin(&in, &io, d->why, sizeof(d->why));
+	if (!d->ret && d->vanish) {
+		migrate_recv_end(&in);
+		mig_io_close(&io);
+		return NULL;
+	}
+	if (!d->ret)
+		d->ret = migrate_config_from_manifest(&in.m, &cfg, d->why, sizeof(d->why));
+	if (!d->ret) {
+		/* what `hdvm run --incoming` does: a VM built from the manifest */
+		vm_build(&b, cfg.mem_size, d->i8042);
+		d->ret = migrate_recv_finish(&in, &b, d->why, sizeof(d->why));
+	}
+	d->pages = in.r.pages;
+	d->zero_pages = in.r.zero_pages;
+	migrate_recv_answer(&in, d->ret, d->why);
+	migrate_recv_end(&in);
+	mig_io_close(&io);
+	free((char *)cfg.kernel);
+	free((char *)cfg.cmdline);
+	return NULL;
+}
+
+/* Between passes the "guest" writes one page and zeroes another. */
+static int nr_progress;
+
+static void dirty_between_passes(const struct migrate_progress *p, void *opaque)
+{
+	static const uint8_t zero[4096];
+	uint8_t data[64];
+
+	nr_progress++;
+	if (p->pass != 0)
+		return;
+	memset(data, 0xd7, sizeof(data));
+	assert_int_equal(guest_mem_write(&a.mem, DIRTIED_GPA, data, sizeof(data)), 0);
+	assert_int_equal(guest_mem_write(&a.mem, ZEROED_GPA, zero, sizeof(zero)), 0);
+}
+
+static int migrate(struct dest *d, int domain, bool by_fd, struct migrate_result *res,
+		   char *why, size_t len)
+{
+	struct migrate_opts o = {
+		.downtime_ms = 300, .timeout_ms = 10000, .ram_by_fd = by_fd,
+		.progress = dirty_between_passes,
+	};
+	struct mig_io io;
+	pthread_t t;
+	int sv[2], ret;
+
+	assert_int_equal(socketpair(domain, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	d->fd = sv[1];
+	d->unix_fds = by_fd;
+	assert_int_equal(pthread_create(&t, NULL, dest_main, d), 0);
+	mig_io_unix(&io, sv[0]);
+	ret = vm_migrate_send(&a, &io, &o, res, why, len);
+	mig_io_close(&io);
+	pthread_join(t, NULL);
+	return ret;
+}
+
+static void assert_state_arrived(void)
+{
+	assert_memory_equal(b.mem.host, a.mem.host, RAM);
+	assert_int_equal(pio_read(&b, COM1_SCR), 0x5a);
+	for (int fd = VM_FD; fd < NR_FDS; fd++)
+		for (int s = 0; s < NR_SLOTS; s++)
+			if (src.store[fd][s] && s != S_MSRS && s != S_TSC) {
+				assert_int_equal(dst.len[fd][s], src.len[fd][s]);
+				assert_memory_equal(dst.store[fd][s], src.store[fd][s],
+						    src.len[fd][s]);
+			}
+}
+
+static void test_precopy_over_a_socket_carries_everything(void **state)
+{
+	struct dest d = { .i8042 = true };
+	struct migrate_result res;
+	uint64_t pattern = (RAM + 4096 * 37 - 1) / (4096 * 37);
+	char why[512] = "";
+	int ret;
+
+	nr_progress = 0;
+	ret = migrate(&d, AF_UNIX, false, &res, why, sizeof(why));
+	if (ret || d.ret)
+		fail_msg("source: %d %s / destination: %d %s", ret, why, d.ret, d.why);
+	assert_state_arrived();
+	assert_int_equal(b.mem.host[DIRTIED_GPA], 0xd7);	/* dirtied after pass 0 */
+	assert_int_equal(b.mem.host[ZEROED_GPA], 0);		/* zeroed after pass 0 */
+	assert_true(res.passes >= 2);
+	assert_true(nr_progress >= 2);
+	/* pass 0: the pattern's pages; pass 1: the two pages written, one of them zero */
+	assert_int_equal(res.pages, pattern + 1);
+	assert_int_equal(d.pages, pattern + 1);
+	assert_int_equal(d.zero_pages, 1);			/* the zeroed page, as a zero run */
+	assert_true(res.bytes < (pattern + 16) * 4096 + 4096 * 4);	/* zero pages left out */
+	assert_true(res.device_bytes > 0);
+	assert_int_equal(a.state, VM_PAUSED);
+}
+
+static void test_unix_passes_the_memfd_not_the_pages(void **state)
+{
+	struct dest d = { .i8042 = true };
+	struct migrate_result res;
+	char why[512] = "";
+	int ret;
+
+	ret = migrate(&d, AF_UNIX, true, &res, why, sizeof(why));
+	if (ret || d.ret)
+		fail_msg("source: %d %s / destination: %d %s", ret, why, d.ret, d.why);
+	assert_int_equal(res.pages, 0);
+	assert_true(res.bytes < 64 * 1024);		/* manifest and device state only */
+	assert_state_arrived();
+	/* one memory: a write on one side is seen on the other */
+	a.mem.host[123] = 0x42;
+	assert_int_equal(b.mem.host[123], 0x42);
+}
+
+static void test_manifest_mismatch_refused_by_name(void **state)
+{
+	struct dest d = { .i8042 = false };
+	struct migrate_result res;
+	char why[512] = "";
+
+	assert_true(migrate(&d, AF_UNIX, false, &res, why, sizeof(why)) < 0);
+	assert_non_null(strstr(d.why, "manifest mismatch"));
+	assert_non_null(strstr(d.why, "i8042"));
+	assert_non_null(strstr(why, "destination refused"));
+	assert_non_null(strstr(why, "i8042"));
+	assert_int_equal(dst.nr_log, 0);		/* nothing reached the destination's KVM */
+	assert_int_equal(a.state, VM_PAUSED);
+	assert_false(atomic_load(&a.shutdown));
+	assert_false(guest_mem_logging(&a.mem, 0));	/* the source's dirty log stopped */
+}
+
+static void test_peer_vanishing_mid_stream(void **state)
+{
+	struct dest d = { .vanish = true };
+	struct migrate_result res;
+	char why[512] = "";
+	int ret;
+
+	ret = migrate(&d, AF_UNIX, false, &res, why, sizeof(why));
+	assert_true(ret < 0);
+	assert_true(why[0]);
+	assert_int_equal(a.state, VM_PAUSED);
+	assert_false(guest_mem_logging(&a.mem, 0));
+}
+
+/* The stream into a file, then handed to a destination corrupted or cut. */
+static uint8_t *stream_to_memory(size_t *len)
+{
+	struct migrate_opts o = { .no_answer = true };
+	struct migrate_result res;
+	char path[] = "/tmp/hdvm-migstream-XXXXXX", why[256];
+	struct mig_io io;
+	struct stat st;
+	uint8_t *buf;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	unlink(path);
+	mig_io_fd(&io, fd);
+	assert_int_equal(vm_migrate_send(&a, &io, &o, &res, why, sizeof(why)), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(res.bytes, st.st_size);
+	buf = malloc(st.st_size);
+	assert_int_equal(pread(fd, buf, st.st_size, 0), st.st_size);
+	mig_io_close(&io);
+	*len = st.st_size;
+	return buf;
+}
+
+static int receive(const uint8_t *data, size_t len, char *why, size_t wlen)
+{
+	struct migrate_incoming in;
+	struct vm_config cfg = { 0 };
+	struct mig_io io;
+	int ret;
+
+	mine = &dst;
+	mig_io_mem(&io, data, len);
+	ret = migrate_recv_begin(&in, &io, why, wlen);
+	if (!ret)
+		ret = migrate_config_from_manifest(&in.m, &cfg, why, wlen);
+	if (!ret) {
+		vm_build(&b, cfg.mem_size, true);
+		ret = migrate_recv_finish(&in, &b, why, wlen);
+	}
+	migrate_recv_end(&in);
+	mig_io_close(&io);
+	free((char *)cfg.kernel);
+	free((char *)cfg.cmdline);
+	mine = &src;
+	return ret;
+}
+
+static void test_file_stream_round_trip(void **state)
+{
+	char why[256] = "";
+	size_t len;
+	uint8_t *s = stream_to_memory(&len);
+
+	if (receive(s, len, why, sizeof(why)))
+		fail_msg("%s", why);
+	assert_state_arrived();
+	free(s);
+}
+
+static void test_corrupt_stream_refused_before_state_applied(void **state)
+{
+	char why[256] = "";
+	size_t len;
+	uint8_t *s = stream_to_memory(&len);
+
+	s[len - 100] ^= 0x40;		/* inside the device state */
+	assert_int_equal(receive(s, len, why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "crc mismatch in section 'DEVS'"));
+	assert_int_equal(dst.nr_log, 0);
+	free(s);
+}
+
+static void test_truncated_stream_refused(void **state)
+{
+	char why[256] = "";
+	size_t len;
+	uint8_t *s = stream_to_memory(&len);
+
+	assert_int_equal(receive(s, len - 30, why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "truncated"));
+	assert_int_equal(dst.nr_log, 0);
+	vm_free(&b);
+	assert_int_equal(receive(s, 40, why, sizeof(why)), -EPROTO);	/* inside MANF */
+	assert_non_null(strstr(why, "truncated in section 'MANF'"));
+	free(s);
+}
+
+static void test_bad_magic_and_version_named(void **state)
+{
+	char why[256] = "";
+	size_t len;
+	uint8_t *s = stream_to_memory(&len);
+
+	s[8] = 9;
+	assert_int_equal(receive(s, len, why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "version 9"));
+	s[0] = 'X';
+	assert_int_equal(receive(s, len, why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "bad magic"));
+	free(s);
+}
+
+/* The manifest alone: what the VM was, and libfdt refusing a broken tree. */
+static void test_manifest_round_trip_and_refusals(void **state)
+{
+	struct manifest *m = xzalloc(sizeof(*m)), *n = xzalloc(sizeof(*n));
+	char why[256] = "";
+	void *blob;
+	size_t len;
+
+	a.cfg.net[0] = "tap:tap0";
+	a.cfg.nr_net = 1;
+	assert_int_equal(manifest_from_vm(&a, m), 0);
+	assert_int_equal(manifest_build(m, &blob, &len), 0);
+	assert_int_equal(manifest_parse(blob, len, n, why, sizeof(why)), 0);
+	assert_int_equal(n->mem_size, RAM);
+	assert_int_equal(n->ncpus, NR_VCPUS);
+	assert_string_equal(n->cmdline, "app=dirty");
+	assert_int_equal(n->nr_net, 1);
+	assert_string_equal(n->net[0], "tap:tap0");
+	assert_int_equal(n->nr_devs, 3);
+	assert_string_equal(n->dev[2].type, "i8042");
+	assert_int_equal(manifest_check_devices(n, &a, why, sizeof(why)), 0);
+	((uint8_t *)blob)[len / 2] ^= 0xff;
+	assert_int_equal(manifest_parse(blob, len, n, why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "manifest"));
+	assert_int_equal(manifest_parse(blob, 10, n, why, sizeof(why)), -EPROTO);
+	a.cfg.nr_net = 0;
+	free(blob);
+	free(m);
+	free(n);
+}
+
+/* A RAM batch outside RAM or cut short is refused before a byte is written. */
+static void test_ram_batch_bounds(void **state)
+{
+	uint8_t batch[8 + 16 + 4096] = { 0 };
+	uint64_t first = 4095, count = 2;
+	char why[256];
+
+	batch[4] = 1;				/* one run */
+	memcpy(batch + 8, &first, 8);
+	memcpy(batch + 16, &count, 8);
+	assert_int_equal(mig_check_ram_batch(batch, sizeof(batch), RAM, NULL, NULL, why,
+					     sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "outside"));
+	count = 1;
+	memcpy(batch + 16, &count, 8);
+	assert_int_equal(mig_check_ram_batch(batch, sizeof(batch), RAM, NULL, NULL, why,
+					     sizeof(why)), 0);
+	assert_int_equal(mig_check_ram_batch(batch, sizeof(batch) - 1, RAM, NULL, NULL, why,
+					     sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "truncated"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_precopy_over_a_socket_carries_everything, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unix_passes_the_memfd_not_the_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_manifest_mismatch_refused_by_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_vanishing_mid_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_stream_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_stream_refused_before_state_applied, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_stream_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_magic_and_version_named, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_manifest_round_trip_and_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ram_batch_bounds, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

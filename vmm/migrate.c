@@ -1,0 +1,537 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/migrate.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "devices/device.h"
+#include "migration/state.h"
+#include "vmm/dirty_log.h"
+#include "vmm/memory.h"
+#include "vmm/util.h"
+#include "vmm/vm.h"
+
+#define PAGE		GUEST_PAGE_SIZE
+#define ANSWER_MAX	512
+#define DRAIN_NS	(5ull * 1000000000)
+
+/* ---- source ---- */
+
+struct sender {
+	struct vm *vm;
+	struct mig_writer w;
+	const struct migrate_opts *o;
+	uint32_t pass;
+	uint64_t dirty_pages;		/* found by the last sync */
+	uint64_t t_window, bytes_window;	/* bandwidth limit accounting */
+	char *why;
+	size_t why_len;
+};
+
+static bool cancelled(const struct sender *s)
+{
+	return s->o->cancel && atomic_load(s->o->cancel);
+}
+
+/* Sleep as long as --max-bandwidth asks for what went out since the window began. */
+static void limit_bandwidth(struct sender *s)
+{
+	uint64_t sent = s->w.io->bytes_out - s->bytes_window, due_ns, spent;
+
+	if (!s->o->max_bandwidth)
+		return;
+	due_ns = sent * 1000000000ull / s->o->max_bandwidth;
+	spent = now_ns() - s->t_window;
+	if (due_ns > spent) {
+		uint64_t ns = due_ns - spent;
+		struct timespec ts = { .tv_sec = ns / 1000000000ull, .tv_nsec = ns % 1000000000ull };
+
+		nanosleep(&ts, NULL);
+	}
+	if (now_ns() - s->t_window > 1000000000ull) {
+		s->t_window = now_ns();
+		s->bytes_window = s->w.io->bytes_out;
+	}
+}
+
+static int read_answer(struct mig_io *io, char *why, size_t len);
+
+/* The destination answers early only to refuse: stop sending and say why. */
+static int early_answer(struct sender *s)
+{
+	struct pollfd p = { .fd = s->w.io->fd, .events = POLLIN };
+
+	if (s->w.io->fd < 0 || s->o->no_answer || poll(&p, 1, 0) != 1)
+		return 0;
+	return read_answer(s->w.io, s->why, s->why_len) ?: -EPROTO;
+}
+
+static int put_page(struct sender *s, uint64_t page)
+{
+	int ret = mig_put_page(&s->w, s->pass, page, s->vm->mem.host + page * PAGE);
+
+	if (!ret && !(page % MIG_BATCH_PAGES)) {
+		limit_bandwidth(s);
+		ret = early_answer(s);
+	}
+	return ret;
+}
+
+/* Pass 0: every page with data (holes in the memfd were never written). */
+static int send_all_ram(struct sender *s)
+{
+	uint64_t size = s->vm->mem.size, off = 0;
+	int fd = s->vm->mem.memfd;
+
+	while (off < size) {
+		off_t data = lseek(fd, (off_t)off, SEEK_DATA), hole;
+
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno;
+		if ((uint64_t)data >= size)
+			break;
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || (uint64_t)hole > size)
+			hole = (off_t)size;
+		for (uint64_t p = (uint64_t)data / PAGE; p < ((uint64_t)hole + PAGE - 1) / PAGE; p++) {
+			int ret = put_page(s, p);
+
+			if (ret)
+				return ret;
+			if (cancelled(s))
+				return -ECANCELED;
+		}
+		off = (uint64_t)hole;
+	}
+	return 0;
+}
+
+static int send_dirty_slot(const struct mem_slot *slot, const uint64_t *bitmap, void *opaque)
+{
+	struct sender *s = opaque;
+	size_t words = guest_mem_bitmap_words(slot);
+
+	for (size_t w = 0; w < words; w++) {
+		for (uint64_t bits = bitmap[w]; bits; bits &= bits - 1) {
+			uint64_t page = slot->offset / PAGE + w * 64 + (uint64_t)__builtin_ctzll(bits);
+			int ret;
+
+			if (page >= s->vm->mem.size / PAGE)
+				continue;
+			s->dirty_pages++;
+			ret = put_page(s, page);
+			if (ret)
+				return ret;
+		}
+	}
+	return cancelled(s) ? -ECANCELED : 0;
+}
+
+static int send_manifest(struct sender *s, char *why, size_t len)
+{
+	struct manifest *m = xzalloc(sizeof(*m));
+	void *blob = NULL;
+	size_t blen = 0;
+	int ret = manifest_from_vm(s->vm, m);
+
+	if (!ret)
+		ret = manifest_build(m, &blob, &blen);
+	if (ret)
+		snprintf(why, len, "building the manifest: %s", strerror(-ret));
+	else
+		ret = mig_put_section(&s->w, MIG_TAG_MANIFEST, blob, blen);
+	free(blob);
+	free(m);
+	return ret;
+}
+
+/* The destination's one line: "OK" or "ERR why". */
+static int read_answer(struct mig_io *io, char *why, size_t len)
+{
+	char line[ANSWER_MAX];
+	size_t n = 0;
+
+	while (n < sizeof(line) - 1) {
+		ssize_t r = io->ops->read(io, line + n, 1);
+
+		if (r == -EINTR)
+			continue;
+		if (r <= 0) {
+			snprintf(why, len, "the destination closed the connection before it "
+				 "answered (it failed or went away)");
+			return -EPIPE;
+		}
+		if (line[n] == '\n')
+			break;
+		n++;
+	}
+	line[n] = 0;
+	if (!strcmp(line, "OK"))
+		return 0;
+	snprintf(why, len, "the destination refused: %s",
+		 strncmp(line, "ERR ", 4) ? line : line + 4);
+	return -EPROTO;
+}
+
+static uint64_t div_or(uint64_t a, uint64_t b, uint64_t dflt)
+{
+	return b ? a / b : dflt;
+}
+
+/*
+ * Pre-copy passes until the dirty pages would go within the downtime at the
+ * measured bandwidth (expected downtime = dirty bytes / bandwidth).
+ */
+static int precopy(struct sender *s, uint64_t t0, char *why, size_t len)
+{
+	uint64_t downtime = s->o->downtime_ms ?: MIGRATE_DEFAULT_DOWNTIME_MS;
+	struct migrate_progress p = { 0 };
+	int ret;
+
+	for (;;) {
+		uint64_t t = now_ns(), before = s->w.io->bytes_out, dt;
+
+		if (s->pass == 0)
+			ret = send_all_ram(s);
+		else
+			ret = vm_dirty_log_sync(s->vm, send_dirty_slot, s);
+		if (!ret)
+			ret = mig_flush_ram(&s->w);
+		if (ret) {
+			if (ret == -ECANCELED)
+				snprintf(why, len, "cancelled");
+			else if (!why[0])
+				snprintf(why, len, "pass %u: sending RAM: %s", s->pass, strerror(-ret));
+			return ret;
+		}
+		dt = now_ns() - t;
+		p.pass = s->pass;
+		p.sent_bytes = s->w.io->bytes_out;
+		p.bandwidth = div_or((s->w.io->bytes_out - before) * 1000000000ull, dt, 0);
+		/* the pages dirtied while this pass ran are the next pass's work */
+		if (s->pass)
+			p.dirty_rate = div_or(s->dirty_pages * PAGE * 1000000000ull, dt, 0);
+		p.remaining_bytes = s->pass ? s->dirty_pages * PAGE : 0;
+		p.expected_downtime_ms = p.bandwidth ?
+			p.remaining_bytes * 1000 / p.bandwidth : p.remaining_bytes ? ~0ull : 0;
+		if (s->o->progress)
+			s->o->progress(&p, s->o->opaque);
+		s->pass++;
+		s->dirty_pages = 0;
+		if (p.pass > 0 && p.expected_downtime_ms <= downtime)
+			return 0;
+		if (s->o->timeout_ms && (now_ns() - t0) / 1000000 > s->o->timeout_ms) {
+			snprintf(why, len, "did not converge within %llu ms: %llu ms of downtime "
+				 "expected after pass %u (limit %llu ms, dirty rate %llu MiB/s, "
+				 "bandwidth %llu MiB/s)", (unsigned long long)s->o->timeout_ms,
+				 (unsigned long long)p.expected_downtime_ms, p.pass,
+				 (unsigned long long)downtime,
+				 (unsigned long long)(p.dirty_rate >> 20),
+				 (unsigned long long)(p.bandwidth >> 20));
+			return -ETIMEDOUT;
+		}
+		if (cancelled(s)) {
+			snprintf(why, len, "cancelled");
+			return -ECANCELED;
+		}
+	}
+}
+
+int vm_migrate_send(struct vm *vm, struct mig_io *io, const struct migrate_opts *o,
+		    struct migrate_result *res, char *why, size_t len)
+{
+	struct sender s = { .vm = vm, .o = o, .why = why, .why_len = len };
+	bool was_running = vm->state == VM_RUNNING, paused = false, logging = false;
+	uint64_t t0 = now_ns(), t_pause = 0;
+	struct state_buf sb;
+	int ret;
+
+	why[0] = 0;
+	memset(res, 0, sizeof(*res));
+	if (!was_running && vm->state != VM_PAUSED) {
+		snprintf(why, len, "cannot migrate a VM that is %s", vm_state_name(vm->state));
+		return -EINVAL;
+	}
+	if (o->ram_by_fd && !io->ops->send_fd) {
+		snprintf(why, len, "this transport cannot pass the RAM's memfd");
+		return -EINVAL;
+	}
+	s.t_window = t0;
+	ret = mig_writer_init(&s.w, io, o->ram_by_fd ? MIG_F_RAM_BY_FD : 0);
+	if (!ret && o->ram_by_fd)
+		ret = io->ops->send_fd(io, vm->mem.memfd);
+	if (!ret)
+		ret = send_manifest(&s, why, len);
+	if (ret)
+		goto out;
+	if (!o->ram_by_fd) {
+		ret = vm_dirty_log_start(vm);
+		if (ret) {
+			snprintf(why, len, "starting the dirty log: %s", strerror(-ret));
+			goto out;
+		}
+		logging = true;
+		ret = precopy(&s, t0, why, len);
+		if (ret)
+			goto out;
+	}
+	/* stop and copy: devices RUNNING_P2P then STOP, vCPUs parked */
+	t_pause = now_ns();
+	if (was_running) {
+		ret = vm_pause(vm, why, len);
+		if (ret)
+			goto out;
+		paused = true;
+	}
+	if (logging) {
+		ret = vm_dirty_log_sync(vm, send_dirty_slot, &s);
+		if (!ret)
+			ret = mig_flush_ram(&s.w);
+		if (ret) {
+			snprintf(why, len, "final pass: %s", strerror(-ret));
+			goto out;
+		}
+		s.pass++;
+	}
+	state_init_writer(&sb);
+	ret = devices_save(vm, &sb);
+	if (!ret && !state_ok(&sb))
+		ret = -ENOMEM;
+	if (!ret) {
+		res->device_bytes = sb.len;
+		ret = mig_put_section(&s.w, MIG_TAG_DEVS, sb.data, sb.len);
+	} else {
+		snprintf(why, len, "saving vCPU, VM and device state: %s", strerror(-ret));
+	}
+	state_free(&sb);
+	if (!ret)
+		ret = mig_put_end(&s.w);
+	if (ret && !why[0])
+		snprintf(why, len, "sending the stream: %s", strerror(-ret));
+	if (!ret && io->fd >= 0 && io->ops->read && !o->no_answer)
+		ret = read_answer(io, why, len);
+out:
+	if (ret && s.w.err && !why[0] && !o->no_answer && io->fd >= 0)
+		read_answer(io, why, len);
+	if (ret && ret != -ECANCELED && s.w.err && !why[0])
+		snprintf(why, len, "sending the stream: %s", strerror(-s.w.err));
+	if (logging)
+		vm_dirty_log_stop(vm);
+	if (ret && paused) {
+		char rwhy[160] = "";
+
+		if (vm_resume(vm, rwhy, sizeof(rwhy)))
+			pr_err("migration failed and resuming failed too: %s", rwhy);
+	}
+	res->total_ms = (now_ns() - t0) / 1000000;
+	res->downtime_ms = t_pause ? (now_ns() - t_pause) / 1000000 : 0;
+	res->passes = s.pass;
+	res->bytes = io->bytes_out;
+	res->pages = s.w.pages_sent;
+	res->zero_pages = s.w.zero_pages;
+	mig_writer_free(&s.w);
+	return ret;
+}
+
+/* ---- destination ---- */
+
+int migrate_recv_begin(struct migrate_incoming *in, struct mig_io *io, char *why, size_t len)
+{
+	const uint8_t *body;
+	uint64_t blen;
+	uint32_t tag;
+	char name[5];
+	int ret;
+
+	memset(in, 0, sizeof(*in));
+	in->io = io;
+	in->memfd = -1;
+	in->t_start = now_ns();
+	ret = mig_reader_init(&in->r, io, why, len);
+	if (ret)
+		return ret;
+	if (in->r.flags & MIG_F_RAM_BY_FD) {
+		if (!io->ops->recv_fd) {
+			snprintf(why, len, "the stream passes RAM as a memfd, which only a unix: "
+				 "socket can carry");
+			return -EPROTO;
+		}
+		ret = io->ops->recv_fd(io, &in->memfd);
+		if (ret) {
+			snprintf(why, len, "receiving the RAM memfd: %s", strerror(-ret));
+			return ret;
+		}
+	}
+	ret = mig_read_section(&in->r, &tag, &body, &blen, why, len);
+	if (ret)
+		return ret;
+	if (tag != MIG_TAG_MANIFEST) {
+		mig_tag_name(tag, name);
+		snprintf(why, len, "the stream starts with section '%s', not the manifest", name);
+		return -EPROTO;
+	}
+	ret = manifest_parse(body, blen, &in->m, why, len);
+	if (ret)
+		return ret;
+	if (in->memfd >= 0) {
+		struct stat st;
+
+		if (fstat(in->memfd, &st) < 0 || (uint64_t)st.st_size != in->m.mem_size) {
+			snprintf(why, len, "the RAM memfd is not the manifest's %llu bytes",
+				 (unsigned long long)in->m.mem_size);
+			return -EPROTO;
+		}
+	}
+	return 0;
+}
+
+int migrate_config_from_manifest(const struct manifest *m, struct vm_config *cfg,
+				 char *why, size_t len)
+{
+	if ((uint32_t)cfg->nr_vfio_user != m->nr_vfio_user ||
+	    (uint32_t)cfg->nr_vfio_kernel != m->nr_vfio_kernel) {
+		snprintf(why, len, "manifest mismatch: the source VM has %u --vfio-user and %u "
+			 "--vfio devices; give as many (got %d and %d)", m->nr_vfio_user,
+			 m->nr_vfio_kernel, cfg->nr_vfio_user, cfg->nr_vfio_kernel);
+		return -ENODEV;
+	}
+	cfg->mem_size = m->mem_size;
+	cfg->ncpus = (int)m->ncpus;
+	cfg->kernel = xstrdup(m->kernel);
+	cfg->cmdline = xstrdup(m->cmdline);
+	cfg->nr_net = (int)m->nr_net;
+	for (uint32_t i = 0; i < m->nr_net; i++)
+		cfg->net[i] = xstrdup(m->net[i]);
+	return 0;
+}
+
+/* Use the source's memfd as this VM's RAM: same mapping address, KVM's slots stay. */
+static int adopt_memfd(struct vm *vm, int fd, char *why, size_t len)
+{
+	int ret = guest_mem_adopt_fd(&vm->mem, fd);
+
+	if (ret)
+		snprintf(why, len, "mapping the source's RAM: %s", strerror(-ret));
+	return ret;
+}
+
+int migrate_recv_finish(struct migrate_incoming *in, struct vm *vm, char *why, size_t len)
+{
+	const uint8_t *body;
+	uint64_t blen, dp, zp;
+	uint32_t tag;
+	bool have_devs = false;
+	struct state_buf sb;
+	uint8_t *devs = NULL;
+	size_t devs_len = 0;
+	char name[5];
+	int ret;
+
+	if (vm->mem.size != in->m.mem_size) {
+		snprintf(why, len, "manifest mismatch: %llu bytes of RAM on the source, %llu here",
+			 (unsigned long long)in->m.mem_size, (unsigned long long)vm->mem.size);
+		return -EINVAL;
+	}
+	ret = manifest_check_devices(&in->m, vm, why, len);
+	if (ret)
+		return ret;
+	if (in->memfd >= 0) {
+		ret = adopt_memfd(vm, in->memfd, why, len);
+		if (ret)
+			return ret;
+		in->memfd = -1;
+	}
+	for (;;) {
+		ret = mig_read_section(&in->r, &tag, &body, &blen, why, len);
+		if (ret)
+			goto out;
+		if (tag == MIG_TAG_END)
+			break;
+		mig_tag_name(tag, name);
+		if (tag == MIG_TAG_RAM_BATCH && !(in->r.flags & MIG_F_RAM_BY_FD) && !have_devs) {
+			ret = mig_check_ram_batch(body, blen, vm->mem.size, &dp, &zp, why, len);
+			if (!ret)
+				ret = mig_apply_ram_batch(body, blen, vm->mem.memfd);
+			if (ret) {
+				if (!why[0] || ret != -EPROTO)
+					snprintf(why, len, "writing RAM: %s", strerror(-ret));
+				goto out;
+			}
+			in->r.pages += dp;
+			in->r.zero_pages += zp;
+		} else if (tag == MIG_TAG_DEVS && !have_devs) {
+			devs = xzalloc(blen ?: 1);
+			memcpy(devs, body, blen);
+			devs_len = blen;
+			have_devs = true;
+		} else {
+			snprintf(why, len, "unexpected section '%s' in the stream", name);
+			ret = -EPROTO;
+			goto out;
+		}
+	}
+	if (!have_devs) {
+		snprintf(why, len, "the stream has no device state (section DEVS)");
+		ret = -EPROTO;
+		goto out;
+	}
+	/* the whole stream arrived intact: only now does any state reach KVM or a device */
+	state_init_reader(&sb, devs, devs_len);
+	ret = devices_load(vm, &sb, why, len);
+	if (!ret && !state_at_end(&sb)) {
+		snprintf(why, len, "device state has trailing bytes");
+		ret = -EPROTO;
+	}
+out:
+	free(devs);
+	return ret;
+}
+
+/*
+ * After a refusal the source may still be sending: read and drop its bytes
+ * (a while at most) so closing does not reset the connection before the
+ * source has read why.
+ */
+static void drain(struct mig_io *io)
+{
+	uint64_t until = now_ns() + DRAIN_NS;
+	char buf[65536];
+
+	shutdown(io->fd, SHUT_WR);
+	while (now_ns() < until) {
+		struct pollfd p = { .fd = io->fd, .events = POLLIN };
+
+		if (poll(&p, 1, 100) == 1 && io->ops->read(io, buf, sizeof(buf)) <= 0)
+			break;
+	}
+}
+
+int migrate_recv_answer(struct migrate_incoming *in, int ret, const char *why)
+{
+	char line[ANSWER_MAX];
+	int n;
+
+	if (!ret)
+		n = snprintf(line, sizeof(line), "OK\n");
+	else
+		n = snprintf(line, sizeof(line), "ERR %.400s\n", why && *why ? why : strerror(-ret));
+	ret = in->io->fd >= 0 ? mig_write_all(in->io, line, (size_t)n) : 0;
+	if (!ret && in->io->fd >= 0 && line[0] == 'E')
+		drain(in->io);
+	return ret;
+}
+
+void migrate_recv_end(struct migrate_incoming *in)
+{
+	mig_reader_free(&in->r);
+	if (in->memfd >= 0)
+		close(in->memfd);
+	in->memfd = -1;
+}
