@@ -76,6 +76,11 @@ bench-boot: all
 bench-net: all
 	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/bench_net.py
 
+# hdnic's receive flow control on vs off, uplink -> VF 64 B, no KVM needed
+bench-flowctl: all
+	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/bench_flowctl.py \
+		--json $(abspath $(BUILD))/bench-flowctl.json
+
 # N microVMs with an ADI each (DENSITY_N, default 1000); tools/density.py --help
 bench-density: all
 	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/density.py --n $(or $(DENSITY_N),1000) \
@@ -97,5 +102,5 @@ demo: deps
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit integration check deps bench-boot bench-net bench-density bench-density-sweep demo clean guest hdnic-all
+.PHONY: all unit integration check deps bench-boot bench-net bench-flowctl bench-density bench-density-sweep demo clean guest hdnic-all
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -7,12 +7,20 @@ Directions, each with 64-byte and 1400-byte UDP payloads:
   g2g  guest -> guest  (VF: two VFs of one hdnic, switched inside the NIC;
                         PV: two TAPs on a Linux bridge)
   g2u  guest -> uplink (the namespace's end of the TAP receives)
-  u2g  uplink -> guest (tools/udpflood in the namespace sends)
+  u2g  uplink -> guest (tools/udpflood in the namespace sends; the VF's drops are
+       reported too: with receive flow control hdnic drops none)
+  echo UDP echo through the uplink: a client in the namespace keeps --inflight
+       requests outstanding against the guest's app=echo (udp/7); transactions/s
 The sender is hdguest app=flood (or udpflood); the rate is what the receiving side
 counted over a fixed window: hdnic's per-VF rx_packets (frames DMA'd into the guest's
 ring), or the TAP's kernel counters.  Also ping RTT p50/p99 from the namespace and
 hdnic's CPU time per million packets.  Medians of --runs windows; everything lives in
 a namespace the tool creates and removes.  Prints a table, writes JSON.
+
+It boots guests, so it needs /dev/kvm (it says so and exits 77 where there is none;
+`make bench-flowctl` measures hdnic's receive flow control without KVM).
+--hdnic-args passes options to hdnic (e.g. --no-rx-flow-control, --spin-passes N)
+to compare policies in otherwise identical runs.
 """
 import argparse
 import json
@@ -84,14 +92,33 @@ class Guest:
                 self.proc.wait()
 
 
+ECHO_CLIENT = r"""
+import socket, sys, time
+dst, inflight, secs = (sys.argv[1], 7), int(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.2)
+for i in range(inflight):
+    s.sendto(b"x" * 32, dst)
+done, lost, end = 0, 0, time.monotonic() + secs
+while time.monotonic() < end:
+    try:
+        s.recv(64)
+        done += 1
+    except socket.timeout:
+        lost += 1               # a request or reply went missing: top the window up
+    s.sendto(b"x" * 32, dst)
+print(done, lost, flush=True)
+"""
+
+
 class Bench:
-    def __init__(self, tmp, window, runs):
+    def __init__(self, tmp, window, runs, hdnic_args=()):
         self.tmp, self.window, self.runs = tmp, window, runs
         sh("ip", "netns", "add", NS)
         nsx("ip", "link", "set", "lo", "up")
         self.nic = subprocess.Popen(["ip", "netns", "exec", NS, str(BUILD / "hdnic"),
                                      "--dir", f"{tmp}/nic", "--vfs", "2", "--uplink",
-                                     "tap:hdt0"], stdout=subprocess.DEVNULL,
+                                     "tap:hdt0", *hdnic_args], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
         for _ in range(100):
             if Path(f"{tmp}/nic/vf1.sock").exists():
@@ -171,17 +198,36 @@ class Bench:
 
     def inbound(self, mode, size):
         g, ip = self.guest(mode, 0, "app=counter")
-        rates = []
+        rates, drops = [], []
         for _ in range(self.runs):
             p = subprocess.Popen(["ip", "netns", "exec", NS, str(BUILD / "udpflood"), ip,
                                   "9", str(size), str(self.window + 1.0)],
                                  stdout=subprocess.DEVNULL)
             time.sleep(0.5)
+            d0 = self.vf_stats(0)["rx_drops"] if mode == "vf" else 0
             pps, _, _ = self.window_rate(mode, "guest0")
+            d1 = self.vf_stats(0)["rx_drops"] if mode == "vf" else 0
             rates.append(pps)
+            drops.append((d1 - d0) / self.window)
             p.wait(30)
         g.stop()
-        return rates
+        return rates, drops
+
+    def echo(self, mode, inflight):
+        """UDP echo transactions/s against app=echo, and hdnic CPU per transaction."""
+        g, ip = self.guest(mode, 0, "app=echo")
+        g.wait_line(r"echo: listening")
+        tps, cpu_us = [], []
+        for _ in range(self.runs):
+            c0 = cpu_seconds(self.nic.pid)
+            r = nsx(sys.executable, "-c", ECHO_CLIENT, ip, str(inflight), str(self.window))
+            c1 = cpu_seconds(self.nic.pid)
+            done = int(r.stdout.split()[0])
+            tps.append(done / self.window)
+            if done and mode == "vf":
+                cpu_us.append((c1 - c0) / done * 1e6)
+        g.stop()
+        return tps, cpu_us
 
     def ping(self, mode):
         g, ip = self.guest(mode, 0, "app=counter")
@@ -216,19 +262,26 @@ def main():
     ap.add_argument("--cells", default="",
                     help="only these cells, e.g. g2g_64,u2g_1400 (default: all, and ping)")
     ap.add_argument("--modes", default="vf,pv", help="vf, pv or both (default)")
+    ap.add_argument("--inflight", type=int, default=32, help="echo requests outstanding")
+    ap.add_argument("--hdnic-args", default="",
+                    help="extra hdnic options, space-separated (e.g. --no-rx-flow-control)")
     args = ap.parse_args()
+    if not os.path.exists("/dev/kvm"):
+        print("bench_net: no /dev/kvm on this host, the guests cannot boot; "
+              "`make bench-flowctl` measures hdnic without KVM", file=sys.stderr)
+        return 77
     modes = [m for m in ("vf", "pv") if m in args.modes.split(",")]
     if not modes:
         ap.error("--modes: vf, pv or vf,pv")
     cells = set(filter(None, args.cells.split(",")))
-    known = {f"{d}_{s}" for d in ("g2g", "g2u", "u2g") for s in SIZES}
+    known = {f"{d}_{s}" for d in ("g2g", "g2u", "u2g") for s in SIZES} | {"echo"}
     if cells - known:
         ap.error(f"unknown cells {sorted(cells - known)}; known: {sorted(known)}")
     want = lambda k: not cells or k in cells
 
     res = {"vf": {}, "pv": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        b = Bench(tmp, args.window, args.runs)
+        b = Bench(tmp, args.window, args.runs, args.hdnic_args.split())
         try:
             for size in SIZES:
                 for mode in modes:      # interleaved: drift hits both alike
@@ -238,7 +291,12 @@ def main():
                             res[mode][f"{d}_{size}"] = {"pps": rates,
                                                         "hdnic_cpu_s_per_mpkt": cpu}
                     if want(f"u2g_{size}"):
-                        res[mode][f"u2g_{size}"] = {"pps": b.inbound(mode, size)}
+                        rates, drops = b.inbound(mode, size)
+                        res[mode][f"u2g_{size}"] = {"pps": rates, "vf_drops_per_s": drops}
+            for mode in modes:
+                if want("echo"):
+                    tps, cpu = b.echo(mode, args.inflight)
+                    res[mode]["echo"] = {"pps": tps, "hdnic_cpu_us_per_txn": cpu}
             for mode in modes:
                 if not cells:
                     res[mode]["ping_ms"] = b.ping(mode)
@@ -261,6 +319,21 @@ def main():
             summary[k] = {"vf_pps": vf, "pv_pps": pv, "ratio": ratio}
             print(f"{k:<10} {vf:>12.0f} {vf * size * 8 / 1e6:>10.1f} {pv:>12.0f} "
                   f"{pv * size * 8 / 1e6:>10.1f} {ratio:>7.2f}")
+    for k in [f"u2g_{s}" for s in SIZES]:
+        if k in res["vf"]:
+            d = statistics.median(res["vf"][k]["vf_drops_per_s"])
+            summary[k]["vf_drops_per_s"] = d
+            print(f"{k}: drops at the VF {d:.0f}/s")
+    if "echo" in res["vf"] or "echo" in res["pv"]:
+        vf = statistics.median(res["vf"]["echo"]["pps"]) if "echo" in res["vf"] else 0
+        pv = statistics.median(res["pv"]["echo"]["pps"]) if "echo" in res["pv"] else 0
+        summary["echo"] = {"vf_tps": vf, "pv_tps": pv, "ratio": vf / pv if pv else float("inf")}
+        print(f"UDP echo, {args.inflight} in flight: VF {vf:.0f}/s, PV {pv:.0f}/s, "
+              f"VF/PV {summary['echo']['ratio']:.2f}")
+        cpu = res["vf"].get("echo", {}).get("hdnic_cpu_us_per_txn")
+        if cpu:
+            summary["echo"]["hdnic_cpu_us_per_txn"] = statistics.median(cpu)
+            print(f"hdnic CPU per echo transaction: {statistics.median(cpu):.1f} us")
     for mode in modes if not cells else ():
         r = res[mode]["ping_ms"]
         summary[f"ping_{mode}"] = {"p50_ms": pct(r, 50), "p99_ms": pct(r, 99)}

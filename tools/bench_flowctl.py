@@ -1,0 +1,186 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Receive flow control in hdnic, measured without KVM: uplink -> function,
+64-byte UDP from tools/udpflood through the TAP, into one VF whose "guest" is
+the Python virtio driver (tests/integration/vfio_user_client.py) in a process
+of its own, reposting its buffers as fast as Python goes: a receiver slower
+than the wire, so its ring is full most of the time, as a descheduled guest's.
+
+Flow control on (the default) and off (--no-rx-flow-control) run side by side,
+interleaved, a fresh hdnic per window.  Per window: frames delivered into the
+ring, hdnic's CPU time per delivered frame (from /proc), frames hdnic read
+from the TAP, frames dropped at the VF (read, then thrown away) and frames
+the kernel dropped at the TAP's queue (never read: free for hdnic).  Medians
+of --runs windows; a table and JSON.
+
+  tools/bench_flowctl.py [--runs 3] [--window 3] [--json FILE]
+  tools/bench_flowctl.py --receiver SOCK SECONDS     (the guest side, internal)
+"""
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = Path(os.environ.get("HDVM_BUILD", ROOT / "build"))
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+NS = f"hdvm-fc-{os.getpid()}"
+HOST, GUEST = "10.67.0.1", "10.67.0.10"
+QSIZE = 256
+
+
+def sh(*cmd, check=True):
+    return subprocess.run(cmd, capture_output=True, text=True, check=check)
+
+
+def nsx(*cmd, check=True):
+    return sh("ip", "netns", "exec", NS, *cmd, check=check)
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def receiver(sock, seconds):
+    """The guest: take used RX entries, give the buffers back, kick when asked."""
+    import vfio_user_client as vu
+    vf = vu.VirtioNetVF(sock, qsize=QSIZE, irqs=False)
+    r = vf.rings[vu.RX]
+    vf.post_rx()
+    print(vf.mac().hex(), flush=True)
+    end = time.monotonic() + seconds
+    got = 0
+    while time.monotonic() < end:
+        heads = []
+        while True:
+            e = r.pop_used()
+            if e is None:
+                break
+            heads.append(e[0])
+        if heads:
+            got += len(heads)
+            r.publish_many(heads)
+            vf.kick(vu.RX)          # doorbell, and a notify if the device asked for one
+    vf.close()
+    print(got, flush=True)
+
+
+class Window:
+    def __init__(self, tmp, fc, window):
+        self.tmp, self.fc, self.window = tmp, fc, window
+
+    def stats(self):
+        r = sh(str(BUILD / "hdnic"), "ctl", f"{self.tmp}/nic", "stats", "--json")
+        return json.loads(r.stdout)
+
+    def tap_dropped(self):
+        return int(nsx("cat", "/sys/class/net/hdt0/statistics/tx_dropped").stdout)
+
+    def run(self):
+        extra = [] if self.fc else ["--no-rx-flow-control"]
+        nic = subprocess.Popen(["ip", "netns", "exec", NS, str(BUILD / "hdnic"), "--dir",
+                                f"{self.tmp}/nic", "--vfs", "1", "--uplink", "tap:hdt0",
+                                *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        rx = flood = None
+        try:
+            for _ in range(200):
+                if Path(f"{self.tmp}/nic/vf0.sock").exists():
+                    break
+                time.sleep(0.025)
+            nsx("ip", "addr", "add", f"{HOST}/24", "dev", "hdt0")
+            nsx("ip", "link", "set", "hdt0", "up")
+            rx = subprocess.Popen([sys.executable, __file__, "--receiver",
+                                   f"{self.tmp}/nic/vf0.sock", str(self.window + 3)],
+                                  stdout=subprocess.PIPE, text=True)
+            mac = rx.stdout.readline().strip()
+            mac = ":".join(mac[i:i + 2] for i in range(0, 12, 2))
+            nsx("ip", "neigh", "replace", GUEST, "lladdr", mac, "dev", "hdt0")
+            flood = subprocess.Popen(["ip", "netns", "exec", NS, str(BUILD / "udpflood"),
+                                      GUEST, "9", "64", str(self.window + 1.5)],
+                                     stdout=subprocess.PIPE, text=True)
+            time.sleep(0.5)
+            s0, c0, d0, t0 = self.stats(), cpu_seconds(nic.pid), self.tap_dropped(), time.monotonic()
+            time.sleep(self.window)
+            s1, c1, d1, t1 = self.stats(), cpu_seconds(nic.pid), self.tap_dropped(), time.monotonic()
+            flood.wait(30)
+            sent = flood.stdout.read()
+            rx.wait(30)
+        finally:
+            for p in (flood, rx):
+                if p and p.poll() is None:
+                    p.kill()
+                    p.wait()
+            nic.send_signal(signal.SIGTERM)
+            try:
+                nic.wait(10)
+            except subprocess.TimeoutExpired:
+                nic.kill()
+                nic.wait()
+        dt = t1 - t0
+        v0, v1 = s0["vfs"][0], s1["vfs"][0]
+        delivered = v1["rx_packets"] - v0["rx_packets"]
+        cpu = c1 - c0
+        return {
+            "delivered_pps": delivered / dt,
+            "hdnic_cpu_frac": cpu / dt,
+            "hdnic_cpu_us_per_frame": cpu / delivered * 1e6 if delivered else None,
+            "read_pps": (s1["uplink"]["rx_packets"] - s0["uplink"]["rx_packets"]) / dt,
+            "vf_drops_ps": (v1["rx_drops"] - v0["rx_drops"]) / dt,
+            "vf_wait_drops_ps": (v1["rx_wait_drops"] - v0["rx_wait_drops"]) / dt,
+            "kernel_drops_ps": (d1 - d0) / dt,
+            "rx_pauses": s1["uplink"].get("rx_pauses", 0) - s0["uplink"].get("rx_pauses", 0),
+            "udpflood": sent.strip(),
+        }
+
+
+def med(rows, key):
+    vals = [r[key] for r in rows if r[key] is not None]
+    return statistics.median(vals) if vals else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--window", type=float, default=3.0)
+    ap.add_argument("--json", default=str(BUILD / "bench-flowctl.json"))
+    ap.add_argument("--receiver", nargs=2, metavar=("SOCK", "SECONDS"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.receiver:
+        return receiver(args.receiver[0], float(args.receiver[1]))
+    res = {"on": [], "off": []}
+    sh("ip", "netns", "add", NS)
+    try:
+        nsx("ip", "link", "set", "lo", "up")
+        with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
+            for _ in range(args.runs):
+                for mode in ("on", "off"):      # interleaved: drift hits both alike
+                    res[mode].append(Window(tmp, mode == "on", args.window).run())
+    finally:
+        sh("ip", "netns", "del", NS, check=False)
+    cols = [("delivered_pps", "delivered/s", "{:.0f}"),
+            ("hdnic_cpu_us_per_frame", "hdnic us/frame", "{:.2f}"),
+            ("hdnic_cpu_frac", "hdnic CPU", "{:.2f}"),
+            ("read_pps", "TAP reads/s", "{:.0f}"),
+            ("vf_drops_ps", "VF drops/s", "{:.0f}"),
+            ("kernel_drops_ps", "kernel drops/s", "{:.0f}")]
+    print(f"uplink -> VF, 64 B UDP, Python receiver, {QSIZE}-entry ring; "
+          f"median of {args.runs} x {args.window:.0f} s windows")
+    print(f"{'flow control':<14}" + "".join(f"{h:>16}" for _, h, _ in cols))
+    summary = {}
+    for mode in ("on", "off"):
+        summary[mode] = {k: med(res[mode], k) for k, _, _ in cols}
+        print(f"{mode:<14}" + "".join(f"{f.format(summary[mode][k]):>16}" for k, _, f in cols))
+    Path(args.json).write_text(json.dumps({"summary": summary, "raw": res}, indent=1))
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
