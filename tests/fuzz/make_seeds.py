@@ -107,6 +107,29 @@ def main():
     with open(os.path.join(HERE, "seeds-fuzz_vfu_msg", "driver-up-tx-rx"), "wb") as f:
         f.write(s)
 
+    # output commit: hold, VF0 sends to VF1 (held), new epoch, commit, status, stop
+    def oc(op, epoch=0, max_frames=0):
+        return msg(vu.DEVICE_FEATURE, struct.pack("<II", 24, vu.FEATURE_SET | vu.FEAT_OUTPUT_COMMIT)
+                   + vu.OUTPUT_COMMIT_S.pack(op, max_frames, epoch))
+    s = driver_up(0) + driver_up(1)
+    s += oc(vu.OUTPUT_START, 1, 2)
+    s += mem(0x0000, struct.pack("<QIHH", IOVA + 0x10000, 2048, 2, 0), vf=1)
+    s += mem(0x1000, struct.pack("<HHH", 0, 1, 0), vf=1)
+    s += mem(0x20000, bytes(12) + frame)
+    s += mem(0x3000, struct.pack("<QIHH", IOVA + 0x20000, 12 + len(frame), 0, 0))
+    s += mem(0x4000, struct.pack("<HHH", 0, 1, 0))
+    s += wr(0x2000 + 64, struct.pack("<H", 1))
+    s += wr(0x1004, struct.pack("<H", 1))
+    s += rec(0x60, b"")
+    s += oc(vu.OUTPUT_EPOCH, 2)
+    s += oc(vu.OUTPUT_COMMIT, 1)
+    s += msg(vu.DEVICE_FEATURE, struct.pack("<II", 8 + vu.OUTPUT_STATUS_S.size,
+                                            vu.FEATURE_GET | vu.FEAT_OUTPUT_COMMIT))
+    s += oc(vu.OUTPUT_DISCARD)
+    s += oc(vu.OUTPUT_STOP)
+    with open(os.path.join(HERE, "seeds-fuzz_vfu_msg", "output-commit"), "wb") as f:
+        f.write(s)
+
     # the ADI with two pairs: multi-queue, then a frame on the second pair's TX (queue 3)
     frame = vu.ether_frame(b"\xff" * 6, mac1, payload=b"mq-seed")
     s = driver_up_mq()
