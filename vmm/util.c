@@ -60,11 +60,13 @@ int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	unsigned long long v;
 
 	if (!s || !*s || *s == '-' || isspace((unsigned char)*s))
-		return -1;
+		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 0);
-	if (errno || *end || v < min || v > max)
-		return -1;
+	if (*end)
+		return -EINVAL;
+	if (errno || v < min || v > max)
+		return -ERANGE;
 	*out = v;
 	return 0;
 }
@@ -80,11 +82,11 @@ int parse_size(const char *s, uint64_t *out)
 	unsigned shift = 0;
 
 	if (!s || !isdigit((unsigned char)*s))
-		return -1;
+		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno)
-		return -1;
+		return -ERANGE;
 	if (*end) {
 		size_t i;
 
@@ -92,7 +94,7 @@ int parse_size(const char *s, uint64_t *out)
 			if (*end == units[i].suffix)
 				break;
 		if (i == ARRAY_SIZE(units))
-			return -1;
+			return -EINVAL;
 		shift = units[i].shift;
 		end++;
 		if (*end == 'i' && end[1] == 'B')
@@ -100,10 +102,10 @@ int parse_size(const char *s, uint64_t *out)
 		else if (*end == 'B')
 			end++;
 		if (*end)
-			return -1;
+			return -EINVAL;
 	}
 	if (shift && v > (~0ULL >> shift))
-		return -1;
+		return -ERANGE;
 	*out = v << shift;
 	return 0;
 }
@@ -143,28 +145,29 @@ int read_file(const char *path, size_t max, uint8_t **buf, size_t *len)
 	struct stat st;
 	uint8_t *p;
 	size_t done = 0;
-	int fd;
+	int fd, err;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		pr_err("%s: cannot open: %s", path, strerror(errno));
-		return -1;
+		err = -errno;
+		pr_err("%s: cannot open: %s", path, strerror(-err));
+		return err;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		pr_err("%s: not a regular file", path);
 		close(fd);
-		return -1;
+		return -EINVAL;
 	}
 	if ((uint64_t)st.st_size > max) {
 		pr_err("%s: too large (%lld bytes, limit %zu)", path, (long long)st.st_size, max);
 		close(fd);
-		return -1;
+		return -EFBIG;
 	}
 	p = malloc(st.st_size ? st.st_size : 1);
 	if (!p) {
 		pr_err("%s: out of memory", path);
 		close(fd);
-		return -1;
+		return -ENOMEM;
 	}
 	while (done < (size_t)st.st_size) {
 		ssize_t n = read(fd, p + done, st.st_size - done);
@@ -172,10 +175,11 @@ int read_file(const char *path, size_t max, uint8_t **buf, size_t *len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			pr_err("%s: read failed: %s", path, n ? strerror(errno) : "short file");
+			err = n ? -errno : -EIO;
+			pr_err("%s: read failed: %s", path, n ? strerror(-err) : "short file");
 			free(p);
 			close(fd);
-			return -1;
+			return err;
 		}
 		done += n;
 	}

@@ -23,16 +23,16 @@ void pr_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern bool debug_enabled;
 extern uint64_t process_start_ns;	/* set first thing in main() */
 
-/* "512M", "2G", "1048576", "64k": returns 0 and the byte count, -1 if malformed. */
+/* "512M", "2G", "1048576", "64k": 0 and the byte count, -EINVAL if malformed, -ERANGE if > 64 bits. */
 int parse_size(const char *s, uint64_t *out);
-/* Strict unsigned decimal/hex parse of the whole string within [min, max]. */
+/* Strict unsigned decimal/hex parse of the whole string: -EINVAL malformed, -ERANGE outside [min, max]. */
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 uint64_t now_ns(void);		/* CLOCK_MONOTONIC */
 void *xzalloc(size_t size);	/* calloc that aborts on failure */
 char *xstrdup(const char *s);
 
-/* Read a whole file (at most max bytes); -1 with a message naming the path. */
+/* Read a whole file (at most max bytes); -errno with a message naming the path. */
 int read_file(const char *path, size_t max, uint8_t **buf, size_t *len);
 
 /*

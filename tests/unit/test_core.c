@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /* Core helpers: size parsing, the I/O bus, the state buffer (devices: test_device.c). */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -27,13 +29,26 @@ static void test_parse_size(void **st)
 	assert_int_equal(v, 1ULL << 30);
 	assert_int_equal(parse_size("4096", &v), 0);
 	assert_int_equal(v, 4096);
-	assert_int_equal(parse_size("12Q", &v), -1);
-	assert_int_equal(parse_size("", &v), -1);
-	assert_int_equal(parse_size("M", &v), -1);
-	assert_int_equal(parse_size("-1M", &v), -1);
-	assert_int_equal(parse_size("1MM", &v), -1);
-	assert_int_equal(parse_size("99999999999999999999", &v), -1);
-	assert_int_equal(parse_size("17179869184T", &v), -1);	/* overflows 64 bits */
+	assert_int_equal(parse_size("12Q", &v), -EINVAL);
+	assert_int_equal(parse_size("", &v), -EINVAL);
+	assert_int_equal(parse_size("M", &v), -EINVAL);
+	assert_int_equal(parse_size("-1M", &v), -EINVAL);
+	assert_int_equal(parse_size("1MM", &v), -EINVAL);
+	assert_int_equal(parse_size("99999999999999999999", &v), -ERANGE);
+	assert_int_equal(parse_size("17179869184T", &v), -ERANGE);	/* overflows 64 bits */
+}
+
+static void test_read_file_errors_carry_the_reason(void **st)
+{
+	uint8_t *buf;
+	size_t len;
+
+	assert_int_equal(read_file("/nonexistent/kernel", 4096, &buf, &len), -ENOENT);
+	assert_int_equal(read_file("/", 4096, &buf, &len), -EINVAL);	/* not a regular file */
+	assert_int_equal(read_file("/proc/self/exe", 16, &buf, &len), -EFBIG);
+	assert_int_equal(read_file("/proc/self/exe", 64 << 20, &buf, &len), 0);
+	assert_true(len > 16 && buf[0] == 0x7f);
+	free(buf);
 }
 
 static void test_parse_u64(void **st)
@@ -42,11 +57,11 @@ static void test_parse_u64(void **st)
 
 	assert_int_equal(parse_u64("4", 1, 8, &v), 0);
 	assert_int_equal(v, 4);
-	assert_int_equal(parse_u64("0", 1, 8, &v), -1);
-	assert_int_equal(parse_u64("9", 1, 8, &v), -1);
-	assert_int_equal(parse_u64("3x", 1, 8, &v), -1);
-	assert_int_equal(parse_u64("-3", 0, 8, &v), -1);
-	assert_int_equal(parse_u64(" 3", 0, 8, &v), -1);
+	assert_int_equal(parse_u64("0", 1, 8, &v), -ERANGE);
+	assert_int_equal(parse_u64("9", 1, 8, &v), -ERANGE);
+	assert_int_equal(parse_u64("3x", 1, 8, &v), -EINVAL);
+	assert_int_equal(parse_u64("-3", 0, 8, &v), -EINVAL);
+	assert_int_equal(parse_u64(" 3", 0, 8, &v), -EINVAL);
 }
 
 struct fake_dev {
@@ -164,6 +179,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_parse_u64),
+		cmocka_unit_test(test_read_file_errors_carry_the_reason),
 		cmocka_unit_test(test_iobus),
 		cmocka_unit_test(test_state_roundtrip),
 		cmocka_unit_test(test_state_truncated),
