@@ -220,7 +220,7 @@ static int load_guest(struct vm *vm)
 
 	if (vm->cfg.restore)
 		return snapshot_restore_ram(vm);
-	return boot_load(&vm->mem, &req, &vm->boot) < 0 ? -EINVAL : 0;
+	return boot_load(&vm->mem, &req, &vm->boot);	/* 0 or -errno, the problem printed */
 }
 
 int vm_boot(struct vm *vm)

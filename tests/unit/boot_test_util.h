@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <elf.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdio.h>
@@ -77,14 +78,17 @@ static inline const char *capture_end(void)
 	return errbuf;
 }
 
-#define assert_error(call, text) do {					\
+/* call fails with -err (any negative errno if err is 0) and prints text. */
+#define assert_errno(call, err, text) do {				\
 	capture_start();						\
 	int ret_ = (call);						\
 	const char *msg_ = capture_end();				\
-	assert_int_equal(ret_, -1);					\
+	if ((err) ? ret_ != -(err) : (ret_ >= 0 || ret_ < -4095))	\
+		fail_msg("expected -errno %d, got %d", (err), ret_);	\
 	if (!strstr(msg_, (text)))					\
 		fail_msg("expected \"%s\" in: %s", (text), msg_);	\
 } while (0)
+#define assert_error(call, text)	assert_errno(call, 0, text)
 
 static inline uint8_t *gpa(uint64_t addr)
 {

@@ -147,7 +147,7 @@ static void test_elf_bad_segments(void **state)
 	/* Validation happens before copying: a bad second segment leaves RAM alone. */
 	make_elf(&im, false);
 	im.ph[1].p_paddr = RAM_SIZE;
-	assert_error(elf_load(&mem, im.b, im.len, &e, NULL), "outside guest RAM");
+	assert_errno(elf_load(&mem, im.b, im.len, &e, NULL), ENOMEM, "outside guest RAM");
 	assert_int_equal(*gpa(ELF_TEXT_GPA), 0);
 }
 
@@ -364,24 +364,24 @@ static void test_boot_load_errors(void **state)
 
 	assert_non_null(big);
 	req.kernel_path = "/nonexistent/vmlinux";
-	assert_error(boot_load(&mem, &req, &e), "/nonexistent/vmlinux: cannot open");
+	assert_errno(boot_load(&mem, &req, &e), ENOENT, "/nonexistent/vmlinux: cannot open");
 	req.kernel_path = write_tmp("empty", "", 0);
-	assert_error(boot_load(&mem, &req, &e), "kernel file is empty");
+	assert_errno(boot_load(&mem, &req, &e), ENOEXEC, "kernel file is empty");
 	req.kernel_path = write_tmp("junk", "#!/bin/sh\necho hello\n", 21);
-	assert_error(boot_load(&mem, &req, &e), "not an ELF64 or bzImage kernel");
+	assert_errno(boot_load(&mem, &req, &e), ENOEXEC, "not an ELF64 or bzImage kernel");
 	req.kernel_path = tmpdir;
 	assert_error(boot_load(&mem, &req, &e), "not a regular file");
 
 	make_elf(&im, false);
 	im.eh.e_machine = EM_AARCH64;
 	req.kernel_path = write_tmp("arm", im.b, im.len);
-	assert_error(boot_load(&mem, &req, &e), "cannot load this ELF64 kernel");
+	assert_errno(boot_load(&mem, &req, &e), ENOEXEC, "cannot load this ELF64 kernel");
 
 	make_elf(&im, false);
 	req.kernel_path = write_tmp("vmlinux", im.b, im.len);
 	memset(longline, 'x', PLAT_CMDLINE_MAX);
 	req.cmdline = longline;
-	assert_error(boot_load(&mem, &req, &e), "command line too long");
+	assert_errno(boot_load(&mem, &req, &e), E2BIG, "command line too long");
 	longline[PLAT_CMDLINE_MAX - 1] = '\0';	/* the longest that fits */
 	assert_int_equal(boot_load(&mem, &req, &e), 0);
 	assert_int_equal(strlen((char *)gpa(PLAT_CMDLINE_ADDR)), PLAT_CMDLINE_MAX - 1);
@@ -391,7 +391,8 @@ static void test_boot_load_errors(void **state)
 
 	/* An initrd that would reach down into the kernel. */
 	req.initrd_path = write_tmp("big", big, RAM_SIZE - ELF_DATA_GPA - ELF_DATA_MEMSZ + 1);
-	assert_error(boot_load(&mem, &req, &e), "does not fit between the kernel end 0x302000");
+	assert_errno(boot_load(&mem, &req, &e), ENOMEM,
+		     "does not fit between the kernel end 0x302000");
 	req.initrd_path = write_tmp("big", big, RAM_SIZE / 2);
 	assert_int_equal(boot_load(&mem, &req, &e), 0);
 	req.initrd_path = write_tmp("empty", "", 0);
@@ -400,7 +401,7 @@ static void test_boot_load_errors(void **state)
 	free(big);
 
 	req.ncpus = MPTABLE_MAX_CPUS + 1;
-	assert_error(boot_load(&mem, &req, &e), "MP table: 255 CPUs");
+	assert_errno(boot_load(&mem, &req, &e), EINVAL, "MP table: 255 CPUs");
 }
 
 static void test_initrd_place(void **state)

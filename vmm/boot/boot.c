@@ -9,6 +9,7 @@
  * command line 0x20000, stack below 0x8ff00, MP table 0x9fc00.  Kernels load
  * at 1 MiB or above; the initrd goes as high in low RAM as the kernel allows.
  */
+#include <errno.h>
 #include <string.h>
 #include <stdlib.h>
 
@@ -52,24 +53,25 @@ static int load_kernel(struct guest_mem *mem, const char *path, struct loaded_ke
 	size_t len;
 	int ret;
 
-	if (read_file(path, MIN(BOOT_KERNEL_FILE_MAX, mem->size), &img, &len))
-		return -1;
+	ret = read_file(path, MIN(BOOT_KERNEL_FILE_MAX, mem->size), &img, &len);
+	if (ret)
+		return ret;
 	if (!len) {
 		pr_err("%s: kernel file is empty", path);
 		free(img);
-		return -1;
+		return -ENOEXEC;
 	}
 	fmt = kernel_format_for(img, len);
 	if (!fmt) {
 		pr_err("%s: not an ELF64 or bzImage kernel", path);
 		free(img);
-		return -1;
+		return -ENOEXEC;
 	}
 	ret = fmt->load(mem, img, len, k);
 	free(img);
 	if (ret) {
 		pr_err("%s: cannot load this %s kernel", path, fmt->name);
-		return -1;
+		return ret;
 	}
 	k->format = fmt->name;
 	return 0;
@@ -84,12 +86,12 @@ static int place_cmdline(struct guest_mem *mem, const char *cmdline,
 	if (len > k->cmdline_max || len > BOOT_CMDLINE_MAX) {
 		pr_err("command line too long: %zu bytes, this kernel accepts at most %llu",
 		       len, (unsigned long long)MIN(k->cmdline_max, BOOT_CMDLINE_MAX));
-		return -1;
+		return -E2BIG;
 	}
 	dst = gpa_to_hva(mem, PLAT_CMDLINE_ADDR, len + 1);
 	if (!dst) {
 		pr_err("command line at 0x%llx is outside guest RAM", PLAT_CMDLINE_ADDR);
-		return -1;
+		return -EFAULT;
 	}
 	memcpy(dst, cmdline ? cmdline : "", len);
 	dst[len] = '\0';
@@ -116,15 +118,17 @@ static int place_initrd(struct guest_mem *mem, const char *path, const struct lo
 	uint8_t *img, *dst;
 	size_t len;
 	uint64_t gpa;
+	int err;
 
 	if (!path)
 		return 0;
-	if (read_file(path, mem->low_size, &img, &len))
-		return -1;
+	err = read_file(path, mem->low_size, &img, &len);
+	if (err)
+		return err;
 	if (!len) {
 		pr_err("%s: initrd file is empty", path);
 		free(img);
-		return -1;
+		return -EINVAL;
 	}
 	gpa = initrd_place(mem, k, len);
 	dst = gpa ? gpa_to_hva(mem, gpa, len) : NULL;
@@ -133,7 +137,7 @@ static int place_initrd(struct guest_mem *mem, const char *path, const struct lo
 		       path, len, (unsigned long long)k->kernel_end,
 		       (unsigned long long)MIN(mem->low_size, k->initrd_addr_max + 1));
 		free(img);
-		return -1;
+		return -ENOMEM;
 	}
 	memcpy(dst, img, len);
 	free(img);
@@ -147,31 +151,36 @@ int boot_load(struct guest_mem *mem, const struct boot_request *req, struct boot
 	const struct boot_protocol *proto = boot_protocol_for(req->proto);
 	struct loaded_kernel *k;
 	struct boot_layout layout = { 0 };
-	int ret = -1;
+	int ret;
 
 	if (!req->kernel_path) {
 		pr_err("no kernel given");
-		return -1;
+		return -EINVAL;
 	}
 	if (!proto) {
 		pr_err("unknown boot protocol %d", req->proto);
-		return -1;
+		return -EINVAL;
 	}
 	k = xzalloc(sizeof(*k));	/* holds a page: keep it off small stacks */
-	if (load_kernel(mem, req->kernel_path, k))
+	ret = load_kernel(mem, req->kernel_path, k);
+	if (ret)
 		goto out;
 	memset(out, 0, sizeof(*out));
 	out->proto = proto->proto;
 	out->entry = proto->entry(k, req->kernel_path);
 	out->kernel_end = k->kernel_end;
+	ret = -ENOEXEC;		/* the protocol said why: no entry for it */
 	if (!out->entry)
 		goto out;
 	layout.kernel = k;
-	if (place_cmdline(mem, req->cmdline, k, &layout) ||
-	    place_initrd(mem, req->initrd_path, k, &layout))
+	ret = place_cmdline(mem, req->cmdline, k, &layout);
+	if (!ret)
+		ret = place_initrd(mem, req->initrd_path, k, &layout);
+	if (ret)
 		goto out;
 	out->boot_info = proto->write_info(mem, &layout);
-	if (!out->boot_info || mptable_write(mem, req->ncpus))
+	ret = out->boot_info ? mptable_write(mem, req->ncpus) : -EFAULT;
+	if (ret)
 		goto out;
 	pr_debug("boot: %s kernel %s via %s, entry 0x%llx, kernel end 0x%llx, initrd %llu bytes at 0x%llx",
 		 k->format, req->kernel_path, proto->name, (unsigned long long)out->entry,
@@ -191,7 +200,7 @@ int boot_setup_bsp(int vcpu_fd, struct guest_mem *mem, const struct boot_entry *
 	if (!proto) {
 		pr_err("boot vCPU setup: boot protocol %d was not resolved by boot_load()",
 		       e->proto);
-		return -1;
+		return -EINVAL;
 	}
 	return proto->setup_cpu(vcpu_fd, mem, e);
 }

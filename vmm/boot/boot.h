@@ -10,7 +10,9 @@
  *                               +0x200, rsi = boot_params (setup header copied in)
  *
  * Every loader validates the image against the file size and guest RAM and
- * reports the exact problem with pr_err() before returning -1.
+ * reports the exact problem with pr_err() before returning -errno: -ENOEXEC
+ * for a malformed or unsupported image, -ENOMEM when it does not fit in
+ * guest RAM, the file error from read_file().
  *
  * The platform is described by an Intel MP table and the e820 map only: no
  * ACPI tables (no MADT) are written, the MP table covers CPUs and the IOAPIC.

@@ -7,6 +7,7 @@
  * loaded at 1 MiB: their decompressor moves itself to an aligned address, so
  * the kernel owns both what was loaded and the range it decompresses into.
  */
+#include <errno.h>
 #include <asm/bootparam.h>
 #include <stddef.h>
 #include <string.h>
@@ -95,19 +96,19 @@ int bzimage_load(struct guest_mem *mem, const uint8_t *img, size_t len, struct b
 
 	if (!is_bzimage(img, len)) {
 		pr_err("not a bzImage (no \"HdrS\" setup header with boot flag 0xaa55)");
-		return -1;
+		return -ENOEXEC;
 	}
 	hdr_len = bz_read_header(img, len, &hdr);
 	if (!hdr_len)
-		return -1;
+		return -ENOEXEC;
 	if (hdr.version < BZ_MIN_VERSION || !(hdr.xloadflags & XLF_KERNEL_64)) {
 		pr_err("bzImage has no 64-bit entry point (boot protocol %u.%02u, xloadflags 0x%x; need 2.12+ with XLF_KERNEL_64)",
 		       hdr.version >> 8, hdr.version & 0xff, hdr.xloadflags);
-		return -1;
+		return -ENOEXEC;
 	}
 	if (!(hdr.loadflags & LOADED_HIGH)) {
 		pr_err("bzImage is not loaded high (a zImage): not supported");
-		return -1;
+		return -ENOEXEC;
 	}
 
 	setup_sects = hdr.setup_sects ? hdr.setup_sects : SETUP_SECTS_DEFAULT;
@@ -115,27 +116,27 @@ int bzimage_load(struct guest_mem *mem, const uint8_t *img, size_t len, struct b
 	if (setup_len >= len) {
 		pr_err("bzImage truncated: %u setup sectors (%zu bytes) but the file has %zu bytes",
 		       setup_sects, setup_len, len);
-		return -1;
+		return -ENOEXEC;
 	}
 	kernel_len = len - setup_len;
 	/* syssize counts 16-byte paragraphs: allow the last one to be partial. */
 	if ((uint64_t)hdr.syssize * 16 > kernel_len + 15) {
 		pr_err("bzImage truncated: the kernel is %llu bytes (syssize) but only %zu follow the setup code",
 		       (unsigned long long)hdr.syssize * 16, kernel_len);
-		return -1;
+		return -ENOEXEC;
 	}
 	dst = gpa_to_hva(mem, PLAT_KERNEL_ADDR, kernel_len);
 	if (!dst) {
 		pr_err("bzImage kernel of %zu bytes at 0x%llx does not fit in low guest RAM (ends at 0x%llx)",
 		       kernel_len, PLAT_KERNEL_ADDR, (unsigned long long)mem->low_size);
-		return -1;
+		return -ENOMEM;
 	}
 	run_addr = bz_run_addr(&hdr);
 	if (!gpa_to_hva(mem, run_addr, hdr.init_size)) {
 		pr_err("bzImage decompresses to [0x%llx-0x%llx) (pref_address, init_size) but low guest RAM ends at 0x%llx",
 		       (unsigned long long)run_addr, (unsigned long long)(run_addr + hdr.init_size),
 		       (unsigned long long)mem->low_size);
-		return -1;
+		return -ENOMEM;
 	}
 	memcpy(dst, img + setup_len, kernel_len);
 
@@ -154,9 +155,11 @@ static int bzimage_format_load(struct guest_mem *mem, const uint8_t *img, size_t
 {
 	const struct boot_params *bp = (const void *)k->zero_page;
 	struct boot_entry e;
+	int err;
 
-	if (bzimage_load(mem, img, len, &e, k->zero_page))
-		return -1;
+	err = bzimage_load(mem, img, len, &e, k->zero_page);
+	if (err)
+		return err;
 	k->is_bzimage = true;
 	k->entry = e.entry;
 	k->kernel_end = e.kernel_end;

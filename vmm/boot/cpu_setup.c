@@ -89,7 +89,7 @@ static int write_gdt(struct guest_mem *mem, uint16_t code_flags, struct kvm_sreg
 
 	if (!gdt) {
 		pr_err("boot GDT at 0x%llx is outside guest RAM", PLAT_GDT_ADDR);
-		return -1;
+		return -EFAULT;
 	}
 	memset(gdt, 0, GDT_ENTRIES * sizeof(uint64_t));
 	gdt[BOOT_CS / 8] = gdt_desc(code_flags, 0, 0xfffff);
@@ -113,7 +113,7 @@ static int write_identity_page_tables(struct guest_mem *mem)
 
 	if (!pml4) {
 		pr_err("boot page tables at 0x%llx are outside guest RAM", PLAT_PML4_ADDR);
-		return -1;
+		return -EFAULT;
 	}
 	memset(pml4, 0, 2 * BOOT_PAGE_SIZE);
 	pml4[0] = pdpt_gpa | PTE_PRESENT | PTE_RW;
@@ -129,8 +129,10 @@ static int set_fpu_defaults(int vcpu_fd)
 	struct kvm_fpu fpu = { .fcw = FPU_FCW_DEFAULT, .mxcsr = FPU_MXCSR_DEFAULT };
 
 	if (ioctl(vcpu_fd, KVM_SET_FPU, &fpu) < 0) {
-		pr_err("KVM_SET_FPU: %s", strerror(errno));
-		return -1;
+		int err = -errno;
+
+		pr_err("KVM_SET_FPU: %s", strerror(-err));
+		return err;
 	}
 	return 0;
 }
@@ -138,8 +140,10 @@ static int set_fpu_defaults(int vcpu_fd)
 static int get_sregs(int vcpu_fd, struct kvm_sregs *sregs)
 {
 	if (ioctl(vcpu_fd, KVM_GET_SREGS, sregs) < 0) {
-		pr_err("KVM_GET_SREGS: %s", strerror(errno));
-		return -1;
+		int err = -errno;
+
+		pr_err("KVM_GET_SREGS: %s", strerror(-err));
+		return err;
 	}
 	return 0;
 }
@@ -147,12 +151,16 @@ static int get_sregs(int vcpu_fd, struct kvm_sregs *sregs)
 static int set_state(int vcpu_fd, const struct kvm_sregs *sregs, const struct kvm_regs *regs)
 {
 	if (ioctl(vcpu_fd, KVM_SET_SREGS, sregs) < 0) {
-		pr_err("KVM_SET_SREGS: %s", strerror(errno));
-		return -1;
+		int err = -errno;
+
+		pr_err("KVM_SET_SREGS: %s", strerror(-err));
+		return err;
 	}
 	if (ioctl(vcpu_fd, KVM_SET_REGS, regs) < 0) {
-		pr_err("KVM_SET_REGS: %s", strerror(errno));
-		return -1;
+		int err = -errno;
+
+		pr_err("KVM_SET_REGS: %s", strerror(-err));
+		return err;
 	}
 	return set_fpu_defaults(vcpu_fd);
 }
@@ -166,10 +174,15 @@ int cpu_setup_long_mode(int vcpu_fd, struct guest_mem *mem, const struct boot_en
 		.rsi = e->boot_info,
 		.rsp = PLAT_BOOT_STACK,
 	};
+	int err;
 
-	if (get_sregs(vcpu_fd, &sregs) || write_identity_page_tables(mem) ||
-	    write_gdt(mem, DESC_CODE64, &sregs))
-		return -1;
+	err = get_sregs(vcpu_fd, &sregs);
+	if (!err)
+		err = write_identity_page_tables(mem);
+	if (!err)
+		err = write_gdt(mem, DESC_CODE64, &sregs);
+	if (err)
+		return err;
 	sregs.cr3 = PLAT_PML4_ADDR;
 	sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
 	sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
@@ -186,9 +199,13 @@ int cpu_setup_protected_mode(int vcpu_fd, struct guest_mem *mem, const struct bo
 		.rbx = e->boot_info,
 		.rsp = PLAT_BOOT_STACK,
 	};
+	int err;
 
-	if (get_sregs(vcpu_fd, &sregs) || write_gdt(mem, DESC_CODE32, &sregs))
-		return -1;
+	err = get_sregs(vcpu_fd, &sregs);
+	if (!err)
+		err = write_gdt(mem, DESC_CODE32, &sregs);
+	if (err)
+		return err;
 	sregs.cr0 = CR0_PE | CR0_ET;
 	sregs.cr3 = 0;
 	sregs.cr4 = 0;

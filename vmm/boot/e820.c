@@ -4,6 +4,7 @@
  * stops at the EBDA (where the MP table lives); everything from there to
  * 1 MiB is reserved, as on a PC with its VGA window and BIOS ROM.
  */
+#include <errno.h>
 #include <asm/e820.h>
 
 #include "devices/platform.h"
@@ -29,7 +30,7 @@ int e820_build(const struct guest_mem *mem, struct e820_entry_le *ents, int max)
 	if (mem->low_size <= PLAT_BIOS_END) {
 		pr_err("guest RAM below 4 GiB (%llu KiB) ends inside the first MiB",
 		       (unsigned long long)(mem->low_size >> 10));
-		return -1;
+		return -EINVAL;
 	}
 	e820_add(ents, max, &n, 0, PLAT_EBDA_START, E820_RAM);
 	e820_add(ents, max, &n, PLAT_EBDA_START, PLAT_BIOS_END - PLAT_EBDA_START, E820_RESERVED);

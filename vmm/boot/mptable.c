@@ -12,6 +12,7 @@
  * A table of more than ~40 CPUs runs past 640 KiB; it stays inside the
  * e820-reserved range that ends at 1 MiB.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "devices/platform.h"
@@ -200,14 +201,14 @@ int mptable_write(struct guest_mem *mem, int ncpus)
 	if (ncpus < 1 || ncpus > MPTABLE_MAX_CPUS) {
 		pr_err("MP table: %d CPUs requested, supported 1..%d (8-bit APIC ids, one for the IOAPIC)",
 		       ncpus, MPTABLE_MAX_CPUS);
-		return -1;
+		return -EINVAL;
 	}
 	size = mptable_size(ncpus);
 	base = gpa_to_hva(mem, PLAT_MPTABLE_ADDR, size);
 	if (size > room || !base) {
 		pr_err("MP table for %d CPUs (%zu bytes) does not fit at 0x%llx (room %llu bytes)",
 		       ncpus, size, PLAT_MPTABLE_ADDR, (unsigned long long)room);
-		return -1;
+		return -ENOSPC;
 	}
 	memset(base, 0, size);
 

@@ -8,6 +8,7 @@
  * One page at PLAT_PVH_INFO_ADDR holds start_info, the module list (the
  * initrd) and the memory map.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "devices/platform.h"
@@ -29,10 +30,10 @@ static int pvh_memmap(const struct guest_mem *mem, uint8_t *page, struct hvm_sta
 	int n = e820_build(mem, ents, PVH_MEMMAP_MAX);
 
 	if (n < 0)
-		return -1;
+		return n;
 	if (n > PVH_MEMMAP_MAX) {
 		pr_err("PVH memory map has %d entries, room for %d", n, PVH_MEMMAP_MAX);
-		return -1;
+		return -ENOSPC;
 	}
 	for (int i = 0; i < n; i++) {
 		map[i].addr = ents[i].addr;

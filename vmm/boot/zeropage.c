@@ -4,6 +4,7 @@
  * finds in rsi.  A bzImage brings its own setup header (copied by the loader);
  * for an ELF vmlinux we write the few header fields the kernel looks at.
  */
+#include <errno.h>
 #include <asm/bootparam.h>
 #include <string.h>
 
@@ -27,11 +28,11 @@ static int zero_page_e820(const struct guest_mem *mem, struct boot_params *bp)
 	int n = e820_build(mem, ents, E820_MAX_ENTRIES_ZEROPAGE);
 
 	if (n < 0)
-		return -1;
+		return n;
 	if (n > E820_MAX_ENTRIES_ZEROPAGE) {
 		pr_err("e820 map has %d entries, the zero page holds %d", n,
 		       E820_MAX_ENTRIES_ZEROPAGE);
-		return -1;
+		return -ENOSPC;
 	}
 	memcpy(bp->e820_table, ents, n * sizeof(ents[0]));
 	bp->e820_entries = n;
