@@ -38,10 +38,12 @@ static const struct io_ops i8042_cmd_io = { .read = i8042_read, .write = i8042_c
 static int i8042_realize(struct device *dev, struct vm *vm)
 {
 	struct i8042 *k = container_of(dev, struct i8042, dev);
+	int err;
 
 	k->vm = vm;
-	if (iobus_register(&vm->pio, PLAT_I8042_DATA_PORT, 1, &i8042_data_io, k) < 0)
-		return -1;
+	err = iobus_register(&vm->pio, PLAT_I8042_DATA_PORT, 1, &i8042_data_io, k);
+	if (err < 0)
+		return err;
 	return iobus_register(&vm->pio, PLAT_I8042_CMD_PORT, 1, &i8042_cmd_io, k);
 }
 

@@ -342,7 +342,7 @@ static int host_save(struct device *dev, struct state_buf *sb)
 			pci_msix_save(pd->msix, sb);
 	}
 	pthread_mutex_unlock(&bus->lock);
-	return state_ok(sb) ? 0 : -1;
+	return state_ok(sb) ? 0 : -ENOMEM;	/* a writer fails only to grow */
 }
 
 static int host_load(struct device *dev, struct state_buf *sb)
@@ -353,7 +353,7 @@ static int host_load(struct device *dev, struct state_buf *sb)
 	int ret = 0;
 
 	if (!state_ok(sb) || n > 256)
-		return -1;
+		return -EINVAL;
 	pthread_mutex_lock(&bus->lock);
 	bus->cf8 = cf8;
 	for (uint32_t i = 0; i < n && !ret; i++) {
@@ -364,20 +364,20 @@ static int host_load(struct device *dev, struct state_buf *sb)
 		state_get_bytes(sb, cfg, sizeof(cfg));
 		has_msix = state_get_u8(sb);
 		if (!state_ok(sb)) {
-			ret = -1;
+			ret = -EINVAL;
 			break;
 		}
 		/* the same function must sit in that slot: same vendor and device */
 		if (!pd || memcmp(cfg, pd->cfg, 4) || has_msix != (pd->msix != NULL)) {
 			pr_err("pci: saved state for %02x.%x does not match this machine",
 			       devfn >> 3, devfn & 7);
-			ret = -1;
+			ret = -EINVAL;
 			break;
 		}
 		memcpy(pd->cfg, cfg, sizeof(cfg));
 		pci_dev_update_bars(pd);
-		if (pd->msix && pci_msix_load(pd->msix, sb))
-			ret = -1;
+		if (pd->msix)
+			ret = pci_msix_load(pd->msix, sb);
 	}
 	pthread_mutex_unlock(&bus->lock);
 	return ret;

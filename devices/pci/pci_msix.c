@@ -234,11 +234,11 @@ int pci_msix_gsi(struct pci_msix *m, unsigned vector)
 	int gsi;
 
 	if (vector >= m->nr)
-		return -1;
+		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
 	gsi = m->gsi[vector];
 	pthread_mutex_unlock(&m->lock);
-	return gsi;
+	return gsi >= 0 ? gsi : -ENOENT;
 }
 
 /* Re-read Message Control; every vector hears about an enable/mask change. */

@@ -73,6 +73,7 @@ bool pci_msix_masked(struct pci_msix *m, unsigned vector);
 /* A device wants to signal: true if it may deliver now, else the PBA bit is set. */
 bool pci_msix_raise(struct pci_msix *m, unsigned vector);
 bool pci_msix_message(struct pci_msix *m, unsigned vector, uint64_t *addr, uint32_t *data);
+/* The KVM GSI routing the vector, -ENOENT if none, -EINVAL past the table. */
 int pci_msix_gsi(struct pci_msix *m, unsigned vector);
 
 /* Called by the config core after the capability was written. */
