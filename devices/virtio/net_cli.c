@@ -2,6 +2,7 @@
 #include "devices/virtio/net_cli.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,13 +57,13 @@ static int parse_tap(const char *arg, const char *v, size_t len, struct net_opts
 {
 	if (o->tap[0]) {
 		pr_err("--net '%s': tap= given twice", arg);
-		return -1;
+		return -EINVAL;
 	}
 	if (!valid_ifname(v, len)) {
 		pr_err("--net '%s': '%.*s' is not a usable interface name "
 		       "(1-%d characters, no '/', ':', '%%' or spaces)", arg, (int)len, v,
 		       IFNAMSIZ - 1);
-		return -1;
+		return -EINVAL;
 	}
 	memcpy(o->tap, v, len);
 	o->tap[len] = '\0';
@@ -76,21 +77,21 @@ static int parse_mac_opt(const char *arg, const char *v, size_t len, struct net_
 
 	if (o->mac_given) {
 		pr_err("--net '%s': mac= given twice", arg);
-		return -1;
+		return -EINVAL;
 	}
 	if (!parse_mac(v, len, o->mac)) {
 		pr_err("--net '%s': '%.*s' is not a MAC address (expected six hex bytes "
 		       "like 02:00:00:00:00:01)", arg, (int)len, v);
-		return -1;
+		return -EINVAL;
 	}
 	if (o->mac[0] & 1) {
 		pr_err("--net '%s': %s is a multicast address; a NIC needs a unicast MAC",
 		       arg, net_mac_str(o->mac, buf));
-		return -1;
+		return -EINVAL;
 	}
 	if (!memcmp(o->mac, zero, 6)) {
 		pr_err("--net '%s': the all-zero MAC is not a valid address", arg);
-		return -1;
+		return -EINVAL;
 	}
 	o->mac_given = true;
 	return 0;
@@ -107,6 +108,7 @@ static const struct {
 int net_opts_parse(const char *arg, struct net_opts *o)
 {
 	const char *p = arg;
+	int err;
 
 	memset(o, 0, sizeof(*o));
 	while (*p) {
@@ -116,7 +118,7 @@ int net_opts_parse(const char *arg, struct net_opts *o)
 		if (!eq) {
 			pr_err("--net '%s': '%.*s' is not key=value (expected tap=IFNAME[,mac=MAC])",
 			       arg, (int)(end - p), p);
-			return -1;
+			return -EINVAL;
 		}
 		for (i = 0; i < ARRAY_SIZE(net_keys); i++)
 			if (strlen(net_keys[i].key) == (size_t)(eq - p) &&
@@ -125,19 +127,20 @@ int net_opts_parse(const char *arg, struct net_opts *o)
 		if (i == ARRAY_SIZE(net_keys)) {
 			pr_err("--net '%s': unknown key '%.*s' (expected tap= or mac=)", arg,
 			       (int)(eq - p), p);
-			return -1;
+			return -EINVAL;
 		}
-		if (net_keys[i].parse(arg, eq + 1, end - eq - 1, o) < 0)
-			return -1;
+		err = net_keys[i].parse(arg, eq + 1, end - eq - 1, o);
+		if (err < 0)
+			return err;
 		p = *end ? end + 1 : end;
 		if (*end && !*p) {
 			pr_err("--net '%s': trailing ','", arg);
-			return -1;
+			return -EINVAL;
 		}
 	}
 	if (!o->tap[0]) {
 		pr_err("--net '%s': tap=IFNAME is required", arg);
-		return -1;
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -160,14 +163,16 @@ int net_opts_parse_all(const char *const *args, int n, const char *vm_name,
 		       struct net_opts *out)
 {
 	char buf[18];
+	int err;
 
 	if (n > NET_MAX_DEVICES) {
 		pr_err("--net: at most %d devices", NET_MAX_DEVICES);
-		return -1;
+		return -E2BIG;
 	}
 	for (int i = 0; i < n; i++) {
-		if (net_opts_parse(args[i], &out[i]) < 0)
-			return -1;
+		err = net_opts_parse(args[i], &out[i]);
+		if (err < 0)
+			return err;
 		if (!out[i].mac_given)
 			net_default_mac(vm_name, i, out[i].mac);
 	}
@@ -175,12 +180,12 @@ int net_opts_parse_all(const char *const *args, int n, const char *vm_name,
 		for (int j = 0; j < i; j++) {
 			if (!strcmp(out[i].tap, out[j].tap)) {
 				pr_err("--net: TAP '%s' is given to two devices", out[i].tap);
-				return -1;
+				return -EINVAL;
 			}
 			if (!memcmp(out[i].mac, out[j].mac, 6)) {
 				pr_err("--net: MAC %s is given to two devices",
 				       net_mac_str(out[i].mac, buf));
-				return -1;
+				return -EINVAL;
 			}
 		}
 	}

@@ -19,7 +19,7 @@ struct net_opts {
 	bool mac_given;
 };
 
-/* One --net value; 0, or -1 with a message naming the bad part. */
+/* One --net value; 0, or -EINVAL with a message naming the bad part. */
 int net_opts_parse(const char *arg, struct net_opts *o);
 /*
  * Every --net value of a VM: parse, fill in default MACs (locally

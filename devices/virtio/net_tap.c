@@ -34,6 +34,7 @@ int net_tap_open(struct net_tap *t, const char *name)
 	unsigned int features = 0;
 	int hdr_len = NET_TAP_HDR_LEN;
 	bool existed;
+	int err;
 
 	t->fd = -1;
 	t->created = false;
@@ -41,10 +42,12 @@ int net_tap_open(struct net_tap *t, const char *name)
 	/* blocking on purpose: io_uring waits for frames instead of failing with EAGAIN */
 	t->fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (t->fd < 0) {
-		pr_err("--net tap=%s: /dev/net/tun: %s", name, strerror(errno));
-		return -1;
+		err = -errno;
+		pr_err("--net tap=%s: /dev/net/tun: %s", name, strerror(-err));
+		return err;
 	}
 	if (ioctl(t->fd, TUNGETFEATURES, &features) < 0 || !(features & IFF_VNET_HDR)) {
+		err = -EOPNOTSUPP;
 		pr_err("--net tap=%s: the kernel's TAP lacks virtio-net headers (IFF_VNET_HDR)",
 		       name);
 		goto err;
@@ -53,21 +56,23 @@ int net_tap_open(struct net_tap *t, const char *name)
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	if (ioctl(t->fd, TUNSETIFF, &ifr) < 0) {
-		pr_err("--net tap=%s: %s", name, attach_error(errno, existed));
+		err = -errno;
+		pr_err("--net tap=%s: %s", name, attach_error(-err, existed));
 		goto err;
 	}
 	t->created = !existed;
 	/* the 12-byte header of VERSION_1 (with num_buffers), and no offloads */
 	if (ioctl(t->fd, TUNSETVNETHDRSZ, &hdr_len) < 0 || ioctl(t->fd, TUNSETOFFLOAD, 0) < 0) {
+		err = -errno;
 		pr_err("--net tap=%s: configuring the virtio-net header: %s", name,
-		       strerror(errno));
+		       strerror(-err));
 		goto err;
 	}
 	pr_debug("net: %s TAP %s", t->created ? "created" : "attached to", name);
 	return 0;
 err:
 	net_tap_close(t);
-	return -1;
+	return err;
 }
 
 void net_tap_close(struct net_tap *t)

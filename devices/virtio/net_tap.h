@@ -21,7 +21,7 @@ struct net_tap {
 /*
  * Attach to TAP `name`, creating it if it does not exist.  A TAP that
  * existed before is left as it is at close; one created here is deleted.
- * -1 with a message naming the interface and the problem.
+ * -errno with a message naming the interface and the problem.
  */
 int net_tap_open(struct net_tap *t, const char *name);
 void net_tap_close(struct net_tap *t);

@@ -68,9 +68,11 @@ static const struct virtio_pci_ops net_pci_ops = {
 static int net_realize(struct device *dev, struct vm *vm)
 {
 	struct virtio_net *n = to_net(dev);
+	int err;
 
-	if (net_tap_open(&n->tap, n->opts.tap) < 0)
-		return -1;
+	err = net_tap_open(&n->tap, n->opts.tap);
+	if (err < 0)
+		return err;
 	return net_io_start_thread(n);
 }
 

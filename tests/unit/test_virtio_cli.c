@@ -3,6 +3,7 @@
  * `--net tap=IFNAME[,mac=MAC]`: accepted forms, default MACs, and for every
  * malformed value an error that names the bad part.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -61,7 +62,7 @@ static void expect_error(const char *arg, const char *needle)
 {
 	struct net_opts o;
 
-	assert_int_equal(parse_capture(arg, &o), -1);
+	assert_int_equal(parse_capture(arg, &o), -EINVAL);
 	if (!strstr(errbuf, needle))
 		fail_msg("--net '%s': message '%s' does not mention '%s'", arg, errbuf, needle);
 	assert_non_null(strstr(errbuf, arg));		/* the whole value is quoted */
@@ -121,11 +122,11 @@ static void test_parse_all(void **st)
 	net_default_mac("vm", 2, want);
 	assert_memory_equal(o[2].mac, want, 6);
 	assert_int_equal(o[1].mac[5], 7);
-	assert_int_equal(net_opts_parse_all(dup_tap, 2, "vm", o), -1);
-	assert_int_equal(net_opts_parse_all(dup_mac, 2, "vm", o), -1);
+	assert_int_equal(net_opts_parse_all(dup_tap, 2, "vm", o), -EINVAL);
+	assert_int_equal(net_opts_parse_all(dup_mac, 2, "vm", o), -EINVAL);
 	for (int i = 0; i < 17; i++)
 		many[i] = "tap=x";
-	assert_int_equal(net_opts_parse_all(many, 17, "vm", o), -1);
+	assert_int_equal(net_opts_parse_all(many, 17, "vm", o), -E2BIG);
 	assert_int_equal(net_opts_parse_all(ok, 0, "vm", o), 0);
 }
 
