@@ -20,7 +20,21 @@ static void rx_arm(struct uplink_buf *b)
 {
 	struct io_uring_sqe *sqe = loop_sqe(&b->up->nic->loop, &b->h);
 
-	io_uring_prep_read(sqe, b->up->fd, b->data, UPLINK_BUF_SIZE, 0);
+	io_uring_prep_read(sqe, b->up->fd, b->data, b->up->rx_buf_size, 0);
+}
+
+/* One wire frame from the uplink (after the virtio-net header's work). */
+static void rx_frame(void *ctx, uint8_t *frame, uint32_t len)
+{
+	struct uplink *up = ctx;
+
+	if (len < HDNIC_MIN_FRAME || len > HDNIC_MAX_FRAME) {
+		up->stats.rx_drops++;
+		return;
+	}
+	up->stats.rx_packets++;
+	up->stats.rx_bytes += len;
+	nic_forward_from_uplink(up->nic, frame, len);
 }
 
 static void rx_done(struct loop_handler *h, int res, uint32_t flags)
@@ -38,20 +52,13 @@ static void rx_done(struct loop_handler *h, int res, uint32_t flags)
 			if (res == -EBADF || res == -EBADFD || res == -EIO)
 				return;	/* the interface is gone: stop this buffer */
 		}
-	} else if (res < (int)up->vnet_hdr_len + HDNIC_MIN_FRAME ||
-		   res > (int)up->vnet_hdr_len + HDNIC_MAX_FRAME) {
+	} else if (res < (int)up->vnet_hdr_len + HDNIC_MIN_FRAME) {
 		up->stats.rx_drops++;
-	} else {
-		uint8_t *frame = b->data + up->vnet_hdr_len;
-		uint32_t len = (uint32_t)res - up->vnet_hdr_len;
-
-		if (up->vnet_hdr_len && uplink_vnet_rx(b->data, frame, len)) {
-			up->stats.rx_drops++;
-		} else {
-			up->stats.rx_packets++;
-			up->stats.rx_bytes += len;
-			nic_forward_from_uplink(up->nic, frame, len);
-		}
+	} else if (!up->vnet_hdr_len) {
+		rx_frame(up, b->data, (uint32_t)res);
+	} else if (uplink_vnet_rx(b->data, b->data + up->vnet_hdr_len,
+				  (uint32_t)res - up->vnet_hdr_len, rx_frame, up)) {
+		up->stats.rx_drops++;
 	}
 	if (up->rx_paused) {
 		b->next_free = up->rx_parked;	/* no read while nothing can be delivered */
@@ -171,19 +178,23 @@ int uplink_create(struct nic *nic, const struct uplink_ops *ops, const char *ifn
 	}
 	up->nr_rx = UPLINK_RX_BUFS;
 	up->nr_tx = UPLINK_TX_BUFS;
-	up->mem = xzalloc((size_t)(up->nr_rx + up->nr_tx) * UPLINK_BUF_SIZE);
+	if (!up->rx_buf_size)
+		up->rx_buf_size = UPLINK_BUF_SIZE;
+	/* Receive buffers first; big ones (GSO) are touched only as far as frames reach. */
+	up->mem = xzalloc((size_t)up->nr_rx * up->rx_buf_size + (size_t)up->nr_tx * UPLINK_BUF_SIZE);
 	up->rx = xzalloc(up->nr_rx * sizeof(*up->rx));
 	up->tx = xzalloc(up->nr_tx * sizeof(*up->tx));
 	for (unsigned i = 0; i < up->nr_rx; i++) {
 		up->rx[i].up = up;
-		up->rx[i].data = up->mem + (size_t)i * UPLINK_BUF_SIZE;
+		up->rx[i].data = up->mem + (size_t)i * up->rx_buf_size;
 		loop_handler_init(&up->rx[i].h, rx_done);
 	}
 	up->tx_free = -1;
 	up->rx_parked = -1;
 	for (unsigned i = up->nr_tx; i-- > 0;) {
 		up->tx[i].up = up;
-		up->tx[i].data = up->mem + (size_t)(up->nr_rx + i) * UPLINK_BUF_SIZE;
+		up->tx[i].data = up->mem + (size_t)up->nr_rx * up->rx_buf_size +
+				 (size_t)i * UPLINK_BUF_SIZE;
 		up->tx[i].next_free = up->tx_free;
 		up->tx_free = (int)i;
 		loop_handler_init(&up->tx[i].h, tx_done);

@@ -46,6 +46,7 @@ struct uplink {
 	unsigned nr_rx, nr_tx;
 	int tx_free;
 	unsigned vnet_hdr_len;	/* bytes of virtio_net_hdr before each frame, or 0 */
+	unsigned rx_buf_size;	/* the backend's read size (0: UPLINK_BUF_SIZE) */
 	bool closing;
 	/*
 	 * Receive flow control: nothing can be delivered, so a read that
@@ -81,11 +82,17 @@ void uplink_free(struct uplink *up);
 
 /* The virtio-net header the backends ask the kernel for (uplink_vnet.c). */
 #define UPLINK_VNET_HDR_LEN	10	/* struct virtio_net_hdr */
+/* The biggest read with a virtio-net header: a GSO super-frame (64 KiB IP). */
+#define UPLINK_GSO_BUF_SIZE	(UPLINK_VNET_HDR_LEN + 14 + 4 + 65535)
+typedef void (*uplink_emit_fn)(void *ctx, uint8_t *frame, uint32_t len);
 /*
- * A received frame's header: completes a partial checksum in place; 0, or
- * -EMSGSIZE (a GSO super-frame) or -EINVAL (a header that does not fit).
+ * A received frame and its header: a partial checksum is completed in
+ * place, a GSO super-frame cut into wire frames; each goes to emit.  0, or
+ * -EINVAL (a header that does not fit the frame), -EOPNOTSUPP (a GSO type
+ * hdnic does not cut).
  */
-int uplink_vnet_rx(const void *hdr, uint8_t *frame, uint32_t len);
+int uplink_vnet_rx(const void *hdr, uint8_t *frame, uint32_t len, uplink_emit_fn emit,
+		   void *ctx);
 /* The header for a frame hdnic transmits (no offload asked). */
 void uplink_vnet_tx(void *hdr);
 

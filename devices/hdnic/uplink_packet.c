@@ -4,7 +4,8 @@
  * promiscuous mode, ignoring the host's own outgoing frames (we are the
  * NIC: what the host sends on that interface is not ours to switch).
  * PACKET_VNET_HDR: each frame comes with a virtio-net header, so a partial
- * checksum (a veth peer with offloads on) is completed (uplink_vnet.c).
+ * checksum (a veth peer with offloads on) is completed and a GSO
+ * super-frame (its TSO or UDP_SEGMENT) is cut into frames (uplink_vnet.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,6 +60,7 @@ static int packet_open(struct uplink *up)
 		pr_err("uplink iface:%s: cannot bring it up: %s", up->ifname, strerror(-err));
 	up->fd = fd;
 	up->vnet_hdr_len = UPLINK_VNET_HDR_LEN;
+	up->rx_buf_size = UPLINK_GSO_BUF_SIZE;	/* a veth peer's TSO/UDP_SEGMENT frames */
 	return 0;
 }
 

@@ -14,7 +14,8 @@ import pytest
 
 import vfio_user_client as vu
 from vfio_user_client import VfioUserClient, VirtioNetVF, wait_for
-from hosts import (CLIENT_IP, COUNTER_PORT, TwoHosts, UdpGuest, guest_ip, move_driver, udp_frame,
+from hosts import (CLIENT_IP, COUNTER_PORT, TwoHosts, UdpGuest, csum16, guest_ip, move_driver,
+                   udp_checksum_ok, udp_frame,
                    read_state)
 
 
@@ -344,3 +345,94 @@ def test_source_dies_after_stop_copy(hosts):
             assert b.dev_stats("vf0")["rx_packets"] >= 6
     finally:
         client.close()
+
+
+def test_gso_super_frames_are_cut_into_wire_frames(hosts):
+    """UDP_SEGMENT from the client (its veth passes the GSO super-frame on
+    untouched): A's AF_PACKET uplink gets one 3.5 KB frame and the driver
+    gets four datagrams of at most 1000 bytes, each with a valid checksum
+    and its own IP header."""
+    with VirtioNetVF(hosts.nic["a"].sock(0)) as vf, hosts.udp_socket() as s:
+        vf.post_rx()
+        g = UdpGuest(vf, guest_ip(0))
+        assert counter_request(s, g, 1, guest_ip(0)) == (1, 1)     # ARP resolved
+        s.setsockopt(socket.SOL_UDP, 103, 1000)                     # UDP_SEGMENT
+        data = bytes(range(256)) * 14
+        s.sendto(data[:3500], (guest_ip(0), 7000))
+        got = []
+        deadline = time.monotonic() + 3
+        while len(got) < 4 and time.monotonic() < deadline:
+            f = vf.recv(timeout=0.1, repost=True)
+            if f is None or f[12:14] != b"\x08\x00" or f[23] != 17:
+                continue
+            ihl = (f[14] & 0xF) * 4
+            ip, udp = f[14:14 + ihl], f[14 + ihl:]
+            assert csum16(ip) == 0xFFFF, "bad IP header checksum"
+            udp = udp[:struct.unpack_from("!H", udp, 4)[0]]
+            assert udp_checksum_ok(ip, udp), "bad UDP checksum"
+            assert struct.unpack_from("!H", ip, 2)[0] == len(f) - 14 or len(f) == 60
+            got.append(udp[8:])
+        assert [len(p) for p in got] == [1000, 1000, 1000, 500]
+        assert b"".join(got) == data[:3500]
+
+
+def tcp_frame(dst_mac, src_mac, src_ip, dst_ip, sport, dport, seq, ack, flags, opts=b""):
+    """An Ethernet/IPv4/TCP frame without payload, checksums filled in."""
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, (5 + len(opts) // 4) << 4, flags,
+                      65535, 0, 0) + opts
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, 64, 6, 0,
+                     socket.inet_aton(src_ip), socket.inet_aton(dst_ip))
+    ip = ip[:10] + struct.pack("!H", ~csum16(ip) & 0xFFFF) + ip[12:]
+    c = ~csum16(ip[12:20] + struct.pack("!BBH", 0, 6, len(tcp)) + tcp) & 0xFFFF
+    tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
+    return dst_mac + src_mac + b"\x08\x00" + ip + tcp
+
+
+def test_tcp_stream_from_a_tso_peer_arrives_in_mss_segments(hosts):
+    """A TCP client with TSO on (the veth default) sends 8 KB in one write
+    to the guest: A's uplink gets a super-frame, the driver gets MSS-sized
+    segments, each with valid IP and TCP checksums, consecutive sequence
+    numbers, and together exactly the bytes sent."""
+    with VirtioNetVF(hosts.nic["a"].sock(0)) as vf:
+        vf.post_rx()
+        g = UdpGuest(vf, guest_ip(0))
+        t = hosts.ns["client"].socket(socket.AF_INET, socket.SOCK_STREAM)
+        t.setblocking(False)
+        try:
+            t.connect((guest_ip(0), 80))
+        except BlockingIOError:
+            pass
+        # handshake: answer ARP, then the SYN with a SYN-ACK (MSS 1460)
+        syn, deadline = None, time.monotonic() + 3
+        while syn is None and time.monotonic() < deadline:
+            f = vf.recv(timeout=0.05, repost=True)
+            if f is None:
+                continue
+            if f[12:14] == b"\x08\x00" and f[23] == 6 and f[47] & 0x02:
+                syn = f
+            else:
+                g.handle(f)
+        assert syn, "no SYN"
+        cport, cseq = struct.unpack_from("!H", syn, 34)[0], struct.unpack_from("!I", syn, 38)[0]
+        g._send(tcp_frame(syn[6:12], vf.mac(), guest_ip(0), CLIENT_IP, 80, cport, 1000,
+                          cseq + 1, 0x12, b"\x02\x04\x05\xb4"))
+        assert wait_for(lambda: select.select([], [t], [], 0)[1], timeout=3), "no connect"
+        data = bytes(range(251)) * 32                   # 8032 bytes, one write
+        assert t.send(data) == len(data)
+        got, deadline = {}, time.monotonic() + 3
+        while sum(map(len, got.values())) < len(data) and time.monotonic() < deadline:
+            f = vf.recv(timeout=0.05, repost=True)
+            if f is None or f[12:14] != b"\x08\x00" or f[23] != 6:
+                continue
+            ip, tcp = f[14:34], f[34:14 + struct.unpack_from("!H", f, 16)[0]]
+            assert csum16(ip) == 0xFFFF, "bad IP header checksum"
+            pseudo = ip[12:20] + struct.pack("!BBH", 0, 6, len(tcp))
+            assert csum16(pseudo + tcp) == 0xFFFF, "bad TCP checksum"
+            payload = tcp[(tcp[12] >> 4) * 4:]
+            if payload:
+                assert len(payload) <= 1460
+                got[struct.unpack_from("!I", tcp, 4)[0] - cseq - 1] = payload
+        t.close()
+        stream = b"".join(got[k] for k in sorted(got))
+        assert stream == data, (sorted(got), len(stream))
+        assert len(got) >= 6
