@@ -180,6 +180,12 @@ void vfio_user_set_stall(struct vfio_device *dev, int stall_ms);
 void vfio_user_get_caps(struct vfio_device *dev, struct vfio_user_caps *caps, uint16_t *minor);
 /* The connection socket, to watch for the server going away (POLLRDHUP). */
 int vfio_user_socket(struct vfio_device *dev);
+/*
+ * The device was declared lost because its server went silent (not because
+ * it hung up or broke the protocol): the connection was shut for writing
+ * only, and its hang-up means the same server runs again.
+ */
+bool vfio_user_lost_stalled(struct vfio_device *dev);
 
 /*
  * Kernel VFIO.  spec is "/dev/vfio/devices/vfioN" (iommufd cdev) or a PCI

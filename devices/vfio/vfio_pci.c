@@ -86,8 +86,9 @@ static uint64_t socket_ino(const char *path);
 static void vp_server_hup(void *opaque, int fd, unsigned revents)
 {
 	struct vfio_pci *vp = opaque;
-
 	bool was_dead = atomic_exchange(&vp->vdev->dead, true);
+	/* lost to a stall, and now it hangs up: the same server runs again */
+	bool back = was_dead && vfio_user_lost_stalled(vp->vdev);
 
 	if (!atomic_exchange(&vp->gone_reported, true)) {
 		pr_err("passthrough device %s: %s; device removed, the VM keeps running "
@@ -97,6 +98,12 @@ static void vp_server_hup(void *opaque, int fd, unsigned revents)
 	}
 	loop_unwatch(vp->vm->loop, vp->hup_watch);
 	vp->hup_watch = NULL;
+	if (back) {
+		pr_info("passthrough device %s: its server answers again after a stall",
+			vp->spec);
+		if (vfio_pci_reattach(&vp->dev) == 0)
+			return;
+	}
 	vp_reattach_arm(vp);	/* the server may come back on the same path */
 }
 
@@ -557,6 +564,25 @@ static int reattach_setup(struct vfio_pci *vp)
 					   &cmd, 2);
 }
 
+/*
+ * A vCPU that read vp->vdev before the swap finishes its call on the old,
+ * dead connection at the latest one timeout after it (the call it may wait
+ * behind): then nobody holds it.  Frees the oldest such; false if none is.
+ */
+static bool retired_free_oldest(struct vfio_pci *vp)
+{
+	uint64_t quiet = 2 * (uint64_t)(vp->vm->cfg.vfio_timeout_ms ?: VFIO_USER_DEFAULT_TIMEOUT_MS) *
+			 1000000ull + 1000000000ull;
+
+	if (!vp->nr_retired || now_ns() - vp->retired_at[0] < quiet)
+		return false;
+	vfio_device_close(vp->retired[0]);
+	vp->nr_retired--;
+	memmove(&vp->retired[0], &vp->retired[1], vp->nr_retired * sizeof(vp->retired[0]));
+	memmove(&vp->retired_at[0], &vp->retired_at[1], vp->nr_retired * sizeof(vp->retired_at[0]));
+	return true;
+}
+
 int vfio_pci_reattach(struct device *dev)
 {
 	struct vfio_pci *vp = container_of(dev, struct vfio_pci, dev);
@@ -565,7 +591,7 @@ int vfio_pci_reattach(struct device *dev)
 
 	if (vp->kernel || !vfio_device_dead(old))
 		return -EINVAL;
-	if (vp->nr_retired == ARRAY_SIZE(vp->retired))
+	if (vp->nr_retired == ARRAY_SIZE(vp->retired) && !retired_free_oldest(vp))
 		return -EMFILE;		/* a server that keeps dying: leave it removed */
 	ret = vfio_user_open(vp->spec, &nd);
 	if (ret < 0)
@@ -578,6 +604,7 @@ int vfio_pci_reattach(struct device *dev)
 		return ret;
 	}
 	/* the old connection stays allocated: a vCPU may be inside a call on it */
+	vp->retired_at[vp->nr_retired] = now_ns();
 	vp->retired[vp->nr_retired++] = old;
 	__atomic_store_n(&vp->vdev, nd, __ATOMIC_RELEASE);
 	ret = reattach_setup(vp);

@@ -61,6 +61,7 @@ struct vfio_pci {
 	int retry_fd;
 	struct loop_watch *retry_watch;
 	struct vfio_device *retired[4];	/* earlier connections: vCPUs may still hold one */
+	uint64_t retired_at[4];		/* now_ns() of each swap */
 	unsigned nr_retired;
 };
 

@@ -763,3 +763,14 @@ int vfio_user_socket(struct vfio_device *dev)
 {
 	return to_udev(dev)->conn.sock;
 }
+
+bool vfio_user_lost_stalled(struct vfio_device *dev)
+{
+	struct vfio_user_device *u = to_udev(dev);
+	bool stalled;
+
+	pthread_mutex_lock(&u->conn.lock);
+	stalled = u->conn.lost_err == -ETIMEDOUT;
+	pthread_mutex_unlock(&u->conn.lock);
+	return stalled;
+}

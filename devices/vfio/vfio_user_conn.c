@@ -35,6 +35,7 @@ void vfio_user_conn_init(struct vfio_user_conn *c, int sock, const char *name,
 	c->stall_ms = VFIO_USER_STALL_MS;
 	c->nr_late = 0;
 	c->stalled_since = 0;
+	c->lost_err = 0;
 	c->dead = dead;
 	c->name = name;
 	c->on_dead = NULL;
@@ -61,7 +62,14 @@ static void conn_kill(struct vfio_user_conn *c, const char *why, int err)
 	else if (!atomic_exchange(c->dead, true))
 		pr_err("vfio-user %s: connection lost: %s (%s)", c->name, why, strerror(-err));
 	atomic_store(c->dead, true);
-	shutdown(c->sock, SHUT_RDWR);
+	c->lost_err = err;
+	/*
+	 * A silent server may only be stopped (SIGSTOP, a long stall): stop
+	 * talking but keep listening.  When it runs again it answers what it
+	 * owes, reads our end of stream and hangs up -- the hang-up is the
+	 * sign that the same server is back (vfio_user_lost_stalled()).
+	 */
+	shutdown(c->sock, err == -ETIMEDOUT ? SHUT_WR : SHUT_RDWR);
 }
 
 static int wait_io(int fd, short events, uint64_t deadline)

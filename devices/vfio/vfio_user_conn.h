@@ -13,6 +13,9 @@
  * comes; while late replies are owed, further guest reads return -EAGAIN at
  * once and writes are posted if the socket takes them.  The connection is
  * declared dead only when the server has owed a reply for timeout_ms.
+ * Even then the server may only be stopped: the connection is shut for
+ * writing only, so the server's hang-up after it runs again can be seen
+ * (the owner re-attaches then, as after a restart).
  */
 #ifndef HDVM_VFIO_USER_CONN_H
 #define HDVM_VFIO_USER_CONN_H
@@ -39,6 +42,7 @@ struct vfio_user_conn {
 	struct { uint16_t id, cmd; } late[VFIO_USER_MAX_LATE];
 	unsigned nr_late;
 	uint64_t stalled_since;		/* now_ns() of the first late reply; 0: healthy */
+	int lost_err;			/* why it died: -ETIMEDOUT a silent server, 0 alive */
 	atomic_bool *dead;		/* the owning device's flag */
 	const char *name;		/* for messages */
 	/* called once when the connection dies (with the reason) */

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sys/stat.h>
 
 #include "tests/unit/vfio_fake_server.h"
 
@@ -534,6 +535,58 @@ static void test_reattach_automatic(void **st)
 	free_server(dead);
 }
 
+/*
+ * A server stopped for longer than --vfio-timeout (SIGSTOP) is declared lost;
+ * when it runs again it answers on the same connection and hangs up, and the
+ * device is re-attached as after a restart -- with no new socket file.
+ */
+static void with_msix_loop_stall(struct fake_srv *s)
+{
+	with_msix_loop(s);
+	memcpy(s->bar1, "live", 4);
+	s->serve = 2;				/* the same listening socket, again */
+	vm.cfg.vfio_timeout_ms = 300;
+}
+
+static int setup_msix_loop_stall(void **st) { attach(with_msix_loop_stall); return 0; }
+
+static void test_reattach_after_stall(void **st)
+{
+	struct device *dev = device_find(&vm, "vfio0");
+	struct vfio_pci *vp = container_of(dev, struct vfio_pci, dev);
+	struct stat before, after;
+	uint64_t t0;
+	uint8_t buf[4];
+	int ret;
+
+	assert_int_equal(stat(sock_path, &before), 0);
+
+	srv->sabotage_cmd = VFIO_USER_REGION_READ;
+	srv->sabotage = S_DELAY;		/* stopped for 1.2 s */
+	srv->delay_ms = 1200;
+	t0 = now_ns();
+	do {					/* the guest keeps looking */
+		ret = vp->vdev->ops->region_read(vp->vdev, 1, 0, buf, 4);
+		loop_run_once(vm.loop, 20);
+	} while (ret == -EAGAIN && now_ns() - t0 < 1000000000ull);
+	assert_int_equal(ret, -ETIMEDOUT);
+	assert_false(vp_alive(vp));		/* lost after the timeout */
+
+	t0 = now_ns();
+	while (!vp_alive(vp) && now_ns() - t0 < 3000000000ull)
+		loop_run_once(vm.loop, 100);
+	if (!vp_alive(vp))
+		close(connect_to(sock_path));	/* let the waiting server thread end */
+	assert_true(vp_alive(vp));
+	assert_int_equal(stat(sock_path, &after), 0);
+	assert_int_equal(after.st_ino, before.st_ino);	/* no new socket file */
+	assert_int_equal(srv->resets, 1);		/* a function reset */
+	assert_int_equal(srv->nr_dmas, 2);		/* setup redone */
+	assert_true(srv->nr_irq >= 2);
+	assert_int_equal(vp->vdev->ops->region_read(vp->vdev, 1, 0, buf, 4), 0);
+	assert_memory_equal(buf, "live", 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -555,6 +608,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reattach_refuses_another_device, setup_msix,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_reattach_automatic, setup_msix_loop,
+						teardown_loop),
+		cmocka_unit_test_setup_teardown(test_reattach_after_stall, setup_msix_loop_stall,
 						teardown_loop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -67,6 +67,7 @@ struct fake_srv {
 	enum sabotage sabotage;
 	uint32_t error_no;
 	unsigned delay_ms;
+	unsigned serve;			/* srv_listen: clients served one after another (0: 1) */
 	unsigned iofd_stride;		/* 40 (spec), 48 (libvfio-user) or junk */
 	bool mig_pad;			/* MIG_DATA_READ replies as long as asked (libvfio-user) */
 	/* device model */
@@ -824,9 +825,15 @@ static void *srv_accept_main(void *arg)
 	struct fake_srv *s = arg;
 	int lfd = s->sock;
 
-	s->sock = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	/* the same listening socket serves again: a stopped server that resumed */
+	for (unsigned n = s->serve ? s->serve : 1; n; n--) {
+		s->sock = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (s->sock < 0)
+			break;
+		srv_main(s);
+	}
 	close(lfd);
-	return s->sock < 0 ? NULL : srv_main(s);
+	return NULL;
 }
 
 /* Serve one client that connects to path (for code that opens by socket path). */
