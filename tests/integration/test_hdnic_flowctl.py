@@ -235,3 +235,39 @@ def test_polling_yields_keeps_doorbells_suppressed_then_sleeps(ns, tmp_path):
     finally:
         tap.close()
         nic.stop_checked()
+
+
+def test_waiting_frames_of_a_stopped_or_deleted_function_are_dropped(ns, tmp_path):
+    """A function quiesced by the migration FSM does no DMA: its waiting frames
+    are dropped as rx_stopped, not delivered on RUNNING; an ADI deleted with
+    frames waiting takes them with it (the NIC keeps working, nothing leaks)."""
+    nic = start_nic(ns, tmp_path, "--rx-wait-us", "10000000")
+    tap = ns.packet_socket("hdt0")
+    try:
+        with VirtioNetVF(nic.sock(0)) as a:
+            a.post_rx(1)
+            for i in range(4):
+                tap.send(tagged(a.mac(), PEER, b"fa", i))
+            assert wait_for(lambda: nic.stats(0)["rx_waiting"] == 3)
+            a.c.set_mig_state(vu.MIG_STOP)
+            assert wait_for(lambda: nic.stats(0)["rx_waiting"] == 0)
+            st = nic.stats(0)
+            assert st["rx_stopped"] == 3 and st["rx_wait_drops"] == 0
+            a.c.set_mig_state(vu.MIG_RUNNING)
+            assert recv_seqs(a, b"fa", 1) == [0]
+            a.post_rx()
+            assert recv_seqs(a, b"fa", 1, timeout=0.5) == [], "a stopped function's frame came late"
+        nic.adi_add("fc1")
+        with VirtioNetVF(nic.adi_sock("fc1")) as d:
+            d.post_rx(1)
+            for i in range(4):
+                tap.send(tagged(d.mac(), PEER, b"fd", i))
+            assert wait_for(lambda: nic.dev_stats("adi-fc1")["rx_waiting"] == 3)
+            assert nic.ctl("adi-del", "fc1").returncode == 0
+        with VirtioNetVF(nic.sock(1)) as b:
+            b.post_rx()
+            tap.send(tagged(b.mac(), PEER, b"fb", 0))
+            assert recv_seqs(b, b"fb", 1) == [0]
+    finally:
+        tap.close()
+        nic.stop_checked()
