@@ -22,16 +22,19 @@ endif
 PYTHON   ?= /usr/bin/python3
 
 # Library code shared by hdvm, hdnic and the unit tests: everything except mains.
+# The etcd client (libcurl) stays out: hdvm links statically and libcurl's
+# Debian dependency chain has no static libraries; hdvm-owner links it.
+ETCD_SRCS := migration/etcd_http.c
 LIB_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c vmm/*/*.c)) \
-            $(wildcard devices/*.c devices/legacy/*.c devices/pci/*.c \
-                       devices/virtio/*.c devices/vfio/*.c migration/*.c)
+            $(filter-out $(ETCD_SRCS),$(wildcard devices/*.c devices/legacy/*.c \
+                       devices/pci/*.c devices/virtio/*.c devices/vfio/*.c migration/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB      := $(BUILD)/libhdvm.a
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-all: $(BUILD)/hdvm guest hdnic-all $(BUILD)/udpflood
+all: $(BUILD)/hdvm guest hdnic-all $(BUILD)/udpflood $(BUILD)/hdvm-owner
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -43,6 +46,10 @@ $(LIB): $(LIB_OBJS)
 
 $(BUILD)/hdvm: $(BUILD)/obj/vmm/main.o $(LIB)
 	$(CC) $(LDFLAGS) $(HDVM_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# failover ownership through etcd, for operators and tests (migration/README.md)
+$(BUILD)/hdvm-owner: $(BUILD)/obj/tools/hdvm_owner.o $(ETCD_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcurl $(LDLIBS)
 
 # host-side traffic generator for the network benchmarks
 $(BUILD)/udpflood: tools/udpflood.c

@@ -1,0 +1,178 @@
+# SPDX-License-Identifier: MIT
+"""Failover ownership against a real etcd (issue 13): hdvm-owner processes play
+primary and standby(s); the test's own etcd observer says what etcd saw.  No
+KVM needed: ownership decides who may release output, whatever the VM is."""
+import signal
+import time
+
+import pytest
+
+from etcdlib import Etcd, KeyWatch, Owner, CutProxy
+
+VM = "vm1"
+KEY = f"/hdvm/vm/{VM}/owner"
+TTL = 2                  # s; renew 300 ms, margin 800 ms: fence 1.2 s after a renewal
+
+
+@pytest.fixture
+def etcd(tmp_path):
+    e = Etcd(tmp_path)
+    yield e
+    e.stop()
+
+
+@pytest.fixture
+def owners():
+    started = []
+
+    def start(*a, **kw):
+        o = Owner(*a, **kw)
+        started.append(o)
+        return o
+
+    yield start
+    for o in started:
+        o.kill()
+
+
+def test_primary_holds_and_renews_past_its_ttl(etcd, owners):
+    a = owners(etcd.url, VM, "hold", "--epoch", "3", holder="A")
+    _, _, detail = a.wait_event("acquired")
+    assert "ttl=2" in detail
+    value, lease = etcd.get(KEY)
+    assert value == "A" and lease
+    time.sleep(3 * TTL)                   # three TTLs: only renewals keep it
+    assert etcd.get(KEY) == ("A", lease)
+    assert etcd.lease_ttl(lease) >= 1
+    assert etcd.get(f"/hdvm/vm/{VM}/epoch")[0] == "3"
+    assert not a.has("fenced")
+    a.send("release")
+    assert a.wait() == 0
+    assert etcd.get(KEY) is None
+    # a clean release leaves a record no standby activates from on its own
+    assert "released" in etcd.get(f"/hdvm/vm/{VM}/stale")[0]
+
+
+def test_second_primary_is_refused_while_the_key_is_held(etcd, owners):
+    a = owners(etcd.url, VM, "hold", holder="A")
+    a.wait_event("acquired")
+    b = owners(etcd.url, VM, "hold", holder="B")
+    assert b.wait() == 2
+    assert "held by A" in b.wait_event("busy")[2]
+
+
+def test_primary_killed_standby_takes_over_after_the_lease_expires(etcd, owners):
+    a = owners(etcd.url, VM, "hold", "--epoch", "5", holder="A")
+    a.wait_event("acquired")
+    lease_a = etcd.get(KEY)[1]
+    watch = KeyWatch(etcd, KEY)
+    b = owners(etcd.url, VM, "takeover", "--epoch", "5", "--poll-ms", "20", holder="B")
+    time.sleep(1.0)
+    assert not b.has("active"), "the standby activated while the primary held the key"
+    a.proc.send_signal(signal.SIGKILL)
+    t_kill = time.time()
+    a.wait()
+    _, t_active, _ = b.wait_event("active", timeout=TTL + 5)
+    # the standby activated only once etcd no longer held A's lease
+    assert t_active > watch.seen[lease_a]
+    assert t_active - t_kill > TTL - 0.3 - 0.1    # at most one renew interval early
+    value, lease_b = etcd.get(KEY)
+    assert value == "B" and lease_b != lease_a
+    # ...and serves: it keeps the key past its own TTL
+    time.sleep(2 * TTL)
+    assert etcd.get(KEY) == ("B", lease_b)
+    assert not b.has("fenced")
+    watch.stop()
+
+
+def test_standby_whose_checkpoint_was_marked_stale_is_refused_even_after_expiry(etcd, owners):
+    a = owners(etcd.url, VM, "hold", "--epoch", "5", holder="A")
+    a.wait_event("acquired")
+    a.send("stale 5")                      # A goes on without its standby
+    a.wait_event("stale")
+    b = owners(etcd.url, VM, "takeover", "--epoch", "5", "--poll-ms", "20", holder="B")
+    watch = KeyWatch(etcd, KEY)
+    lease_a = etcd.get(KEY)[1]
+    a.proc.send_signal(signal.SIGKILL)
+    assert b.wait(TTL + 5) == 4
+    _, t_refused, why = b.wait_event("refused")
+    assert t_refused > watch.seen[lease_a]         # refused after expiry, not before
+    assert "stale" in why and "without its standby" in why
+    time.sleep(0.5)
+    assert etcd.get(KEY) is None                    # nobody serves: safety first
+    watch.stop()
+    # the operator restarts it from the stale checkpoint, deliberately
+    c = owners(etcd.url, VM, "takeover", "--epoch", "5", "--restart-from-stale", holder="B2")
+    assert "operator restart" in c.wait_event("active")[2]
+    assert etcd.get(KEY)[0] == "B2"
+
+
+def test_standby_behind_the_committed_epoch_is_refused(etcd, owners):
+    a = owners(etcd.url, VM, "hold", "--epoch", "9", holder="A")
+    a.wait_event("current")
+    a.kill()
+    b = owners(etcd.url, VM, "takeover", "--epoch", "7", "--poll-ms", "20", holder="B")
+    assert b.wait(TTL + 5) == 4
+    assert "holds epoch 7 but epoch 9 was committed" in b.wait_event("refused")[2]
+    assert etcd.get(KEY) is None
+
+
+def test_primary_cut_from_etcd_fences_before_its_lease_expires(etcd, owners):
+    proxy = CutProxy(etcd.client_port)
+    try:
+        a = owners(proxy.url, VM, "hold", "--epoch", "4", holder="A")
+        a.wait_event("acquired")
+        lease_a = etcd.get(KEY)[1]
+        watch = KeyWatch(etcd, KEY)
+        b = owners(etcd.url, VM, "takeover", "--epoch", "4", "--poll-ms", "20", holder="B")
+        time.sleep(0.5)
+        proxy.cut()                         # A's requests now hang, unanswered
+        _, t_fence, why = a.wait_event("fenced", timeout=TTL + 3)
+        assert "renewed" in why or "unreachable" in why
+        _, t_active, _ = b.wait_event("active", timeout=TTL + 5)
+        watch.stop()
+        # the ordering that matters: A stopped releasing output while etcd
+        # still held A's lease, and B began only after etcd dropped it
+        assert t_fence < watch.seen[lease_a] < t_active
+        assert a.wait(5) == 3
+        assert etcd.get(KEY)[0] == "B"
+    finally:
+        proxy.close()
+
+
+def test_etcd_restart_mid_run_keeps_the_owner(etcd, owners):
+    # TTL 6 s, margin 1.5 s: 4.5 s for etcd to come back
+    a = owners(etcd.url, VM, "hold", holder="A", ttl=6, renew_ms=300, margin_ms=1500,
+               timeout_ms=300)
+    a.wait_event("acquired")
+    lease = etcd.get(KEY)[1]
+    etcd.restart()
+    time.sleep(2.0)
+    a.send("status")
+    _, _, st = a.wait_event("status")
+    assert st.startswith("primary:"), st
+    assert etcd.get(KEY) == ("A", lease)
+    assert not a.has("fenced")
+
+
+def test_two_standbys_racing_exactly_one_wins(etcd, owners):
+    a = owners(etcd.url, VM, "hold", "--epoch", "2", holder="A")
+    a.wait_event("acquired")
+    standbys = [owners(etcd.url, VM, "takeover", "--epoch", "2", "--poll-ms", "5",
+                       "--wait-ms", str((TTL + 3) * 1000), holder=h) for h in ("B", "C")]
+    time.sleep(0.3)
+    a.kill()
+    time.sleep(TTL + 4)
+    active = [s for s in standbys if s.has("active")]
+    assert len(active) == 1, [s.lines for s in standbys]
+    loser = standbys[1] if active[0] is standbys[0] else standbys[0]
+    assert loser.wait(5) in (2, 5)          # saw the winner's key, or lost the txn
+    assert etcd.get(KEY)[0] == active[0].holder
+
+
+def test_endpoint_list_fails_over_to_a_live_member(etcd, owners):
+    dead = f"http://127.0.0.1:{__import__('etcdlib').free_port()}"
+    a = owners(f"{dead},{etcd.url}", VM, "hold", holder="A")
+    a.wait_event("acquired")
+    time.sleep(TTL + 1)
+    assert etcd.get(KEY)[0] == "A" and not a.has("fenced")
