@@ -64,6 +64,8 @@ static json_object *dev_entry(const struct vdev *vd)
 	mac_format(vd->mac, mac);
 	add_identity(o, vd);
 	add(o, "mac", json_object_new_string(mac));
+	add(o, "mac_bound", json_object_new_boolean(nic_mac_bound(vd->nic, vd)));
+	add(o, "mac_admin", json_object_new_boolean(nic_mac_is_admins(vd)));
 	add(o, "socket", json_object_new_string(vd->vfu->sock_path));
 	add(o, "client", json_object_new_boolean(vdev_has_client(vd)));
 	add(o, "state", json_object_new_string(vdev_state_name(vd)));
@@ -282,6 +284,8 @@ static json_object *cmd_set_mac(struct nic *nic, json_object *req, char *err, si
 	}
 	if (nic_set_mac(nic, vd, mac, err, errlen))
 		return NULL;
+	memcpy(vd->mac_pf, mac, 6);
+	vd->mac_admin = true;	/* stays with this function when a guest moves away */
 	return json_object_new_object();
 }
 

@@ -465,25 +465,88 @@ void nic_forward_from_uplink(struct nic *nic, const uint8_t *frame, uint32_t len
 
 /* ---- PF driver operations ---- */
 
+struct vdev *nic_mac_owner(struct nic *nic, const uint8_t mac[6])
+{
+	return nic_port(nic, sw_static_port(&nic->sw, mac));
+}
+
+/* vd's MAC forwards to vd (a released one may be another function's by now). */
+bool nic_mac_bound(struct nic *nic, const struct vdev *vd)
+{
+	return sw_static_port(&nic->sw, vd->mac) == (int)vd->port;
+}
+
+/* vd stops receiving for its MAC; vd->mac stays what config space shows. */
+void nic_mac_release(struct nic *nic, struct vdev *vd)
+{
+	if (!nic_mac_bound(nic, vd))
+		return;
+	sw_remove(&nic->sw, vd->mac);
+	arpd_flush_port(&nic->arpd, vd->port);
+}
+
+/* Bind a released MAC again if no other function took it meanwhile. */
+int nic_mac_rebind(struct nic *nic, struct vdev *vd)
+{
+	struct vdev *owner;
+
+	if (nic_mac_bound(nic, vd))
+		return 0;
+	owner = nic_mac_owner(nic, vd->mac);
+	if (owner)
+		return -EEXIST;
+	return sw_set_static(&nic->sw, vd->mac, vd->port);
+}
+
+/* vd shows the MAC the admin assigned it (it stays with vd). */
+bool nic_mac_is_admins(const struct vdev *vd)
+{
+	return vd->mac_admin && !memcmp(vd->mac, vd->mac_pf, 6);
+}
+
+/*
+ * vd's client went (vdev.h, mac_pf): a guest's MAC leaves with the guest
+ * and the function returns to the PF's assignment; its own MAC is released
+ * too when the state was handed away, unless the admin assigned it.
+ */
+void nic_mac_client_gone(struct nic *nic, struct vdev *vd)
+{
+	bool guests = memcmp(vd->mac, vd->mac_pf, 6);
+	char mac[18];
+
+	if (!guests && (!vd->handed_off || vd->mac_admin))
+		return;
+	mac_format(vd->mac, mac);
+	if (nic_mac_bound(nic, vd))
+		pr_info("%s: client gone%s: MAC %s released", vd->dev.id,
+			vd->handed_off ? " after handing the state away" : "", mac);
+	nic_mac_release(nic, vd);
+	if (!guests)
+		return;		/* bound again by the next client, if still free */
+	vdev_set_mac(vd, vd->mac_pf);
+	nic_mac_rebind(nic, vd);
+}
+
 int nic_set_mac(struct nic *nic, struct vdev *vd, const uint8_t mac[6], char *err, size_t errlen)
 {
 	struct vdev *owner;
+	bool bound = nic_mac_bound(nic, vd);
 
 	if (mac_is_multicast(mac) || mac_is_zero(mac)) {
 		if (err)
 			snprintf(err, errlen, "a device MAC must be unicast and non-zero");
 		return -EINVAL;
 	}
-	owner = nic_port(nic, sw_static_port(&nic->sw, mac));
+	owner = nic_mac_owner(nic, mac);
 	if (owner && owner != vd) {
 		if (err)
 			snprintf(err, errlen, "MAC already belongs to %s", owner->dev.id);
 		return -EEXIST;
 	}
-	sw_remove(&nic->sw, vd->mac);
-	arpd_flush_port(&nic->arpd, vd->port);	/* its addresses answer to the old MAC */
+	nic_mac_release(nic, vd);	/* its addresses answer to the old MAC */
 	if (sw_set_static(&nic->sw, mac, vd->port)) {
-		sw_set_static(&nic->sw, vd->mac, vd->port);
+		if (bound)
+			sw_set_static(&nic->sw, vd->mac, vd->port);
 		if (err)
 			snprintf(err, errlen, "switch table full");
 		return -ENOSPC;

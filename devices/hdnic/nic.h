@@ -141,6 +141,13 @@ void nic_forward_from_uplink(struct nic *nic, const uint8_t *frame, uint32_t len
 
 /* Default MACs: locally administered, 02:48:44 ("HD"), NIC name hash, port. */
 void nic_default_mac(const struct nic *nic, unsigned port, uint8_t mac[6]);
+/* The function holding mac on the switch, or NULL. */
+struct vdev *nic_mac_owner(struct nic *nic, const uint8_t mac[6]);
+bool nic_mac_bound(struct nic *nic, const struct vdev *vd);
+void nic_mac_release(struct nic *nic, struct vdev *vd);
+int nic_mac_rebind(struct nic *nic, struct vdev *vd);
+void nic_mac_client_gone(struct nic *nic, struct vdev *vd);
+bool nic_mac_is_admins(const struct vdev *vd);
 
 /* PF driver operations (management socket). */
 int nic_set_mac(struct nic *nic, struct vdev *vd, const uint8_t mac[6], char *err,

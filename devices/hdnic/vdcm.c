@@ -75,6 +75,7 @@ struct vdev *vdcm_adi_compose(struct nic *nic, const char *name, unsigned queues
 	qp_pool_alloc(&nic->qps, queues, NULL, qps);	/* checked above: cannot fail */
 	snprintf(id, sizeof(id), "adi-%s", name);
 	vd = vdev_create(nic, VDEV_ADI, slot, port, id, mac, qps, queues);
+	vd->mac_admin = mac_in != NULL;
 	for (unsigned k = 0; k < queues; k++)
 		qps[k]->owner = vd;
 	nic_plug(nic, vd);
@@ -110,7 +111,7 @@ void vdcm_adi_del(struct nic *nic, struct vdev *vd)
 	if (vd->dev.realized)
 		vd->dev.ops->unrealize(&vd->dev);	/* drops the client, unlinks the socket */
 	vdev_stop_polling(vd);
-	sw_remove(&nic->sw, vd->mac);
+	nic_mac_release(nic, vd);
 	sw_flush_port(&nic->sw, vd->port);
 	for (unsigned k = 0; k < vd->nr_qps; k++)
 		qp_pool_release(&nic->qps, vd->qps[k]);

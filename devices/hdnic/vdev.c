@@ -36,6 +36,7 @@ struct vdev *vdev_create(struct nic *nic, enum vdev_kind kind, unsigned index, u
 	vd->index = index;
 	vd->port = port;
 	memcpy(vd->mac, mac, 6);
+	memcpy(vd->mac_pf, mac, 6);
 	vd->nr_qps = nr_qps;
 	memcpy(vd->qps, qps, nr_qps * sizeof(*qps));
 	vd->vfu = vfu_endpoint_create(&vdev_vfu_ops, vd, vd->dev.id, &nic->loop,
@@ -267,6 +268,15 @@ int vdev_client_attach(struct vdev *vd)
 		err = -ENOSPC;
 		goto fail;
 	}
+	if (nic_mac_rebind(vd->nic, vd)) {
+		char mac[18];
+
+		mac_format(vd->mac, mac);
+		pr_info("%s: MAC %s went to %s with its guest: this function receives nothing "
+			"until set-mac gives it another", vd->dev.id, mac,
+			nic_mac_owner(vd->nic, vd->mac) ? nic_mac_owner(vd->nic, vd->mac)->dev.id
+							 : "another function");
+	}
 	vdev_function_reset(vd);
 	return 0;
 fail:
@@ -286,6 +296,8 @@ void vdev_client_detach(struct vdev *vd)
 	dma_space_unmap_all(&vd->as);
 	kicks_close(vd);
 	doorbell_destroy(vd);
+	nic_mac_client_gone(vd->nic, vd);
+	vd->handed_off = false;
 	vdev_function_reset(vd);
 	vdev_output_client_gone(vd);
 }

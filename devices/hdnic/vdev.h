@@ -129,7 +129,19 @@ struct vdev {
 	unsigned index;		/* VF number, or ADI slot */
 	unsigned port;		/* switch port: index in nic->ports */
 	unsigned devs_slot;	/* index in nic->devs */
-	uint8_t mac[6];
+	uint8_t mac[6];		/* what config space shows: the guest's MAC */
+	/*
+	 * The PF's assignment: the default, or the admin's (mac_admin: set-mac,
+	 * adi-add --mac).  A loaded state brings its guest's MAC into mac; when
+	 * the client goes, a guest's MAC goes with it and the function returns
+	 * to mac_pf.  The function's own MAC goes too if the client detached
+	 * after handing the state away (handed_off: STOP_COPY was entered and
+	 * the function did not run again), unless the admin assigned it:
+	 * another function can then load that state (nic_mac_client_gone).
+	 */
+	uint8_t mac_pf[6];
+	bool mac_admin;
+	bool handed_off;
 	bool trusted;		/* may send from other source MACs */
 
 	/* Queue pairs from the pool: the hardware behind this function. */

@@ -339,6 +339,8 @@ int vdev_mig_set_state(struct vdev *vd, uint32_t target)
 		}
 		vd->mig.state = next;
 		vd->mig.arcs++;
+		/* handed away: STOP_COPY entered, and from there only STOP (vdev.h) */
+		vd->handed_off = next == STOP_COPY || (vd->handed_off && next == STOP);
 	}
 	return 0;
 }

@@ -308,6 +308,7 @@ int vdev_load(struct vdev *vd, struct state_buf *sb)
 	struct vq vq[VDEV_MAX_QUEUES];
 	struct virtio_net_state *vn = &vd->vn;
 	unsigned nq = vdev_nr_queues(vd);
+	struct vdev *owner;
 	bool ev;
 	int err;
 
@@ -350,7 +351,21 @@ int vdev_load(struct vdev *vd, struct state_buf *sb)
 			vq[i].signalled_valid = q->signalled_valid;
 		}
 	}
-	if (memcmp(s.mac, vd->mac, 6)) {
+	/*
+	 * The guest's MAC comes with it; a live function holding it keeps it
+	 * (a source releases it when its client detaches after STOP_COPY).
+	 */
+	owner = nic_mac_owner(vd->nic, s.mac);
+	if (owner && owner != vd) {
+		char mac[18];
+
+		mac_format(s.mac, mac);
+		return refuse(vd, -EEXIST, "the guest's MAC %s is %s's (%s): %s cannot take it",
+			      mac, owner->dev.id, nic_mac_is_admins(owner) ? "assigned by the admin" :
+			      owner->handed_off ? "its client has not detached yet" :
+			      "its function is live", vd->dev.id);
+	}
+	if (memcmp(s.mac, vd->mac, 6) || !owner) {
 		char why[64];
 
 		err = nic_set_mac(vd->nic, vd, s.mac, why, sizeof(why));

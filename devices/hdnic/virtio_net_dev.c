@@ -406,6 +406,8 @@ void vdev_update_running(struct vdev *vd)
 		   !vd->dev.paused && vdev_has_client(vd);
 
 	vd->running = run;
+	if (run)
+		vd->handed_off = false;	/* it runs again: its state is here after all */
 	sw_port_set_live(&vd->nic->sw, vd->port, vdev_live(vd));
 	if (vd->nic->rxw_list)
 		rxw_update_block(vd->nic);	/* who can take a frame changed */

@@ -309,6 +309,93 @@ def test_state_stream_saves_and_loads_back(nic, tap):
         assert c.mig_state() == vu.MIG_RUNNING
 
 
+def save_stream(c):
+    """STOP_COPY's whole stream, the function left in STOP."""
+    c.set_mig_state(vu.MIG_STOP_COPY)
+    stream = c.mig_data_read(1 << 16)
+    c.set_mig_state(vu.MIG_STOP)
+    return stream
+
+
+def load_stream(nic, dst, stream):
+    """RESUMING -> RUNNING on dst; the errno if the state is refused (dst reset)."""
+    dst.set_mig_state(vu.MIG_RESUMING)
+    dst.mig_data_write(stream)
+    try:
+        dst.set_mig_state(vu.MIG_RUNNING)
+        return 0
+    except vu.VfioUserError as e:
+        assert dst.mig_state() == vu.MIG_ERROR
+        dst.reset()
+        return e.errno
+
+
+def test_state_moves_to_another_function_once_the_source_detached(nic, tap):
+    """A VF's state loads into another VF of the same hdnic once the source's
+    client detached after STOP_COPY: the guest's MAC goes with it (the source
+    keeps showing it but no longer receives for it; the destination does).
+    While the source's client is still there, the load is refused naming
+    both functions.  A function whose guest left returns to its own MAC; the
+    source's next client gets its MAC back once the guest left it again."""
+    with VirtioNetVF(nic.sock(0)) as vf, VfioUserClient(nic.sock(1)) as dst:
+        vf.post_rx()
+        mac0, mac1 = nic.vf_info(0)["mac"], nic.vf_info(1)["mac"]
+        stream = save_stream(vf.c)
+        dst.version()
+        dst.dma_map(vf.memfd, vf.IOVA, vf.MEM_SIZE)
+        assert load_stream(nic, dst, stream) == errno.EEXIST
+        assert nic.vf_info(1)["mig_error"] == (
+            f"the guest's MAC {mac0} is vf0's (its client has not detached yet): "
+            "vf1 cannot take it")
+        assert nic.vf_info(0)["mac_bound"]
+        vf.c.close()
+        assert wait_for(lambda: not nic.vf_info(0)["client"], timeout=3)
+        info = nic.vf_info(0)
+        assert info["mac"] == mac0 and not info["mac_bound"]
+        assert load_stream(nic, dst, stream) == 0
+        info = nic.vf_info(1)
+        assert info["mac"] == mac0 and info["mac_bound"] and not info["mac_admin"]
+        assert info["state"] == "running" and info["mig_error"] == ""
+        tap.send(ether_frame(mac_bytes(mac0), PEER, payload=b"on-vf1"))
+        assert vf.recv(match=tagged(b"on-vf1"))
+        assert nic.stats(1)["rx_packets"] == 1 and nic.stats(0)["rx_packets"] == 0
+        # vf0's next client: its MAC is vf1's now, so vf0 receives nothing for it
+        with VfioUserClient(nic.sock(0)) as again:
+            again.version()
+            assert wait_for(lambda: nic.vf_info(0)["client"], timeout=3)
+            assert not nic.vf_info(0)["mac_bound"]
+        # the guest moves back: vf1 hands it away and returns to its own MAC, vf0 takes it
+        stream = save_stream(dst)
+        dst.close()
+        assert wait_for(lambda: nic.vf_info(1)["mac"] == mac1, timeout=3)
+        assert nic.vf_info(1)["mac_bound"]
+        with VfioUserClient(nic.sock(0)) as back:
+            back.version()
+            back.dma_map(vf.memfd, vf.IOVA, vf.MEM_SIZE)
+            assert load_stream(nic, back, stream) == 0
+            assert nic.vf_info(0)["mac_bound"] and nic.vf_info(0)["state"] == "running"
+
+
+def test_admin_assigned_mac_stays_with_its_function(nic):
+    """A MAC the admin gave a function (set-mac) is not released when a
+    guest's state leaves it: loading that state elsewhere is refused naming
+    both functions, and the source keeps receiving for it."""
+    assert nic.ctl("set-mac", "0", "02:00:00:00:77:01").returncode == 0
+    assert nic.vf_info(0)["mac_admin"]
+    with VirtioNetVF(nic.sock(0)) as vf, VfioUserClient(nic.sock(1)) as dst:
+        stream = save_stream(vf.c)
+        vf.c.close()
+        assert wait_for(lambda: not nic.vf_info(0)["client"], timeout=3)
+        assert nic.vf_info(0)["mac_bound"]
+        dst.version()
+        dst.dma_map(vf.memfd, vf.IOVA, vf.MEM_SIZE)
+        assert load_stream(nic, dst, stream) == errno.EEXIST
+        assert nic.vf_info(1)["mig_error"] == (
+            "the guest's MAC 02:00:00:00:77:01 is vf0's (assigned by the admin): "
+            "vf1 cannot take it")
+        assert nic.vf_info(1)["mac"] != "02:00:00:00:77:01"
+
+
 def test_function_moves_to_another_nic(ns, tmp_path):
     """The state stream of a VF loaded into a VF of a second hdnic: the
     destination continues the rings where the source stopped."""
@@ -385,9 +472,10 @@ def test_pre_copy_runs_then_stop_copy_completes(nic, tap):
         dst.dma_map(vf.memfd, vf.IOVA, vf.MEM_SIZE)
         c.set_mig_state(vu.MIG_STOP)
         c.reset()
+        mac = nic.vf_info(0)["mac"]
+        c.close()       # the source's client goes: its MAC goes with the guest
+        assert wait_for(lambda: not nic.vf_info(0)["client"], timeout=3)
         dst.set_mig_state(vu.MIG_RESUMING)
         dst.mig_data_write(ahead + rest)
-        mac = nic.vf_info(0)["mac"]
-        assert nic.ctl("set-mac", "0", "02:00:00:00:77:09").returncode == 0  # vf1 takes it
         assert dst.set_mig_state(vu.MIG_RUNNING) == vu.MIG_RUNNING
         assert nic.vf_info(1)["mac"] == mac and nic.vf_info(1)["mig_announces"] == 1

@@ -5,8 +5,8 @@
  * VF (in a network namespace of the test's own), and what hdnic reports
  * (`hdnic ctl DIR list --json`: mig_state, mac) shows that pause stopped
  * the function and resume ran it again, and that a function's state saved
- * from one VF (STOP_COPY) is taken by another VF (RESUMING) once the source
- * gave up its MAC (refused with the reason while it has not), a corrupt one
+ * from one VF (STOP_COPY) is taken by another VF (RESUMING) once the source's
+ * client detached (refused with the reason while it has not), a corrupt one
  * refused with the arc named and the function running again.  And the
  * issue's check for a VF and an ADI: with a driver's RX buffers in guest RAM, frames
  * sent for a paused VM change not one byte of it (hdnic counts them as
@@ -115,7 +115,7 @@ static void vm_down(struct vm *vm)
 /* A field of device dev (vf0, adi-NAME) in `hdnic ctl DIR list|stats --json`. */
 static char *dev_query(const char *what, const char *dev, const char *key)
 {
-	static char val[64];
+	static char val[160];
 	char cmd[PATH_MAX + 128], out[65536];
 	json_object *root, *arr, *e, *v;
 	const char *lists[] = { "vfs", "adis" };
@@ -414,21 +414,26 @@ static void test_state_moves_to_another_function(void **st)
 	state_init_writer(&dev_sb);
 	assert_int_equal(d->ops->mig->save_final(d, &dev_sb), 0);
 	assert_true(dev_sb.len > 16);
-	vm_down(a);
 
 	vm_up(b, 1);
-	/* VF 0 still owns that MAC on hdnic's switch: VF 1 cannot take it */
+	/* VM a is still attached to VF 0, which owns that MAC: VF 1 cannot take it */
 	state_init_reader(&rd, sb.data, sb.len);
 	assert_int_equal(devices_load(b, &rd, why, sizeof(why)), -EEXIST);
 	assert_non_null(strstr(why, "device vfio0 (vfio-pci)"));
 	assert_non_null(strstr(why, "the device refused RESUMING -> STOP: File exists"));
+	assert_non_null(strstr(vf_field(1, "mig_error"), "is vf0's (its client has not detached "
+			       "yet): vf1 cannot take it"));
 	assert_string_equal(vf_field(1, "mig_state"), "running");
-	/* once the source function lets it go, the state moves */
-	nic_ctl("set-mac 0 02:00:00:00:77:01");
+	/* VM a goes: VF 0 handed its state away, so the MAC goes with the guest */
+	vm_down(a);
+	for (int i = 0; i < 100 && strcmp(vf_field(0, "client"), "false"); i++)
+		usleep(20000);
+	assert_string_equal(vf_field(0, "mac_bound"), "false");
 	state_init_reader(&rd, sb.data, sb.len);
 	assert_int_equal(devices_load(b, &rd, why, sizeof(why)), 0);
 	assert_string_equal(vf_field(1, "mig_state"), "running");
 	assert_string_equal(vf_field(1, "mac"), mac0);		/* VF 0's function state */
+	assert_string_equal(vf_field(1, "mac_bound"), "true");
 
 	/* a blob hdnic cannot take: refused when RESUMING ends, the function runs again */
 	dev_sb.data[8 + 8] ^= 0x55;	/* u64 length, section tag and length, then its version */
