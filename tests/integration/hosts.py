@@ -141,8 +141,9 @@ def udp_frame(dst_mac, src_mac, src_ip, dst_ip, sport, dport, payload):
 
 class UdpGuest:
     """The Python driver as a guest with an IP: answers ARP and UDP counter
-    requests; the counter lives at guest memory offset COUNTER_OFF, so it
-    moves with the memory.  bad_csum counts UDP frames whose checksum did not
+    requests; the counter (and the id of the request it answered last, so a
+    retry is answered the same) lives at guest memory offset COUNTER_OFF, so
+    it moves with the memory.  bad_csum counts UDP frames whose checksum did not
     check out (a guest without checksum offload drops those)."""
 
     COUNTER_OFF = 0xF8000
@@ -185,7 +186,12 @@ class UdpGuest:
                 return
             rid = struct.unpack_from("!Q", udp, 8)[0]
             self.seen.append(rid)
-            val = self._bump()
+            # a retry of the request answered last gets the same answer
+            if rid and rid == struct.unpack_from("<Q", vf.mem, self.COUNTER_OFF + 8)[0]:
+                val = self.counter
+            else:
+                val = self._bump()
+                struct.pack_into("<Q", vf.mem, self.COUNTER_OFF + 8, rid)
             self._send(udp_frame(f[6:12], vf.mac(), self.ip, socket.inet_ntoa(ip_hdr[12:16]),
                                  dport, sport, struct.pack("!QQ", rid, val)))
             self.answered += 1

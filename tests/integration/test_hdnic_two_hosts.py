@@ -436,3 +436,33 @@ def test_tcp_stream_from_a_tso_peer_arrives_in_mss_segments(hosts):
         stream = b"".join(got[k] for k in sorted(got))
         assert stream == data, (sorted(got), len(stream))
         assert len(got) >= 6
+
+
+def test_ten_moves_back_and_forth(hosts):
+    """One guest moved A -> B -> A ... ten times under requests: the counter
+    never skips or repeats, each host answers while it has the guest, the
+    guest-visible statistics only grow, and every announce is counted."""
+    a, b = hosts.nic["a"], hosts.nic["b"]
+    paths = [a.sock(0), b.sock(0)]
+    client = Client(hosts, guest_ip(0))
+    try:
+        with VirtioNetVF(paths[0]) as vf:
+            vf.post_rx()
+            g = UdpGuest(vf, guest_ip(0))
+            last_stats = vf.stats_cap()
+            for move in range(10):
+                assert client.request(g) is not None
+                ahead = pre_copy(vf)
+                stream = stop_and_save(vf, ahead)
+                old = move_driver(vf, paths[(move + 1) % 2], stream)
+                old.close()
+                assert client.request(g) is not None, f"move {move}: no answer"
+                now = vf.stats_cap()
+                assert all(now[k] >= v for k, v in last_stats.items()), (move, now, last_stats)
+                last_stats = now
+            counters = [c for _, c in client.replies]
+            assert counters == list(range(1, 21)), counters
+            assert a.dev_info("vf0")["mig_announces"] == 5
+            assert b.dev_info("vf0")["mig_announces"] == 5
+    finally:
+        client.close()
