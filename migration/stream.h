@@ -70,6 +70,7 @@ struct mig_io {
 	int fd;
 	void *priv;		/* TLS session, memory buffer, ... */
 	uint64_t bytes_in, bytes_out;
+	bool one_way;		/* a file: nobody answers */
 };
 
 int mig_write_all(struct mig_io *io, const void *buf, size_t len);

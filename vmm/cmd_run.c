@@ -9,7 +9,9 @@
 
 #include "devices/virtio/net_cli.h"
 #include "vmm/cli.h"
+#include "migration/transport.h"
 #include "vmm/control.h"
+#include "vmm/migrate.h"
 #include "vmm/run.h"
 #include "vmm/snapshot.h"
 #include "vmm/util.h"
@@ -23,6 +25,7 @@ static void run_usage(FILE *f)
 	fprintf(f,
 "usage: hdvm run --kernel PATH [options]\n"
 "       hdvm run --restore FILE [--name NAME] [--vfio-user SOCKET]... [options]\n"
+"       hdvm run --incoming URI --name NAME [--vfio-user SOCKET]... [options]\n"
 "\n"
 "  --kernel PATH        ELF64 (vmlinux, hdguest) or bzImage kernel\n"
 "  --initrd PATH        initial ramdisk\n"
@@ -47,6 +50,12 @@ static void run_usage(FILE *f)
 "  --restore FILE       continue a VM saved by 'hdvm snapshot' (RAM size, vCPUs,\n"
 "                       --net devices and kernel come from FILE; give as many\n"
 "                       --vfio-user/--vfio devices as it had, same or another)\n"
+"  --incoming URI       receive a VM that 'hdvm migrate' sends: tcp:HOST:PORT\n"
+"                       (plain TCP: for network namespaces on one machine),\n"
+"                       unix:PATH (the same host; RAM is shared, not copied)\n"
+"                       or file:PATH; RAM size, vCPUs, --net devices and\n"
+"                       kernel come from the stream; give as many --vfio-user/\n"
+"                       --vfio devices as the source had (this host's own)\n"
 "  --no-seccomp         do not install the seccomp filters\n"
 "  --debug              verbose diagnostics\n"
 "\n"
@@ -56,7 +65,7 @@ static void run_usage(FILE *f)
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_BOOT, OPT_MEM, OPT_CPUS, OPT_NAME,
        OPT_CONSOLE, OPT_METRICS, OPT_RUN_DIR, OPT_NO_SECCOMP, OPT_DEBUG, OPT_VFIO_USER,
-       OPT_VFIO, OPT_NET, OPT_RESTORE, OPT_VFIO_TIMEOUT, OPT_HELP };
+       OPT_VFIO, OPT_NET, OPT_RESTORE, OPT_VFIO_TIMEOUT, OPT_INCOMING, OPT_HELP };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -76,6 +85,7 @@ static const struct option run_options[] = {
 	{ "net", required_argument, NULL, OPT_NET },
 	{ "vfio-timeout", required_argument, NULL, OPT_VFIO_TIMEOUT },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -140,6 +150,7 @@ static bool builds_machine(int opt)
 static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 {
 	const char *machine_opt = NULL;
+	bool name_given = false;
 	uint64_t v;
 	int opt;
 
@@ -194,6 +205,7 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 				return -EINVAL;
 			}
 			snprintf(cfg->name, sizeof(cfg->name), "%s", optarg);
+			name_given = true;
 			break;
 		case OPT_CONSOLE:
 			if (parse_console(cfg, optarg) < 0)
@@ -229,6 +241,7 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 			break;
 		}
 		case OPT_RESTORE: cfg->restore_path = optarg; break;
+		case OPT_INCOMING: cfg->incoming_uri = optarg; break;
 		case OPT_HELP:
 			run_usage(stdout);
 			exit(0);
@@ -249,12 +262,67 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 		       machine_opt);
 		return -EINVAL;
 	}
-	if (!cfg->kernel && !cfg->restore_path) {
+	if (cfg->incoming_uri && (machine_opt || cfg->restore_path)) {
+		pr_err("--%s cannot be combined with --incoming: the stream decides it",
+		       cfg->restore_path ? "restore" : machine_opt);
+		return -EINVAL;
+	}
+	if (cfg->incoming_uri && !name_given) {
+		pr_err("--incoming needs --name: the VM keeps its name on this host");
+		return -EINVAL;
+	}
+	if (!cfg->kernel && !cfg->restore_path && !cfg->incoming_uri) {
 		pr_err("--kernel is required");
 		return -EINVAL;
 	}
 	cfg->run_dir = control_run_dir(cfg->run_dir);
 	return 0;
+}
+
+/*
+ * --incoming: wait for the source, read the manifest, build the VM from it;
+ * vm_boot() takes the rest of the stream (vmm/migrate.c) and answers.
+ */
+static int run_incoming(struct vm_config *cfg)
+{
+	struct migrate_incoming *in = xzalloc(sizeof(*in));
+	struct mig_uri uri;
+	struct mig_io io;
+	char why[512] = "";
+	int lfd = -1, ret, status;
+
+	ret = mig_uri_parse(cfg->incoming_uri, &uri, why, sizeof(why));
+	if (!ret)
+		ret = mig_listen(&uri, &lfd, why, sizeof(why));
+	if (!ret) {
+		pr_info("VM '%s' waiting for a migration on %s", cfg->name, cfg->incoming_uri);
+		ret = mig_accept(&uri, lfd, 0, &io, why, sizeof(why));
+	}
+	/* one source: later peers are refused by the closed socket */
+	mig_listen_close(&uri, lfd);
+	if (ret) {
+		pr_err("--incoming %s: %s", cfg->incoming_uri, why);
+		free(in);
+		return 1;
+	}
+	ret = migrate_recv_begin(in, &io, why, sizeof(why));
+	if (!ret)
+		ret = migrate_config_from_manifest(&in->m, cfg, why, sizeof(why));
+	if (ret) {
+		pr_err("--incoming %s: %s", cfg->incoming_uri, why);
+		migrate_recv_answer(in, ret, why);
+		status = 1;
+	} else {
+		cfg->incoming = in;
+		status = vmm_run(cfg);
+		if (!in->answered)
+			migrate_recv_answer(in, -EIO, "the destination VM could not start "
+					    "(see its log)");
+	}
+	migrate_recv_end(in);
+	mig_io_close(&io);
+	free(in);
+	return status;
 }
 
 int cmd_run(int argc, char **argv)
@@ -268,5 +336,7 @@ int cmd_run(int argc, char **argv)
 	/* the whole file is checked before /dev/kvm is opened */
 	if (cfg.restore_path && snapshot_restore_prepare(&cfg, cfg.restore_path) < 0)
 		return 1;
+	if (cfg.incoming_uri)
+		return run_incoming(&cfg);
 	return vmm_run(&cfg);	/* the VM releases the snapshot once loaded */
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vmm/migrate_job.h"
 #include "vmm/snapshot.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
@@ -42,6 +43,8 @@ static void change_state(struct vm *vm, int (*change)(struct vm *, char *, size_
 {
 	char why[256];
 
+	if (migrate_job_running())
+		return control_reply_error(r, "a migration is running (hdvm migrate NAME --cancel)");
 	if (change(vm, why, sizeof(why)) < 0)
 		return control_reply_error(r, "%s", why);
 	json_object_object_add(r, "ok", json_object_new_boolean(1));
@@ -74,6 +77,8 @@ static void vm_snapshot_cmd(void *opaque, json_object *req, json_object *r)
 	const char *p;
 	char why[256];
 
+	if (migrate_job_running())
+		return control_reply_error(r, "snapshot: a migration is running");
 	if (!json_object_object_get_ex(req, "path", &path) ||
 	    !json_object_is_type(path, json_type_string))
 		return control_reply_error(r, "snapshot: expected {\"cmd\":\"snapshot\",\"path\":\"FILE\"}");
@@ -100,5 +105,7 @@ const struct control_cmd vm_control_cmds[] = {
 	{ "resume", vm_resume_cmd },
 	{ "stop", vm_stop_cmd },
 	{ "snapshot", vm_snapshot_cmd },
+	{ "migrate", vm_migrate_cmd },
+	{ "migrate-status", vm_migrate_status_cmd },
 };
 const size_t vm_nr_control_cmds = ARRAY_SIZE(vm_control_cmds);

@@ -19,6 +19,7 @@ static const struct {
 	{ "resume", cmd_resume, "resume a paused microVM" },
 	{ "stop", cmd_stop, "stop a microVM" },
 	{ "snapshot", cmd_snapshot, "save a microVM (RAM, vCPU and device state) to a file" },
+	{ "migrate", cmd_migrate, "move a running microVM to 'hdvm run --incoming' (live)" },
 	{ "vfio-probe", cmd_vfio_probe, "attach to a vfio-user server, print what it offers" },
 };
 

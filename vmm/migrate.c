@@ -68,7 +68,7 @@ static int early_answer(struct sender *s)
 {
 	struct pollfd p = { .fd = s->w.io->fd, .events = POLLIN };
 
-	if (s->w.io->fd < 0 || s->o->no_answer || poll(&p, 1, 0) != 1)
+	if (s->w.io->fd < 0 || s->w.io->one_way || s->o->no_answer || poll(&p, 1, 0) != 1)
 		return 0;
 	return read_answer(s->w.io, s->why, s->why_len) ?: -EPROTO;
 }
@@ -315,10 +315,10 @@ int vm_migrate_send(struct vm *vm, struct mig_io *io, const struct migrate_opts 
 		ret = mig_put_end(&s.w);
 	if (ret && !why[0])
 		snprintf(why, len, "sending the stream: %s", strerror(-ret));
-	if (!ret && io->fd >= 0 && io->ops->read && !o->no_answer)
+	if (!ret && io->fd >= 0 && !io->one_way && !o->no_answer)
 		ret = read_answer(io, why, len);
 out:
-	if (ret && s.w.err && !why[0] && !o->no_answer && io->fd >= 0)
+	if (ret && s.w.err && !why[0] && !o->no_answer && !io->one_way && io->fd >= 0)
 		read_answer(io, why, len);
 	if (ret && ret != -ECANCELED && s.w.err && !why[0])
 		snprintf(why, len, "sending the stream: %s", strerror(-s.w.err));
@@ -522,8 +522,13 @@ int migrate_recv_answer(struct migrate_incoming *in, int ret, const char *why)
 		n = snprintf(line, sizeof(line), "OK\n");
 	else
 		n = snprintf(line, sizeof(line), "ERR %.400s\n", why && *why ? why : strerror(-ret));
-	ret = in->io->fd >= 0 ? mig_write_all(in->io, line, (size_t)n) : 0;
-	if (!ret && in->io->fd >= 0 && line[0] == 'E')
+	if (in->answered)
+		return 0;
+	in->answered = true;
+	if (in->io->fd < 0 || in->io->one_way)
+		return 0;
+	ret = mig_write_all(in->io, line, (size_t)n);
+	if (!ret && line[0] == 'E')
 		drain(in->io);
 	return ret;
 }

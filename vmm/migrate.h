@@ -71,6 +71,7 @@ struct migrate_incoming {
 	struct mig_reader r;
 	struct manifest m;
 	int memfd;			/* the source's RAM (unix:), or -1 */
+	bool answered;			/* the source was told */
 	uint64_t t_start;
 };
 

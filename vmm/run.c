@@ -19,6 +19,7 @@
 #include "vmm/control.h"
 #include "vmm/loop.h"
 #include "vmm/metrics.h"
+#include "vmm/migrate_job.h"
 #include "vmm/run.h"
 #include "vmm/seccomp.h"
 #include "vmm/snapshot.h"
@@ -171,6 +172,7 @@ out_vm:
 		vm_request_shutdown(&vm, status, "VM could not start");
 	if (cfg->metrics_path)
 		metrics_sample_memory(&vm, &mu);
+	migrate_job_stop();	/* a migration thread uses the VM to the end */
 	vm_destroy(&vm);
 	snapshot_restore_done(&vm.cfg);	/* if the VM never got to load it */
 	if (cfg->metrics_path && metrics_write(&mf, &vm, &mu) < 0 && !status)

@@ -18,6 +18,7 @@
 #include "vmm/cpu_setup.h"
 #include "vmm/kvm_ops.h"
 #include "vmm/machine_dev.h"
+#include "vmm/migrate.h"
 #include "vmm/snapshot.h"
 #include "vmm/util.h"
 #include "vmm/vcpu.h"
@@ -220,7 +221,27 @@ static int load_guest(struct vm *vm)
 
 	if (vm->cfg.restore)
 		return snapshot_restore_ram(vm);
+	if (vm->cfg.incoming)
+		return 0;	/* RAM arrives in migrate_recv_finish() */
 	return boot_load(&vm->mem, &req, &vm->boot);	/* 0 or -errno, the problem printed */
+}
+
+/* The rest of a migration stream: RAM, then vCPU/VM and device state, all checked first. */
+static int incoming_finish(struct vm *vm)
+{
+	struct migrate_incoming *in = vm->cfg.incoming;
+	char why[512] = "";
+	int ret = migrate_recv_finish(in, vm, why, sizeof(why));
+
+	if (ret < 0) {
+		pr_err("--incoming %s: %s", vm->cfg.incoming_uri, why);
+		migrate_recv_answer(in, ret, why);
+		return ret;
+	}
+	pr_debug("--incoming %s: %llu pages, %llu zero pages, %llu ms", vm->cfg.incoming_uri,
+		 (unsigned long long)in->r.pages, (unsigned long long)in->r.zero_pages,
+		 (unsigned long long)((now_ns() - in->t_start) / 1000000));
+	return 0;
 }
 
 int vm_boot(struct vm *vm)
@@ -250,6 +271,11 @@ int vm_boot(struct vm *vm)
 		if (ret < 0)
 			return ret;
 	}
+	if (vm->cfg.incoming) {
+		ret = incoming_finish(vm);
+		if (ret < 0)
+			return ret;
+	}
 	vcpu_signals_init();
 	vm->state = VM_RUNNING;
 	for (int i = 0; i < vm->ncpus; i++) {
@@ -257,6 +283,8 @@ int vm_boot(struct vm *vm)
 		if (ret < 0)
 			return ret;
 	}
+	if (vm->cfg.incoming)	/* the source may go: the VM runs here */
+		migrate_recv_answer(vm->cfg.incoming, 0, NULL);
 	return 0;
 }
 

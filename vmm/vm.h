@@ -54,6 +54,9 @@ struct vm_config {
 	/* hdvm run --restore: the validated snapshot (vmm/snapshot.h), else NULL */
 	struct snap_reader *restore;
 	const char *restore_path;
+	/* hdvm run --incoming: the stream after its manifest (vmm/migrate.h), else NULL */
+	const char *incoming_uri;
+	struct migrate_incoming *incoming;
 };
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_SHUTDOWN };

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,7 +34,10 @@
 #include "migration/stream.h"
 #include "vmm/machine_dev.h"
 #include "vmm/memory.h"
+#include "migration/transport.h"
+#include "vmm/control.h"
 #include "vmm/migrate.h"
+#include "vmm/migrate_job.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -52,7 +56,7 @@ static int slot_ioctl(int fd, unsigned long req, void *arg)
 		return 0;
 	if (req == KVM_GET_DIRTY_LOG)
 		return 0;	/* the bitmap was cleared by the caller */
-	cur = mine;
+	cur = mine ? mine : &src;	/* a thread of hdvm's own (the migration job) is the source */
 	return fake_ioctl(fd, req, arg);
 }
 
@@ -473,6 +477,138 @@ static void test_ram_batch_bounds(void **state)
 	assert_non_null(strstr(why, "truncated"));
 }
 
+
+/* ---- transports and the control socket's job ---- */
+
+static void test_uri_parsing(void **state)
+{
+	struct mig_uri u;
+	char why[256];
+
+	assert_int_equal(mig_uri_parse("tcp:127.0.0.1:4444", &u, why, sizeof(why)), 0);
+	assert_int_equal(u.kind, MIG_TCP);
+	assert_string_equal(u.host, "127.0.0.1");
+	assert_string_equal(u.port, "4444");
+	assert_int_equal(mig_uri_parse("tcp:[::1]:80", &u, why, sizeof(why)), 0);
+	assert_string_equal(u.host, "::1");
+	assert_int_equal(mig_uri_parse("unix:/tmp/m.sock", &u, why, sizeof(why)), 0);
+	assert_int_equal(u.kind, MIG_UNIX);
+	assert_int_equal(mig_uri_parse("tcp:host:0", &u, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "port"));
+	assert_int_equal(mig_uri_parse("tcp:4444", &u, why, sizeof(why)), -EINVAL);
+	assert_int_equal(mig_uri_parse("ftp:x", &u, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "not a migration URI"));
+	assert_int_equal(mig_uri_parse("unix:", &u, why, sizeof(why)), -EINVAL);
+}
+
+struct listener {
+	struct mig_uri uri;
+	int lfd;
+	struct dest d;
+};
+
+static void *listener_main(void *arg)
+{
+	struct listener *l = arg;
+	struct mig_io io;
+
+	if (mig_accept(&l->uri, l->lfd, 10000, &io, l->d.why, sizeof(l->d.why))) {
+		l->d.ret = -1;
+		return NULL;
+	}
+	l->d.fd = io.fd;
+	l->d.unix_fds = l->uri.kind == MIG_UNIX;
+	return dest_main(&l->d);
+}
+
+/* Over loopback TCP, through mig_connect/mig_listen/mig_accept. */
+static void test_tcp_loopback(void **state)
+{
+	struct listener l = { .d = { .i8042 = true } };
+	struct migrate_opts o = { .downtime_ms = 300 };
+	struct migrate_result res;
+	char uri[64], why[512] = "";
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	struct mig_io io;
+	pthread_t t;
+	int ret;
+
+	assert_int_equal(mig_uri_parse("tcp:127.0.0.1:1", &l.uri, why, sizeof(why)), 0);
+	snprintf(l.uri.port, sizeof(l.uri.port), "0");	/* any free port */
+	assert_int_equal(mig_listen(&l.uri, &l.lfd, why, sizeof(why)), 0);
+	assert_int_equal(getsockname(l.lfd, (struct sockaddr *)&sin, &sl), 0);
+	snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%u", ntohs(sin.sin_port));
+	assert_int_equal(pthread_create(&t, NULL, listener_main, &l), 0);
+	{
+		struct mig_uri u;
+
+		assert_int_equal(mig_uri_parse(uri, &u, why, sizeof(why)), 0);
+		assert_int_equal(mig_connect(&u, &io, why, sizeof(why)), 0);
+	}
+	ret = vm_migrate_send(&a, &io, &o, &res, why, sizeof(why));
+	mig_io_close(&io);
+	pthread_join(t, NULL);
+	mig_listen_close(&l.uri, l.lfd);
+	if (ret || l.d.ret)
+		fail_msg("source: %d %s / destination: %d %s", ret, why, l.d.ret, l.d.why);
+	assert_state_arrived();
+}
+
+static char *request(const char *line)
+{
+	return control_handle_line(vm_control_cmds, vm_nr_control_cmds, &a, line);
+}
+
+static void expect_reply(const char *line, const char *needle)
+{
+	char *reply = request(line);
+
+	if (!strstr(reply, needle))
+		fail_msg("reply '%s' to '%s' lacks '%s'", reply, line, needle);
+	free(reply);
+}
+
+/* The control socket's migrate: refusals, then a whole job over unix: with status polled. */
+static void test_control_migrate_job(void **state)
+{
+	struct listener l = { .d = { .i8042 = true } };
+	char sock[64], line[160], why[256], *reply = NULL;
+	pthread_t t;
+
+	expect_reply("{\"cmd\":\"migrate\",\"cancel\":true}", "no migration is running");
+	expect_reply("{\"cmd\":\"migrate\"}", "expected {");
+	expect_reply("{\"cmd\":\"migrate\",\"uri\":\"bogus\"}", "not a migration URI");
+	expect_reply("{\"cmd\":\"migrate\",\"uri\":\"unix:/x\",\"downtime_ms\":-1}",
+		     "non-negative");
+	expect_reply("{\"cmd\":\"migrate-status\"}", "\"running\":false");
+
+	snprintf(sock, sizeof(sock), "/tmp/hdvm-migjob-%d.sock", getpid());
+	snprintf(line, sizeof(line), "unix:%s", sock);
+	assert_int_equal(mig_uri_parse(line, &l.uri, why, sizeof(why)), 0);
+	assert_int_equal(mig_listen(&l.uri, &l.lfd, why, sizeof(why)), 0);
+	assert_int_equal(pthread_create(&t, NULL, listener_main, &l), 0);
+	snprintf(line, sizeof(line), "{\"cmd\":\"migrate\",\"uri\":\"unix:%s\"}", sock);
+	expect_reply(line, "\"started\":true");
+	for (int i = 0; i < 500; i++) {
+		free(reply);
+		reply = request("{\"cmd\":\"migrate-status\"}");
+		if (strstr(reply, "\"done\":true"))
+			break;
+		usleep(10000);
+	}
+	if (!strstr(reply, "\"success\":true") || !strstr(reply, "\"downtime_ms\""))
+		fail_msg("status '%s'", reply);
+	free(reply);
+	migrate_job_stop();
+	pthread_join(t, NULL);
+	mig_listen_close(&l.uri, l.lfd);
+	assert_int_equal(l.d.ret, 0);
+	assert_true(atomic_load(&a.shutdown));		/* the source VM ends: it runs there */
+	assert_non_null(strstr(a.exit_reason, "migrated"));
+	assert_state_arrived();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -486,6 +622,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_magic_and_version_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manifest_round_trip_and_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ram_batch_bounds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uri_parsing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_loopback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_control_migrate_job, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Where a migration stream goes: `tcp:HOST:PORT` (HOST an IP address, [v6]
+ * in brackets, or localhost), `unix:PATH`, `file:PATH`.
+ *
+ *  - tcp: plain TCP, for network namespaces on one machine; between hosts use
+ *    --tls-creds DIR (migration/tls.c) -- whoever reaches the port hands the
+ *    destination a VM.
+ *  - unix: a unix stream socket; the guest-RAM memfd itself is passed
+ *    (SCM_RIGHTS), no RAM byte is copied (the same host: binary upgrades).
+ *  - file: the stream in a file (written by the source, read by --incoming).
+ *
+ * The destination listens and accepts exactly one connection.
+ */
+#ifndef HDVM_MIG_TRANSPORT_H
+#define HDVM_MIG_TRANSPORT_H
+
+#include <stddef.h>
+
+#include "migration/stream.h"
+
+enum mig_kind { MIG_TCP, MIG_UNIX, MIG_FILE };
+
+struct mig_uri {
+	enum mig_kind kind;
+	char host[256];
+	char port[16];
+	char path[108];		/* sun_path's size: a unix path must fit it too */
+};
+
+/* Syntax only; 0 or -EINVAL with why. */
+int mig_uri_parse(const char *uri, struct mig_uri *u, char *why, size_t len);
+/* Source: connect (tcp, unix) or create the file. */
+int mig_connect(const struct mig_uri *u, struct mig_io *io, char *why, size_t len);
+/*
+ * Destination: listen and accept one peer (tcp, unix; timeout_ms, 0 = wait
+ * forever) or open the file.  *listen_fd stays open (-1 for a file) so the
+ * caller can refuse later peers; close it with mig_listen_close().
+ */
+int mig_listen(const struct mig_uri *u, int *listen_fd, char *why, size_t len);
+int mig_accept(const struct mig_uri *u, int listen_fd, int timeout_ms, struct mig_io *io,
+	       char *why, size_t len);
+void mig_listen_close(const struct mig_uri *u, int listen_fd);
+
+#endif

@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `hdvm migrate NAME URI [...]`: ask a running VM to migrate itself (the
+ * job runs in the VM process, vmm/migrate_job.c), print a line per pass
+ * and the final report; `--cancel` stops a running migration.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "migration/transport.h"
+#include "vmm/cli.h"
+#include "vmm/control.h"
+#include "vmm/util.h"
+
+#define POLL_US		100000
+#define REQ_TIMEOUT_MS	5000
+
+static void migrate_usage(FILE *f)
+{
+	fprintf(f,
+"usage: hdvm migrate NAME URI [--downtime-ms N] [--max-bandwidth R] [--timeout S]\n"
+"                    [--json] [--run-dir DIR]\n"
+"       hdvm migrate NAME --cancel\n"
+"\n"
+"Move a running VM to 'hdvm run --incoming URI' while it runs (pre-copy):\n"
+"RAM pass after pass while the guest runs, then a pause of about --downtime-ms\n"
+"for the last pages and the vCPU and device state.  On success the source VM\n"
+"exits 0 once the destination runs; on failure it keeps running and this\n"
+"command says why and exits 1.\n"
+"\n"
+"URI:  tcp:HOST:PORT   plain TCP: for network namespaces on one machine only\n"
+"      unix:PATH       the same host: the RAM memfd is passed, no RAM is copied\n"
+"      file:PATH       write the stream to a file ('hdvm run --incoming file:PATH')\n"
+"\n"
+"  --downtime-ms N     the pause to aim for (default 300)\n"
+"  --max-bandwidth R   bytes per second, K/M/G suffixes (default unlimited)\n"
+"  --timeout S         give up (the VM runs on) after S seconds (default none)\n"
+"  --json              print the final report as JSON\n"
+"  --cancel            stop the VM's running migration; the VM runs on\n"
+"  --run-dir DIR       where control sockets live (default $HDVM_RUN_DIR or %s)\n",
+		HDVM_DEFAULT_RUN_DIR);
+}
+
+static json_object *request(const char *run_dir, const char *name, json_object *req)
+{
+	char reply[8192];
+	json_object *r;
+	int ret = control_request(run_dir, name, json_object_to_json_string_ext(req,
+				  JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+				  reply, sizeof(reply), REQ_TIMEOUT_MS);
+
+	json_object_put(req);
+	if (ret < 0) {
+		if (ret == -ENOENT || ret == -ECONNREFUSED)
+			pr_err("no VM named '%s' is running (run directory %s)", name, run_dir);
+		else
+			pr_err("VM '%s': control socket: %s", name, strerror(-ret));
+		return NULL;
+	}
+	r = json_tokener_parse(reply);
+	if (!r)
+		pr_err("VM '%s': malformed reply", name);
+	return r;
+}
+
+static long long jint(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return o && json_object_object_get_ex(o, key, &v) ? (long long)json_object_get_int64(v) : 0;
+}
+
+static bool ok_or_say(json_object *r, const char *name)
+{
+	json_object *ok, *err;
+
+	if (r && json_object_object_get_ex(r, "ok", &ok) && json_object_get_boolean(ok))
+		return true;
+	if (r)
+		pr_err("VM '%s': %s", name, json_object_object_get_ex(r, "error", &err) ?
+		       json_object_get_string(err) : "request failed");
+	return false;
+}
+
+static json_object *cmd(const char *c)
+{
+	json_object *req = json_object_new_object();
+
+	json_object_object_add(req, "cmd", json_object_new_string(c));
+	return req;
+}
+
+static void print_pass(json_object *p)
+{
+	printf("pass %lld: %.1f MiB sent, %.1f MiB remaining, dirty %.1f MiB/s, "
+	       "bandwidth %.1f MiB/s, expected downtime %lld ms\n", jint(p, "pass"),
+	       jint(p, "sent_bytes") / 1048576.0, jint(p, "remaining_bytes") / 1048576.0,
+	       jint(p, "dirty_rate") / 1048576.0, jint(p, "bandwidth") / 1048576.0,
+	       jint(p, "expected_downtime_ms"));
+	fflush(stdout);
+}
+
+/* Poll the job: a line per pass, then the report. */
+static int follow(const char *run_dir, const char *name, const char *uri, bool json)
+{
+	long long last_pass = -1;
+
+	for (;;) {
+		json_object *r = request(run_dir, name, cmd("migrate-status")), *p, *res, *v;
+
+		if (!ok_or_say(r, name)) {
+			json_object_put(r);
+			return 1;
+		}
+		if (json_object_object_get_ex(r, "progress", &p) && jint(p, "pass") != last_pass) {
+			last_pass = jint(p, "pass");
+			if (!json)
+				print_pass(p);
+		}
+		if (json_object_object_get_ex(r, "done", &v) && json_object_get_boolean(v)) {
+			bool success = json_object_object_get_ex(r, "success", &v) &&
+				       json_object_get_boolean(v);
+
+			json_object_object_get_ex(r, "result", &res);
+			if (json) {
+				json_object_object_add(res, "success", json_object_new_boolean(success));
+				json_object_object_add(res, "uri", json_object_new_string(uri));
+				if (!success && json_object_object_get_ex(r, "error", &v))
+					json_object_object_add(res, "error", json_object_get(v));
+				printf("%s\n", json_object_to_json_string_ext(res,
+				       JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+			} else if (success) {
+				printf("%s: migrated to %s in %lld ms, downtime %lld ms, %lld passes, "
+				       "%.1f MiB sent (%lld pages, %lld zero pages left out, "
+				       "%lld bytes of device state)\n", name, uri, jint(res, "total_ms"),
+				       jint(res, "downtime_ms"), jint(res, "passes"),
+				       jint(res, "bytes") / 1048576.0, jint(res, "pages"),
+				       jint(res, "zero_pages"), jint(res, "device_bytes"));
+			}
+			if (!success)
+				pr_err("VM '%s': migration to %s failed, the VM runs on: %s", name, uri,
+				       json_object_object_get_ex(r, "error", &v) ?
+				       json_object_get_string(v) : "?");
+			json_object_put(r);
+			return success ? 0 : 1;
+		}
+		json_object_put(r);
+		usleep(POLL_US);
+	}
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "downtime-ms", required_argument, NULL, 'd' },
+		{ "max-bandwidth", required_argument, NULL, 'b' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "cancel", no_argument, NULL, 'c' },
+		{ "run-dir", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t downtime = 0, bandwidth = 0, timeout = 0;
+	const char *run_dir = NULL, *name, *uri;
+	bool json = false, cancel = false;
+	struct mig_uri u;
+	json_object *req, *r;
+	char why[256];
+	int opt, ret;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'd':
+			if (parse_u64(optarg, 1, 3600000, &downtime) < 0) {
+				pr_err("--downtime-ms '%s': a number of milliseconds", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'b':
+			if (parse_size(optarg, &bandwidth) < 0 || !bandwidth) {
+				pr_err("--max-bandwidth '%s': bytes per second, e.g. 100M", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 't':
+			if (parse_u64(optarg, 1, 86400, &timeout) < 0) {
+				pr_err("--timeout '%s': a number of seconds", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'j': json = true; break;
+		case 'c': cancel = true; break;
+		case 'r': run_dir = optarg; break;
+		case 'h': migrate_usage(stdout); return 0;
+		case ':': pr_err("option '%s' needs a value", argv[optind - 1]); return EXIT_USAGE;
+		default: pr_err("unknown option '%s'", argv[optind - 1]); return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != (cancel ? 1 : 2)) {
+		pr_err(cancel ? "migrate --cancel: expected NAME" : "migrate: expected NAME and URI");
+		migrate_usage(stderr);
+		return EXIT_USAGE;
+	}
+	name = argv[optind];
+	uri = cancel ? NULL : argv[optind + 1];
+	if (!control_valid_name(name)) {
+		pr_err("'%s' is not a valid VM name", name);
+		return EXIT_USAGE;
+	}
+	if (uri && mig_uri_parse(uri, &u, why, sizeof(why)) < 0) {
+		pr_err("migrate: %s", why);
+		return EXIT_USAGE;
+	}
+	run_dir = control_run_dir(run_dir);
+
+	req = cmd("migrate");
+	if (cancel) {
+		json_object_object_add(req, "cancel", json_object_new_boolean(1));
+		r = request(run_dir, name, req);
+		ret = ok_or_say(r, name) ? 0 : 1;
+		if (!ret)
+			printf("%s: migration cancelled, the VM runs on\n", name);
+		json_object_put(r);
+		return ret;
+	}
+	json_object_object_add(req, "uri", json_object_new_string(uri));
+	if (downtime)
+		json_object_object_add(req, "downtime_ms", json_object_new_int64((int64_t)downtime));
+	if (bandwidth)
+		json_object_object_add(req, "max_bandwidth", json_object_new_int64((int64_t)bandwidth));
+	if (timeout)
+		json_object_object_add(req, "timeout_ms", json_object_new_int64((int64_t)timeout * 1000));
+	r = request(run_dir, name, req);
+	if (!ok_or_say(r, name)) {
+		json_object_put(r);
+		return 1;
+	}
+	json_object_put(r);
+	return follow(run_dir, name, uri, json);
+}

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/migrate_job.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "migration/transport.h"
+#include "vmm/control.h"
+#include "vmm/migrate.h"
+#include "vmm/util.h"
+#include "vmm/vm.h"
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_t thread;
+	bool started;			/* thread exists (joined by migrate_job_stop) */
+	atomic_bool running, cancel, result_seen;
+	struct vm *vm;
+	struct mig_uri uri;
+	char uri_text[300];
+	struct migrate_opts opts;
+	/* under lock */
+	struct migrate_progress progress;
+	bool have_progress, done;
+	struct migrate_result res;
+	int ret;
+	char why[512];
+} job = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+bool migrate_job_running(void)
+{
+	return atomic_load(&job.running);
+}
+
+static void on_progress(const struct migrate_progress *p, void *opaque)
+{
+	pthread_mutex_lock(&job.lock);
+	job.progress = *p;
+	job.have_progress = true;
+	pthread_mutex_unlock(&job.lock);
+}
+
+static void *job_main(void *arg)
+{
+	struct migrate_result res = { 0 };
+	struct mig_io io;
+	char why[512] = "";
+	int ret;
+
+	ret = mig_connect(&job.uri, &io, why, sizeof(why));
+	if (!ret) {
+		ret = vm_migrate_send(job.vm, &io, &job.opts, &res, why, sizeof(why));
+		mig_io_close(&io);
+	}
+	pthread_mutex_lock(&job.lock);
+	job.res = res;
+	job.ret = ret;
+	snprintf(job.why, sizeof(job.why), "%s", ret && !why[0] ? strerror(-ret) : why);
+	job.done = true;
+	pthread_mutex_unlock(&job.lock);
+	if (!ret) {
+		char reason[96];
+
+		/* let `hdvm migrate` read the result before this process goes (3 s at most) */
+		for (int i = 0; i < 300 && !atomic_load(&job.result_seen); i++)
+			usleep(10000);
+
+		snprintf(reason, sizeof(reason), "migrated to %.60s", job.uri_text);
+		pr_info("%s: %llu ms, downtime %llu ms", reason,
+			(unsigned long long)res.total_ms, (unsigned long long)res.downtime_ms);
+		vm_request_shutdown(job.vm, 0, reason);
+	} else {
+		pr_err("migration to %s failed, the VM runs on: %s", job.uri_text, job.why);
+	}
+	atomic_store(&job.running, false);
+	return NULL;
+}
+
+static bool get_u64(json_object *req, const char *key, uint64_t *v, json_object *r)
+{
+	json_object *o;
+
+	if (!json_object_object_get_ex(req, key, &o))
+		return true;
+	if (!json_object_is_type(o, json_type_int) || json_object_get_int64(o) < 0) {
+		control_reply_error(r, "migrate: '%s' must be a non-negative integer", key);
+		return false;
+	}
+	*v = (uint64_t)json_object_get_int64(o);
+	return true;
+}
+
+/*
+ * {"cmd":"migrate","uri":"tcp:H:P","downtime_ms":N,"max_bandwidth":B,
+ *  "timeout_ms":T} or {"cmd":"migrate","cancel":true}
+ */
+void vm_migrate_cmd(void *opaque, json_object *req, json_object *r)
+{
+	struct vm *vm = opaque;
+	json_object *uri, *cancel;
+	struct migrate_opts o = { 0 };
+	char why[256];
+
+	if (json_object_object_get_ex(req, "cancel", &cancel) &&
+	    json_object_get_boolean(cancel)) {
+		if (!migrate_job_running())
+			return control_reply_error(r, "migrate: no migration is running");
+		atomic_store(&job.cancel, true);
+		json_object_object_add(r, "ok", json_object_new_boolean(1));
+		json_object_object_add(r, "cancelling", json_object_new_boolean(1));
+		return;
+	}
+	if (!json_object_object_get_ex(req, "uri", &uri) ||
+	    !json_object_is_type(uri, json_type_string))
+		return control_reply_error(r, "migrate: expected {\"cmd\":\"migrate\",\"uri\":\"URI\"}");
+	if (migrate_job_running())
+		return control_reply_error(r, "migrate: a migration is already running");
+	if (vm->state != VM_RUNNING && vm->state != VM_PAUSED)
+		return control_reply_error(r, "migrate: the VM is %s", vm_state_name(vm->state));
+	if (!get_u64(req, "downtime_ms", &o.downtime_ms, r) ||
+	    !get_u64(req, "max_bandwidth", &o.max_bandwidth, r) ||
+	    !get_u64(req, "timeout_ms", &o.timeout_ms, r))
+		return;
+	if (job.started) {
+		pthread_join(job.thread, NULL);
+		job.started = false;
+	}
+	if (mig_uri_parse(json_object_get_string(uri), &job.uri, why, sizeof(why)))
+		return control_reply_error(r, "migrate: %s", why);
+	snprintf(job.uri_text, sizeof(job.uri_text), "%s", json_object_get_string(uri));
+	o.ram_by_fd = job.uri.kind == MIG_UNIX;
+	o.progress = on_progress;
+	o.cancel = &job.cancel;
+	job.opts = o;
+	job.vm = vm;
+	pthread_mutex_lock(&job.lock);
+	job.done = job.have_progress = false;
+	job.ret = 0;
+	job.why[0] = 0;
+	memset(&job.res, 0, sizeof(job.res));
+	pthread_mutex_unlock(&job.lock);
+	atomic_store(&job.cancel, false);
+	atomic_store(&job.result_seen, false);
+	atomic_store(&job.running, true);
+	if (pthread_create(&job.thread, NULL, job_main, NULL)) {
+		atomic_store(&job.running, false);
+		return control_reply_error(r, "migrate: cannot start a thread");
+	}
+	job.started = true;
+	json_object_object_add(r, "ok", json_object_new_boolean(1));
+	json_object_object_add(r, "started", json_object_new_boolean(1));
+}
+
+static void add_u64(json_object *o, const char *k, uint64_t v)
+{
+	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
+}
+
+void vm_migrate_status_cmd(void *opaque, json_object *req, json_object *r)
+{
+	json_object *p;
+
+	pthread_mutex_lock(&job.lock);
+	json_object_object_add(r, "ok", json_object_new_boolean(1));
+	json_object_object_add(r, "running", json_object_new_boolean(migrate_job_running()));
+	json_object_object_add(r, "done", json_object_new_boolean(job.done));
+	if (job.have_progress) {
+		p = json_object_new_object();
+		add_u64(p, "pass", job.progress.pass);
+		add_u64(p, "sent_bytes", job.progress.sent_bytes);
+		add_u64(p, "remaining_bytes", job.progress.remaining_bytes);
+		add_u64(p, "dirty_rate", job.progress.dirty_rate);
+		add_u64(p, "bandwidth", job.progress.bandwidth);
+		add_u64(p, "expected_downtime_ms", job.progress.expected_downtime_ms);
+		json_object_object_add(r, "progress", p);
+	}
+	if (job.done) {
+		json_object_object_add(r, "success", json_object_new_boolean(!job.ret));
+		if (job.ret)
+			json_object_object_add(r, "error", json_object_new_string(job.why));
+		p = json_object_new_object();
+		add_u64(p, "total_ms", job.res.total_ms);
+		add_u64(p, "downtime_ms", job.res.downtime_ms);
+		add_u64(p, "passes", job.res.passes);
+		add_u64(p, "bytes", job.res.bytes);
+		add_u64(p, "pages", job.res.pages);
+		add_u64(p, "zero_pages", job.res.zero_pages);
+		add_u64(p, "device_bytes", job.res.device_bytes);
+		json_object_object_add(r, "result", p);
+		atomic_store(&job.result_seen, true);
+	}
+	pthread_mutex_unlock(&job.lock);
+}
+
+void migrate_job_stop(void)
+{
+	if (!job.started)
+		return;
+	atomic_store(&job.cancel, true);
+	pthread_join(job.thread, NULL);
+	job.started = false;
+}
