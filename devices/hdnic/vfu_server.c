@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
@@ -20,8 +21,6 @@
 
 #include "devices/hdnic/mgmt.h"
 #include "vmm/util.h"
-
-#define VFU_SEND_TIMEOUT_MS	2000
 
 static void conn_event(struct loop_handler *h, int res, uint32_t flags);
 
@@ -124,6 +123,11 @@ static void reset_rx(struct vfu_conn *c)
 	c->body_got = 0;
 }
 
+/*
+ * Send a reply without ever waiting for the client: what its socket does not
+ * take waits in the connection's output queue, flushed on POLLOUT.  -errno
+ * when the client is gone or has left too much unread (-ENOBUFS).
+ */
 static int send_msg(struct vfu_conn *c, const struct vfio_user_header *req, uint32_t err,
 		    const void *payload, uint32_t len, const int *fds, unsigned nr_fds)
 {
@@ -138,31 +142,39 @@ static int send_msg(struct vfu_conn *c, const struct vfio_user_header *req, uint
 		{ .iov_base = &hdr, .iov_len = sizeof(hdr) },
 		{ .iov_base = (void *)payload, .iov_len = len },
 	};
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * VFIO_USER_MAX_MSG_FDS)];
-		struct cmsghdr align;
-	} ctl;
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
-	ssize_t n;
+	int ret = vfu_out_send(&c->out, c->fd, iov, len ? 2 : 1, fds, nr_fds);
 
-	if (nr_fds) {
-		struct cmsghdr *cm;
+	if (ret == 1 && !c->out_h.armed)
+		loop_watch_events(c->ep->loop, &c->out_h, c->fd, POLLOUT);
+	return ret < 0 ? ret : 0;
+}
 
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nr_fds);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * nr_fds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nr_fds);
+/* Why a reply could not be sent, for the disconnect message. */
+static const char *send_failed(struct vfu_conn *c, int err)
+{
+	static char why[96];
+
+	if (err != -ENOBUFS)
+		return "reply not delivered";
+	snprintf(why, sizeof(why), "client does not read its replies (%zu bytes waiting)",
+		 c->out.bytes);
+	return why;
+}
+
+static void conn_writable(struct loop_handler *h, int res, uint32_t flags)
+{
+	struct vfu_conn *c = container_of(h, struct vfu_conn, out_h);
+	bool ended = loop_poll_ended(h, flags);
+	int ret = res < 0 && res != -ECANCELED ? res : vfu_out_flush(&c->out, c->fd);
+
+	if (ret < 0) {
+		vfu_disconnect(c->ep, "reply not delivered");
+		return;
 	}
-	do {
-		n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-	} while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)(sizeof(hdr) + len))
-		return -1;	/* peer gone or not reading: caller drops it */
-	return 0;
+	if (ret == 0 && h->armed)
+		loop_unwatch(c->ep->loop, h);
+	else if (ret == 1 && ended)
+		loop_watch_events(c->ep->loop, h, c->fd, POLLOUT);
 }
 
 static void handle_message(struct vfu_conn *c)
@@ -190,13 +202,10 @@ static void handle_message(struct vfu_conn *c)
 	/* No_Reply means none at all, error or not: a pipelining client counts on it. */
 	if (m.hdr.flags & VFIO_USER_F_NO_REPLY)
 		return;
-	if (err) {
-		if (send_msg(c, &m.hdr, (uint32_t)-err, NULL, 0, NULL, 0))
-			vfu_disconnect(ep, "reply not delivered");
-		return;
-	}
-	if (send_msg(c, &m.hdr, 0, r.buf, r.len, r.fds, r.nr_fds))
-		vfu_disconnect(ep, "reply not delivered");
+	err = err ? send_msg(c, &m.hdr, (uint32_t)-err, NULL, 0, NULL, 0)
+		  : send_msg(c, &m.hdr, 0, r.buf, r.len, r.fds, r.nr_fds);
+	if (err)
+		vfu_disconnect(ep, send_failed(c, err));
 }
 
 /* Receive up to want bytes, collecting any fds that come with them. */
@@ -417,8 +426,6 @@ static void accept_event(struct loop_handler *h, int res, uint32_t flags)
 
 	for (;;) {
 		int fd = accept4(ep->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		struct timeval tv = { .tv_sec = VFU_SEND_TIMEOUT_MS / 1000,
-				      .tv_usec = (VFU_SEND_TIMEOUT_MS % 1000) * 1000 };
 		int sndbuf = 4 << 20;
 
 		if (fd < 0) {
@@ -430,7 +437,6 @@ static void accept_event(struct loop_handler *h, int res, uint32_t flags)
 			refuse_busy(ep, fd);
 			continue;
 		}
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 		memset(&c->hdr, 0, sizeof(c->hdr));
 		c->fd = fd;
@@ -445,6 +451,8 @@ static void accept_event(struct loop_handler *h, int res, uint32_t flags)
 		c->nr_fds = 0;
 		c->body = NULL;
 		reset_rx(c);
+		vfu_out_init(&c->out);
+		loop_handler_init(&c->out_h, conn_writable);
 		if (ep->ops->attach(ep->dev)) {
 			close(fd);
 			c->fd = -1;
@@ -486,7 +494,7 @@ struct vfu_endpoint *vfu_endpoint_create(const struct vfu_dev_ops *ops, void *de
 bool vfu_endpoint_idle(const struct vfu_endpoint *ep)
 {
 	return loop_handler_idle(&ep->listen_h) && loop_handler_idle(&ep->conn.h) &&
-	       loop_handler_idle(&ep->conn.busy.h);
+	       loop_handler_idle(&ep->conn.out_h) && loop_handler_idle(&ep->conn.busy.h);
 }
 
 void vfu_endpoint_free(struct vfu_endpoint *ep)
@@ -527,8 +535,11 @@ void vfu_disconnect(struct vfu_endpoint *ep, const char *why)
 	if (c->fd < 0)
 		return;
 	loop_unwatch(ep->loop, &c->h);
+	if (c->out_h.armed)
+		loop_unwatch(ep->loop, &c->out_h);
 	close(c->fd);
 	c->fd = -1;
+	vfu_out_clear(&c->out);
 	reset_rx(c);
 	c->negotiated = false;
 	ep->ops->detach(ep->dev);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "devices/hdnic/loop.h"
+#include "devices/hdnic/vfu_out.h"
 #include "devices/vfio/vfio_user_caps.h"
 #include "devices/vfio/vfio_user_proto.h"
 
@@ -71,6 +72,9 @@ struct vfu_conn {
 	unsigned nr_fds;
 	bool fds_truncated;
 	uint8_t small[64];		/* body of small messages, no malloc */
+	/* Replies the client has not taken yet; out_h watches for POLLOUT. */
+	struct vfu_out out;
+	struct loop_handler out_h;
 	/* A client that has not completed VERSION by then is dropped. */
 	uint64_t version_deadline;
 	/* A second client: its first message is answered EBUSY, then it is closed. */

@@ -1,17 +1,20 @@
 # SPDX-License-Identifier: MIT
 """hdnic's sockets under clients that misbehave (no KVM needed): silent and
 slow management clients, a vfio-user client that connects and never completes
-VERSION, a second client on a function in use, stale sockets of a killed hdnic."""
+VERSION, a second client on a function in use, stale sockets of a killed hdnic,
+a vfio-user client that floods requests and never reads its replies."""
 import errno
 import json
 import socket
+import struct
+import threading
 import time
 
 import pytest
 
 from hdvmlib import HDNIC
 import vfio_user_client as vu
-from vfio_user_client import VfioUserClient, wait_for
+from vfio_user_client import VfioUserClient, VirtioNetVF, ether_frame, wait_for
 from nichost import Hdnic
 
 TIMEOUT_MS = 800
@@ -138,3 +141,61 @@ def test_stale_sockets_removed_at_start(ns, tmp_path):
         assert "removed 5 stale sockets" in n.output()
     finally:
         assert n.stop() == 0
+
+
+def test_vfio_client_that_never_reads_stalls_nobody_and_is_dropped(nic, ns):
+    """A vfio-user client pipelines config-space reads and never reads a reply.
+    hdnic never waits on it: while it floods, another function's traffic (a
+    Python driver on vf0) and `hdnic ctl stats` answer promptly; once its
+    unread replies pass the bound it is disconnected with the reason logged."""
+    tap = ns.packet_socket("hdt0")
+    flood = VfioUserClient(nic.sock(1))
+    flood.version()
+    read_cfg = vu.ACCESS_S.pack(0, 7, 256)     # VFIO_PCI_CONFIG_REGION_INDEX, 256 bytes
+    batch = b"".join(vu.HDR.pack(i & 0xFFFF, vu.REGION_READ, vu.HDR.size + len(read_cfg),
+                                 vu.F_TYPE_COMMAND, 0) + read_cfg for i in range(1, 257))
+    done = threading.Event()
+    sent = [0]
+
+    def flooder():
+        flood.sock.settimeout(20)
+        try:
+            while not done.is_set():
+                flood.sock.sendall(batch)
+                sent[0] += 256
+        except OSError:
+            pass                                # dropped by hdnic: EPIPE/ECONNRESET
+        done.set()
+
+    t = threading.Thread(target=flooder, daemon=True)
+    try:
+        with VirtioNetVF(nic.sock(0)) as a:
+            a.post_rx()
+            t.start()
+            worst_ctl = worst_rx = 0.0
+            n = 0
+            end = time.monotonic() + 15
+            while not done.is_set() and time.monotonic() < end:
+                t0 = time.monotonic()
+                assert nic.ctl("stats").returncode == 0
+                worst_ctl = max(worst_ctl, time.monotonic() - t0)
+                t0 = time.monotonic()
+                tap.send(ether_frame(a.mac(), bytes.fromhex("02aabbccdd01"),
+                                     payload=b"beside-%04d" % n))
+                f = a.recv(timeout=5, repost=True)
+                assert f is not None and b"beside-%04d" % n in f
+                worst_rx = max(worst_rx, time.monotonic() - t0)
+                n += 1
+            assert done.is_set(), f"the flooder was never dropped ({sent[0]} requests sent)"
+            assert worst_ctl < 0.5, f"hdnic ctl stats took {worst_ctl:.2f} s beside the flooder"
+            assert worst_rx < 0.5, f"vf0's frame took {worst_rx:.2f} s beside the flooder"
+            assert n >= 1
+        assert "client does not read its replies" in nic.output(), nic.output()[-2000:]
+        # the function is free again: a well-behaved client attaches
+        with VfioUserClient(nic.sock(1)) as c:
+            assert c.version()[0] == 0
+    finally:
+        done.set()
+        t.join(5)
+        flood.close()
+        tap.close()
