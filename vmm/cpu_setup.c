@@ -100,8 +100,9 @@ int msrs_setup(int vcpu_fd)
 	m.hdr.nmsrs = ARRAY_SIZE(defaults);
 	ret = ioctl(vcpu_fd, KVM_SET_MSRS, &m);
 	if (ret < 0) {
-		pr_err("KVM_SET_MSRS: %s", strerror(errno));
-		return -1;
+		ret = -errno;
+		pr_err("KVM_SET_MSRS: %s", strerror(-ret));
+		return ret;
 	}
 	/* KVM stops at the first MSR it refuses; the rest are optional here. */
 	if ((size_t)ret != ARRAY_SIZE(defaults))

@@ -102,8 +102,10 @@ static int allow_all(scmp_filter_ctx ctx, const int *calls, size_t n)
 		/* A call missing on this architecture/libseccomp is not an error. */
 		if (calls[i] < 0)
 			continue;
-		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, calls[i], 0) < 0)
-			return -1;
+		int err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, calls[i], 0);
+
+		if (err < 0)
+			return err;	/* libseccomp: -errno */
 	}
 	return 0;
 }
@@ -112,37 +114,36 @@ int seccomp_install(enum seccomp_role role)
 {
 	struct sigaction sa = { .sa_sigaction = sigsys_handler, .sa_flags = SA_SIGINFO };
 	scmp_filter_ctx ctx;
-	int ret = -1;
+	int ret;
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGSYS, &sa, NULL);
 	ctx = seccomp_init(SCMP_ACT_TRAP);
 	if (!ctx)
-		return -1;
-	if (allow_all(ctx, common_calls, ARRAY_SIZE(common_calls)) < 0)
-		goto out;
+		return -ENOMEM;
+	ret = allow_all(ctx, common_calls, ARRAY_SIZE(common_calls));
 #ifdef __SANITIZE_ADDRESS__
-	if (allow_all(ctx, sanitizer_calls, ARRAY_SIZE(sanitizer_calls)) < 0)
-		goto out;
+	if (!ret)
+		ret = allow_all(ctx, sanitizer_calls, ARRAY_SIZE(sanitizer_calls));
 #endif
+	if (ret < 0)
+		goto out;
 	if (role == SECCOMP_ROLE_MAIN) {
-		if (allow_all(ctx, main_calls, ARRAY_SIZE(main_calls)) < 0)
-			goto out;
+		ret = allow_all(ctx, main_calls, ARRAY_SIZE(main_calls));
 	} else if (role == SECCOMP_ROLE_IO) {
-		if (allow_all(ctx, io_calls, ARRAY_SIZE(io_calls)) < 0)
-			goto out;
+		ret = allow_all(ctx, io_calls, ARRAY_SIZE(io_calls));
 	} else {
-		if (allow_all(ctx, vcpu_calls, ARRAY_SIZE(vcpu_calls)) < 0)
-			goto out;
-		for (size_t i = 0; i < ARRAY_SIZE(vcpu_ioctls); i++)
-			if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-					     SCMP_A1(SCMP_CMP_EQ, vcpu_ioctls[i])) < 0)
-				goto out;
+		ret = allow_all(ctx, vcpu_calls, ARRAY_SIZE(vcpu_calls));
+		for (size_t i = 0; !ret && i < ARRAY_SIZE(vcpu_ioctls); i++)
+			ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+					       SCMP_A1(SCMP_CMP_EQ, vcpu_ioctls[i]));
 	}
+	if (ret < 0)
+		goto out;
 	ret = seccomp_load(ctx);
 	if (ret < 0)
 		pr_err("seccomp_load: %s", strerror(-ret));
 out:
 	seccomp_release(ctx);
-	return ret < 0 ? -1 : 0;
+	return ret < 0 ? ret : 0;
 }

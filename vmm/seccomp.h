@@ -11,7 +11,7 @@ enum seccomp_role {
 /* Exit status of a process killed for a forbidden system call. */
 #define HDVM_EXIT_SECCOMP	159
 
-/* Install the allow-list for the calling thread only; -1 on failure. */
+/* Install the allow-list for the calling thread only; 0 or -errno (libseccomp's). */
 int seccomp_install(enum seccomp_role role);
 
 #endif
