@@ -3,11 +3,12 @@
 primary and standby(s); the test's own etcd observer says what etcd saw.  No
 KVM needed: ownership decides who may release output, whatever the VM is."""
 import signal
+import subprocess
 import time
 
 import pytest
 
-from etcdlib import Etcd, KeyWatch, Owner, CutProxy
+from etcdlib import OWNER, Etcd, KeyWatch, Owner, CutProxy
 
 VM = "vm1"
 KEY = f"/hdvm/vm/{VM}/owner"
@@ -39,6 +40,9 @@ def test_primary_holds_and_renews_past_its_ttl(etcd, owners):
     a = owners(etcd.url, VM, "hold", "--epoch", "3", holder="A")
     _, _, detail = a.wait_event("acquired")
     assert "ttl=2" in detail
+    # the failover time the settings imply is printed at start
+    timing = a.wait_event("timing")[2]
+    assert "fences 1200 ms after its last renewal" in timing and "~2500 ms" in timing
     value, lease = etcd.get(KEY)
     assert value == "A" and lease
     time.sleep(3 * TTL)                   # three TTLs: only renewals keep it
@@ -76,6 +80,8 @@ def test_primary_killed_standby_takes_over_after_the_lease_expires(etcd, owners)
     # the standby activated only once etcd no longer held A's lease
     assert t_active > watch.seen[lease_a]
     assert t_active - t_kill > TTL - 0.3 - 0.1    # at most one renew interval early
+    print(f"failover: standby active {t_active - t_kill:.3f} s after the primary's kill "
+          f"(TTL {TTL} s)")
     value, lease_b = etcd.get(KEY)
     assert value == "B" and lease_b != lease_a
     # ...and serves: it keeps the key past its own TTL
@@ -101,6 +107,9 @@ def test_standby_whose_checkpoint_was_marked_stale_is_refused_even_after_expiry(
     time.sleep(0.5)
     assert etcd.get(KEY) is None                    # nobody serves: safety first
     watch.stop()
+    st = subprocess.run([str(OWNER), "--etcd", etcd.url, "--vm", VM, "status"],
+                        capture_output=True, text=True, check=True).stdout
+    assert f"{KEY}: (absent)" in st and "5 primary went on without its standby (A)" in st
     # the operator restarts it from the stale checkpoint, deliberately
     c = owners(etcd.url, VM, "takeover", "--epoch", "5", "--restart-from-stale", holder="B2")
     assert "operator restart" in c.wait_event("active")[2]
@@ -134,6 +143,8 @@ def test_primary_cut_from_etcd_fences_before_its_lease_expires(etcd, owners):
         # the ordering that matters: A stopped releasing output while etcd
         # still held A's lease, and B began only after etcd dropped it
         assert t_fence < watch.seen[lease_a] < t_active
+        print(f"cut: fenced {watch.seen[lease_a] - t_fence:.3f} s before etcd last showed "
+              f"the lease; standby active {t_active - t_fence:.3f} s after the fence")
         assert a.wait(5) == 3
         assert etcd.get(KEY)[0] == "B"
     finally:
@@ -176,3 +187,20 @@ def test_endpoint_list_fails_over_to_a_live_member(etcd, owners):
     a.wait_event("acquired")
     time.sleep(TTL + 1)
     assert etcd.get(KEY)[0] == "A" and not a.has("fenced")
+
+
+def test_primary_fences_when_etcd_hangs_and_a_standby_follows_after_expiry(etcd, owners):
+    a = owners(etcd.url, VM, "hold", "--epoch", "6", holder="A")
+    a.wait_event("current")
+    etcd.proc.send_signal(signal.SIGSTOP)   # every request now hangs
+    t_stop = time.time()
+    try:
+        _, t_fence, _ = a.wait_event("fenced", timeout=TTL + 3)
+    finally:
+        etcd.proc.send_signal(signal.SIGCONT)
+    # within TTL - margin (1.2 s) of the last renewal, which was before the stop
+    assert t_fence - t_stop <= 1.2 + 0.2
+    assert a.wait(5) == 3
+    b = owners(etcd.url, VM, "takeover", "--epoch", "6", "--poll-ms", "20", holder="B")
+    b.wait_event("active", timeout=TTL + 5)
+    assert etcd.get(KEY)[0] == "B"
