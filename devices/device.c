@@ -225,6 +225,28 @@ int devices_dirty_log_sync(struct vm *vm, device_dirty_fn *mark, void *opaque)
 	return 0;
 }
 
+int devices_output_commit(struct vm *vm, uint32_t op, uint64_t epoch, uint32_t max_frames)
+{
+	int first = 0;
+
+	for (struct device *d = vm->devices; d; d = d->next) {
+		int ret;
+
+		if (!MIG_OP(d, output_commit))
+			continue;
+		pthread_mutex_lock(&d->lock);
+		ret = d->ops->mig->output_commit(d, op, epoch, max_frames);
+		pthread_mutex_unlock(&d->lock);
+		if (ret) {
+			pr_err("device %s (%s): output commit op %u epoch %llu: %s", d->id,
+			       d->ops->type, op, (unsigned long long)epoch, strerror(-ret));
+			if (!first)
+				first = ret;
+		}
+	}
+	return first;
+}
+
 int devices_pending_bytes(struct vm *vm, uint64_t *bytes)
 {
 	*bytes = 0;

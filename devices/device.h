@@ -50,6 +50,12 @@ struct device_mig_ops {
 	int (*load)(struct device *dev, struct state_buf *sb);
 	/* After every device loaded: re-drive what involves others (irqfds, lines). */
 	int (*post_load)(struct device *dev);
+	/*
+	 * Output commit (Remus): hold what the device sends per epoch.  op is
+	 * enum holdq_op (devices/holdq.h); NULL: the device sends nothing out.
+	 */
+	int (*output_commit)(struct device *dev, uint32_t op, uint64_t epoch,
+			     uint32_t max_frames);
 };
 
 struct device_ops {
@@ -110,6 +116,11 @@ int devices_dirty_log_start(struct vm *vm);	/* stops the started ones on failure
 int devices_dirty_log_stop(struct vm *vm);
 int devices_dirty_log_sync(struct vm *vm, device_dirty_fn *mark, void *opaque);
 int devices_pending_bytes(struct vm *vm, uint64_t *bytes);
+/*
+ * One output commit op (enum holdq_op) on every device that sends out: all
+ * are asked even after a failure; the first failure is returned and logged.
+ */
+int devices_output_commit(struct vm *vm, uint32_t op, uint64_t epoch, uint32_t max_frames);
 
 /*
  * Device state stream: a manifest (id, type and state version of every

@@ -24,6 +24,12 @@ static int output_op(struct vfio_device *dev, uint32_t op, uint64_t epoch, uint3
 				 &echo, sizeof(echo), NULL);
 }
 
+int vfio_output_commit_op(struct vfio_device *dev, uint32_t op, uint64_t epoch,
+			  uint32_t max_frames)
+{
+	return output_op(dev, op, epoch, max_frames);
+}
+
 int vfio_output_commit_probe(struct vfio_device *dev)
 {
 	int ret = dev->ops->feature(dev, OC_FEATURE(VFIO_DEVICE_FEATURE_PROBE |

@@ -14,6 +14,9 @@ struct vfio_device;
 struct hdnic_output_status;
 
 int vfio_output_commit_probe(struct vfio_device *dev);
+/* Any op by number (HDNIC_OUTPUT_*, the same as enum holdq_op): what devices/ calls. */
+int vfio_output_commit_op(struct vfio_device *dev, uint32_t op, uint64_t epoch,
+			  uint32_t max_frames);
 /* Hold from now on, tagging frames epoch; max_frames 0: the device's default. */
 int vfio_output_commit_start(struct vfio_device *dev, uint64_t epoch, uint32_t max_frames);
 /* Frames from now on belong to epoch (greater than the current one). */

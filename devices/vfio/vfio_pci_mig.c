@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/vfio/vfio_output.h"
 #include "devices/vfio/vfio_pci_int.h"
 #include "migration/state.h"
 #include "vmm/memory.h"
@@ -324,8 +325,19 @@ static int vp_dirty_log_sync(struct device *dev, device_dirty_fn *mark, void *op
 	return ret;
 }
 
+/* Output commit on the device itself (hdnic's vendor feature, vfio_output.c). */
+static int vp_output_commit(struct device *dev, uint32_t op, uint64_t epoch, uint32_t max_frames)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+
+	if (!vp->vdev || !vp_alive(vp))
+		return -ENODEV;
+	return vfio_output_commit_op(vp->vdev, op, epoch, max_frames);
+}
+
 const struct device_mig_ops vfio_pci_mig_ops = {
 	.version = 1,
+	.output_commit = vp_output_commit,
 	.dirty_log_start = vp_dirty_log_start,
 	.dirty_log_stop = vp_dirty_log_stop,
 	.dirty_log_sync = vp_dirty_log_sync,

@@ -155,6 +155,7 @@ static void net_unrealize(struct device *dev)
 
 static const struct device_mig_ops virtio_net_mig = {
 	.version = 1,
+	.output_commit = virtio_net_output,
 	.save_final = net_save,
 	.load = net_load,
 };

@@ -17,6 +17,7 @@
 #include "tests/unit/vfio_fake_server.h"
 
 #include "devices/device.h"
+#include "devices/holdq.h"
 #include "devices/pci/pci.h"
 #include "devices/platform.h"
 #include "devices/vfio/vfio_pci.h"
@@ -130,6 +131,24 @@ static void test_pause_stops_device(void **st)
 	assert_int_equal(srv->mig_state, R);
 	expect_seq(want, 4);
 	assert_int_equal(srv->resets, 0);
+}
+
+/* The checkpoint driver's output commit reaches the passthrough device's server. */
+static void test_output_commit_reaches_the_device(void **st)
+{
+	assert_int_equal(devices_output_commit(&vm, HOLDQ_OP_START, 4, 32), 0);
+	assert_int_equal(devices_output_commit(&vm, HOLDQ_OP_EPOCH, 5, 0), 0);
+	assert_int_equal(devices_output_commit(&vm, HOLDQ_OP_COMMIT, 4, 0), 0);
+	/* the device's refusal reaches the caller */
+	assert_int_equal(devices_output_commit(&vm, HOLDQ_OP_COMMIT, 5, 0), -EINVAL);
+	assert_int_equal(devices_output_commit(&vm, HOLDQ_OP_STOP, 0, 0), 0);
+	assert_int_equal(srv->nr_oc, 5);
+	assert_int_equal(srv->oc[0].op, HOLDQ_OP_START);
+	assert_int_equal(srv->oc[0].epoch, 4);
+	assert_int_equal(srv->oc[0].max_frames, 32);
+	assert_int_equal(srv->oc[2].op, HOLDQ_OP_COMMIT);
+	assert_int_equal(srv->oc_committed, 4);
+	assert_false(srv->oc_holding);
 }
 
 /* Without P2P the arc is direct, as the kernel's table skips the state. */
@@ -591,6 +610,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pause_stops_device, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_commit_reaches_the_device, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_refused_stop_keeps_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusal_into_error_resets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_migration_support, setup_no_migration,
