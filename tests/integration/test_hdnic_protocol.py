@@ -223,13 +223,15 @@ def test_device_feature_argsz_is_the_reply_room(client):
         errno.EINVAL
     payload, _ = client.call(vu.DEVICE_FEATURE, struct.pack("<II", 16, vu.FEATURE_GET | 1))
     assert struct.unpack("<IIQ", payload) == (16, vu.FEATURE_GET | 1,
-                                              vu.MIGRATION_STOP_COPY | vu.MIGRATION_P2P)
+                                              vu.MIGRATION_STOP_COPY | vu.MIGRATION_P2P |
+                                              4)      # PRE_COPY
     client.device_info()
 
 
 def test_device_feature_flags(client):
-    """Migration and dirty logging exist (test_hdnic_migration.py); the rest does not."""
-    for feature in (0, 3, 9, 11, 0xffff):
+    """Migration, MIG_DATA_SIZE and dirty logging exist (test_hdnic_migration.py); the
+    rest does not."""
+    for feature in (0, 3, 10, 11, 0xffff):
         with pytest.raises(vu.VfioUserError) as e:
             client.device_feature(vu.FEATURE_PROBE | vu.FEATURE_GET | feature)
         assert e.value.errno == errno.EOPNOTSUPP
