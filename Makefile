@@ -10,7 +10,7 @@ CC       ?= gcc
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP \
             -fno-strict-aliasing -Wno-unused-parameter
-LDLIBS   += -luring -lseccomp -ljson-c -lfdt -lz -lpthread
+LDLIBS   += -luring -lseccomp -ljson-c -lfdt -lssl -lcrypto -lz -lpthread
 ifeq ($(SANITIZE),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined

@@ -15,6 +15,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "migration/tls.h"
+
 int mig_uri_parse(const char *uri, struct mig_uri *u, char *why, size_t len)
 {
 	const char *rest, *colon;
@@ -124,18 +126,43 @@ static int tcp_socket(const struct mig_uri *u, bool listen_side, char *why, size
 	return fd;
 }
 
-int mig_connect(const struct mig_uri *u, struct mig_io *io, char *why, size_t len)
+int mig_tls_check(const struct mig_uri *u, const char *tls_dir, char *why, size_t len)
+{
+	if (tls_dir && u->kind != MIG_TCP) {
+		snprintf(why, len, "--tls-creds is for tcp: streams only");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* TLS over a connected tcp: socket; a refused handshake closes it. */
+static int maybe_tls(struct mig_io *io, const char *tls_dir, bool server, char *why, size_t len)
+{
+	int ret;
+
+	if (!tls_dir)
+		return 0;
+	ret = mig_tls_wrap(io, tls_dir, server, why, len);
+	if (ret)
+		mig_io_close(io);
+	return ret;
+}
+
+int mig_connect(const struct mig_uri *u, const char *tls_dir, struct mig_io *io,
+		char *why, size_t len)
 {
 	struct sockaddr_un a;
 	int fd;
 
+	if (mig_tls_check(u, tls_dir, why, len))
+		return -EINVAL;
 	switch (u->kind) {
 	case MIG_TCP:
 		fd = tcp_socket(u, false, why, len);
 		if (fd < 0)
 			return fd;
 		mig_io_fd(io, fd);
-		return 0;
+		return maybe_tls(io, tls_dir, false, why, len);
 	case MIG_UNIX:
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
@@ -195,8 +222,8 @@ int mig_listen(const struct mig_uri *u, int *listen_fd, char *why, size_t len)
 	return 0;
 }
 
-int mig_accept(const struct mig_uri *u, int listen_fd, int timeout_ms, struct mig_io *io,
-	       char *why, size_t len)
+int mig_accept(const struct mig_uri *u, const char *tls_dir, int listen_fd, int timeout_ms,
+	       struct mig_io *io, char *why, size_t len)
 {
 	struct pollfd p = { .fd = listen_fd, .events = POLLIN };
 	int fd, ret;
@@ -225,11 +252,12 @@ int mig_accept(const struct mig_uri *u, int listen_fd, int timeout_ms, struct mi
 		snprintf(why, len, "accepting the source: %s", strerror(-ret));
 		return ret;
 	}
-	if (u->kind == MIG_UNIX)
+	if (u->kind == MIG_UNIX) {
 		mig_io_unix(io, fd);
-	else
-		mig_io_fd(io, fd);
-	return 0;
+		return 0;
+	}
+	mig_io_fd(io, fd);
+	return maybe_tls(io, tls_dir, true, why, len);
 }
 
 void mig_listen_close(const struct mig_uri *u, int listen_fd)

@@ -30,16 +30,22 @@ struct mig_uri {
 
 /* Syntax only; 0 or -EINVAL with why. */
 int mig_uri_parse(const char *uri, struct mig_uri *u, char *why, size_t len);
-/* Source: connect (tcp, unix) or create the file. */
-int mig_connect(const struct mig_uri *u, struct mig_io *io, char *why, size_t len);
+/*
+ * Source: connect (tcp, unix) or create the file.  tls_dir (tcp: only, else
+ * NULL): --tls-creds, the handshake done here (migration/tls.h).
+ */
+int mig_connect(const struct mig_uri *u, const char *tls_dir, struct mig_io *io,
+		char *why, size_t len);
 /*
  * Destination: listen and accept one peer (tcp, unix; timeout_ms, 0 = wait
  * forever) or open the file.  *listen_fd stays open (-1 for a file) so the
  * caller can refuse later peers; close it with mig_listen_close().
  */
 int mig_listen(const struct mig_uri *u, int *listen_fd, char *why, size_t len);
-int mig_accept(const struct mig_uri *u, int listen_fd, int timeout_ms, struct mig_io *io,
-	       char *why, size_t len);
+int mig_accept(const struct mig_uri *u, const char *tls_dir, int listen_fd, int timeout_ms,
+	       struct mig_io *io, char *why, size_t len);
+/* --tls-creds only goes with tcp:; 0 or -EINVAL with why. */
+int mig_tls_check(const struct mig_uri *u, const char *tls_dir, char *why, size_t len);
 void mig_listen_close(const struct mig_uri *u, int listen_fd);
 
 #endif

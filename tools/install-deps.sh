@@ -3,7 +3,8 @@
 set -e
 PKGS="build-essential pkg-config liburing-dev libseccomp-dev libfdt-dev libjson-c-dev
       libcmocka-dev python3-pytest qemu-system-x86 socat iperf3 iputils-ping iproute2
-      clang libclang-rt-14-dev gnuplot-nox zlib1g-dev libcurl4-openssl-dev etcd-server"
+      clang libclang-rt-14-dev gnuplot-nox zlib1g-dev libcurl4-openssl-dev etcd-server
+      libssl-dev openssl"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

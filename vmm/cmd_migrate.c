@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@ static void migrate_usage(FILE *f)
 {
 	fprintf(f,
 "usage: hdvm migrate NAME URI [--downtime-ms N] [--max-bandwidth R] [--timeout S]\n"
-"                    [--json] [--run-dir DIR]\n"
+"                    [--tls-creds DIR] [--json] [--run-dir DIR]\n"
 "       hdvm migrate NAME --cancel\n"
 "\n"
 "Move a running VM to 'hdvm run --incoming URI' while it runs (pre-copy):\n"
@@ -40,6 +41,9 @@ static void migrate_usage(FILE *f)
 "  --downtime-ms N     the pause to aim for (default 300)\n"
 "  --max-bandwidth R   bytes per second, K/M/G suffixes (default unlimited)\n"
 "  --timeout S         give up (the VM runs on) after S seconds (default none)\n"
+"  --tls-creds DIR     TLS for tcp: (between hosts): DIR has ca-cert.pem,\n"
+"                      client-cert.pem, client-key.pem; the destination's\n"
+"                      certificate must be signed by that CA\n"
 "  --json              print the final report as JSON\n"
 "  --cancel            stop the VM's running migration; the VM runs on\n"
 "  --run-dir DIR       where control sockets live (default $HDVM_RUN_DIR or %s)\n",
@@ -161,13 +165,15 @@ int cmd_migrate(int argc, char **argv)
 		{ "max-bandwidth", required_argument, NULL, 'b' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "tls-creds", required_argument, NULL, 'T' },
 		{ "cancel", no_argument, NULL, 'c' },
 		{ "run-dir", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t downtime = 0, bandwidth = 0, timeout = 0;
-	const char *run_dir = NULL, *name, *uri;
+	const char *run_dir = NULL, *name, *uri, *tls = NULL;
+	char tls_abs[PATH_MAX];
 	bool json = false, cancel = false;
 	struct mig_uri u;
 	json_object *req, *r;
@@ -197,6 +203,7 @@ int cmd_migrate(int argc, char **argv)
 			}
 			break;
 		case 'j': json = true; break;
+		case 'T': tls = optarg; break;
 		case 'c': cancel = true; break;
 		case 'r': run_dir = optarg; break;
 		case 'h': migrate_usage(stdout); return 0;
@@ -219,6 +226,14 @@ int cmd_migrate(int argc, char **argv)
 		pr_err("migrate: %s", why);
 		return EXIT_USAGE;
 	}
+	if (tls && uri && mig_tls_check(&u, tls, why, sizeof(why)) < 0) {
+		pr_err("migrate: %s", why);
+		return EXIT_USAGE;
+	}
+	if (tls && !realpath(tls, tls_abs)) {
+		pr_err("--tls-creds %s: %s", tls, strerror(errno));
+		return EXIT_USAGE;
+	}
 	run_dir = control_run_dir(run_dir);
 
 	req = cmd("migrate");
@@ -236,6 +251,8 @@ int cmd_migrate(int argc, char **argv)
 		json_object_object_add(req, "downtime_ms", json_object_new_int64((int64_t)downtime));
 	if (bandwidth)
 		json_object_object_add(req, "max_bandwidth", json_object_new_int64((int64_t)bandwidth));
+	if (tls)
+		json_object_object_add(req, "tls_creds", json_object_new_string(tls_abs));
 	if (timeout)
 		json_object_object_add(req, "timeout_ms", json_object_new_int64((int64_t)timeout * 1000));
 	r = request(run_dir, name, req);

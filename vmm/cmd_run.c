@@ -56,6 +56,9 @@ static void run_usage(FILE *f)
 "                       or file:PATH; RAM size, vCPUs, --net devices and\n"
 "                       kernel come from the stream; give as many --vfio-user/\n"
 "                       --vfio devices as the source had (this host's own)\n"
+"  --tls-creds DIR      TLS for a tcp: --incoming: DIR has ca-cert.pem,\n"
+"                       server-cert.pem, server-key.pem; only a source whose\n"
+"                       certificate the CA signed is accepted\n"
 "  --no-seccomp         do not install the seccomp filters\n"
 "  --debug              verbose diagnostics\n"
 "\n"
@@ -65,7 +68,7 @@ static void run_usage(FILE *f)
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_BOOT, OPT_MEM, OPT_CPUS, OPT_NAME,
        OPT_CONSOLE, OPT_METRICS, OPT_RUN_DIR, OPT_NO_SECCOMP, OPT_DEBUG, OPT_VFIO_USER,
-       OPT_VFIO, OPT_NET, OPT_RESTORE, OPT_VFIO_TIMEOUT, OPT_INCOMING, OPT_HELP };
+       OPT_VFIO, OPT_NET, OPT_RESTORE, OPT_VFIO_TIMEOUT, OPT_INCOMING, OPT_TLS_CREDS, OPT_HELP };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -86,6 +89,7 @@ static const struct option run_options[] = {
 	{ "vfio-timeout", required_argument, NULL, OPT_VFIO_TIMEOUT },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "incoming", required_argument, NULL, OPT_INCOMING },
+	{ "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -242,6 +246,7 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 		}
 		case OPT_RESTORE: cfg->restore_path = optarg; break;
 		case OPT_INCOMING: cfg->incoming_uri = optarg; break;
+		case OPT_TLS_CREDS: cfg->tls_creds = optarg; break;
 		case OPT_HELP:
 			run_usage(stdout);
 			exit(0);
@@ -265,6 +270,10 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 	if (cfg->incoming_uri && (machine_opt || cfg->restore_path)) {
 		pr_err("--%s cannot be combined with --incoming: the stream decides it",
 		       cfg->restore_path ? "restore" : machine_opt);
+		return -EINVAL;
+	}
+	if (cfg->tls_creds && !cfg->incoming_uri) {
+		pr_err("--tls-creds goes with --incoming");
 		return -EINVAL;
 	}
 	if (cfg->incoming_uri && !name_given) {
@@ -293,10 +302,12 @@ static int run_incoming(struct vm_config *cfg)
 
 	ret = mig_uri_parse(cfg->incoming_uri, &uri, why, sizeof(why));
 	if (!ret)
+		ret = mig_tls_check(&uri, cfg->tls_creds, why, sizeof(why));
+	if (!ret)
 		ret = mig_listen(&uri, &lfd, why, sizeof(why));
 	if (!ret) {
 		pr_info("VM '%s' waiting for a migration on %s", cfg->name, cfg->incoming_uri);
-		ret = mig_accept(&uri, lfd, 0, &io, why, sizeof(why));
+		ret = mig_accept(&uri, cfg->tls_creds, lfd, 0, &io, why, sizeof(why));
 	}
 	/* one source: later peers are refused by the closed socket */
 	mig_listen_close(&uri, lfd);

@@ -23,6 +23,7 @@ static struct {
 	struct vm *vm;
 	struct mig_uri uri;
 	char uri_text[300];
+	char tls_dir[1024];
 	struct migrate_opts opts;
 	/* under lock */
 	struct migrate_progress progress;
@@ -52,7 +53,7 @@ static void *job_main(void *arg)
 	char why[512] = "";
 	int ret;
 
-	ret = mig_connect(&job.uri, &io, why, sizeof(why));
+	ret = mig_connect(&job.uri, job.tls_dir[0] ? job.tls_dir : NULL, &io, why, sizeof(why));
 	if (!ret) {
 		ret = vm_migrate_send(job.vm, &io, &job.opts, &res, why, sizeof(why));
 		mig_io_close(&io);
@@ -102,7 +103,7 @@ static bool get_u64(json_object *req, const char *key, uint64_t *v, json_object 
 void vm_migrate_cmd(void *opaque, json_object *req, json_object *r)
 {
 	struct vm *vm = opaque;
-	json_object *uri, *cancel;
+	json_object *uri, *cancel, *tls;
 	struct migrate_opts o = { 0 };
 	char why[256];
 
@@ -131,6 +132,15 @@ void vm_migrate_cmd(void *opaque, json_object *req, json_object *r)
 		job.started = false;
 	}
 	if (mig_uri_parse(json_object_get_string(uri), &job.uri, why, sizeof(why)))
+		return control_reply_error(r, "migrate: %s", why);
+	job.tls_dir[0] = 0;
+	if (json_object_object_get_ex(req, "tls_creds", &tls)) {
+		if (!json_object_is_type(tls, json_type_string) ||
+		    json_object_get_string(tls)[0] != '/')
+			return control_reply_error(r, "migrate: 'tls_creds' must be an absolute path");
+		snprintf(job.tls_dir, sizeof(job.tls_dir), "%s", json_object_get_string(tls));
+	}
+	if (mig_tls_check(&job.uri, job.tls_dir[0] ? job.tls_dir : NULL, why, sizeof(why)))
 		return control_reply_error(r, "migrate: %s", why);
 	snprintf(job.uri_text, sizeof(job.uri_text), "%s", json_object_get_string(uri));
 	o.ram_by_fd = job.uri.kind == MIG_UNIX;

@@ -56,6 +56,7 @@ struct vm_config {
 	const char *restore_path;
 	/* hdvm run --incoming: the stream after its manifest (vmm/migrate.h), else NULL */
 	const char *incoming_uri;
+	const char *tls_creds;		/* --tls-creds DIR for a tcp: stream */
 	struct migrate_incoming *incoming;
 };
 

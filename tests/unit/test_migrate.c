@@ -155,6 +155,7 @@ static int teardown(void **state)
 struct dest {
 	int fd;
 	bool unix_fds, i8042, vanish;
+	struct mig_io *pre;		/* accepted (and TLS-wrapped) already */
 	int ret;
 	char why[512];
 	uint64_t pages, zero_pages;
@@ -168,7 +169,9 @@ static void *dest_main(void *arg)
 	struct mig_io io;
 
 	mine = &dst;
-	if (d->unix_fds)
+	if (d->pre)
+		io = *d->pre;
+	else if (d->unix_fds)
 		mig_io_unix(&io, d->fd);
 	else
 		mig_io_fd(&io, d->fd);
@@ -503,6 +506,7 @@ static void test_uri_parsing(void **state)
 
 struct listener {
 	struct mig_uri uri;
+	const char *tls;
 	int lfd;
 	struct dest d;
 };
@@ -512,12 +516,11 @@ static void *listener_main(void *arg)
 	struct listener *l = arg;
 	struct mig_io io;
 
-	if (mig_accept(&l->uri, l->lfd, 10000, &io, l->d.why, sizeof(l->d.why))) {
+	if (mig_accept(&l->uri, l->tls, l->lfd, 10000, &io, l->d.why, sizeof(l->d.why))) {
 		l->d.ret = -1;
 		return NULL;
 	}
-	l->d.fd = io.fd;
-	l->d.unix_fds = l->uri.kind == MIG_UNIX;
+	l->d.pre = &io;
 	return dest_main(&l->d);
 }
 
@@ -544,7 +547,7 @@ static void test_tcp_loopback(void **state)
 		struct mig_uri u;
 
 		assert_int_equal(mig_uri_parse(uri, &u, why, sizeof(why)), 0);
-		assert_int_equal(mig_connect(&u, &io, why, sizeof(why)), 0);
+		assert_int_equal(mig_connect(&u, NULL, &io, why, sizeof(why)), 0);
 	}
 	ret = vm_migrate_send(&a, &io, &o, &res, why, sizeof(why));
 	mig_io_close(&io);
@@ -609,6 +612,107 @@ static void test_control_migrate_job(void **state)
 	assert_state_arrived();
 }
 
+/* ---- TLS (--tls-creds) over loopback, certificates made here with openssl ---- */
+
+static char tls_dir[64], rogue_dir[128];
+
+static void make_creds(void)
+{
+	char cmd[2048];
+
+	snprintf(tls_dir, sizeof(tls_dir), "/tmp/hdvm-migtls-XXXXXX");
+	assert_non_null(mkdtemp(tls_dir));
+	snprintf(rogue_dir, sizeof(rogue_dir), "%s/rogue", tls_dir);
+	/* a CA, a server and a client it signed; a rogue CA and a client it signed */
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; cd %s; mkdir rogue; q='-loglevel quiet' ;"
+		 "ca() { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		 "-days 2 -subj /CN=$2 -keyout $1/ca-key.pem -out $1/ca-cert.pem 2>/dev/null; }; "
+		 "leaf() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		 "-subj /CN=$3 -keyout $2/$3-key.pem -out $2/$3.csr 2>/dev/null && "
+		 "openssl x509 -req -in $2/$3.csr -CA $1/ca-cert.pem -CAkey $1/ca-key.pem "
+		 "-CAcreateserial -days 2 -out $2/$3-cert.pem 2>/dev/null; }; "
+		 "ca . hdvm-ca; leaf . . server; leaf . . client; "
+		 "ca rogue rogue-ca; leaf rogue rogue client; cp ca-cert.pem rogue/ca-cert.pem",
+		 tls_dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void drop_creds(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tls_dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static int tls_migrate(const char *client_dir, struct listener *l, char *why, size_t len)
+{
+	struct migrate_opts o = { .downtime_ms = 300 };
+	struct migrate_result res;
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	struct mig_io io;
+	pthread_t t;
+	int ret;
+
+	assert_int_equal(mig_uri_parse("tcp:127.0.0.1:1", &l->uri, why, len), 0);
+	snprintf(l->uri.port, sizeof(l->uri.port), "0");
+	assert_int_equal(mig_listen(&l->uri, &l->lfd, why, len), 0);
+	assert_int_equal(getsockname(l->lfd, (struct sockaddr *)&sin, &sl), 0);
+	snprintf(l->uri.port, sizeof(l->uri.port), "%u", ntohs(sin.sin_port));
+	l->tls = tls_dir;
+	assert_int_equal(pthread_create(&t, NULL, listener_main, l), 0);
+	ret = mig_connect(&l->uri, client_dir, &io, why, len);
+	if (!ret) {
+		ret = vm_migrate_send(&a, &io, &o, &res, why, len);
+		mig_io_close(&io);
+	}
+	pthread_join(t, NULL);
+	mig_listen_close(&l->uri, l->lfd);
+	return ret;
+}
+
+static void test_tls_both_ends_verify(void **state)
+{
+	struct listener l = { .d = { .i8042 = true } };
+	char why[512] = "";
+	int ret;
+
+	make_creds();
+	ret = tls_migrate(tls_dir, &l, why, sizeof(why));
+	if (ret || l.d.ret)
+		fail_msg("source: %d %s / destination: %d %s", ret, why, l.d.ret, l.d.why);
+	assert_state_arrived();
+	drop_creds();
+}
+
+static void test_tls_refuses_a_peer_the_ca_did_not_sign(void **state)
+{
+	struct listener l = { .d = { .i8042 = true } };
+	char why[512] = "";
+
+	make_creds();
+	assert_true(tls_migrate(rogue_dir, &l, why, sizeof(why)) < 0);
+	assert_int_equal(l.d.ret, -1);			/* refused at the handshake */
+	assert_non_null(strstr(l.d.why, "TLS handshake with the source failed"));
+	assert_true(why[0]);				/* TLS 1.3: the source learns it after its handshake */
+	assert_null(b.vcpus);				/* no VM was even built */
+	assert_int_equal(dst.nr_log, 0);
+	drop_creds();
+}
+
+static void test_tls_only_for_tcp(void **state)
+{
+	struct mig_uri u;
+	struct mig_io io;
+	char why[256];
+
+	assert_int_equal(mig_uri_parse("unix:/tmp/x.sock", &u, why, sizeof(why)), 0);
+	assert_int_equal(mig_connect(&u, "/tmp", &io, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "tcp: streams only"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -625,6 +729,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_uri_parsing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_loopback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_control_migrate_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_both_ends_verify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_refuses_a_peer_the_ca_did_not_sign, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_only_for_tcp, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
