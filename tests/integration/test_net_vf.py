@@ -166,3 +166,39 @@ def test_hdnic_restart_under_traffic_guest_carries_on(vms, net):
     assert rid == 8 and counter > 3             # the app kept its state: not restarted
     assert vm.proc.poll() is None
     assert "device gone" not in vm.out.text()
+
+
+def test_hdnic_stopped_past_the_timeout_guest_carries_on(vms, net):
+    """hdnic SIGSTOPped for 10 s with the default 5 s --vfio-timeout: hdvm declares
+    the device lost; after SIGCONT the same hdnic (same socket file) is re-attached,
+    the guest finds a reset function, re-initialises and answers again -- the same
+    VM, its app state intact, no 'device gone'."""
+    import signal
+    from vfio_user_client import wait_for
+
+    # idle_wake=1: the sleeping guest looks at its device every second, and only
+    # a guest access can find a stalled (not disconnected) server
+    vm = vms(cmdline=f"app=counter ip={guest_ip(0)}/24 idle_wake=1", extra=net.vf_args(0))
+    vm.out.wait_for("counter: listening", timeout=30)
+    assert net.counter_requests(guest_ip(0), [1, 2]) == [(1, 1), (2, 2)]
+    t0 = time.monotonic()
+    net.nic.proc.send_signal(signal.SIGSTOP)
+    try:
+        vm.err.wait_for(r"device lost: .*\(Connection timed out\)", timeout=20)
+        time.sleep(max(0.0, 10 - (time.monotonic() - t0)))
+    finally:
+        net.nic.proc.send_signal(signal.SIGCONT)
+    vm.err.wait_for("its server answers again after a stall", timeout=10)
+    vm.err.wait_for("re-attached", timeout=10)
+    vm.out.wait_for("virtio-net: device reset by the host, re-initialising", timeout=15)
+
+    def answers():
+        try:
+            return net.counter_requests(guest_ip(0), [7])
+        except OSError:
+            return None
+    assert wait_for(answers, timeout=15)
+    (rid, counter), = net.counter_requests(guest_ip(0), [8])
+    assert rid == 8 and counter > 3             # the app kept its state: not restarted
+    assert vm.proc.poll() is None
+    assert "device gone" not in vm.out.text()
