@@ -156,6 +156,56 @@ def test_incoming_tcp_answers_a_bad_peer_and_exits(run_dir):
             p.wait()
 
 
+def test_incoming_tls_refuses_a_peer_without_a_certificate(run_dir, tmp_path):
+    d = tmp_path / "creds"
+    d.mkdir()
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    subprocess.run(["openssl", "req", "-x509", *key, "-days", "2", "-subj", "/CN=ca",
+                    "-keyout", d / "ca-key.pem", "-out", d / "ca-cert.pem"],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "req", *key, "-subj", "/CN=server", "-keyout",
+                    d / "server-key.pem", "-out", d / "server.csr"],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", d / "server.csr", "-CA", d / "ca-cert.pem",
+                    "-CAkey", d / "ca-key.pem", "-CAcreateserial", "-days", "2",
+                    "-out", d / "server-cert.pem"], check=True, capture_output=True)
+    port = free_port()
+    p = subprocess.Popen([str(HDVM), "run", "--run-dir", str(run_dir), "--incoming",
+                          f"tcp:127.0.0.1:{port}", "--tls-creds", str(d), "--name", "m"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "the destination never listened"
+                time.sleep(0.05)
+        with s:      # a plain-TCP "source": no TLS, no certificate
+            s.sendall(header() + section("MANF", b"x" * 64))
+            try:
+                s.recv(100)
+            except ConnectionResetError:
+                pass
+        assert p.wait(10) == 1
+        err = p.stderr.read()
+        assert "TLS handshake with the source failed" in err, err
+        assert "/dev/kvm" not in err
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_tls_creds_only_with_tcp(run_dir, tmp_path):
+    refused(run(run_dir, "--incoming", "unix:/tmp/x.sock", "--name", "m", "--tls-creds",
+                str(tmp_path)), "tcp: streams only")
+    refused(hdvm_ctl(run_dir, "migrate", "vm1", "unix:/tmp/x", "--tls-creds", str(tmp_path)),
+            "tcp: streams only", status=2)
+
+
 # ---- with KVM ----
 
 class Incoming:

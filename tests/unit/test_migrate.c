@@ -713,6 +713,45 @@ static void test_tls_only_for_tcp(void **state)
 	assert_non_null(strstr(why, "tcp: streams only"));
 }
 
+/* A guest that dirties faster than the link: --timeout gives up cleanly. */
+static void dirty_everything(const struct migrate_progress *p, void *opaque)
+{
+	uint8_t data[64];
+
+	memset(data, (int)p->pass + 1, sizeof(data));
+	for (uint64_t gpa = 0; gpa < RAM; gpa += 4096)
+		guest_mem_write(&a.mem, gpa, data, sizeof(data));
+	usleep(20000);
+}
+
+static void test_timeout_when_it_cannot_converge(void **state)
+{
+	struct dest d = { .i8042 = true };
+	struct migrate_opts o = {
+		.downtime_ms = 1, .timeout_ms = 300, .progress = dirty_everything,
+	};
+	struct migrate_result res;
+	struct mig_io io;
+	char why[512] = "";
+	pthread_t t;
+	int sv[2], ret;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	d.fd = sv[1];
+	assert_int_equal(pthread_create(&t, NULL, dest_main, &d), 0);
+	mig_io_unix(&io, sv[0]);
+	ret = vm_migrate_send(&a, &io, &o, &res, why, sizeof(why));
+	mig_io_close(&io);
+	pthread_join(t, NULL);
+	assert_int_equal(ret, -ETIMEDOUT);
+	assert_non_null(strstr(why, "did not converge"));
+	assert_true(res.passes >= 2);
+	assert_int_equal(a.state, VM_PAUSED);
+	assert_false(guest_mem_logging(&a.mem, 0));
+	assert_true(d.ret < 0);			/* the destination saw no end marker */
+	assert_int_equal(dst.nr_log, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -732,6 +771,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tls_both_ends_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_refuses_a_peer_the_ca_did_not_sign, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_only_for_tcp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout_when_it_cannot_converge, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
