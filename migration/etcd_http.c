@@ -430,6 +430,7 @@ void etcd_http_close(void *ctx)
 	if (e->curl)
 		curl_easy_cleanup(e->curl);
 	free(e);
+	curl_global_cleanup();
 }
 
 const char *etcd_http_endpoint(void *ctx)

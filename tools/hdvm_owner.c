@@ -142,6 +142,37 @@ static void usage(void)
 		"       takeover --epoch N [--wait-ms MS] [--poll-ms MS] [--restart-from-stale]\n");
 }
 
+static int run(struct owner *o, const char *cmd, uint64_t epoch, int wait_ms, int poll_ms,
+	       bool force, void *ctx)
+{
+	char buf[400];
+	int err;
+
+	if (!strcmp(cmd, "status"))
+		return status(o, &etcd_http_ops, ctx);
+	owner_timing(&o->cfg, buf, sizeof(buf));
+	event("timing", buf);
+	if (!strcmp(cmd, "takeover"))
+		return takeover(o, epoch, wait_ms, poll_ms, force);
+	if (strcmp(cmd, "hold")) {
+		usage();
+		return 1;
+	}
+	err = owner_acquire(o);
+	if (err) {
+		event(err == -EBUSY ? "busy" : "error", err == -EBUSY ? o->why : strerror(-err));
+		return err == -EBUSY ? 2 : 1;
+	}
+	snprintf(buf, sizeof(buf), "lease=%" PRIx64 " ttl=%d", o->lease, o->ttl_s);
+	event("acquired", buf);
+	if (epoch) {
+		err = owner_standby_current(o, epoch);
+		snprintf(buf, sizeof(buf), "%" PRIu64, epoch);
+		event(err ? "current-failed" : "current", err ? strerror(-err) : buf);
+	}
+	return hold(o);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -164,7 +195,7 @@ int main(int argc, char **argv)
 	int wait_ms = 30000, poll_ms = 50, c, err;
 	uint64_t epoch = 0;
 	bool force = false;
-	char hostid[96], buf[400];
+	char hostid[96];
 	struct owner o;
 	void *ctx;
 
@@ -199,29 +230,10 @@ int main(int argc, char **argv)
 	err = owner_init(&o, &cfg, &etcd_http_ops, ctx);
 	if (err) {
 		fprintf(stderr, "hdvm-owner: %s\n", o.why);
+		etcd_http_close(ctx);
 		return 1;
 	}
-	if (!strcmp(cmd, "status"))
-		return status(&o, &etcd_http_ops, ctx);
-	owner_timing(&o.cfg, buf, sizeof(buf));
-	event("timing", buf);
-	if (!strcmp(cmd, "takeover"))
-		return takeover(&o, epoch, wait_ms, poll_ms, force);
-	if (strcmp(cmd, "hold")) {
-		usage();
-		return 1;
-	}
-	err = owner_acquire(&o);
-	if (err) {
-		event(err == -EBUSY ? "busy" : "error", err == -EBUSY ? o.why : strerror(-err));
-		return err == -EBUSY ? 2 : 1;
-	}
-	snprintf(buf, sizeof(buf), "lease=%" PRIx64 " ttl=%d", o.lease, o.ttl_s);
-	event("acquired", buf);
-	if (epoch) {
-		err = owner_standby_current(&o, epoch);
-		snprintf(buf, sizeof(buf), "%" PRIu64, epoch);
-		event(err ? "current-failed" : "current", err ? strerror(-err) : buf);
-	}
-	return hold(&o);
+	err = run(&o, cmd, epoch, wait_ms, poll_ms, force, ctx);
+	etcd_http_close(ctx);
+	return err;
 }
