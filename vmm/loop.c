@@ -80,7 +80,7 @@ static int arm(struct event_loop *l, struct loop_watch *w)
 	struct io_uring_sqe *sqe = get_sqe(l);
 
 	if (!sqe)
-		return -1;
+		return -EBUSY;		/* submission queue full even after a submit */
 	io_uring_prep_poll_multishot(sqe, w->fd, w->events);
 	io_uring_sqe_set_data(sqe, w);
 	return 0;
@@ -155,7 +155,7 @@ int loop_run_once(struct event_loop *l, int timeout_ms)
 		return 0;
 	if (ret < 0) {
 		pr_err("io_uring wait: %s", strerror(-ret));
-		return -1;
+		return ret;
 	}
 	/* copy each CQE out before dispatch: callbacks may submit new work */
 	while (n < 64 && io_uring_peek_cqe(&l->ring, &cqe) == 0) {

@@ -84,8 +84,10 @@ static int console_open(struct vm *vm, const struct vm_config *cfg)
 		vm->console_out_fd = open(cfg->console_path,
 					  O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
 		if (vm->console_out_fd < 0) {
-			pr_err("--console file:%s: %s", cfg->console_path, strerror(errno));
-			return -1;
+			int err = -errno;
+
+			pr_err("--console file:%s: %s", cfg->console_path, strerror(-err));
+			return err;
 		}
 		break;
 	case CONSOLE_NONE:
@@ -111,11 +113,18 @@ static int signals_open(void)
 static int watch_all(struct run_ctx *rc, struct control *ctl)
 {
 	struct vm *vm = rc->vm;
+	int ret;
 
 	if (!loop_watch(rc->loop, vm->exit_efd, POLLIN, on_vm_exit, rc) ||
-	    !loop_watch(rc->loop, rc->sig_fd, POLLIN, on_signal, rc) ||
-	    control_start(ctl, rc->loop, vm_control_cmds, vm_nr_control_cmds, vm) < 0)
-		return -1;
+	    !loop_watch(rc->loop, rc->sig_fd, POLLIN, on_signal, rc)) {
+		pr_err("event loop: no room to watch the VM's exit and signals");
+		return -EBUSY;
+	}
+	ret = control_start(ctl, rc->loop, vm_control_cmds, vm_nr_control_cmds, vm);
+	if (ret < 0) {
+		pr_err("control socket: %s", strerror(-ret));
+		return ret;
+	}
 	if (vm->console_in_fd >= 0) {
 		rc->serial = device_find(vm, "com1");
 		fcntl(vm->console_in_fd, F_SETFL, fcntl(vm->console_in_fd, F_GETFL) | O_NONBLOCK);
