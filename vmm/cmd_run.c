@@ -227,7 +227,7 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 			if (parse_u64(optarg, 100, 3600000, &v) < 0) {
 				pr_err("--vfio-timeout '%s': expected milliseconds, 100 to 3600000",
 				       optarg);
-				return -1;
+				return -EINVAL;
 			}
 			cfg->vfio_timeout_ms = (int)v;
 			break;

@@ -283,7 +283,7 @@ static int free_slot(struct control *c)
 			if (c->conns[i] && !c->conns[i]->out.buf)
 				conn_pump(c->conns[i]);
 	}
-	return -1;
+	return -EBUSY;
 }
 
 static void listen_readable(void *opaque, int fd, unsigned revents)
