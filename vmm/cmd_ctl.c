@@ -46,24 +46,24 @@ static int parse_ctl_args(int argc, char **argv, int needs_name, struct ctl_args
 		case 'r': a->run_dir = optarg; break;
 		case 'j': a->json = 1; break;
 		case 'h': ctl_usage(stdout, argv[0], needs_name); return 1;
-		case ':': pr_err("option '%s' needs a value", argv[optind - 1]); return -1;
-		default: pr_err("unknown option '%s'", argv[optind - 1]); return -1;
+		case ':': pr_err("option '%s' needs a value", argv[optind - 1]); return -EINVAL;
+		default: pr_err("unknown option '%s'", argv[optind - 1]); return -EINVAL;
 		}
 	}
 	if (needs_name) {
 		if (optind >= argc) {
 			pr_err("%s: which VM? (give its name; 'hdvm ps' lists them)", argv[0]);
-			return -1;
+			return -EINVAL;
 		}
 		a->name = argv[optind++];
 		if (!control_valid_name(a->name)) {
 			pr_err("'%s' is not a valid VM name", a->name);
-			return -1;
+			return -EINVAL;
 		}
 	}
 	if (optind < argc) {
 		pr_err("unexpected argument '%s'", argv[optind]);
-		return -1;
+		return -EINVAL;
 	}
 	a->run_dir = control_run_dir(a->run_dir);
 	return 0;
@@ -82,7 +82,7 @@ static int request(const struct ctl_args *a, const char *name, const char *cmd,
 	ret = control_request(a->run_dir, name, req, buf, sizeof(buf), CONTROL_CLIENT_TIMEOUT_MS);
 	if (ret < 0) {
 		if (quiet)
-			return -1;
+			return ret;
 		if (ret == -ENOENT || ret == -ECONNREFUSED)
 			pr_err("no VM named '%s' is running (run directory %s)", name, a->run_dir);
 		else if (ret == -ETIMEDOUT)
@@ -90,7 +90,7 @@ static int request(const struct ctl_args *a, const char *name, const char *cmd,
 			       CONTROL_CLIENT_TIMEOUT_MS / 1000);
 		else
 			pr_err("VM '%s': control socket: %s", name, strerror(-ret));
-		return -1;
+		return ret;
 	}
 	return parse_reply(name, buf, reply, quiet);
 }
@@ -105,7 +105,7 @@ static int parse_reply(const char *name, const char *buf, json_object **reply, i
 		if (!quiet)
 			pr_err("VM '%s': malformed reply on the control socket", name);
 		json_object_put(*reply);
-		return -1;
+		return -EPROTO;
 	}
 	if (!json_object_get_boolean(ok)) {
 		json_object *err = NULL;
@@ -114,7 +114,7 @@ static int parse_reply(const char *name, const char *buf, json_object **reply, i
 		if (!quiet)
 			pr_err("VM '%s': %s", name, err ? json_object_get_string(err) : "error");
 		json_object_put(*reply);
-		return -1;
+		return -EIO;	/* the VM refused; its reason was printed */
 	}
 	return 0;
 }
