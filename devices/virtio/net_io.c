@@ -84,7 +84,7 @@ static int free_tx_slot(struct net_io *io)
 	for (unsigned s = 0; s < NET_TX_SLOTS; s++)
 		if (!io->tx[s].busy)
 			return s;
-	return -1;
+	return -EBUSY;
 }
 
 /* Our header, then the chain minus the guest's header. */
@@ -561,13 +561,14 @@ int net_io_init(struct virtio_net *n)
 	pthread_cond_init(&io->cond, NULL);
 	io->ctl_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (io->ctl_fd < 0) {
-		pr_err("%s: eventfd: %s", n->name, strerror(errno));
-		return -1;
+		ret = -errno;
+		pr_err("%s: eventfd: %s", n->name, strerror(-ret));
+		return ret;
 	}
 	ret = io_uring_queue_init(NET_IO_RING_ENTRIES, &io->ring, 0);
 	if (ret < 0) {
 		pr_err("%s: io_uring_queue_init: %s", n->name, strerror(-ret));
-		return -1;
+		return ret;
 	}
 	io->ring_ready = true;
 	io->rx_mem = xzalloc(NET_RX_SLOTS * NET_RX_SLOT_SIZE);
@@ -588,7 +589,7 @@ int net_io_start_thread(struct virtio_net *n)
 	pthread_attr_destroy(&attr);
 	if (ret) {
 		pr_err("%s: starting the I/O thread: %s", n->name, strerror(ret));
-		return -1;
+		return -ret;
 	}
 	pthread_mutex_lock(&io->lock);
 	while (!io->start_done)
@@ -598,8 +599,9 @@ int net_io_start_thread(struct virtio_net *n)
 	pthread_mutex_unlock(&io->lock);
 	if (ret) {
 		pthread_join(io->thread, NULL);
-		pr_err("%s: the I/O thread could not install its seccomp filter", n->name);
-		return -1;
+		pr_err("%s: the I/O thread could not install its seccomp filter: %s", n->name,
+		       strerror(-ret));
+		return ret;
 	}
 	return 0;
 }

@@ -172,7 +172,8 @@ static const struct device_ops virtio_net_ops = {
 
 /* ---- creation ---- */
 
-struct device *virtio_net_create(struct vm *vm, const struct net_opts *opts, unsigned index)
+int virtio_net_create(struct vm *vm, const struct net_opts *opts, unsigned index,
+		      struct device **out)
 {
 	struct virtio_net *n = xzalloc(sizeof(*n));
 	struct virtio_pci_params p = {
@@ -187,6 +188,7 @@ struct device *virtio_net_create(struct vm *vm, const struct net_opts *opts, uns
 		.opaque = n,
 	};
 	char id[16];
+	int ret;
 
 	snprintf(id, sizeof(id), "net%u", index);
 	device_init(&n->dev, &virtio_net_ops, id);
@@ -205,26 +207,35 @@ struct device *virtio_net_create(struct vm *vm, const struct net_opts *opts, uns
 	p.lock = &n->dev.lock;
 	net_output_init(n);
 	/* the transport first: it marks its descriptors unused, so teardown is safe */
-	if (virtio_pci_init(&n->vp, vm, &p) < 0 || net_io_init(n) < 0 ||
-	    virtio_pci_register(&n->vp) < 0) {
+	ret = virtio_pci_init(&n->vp, vm, &p);
+	if (!ret)
+		ret = net_io_init(n);
+	if (!ret)
+		ret = virtio_pci_register(&n->vp);
+	if (ret < 0) {
 		net_unrealize(&n->dev);
 		free(n);
-		return NULL;
+		return ret;
 	}
 	device_add(vm, &n->dev);
-	return &n->dev;
+	*out = &n->dev;
+	return 0;
 }
 
 int virtio_net_create_all(struct vm *vm)
 {
 	struct net_opts opts[NET_MAX_DEVICES];
+	struct device *dev;
 	char mac[18];
+	int ret;
 
-	if (net_opts_parse_all(vm->cfg.net, vm->cfg.nr_net, vm->cfg.name, opts) < 0)
-		return -1;
+	ret = net_opts_parse_all(vm->cfg.net, vm->cfg.nr_net, vm->cfg.name, opts);
+	if (ret < 0)
+		return ret;
 	for (int i = 0; i < vm->cfg.nr_net; i++) {
-		if (!virtio_net_create(vm, &opts[i], i))
-			return -1;
+		ret = virtio_net_create(vm, &opts[i], i, &dev);
+		if (ret < 0)
+			return ret;
 		pr_debug("net%d: virtio-net on TAP %s, MAC %s", i, opts[i].tap,
 			 net_mac_str(opts[i].mac, mac));
 	}
@@ -236,7 +247,7 @@ int virtio_net_get_stats(struct device *dev, struct virtio_net_stats *st)
 	struct virtio_net *n;
 
 	if (!dev || dev->ops != &virtio_net_ops)
-		return -1;
+		return -EINVAL;
 	n = to_net(dev);
 	st->rx_packets = atomic_load(&n->stats.rx_packets);
 	st->rx_bytes = atomic_load(&n->stats.rx_bytes);

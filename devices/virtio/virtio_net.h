@@ -34,13 +34,17 @@ struct virtio_net_stats {
 
 /*
  * One device per `--net` value of vm->cfg, added to the VM after the PCI bus
- * exists; 0 or -1 with a message (bad option, no room on the bus).
+ * exists; 0 or -errno with a message (bad option, no room on the bus).
  */
 int virtio_net_create_all(struct vm *vm);
-/* A single device (index picks the default MAC and the id "netINDEX"). */
-struct device *virtio_net_create(struct vm *vm, const struct net_opts *opts, unsigned index);
+/*
+ * A single device (index picks the default MAC and the id "netINDEX") into
+ * *out; 0 or -errno with a message.
+ */
+int virtio_net_create(struct vm *vm, const struct net_opts *opts, unsigned index,
+		      struct device **out);
 
-/* Counters of a device made by virtio_net_create(); -1 if dev is not one. */
+/* Counters of a device made by virtio_net_create(); -EINVAL if dev is not one. */
 int virtio_net_get_stats(struct device *dev, struct virtio_net_stats *st);
 
 /*

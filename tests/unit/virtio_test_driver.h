@@ -128,8 +128,7 @@ static inline void td_create(struct tdrv *t, const char *mac)
 	snprintf(arg, sizeof(arg), "tap=hdvt0%s%s", mac ? ",mac=" : "", mac ? mac : "");
 	if (net_opts_parse(arg, &o) < 0)
 		abort();
-	t->dev = virtio_net_create(&t->vm, &o, 0);
-	if (!t->dev)
+	if (virtio_net_create(&t->vm, &o, 0, &t->dev) < 0)
 		abort();
 	t->n = container_of(t->dev, struct virtio_net, dev);
 	t->devfn = t->n->vp.pd.devfn;
