@@ -295,21 +295,22 @@ static int msix_setup(struct vfio_pci *vp)
 	if ((pba & PCI_MSIX_PBA_BIR) != (uint32_t)vp->msix_bar ||
 	    vp->pd.bars[vp->msix_bar].type == PCI_BAR_NONE) {
 		pr_err("%s: MSI-X table and PBA must share one memory BAR", vp->spec);
-		return -1;
+		return -EINVAL;
 	}
 	ret = vp->vdev->ops->get_irq_info(vp->vdev, VFIO_PCI_MSIX_IRQ_INDEX, &irq);
 	if (ret < 0 || irq.count < vp->nr_vectors || !(irq.flags & VFIO_IRQ_INFO_EVENTFD)) {
-		pr_err("%s: device offers no eventfd MSI-X interrupts for its %u vectors",
-		       vp->spec, vp->nr_vectors);
-		return -1;
+		pr_err("%s: device offers no eventfd MSI-X interrupts for its %u vectors%s%s",
+		       vp->spec, vp->nr_vectors, ret < 0 ? ": " : "", ret < 0 ? strerror(-ret) : "");
+		return ret < 0 ? ret : -ENOTSUP;
 	}
 	/* Emulate the capability at the device's own offset, keeping its list. */
 	vp->pd.cap_end = cap;
 	vp->pd.last_cap = 0;
-	if (pci_msix_init(&vp->msix, &vp->pd, vp->vm, vp->nr_vectors, vp->msix_bar,
-			  vp->msix_table_off, vp->msix_pba_off, &vfio_msix_ops, vp) < 0) {
-		pr_err("%s: MSI-X emulation setup failed", vp->spec);
-		return -1;
+	ret = pci_msix_init(&vp->msix, &vp->pd, vp->vm, vp->nr_vectors, vp->msix_bar,
+			    vp->msix_table_off, vp->msix_pba_off, &vfio_msix_ops, vp);
+	if (ret < 0) {
+		pr_err("%s: MSI-X emulation setup failed: %s", vp->spec, strerror(-ret));
+		return ret;
 	}
 	vp->msix_cap = cap;
 	vp->pd.cfg[PCI_CAPABILITY_LIST] = vp->phys_cfg[PCI_CAPABILITY_LIST];
@@ -323,9 +324,10 @@ static int msix_setup(struct vfio_pci *vp)
 	for (unsigned v = 0; v < vp->nr_vectors; v++) {
 		vp->irq_efd[v] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (vp->irq_efd[v] < 0) {
-			pr_err("%s: eventfd: %s", vp->spec, strerror(errno));
+			ret = -errno;
+			pr_err("%s: eventfd: %s", vp->spec, strerror(-ret));
 			free(fds);
-			return -1;
+			return ret;
 		}
 		fds[v] = vp->irq_efd[v];
 	}
@@ -335,7 +337,7 @@ static int msix_setup(struct vfio_pci *vp)
 	free(fds);
 	if (ret < 0) {
 		pr_err("%s: handing MSI-X eventfds to the device: %s", vp->spec, strerror(-ret));
-		return -1;
+		return ret;
 	}
 	return 0;
 }
@@ -384,7 +386,7 @@ static int bar_map_areas(struct vfio_pci *vp, struct vfio_pci_bar *b)
 		if (ret < 0) {
 			pr_err("%s: BAR%d: mmap of +%#llx: %s", vp->spec, b->index,
 			       (unsigned long long)areas[i].offset, strerror(-ret));
-			return -1;
+			return ret;
 		}
 		a->offset = areas[i].offset;
 		a->size = areas[i].size;
@@ -408,21 +410,22 @@ static int bars_setup(struct vfio_pci *vp)
 		ret = vp->vdev->ops->get_region_info(vp->vdev, n, &b->region);
 		if (ret < 0) {
 			pr_err("%s: BAR%d info: %s", vp->spec, n, strerror(-ret));
-			return -1;
+			return ret;
 		}
 		if (!b->region.size)
 			continue;
 		type = bar_type(vp->phys_cfg, n, &prefetch);
-		if (pci_dev_set_bar(&vp->pd, n, type, b->region.size, prefetch,
-				    &vfio_bar_ops, b) < 0) {
-			pr_err("%s: BAR%d of %#llx bytes cannot be placed", vp->spec, n,
-			       (unsigned long long)b->region.size);
-			return -1;
+		ret = pci_dev_set_bar(&vp->pd, n, type, b->region.size, prefetch,
+				      &vfio_bar_ops, b);
+		if (ret < 0) {
+			pr_err("%s: BAR%d of %#llx bytes cannot be placed: %s", vp->spec, n,
+			       (unsigned long long)b->region.size, strerror(-ret));
+			return ret;
 		}
 		ret = vp->vdev->ops->get_io_fds(vp->vdev, n, &b->evs, &b->nr_evs);
 		if (ret < 0 && ret != -ENOTSUP && ret != -EOPNOTSUPP && ret != -ENOSYS) {
 			pr_err("%s: BAR%d ioeventfds: %s", vp->spec, n, strerror(-ret));
-			return -1;
+			return ret;
 		}
 		if (type == PCI_BAR_MEM64)
 			n++;	/* the upper half is part of this BAR */
@@ -684,7 +687,7 @@ static int vp_realize(struct device *dev, struct vm *vm)
 			 : vfio_user_open(vp->spec, &vp->vdev);
 	if (ret < 0) {
 		pr_err("passthrough device %s: cannot attach: %s", vp->spec, strerror(-ret));
-		return -1;
+		return ret;
 	}
 	if (!vp->kernel && vm->cfg.vfio_timeout_ms)
 		vfio_user_set_timeout(vp->vdev, vm->cfg.vfio_timeout_ms);
@@ -692,13 +695,13 @@ static int vp_realize(struct device *dev, struct vm *vm)
 	if (!(info.flags & VFIO_DEVICE_FLAGS_PCI) ||
 	    info.num_regions <= VFIO_PCI_CONFIG_REGION_INDEX) {
 		pr_err("passthrough device %s: not a PCI device", vp->spec);
-		return -1;
+		return -ENODEV;
 	}
 	ret = vp->vdev->ops->region_read(vp->vdev, VFIO_PCI_CONFIG_REGION_INDEX, 0,
 					 vp->phys_cfg, sizeof(vp->phys_cfg));
 	if (ret < 0) {
 		pr_err("passthrough device %s: reading config space: %s", vp->spec, strerror(-ret));
-		return -1;
+		return ret;
 	}
 	memcpy(&vendor, vp->phys_cfg + PCI_VENDOR_ID, 2);
 	memcpy(&device, vp->phys_cfg + PCI_DEVICE_ID, 2);
@@ -707,20 +710,24 @@ static int vp_realize(struct device *dev, struct vm *vm)
 	memcpy(&class, vp->phys_cfg + PCI_CLASS_REVISION, 4);
 	if (vendor == 0xffff || vendor == 0) {
 		pr_err("passthrough device %s: no device behind it (vendor %#x)", vp->spec, vendor);
-		return -1;
+		return -ENODEV;
 	}
 	pci_dev_init(&vp->pd, vp->dev.id, &vfio_pci_dev_ops, vendor, device, class >> 8,
 		     class & 0xff, subv, subd);
-	if (bars_setup(vp) < 0 || msix_setup(vp) < 0)
-		return -1;
-	for (int n = 0; n < PCI_NUM_BARS; n++)
-		if (vp->bars[n].region.size && bar_map_areas(vp, &vp->bars[n]) < 0)
-			return -1;
-	if (dma_setup(vp) < 0)
-		return -1;
-	if (pci_bus_register(vm->pci, &vp->pd, PCI_ANY_SLOT) < 0) {
+	ret = bars_setup(vp);
+	if (!ret)
+		ret = msix_setup(vp);
+	for (int n = 0; n < PCI_NUM_BARS && !ret; n++)
+		if (vp->bars[n].region.size)
+			ret = bar_map_areas(vp, &vp->bars[n]);
+	if (!ret)
+		ret = dma_setup(vp);
+	if (ret < 0)
+		return ret;
+	ret = pci_bus_register(vm->pci, &vp->pd, PCI_ANY_SLOT);
+	if (ret < 0) {
 		pr_err("passthrough device %s: no free PCI slot", vp->spec);
-		return -1;
+		return ret;
 	}
 	vp->mig_err = vfio_mig_get_flags(vp->vdev, &vp->mig_flags);
 	vp->mig_state = VFIO_DEVICE_STATE_RUNNING;
