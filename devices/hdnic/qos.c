@@ -2,6 +2,7 @@
 /* Token buckets and rate strings. */
 #include "devices/hdnic/qos.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -78,25 +79,25 @@ int qos_parse_rate(const char *s, uint64_t *bits)
 	const char *p = s;
 
 	if (!s || !*s)
-		return -1;
+		return -EINVAL;
 	for (; *p >= '0' && *p <= '9'; p++) {
 		if (whole > QOS_RATE_MAX)
-			return -1;
+			return -EINVAL;
 		whole = whole * 10 + (uint64_t)(*p - '0');
 	}
 	if (p == s)
-		return -1;
+		return -EINVAL;
 	if (*p == '.') {
 		const char *f = ++p;
 
 		for (; *p >= '0' && *p <= '9'; p++) {
 			if (frac_div >= NSEC)
-				return -1;	/* more precision than a bit */
+				return -EINVAL;	/* more precision than a bit */
 			frac = frac * 10 + (uint64_t)(*p - '0');
 			frac_div *= 10;
 		}
 		if (p == f)
-			return -1;
+			return -EINVAL;
 	}
 	for (unsigned i = 0; *p && i < sizeof(units) / sizeof(units[0]); i++) {
 		if ((*p | 0x20) == units[i].c) {
@@ -108,12 +109,12 @@ int qos_parse_rate(const char *s, uint64_t *bits)
 	if (!strcmp(p, "bit") || !strcmp(p, "bps"))
 		p += 3;
 	if (*p || whole > QOS_RATE_MAX)
-		return -1;
+		return -EINVAL;
 	v = whole * mult + frac * mult / frac_div;
 	if (frac * mult % frac_div)
-		return -1;	/* "1.5" bit/s and friends */
+		return -EINVAL;	/* "1.5" bit/s and friends */
 	if (v && (v < QOS_RATE_MIN || v > QOS_RATE_MAX))
-		return -1;
+		return -EINVAL;
 	*bits = v;
 	return 0;
 }

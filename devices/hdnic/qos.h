@@ -43,7 +43,7 @@ uint64_t tb_delay_ns(const struct token_bucket *tb, uint32_t len);
 /*
  * "10M" = 10 Mbit/s.  Digits with an optional fraction, an optional
  * decimal multiplier k/K, m/M, g/G (x1000 each step) and an optional
- * "bit" or "bps"; "0" turns the limit off.  Returns 0, or -1 if malformed
+ * "bit" or "bps"; "0" turns the limit off.  Returns 0, or -EINVAL if malformed
  * or outside QOS_RATE_MIN..QOS_RATE_MAX.
  */
 int qos_parse_rate(const char *s, uint64_t *bits);

@@ -107,7 +107,7 @@ static int tx_peek(struct vdev *vd, struct tx_frame *f)
 		r = dma_vq_pop(&qp->vq[QP_TX], qp_dma_space(qp), &tx_chain);
 		if (r < 0) {
 			ring_broken(vd, qp, "TX", r);
-			return -1;
+			return r;
 		}
 		if (!r) {	/* dry: wait for the next doorbell store or kick */
 			qp->tx_kicked = false;
@@ -149,12 +149,12 @@ int vdev_tx_peek(struct vdev *vd, struct tx_frame *f)
 	int r;
 
 	if (!vd->running)
-		return -1;
+		return -ENODEV;
 	DMA_GUARD_ARM(jb, prev);
 	if (sigsetjmp(jb, 0)) {
 		DMA_UNGUARD(prev);
 		vdev_needs_reset(vd, "DMA memory vanished under the device");
-		return -1;
+		return -EFAULT;
 	}
 	r = tx_peek(vd, f);
 	DMA_UNGUARD(prev);

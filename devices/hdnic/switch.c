@@ -207,12 +207,12 @@ static int hexval(char c)
 int mac_parse(const char *s, uint8_t mac[6])
 {
 	if (!s || strlen(s) != 17)
-		return -1;
+		return -EINVAL;
 	for (int i = 0; i < 6; i++) {
 		int hi = hexval(s[i * 3]), lo = hexval(s[i * 3 + 1]);
 
 		if (hi < 0 || lo < 0 || (i < 5 && s[i * 3 + 2] != ':'))
-			return -1;
+			return -EINVAL;
 		mac[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 0;

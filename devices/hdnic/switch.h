@@ -124,7 +124,7 @@ enum sw_verdict sw_forward_from_port(struct nic_switch *sw, uint32_t src, const 
 enum sw_verdict sw_forward_from_uplink(struct nic_switch *sw, const uint8_t *frame,
 				       uint32_t len, uint64_t now_ns);
 
-/* "aa:bb:cc:dd:ee:ff" <-> bytes */
+/* "aa:bb:cc:dd:ee:ff" <-> bytes; mac_parse: 0 or -EINVAL */
 int mac_parse(const char *s, uint8_t mac[6]);
 void mac_format(const uint8_t mac[6], char out[18]);
 

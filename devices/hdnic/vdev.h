@@ -312,8 +312,8 @@ struct tx_frame {
 void vdev_kick(struct vdev *vd, unsigned queue);
 /*
  * The next frame of vd (its queue pairs in turn), taken off the ring but
- * not yet sent: 1 and f filled, 0 when nothing is pending, -1 if the
- * function broke.  Frames that can never go anywhere (bad size, spoofed
+ * not yet sent: 1 and f filled, 0 when nothing is pending, -errno if the
+ * function is not running or broke.  Frames that can never go anywhere (bad size, spoofed
  * source, hairpin) are completed and counted on the way.
  */
 int vdev_tx_peek(struct vdev *vd, struct tx_frame *f);
