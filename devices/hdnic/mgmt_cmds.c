@@ -255,7 +255,7 @@ static struct vdev *req_dev(struct nic *nic, json_object *req, char *err, size_t
 	return nic->ports[n];
 }
 
-/* An optional "mac": 0 absent, 1 parsed, -1 malformed (err filled). */
+/* An optional "mac": 0 absent, 1 parsed, -EINVAL malformed (err filled). */
 static int req_mac(json_object *req, uint8_t mac[6], char *err, size_t errlen)
 {
 	json_object *v;
@@ -265,7 +265,7 @@ static int req_mac(json_object *req, uint8_t mac[6], char *err, size_t errlen)
 	if (!json_object_is_type(v, json_type_string) ||
 	    mac_parse(json_object_get_string(v), mac)) {
 		snprintf(err, errlen, "\"mac\" must look like 02:00:00:00:00:01");
-		return -1;
+		return -EINVAL;
 	}
 	return 1;
 }
@@ -418,7 +418,7 @@ static json_object *cmd_trust(struct nic *nic, json_object *req, char *err, size
 	return r;
 }
 
-/* An optional rate: a number of bit/s or a string like "10M". 0 absent, 1 set, -1 bad. */
+/* An optional rate: a number of bit/s or a string like "10M". 0 absent, 1 set, -EINVAL bad. */
 static int req_rate(json_object *req, const char *key, uint64_t *bits, char *err,
 		    size_t errlen)
 {
@@ -439,7 +439,7 @@ static int req_rate(json_object *req, const char *key, uint64_t *bits, char *err
 	snprintf(err, errlen, "\"%s\": a rate like 10M (bit/s, k/M/G), 0 for none, "
 		 "%llu to %llu", key, (unsigned long long)QOS_RATE_MIN,
 		 (unsigned long long)QOS_RATE_MAX);
-	return -1;
+	return -EINVAL;
 }
 
 static json_object *cmd_qos(struct nic *nic, json_object *req, char *err, size_t errlen)
