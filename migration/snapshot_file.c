@@ -269,22 +269,6 @@ static int refuse(char *why, size_t len, const char *fmt, ...)
 	return -EINVAL;
 }
 
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
 /* Runs ascend, stay inside RAM and fill the body exactly. */
 static int check_ram(struct snap_reader *r, const struct snap_section *s, char *why, size_t len)
 {
@@ -292,7 +276,7 @@ static int check_ram(struct snap_reader *r, const struct snap_section *s, char *
 
 	if (s->len < 8)
 		return refuse(why, len, "RAM section too short");
-	r->ram_size = get64(s->data);
+	r->ram_size = mig_le64(s->data);
 	if (!r->ram_size || r->ram_size % PAGE)
 		return refuse(why, len, "RAM size %llu is not a whole number of pages",
 			      (unsigned long long)r->ram_size);
@@ -302,8 +286,8 @@ static int check_ram(struct snap_reader *r, const struct snap_section *s, char *
 
 		if (s->len - off < RUN_HDR)
 			return refuse(why, len, "RAM section: truncated run header");
-		first = get64(s->data + off);
-		count = get64(s->data + off + 8);
+		first = mig_le64(s->data + off);
+		count = mig_le64(s->data + off + 8);
 		off += RUN_HDR;
 		if (!count || first < next_page || first > pages || count > pages - first)
 			return refuse(why, len, "RAM section: page run %llu+%llu is outside "
@@ -330,8 +314,8 @@ int snap_parse(struct snap_reader *r, const uint8_t *data, size_t size, char *wh
 	r->ram_size = 0;
 	if (size < HEADER_LEN || memcmp(data, SNAP_MAGIC, 8))
 		return refuse(why, len, "not an hdvm snapshot (bad magic)");
-	version = get32(data + 8);
-	if (version != SNAP_VERSION || get32(data + 12))
+	version = mig_le32(data + 8);
+	if (version != SNAP_VERSION || mig_le32(data + 12))
 		return refuse(why, len, "snapshot format version %u; this hdvm reads version %u",
 			      version, SNAP_VERSION);
 	for (;;) {
@@ -341,9 +325,9 @@ int snap_parse(struct snap_reader *r, const uint8_t *data, size_t size, char *wh
 		if (size - off < SECTION_HDR)
 			return refuse(why, len, "truncated: no end marker after %u sections",
 				      r->nr_sections);
-		h.tag = get32(data + off);
-		h.crc = get32(data + off + 4);
-		h.len = get64(data + off + 8);
+		h.tag = mig_le32(data + off);
+		h.crc = mig_le32(data + off + 4);
+		h.len = mig_le64(data + off + 8);
 		off += SECTION_HDR;
 		tag_name(h.tag, name);
 		if (h.len > size - off)
@@ -351,7 +335,7 @@ int snap_parse(struct snap_reader *r, const uint8_t *data, size_t size, char *wh
 		if (snap_section_crc(h.tag, h.len, crc_of(0, data + off, h.len)) != h.crc)
 			return refuse(why, len, "crc mismatch in section '%s' (corrupt file)", name);
 		if (h.tag == SNAP_TAG_END) {
-			if (h.len != 8 || get64(data + off) != r->nr_sections)
+			if (h.len != 8 || mig_le64(data + off) != r->nr_sections)
 				return refuse(why, len, "end marker does not match the %u sections",
 					      r->nr_sections);
 			off += h.len;
@@ -428,7 +412,7 @@ int snap_load_ram(const struct snap_reader *r, int memfd, uint64_t size)
 		return -EINVAL;
 	/* bounds were checked by snap_parse() */
 	while (off < s->len) {
-		uint64_t first = get64(s->data + off), count = get64(s->data + off + 8);
+		uint64_t first = mig_le64(s->data + off), count = mig_le64(s->data + off + 8);
 		const uint8_t *src = s->data + off + RUN_HDR;
 		uint64_t left = count * PAGE, at = first * PAGE;
 

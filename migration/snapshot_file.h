@@ -23,9 +23,11 @@
 #ifndef HDVM_SNAPSHOT_FILE_H
 #define HDVM_SNAPSHOT_FILE_H
 
+#include <endian.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define SNAP_VERSION		1
 #define SNAP_TAG(a, b, c, d)	((uint32_t)(a) | (uint32_t)(b) << 8 | \
@@ -85,5 +87,22 @@ const struct snap_section *snap_find(const struct snap_reader *r, uint32_t tag);
  */
 int snap_load_ram(const struct snap_reader *r, int memfd, uint64_t size);
 void snap_close(struct snap_reader *r);
+
+/* Little-endian fields of the snapshot file and the migration stream. */
+static inline uint64_t mig_le64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+static inline uint32_t mig_le32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
 
 #endif

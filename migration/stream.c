@@ -32,22 +32,6 @@ static int refuse(char *why, size_t len, int err, const char *fmt, ...)
 	return err;
 }
 
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
 static void put64(uint8_t *p, uint64_t v)
 {
 	v = htole64(v);
@@ -349,7 +333,7 @@ int mig_put_page(struct mig_writer *w, uint32_t pass, uint64_t page, const void 
 		w->batch_runs++;
 		w->run_zero = zero;
 	}
-	put64(w->batch + w->run_at + 8, get64(w->batch + w->run_at + 8) + 1);
+	put64(w->batch + w->run_at + 8, mig_le64(w->batch + w->run_at + 8) + 1);
 	w->run_next = page + 1;
 	if (!zero) {
 		memcpy(w->batch + w->batch_len, data, MIG_PAGE);
@@ -397,11 +381,11 @@ int mig_reader_init(struct mig_reader *r, struct mig_io *io, char *why, size_t l
 		return refuse(why, len, ret, "reading the stream header: %s", strerror(-ret));
 	if (memcmp(hdr, MAGIC, 8))
 		return refuse(why, len, -EPROTO, "not an hdvm migration stream (bad magic)");
-	version = get32(hdr + 8);
+	version = mig_le32(hdr + 8);
 	if (version != MIG_STREAM_VERSION)
 		return refuse(why, len, -EPROTO, "stream format version %u; this hdvm reads version %u",
 			      version, MIG_STREAM_VERSION);
-	r->flags = get32(hdr + 12);
+	r->flags = mig_le32(hdr + 12);
 	if (r->flags & ~MIG_F_RAM_BY_FD)
 		return refuse(why, len, -EPROTO, "unknown stream flags %#x", r->flags);
 	return 0;
@@ -426,9 +410,9 @@ int mig_read_section(struct mig_reader *r, uint32_t *tag, const uint8_t **data,
 	if (ret)
 		return refuse(why, wlen, ret, "reading section %u: %s", r->nr_sections + 1,
 			      strerror(-ret));
-	*tag = get32(hdr);
-	crc = get32(hdr + 4);
-	n = get64(hdr + 8);
+	*tag = mig_le32(hdr);
+	crc = mig_le32(hdr + 4);
+	n = mig_le64(hdr + 8);
 	mig_tag_name(*tag, name);
 	if (n > MIG_MAX_SECTION)
 		return refuse(why, wlen, -EPROTO, "section '%s' claims %llu bytes (at most %llu)",
@@ -451,7 +435,7 @@ int mig_read_section(struct mig_reader *r, uint32_t *tag, const uint8_t **data,
 		return refuse(why, wlen, -EPROTO, "crc mismatch in section '%s' (corrupt stream)",
 			      name);
 	if (*tag == MIG_TAG_END) {
-		if (n != 8 || get64(r->buf) != r->nr_sections)
+		if (n != 8 || mig_le64(r->buf) != r->nr_sections)
 			return refuse(why, wlen, -EPROTO, "end marker does not match the %u sections",
 				      r->nr_sections);
 		r->ended = true;
@@ -478,8 +462,8 @@ int mig_check_ram_batch(const uint8_t *data, uint64_t len, uint64_t ram_size,
 
 	if (len < BATCH_HDR)
 		return refuse(why, wlen, -EPROTO, "RAM batch too short");
-	pass = get32(data);
-	runs = get32(data + 4);
+	pass = mig_le32(data);
+	runs = mig_le32(data + 4);
 	for (uint32_t i = 0; i < runs; i++) {
 		uint64_t first, count;
 		bool zero;
@@ -487,8 +471,8 @@ int mig_check_ram_batch(const uint8_t *data, uint64_t len, uint64_t ram_size,
 		if (len - off < RUN_HDR)
 			return refuse(why, wlen, -EPROTO, "RAM batch (pass %u): truncated run %u",
 				      pass, i);
-		first = get64(data + off);
-		count = get64(data + off + 8);
+		first = mig_le64(data + off);
+		count = mig_le64(data + off + 8);
 		off += RUN_HDR;
 		zero = first & MIG_ZERO_RUN;
 		first &= ~MIG_ZERO_RUN;
@@ -551,13 +535,13 @@ static int clear_pages(int memfd, uint64_t at, uint64_t len)
 
 int mig_apply_ram_batch(const uint8_t *data, uint64_t len, int memfd)
 {
-	uint32_t runs = get32(data + 4);
+	uint32_t runs = mig_le32(data + 4);
 	uint64_t off = BATCH_HDR;
 	int ret = 0;
 
 	/* bounds were checked by mig_check_ram_batch() */
 	for (uint32_t i = 0; i < runs && !ret; i++) {
-		uint64_t first = get64(data + off), count = get64(data + off + 8);
+		uint64_t first = mig_le64(data + off), count = mig_le64(data + off + 8);
 
 		off += RUN_HDR;
 		if (first & MIG_ZERO_RUN) {
