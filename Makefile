@@ -63,8 +63,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 -include devices/hdnic/hdnic.mk
 hdnic-all: $(HDNIC_BIN)
 
+# A unit binary that hangs is a failure, not a stalled CI run.
+UNIT_TIMEOUT ?= 300
 unit: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; timeout -k 5 $(UNIT_TIMEOUT) $$t || \
+		{ rc=$$?; [ $$rc -eq 124 ] && echo "$$t: hung, killed after $(UNIT_TIMEOUT) s"; exit $$rc; }; done
 
 integration: all
 	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -rs tests/integration $(PYTEST_ARGS)
