@@ -14,20 +14,6 @@
 
 #define COMPATIBLE	"hdvm,migration"
 
-static int refuse(char *why, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int refuse(char *why, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && len) {
-		va_start(ap, fmt);
-		vsnprintf(why, len, fmt, ap);
-		va_end(ap);
-	}
-	return -EPROTO;
-}
-
 static uint32_t dev_version(const struct device *d)
 {
 	return d->ops->mig ? d->ops->mig->version : 0;
@@ -126,9 +112,9 @@ static int get_string(const void *fdt, int node, const char *prop, char *out, si
 	const char *s = fdt_getprop(fdt, node, prop, &len);
 
 	if (!s)
-		return refuse(why, wlen, "manifest: property '%s' is missing", prop);
+		return mig_refuse(-EPROTO, why, wlen, "manifest: property '%s' is missing", prop);
 	if (len < 1 || s[len - 1] || strlen(s) != (size_t)len - 1 || (size_t)len > cap)
-		return refuse(why, wlen, "manifest: property '%s' is not a string of at most "
+		return mig_refuse(-EPROTO, why, wlen, "manifest: property '%s' is not a string of at most "
 			      "%zu bytes", prop, cap - 1);
 	memcpy(out, s, (size_t)len);
 	return 0;
@@ -141,7 +127,7 @@ static int get_u32(const void *fdt, int node, const char *prop, uint32_t *v,
 	const fdt32_t *p = fdt_getprop(fdt, node, prop, &len);
 
 	if (!p || len != 4)
-		return refuse(why, wlen, "manifest: property '%s' is missing or not a u32", prop);
+		return mig_refuse(-EPROTO, why, wlen, "manifest: property '%s' is missing or not a u32", prop);
 	*v = fdt32_ld(p);
 	return 0;
 }
@@ -155,24 +141,24 @@ int manifest_parse(const void *blob, size_t size, struct manifest *m, char *why,
 
 	memset(m, 0, sizeof(*m));
 	if (size < FDT_V17_SIZE || size > INT32_MAX)
-		return refuse(why, wlen, "manifest: %zu bytes is not a device tree", size);
+		return mig_refuse(-EPROTO, why, wlen, "manifest: %zu bytes is not a device tree", size);
 	ret = fdt_check_full(blob, size);
 	if (ret)
-		return refuse(why, wlen, "manifest: not a valid device tree (%s)",
+		return mig_refuse(-EPROTO, why, wlen, "manifest: not a valid device tree (%s)",
 			      fdt_strerror(ret));
 	if (fdt_node_check_compatible(blob, root, COMPATIBLE))
-		return refuse(why, wlen, "manifest: not compatible with \"%s\"", COMPATIBLE);
+		return mig_refuse(-EPROTO, why, wlen, "manifest: not compatible with \"%s\"", COMPATIBLE);
 	if ((ret = get_u32(blob, root, "hdvm,stream-version", &version, why, wlen)))
 		return ret;
 	if (version != MIG_STREAM_VERSION)
-		return refuse(why, wlen, "manifest: stream version %u, this hdvm reads %u",
+		return mig_refuse(-EPROTO, why, wlen, "manifest: stream version %u, this hdvm reads %u",
 			      version, MIG_STREAM_VERSION);
 	mem = fdt_getprop(blob, root, "memory-size", &len);
 	if (!mem || len != 8)
-		return refuse(why, wlen, "manifest: property 'memory-size' is missing or not a u64");
+		return mig_refuse(-EPROTO, why, wlen, "manifest: property 'memory-size' is missing or not a u64");
 	m->mem_size = fdt64_ld(mem);
 	if (!m->mem_size || m->mem_size % MIG_PAGE || m->mem_size > (1ull << 46))
-		return refuse(why, wlen, "manifest: memory size %llu is not a usable RAM size",
+		return mig_refuse(-EPROTO, why, wlen, "manifest: memory size %llu is not a usable RAM size",
 			      (unsigned long long)m->mem_size);
 	if ((ret = get_u32(blob, root, "cpus", &m->ncpus, why, wlen)) ||
 	    (ret = get_u32(blob, root, "vfio-user", &m->nr_vfio_user, why, wlen)) ||
@@ -181,35 +167,35 @@ int manifest_parse(const void *blob, size_t size, struct manifest *m, char *why,
 	    (ret = get_string(blob, root, "bootargs", m->cmdline, sizeof(m->cmdline), why, wlen)))
 		return ret;
 	if (m->ncpus < 1 || m->ncpus > 4096)
-		return refuse(why, wlen, "manifest: %u vCPUs", m->ncpus);
+		return mig_refuse(-EPROTO, why, wlen, "manifest: %u vCPUs", m->ncpus);
 	if (m->nr_vfio_user > 16 || m->nr_vfio_kernel > 16)
-		return refuse(why, wlen, "manifest: %u vfio-user and %u vfio devices (at most 16)",
+		return mig_refuse(-EPROTO, why, wlen, "manifest: %u vfio-user and %u vfio devices (at most 16)",
 			      m->nr_vfio_user, m->nr_vfio_kernel);
 	net = fdt_getprop(blob, root, "net", &len);
 	if (!net || (len && net[len - 1]))
-		return refuse(why, wlen, "manifest: property 'net' is missing or not a string list");
+		return mig_refuse(-EPROTO, why, wlen, "manifest: property 'net' is missing or not a string list");
 	for (int off = 0; off < len; m->nr_net++) {
 		size_t n = strlen(net + off);
 
 		if (m->nr_net == MANIFEST_MAX_NET || n >= sizeof(m->net[0]))
-			return refuse(why, wlen, "manifest: too many or too long 'net' entries");
+			return mig_refuse(-EPROTO, why, wlen, "manifest: too many or too long 'net' entries");
 		memcpy(m->net[m->nr_net], net + off, n + 1);
 		off += (int)n + 1;
 	}
 	devs = fdt_subnode_offset(blob, root, "devices");
 	if (devs < 0)
-		return refuse(why, wlen, "manifest: node 'devices' is missing");
+		return mig_refuse(-EPROTO, why, wlen, "manifest: node 'devices' is missing");
 	fdt_for_each_subnode(node, blob, devs) {
 		struct manifest_device *d;
 		char expect[32];
 		const char *name = fdt_get_name(blob, node, NULL);
 
 		if (m->nr_devs == MANIFEST_MAX_DEVICES)
-			return refuse(why, wlen, "manifest: more than %d devices",
+			return mig_refuse(-EPROTO, why, wlen, "manifest: more than %d devices",
 				      MANIFEST_MAX_DEVICES);
 		snprintf(expect, sizeof(expect), "device@%u", m->nr_devs);
 		if (!name || strcmp(name, expect))
-			return refuse(why, wlen, "manifest: device node '%s' where '%s' belongs",
+			return mig_refuse(-EPROTO, why, wlen, "manifest: device node '%s' where '%s' belongs",
 				      name ? name : "?", expect);
 		d = &m->dev[m->nr_devs++];
 		if ((ret = get_string(blob, node, "id", d->id, sizeof(d->id), why, wlen)) ||
@@ -218,7 +204,7 @@ int manifest_parse(const void *blob, size_t size, struct manifest *m, char *why,
 			return ret;
 	}
 	if (!m->nr_devs || strcmp(m->dev[0].id, "machine"))
-		return refuse(why, wlen, "manifest: the first device must be 'machine'");
+		return mig_refuse(-EPROTO, why, wlen, "manifest: the first device must be 'machine'");
 	return 0;
 }
 
@@ -231,19 +217,19 @@ int manifest_check_devices(const struct manifest *m, struct vm *vm, char *why, s
 		const struct manifest_device *s = &m->dev[i];
 
 		if (!d)
-			return refuse(why, wlen, "manifest mismatch: the source has device %s (%s) "
+			return mig_refuse(-EPROTO, why, wlen, "manifest mismatch: the source has device %s (%s) "
 				      "which this VM lacks", s->id, s->type);
 		if (strcmp(s->id, d->id) || strcmp(s->type, d->ops->type))
-			return refuse(why, wlen, "manifest mismatch: device %u is %s (%s) on the "
+			return mig_refuse(-EPROTO, why, wlen, "manifest mismatch: device %u is %s (%s) on the "
 				      "source but %s (%s) here", i, s->id, s->type, d->id,
 				      d->ops->type);
 		if (s->version != dev_version(d))
-			return refuse(why, wlen, "manifest mismatch: device %s (%s) has state "
+			return mig_refuse(-EPROTO, why, wlen, "manifest mismatch: device %s (%s) has state "
 				      "version %u on the source, this hdvm reads version %u",
 				      s->id, s->type, s->version, dev_version(d));
 	}
 	if (d)
-		return refuse(why, wlen, "manifest mismatch: this VM has device %s (%s) which "
+		return mig_refuse(-EPROTO, why, wlen, "manifest mismatch: this VM has device %s (%s) which "
 			      "the source lacks", d->id, d->ops->type);
 	return 0;
 }

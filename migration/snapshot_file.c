@@ -255,9 +255,7 @@ void snap_abort(struct snap_writer *w)
 
 /* ---- reader ---- */
 
-static int refuse(char *why, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int refuse(char *why, size_t len, const char *fmt, ...)
+int mig_refuse(int err, char *why, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -266,7 +264,7 @@ static int refuse(char *why, size_t len, const char *fmt, ...)
 		vsnprintf(why, len, fmt, ap);
 		va_end(ap);
 	}
-	return -EINVAL;
+	return err;
 }
 
 /* Runs ascend, stay inside RAM and fill the body exactly. */
@@ -275,26 +273,26 @@ static int check_ram(struct snap_reader *r, const struct snap_section *s, char *
 	uint64_t off = 8, next_page = 0, pages;
 
 	if (s->len < 8)
-		return refuse(why, len, "RAM section too short");
+		return mig_refuse(-EINVAL, why, len, "RAM section too short");
 	r->ram_size = mig_le64(s->data);
 	if (!r->ram_size || r->ram_size % PAGE)
-		return refuse(why, len, "RAM size %llu is not a whole number of pages",
+		return mig_refuse(-EINVAL, why, len, "RAM size %llu is not a whole number of pages",
 			      (unsigned long long)r->ram_size);
 	pages = r->ram_size / PAGE;
 	while (off < s->len) {
 		uint64_t first, count;
 
 		if (s->len - off < RUN_HDR)
-			return refuse(why, len, "RAM section: truncated run header");
+			return mig_refuse(-EINVAL, why, len, "RAM section: truncated run header");
 		first = mig_le64(s->data + off);
 		count = mig_le64(s->data + off + 8);
 		off += RUN_HDR;
 		if (!count || first < next_page || first > pages || count > pages - first)
-			return refuse(why, len, "RAM section: page run %llu+%llu is outside "
+			return mig_refuse(-EINVAL, why, len, "RAM section: page run %llu+%llu is outside "
 				      "RAM or out of order", (unsigned long long)first,
 				      (unsigned long long)count);
 		if ((s->len - off) / PAGE < count)
-			return refuse(why, len, "RAM section: run at page %llu is truncated",
+			return mig_refuse(-EINVAL, why, len, "RAM section: run at page %llu is truncated",
 				      (unsigned long long)first);
 		off += count * PAGE;
 		next_page = first + count;
@@ -313,17 +311,17 @@ int snap_parse(struct snap_reader *r, const uint8_t *data, size_t size, char *wh
 	r->nr_sections = 0;
 	r->ram_size = 0;
 	if (size < HEADER_LEN || memcmp(data, SNAP_MAGIC, 8))
-		return refuse(why, len, "not an hdvm snapshot (bad magic)");
+		return mig_refuse(-EINVAL, why, len, "not an hdvm snapshot (bad magic)");
 	version = mig_le32(data + 8);
 	if (version != SNAP_VERSION || mig_le32(data + 12))
-		return refuse(why, len, "snapshot format version %u; this hdvm reads version %u",
+		return mig_refuse(-EINVAL, why, len, "snapshot format version %u; this hdvm reads version %u",
 			      version, SNAP_VERSION);
 	for (;;) {
 		struct section_hdr h;
 		struct snap_section *s;
 
 		if (size - off < SECTION_HDR)
-			return refuse(why, len, "truncated: no end marker after %u sections",
+			return mig_refuse(-EINVAL, why, len, "truncated: no end marker after %u sections",
 				      r->nr_sections);
 		h.tag = mig_le32(data + off);
 		h.crc = mig_le32(data + off + 4);
@@ -331,20 +329,20 @@ int snap_parse(struct snap_reader *r, const uint8_t *data, size_t size, char *wh
 		off += SECTION_HDR;
 		tag_name(h.tag, name);
 		if (h.len > size - off)
-			return refuse(why, len, "truncated in section '%s'", name);
+			return mig_refuse(-EINVAL, why, len, "truncated in section '%s'", name);
 		if (snap_section_crc(h.tag, h.len, crc_of(0, data + off, h.len)) != h.crc)
-			return refuse(why, len, "crc mismatch in section '%s' (corrupt file)", name);
+			return mig_refuse(-EINVAL, why, len, "crc mismatch in section '%s' (corrupt file)", name);
 		if (h.tag == SNAP_TAG_END) {
 			if (h.len != 8 || mig_le64(data + off) != r->nr_sections)
-				return refuse(why, len, "end marker does not match the %u sections",
+				return mig_refuse(-EINVAL, why, len, "end marker does not match the %u sections",
 					      r->nr_sections);
 			off += h.len;
 			break;
 		}
 		if (r->nr_sections == SNAP_MAX_SECTIONS)
-			return refuse(why, len, "more than %d sections", SNAP_MAX_SECTIONS);
+			return mig_refuse(-EINVAL, why, len, "more than %d sections", SNAP_MAX_SECTIONS);
 		if (snap_find(r, h.tag))
-			return refuse(why, len, "section '%s' appears twice", name);
+			return mig_refuse(-EINVAL, why, len, "section '%s' appears twice", name);
 		s = &r->sections[r->nr_sections++];
 		s->tag = h.tag;
 		s->data = data + off;
@@ -354,7 +352,7 @@ int snap_parse(struct snap_reader *r, const uint8_t *data, size_t size, char *wh
 		off += h.len;
 	}
 	if (off != size)
-		return refuse(why, len, "%llu bytes after the end marker",
+		return mig_refuse(-EINVAL, why, len, "%llu bytes after the end marker",
 			      (unsigned long long)(size - off));
 	return 0;
 }
@@ -379,7 +377,7 @@ int snap_open(struct snap_reader *r, const char *path, char *why, size_t len)
 	}
 	if (st.st_size == 0) {
 		close(fd);
-		return refuse(why, len, "empty file");
+		return mig_refuse(-EINVAL, why, len, "empty file");
 	}
 	map = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	ret = -errno;

@@ -89,6 +89,10 @@ int snap_load_ram(const struct snap_reader *r, int memfd, uint64_t size);
 void snap_close(struct snap_reader *r);
 
 /* Little-endian fields of the snapshot file and the migration stream. */
+/* Write the reason into why[len] (when given) and return err: every reader's refusal. */
+int mig_refuse(int err, char *why, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 static inline uint64_t mig_le64(const uint8_t *p)
 {
 	uint64_t v;
