@@ -255,6 +255,22 @@ void snap_abort(struct snap_writer *w)
 
 /* ---- reader ---- */
 
+int mig_pwrite_all(int fd, const uint8_t *src, uint64_t len, uint64_t at)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, src, len, (off_t)at);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		src += n;
+		at += n;
+		len -= n;
+	}
+	return 0;
+}
+
 int mig_refuse(int err, char *why, size_t len, const char *fmt, ...)
 {
 	va_list ap;
@@ -414,17 +430,10 @@ int snap_load_ram(const struct snap_reader *r, int memfd, uint64_t size)
 		const uint8_t *src = s->data + off + RUN_HDR;
 		uint64_t left = count * PAGE, at = first * PAGE;
 
-		while (left) {
-			ssize_t n = pwrite(memfd, src, left, (off_t)at);
+		int err = mig_pwrite_all(memfd, src, left, at);
 
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				return n < 0 ? -errno : -EIO;
-			src += n;
-			at += n;
-			left -= n;
-		}
+		if (err)
+			return err;
 		off += RUN_HDR + count * PAGE;
 	}
 	return 0;

@@ -89,6 +89,9 @@ int snap_load_ram(const struct snap_reader *r, int memfd, uint64_t size);
 void snap_close(struct snap_reader *r);
 
 /* Little-endian fields of the snapshot file and the migration stream. */
+/* All of src into fd at offset at (guest RAM into its memfd): 0 or -errno. */
+int mig_pwrite_all(int fd, const uint8_t *src, uint64_t len, uint64_t at);
+
 /* Write the reason into why[len] (when given) and return err: every reader's refusal. */
 int mig_refuse(int err, char *why, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -501,22 +501,6 @@ int mig_check_ram_batch(const uint8_t *data, uint64_t len, uint64_t ram_size,
 	return 0;
 }
 
-static int pwrite_all(int fd, const uint8_t *src, uint64_t left, uint64_t at)
-{
-	while (left) {
-		ssize_t n = pwrite(fd, src, left, (off_t)at);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		src += n;
-		at += n;
-		left -= n;
-	}
-	return 0;
-}
-
 static int clear_pages(int memfd, uint64_t at, uint64_t len)
 {
 	static const uint8_t zero[MIG_PAGE];
@@ -525,7 +509,7 @@ static int clear_pages(int memfd, uint64_t at, uint64_t len)
 	if (!fallocate(memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)at, (off_t)len))
 		return 0;
 	for (uint64_t o = 0; o < len; o += MIG_PAGE) {
-		int ret = pwrite_all(memfd, zero, MIG_PAGE, at + o);
+		int ret = mig_pwrite_all(memfd, zero, MIG_PAGE, at + o);
 
 		if (ret)
 			return ret;
@@ -549,7 +533,7 @@ int mig_apply_ram_batch(const uint8_t *data, uint64_t len, int memfd)
 					  count * MIG_PAGE);
 			continue;
 		}
-		ret = pwrite_all(memfd, data + off, count * MIG_PAGE, first * MIG_PAGE);
+		ret = mig_pwrite_all(memfd, data + off, count * MIG_PAGE, first * MIG_PAGE);
 		off += count * MIG_PAGE;
 	}
 	return ret;
