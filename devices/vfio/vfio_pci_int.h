@@ -68,6 +68,19 @@ struct vfio_pci {
 /* False (and said once) when the device's server is gone. */
 bool vp_alive(struct vfio_pci *vp);
 
+/* vfio_pci.c: pieces of realize that re-attach redoes */
+void vp_announce_removal(struct vfio_pci *vp);
+void vp_server_hup(void *opaque, int fd, unsigned revents);
+void vp_bar_mapped(struct pci_dev *pd, int bar, uint64_t addr, bool mapped);
+int vp_bar_map_areas(struct vfio_pci *vp, struct vfio_pci_bar *b);
+void vp_bar_teardown(struct vfio_pci_bar *b);
+int vp_dma_setup(struct vfio_pci *vp);
+
+/* vfio_pci_reattach.c */
+uint64_t vp_socket_ino(const char *path);
+void vp_reattach_arm(struct vfio_pci *vp);
+void vp_reattach_disarm(struct vfio_pci *vp);
+
 /* vfio_pci_mig.c: pause/resume through the migration FSM, device state */
 int vp_pause_prepare(struct device *dev);
 int vp_pause(struct device *dev);
