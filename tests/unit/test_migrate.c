@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "tests/unit/fake_kvm.h"
+#include "tests/unit/fake_vm.h"
 
 #include "devices/device.h"
 #include "devices/legacy/legacy.h"
@@ -64,67 +65,15 @@ static const struct kvm_ops slot_kvm = { .ioctl = slot_ioctl };
 
 static void vm_build(struct vm *vm, uint64_t ram, bool with_i8042)
 {
-	memset(vm, 0, sizeof(*vm));
-	vm->kvm = &slot_kvm;
-	vm->kvm_fd = KVM_FD;
-	vm->vm_fd = VM_FD;
-	vm->exit_efd = vm->console_out_fd = vm->console_in_fd = -1;
-	snprintf(vm->cfg.name, sizeof(vm->cfg.name), "unit");
-	vm->cfg.kernel = "hdguest.elf";
-	vm->cfg.cmdline = "app=dirty";
-	pthread_mutex_init(&vm->state_lock, NULL);
-	pthread_cond_init(&vm->state_cond, NULL);
-	iobus_init(&vm->pio, "pio");
-	iobus_init(&vm->mmio, "mmio");
-	assert_int_equal(guest_mem_init(&vm->mem, ram), 0);
+	fake_vm_build(vm, &slot_kvm, ram, NR_VCPUS, with_i8042);
 	vm->mem.kvm = &slot_kvm;
 	vm->mem.vm_fd = VM_FD;
-	vm->ncpus = NR_VCPUS;
-	vm->vcpus = xzalloc(sizeof(*vm->vcpus) * NR_VCPUS);
-	for (int i = 0; i < NR_VCPUS; i++) {
-		vm->vcpus[i] = xzalloc(sizeof(struct vcpu));
-		vm->vcpus[i]->vm = vm;
-		vm->vcpus[i]->fd = VCPU_FD0 + i;
-	}
-	device_add(vm, machine_dev_create());
-	device_add(vm, serial_create());
-	if (with_i8042)
-		device_add(vm, i8042_create());
-	assert_int_equal(devices_realize(vm), 0);
-	vm->state = VM_PAUSED;
 }
 
 static void vm_free(struct vm *vm)
 {
-	if (!vm->vcpus)
-		return;
-	devices_unrealize(vm);
-	while (vm->devices) {
-		struct device *d = vm->devices;
-
-		vm->devices = d->next;
-		free(d);
-	}
-	for (int i = 0; i < vm->ncpus; i++)
-		free(vm->vcpus[i]);
-	free(vm->vcpus);
-	guest_mem_destroy(&vm->mem);
-	iobus_destroy(&vm->pio);
-	iobus_destroy(&vm->mmio);
+	fake_vm_free(vm);
 	memset(vm, 0, sizeof(*vm));
-}
-
-static uint8_t pio_read(struct vm *vm, uint16_t port)
-{
-	uint8_t v = 0;
-
-	assert_true(iobus_access(&vm->pio, port, &v, 1, false));
-	return v;
-}
-
-static void pio_write(struct vm *vm, uint16_t port, uint8_t v)
-{
-	assert_true(iobus_access(&vm->pio, port, &v, 1, true));
 }
 
 static int setup(void **state)
@@ -137,7 +86,7 @@ static int setup(void **state)
 	vm_build(&a, RAM, true);
 	for (uint64_t p = 0; p < RAM; p += 4096 * 37)
 		memset(a.mem.host + p, (int)(p >> 12) | 1, 100);
-	pio_write(&a, COM1_SCR, 0x5a);
+	fake_vm_pio_write(&a, COM1_SCR, 0x5a);
 	return 0;
 }
 
@@ -239,7 +188,7 @@ static int migrate(struct dest *d, int domain, bool by_fd, struct migrate_result
 static void assert_state_arrived(void)
 {
 	assert_memory_equal(b.mem.host, a.mem.host, RAM);
-	assert_int_equal(pio_read(&b, COM1_SCR), 0x5a);
+	assert_int_equal(fake_vm_pio_read(&b, COM1_SCR), 0x5a);
 	for (int fd = VM_FD; fd < NR_FDS; fd++)
 		for (int s = 0; s < NR_SLOTS; s++)
 			if (src.store[fd][s] && s != S_MSRS && s != S_TSC) {
