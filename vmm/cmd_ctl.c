@@ -69,54 +69,14 @@ static int parse_ctl_args(int argc, char **argv, int needs_name, struct ctl_args
 	return 0;
 }
 
-static int parse_reply(const char *name, const char *buf, json_object **reply, int quiet);
-
 /* Send {"cmd": cmd} to a VM; on success *reply is the parsed object. */
 static int request(const struct ctl_args *a, const char *name, const char *cmd,
 		   json_object **reply, int quiet)
 {
-	char req[64], buf[8192];
-	int ret;
+	char req[64];
 
 	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}", cmd);
-	ret = control_request(a->run_dir, name, req, buf, sizeof(buf), CONTROL_CLIENT_TIMEOUT_MS);
-	if (ret < 0) {
-		if (quiet)
-			return ret;
-		if (ret == -ENOENT || ret == -ECONNREFUSED)
-			pr_err("no VM named '%s' is running (run directory %s)", name, a->run_dir);
-		else if (ret == -ETIMEDOUT)
-			pr_err("VM '%s' did not answer within %d s (stopped or wedged?)", name,
-			       CONTROL_CLIENT_TIMEOUT_MS / 1000);
-		else
-			pr_err("VM '%s': control socket: %s", name, strerror(-ret));
-		return ret;
-	}
-	return parse_reply(name, buf, reply, quiet);
-}
-
-/* A reply line into *reply if it says "ok": true; else reported unless quiet. */
-static int parse_reply(const char *name, const char *buf, json_object **reply, int quiet)
-{
-	json_object *ok;
-
-	*reply = json_tokener_parse(buf);
-	if (!*reply || !json_object_object_get_ex(*reply, "ok", &ok)) {
-		if (!quiet)
-			pr_err("VM '%s': malformed reply on the control socket", name);
-		json_object_put(*reply);
-		return -EPROTO;
-	}
-	if (!json_object_get_boolean(ok)) {
-		json_object *err = NULL;
-
-		json_object_object_get_ex(*reply, "error", &err);
-		if (!quiet)
-			pr_err("VM '%s': %s", name, err ? json_object_get_string(err) : "error");
-		json_object_put(*reply);
-		return -EIO;	/* the VM refused; its reason was printed */
-	}
-	return 0;
+	return control_call(a->run_dir, name, req, CONTROL_CLIENT_TIMEOUT_MS, quiet, reply);
 }
 
 static const char *str_field(json_object *o, const char *key)
@@ -232,7 +192,7 @@ int cmd_ps(int argc, char **argv)
 		/* Nobody listening: the socket of a VM that is gone; skip it. */
 		if (q->result == -ECONNREFUSED || q->result == -ENOENT)
 			continue;
-		if (q->result || parse_reply(q->name, q->reply, &r, 1) < 0) {
+		if (q->result || control_parse_reply(q->name, q->reply, true, &r) < 0) {
 			const char *why = q->result == -ETIMEDOUT ? "did not answer" :
 					  q->result ? strerror(-q->result) : "bad reply";
 

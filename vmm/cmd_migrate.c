@@ -50,26 +50,12 @@ static void migrate_usage(FILE *f)
 		HDVM_DEFAULT_RUN_DIR);
 }
 
+/* NULL when the request failed; the reason was printed. */
 static json_object *request(const char *run_dir, const char *name, json_object *req)
 {
-	char reply[8192];
 	json_object *r;
-	int ret = control_request(run_dir, name, json_object_to_json_string_ext(req,
-				  JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
-				  reply, sizeof(reply), REQ_TIMEOUT_MS);
 
-	json_object_put(req);
-	if (ret < 0) {
-		if (ret == -ENOENT || ret == -ECONNREFUSED)
-			pr_err("no VM named '%s' is running (run directory %s)", name, run_dir);
-		else
-			pr_err("VM '%s': control socket: %s", name, strerror(-ret));
-		return NULL;
-	}
-	r = json_tokener_parse(reply);
-	if (!r)
-		pr_err("VM '%s': malformed reply", name);
-	return r;
+	return control_call_obj(run_dir, name, req, REQ_TIMEOUT_MS, false, &r) ? NULL : r;
 }
 
 static long long jint(json_object *o, const char *key)
@@ -77,18 +63,6 @@ static long long jint(json_object *o, const char *key)
 	json_object *v;
 
 	return o && json_object_object_get_ex(o, key, &v) ? (long long)json_object_get_int64(v) : 0;
-}
-
-static bool ok_or_say(json_object *r, const char *name)
-{
-	json_object *ok, *err;
-
-	if (r && json_object_object_get_ex(r, "ok", &ok) && json_object_get_boolean(ok))
-		return true;
-	if (r)
-		pr_err("VM '%s': %s", name, json_object_object_get_ex(r, "error", &err) ?
-		       json_object_get_string(err) : "request failed");
-	return false;
 }
 
 static json_object *cmd(const char *c)
@@ -117,10 +91,8 @@ static int follow(const char *run_dir, const char *name, const char *uri, bool j
 	for (;;) {
 		json_object *r = request(run_dir, name, cmd("migrate-status")), *p, *res, *v;
 
-		if (!ok_or_say(r, name)) {
-			json_object_put(r);
+		if (!r)
 			return 1;
-		}
 		if (json_object_object_get_ex(r, "progress", &p) && jint(p, "pass") != last_pass) {
 			last_pass = jint(p, "pass");
 			if (!json)
@@ -240,7 +212,7 @@ int cmd_migrate(int argc, char **argv)
 	if (cancel) {
 		json_object_object_add(req, "cancel", json_object_new_boolean(1));
 		r = request(run_dir, name, req);
-		ret = ok_or_say(r, name) ? 0 : 1;
+		ret = r ? 0 : 1;
 		if (!ret)
 			printf("%s: migration cancelled, the VM runs on\n", name);
 		json_object_put(r);
@@ -256,10 +228,8 @@ int cmd_migrate(int argc, char **argv)
 	if (timeout)
 		json_object_object_add(req, "timeout_ms", json_object_new_int64((int64_t)timeout * 1000));
 	r = request(run_dir, name, req);
-	if (!ok_or_say(r, name)) {
-		json_object_put(r);
+	if (!r)
 		return 1;
-	}
 	json_object_put(r);
 	return follow(run_dir, name, uri, json);
 }

@@ -83,10 +83,10 @@ int cmd_snapshot(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *run_dir = NULL, *name, *file;
-	char path[PATH_MAX], reply[8192];
-	json_object *req, *r, *ok, *err;
+	char path[PATH_MAX];
+	json_object *req, *r;
 	bool stop = false;
-	int opt, ret;
+	int opt;
 
 	opterr = 0;
 	optind = 1;
@@ -118,29 +118,8 @@ int cmd_snapshot(int argc, char **argv)
 	json_object_object_add(req, "cmd", json_object_new_string("snapshot"));
 	json_object_object_add(req, "path", json_object_new_string(path));
 	json_object_object_add(req, "stop", json_object_new_boolean(stop));
-	ret = control_request(run_dir, name, json_object_to_json_string_ext(req,
-			      JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
-			      reply, sizeof(reply), SNAPSHOT_TIMEOUT_MS);
-	json_object_put(req);
-	if (ret < 0) {
-		if (ret == -ENOENT || ret == -ECONNREFUSED)
-			pr_err("no VM named '%s' is running (run directory %s)", name, run_dir);
-		else
-			pr_err("VM '%s': control socket: %s", name, strerror(-ret));
+	if (control_call_obj(run_dir, name, req, SNAPSHOT_TIMEOUT_MS, false, &r) < 0)
 		return 1;
-	}
-	r = json_tokener_parse(reply);
-	if (!r || !json_object_object_get_ex(r, "ok", &ok)) {
-		pr_err("VM '%s': malformed reply", name);
-		json_object_put(r);
-		return 1;
-	}
-	if (!json_object_get_boolean(ok)) {
-		pr_err("VM '%s': %s", name, json_object_object_get_ex(r, "error", &err) ?
-		       json_object_get_string(err) : "snapshot failed");
-		json_object_put(r);
-		return 1;
-	}
 	printf("%s: %s written (%lld MiB, %lld non-zero RAM pages), guest paused %lld ms%s\n",
 	       name, path, json_int(r, "bytes") >> 20, json_int(r, "ram_pages"),
 	       json_int(r, "paused_ms"), stop ? ", VM stopped" : "");

@@ -17,6 +17,7 @@
 #define HDVM_CONTROL_H
 
 #include <stddef.h>
+#include <stdbool.h>
 
 struct event_loop;
 struct json_object;
@@ -66,6 +67,21 @@ extern const size_t vm_nr_control_cmds;
 /* Client side (hdvm ps/status/...): send one request, get the reply line. */
 int control_request(const char *run_dir, const char *name, const char *request_json,
 		    char *reply, size_t reply_len, int timeout_ms);
+
+/*
+ * One request to VM NAME, for the CLI: *reply is the parsed reply when it says
+ * "ok": true.  Otherwise the reason (no such VM, no answer, socket error,
+ * malformed reply, the VM's own "error") is printed unless quiet, and
+ * -ENOENT/-ETIMEDOUT/-EPROTO/-EIO/... returned; -EIO means the VM refused.
+ */
+int control_call(const char *run_dir, const char *name, const char *request_json,
+		 int timeout_ms, bool quiet, struct json_object **reply);
+/* The reply line of a control_request() as control_call() takes it. */
+int control_parse_reply(const char *name, const char *buf, bool quiet,
+			struct json_object **reply);
+/* control_call() with a json-c request object, which it consumes. */
+int control_call_obj(const char *run_dir, const char *name, struct json_object *req,
+		     int timeout_ms, bool quiet, struct json_object **reply);
 
 /* Many VMs at once (hdvm ps): one request to each, replies within timeout_ms. */
 struct control_query {

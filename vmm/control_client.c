@@ -8,6 +8,7 @@
 #include "vmm/control.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -203,5 +204,64 @@ int control_request(const char *run_dir, const char *name, const char *request_j
 	if (!ret)
 		snprintf(reply, reply_len, "%s", q->reply);
 	free(q);
+	return ret;
+}
+
+int control_parse_reply(const char *name, const char *buf, bool quiet, json_object **reply)
+{
+	json_object *ok, *err = NULL;
+
+	*reply = json_tokener_parse(buf);
+	if (!*reply || !json_object_object_get_ex(*reply, "ok", &ok)) {
+		if (!quiet)
+			pr_err("VM '%s': malformed reply on the control socket", name);
+		json_object_put(*reply);
+		*reply = NULL;
+		return -EPROTO;
+	}
+	if (!json_object_get_boolean(ok)) {
+		json_object_object_get_ex(*reply, "error", &err);
+		if (!quiet)
+			pr_err("VM '%s': %s", name, err ? json_object_get_string(err) : "error");
+		json_object_put(*reply);
+		*reply = NULL;
+		return -EIO;	/* the VM refused; its reason was printed */
+	}
+	return 0;
+}
+
+int control_call(const char *run_dir, const char *name, const char *request_json,
+		 int timeout_ms, bool quiet, json_object **reply)
+{
+	struct control_query *q = xzalloc(sizeof(*q));
+	int ret;
+
+	*reply = NULL;
+	q->name = name;
+	control_request_many(run_dir, request_json, q, 1, timeout_ms);
+	ret = q->result;
+	if (ret < 0 && !quiet) {
+		if (ret == -ENOENT || ret == -ECONNREFUSED)
+			pr_err("no VM named '%s' is running (run directory %s)", name, run_dir);
+		else if (ret == -ETIMEDOUT)
+			pr_err("VM '%s' did not answer within %d s (stopped or wedged?)", name,
+			       timeout_ms / 1000);
+		else
+			pr_err("VM '%s': control socket: %s", name, strerror(-ret));
+	}
+	if (!ret)
+		ret = control_parse_reply(name, q->reply, quiet, reply);
+	free(q);
+	return ret;
+}
+
+int control_call_obj(const char *run_dir, const char *name, json_object *req,
+		     int timeout_ms, bool quiet, json_object **reply)
+{
+	int ret = control_call(run_dir, name, json_object_to_json_string_ext(req,
+			       JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+			       timeout_ms, quiet, reply);
+
+	json_object_put(req);
 	return ret;
 }
