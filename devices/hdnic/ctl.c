@@ -26,7 +26,7 @@ static void ctl_usage(FILE *f)
 		"       hdnic ctl DIR stats [--json]\n"
 		"       hdnic ctl DIR set-mac DEV MAC\n"
 		"       hdnic ctl DIR egress DEV hold|epoch|commit|discard|pass [EPOCH]\n"
-		"       hdnic ctl DIR adi-add NAME [--queues K] [--mac MAC] [--json]\n"
+		"       hdnic ctl DIR adi-add NAME [--queues K] [--mac MAC] [--no-migration] [--json]\n"
 		"       hdnic ctl DIR adi-del NAME\n"
 		"       hdnic ctl DIR trust DEV on|off\n"
 		"       hdnic ctl DIR qos DEV [--tx-rate R] [--weight W] [--rx-rate R] [--json]\n"
@@ -267,7 +267,7 @@ static void print_qos(json_object *r)
 
 /* ---- requests ---- */
 
-enum opt_type { OPT_UINT, OPT_STR, OPT_RATE };
+enum opt_type { OPT_UINT, OPT_STR, OPT_RATE, OPT_FLAG };
 
 struct ctl_opt {
 	const char *flag;	/* "--queues" */
@@ -294,6 +294,7 @@ static const char *const dev_only[] = { "dev" };
 static const struct ctl_opt adi_opts[] = {
 	{ "--queues", "queues", OPT_UINT, HDNIC_MAX_QPS_PER_DEV },
 	{ "--mac", "mac", OPT_STR, 0 },
+	{ "--no-migration", "no_migration", OPT_FLAG, 0 },
 	{ 0 },
 };
 
@@ -382,6 +383,10 @@ static json_object *build_request(const struct ctl_cmd *c, int argc, char **argv
 		}
 		for (; o && o->flag && strcmp(argv[i], o->flag); o++)
 			;
+		if (o && o->flag && o->type == OPT_FLAG) {
+			json_object_object_add(req, o->key, json_object_new_boolean(true));
+			continue;
+		}
 		if (o && o->flag) {
 			if (i + 1 >= argc) {
 				pr_err("ctl %s: %s needs a value", c->name, o->flag);

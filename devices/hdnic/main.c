@@ -49,6 +49,9 @@ static void usage(FILE *f)
 		"                     (default %u; more are dropped, counted as rx_wait_drops)\n"
 		"  --rx-wait-us US    how long a frame may wait for a refill (default %u)\n"
 		"  --no-rx-flow-control  drop at a full RX ring at once (for comparison)\n"
+		"  --no-migration     VFs that cannot migrate, like most SR-IOV VFs in service:\n"
+		"                     no VFIO migration or DMA logging, read-clear statistics\n"
+		"                     (hdvm moves them the CompSC way, devices/compsc.md)\n"
 		"  --conn-timeout MS  drop a management client idle this long, and a vfio-user\n"
 		"                     client that has not completed VERSION by then (default %u)\n"
 		"  --debug            verbose logging\n",
@@ -73,6 +76,7 @@ int main(int argc, char **argv)
 		{ "rx-wait", required_argument, NULL, 'W' },
 		{ "rx-wait-us", required_argument, NULL, 'U' },
 		{ "no-rx-flow-control", no_argument, NULL, 'F' },
+		{ "no-migration", no_argument, NULL, 'M' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -167,6 +171,9 @@ int main(int argc, char **argv)
 			break;
 		case 'F':
 			cfg.no_rx_fc = true;
+			break;
+		case 'M':
+			cfg.no_migration = true;
 			break;
 		case 'D':
 			debug_enabled = true;

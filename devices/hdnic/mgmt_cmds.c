@@ -69,6 +69,7 @@ static json_object *dev_entry(const struct vdev *vd)
 	add(o, "socket", json_object_new_string(vd->vfu->sock_path));
 	add(o, "client", json_object_new_boolean(vdev_has_client(vd)));
 	add(o, "state", json_object_new_string(vdev_state_name(vd)));
+	add(o, "migration", json_object_new_boolean(!vd->no_mig));
 	add(o, "mig_state", json_object_new_string(vdev_mig_state_name(vd->mig.state)));
 	add(o, "mig_error", json_object_new_string(vd->mig.error));
 	add(o, "mig_announces", u64(vd->mig.announces));
@@ -343,8 +344,9 @@ static json_object *cmd_egress(struct nic *nic, json_object *req, char *err, siz
 
 static json_object *cmd_adi_add(struct nic *nic, json_object *req, char *err, size_t errlen)
 {
-	json_object *v, *q;
+	json_object *v, *q, *nm = NULL;
 	unsigned queues = 1;
+	bool no_mig;
 	uint8_t mac[6];
 	struct vdev *vd;
 	int has_mac;
@@ -363,12 +365,21 @@ static json_object *cmd_adi_add(struct nic *nic, json_object *req, char *err, si
 		}
 		queues = (unsigned)n;
 	}
+	if (json_object_object_get_ex(req, "no_migration", &nm) &&
+	    !json_object_is_type(nm, json_type_boolean)) {
+		snprintf(err, errlen, "\"no_migration\" must be true or false");
+		return NULL;
+	}
+	no_mig = nm && json_object_get_boolean(nm);
 	has_mac = req_mac(req, mac, err, errlen);
 	if (has_mac < 0)
 		return NULL;
 	vd = vdcm_adi_add(nic, json_object_get_string(v), queues, has_mac ? mac : NULL, err,
 			  errlen);
-	return vd ? dev_entry(vd) : NULL;
+	if (!vd)
+		return NULL;
+	vd->no_mig = no_mig;	/* before any client: the socket is served by this loop */
+	return dev_entry(vd);
 }
 
 static json_object *cmd_adi_del(struct nic *nic, json_object *req, char *err, size_t errlen)

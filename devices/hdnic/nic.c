@@ -109,6 +109,7 @@ int nic_init(struct nic *nic, const struct nic_config *cfg)
 	nic->nr_ports = cfg->nr_qps;
 	nic->idle_ns = cfg->idle_us * 1000;
 	nic->rx_fc = !cfg->no_rx_fc;
+	nic->vf_no_mig = cfg->no_migration;
 	nic->rxw_max = cfg->rx_wait_max ? cfg->rx_wait_max : RXW_DEFAULT_MAX;
 	nic->rxw_ns = (cfg->rx_wait_us ? cfg->rx_wait_us : RXW_DEFAULT_US) * 1000;
 	nic->spin_passes = cfg->spin_passes ? cfg->spin_passes : NIC_DEFAULT_SPIN_PASSES;
@@ -183,6 +184,7 @@ static int create_vfs(struct nic *nic)
 		snprintf(id, sizeof(id), "vf%u", i);
 		vd = vdev_create(nic, VDEV_VF, i, i, id, mac, &qp, 1);
 		qp->owner = vd;
+		vd->no_mig = nic->vf_no_mig;
 		nic_plug(nic, vd);
 		err = sw_set_static(&nic->sw, mac, i);
 		if (!err)

@@ -45,6 +45,7 @@ struct nic_config {
 	uint64_t switch_rate;	/* internal switching capacity, bit/s, 0 = unlimited */
 	uint64_t conn_timeout_ms; /* idle management client / no VERSION yet; 0: default */
 	bool no_rx_fc;		/* drop at a full RX ring instead of waiting (comparison) */
+	bool no_migration;	/* VFs cannot migrate (--no-migration, vdev.h no_mig) */
 	unsigned rx_wait_max;	/* frames waiting per function; 0: RXW_DEFAULT_MAX */
 	uint64_t rx_wait_us;	/* how long a frame may wait; 0: RXW_DEFAULT_US */
 	unsigned spin_passes;	/* empty passes before the loop yields; 0: default */
@@ -90,6 +91,8 @@ struct nic {
 	struct loop_handler sig_h;
 	uint64_t polls, sleeps;
 	bool output_waiting;	/* committed frames wait for the uplink (vdev_output.c) */
+
+	bool vf_no_mig;		/* --no-migration: VFs refuse every migration feature */
 
 	/* Receive flow control (rx_wait.h) */
 	bool rx_fc;

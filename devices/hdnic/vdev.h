@@ -143,6 +143,17 @@ struct vdev {
 	bool mac_admin;
 	bool handed_off;
 	bool trusted;		/* may send from other source MACs */
+	/*
+	 * A function without migration support (--no-migration, adi-add
+	 * --no-migration), like an 82576/82599/E810 VF: VERSION offers no
+	 * migration capability, every migration and DMA-logging feature is
+	 * ENOTTY (as the kernel says for a device without mig_ops/log_ops) and
+	 * MIG_DATA_* EINVAL, so nothing writes its hidden state back: its ring
+	 * heads restart at 0 with the queue, its guest-visible statistics are
+	 * read-clear (stats_clr), MAC/trust/QoS move only through pf.sock.
+	 */
+	bool no_mig;
+	uint64_t stats_clr[HDNIC_NR_STATS];	/* read-clear: what the guest has read */
 
 	/* Queue pairs from the pool: the hardware behind this function. */
 	unsigned nr_qps;

@@ -150,7 +150,10 @@ static bool touches(uint64_t off, uint32_t len, unsigned base, unsigned size);
 
 /*
  * Read-only counters: a read covering a low dword samples the counter, its
- * high dword reads from the sample (hdnic_vf_abi.h).
+ * high dword reads from the sample (hdnic_vf_abi.h).  On a function that
+ * cannot migrate the sample also clears the guest's counter, as on the
+ * NICs it plays (hdnic's own `stats` keep counting): a driver accumulates,
+ * and nothing can write a count back into the device.
  */
 static void stats_refresh(struct vdev *vd, uint64_t off, uint32_t len)
 {
@@ -160,6 +163,12 @@ static void stats_refresh(struct vdev *vd, uint64_t off, uint32_t len)
 		if (touches(off, len, lo, 4)) {
 			uint64_t v = stat_value(vd, i);
 
+			if (vd->no_mig) {	/* read-clear: the count since the last read */
+				uint64_t total = v;
+
+				v -= vd->stats_clr[i];
+				vd->stats_clr[i] = total;
+			}
 			put32(vd->cfg, lo, (uint32_t)v);
 			vd->stats_hi[i] = (uint32_t)(v >> 32);
 		}

@@ -40,7 +40,8 @@ int vfu_caps_reply(struct vfu_conn *c, char *out, uint32_t cap)
 		.max_dma_maps = HDNIC_VFU_MAX_DMA_MAPS,
 		.pgsizes = HDNIC_VFU_PGSIZES,
 		.write_multiple = c->write_multiple,
-		.migration_pgsize = HDNIC_VFU_MIG_PGSIZE,
+		/* a function that cannot migrate does not advertise it */
+		.migration_pgsize = c->dev && conn_vdev(c)->no_mig ? 0 : HDNIC_VFU_MIG_PGSIZE,
 	};
 
 	return vfio_user_caps_format(&caps, out, cap);

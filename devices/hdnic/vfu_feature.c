@@ -26,6 +26,7 @@ struct vfu_feature {
 	 */
 	int (*handle)(struct vdev *vd, uint32_t dir, uint8_t *data, uint32_t in, uint32_t cap,
 		      uint32_t *out);
+	bool mig;		/* migration or DMA logging: absent on a no_mig function */
 };
 
 static int f_migration(struct vdev *vd, uint32_t dir, uint8_t *data, uint32_t in, uint32_t cap,
@@ -95,7 +96,7 @@ static int f_precopy_info(struct vdev *vd, uint32_t dir, uint8_t *data, uint32_t
 }
 
 static const struct vfu_feature precopy_info = {
-	"PRECOPY_INFO", VFIO_DEVICE_FEATURE_GET, 0, f_precopy_info,
+	"PRECOPY_INFO", VFIO_DEVICE_FEATURE_GET, 0, f_precopy_info, true,
 };
 
 /* page_size, num_ranges, reserved, then num_ranges {iova, length} inline. */
@@ -177,22 +178,23 @@ static int f_output_commit(struct vdev *vd, uint32_t dir, uint8_t *data, uint32_
 
 static const struct vfu_feature output_commit = {
 	"OUTPUT_COMMIT", VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET, 0, f_output_commit,
+	false,
 };
 
 static const struct vfu_feature features[] = {
 	[VFIO_DEVICE_FEATURE_MIGRATION] = {
-		"MIGRATION", VFIO_DEVICE_FEATURE_GET, 0, f_migration },
+		"MIGRATION", VFIO_DEVICE_FEATURE_GET, 0, f_migration, true },
 	[VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE] = {
 		"MIG_DEVICE_STATE", VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET, 0,
-		f_mig_state },
+		f_mig_state, true },
 	[VFIO_DEVICE_FEATURE_DMA_LOGGING_START] = {
-		"DMA_LOGGING_START", VFIO_DEVICE_FEATURE_SET, 16, f_log_start },
+		"DMA_LOGGING_START", VFIO_DEVICE_FEATURE_SET, 16, f_log_start, true },
 	[VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP] = {
-		"DMA_LOGGING_STOP", VFIO_DEVICE_FEATURE_SET, 0, f_log_stop },
+		"DMA_LOGGING_STOP", VFIO_DEVICE_FEATURE_SET, 0, f_log_stop, true },
 	[VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT] = {
-		"DMA_LOGGING_REPORT", VFIO_DEVICE_FEATURE_GET, 24, f_log_report },
+		"DMA_LOGGING_REPORT", VFIO_DEVICE_FEATURE_GET, 24, f_log_report, true },
 	[VFIO_DEVICE_FEATURE_MIG_DATA_SIZE] = {
-		"MIG_DATA_SIZE", VFIO_DEVICE_FEATURE_GET, 0, f_mig_data_size },
+		"MIG_DATA_SIZE", VFIO_DEVICE_FEATURE_GET, 0, f_mig_data_size, true },
 };
 
 int vfu_device_feature(struct vfu_conn *c, const struct vfio_user_device_feature *q,
@@ -214,6 +216,8 @@ int vfu_device_feature(struct vfu_conn *c, const struct vfio_user_device_feature
 		f = &features[index];
 	else
 		return -EOPNOTSUPP;
+	if (f->mig && conn_vdev(c)->no_mig)
+		return -ENOTTY;		/* the kernel's answer without mig_ops/log_ops, PROBE too */
 	if ((dir & f->dirs) != dir)
 		return -EINVAL;		/* known feature, not that way (as the kernel says) */
 	cap = MIN(q->argsz, (uint32_t)VFU_REPLY_CAP) - sizeof(h);
@@ -243,8 +247,8 @@ int vfu_mig_data_read(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r
 	int err;
 
 	memcpy(&q, m->payload, sizeof(q));
-	if (m->len != sizeof(q) || q.argsz < sizeof(q))
-		return -EINVAL;
+	if (m->len != sizeof(q) || q.argsz < sizeof(q) || conn_vdev(c)->no_mig)
+		return -EINVAL;		/* libvfio-user's answer when migration is off */
 	if (q.size > MIN(c->peer_max_xfer, (uint32_t)HDNIC_VFU_MAX_XFER))
 		return -E2BIG;
 	err = vdev_mig_read(conn_vdev(c), r->buf + sizeof(q), q.size, &got);
@@ -268,7 +272,7 @@ int vfu_mig_data_write(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *
 	struct vfio_user_mig_data q;
 
 	memcpy(&q, m->payload, sizeof(q));
-	if (q.size > HDNIC_VFU_MAX_XFER || m->len != sizeof(q) + q.size || q.argsz != m->len)
+	if (conn_vdev(c)->no_mig || q.size > HDNIC_VFU_MAX_XFER || m->len != sizeof(q) + q.size || q.argsz != m->len)
 		return -EINVAL;
 	return vdev_mig_write(conn_vdev(c), m->payload + sizeof(q), q.size);
 }
