@@ -80,6 +80,14 @@ check: deps
 deps:
 	tools/install-deps.sh
 
+# The kvm-marked integration tests inside tools/kvmlab's nested-KVM lab (Linux
+# under QEMU TCG with an emulated AMD SVM CPU), for hosts without /dev/kvm.
+# Correctness only: TCG timings mean nothing. One lab at a time (2 vCPUs of TCG).
+KVMLAB_TIMEOUT ?= 3600
+check-kvmlab: all
+	tools/kvmlab --timeout $(KVMLAB_TIMEOUT) -- env HDVM_BUILD=$(abspath $(BUILD)) \
+		$(PYTHON) -m pytest -q -rs -m kvm tests/integration $(PYTEST_ARGS)
+
 bench-boot: all
 	$(PYTHON) tools/bench_boot.py
 
@@ -112,5 +120,5 @@ demo: deps
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit integration check deps bench-boot bench-net bench-flowctl bench-density bench-density-sweep demo clean guest hdnic-all
+.PHONY: all unit integration check check-kvmlab deps bench-boot bench-net bench-flowctl bench-density bench-density-sweep demo clean guest hdnic-all
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
