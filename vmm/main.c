@@ -25,11 +25,18 @@ static const struct {
 
 /*
  * HDVM_FAILPOINT=NAME:EPOCH[,...] (vmm/failpoint.h): hdvm's named points.
- * The checkpoint driver adds its own (after-pause, stop-copy, ...) here.
+ * The checkpoint driver's are in the order of an epoch (vmm/checkpoint.h).
  */
 static const char *const hdvm_failpoints[] = {
+	"after-pause",	/* checkpoint EPOCH: vCPUs parked, devices stopped */
+	"harvest",	/* checkpoint EPOCH: dirty pages harvested, state not yet saved */
+	"stop-copy",	/* checkpoint EPOCH: device STOP_COPY state read */
+	"send",		/* checkpoint EPOCH half sent (no end marker yet) */
+	"after-ack-before-release", /* the standby acknowledged EPOCH, nothing released */
+	"release",	/* EPOCH's commit sent to the devices (PV virtio-net: the
+			   first frame of it released) */
+	"standby-apply", /* standby: EPOCH verified, being applied */
 	"after-commit",	/* PV virtio-net: COMMIT EPOCH taken, nothing of it released */
-	"release",	/* PV virtio-net: the first frame of EPOCH's commit released */
 	NULL,
 };
 
