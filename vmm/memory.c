@@ -223,6 +223,12 @@ int guest_mem_write(struct guest_mem *m, uint64_t gpa, const void *src, uint64_t
 
 	if (!dst)
 		return -EFAULT;
+	if (m->fault_in) {
+		int ret = m->fault_in(m->fault_in_opaque, (uint64_t)gpa_to_offset(m, gpa), len);
+
+		if (ret)
+			return ret;
+	}
 	memcpy(dst, src, len);
 	guest_mem_mark_dirty(m, gpa, len);
 	return 0;

@@ -70,6 +70,13 @@ struct guest_mem {
 	int vm_fd;
 	pthread_mutex_t lock;		/* slot table changes (BAR moves on vCPU threads) */
 	struct mem_slot slots[GUEST_MEM_MAX_SLOTS];	/* index = KVM slot id */
+	/*
+	 * Post-copy (vmm/postcopy_dst.h): guest_mem_write() brings the pages in
+	 * (memfd offset, length) before it writes; an error (the source is gone)
+	 * fails the write.  NULL when no page can be missing.
+	 */
+	int (*fault_in)(void *opaque, uint64_t off, uint64_t len);
+	void *fault_in_opaque;
 };
 
 /* Create the memfd and mapping for `size` bytes (multiple of 4 KiB), RAM slots described. */
@@ -94,7 +101,10 @@ int64_t gpa_to_offset(const struct guest_mem *m, uint64_t gpa);
 /* The ring library's translate callback: opaque is the struct guest_mem. */
 void *guest_mem_translate(void *opaque, uint64_t gpa, uint64_t len);
 
-/* Copy into / out of guest RAM; -EFAULT unless [gpa, gpa+len) is inside one RAM range. */
+/*
+ * Copy into / out of guest RAM; -EFAULT unless [gpa, gpa+len) is inside one RAM range.
+ * During post-copy a write first faults its pages in (-EHOSTDOWN: they will never come).
+ */
 int guest_mem_write(struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len);
 int guest_mem_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len);
 /* Record a write made through a translated pointer (after it); no-op unless logging. */
