@@ -226,11 +226,13 @@ def read_state(c, chunk=1 << 16):
             return stream
 
 
-def move_driver(vf, path, stream):
+def move_driver(vf, path, stream, image=None):
     """Move the driver `vf` (its "guest") onto the function at path, as a
     VMM's destination would: its memory is copied into a new memfd (as RAM
-    travels) mapped at the same IOVA, interrupts and doorbells set up, the
-    device state written in RESUMING and the function set RUNNING.  The
+    travels; `image`, what a pre-copy delivered, instead of the live
+    memory when given) mapped at the same IOVA, interrupts and doorbells set
+    up, the device state written in RESUMING and the function set RUNNING
+    (with stream None the function stays as it is: fresh, for CompSC).  The
     driver then continues with its rings where it was.  On failure the
     driver is untouched.  Returns the old client, still connected to the
     source function."""
@@ -241,7 +243,7 @@ def move_driver(vf, path, stream):
         memfd = os.memfd_create("guest-ram-moved")
         os.ftruncate(memfd, vf.MEM_SIZE)
         mem = mmap.mmap(memfd, vf.MEM_SIZE)
-        mem[:] = vf.mem[:]
+        mem[:] = vf.mem[:] if image is None else image
         c.dma_map(memfd, vf.IOVA, vf.MEM_SIZE)
         info = c.region_info(vu.BAR0)
         if info["fd"] is not None:
@@ -257,9 +259,10 @@ def move_driver(vf, path, stream):
             chunk = irq_fds[start:start + vu.MAX_FDS]
             c.set_irqs(vu.MSIX, vu.IRQ_DATA_EVENTFD | vu.IRQ_ACTION_TRIGGER, start,
                        len(chunk), chunk)
-        c.set_mig_state(vu.MIG_RESUMING)
-        c.mig_data_write(stream)
-        c.set_mig_state(vu.MIG_RUNNING)
+        if stream is not None:
+            c.set_mig_state(vu.MIG_RESUMING)
+            c.mig_data_write(stream)
+            c.set_mig_state(vu.MIG_RUNNING)
     except Exception:
         if db16 is not None:
             db16.release()

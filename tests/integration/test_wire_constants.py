@@ -22,6 +22,7 @@ import pytest
 import vfio_user_client as vu
 from hdvmlib import ROOT
 
+import compsc
 import test_qos_vms
 import test_snapshot
 import nichost
@@ -39,6 +40,7 @@ HEADERS = """
 #include "devices/vfio/vfio_user_proto.h"
 #include "devices/hdnic/hdnic_vf_abi.h"
 #include "devices/hdnic/vdev.h"
+#include "devices/vfio/compsc_abi.h"
 """
 
 # Defines that live in a .c file: lifted into the generated program as they are.
@@ -156,6 +158,16 @@ SCALARS = {
     "test_qos_vms.COUNTER_PORT": (test_qos_vms.COUNTER_PORT, "COUNTER_PORT"),
     "density.COUNTER_PORT": (density.COUNTER_PORT, "COUNTER_PORT"),
     "len(test_snapshot.MAGIC)": (len(test_snapshot.MAGIC), "sizeof(SNAP_MAGIC) - 1"),
+    # CompSC (devices/vfio/compsc_abi.h)
+    **{f"compsc.{n}": (getattr(compsc, n), n) for n in (
+        "COMPSC_ECAP_POS", "COMPSC_ECAP_ID", "COMPSC_VSEC_ID", "COMPSC_VERSION",
+        "COMPSC_PAGE_ENABLE", "COMPSC_ST_ACTIVE", "COMPSC_ST_REFUSED", "COMPSC_PAGE_MAGIC",
+        "COMPSC_LOCK_WRITER", "COMPSC_LOCK_READERS", "COMPSC_MAX_STATS",
+        "COMPSC_F_PF_REPLAYED")},
+    "compsc.OFF_LOCK": (compsc.OFF_LOCK, "offsetof(struct compsc_page, lock)"),
+    "compsc.OFF_COUNTER": (compsc.OFF_COUNTER, "offsetof(struct compsc_page, counter)"),
+    "compsc.OFF_FLAGS": (compsc.OFF_FLAGS, "offsetof(struct compsc_page, flags)"),
+    "compsc.OFF_RESIDUAL": (compsc.OFF_RESIDUAL, "offsetof(struct compsc_page, stats_residual)"),
     # kernel numbers Python does not name
     "nichost.CLONE_NEWNET": (nichost.CLONE_NEWNET, "CLONE_NEWNET"),
     "density.CLONE_NEWNET": (density.CLONE_NEWNET, "CLONE_NEWNET"),
@@ -191,6 +203,9 @@ LAYOUTS = {
                            ["op", "max_frames", "epoch"]),
     "vu.OUTPUT_STATUS_S": (vu.OUTPUT_STATUS_S, "struct hdnic_output_status",
                            list(vu.output_status_fields)),
+    "compsc.ECAP_S": (compsc.ECAP_S, "struct compsc_ecap", list(compsc.ECAP_FIELDS)),
+    "compsc.PAGE_S": (compsc.PAGE_S, "struct compsc_page",
+                      list(compsc.PAGE_FIELDS) + [f"stats_residual[{i}]" for i in range(8)]),
 }
 
 

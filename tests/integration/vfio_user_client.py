@@ -538,6 +538,7 @@ class VirtioNetVF:
         if self.ctrl_rx:
             feats |= F_CTRL_VQ | F_CTRL_RX
         assert self.device_features() & feats == feats
+        self.feats = feats
         self.w32(GFSELECT, 0)
         self.w32(GF, feats & 0xFFFFFFFF)
         self.w32(GFSELECT, 1)
