@@ -116,6 +116,14 @@ int cmd_status(int argc, char **argv)
 		"name", "pid", "state", "vcpus", "memory_mib", "kernel", "cmdline",
 		"uptime_ms", "start_to_first_run_us", "start_to_marker_us",
 	};
+	/* Remus (vmm/checkpoint_job.c, vmm/standby_run.c): those the VM has */
+	static const char *const protection_fields[] = {
+		"role", "epoch", "committed_epoch", "epochs_unacknowledged", "pause_p50_us",
+		"pause_p99_us", "checkpoint_bytes", "checkpoint_pages", "checkpoint_bytes_total",
+		"frames_held", "standby_lag_ms", "standby", "refused_checkpoints",
+		"primary_silent_ms", "failover_ms", "output_held", "protection_ended",
+		"took_over_from_epoch", "took_over_because", "failover_arbiter",
+	};
 	struct ctl_args a;
 	json_object *r;
 	int ret = parse_ctl_args(argc, argv, 1, &a);
@@ -129,6 +137,10 @@ int cmd_status(int argc, char **argv)
 	} else {
 		for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 			printf("%-22s %s\n", fields[i], str_field(r, fields[i]));
+		for (size_t i = 0; i < ARRAY_SIZE(protection_fields); i++)
+			if (json_object_object_get_ex(r, protection_fields[i], NULL))
+				printf("%-22s %s\n", protection_fields[i],
+				       str_field(r, protection_fields[i]));
 	}
 	json_object_put(r);
 	return 0;
@@ -183,8 +195,8 @@ int cmd_ps(int argc, char **argv)
 			     CONTROL_PS_TIMEOUT_MS);
 	all = json_object_new_array();
 	if (!a.json)
-		printf("%-24s %8s %-12s %5s %8s %10s\n", "NAME", "PID", "STATE", "CPUS", "MEM_MIB",
-		       "UPTIME_S");
+		printf("%-24s %8s %-12s %5s %8s %10s  %s\n", "NAME", "PID", "STATE", "CPUS",
+		       "MEM_MIB", "UPTIME_S", "ROLE");
 	for (size_t i = 0; i < n; i++) {
 		struct control_query *q = &queries[i];
 		json_object *r;
@@ -215,9 +227,10 @@ int cmd_ps(int argc, char **argv)
 			long long ms = json_object_object_get_ex(r, "uptime_ms", &up) ?
 				       json_object_get_int64(up) : 0;
 
-			printf("%-24s %8s %-12s %5s %8s %10.1f\n", str_field(r, "name"),
+			printf("%-24s %8s %-12s %5s %8s %10.1f  %s\n", str_field(r, "name"),
 			       str_field(r, "pid"), str_field(r, "state"),
-			       str_field(r, "vcpus"), str_field(r, "memory_mib"), ms / 1000.0);
+			       str_field(r, "vcpus"), str_field(r, "memory_mib"), ms / 1000.0,
+			       str_field(r, "role"));
 			json_object_put(r);
 		}
 	}

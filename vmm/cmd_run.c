@@ -14,6 +14,7 @@
 #include "vmm/migrate.h"
 #include "vmm/run.h"
 #include "vmm/snapshot.h"
+#include "vmm/standby_run.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
@@ -26,6 +27,7 @@ static void run_usage(FILE *f)
 "usage: hdvm run --kernel PATH [options]\n"
 "       hdvm run --restore FILE [--name NAME] [--vfio-user SOCKET]... [options]\n"
 "       hdvm run --incoming URI --name NAME [--vfio-user SOCKET]... [options]\n"
+"       hdvm run --standby URI --name NAME [--vfio-user SOCKET]... [options]\n"
 "\n"
 "  --kernel PATH        ELF64 (vmlinux, hdguest) or bzImage kernel\n"
 "  --initrd PATH        initial ramdisk\n"
@@ -56,7 +58,12 @@ static void run_usage(FILE *f)
 "                       or file:PATH; RAM size, vCPUs, --net devices and\n"
 "                       kernel come from the stream; give as many --vfio-user/\n"
 "                       --vfio devices as the source had (this host's own)\n"
-"  --tls-creds DIR      TLS for a tcp: --incoming: DIR has ca-cert.pem,\n"
+"  --standby URI        hold the checkpoints 'hdvm checkpoint' sends (tcp:HOST:PORT\n"
+"                       or unix:PATH) and take over when the primary is gone\n"
+"                       (connection lost, or no heartbeat for its --failover-ms);\n"
+"                       the VM's shape comes from the primary; give as many\n"
+"                       --vfio-user/--vfio devices as it has (this host's own)\n"
+"  --tls-creds DIR      TLS for a tcp: --incoming/--standby: DIR has ca-cert.pem,\n"
 "                       server-cert.pem, server-key.pem; only a source whose\n"
 "                       certificate the CA signed is accepted\n"
 "  --no-seccomp         do not install the seccomp filters\n"
@@ -68,7 +75,7 @@ static void run_usage(FILE *f)
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_BOOT, OPT_MEM, OPT_CPUS, OPT_NAME,
        OPT_CONSOLE, OPT_METRICS, OPT_RUN_DIR, OPT_NO_SECCOMP, OPT_DEBUG, OPT_VFIO_USER,
-       OPT_VFIO, OPT_NET, OPT_RESTORE, OPT_VFIO_TIMEOUT, OPT_INCOMING, OPT_TLS_CREDS, OPT_HELP };
+       OPT_VFIO, OPT_NET, OPT_RESTORE, OPT_VFIO_TIMEOUT, OPT_INCOMING, OPT_TLS_CREDS, OPT_STANDBY, OPT_HELP };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -90,6 +97,7 @@ static const struct option run_options[] = {
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
+	{ "standby", required_argument, NULL, OPT_STANDBY },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -247,6 +255,7 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 		case OPT_RESTORE: cfg->restore_path = optarg; break;
 		case OPT_INCOMING: cfg->incoming_uri = optarg; break;
 		case OPT_TLS_CREDS: cfg->tls_creds = optarg; break;
+		case OPT_STANDBY: cfg->standby_uri = optarg; break;
 		case OPT_HELP:
 			run_usage(stdout);
 			exit(0);
@@ -272,15 +281,24 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 		       cfg->restore_path ? "restore" : machine_opt);
 		return -EINVAL;
 	}
-	if (cfg->tls_creds && !cfg->incoming_uri) {
-		pr_err("--tls-creds goes with --incoming");
+	if (cfg->standby_uri && (machine_opt || cfg->restore_path || cfg->incoming_uri)) {
+		pr_err("--%s cannot be combined with --standby: the primary decides it",
+		       cfg->restore_path ? "restore" : cfg->incoming_uri ? "incoming" : machine_opt);
+		return -EINVAL;
+	}
+	if (cfg->standby_uri && !name_given) {
+		pr_err("--standby needs --name: the VM keeps its name on this host");
+		return -EINVAL;
+	}
+	if (cfg->tls_creds && !cfg->incoming_uri && !cfg->standby_uri) {
+		pr_err("--tls-creds goes with --incoming or --standby");
 		return -EINVAL;
 	}
 	if (cfg->incoming_uri && !name_given) {
 		pr_err("--incoming needs --name: the VM keeps its name on this host");
 		return -EINVAL;
 	}
-	if (!cfg->kernel && !cfg->restore_path && !cfg->incoming_uri) {
+	if (!cfg->kernel && !cfg->restore_path && !cfg->incoming_uri && !cfg->standby_uri) {
 		pr_err("--kernel is required");
 		return -EINVAL;
 	}
@@ -349,5 +367,7 @@ int cmd_run(int argc, char **argv)
 		return 1;
 	if (cfg.incoming_uri)
 		return run_incoming(&cfg);
+	if (cfg.standby_uri)
+		return standby_run_cmd(&cfg);
 	return vmm_run(&cfg);	/* the VM releases the snapshot once loaded */
 }

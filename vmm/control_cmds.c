@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vmm/checkpoint_job.h"
 #include "vmm/migrate_job.h"
 #include "vmm/snapshot.h"
 #include "vmm/util.h"
@@ -35,6 +36,7 @@ static void vm_status(void *opaque, json_object *req, json_object *r)
 	json_object_object_add(r, "uptime_ms", json_object_new_int64((now_ns() - m->t_start) / 1000000));
 	json_object_object_add(r, "start_to_first_run_us", us_or_null(m->t_first_run, m->t_start));
 	json_object_object_add(r, "start_to_marker_us", us_or_null(m->t_marker, m->t_start));
+	checkpoint_status(r);	/* role: primary, standby or unprotected, and the rest */
 }
 
 /* pause/resume: the new state, or why the VM could not change */
@@ -45,6 +47,8 @@ static void change_state(struct vm *vm, int (*change)(struct vm *, char *, size_
 
 	if (migrate_job_running())
 		return control_reply_error(r, "a migration is running (hdvm migrate NAME --cancel)");
+	if (checkpoint_job_running())
+		return control_reply_error(r, "the VM is protected (hdvm checkpoint NAME --stop)");
 	if (change(vm, why, sizeof(why)) < 0)
 		return control_reply_error(r, "%s", why);
 	json_object_object_add(r, "ok", json_object_new_boolean(1));
@@ -77,8 +81,8 @@ static void vm_snapshot_cmd(void *opaque, json_object *req, json_object *r)
 	const char *p;
 	char why[256];
 
-	if (migrate_job_running())
-		return control_reply_error(r, "snapshot: a migration is running");
+	if (migrate_job_running() || checkpoint_job_running())
+		return control_reply_error(r, "snapshot: a migration or checkpointing is running");
 	if (!json_object_object_get_ex(req, "path", &path) ||
 	    !json_object_is_type(path, json_type_string))
 		return control_reply_error(r, "snapshot: expected {\"cmd\":\"snapshot\",\"path\":\"FILE\"}");
@@ -107,5 +111,6 @@ const struct control_cmd vm_control_cmds[] = {
 	{ "snapshot", vm_snapshot_cmd },
 	{ "migrate", vm_migrate_cmd },
 	{ "migrate-status", vm_migrate_status_cmd },
+	{ "checkpoint", vm_checkpoint_cmd },
 };
 const size_t vm_nr_control_cmds = ARRAY_SIZE(vm_control_cmds);

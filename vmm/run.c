@@ -19,10 +19,12 @@
 #include "vmm/control.h"
 #include "vmm/loop.h"
 #include "vmm/metrics.h"
+#include "vmm/checkpoint_job.h"
 #include "vmm/migrate_job.h"
 #include "vmm/run.h"
 #include "vmm/seccomp.h"
 #include "vmm/snapshot.h"
+#include "vmm/standby_run.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
@@ -160,6 +162,8 @@ int vmm_run(const struct vm_config *cfg)
 	vm.loop = rc.loop;	/* devices watch their back ends from the main loop */
 	if (console_open(&vm, cfg) < 0 || vm_boot(&vm) < 0 || watch_all(&rc, ctl) < 0)
 		goto out_vm;
+	if (cfg->standby && standby_start(&vm) < 0)
+		goto out_vm;
 	if (cfg->seccomp && seccomp_install(SECCOMP_ROLE_MAIN) < 0) {
 		pr_err("installing the main seccomp filter failed");
 		goto out_vm;
@@ -182,6 +186,8 @@ out_vm:
 	if (cfg->metrics_path)
 		metrics_sample_memory(&vm, &mu);
 	migrate_job_stop();	/* a migration thread uses the VM to the end */
+	checkpoint_job_stop();	/* the standby is told: it must not take over */
+	standby_join();
 	vm_destroy(&vm);
 	snapshot_restore_done(&vm.cfg);	/* if the VM never got to load it */
 	if (cfg->metrics_path && metrics_write(&mf, &vm, &mu) < 0 && !status)

@@ -171,6 +171,10 @@ enum standby_outcome standby_receive(struct standby *sb, struct vm *vm)
 		uint64_t blen;
 		uint32_t tag;
 
+		if (atomic_load(&vm->shutdown)) {
+			snprintf(sb->why, sizeof(sb->why), "the standby was stopped");
+			return STANDBY_STOPPED;
+		}
 		/* a section in the middle of arriving is waited for, bounded by the timeout */
 		ret = mig_read_section(&sb->in.r, &tag, &body, &blen, why, sizeof(why));
 		if (ret == -ETIMEDOUT) {

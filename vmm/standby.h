@@ -28,7 +28,6 @@
 #include "vmm/migrate.h"
 
 struct vm;
-struct json_object;
 
 enum standby_outcome {
 	STANDBY_ACTIVATE = 1,	/* the primary is gone: run from the last checkpoint */
@@ -64,11 +63,5 @@ enum standby_outcome standby_receive(struct standby *sb, struct vm *vm);
 /* Load the last complete checkpoint's vCPU/VM and device state into vm. */
 int standby_activate(struct standby *sb, struct vm *vm, char *why, size_t len);
 void standby_end(struct standby *sb);
-
-/* `hdvm run --standby`: the receiver on a thread, activation starts the vCPUs. */
-int standby_start(struct vm *vm);
-void standby_join(void);
-/* status fields of a standby (role, epoch, ...); false if this VM is no standby */
-bool standby_status(struct json_object *r);
 
 #endif

@@ -221,8 +221,8 @@ static int load_guest(struct vm *vm)
 
 	if (vm->cfg.restore)
 		return snapshot_restore_ram(vm);
-	if (vm->cfg.incoming)
-		return 0;	/* RAM arrives in migrate_recv_finish() */
+	if (vm->cfg.incoming || vm->cfg.standby)
+		return 0;	/* RAM arrives in migrate_recv_finish() / checkpoints */
 	return boot_load(&vm->mem, &req, &vm->boot);	/* 0 or -errno, the problem printed */
 }
 
@@ -277,14 +277,25 @@ int vm_boot(struct vm *vm)
 			return ret;
 	}
 	vcpu_signals_init();
+	if (vm->cfg.standby)
+		return 0;	/* the vCPUs start if it activates (vmm/standby_run.c) */
+	ret = vm_start_vcpus(vm);
+	if (ret < 0)
+		return ret;
+	if (vm->cfg.incoming)	/* the source may go: the VM runs here */
+		migrate_recv_answer(vm->cfg.incoming, 0, NULL);
+	return 0;
+}
+
+int vm_start_vcpus(struct vm *vm)
+{
 	vm->state = VM_RUNNING;
 	for (int i = 0; i < vm->ncpus; i++) {
-		ret = vcpu_start(vm->vcpus[i]);
+		int ret = vcpu_start(vm->vcpus[i]);
+
 		if (ret < 0)
 			return ret;
 	}
-	if (vm->cfg.incoming)	/* the source may go: the VM runs here */
-		migrate_recv_answer(vm->cfg.incoming, 0, NULL);
 	return 0;
 }
 

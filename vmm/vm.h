@@ -25,6 +25,7 @@ struct irq_routing;
 struct kvm_ops;
 struct pci_bus;
 struct snap_reader;
+struct standby;
 
 enum console_kind { CONSOLE_STDIO, CONSOLE_FILE, CONSOLE_NONE };
 
@@ -58,6 +59,9 @@ struct vm_config {
 	const char *incoming_uri;
 	const char *tls_creds;		/* --tls-creds DIR for a tcp: stream */
 	struct migrate_incoming *incoming;
+	/* hdvm run --standby: checkpoints arrive, vCPUs start on activation (vmm/standby.h) */
+	const char *standby_uri;
+	struct standby *standby;
 };
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_SHUTDOWN };
@@ -132,6 +136,8 @@ void vm_request_shutdown(struct vm *vm, int code, const char *reason);
  * device that failed to resume.  0 or -errno.
  */
 int vm_pause(struct vm *vm, char *why, size_t len);
+/* Start every vCPU (vm_boot does; a standby does when it activates). */
+int vm_start_vcpus(struct vm *vm);
 int vm_resume(struct vm *vm, char *why, size_t len);
 const char *vm_state_name(enum vm_state s);
 int kvm_max_vcpus(int kvm_fd);

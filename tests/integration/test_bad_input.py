@@ -199,7 +199,7 @@ def test_control_commands_for_unknown_vm(run_dir):
 def test_ps_on_missing_run_dir(tmp_path):
     r = hdvm_ctl(tmp_path / "does-not-exist", "ps")
     assert r.returncode == 0
-    assert r.stdout.split() == ["NAME", "PID", "STATE", "CPUS", "MEM_MIB", "UPTIME_S"]
+    assert r.stdout.split() == ["NAME", "PID", "STATE", "CPUS", "MEM_MIB", "UPTIME_S", "ROLE"]
 
 
 @pytest.mark.kvm

@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The primary's protection as a job of the VM process: the control socket's
+ * "checkpoint" starts the driver (vmm/checkpoint.c) on a thread of its own
+ * and "checkpoint" with "stop" ends it; `hdvm status` shows its fields.
+ */
+#include "vmm/checkpoint_job.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "devices/device.h"
+#include "devices/holdq.h"
+#include "migration/transport.h"
+#include "vmm/checkpoint.h"
+#include "vmm/control.h"
+#include "vmm/migrate_job.h"
+#include "vmm/standby_run.h"
+#include "vmm/util.h"
+#include "vmm/vm.h"
+
+static struct {
+	pthread_t thread;
+	bool started;			/* joined by checkpoint_job_stop / the next start */
+	atomic_bool running, stop;
+	struct vm *vm;
+	struct mig_uri uri;
+	char uri_text[300];
+	char tls_dir[1024];
+	struct ckpt_opts opts;
+	struct ckpt_stats st;
+	bool st_ready;
+	uint64_t next_epoch;		/* devices' epochs only go up, across protections */
+} job;
+
+bool checkpoint_job_running(void)
+{
+	return atomic_load(&job.running);
+}
+
+static void *job_main(void *arg)
+{
+	struct mig_io io;
+	char why[512] = "";
+	int ret;
+
+	ret = mig_connect(&job.uri, job.tls_dir[0] ? job.tls_dir : NULL, &io, why, sizeof(why));
+	if (!ret) {
+		pr_info("checkpoint: protecting VM '%s' on %s (epoch %u ms, heartbeat %u ms, "
+			"failover %u ms)", job.vm->cfg.name, job.uri_text, job.opts.epoch_ms,
+			job.opts.heartbeat_ms, job.opts.failover_ms);
+		ret = ckpt_primary_run(job.vm, &io, &job.opts, &job.st, why, sizeof(why));
+		mig_io_close(&io);
+	} else {
+		pthread_mutex_lock(&job.st.lock);
+		snprintf(job.st.why, sizeof(job.st.why), "%s", why);
+		pthread_mutex_unlock(&job.st.lock);
+	}
+	pthread_mutex_lock(&job.st.lock);
+	job.next_epoch = job.st.epoch + 2;	/* past the boundary the last pause announced */
+	pthread_mutex_unlock(&job.st.lock);
+	if (ret)
+		pr_err("checkpoint: VM '%s' is unprotected: %s", job.vm->cfg.name, why);
+	else
+		pr_info("checkpoint: VM '%s' protection ended: %s", job.vm->cfg.name, why);
+	atomic_store(&job.running, false);
+	return NULL;
+}
+
+static bool get_u32(json_object *req, const char *key, uint32_t *v, uint32_t max,
+		    json_object *r)
+{
+	json_object *o;
+
+	if (!json_object_object_get_ex(req, key, &o))
+		return true;
+	if (!json_object_is_type(o, json_type_int) || json_object_get_int64(o) < 1 ||
+	    json_object_get_int64(o) > max) {
+		control_reply_error(r, "checkpoint: '%s' must be an integer from 1 to %u", key, max);
+		return false;
+	}
+	*v = (uint32_t)json_object_get_int64(o);
+	return true;
+}
+
+static void stop_cmd(json_object *r)
+{
+	if (!checkpoint_job_running() && job.st_ready && job.st.paused_by_loss) {
+		/* paused when its standby was lost: what it held leaves now */
+		devices_output_commit(job.vm, HOLDQ_OP_STOP, 0, 0);
+		pthread_mutex_lock(&job.st.lock);
+		job.st.paused_by_loss = false;
+		pthread_mutex_unlock(&job.st.lock);
+		json_object_object_add(r, "ok", json_object_new_boolean(1));
+		json_object_object_add(r, "released", json_object_new_boolean(1));
+		return;
+	}
+	if (!checkpoint_job_running())
+		return control_reply_error(r, "checkpoint: the VM is not protected");
+	atomic_store(&job.stop, true);
+	json_object_object_add(r, "ok", json_object_new_boolean(1));
+	json_object_object_add(r, "stopping", json_object_new_boolean(1));
+}
+
+static bool parse_opts(json_object *req, struct ckpt_opts *o, json_object *r)
+{
+	json_object *v;
+	uint32_t budget = 0;
+
+	o->epoch_ms = CKPT_DEFAULT_EPOCH_MS;
+	o->heartbeat_ms = CKPT_DEFAULT_HEARTBEAT_MS;
+	o->failover_ms = CKPT_DEFAULT_FAILOVER_MS;
+	if (!get_u32(req, "epoch_ms", &o->epoch_ms, 60000, r) ||
+	    !get_u32(req, "heartbeat_ms", &o->heartbeat_ms, 60000, r) ||
+	    !get_u32(req, "failover_ms", &o->failover_ms, 600000, r) ||
+	    !get_u32(req, "dirty_budget", &budget, 1u << 30, r))
+		return false;
+	o->dirty_budget = budget;
+	if (o->heartbeat_ms >= o->failover_ms) {
+		control_reply_error(r, "checkpoint: the heartbeat (%u ms) must be shorter than "
+				    "the failover time (%u ms)", o->heartbeat_ms, o->failover_ms);
+		return false;
+	}
+	if (json_object_object_get_ex(req, "on_standby_loss", &v)) {
+		const char *s = json_object_get_string(v);
+
+		if (!strcmp(s, "pause")) {
+			o->pause_on_loss = true;
+		} else if (strcmp(s, "continue")) {
+			control_reply_error(r, "checkpoint: on_standby_loss is continue or pause");
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * {"cmd":"checkpoint","uri":"tcp:H:P","epoch_ms":20,"heartbeat_ms":10,
+ *  "failover_ms":100,"on_standby_loss":"continue","dirty_budget":N,
+ *  "tls_creds":"/DIR"} or {"cmd":"checkpoint","stop":true}
+ */
+void vm_checkpoint_cmd(void *opaque, json_object *req, json_object *r)
+{
+	struct vm *vm = opaque;
+	struct ckpt_opts o = { 0 };
+	json_object *uri, *stop, *tls;
+	char why[256];
+
+	if (json_object_object_get_ex(req, "stop", &stop) && json_object_get_boolean(stop))
+		return stop_cmd(r);
+	if (!json_object_object_get_ex(req, "uri", &uri) ||
+	    !json_object_is_type(uri, json_type_string))
+		return control_reply_error(r, "checkpoint: expected {\"cmd\":\"checkpoint\","
+					   "\"uri\":\"URI\"}");
+	if (checkpoint_job_running())
+		return control_reply_error(r, "checkpoint: the VM is protected already "
+					   "(hdvm checkpoint NAME --stop first)");
+	if (migrate_job_running())
+		return control_reply_error(r, "checkpoint: a migration is running");
+	if (vm->state != VM_RUNNING)
+		return control_reply_error(r, "checkpoint: the VM is %s%s", vm_state_name(vm->state),
+					   vm->cfg.standby ? " (a standby not activated)" : "");
+	if (!parse_opts(req, &o, r))
+		return;
+	if (mig_uri_parse(json_object_get_string(uri), &job.uri, why, sizeof(why)))
+		return control_reply_error(r, "checkpoint: %s", why);
+	if (job.uri.kind == MIG_FILE)
+		return control_reply_error(r, "checkpoint: a standby listens on tcp: or unix:, "
+					   "not a file");
+	job.tls_dir[0] = 0;
+	if (json_object_object_get_ex(req, "tls_creds", &tls)) {
+		if (!json_object_is_type(tls, json_type_string) ||
+		    json_object_get_string(tls)[0] != '/')
+			return control_reply_error(r, "checkpoint: 'tls_creds' must be an absolute path");
+		snprintf(job.tls_dir, sizeof(job.tls_dir), "%s", json_object_get_string(tls));
+	}
+	if (mig_tls_check(&job.uri, job.tls_dir[0] ? job.tls_dir : NULL, why, sizeof(why)))
+		return control_reply_error(r, "checkpoint: %s", why);
+	if (job.started) {
+		pthread_join(job.thread, NULL);
+		job.started = false;
+	}
+	if (!job.st_ready) {
+		ckpt_stats_init(&job.st);
+		job.st_ready = true;
+	}
+	snprintf(job.uri_text, sizeof(job.uri_text), "%s", json_object_get_string(uri));
+	atomic_store(&job.stop, false);
+	o.stop = &job.stop;
+	o.first_epoch = job.next_epoch;
+	job.opts = o;
+	job.vm = vm;
+	pthread_mutex_lock(&job.st.lock);
+	job.st.role = CKPT_PRIMARY;	/* until the driver says otherwise */
+	job.st.why[0] = 0;
+	pthread_mutex_unlock(&job.st.lock);
+	atomic_store(&job.running, true);
+	if (pthread_create(&job.thread, NULL, job_main, NULL)) {
+		atomic_store(&job.running, false);
+		return control_reply_error(r, "checkpoint: cannot start a thread");
+	}
+	job.started = true;
+	json_object_object_add(r, "ok", json_object_new_boolean(1));
+	json_object_object_add(r, "started", json_object_new_boolean(1));
+}
+
+static void add_u64(json_object *o, const char *k, uint64_t v)
+{
+	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
+}
+
+void checkpoint_status(json_object *r)
+{
+	struct ckpt_stats *st = &job.st;
+	bool running = checkpoint_job_running();
+
+	if (standby_status(r))
+		return;
+	standby_took_over(r);
+	if (!job.st_ready) {
+		json_object_object_add(r, "role", json_object_new_string("unprotected"));
+		return;
+	}
+	pthread_mutex_lock(&st->lock);
+	json_object_object_add(r, "role", json_object_new_string(
+		running && st->role == CKPT_PRIMARY ? "primary" : "unprotected"));
+	add_u64(r, "epoch", st->epoch);
+	add_u64(r, "committed_epoch", st->committed);
+	add_u64(r, "refused_checkpoints", st->refused);
+	add_u64(r, "checkpoint_bytes", st->last_bytes);
+	add_u64(r, "checkpoint_pages", st->last_pages);
+	add_u64(r, "checkpoint_bytes_total", st->total_bytes);
+	if (running)
+		add_u64(r, "standby_lag_ms", st->t_last_ack ? (now_ns() - st->t_last_ack) / 1000000 : 0);
+	add_u64(r, "epochs_unacknowledged", st->epoch - st->committed);
+	if (running)
+		json_object_object_add(r, "standby", json_object_new_string(job.uri_text));
+	json_object_object_add(r, "failover_arbiter", json_object_new_string(
+		"none: connection loss and heartbeats only (a cut link can make both sides serve)"));
+	if (st->paused_by_loss)
+		json_object_object_add(r, "output_held", json_object_new_boolean(1));
+	if (!running && st->why[0])
+		json_object_object_add(r, "protection_ended", json_object_new_string(st->why));
+	pthread_mutex_unlock(&st->lock);
+	add_u64(r, "pause_p50_us", ckpt_pause_pct(st, 50));
+	add_u64(r, "pause_p99_us", ckpt_pause_pct(st, 99));
+}
+
+void checkpoint_job_stop(void)
+{
+	if (!job.started)
+		return;
+	atomic_store(&job.stop, true);
+	pthread_join(job.thread, NULL);
+	job.started = false;
+}
