@@ -74,7 +74,7 @@ static void ctrl_one(struct vdev *vd, struct dma_space *as, const struct vq_chai
 	for (unsigned i = c->nr_out; i < c->nr; i++) {
 		if (c->iov[i].len) {
 			c->iov[i].base[0] = ack;
-			dma_dirty_mark(as->dirty, c->iov[i].addr, 1);
+			dma_written(as, c->iov[i].addr, 1);
 			written = 1;
 			break;
 		}
@@ -116,7 +116,7 @@ void vdev_ctrlq_kick(struct vdev *vd)
 	done = ctrl_drain(vd, vq, as);
 	if (done > 0) {
 		vq_publish(vq);
-		if (vq_should_interrupt(vq)) {
+		if (vq_should_interrupt(vq) || vd->as.slow) {
 			vd->vn.isr |= VIRTIO_ISR_QUEUE;
 			vdev_raise(vd, vq->msix_vector);
 		}

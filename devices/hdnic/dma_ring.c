@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: MIT
 #include "devices/hdnic/dma_ring.h"
 
+#include <errno.h>
+
+#include "devices/hdnic/dma_slow.h"
+
 /* Used-ring writes (entries, index, avail_event/flags) go to the function's dirty log. */
 static void ops_written(void *ds, uint64_t iova, uint64_t len)
 {
-	dma_dirty_mark(((struct dma_space *)ds)->dirty, iova, len);
+	dma_written(ds, iova, len);
 }
 
 static const struct vq_mem_ops dma_vq_ops = {
@@ -18,9 +22,12 @@ static int resolve(struct vq *vq, struct dma_space *ds, bool event_idx, enum vq_
 	int err;
 
 	err = vq_attach(vq, &mem, event_idx, dir);
-	if (!err)
-		vq->mem_gen = ds->gen;	/* an unbound PASID (NULL) translates nothing: -EFAULT */
-	return err;
+	if (err)
+		return err;
+	vq->mem_gen = ds->gen;	/* an unbound PASID (NULL) translates nothing: -EFAULT */
+	if (ds->slow)
+		dma_slow_bind(ds->slow, vq);	/* rings the fast path sees: private copies */
+	return vq->attached ? 0 : -ENOMEM;
 }
 
 int dma_vq_attach(struct vq *vq, struct dma_space *ds, bool event_idx, enum vq_dir dir)

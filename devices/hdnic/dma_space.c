@@ -111,14 +111,33 @@ int dma_space_map_host(struct dma_space *ds, uint64_t iova, uint64_t size,
 
 int dma_space_map_nofd(struct dma_space *ds, uint64_t iova, uint64_t size, uint32_t prot)
 {
-	struct dma_region r = { .iova = iova, .size = size, .prot = prot };
+	struct dma_region r = { .iova = iova, .size = size, .prot = prot, .owned = true,
+				.nofd = true };
 	int err = check_range(iova, size);
+	void *p;
 
 	if (err)
 		return err;
 	if (!prot || (prot & ~(DMA_PROT_READ | DMA_PROT_WRITE)))
 		return -EINVAL;
-	return insert_region(ds, &r);
+	if (size > SIZE_MAX)
+		return -EOVERFLOW;
+	{
+		unsigned pos = first_above(ds, iova);
+
+		if (pos < ds->nr && ds->regions[pos].iova < iova + size)
+			return -EEXIST;
+	}
+	/* The shadow: pages exist only where the device touched client memory. */
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		 -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	r.host = p;
+	err = insert_region(ds, &r);
+	if (err)
+		munmap(p, size);
+	return err;
 }
 
 int dma_space_map_fd(struct dma_space *ds, uint64_t iova, uint64_t size,
@@ -202,9 +221,25 @@ void *dma_translate(struct dma_space *ds, uint64_t iova, uint64_t len, uint32_t 
 		ds->last = r;
 	}
 	off = iova - r->iova;
-	if (len > r->size - off || (r->prot & prot) != prot || !r->host)
-		return NULL;	/* also: no pointer into memory mapped without an fd */
+	if (len > r->size - off || (r->prot & prot) != prot)
+		return NULL;
 	return r->host + off;
+}
+
+const struct dma_region *dma_space_region(struct dma_space *ds, uint64_t iova, uint64_t len)
+{
+	unsigned pos;
+	const struct dma_region *r;
+
+	if (!ds || iova + len < iova)
+		return NULL;
+	pos = first_above(ds, iova);
+	if (pos >= ds->nr)
+		return NULL;
+	r = &ds->regions[pos];
+	if (iova < r->iova || len > r->size - (iova - r->iova))
+		return NULL;
+	return r;
 }
 
 static void sigbus_handler(int sig, siginfo_t *si, void *uc)

@@ -54,10 +54,12 @@ static void usage(FILE *f)
 		"                     (hdvm moves them the CompSC way, devices/compsc.md)\n"
 		"  --conn-timeout MS  drop a management client idle this long, and a vfio-user\n"
 		"                     client that has not completed VERSION by then (default %u)\n"
+		"  --dma-timeout-ms MS  a client's answer to DMA_READ/DMA_WRITE (memory mapped\n"
+		"                     without an fd) later than this stops its function (default %u)\n"
 		"  --debug            verbose logging\n",
 		HDNIC_MAX_VFS, HDNIC_DEFAULT_QPS, HDNIC_MAX_QPS, DEFAULT_IDLE_US,
 		NIC_DEFAULT_SPIN_PASSES, RXW_DEFAULT_MAX, RXW_DEFAULT_US,
-		MGMT_DEFAULT_CONN_TIMEOUT_MS);
+		MGMT_DEFAULT_CONN_TIMEOUT_MS, NIC_DEFAULT_DMA_TIMEOUT_MS);
 }
 
 int main(int argc, char **argv)
@@ -72,6 +74,7 @@ int main(int argc, char **argv)
 		{ "uplink-rate", required_argument, NULL, 'r' },
 		{ "switch-rate", required_argument, NULL, 's' },
 		{ "conn-timeout", required_argument, NULL, 'T' },
+		{ "dma-timeout-ms", required_argument, NULL, 'M' },
 		{ "spin-passes", required_argument, NULL, 'S' },
 		{ "rx-wait", required_argument, NULL, 'W' },
 		{ "rx-wait-us", required_argument, NULL, 'U' },
@@ -147,6 +150,13 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			cfg.conn_timeout_ms = v;
+			break;
+		case 'M':
+			if (parse_u64(optarg, 10, 3600000, &v)) {
+				pr_err("--dma-timeout-ms %s: expected milliseconds, 10..3600000", optarg);
+				return 2;
+			}
+			cfg.dma_timeout_ms = v;
 			break;
 		case 'S':
 			if (parse_u64(optarg, 1, 1000000, &v)) {

@@ -72,6 +72,9 @@ static json_object *dev_entry(const struct vdev *vd)
 	add(o, "migration", json_object_new_boolean(!vd->no_mig));
 	add(o, "mig_state", json_object_new_string(vdev_mig_state_name(vd->mig.state)));
 	add(o, "mig_error", json_object_new_string(vd->mig.error));
+	add(o, "dma_slow", json_object_new_boolean(vd->as.slow != NULL));
+	add(o, "dma_slow_error", json_object_new_string(dma_slow_error(vd->slow) ?
+						       dma_slow_error(vd->slow) : ""));
 	add(o, "mig_announces", u64(vd->mig.announces));
 	add(o, "dirty_logging", json_object_new_boolean(vd->as.dirty != NULL));
 	add(o, "device_status", json_object_new_int(vd->vn.status));
@@ -146,6 +149,8 @@ static json_object *stats_entry(const struct vdev *vd)
 	add(o, "tx_spoofed", u64(s->tx_spoofed));
 	add(o, "tx_throttled", u64(s->tx_throttled));
 	add(o, "dma_faults", u64(s->dma_faults));
+	add(o, "dma_msgs", u64(s->dma_msgs));
+	add(o, "dma_msg_errors", u64(s->dma_msg_errors));
 	add(o, "needs_reset", u64(s->needs_reset));
 	add(o, "proto_errors", u64(s->proto_errors));
 	add(o, "irqs", u64(s->irqs));

@@ -115,6 +115,8 @@ int nic_init(struct nic *nic, const struct nic_config *cfg)
 	nic->spin_passes = cfg->spin_passes ? cfg->spin_passes : NIC_DEFAULT_SPIN_PASSES;
 	nic->conn_timeout_ns = (cfg->conn_timeout_ms ? cfg->conn_timeout_ms :
 				MGMT_DEFAULT_CONN_TIMEOUT_MS) * 1000000ull;
+	nic->dma_timeout_ns = (cfg->dma_timeout_ms ? cfg->dma_timeout_ms :
+			       NIC_DEFAULT_DMA_TIMEOUT_MS) * 1000000ull;
 	nic->now_ns = now_ns();
 	err = loop_init(&nic->loop, NIC_RING_ENTRIES);
 	if (err)
@@ -349,6 +351,14 @@ static void flush_all(struct nic *nic)
 	nic->nr_irq = 0;
 }
 
+/* Functions on the slow path: doorbells, refreshes, this pass's write-back. */
+static void slow_pass(struct nic *nic)
+{
+	for (unsigned i = 0; i < nic->nr_devs; i++)
+		if (nic->devs[i]->as.slow)
+			dma_slow_pass(nic->devs[i]->as.slow, nic->now_ns);
+}
+
 bool nic_pass(struct nic *nic)
 {
 	bool work;
@@ -367,6 +377,8 @@ bool nic_pass(struct nic *nic)
 		rxw_service(nic);
 	work = nic->sched.sent || nic->nr_irq;
 	flush_all(nic);
+	if (nic->nr_slow)
+		slow_pass(nic);
 	if (nic->graveyard)
 		nic_reap_graves(nic);
 	return work;

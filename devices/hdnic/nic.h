@@ -23,6 +23,7 @@
 
 #define HDNIC_MAX_VFS		256
 #define HDNIC_DEFAULT_QPS	2048
+#define NIC_DEFAULT_DMA_TIMEOUT_MS	1000	/* --dma-timeout-ms */
 #define HDNIC_MAX_QPS		16384	/* switch ports must stay below SW_PORT_UPLINK */
 #define HDNIC_MAX_FRAME		1518	/* Ethernet + one VLAN tag, no FCS */
 #define HDNIC_MIN_FRAME		14
@@ -44,6 +45,7 @@ struct nic_config {
 	uint64_t uplink_rate;	/* line rate in bit/s, 0 = as fast as the host goes */
 	uint64_t switch_rate;	/* internal switching capacity, bit/s, 0 = unlimited */
 	uint64_t conn_timeout_ms; /* idle management client / no VERSION yet; 0: default */
+	uint64_t dma_timeout_ms;  /* a DMA_READ/WRITE reply from the client; 0: default */
 	bool no_rx_fc;		/* drop at a full RX ring instead of waiting (comparison) */
 	bool no_migration;	/* VFs cannot migrate (--no-migration, vdev.h no_mig) */
 	unsigned rx_wait_max;	/* frames waiting per function; 0: RXW_DEFAULT_MAX */
@@ -86,6 +88,8 @@ struct nic {
 	uint64_t now_ns;
 	uint64_t idle_ns;
 	uint64_t conn_timeout_ns;	/* see nic_config.conn_timeout_ms */
+	uint64_t dma_timeout_ns;	/* see nic_config.dma_timeout_ms */
+	unsigned nr_slow;		/* functions on the slow path (dma_slow.h) */
 	bool fine_clock;	/* a rate limit is set: read the clock every pass */
 	int sig_fd;
 	struct loop_handler sig_h;

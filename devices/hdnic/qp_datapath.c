@@ -194,7 +194,8 @@ static void publish_used(struct vdev *vd, struct qp *qp, int dir)
 	vq_publish(vq);
 	if (dir == QP_TX && vd->polling)
 		vq_set_notify(vq, false);	/* keep avail_event ahead */
-	if (vq_should_interrupt(vq)) {
+	/* the slow path cannot see the driver's used_event in time: never suppress */
+	if (vq_should_interrupt(vq) || vd->as.slow) {
 		vd->vn.isr |= VIRTIO_ISR_QUEUE;
 		qp_raise(qp, dir);
 	}
@@ -294,12 +295,22 @@ void vdev_try_idle(struct vdev *vd, uint64_t now_ns)
 
 void vdev_kick(struct vdev *vd, unsigned queue)
 {
-	struct qp *qp;
-	int dir;
-
 	if (vd->dev.paused)
 		return;		/* quiesced: every ring is looked at again on RUNNING */
 	vd->stats.kicks++;
+	if (!vd->running)
+		return;
+	if (vd->as.slow)
+		dma_slow_kick(vd->as.slow, queue);	/* the rings first, then the same */
+	else
+		vdev_kick_now(vd, queue);
+}
+
+void vdev_kick_now(struct vdev *vd, unsigned queue)
+{
+	struct qp *qp;
+	int dir;
+
 	if (!vd->running)
 		return;
 	if ((int)queue == vdev_ctrlq_index(vd)) {
@@ -500,7 +511,7 @@ int vdev_rx_put(struct vdev *vd, struct qp *qp, const uint8_t *frame, uint32_t l
 
 		if (n) {
 			memcpy(rx_chain.iov[i].base + d_off, src[s] + s_off, n);
-			dma_dirty_mark(as->dirty, rx_chain.iov[i].addr + d_off, n);
+			dma_written(as, rx_chain.iov[i].addr + d_off, n);
 		}
 		s_off += n;
 		d_off += n;
@@ -594,6 +605,9 @@ void vdev_flush(struct vdev *vd)
 void vdev_dma_changed(struct vdev *vd)
 {
 	struct dma_space *fn_space = iommu_space(&vd->nic->iommu, vd->pasid);
+
+	if (vd->as.slow)
+		dma_slow_map_changed(vd->as.slow);
 
 	for (unsigned k = 0; k < vd->nr_qps; k++) {
 		struct qp *qp = vd->qps[k];

@@ -42,6 +42,7 @@ struct vdev *vdev_create(struct nic *nic, enum vdev_kind kind, unsigned index, u
 	vd->vfu = vfu_endpoint_create(&vdev_vfu_ops, vd, vd->dev.id, &nic->loop,
 				      nic->conn_timeout_ns, &vd->stats.connects,
 				      &vd->stats.proto_errors);
+	vd->vfu->req_timeout_ns = nic->dma_timeout_ns;
 	vd->db_fd = -1;
 	/* One pair: config, RX, TX.  More: one per virtqueue plus config. */
 	vd->nr_vectors = nr_qps > 1 ? HDNIC_MQ_MSIX_VECTORS(nr_qps) : HDNIC_MSIX_VECTORS;
@@ -88,6 +89,7 @@ void vdev_free(struct vdev *vd)
 	rxw_release(vd);
 	vdev_mig_destroy(vd);
 	vfu_endpoint_free(vd->vfu);
+	free(vd->slow);
 	free(vd->msix);
 	free(vd->irq_fd);
 	free(vd->kick);
@@ -294,6 +296,7 @@ void vdev_client_detach(struct vdev *vd)
 	if (vd->as.dirty)
 		dma_dirty_stop(&vd->as);	/* the client's logging ends with it */
 	dma_space_unmap_all(&vd->as);
+	dma_slow_destroy(vd);
 	kicks_close(vd);
 	doorbell_destroy(vd);
 	nic_mac_client_gone(vd->nic, vd);
@@ -309,6 +312,8 @@ void vdev_virtio_reset(struct vdev *vd)
 	struct virtio_net_state *vn = &vd->vn;
 
 	vdev_stop_polling(vd);
+	if (vd->as.slow)
+		dma_slow_reset(vd->as.slow);	/* before the queues it copied go */
 	memset(vn, 0, sizeof(*vn));
 	vn->msix_config = VQ_NO_VECTOR;
 	vn->active_pairs = 1;

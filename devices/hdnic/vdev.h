@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/hdnic/dma_slow.h"
 #include "devices/hdnic/dma_space.h"
 #include "devices/hdnic/hdnic_dev.h"
 #include "devices/hdnic/hdnic_vf_abi.h"
@@ -80,6 +81,9 @@ struct vdev_stats {
 	uint64_t tx_held_full;	/* times a full hold queue backed the TX rings up */
 	uint64_t rx_waited;	/* frames that waited for a full RX ring (rx_wait.h) */
 	uint64_t rx_wait_drops;	/* ... and were dropped past the bound (also in rx_drops) */
+	/* not in the device state: the slow path's, for this client (dma_slow.h) */
+	uint64_t dma_msgs;	/* DMA_READ/DMA_WRITE requests sent to the client */
+	uint64_t dma_msg_errors;	/* ... that timed out or got an error or malformed reply */
 };
 
 #define VDEV_MAC_TABLE_ENTRIES	16	/* unicast + multicast filter entries */
@@ -163,6 +167,7 @@ struct vdev {
 	/* vfio-user: the transport reaches the function through vdev_vfu_ops */
 	struct vfu_endpoint *vfu;
 	struct dma_space as;	/* what the client maps; bound to pasid */
+	struct dma_slow *slow;	/* the message path (dma_slow.h), kept once made */
 	uint32_t pasid;		/* 0: no client */
 
 	/* PCI function */
@@ -321,6 +326,8 @@ struct tx_frame {
 };
 
 void vdev_kick(struct vdev *vd, unsigned queue);
+/* What a kick does on the fast path (the slow path calls it once the rings are fetched). */
+void vdev_kick_now(struct vdev *vd, unsigned queue);
 /*
  * The next frame of vd (its queue pairs in turn), taken off the ring but
  * not yet sent: 1 and f filled, 0 when nothing is pending, -errno if the

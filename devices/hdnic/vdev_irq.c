@@ -74,6 +74,8 @@ void vdev_flush_irqs(struct vdev *vd)
 
 	if (vd->dev.paused)
 		return;		/* quiesced: held until RUNNING (vdev_mig.c) */
+	if (vd->as.slow && dma_slow_hold_irqs(vd->as.slow))
+		return;		/* until the client has what they announce (dma_slow.h) */
 	vd->irq_want = 0;
 	for (unsigned v = 0; v < vd->nr_vectors; v++) {
 		if (!(want & bit(v)))

@@ -85,12 +85,13 @@ static int h_dma_map(struct vfu_conn *c, struct vfu_msg *m, struct vfu_reply *r)
 	/*
 	 * Without an fd the spec has the server use DMA_READ/WRITE messages.
 	 * Clients map that way what is not shared memory (QEMU: ROMs, RAM not
-	 * backed by a file): accepted, but hdnic's DMA engine needs shared
-	 * memory, so rings or buffers placed there fault (dma_space.h).
+	 * backed by a file): the function goes on the slow path (dma_slow.h).
 	 */
-	if (!m->nr_fds)
-		err = dma_space_map_nofd(&vd->as, q.address, q.size, prot);
-	else
+	if (!m->nr_fds) {
+		err = dma_slow_create(vd);
+		if (!err)
+			err = dma_space_map_nofd(&vd->as, q.address, q.size, prot);
+	} else
 		err = dma_space_map_fd(&vd->as, q.address, q.size, m->fds[0], q.offset, prot);
 	if (err)
 		return err;

@@ -149,6 +149,21 @@ static int send_msg(struct vfu_conn *c, const struct vfio_user_header *req, uint
 	return ret < 0 ? ret : 0;
 }
 
+static const char *send_failed(struct vfu_conn *c, int err);
+
+int vfu_conn_send(struct vfu_conn *c, const struct iovec *iov, int cnt)
+{
+	int ret = vfu_out_send(&c->out, c->fd, iov, cnt, NULL, 0);
+
+	if (ret < 0) {
+		vfu_disconnect(c->ep, send_failed(c, ret));
+		return ret;
+	}
+	if (ret == 1 && !c->out_h.armed)
+		loop_watch_events(c->ep->loop, &c->out_h, c->fd, POLLOUT);
+	return 0;
+}
+
 /* Why a reply could not be sent, for the disconnect message. */
 static const char *send_failed(struct vfu_conn *c, int err)
 {
@@ -191,6 +206,14 @@ static void handle_message(struct vfu_conn *c)
 
 	memcpy(m.fds, c->fds, sizeof(int) * c->nr_fds);
 	c->nr_fds = 0;	/* now owned by m */
+	if ((m.hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY) {
+		/* An answer to one of our requests: never dispatched, never answered. */
+		if (vfu_req_reply(c, &m))
+			(*ep->proto_errors)++;
+		for (unsigned i = 0; i < m.nr_fds; i++)
+			close(m.fds[i]);
+		return;
+	}
 	err = c->fds_truncated ? -E2BIG : ep->ops->dispatch(c, &m, &r);
 	for (unsigned i = 0; i < m.nr_fds; i++)
 		if (m.fds[i] >= 0)
@@ -415,6 +438,8 @@ bool vfu_check_deadlines(struct vfu_endpoint *ep, uint64_t now)
 		else
 			pending = true;
 	}
+	if (c->fd >= 0 && c->reqs.nr)
+		pending |= vfu_req_check_deadlines(c, now);
 	return pending;
 }
 
@@ -452,6 +477,7 @@ static void accept_event(struct loop_handler *h, int res, uint32_t flags)
 		c->body = NULL;
 		reset_rx(c);
 		vfu_out_init(&c->out);
+		vfu_reqs_init(&c->reqs, ep->req_timeout_ns);
 		loop_handler_init(&c->out_h, conn_writable);
 		if (ep->ops->attach(ep->dev)) {
 			close(fd);
@@ -481,6 +507,7 @@ struct vfu_endpoint *vfu_endpoint_create(const struct vfu_dev_ops *ops, void *de
 	ep->name = name;
 	ep->loop = loop;
 	ep->timeout_ns = timeout_ns;
+	ep->req_timeout_ns = timeout_ns;
 	ep->connects = connects;
 	ep->proto_errors = proto_errors;
 	ep->listen_fd = -1;
@@ -499,6 +526,7 @@ bool vfu_endpoint_idle(const struct vfu_endpoint *ep)
 
 void vfu_endpoint_free(struct vfu_endpoint *ep)
 {
+	vfu_reqs_free(&ep->conn.reqs);
 	free(ep);
 }
 
@@ -540,6 +568,7 @@ void vfu_disconnect(struct vfu_endpoint *ep, const char *why)
 	close(c->fd);
 	c->fd = -1;
 	vfu_out_clear(&c->out);
+	vfu_reqs_clear(&c->reqs);
 	reset_rx(c);
 	c->negotiated = false;
 	ep->ops->detach(ep->dev);

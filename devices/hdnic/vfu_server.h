@@ -8,7 +8,8 @@
  * handlers (vfu_handlers.c, vfu_feature.c).  Everything the peer sends is
  * validated; a bad message gets an error reply, a message whose framing
  * cannot be trusted (size below the header or above the maximum) gets an
- * error reply and the connection is closed.
+ * error reply and the connection is closed.  Replies from the client go to
+ * the requests hdnic sent it (vfu_req.h), never to the device's dispatch.
  */
 #ifndef HDNIC_VFU_SERVER_H
 #define HDNIC_VFU_SERVER_H
@@ -18,6 +19,7 @@
 
 #include "devices/hdnic/loop.h"
 #include "devices/hdnic/vfu_out.h"
+#include "devices/hdnic/vfu_req.h"
 #include "devices/vfio/vfio_user_caps.h"
 #include "devices/vfio/vfio_user_proto.h"
 
@@ -77,6 +79,8 @@ struct vfu_conn {
 	struct loop_handler out_h;
 	/* A client that has not completed VERSION by then is dropped. */
 	uint64_t version_deadline;
+	/* Our DMA_READ/DMA_WRITE requests waiting for the client's reply (vfu_req.h). */
+	struct vfu_reqs reqs;
 	/* A second client: its first message is answered EBUSY, then it is closed. */
 	struct vfu_refusal {
 		int fd;			/* -1: none */
@@ -106,6 +110,7 @@ struct vfu_endpoint {
 	const char *name;		/* in messages: the device's id */
 	struct loop *loop;
 	uint64_t timeout_ns;		/* to complete VERSION; for a refused client to go */
+	uint64_t req_timeout_ns;	/* for the client to answer DMA_READ/DMA_WRITE */
 	uint64_t *connects, *proto_errors;	/* the device's counters */
 	int listen_fd;			/* -1: not listening */
 	struct loop_handler listen_h;
@@ -138,6 +143,11 @@ void vfu_unlisten(struct vfu_endpoint *ep);
 void vfu_disconnect(struct vfu_endpoint *ep, const char *why);
 /* Drop what is past its deadline; true while a deadline is still pending. */
 bool vfu_check_deadlines(struct vfu_endpoint *ep, uint64_t now);
+/*
+ * Send one message on the connection without waiting (what the socket does
+ * not take is queued, vfu_out.h): 0, or -errno and the client is dropped.
+ */
+int vfu_conn_send(struct vfu_conn *c, const struct iovec *iov, int cnt);
 
 /*
  * A function's dispatch (vfu_handlers.c): validate and execute one complete

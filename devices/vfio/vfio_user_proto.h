@@ -130,6 +130,19 @@ struct vfio_user_region_access {
 	uint8_t data[];
 } __attribute__((packed));
 
+/*
+ * DMA_READ / DMA_WRITE (server to client): the request, the DMA_READ reply
+ * (followed by count bytes) and the DMA_WRITE request (followed by the
+ * data).  The DMA_WRITE reply is address + count; the spec's table gives
+ * count 4 bytes there, libvfio-user sends 8: a server takes either.
+ */
+struct vfio_user_dma_rw {
+	uint64_t address;
+	uint64_t count;
+	uint8_t data[];
+} __attribute__((packed));
+#define VFIO_USER_DMA_WRITE_REPLY_SPEC	12	/* address + u32 count */
+
 struct vfio_user_dma_access {
 	uint64_t address;
 	uint64_t count;

@@ -196,6 +196,7 @@ LAYOUTS = {
                     ["offset", "region", "count"]),
     "vu.IO_FDS_S": (vu.IO_FDS_S, "struct vfio_user_region_io_fds_request",
                     ["argsz", "flags", "index", "count"]),
+    "vu.DMA_RW_S": (vu.DMA_RW_S, "struct vfio_user_dma_rw", ["address", "count"]),
     "vu.IOEVENTFD_S": (vu.IOEVENTFD_S, "struct vfio_user_sub_region_ioeventfd",
                        ["offset", "size", "fd_index", "type", "flags", "padding",
                         "datamatch"]),

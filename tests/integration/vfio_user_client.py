@@ -7,14 +7,25 @@ bytes, so tests can feed a server malformed messages.  VirtioNetVF drives an
 hdnic VF or ADI like a guest driver would: DMA-maps a memfd as "guest
 memory", programs the virtqueues through REGION_WRITE, posts frames and
 buffers, and with pairs > 1 runs multi-queue with the control queue.
+
+Memory mapped without an fd (dma_map_nofd, VirtioNetVF(nofd=True)) is a
+bytearray the server reaches with DMA_READ/DMA_WRITE requests over the same
+socket.  From the first such map a reader thread takes every message: it
+answers the server's requests at once from that memory (checked against the
+maps: outside any of them is an EFAULT error reply) and hands the replies to
+the client's own commands to whoever waits for them, so both kinds may
+interleave freely.  For tests, dma_serve=False leaves requests unanswered
+and dma_reply_hook replaces the answer.
 """
 import array
 import json
 import mmap
 import os
+import queue
 import select
 import socket
 import struct
+import threading
 import time
 
 # Commands
@@ -50,6 +61,7 @@ IRQ_SET_S = struct.Struct("<IIIII")    # argsz, flags, index, start, count
 ACCESS_S = struct.Struct("<QII")       # offset, region, count
 IO_FDS_S = struct.Struct("<IIII")      # argsz, flags, index, count
 IOEVENTFD_S = struct.Struct("<QQIIIIQ")  # offset, size, fd_index, type, flags, pad, datamatch
+DMA_RW_S = struct.Struct("<QQ")        # address, count (DMA_READ/DMA_WRITE, server to client)
 
 DMA_F_READ = 1
 DMA_F_WRITE = 2
@@ -98,11 +110,25 @@ class VfioUserClient:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         self.sock.connect(str(path))
+        self.timeout = timeout
         self.msg_id = 0
         self.server_caps = {}
+        self.nofd = []                  # (iova, size, bytearray) mapped without an fd
+        self.dma_serve = True           # answer the server's DMA_READ/DMA_WRITE
+        self.dma_reply_hook = None      # f(msg_id, command, payload) -> raw bytes, or None
+        self.dma_log = []               # (command, address, count) of every server request
+        self._send_lock = threading.Lock()
+        self._reader = None
+        self._replies = queue.Queue()
 
     def close(self):
         if self.sock:
+            if self._reader:
+                try:
+                    self.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                self._reader.join(timeout=2)
             self.sock.close()
             self.sock = None
 
@@ -119,9 +145,10 @@ class VfioUserClient:
         anc = []
         if fds:
             anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
-        sent = self.sock.sendmsg([data], anc)
-        if sent < len(data):
-            self.sock.sendall(data[sent:])
+        with self._send_lock:
+            sent = self.sock.sendmsg([data], anc)
+            if sent < len(data):
+                self.sock.sendall(data[sent:])
 
     def send(self, command, payload=b"", fds=(), flags=F_TYPE_COMMAND, msg_id=None,
              msg_size=None, error_no=0):
@@ -149,6 +176,17 @@ class VfioUserClient:
 
     def recv(self):
         """One message: (msg_id, command, flags, error_no, payload, fds)."""
+        if self._reader:
+            try:
+                item = self._replies.get(timeout=self.timeout)
+            except queue.Empty:
+                raise socket.timeout("no reply") from None
+            if isinstance(item, Exception):
+                raise item
+            return item
+        return self._recv_msg()
+
+    def _recv_msg(self):
         fds = []
         hdr = self._recv_exact(HDR.size, fds)
         msg_id, command, size, flags, err = HDR.unpack(hdr)
@@ -196,6 +234,69 @@ class VfioUserClient:
         text = payload[4:].rstrip(b"\0").decode()
         self.server_caps = json.loads(text) if text else {}
         return smaj, smin, self.server_caps
+
+    # ---- memory without an fd: the server's DMA_READ / DMA_WRITE ----
+
+    def dma_map_nofd(self, iova, size, mem=None, flags=DMA_F_READ | DMA_F_WRITE):
+        """Map [iova, iova+size) without an fd, backed by mem (a bytearray)."""
+        mem = bytearray(size) if mem is None else mem
+        assert len(mem) >= size
+        self.nofd.append((iova, size, mem))
+        if not self._reader:
+            self.sock.settimeout(None)      # the reader never gives up half way into a message
+            self._reader = threading.Thread(target=self._read_loop, daemon=True)
+            self._reader.start()
+        self.call(DMA_MAP, DMA_MAP_S.pack(DMA_MAP_S.size, flags, 0, iova, size))
+        return mem
+
+    def _read_loop(self):
+        while True:
+            try:
+                msg = self._recv_msg()
+            except socket.timeout:
+                continue
+            except Exception as e:          # closed: whoever waits learns it
+                self._replies.put(e if isinstance(e, ConnectionError) else ConnectionError(str(e)))
+                return
+            msg_id, command, flags, _err, payload, fds = msg
+            if (flags & 0xF) == F_TYPE_COMMAND and command in (DMA_READ, DMA_WRITE):
+                for fd in fds:
+                    os.close(fd)
+                self._serve_dma(msg_id, command, payload)
+            else:
+                self._replies.put(msg)
+
+    def _dma_target(self, address, count):
+        for iova, size, mem in self.nofd:
+            if iova <= address and address + count <= iova + size:
+                return mem, address - iova
+        return None, 0
+
+    def _serve_dma(self, msg_id, command, payload):
+        if len(payload) < DMA_RW_S.size:
+            return self._reply(msg_id, command, b"", errno_=22)
+        address, count = DMA_RW_S.unpack_from(payload)
+        self.dma_log.append((command, address, count))
+        if not self.dma_serve:
+            return
+        if self.dma_reply_hook:
+            raw = self.dma_reply_hook(msg_id, command, payload)
+            if raw is not None:
+                return self.send_raw(raw)
+        mem, off = self._dma_target(address, count)
+        if mem is None:
+            return self._reply(msg_id, command, b"", errno_=14)         # EFAULT
+        if command == DMA_READ:
+            return self._reply(msg_id, command, payload[:16] + bytes(mem[off:off + count]))
+        data = payload[16:]
+        if len(data) != count:
+            return self._reply(msg_id, command, b"", errno_=22)
+        mem[off:off + count] = data
+        self._reply(msg_id, command, payload[:16])
+
+    def _reply(self, msg_id, command, payload, errno_=0):
+        flags = F_TYPE_REPLY | (F_ERROR if errno_ else 0)
+        self.send_raw(HDR.pack(msg_id, command, HDR.size + len(payload), flags, errno_) + payload)
 
     def dma_map(self, fd, iova, size, offset=0, flags=DMA_F_READ | DMA_F_WRITE):
         self.call(DMA_MAP, DMA_MAP_S.pack(DMA_MAP_S.size, flags, offset, iova, size), [fd])
@@ -422,7 +523,9 @@ class VirtioNetVF:
     as guest memory mapped at `iova`.  With pairs > 1 it negotiates
     multi-queue, sets up that many queue pairs and the control queue, and
     tells the device how many pairs it uses.  With ctrl_rx it negotiates
-    CTRL_VQ + CTRL_RX (receive filtering) and sets up the control queue."""
+    CTRL_VQ + CTRL_RX (receive filtering) and sets up the control queue.
+    With nofd the guest memory is a bytearray mapped without an fd: rings,
+    buffers and frames all go through the server's DMA_READ/DMA_WRITE."""
 
     MEM_SIZE = 1 << 20
     IOVA = 0x40000000
@@ -430,13 +533,13 @@ class VirtioNetVF:
     BUF_SIZE = 2048
 
     def __init__(self, path, event_idx=True, irqs=True, iova=None, qsize=None, pairs=1,
-                 mq=None, ctrl_rx=False):
+                 mq=None, ctrl_rx=False, nofd=False, caps=None):
         self.IOVA = VirtioNetVF.IOVA if iova is None else iova
         self.QSIZE = qsize or VirtioNetVF.QSIZE
         self.pairs = pairs
         self.mq = pairs > 1 if mq is None else mq
         self.c = VfioUserClient(path)
-        self.c.version()
+        self.c.version(caps=caps)
         self.max_pairs = struct.unpack("<H", self.c.region_read(BAR0, DEVCFG_OFF + 8, 2))[0]
         self.ctrl_rx = ctrl_rx
         self.ctrl_index = (2 * self.max_pairs if self.mq else 2) if self.mq or ctrl_rx else None
@@ -445,10 +548,16 @@ class VirtioNetVF:
         buf_area = len(self.queues) * self.QSIZE * self.BUF_SIZE
         self.scratch = ring_area + buf_area          # control commands
         self.MEM_SIZE = max(VirtioNetVF.MEM_SIZE, align(self.scratch + 0x1000, 1 << 20))
-        self.memfd = os.memfd_create("guest-ram")
-        os.ftruncate(self.memfd, self.MEM_SIZE)
-        self.mem = mmap.mmap(self.memfd, self.MEM_SIZE)
-        self.c.dma_map(self.memfd, self.IOVA, self.MEM_SIZE)
+        self.nofd = nofd
+        self.closed = False
+        if nofd:
+            self.memfd = -1
+            self.mem = self.c.dma_map_nofd(self.IOVA, self.MEM_SIZE)
+        else:
+            self.memfd = os.memfd_create("guest-ram")
+            os.ftruncate(self.memfd, self.MEM_SIZE)
+            self.mem = mmap.mmap(self.memfd, self.MEM_SIZE)
+            self.c.dma_map(self.memfd, self.IOVA, self.MEM_SIZE)
         self.ring_area = ring_area
         self.rings = {q: Ring(self.mem, 0x3000 * i, self.QSIZE) for i, q in enumerate(self.queues)}
         self.bufs = {q: ring_area + i * self.QSIZE * self.BUF_SIZE
@@ -477,15 +586,17 @@ class VirtioNetVF:
         self.init_device()
 
     def close(self):
-        if self.memfd < 0:
+        if self.closed:
             return                          # closed already
+        self.closed = True
         if self.db:
             self.db16.release()
             self.db.close()
         for r in self.rings.values():
             r.release()
-        self.mem.close()
-        os.close(self.memfd)
+        if not self.nofd:
+            self.mem.close()
+            os.close(self.memfd)
         self.memfd = -1
         for fd in self.kick_fds + self.irq_fds:
             os.close(fd)
