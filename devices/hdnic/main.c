@@ -74,7 +74,7 @@ int main(int argc, char **argv)
 		{ "uplink-rate", required_argument, NULL, 'r' },
 		{ "switch-rate", required_argument, NULL, 's' },
 		{ "conn-timeout", required_argument, NULL, 'T' },
-		{ "dma-timeout-ms", required_argument, NULL, 'M' },
+		{ "dma-timeout-ms", required_argument, NULL, 'A' },
 		{ "spin-passes", required_argument, NULL, 'S' },
 		{ "rx-wait", required_argument, NULL, 'W' },
 		{ "rx-wait-us", required_argument, NULL, 'U' },
@@ -151,7 +151,7 @@ int main(int argc, char **argv)
 			}
 			cfg.conn_timeout_ms = v;
 			break;
-		case 'M':
+		case 'A':
 			if (parse_u64(optarg, 10, 3600000, &v)) {
 				pr_err("--dma-timeout-ms %s: expected milliseconds, 10..3600000", optarg);
 				return 2;
