@@ -269,7 +269,7 @@ int devices_pending_bytes(struct vm *vm, uint64_t *bytes)
 /* ---- state stream ---- */
 
 /* Section tag: a hash of the id, so load can tell a stream for another machine. */
-static uint32_t id_tag(const char *id)
+uint32_t device_id_tag(const char *id)
 {
 	uint32_t h = 2166136261u;	/* FNV-1a */
 
@@ -327,7 +327,7 @@ int devices_save(struct vm *vm, struct state_buf *sb)
 
 		if (!MIG_OP(d, save_final))
 			continue;
-		mark = state_begin_section(sb, id_tag(d->id));
+		mark = state_begin_section(sb, device_id_tag(d->id));
 		pthread_mutex_lock(&d->lock);
 		d->error[0] = 0;
 		ret = d->ops->mig->save_final(d, sb);
@@ -400,7 +400,7 @@ int devices_load(struct vm *vm, struct state_buf *sb, char *why, size_t len)
 			continue;
 		tag = state_get_u32(sb);
 		slen = state_get_u32(sb);
-		if (!state_ok(sb) || tag != id_tag(d->id) || slen > sb->len - sb->pos)
+		if (!state_ok(sb) || tag != device_id_tag(d->id) || slen > sb->len - sb->pos)
 			FAIL(-EINVAL, "device %s (%s): state stream is missing its section or "
 			     "corrupt", d->id, d->ops->type);
 		state_init_reader(&sec, sb->data + sb->pos, slen);

@@ -40,12 +40,24 @@ struct device_mig_ops {
 	int (*dirty_log_stop)(struct device *dev);
 	/* Report the pages written since start or the last sync through mark(). */
 	int (*dirty_log_sync)(struct device *dev, device_dirty_fn *mark, void *opaque);
+	/*
+	 * Live save begins, before the first RAM pass (VFIO: RUNNING -> PRE_COPY
+	 * when the device has it; a device without does nothing and gives its
+	 * whole state in save_final).  save_cleanup ends it either way: after
+	 * a failure or cancel the device runs as before.
+	 */
+	int (*save_setup)(struct device *dev);
+	void (*save_cleanup)(struct device *dev);
 	/* While running: an estimate of what save_iterate still has to send. */
 	int (*pending_bytes)(struct device *dev, uint64_t *bytes);
 	/* While running: append a part of the state; 1 = nothing pending now. */
 	int (*save_iterate)(struct device *dev, struct state_buf *sb);
 	/* Paused: everything not sent by save_iterate. */
 	int (*save_final)(struct device *dev, struct state_buf *sb);
+	/* Destination, while pre-copy runs: each part save_iterate wrote, in order. */
+	int (*load_iterate)(struct device *dev, struct state_buf *sb);
+	/* Destination: the stream failed after load_iterate; drop what arrived. */
+	void (*load_abort)(struct device *dev);
 	/* One call per saved section, in the order they were written. */
 	int (*load)(struct device *dev, struct state_buf *sb);
 	/* After every device loaded: re-drive what involves others (irqfds, lines). */
@@ -116,6 +128,18 @@ int devices_dirty_log_start(struct vm *vm);	/* stops the started ones on failure
 int devices_dirty_log_stop(struct vm *vm);
 int devices_dirty_log_sync(struct vm *vm, device_dirty_fn *mark, void *opaque);
 int devices_pending_bytes(struct vm *vm, uint64_t *bytes);
+/*
+ * Device pre-copy (devices_precopy.c).  save_setup is all or nothing (the
+ * started ones are cleaned up); save_iterate appends one tagged section per
+ * device that had something (*bytes: how much), load_iterate takes those
+ * sections on the destination, naming the device in why on a refusal.
+ */
+int devices_save_setup(struct vm *vm, char *why, size_t len);
+void devices_save_cleanup(struct vm *vm);
+int devices_save_iterate(struct vm *vm, struct state_buf *sb, uint64_t *bytes);
+int devices_load_iterate(struct vm *vm, struct state_buf *sb, char *why, size_t len);
+void devices_load_abort(struct vm *vm);
+uint32_t device_id_tag(const char *id);
 /*
  * One output commit op (enum holdq_op) on every device that sends out: all
  * are asked even after a failure; the first failure is returned and logged.

@@ -13,7 +13,12 @@
  *   MANF  the manifest: machine and devices as a flattened device tree
  *         (migration/manifest.h); first, exactly once
  *   RAMB  a batch of guest pages (any number, pass after pass; see below)
+ *   DEVP  devices_save_iterate(): what passthrough devices give ahead in
+ *         VFIO PRE_COPY, between RAM passes (any number, before DEVS)
  *   DEVS  devices_save(): vCPU/VM state ("machine") and every device's state
+ *   CANC  instead of the rest: the source stopped (cancel, --timeout, a
+ *         failure of its own); the body is its reason, the destination
+ *         exits with it
  *   END
  *
  * A RAMB body: u32 pass, u32 number of runs, then the runs.  A run is u64
@@ -46,6 +51,8 @@
 #define MIG_TAG_MANIFEST	SNAP_TAG('M', 'A', 'N', 'F')
 #define MIG_TAG_RAM_BATCH	SNAP_TAG('R', 'A', 'M', 'B')
 #define MIG_TAG_DEVS		SNAP_TAG('D', 'E', 'V', 'S')
+#define MIG_TAG_DEV_PRECOPY	SNAP_TAG('D', 'E', 'V', 'P')
+#define MIG_TAG_CANCEL		SNAP_TAG('C', 'A', 'N', 'C')
 #define MIG_TAG_END		SNAP_TAG_END
 #define MIG_PAGE		4096ull
 #define MIG_BATCH_PAGES		256		/* 1 MiB of page data per batch */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,7 @@ static void migrate_usage(FILE *f)
 {
 	fprintf(f,
 "usage: hdvm migrate NAME URI [--downtime-ms N] [--max-bandwidth R] [--timeout S]\n"
-"                    [--tls-creds DIR] [--json] [--run-dir DIR]\n"
+"                    [--no-auto-converge] [--tls-creds DIR] [--json] [--run-dir DIR]\n"
 "       hdvm migrate NAME --cancel\n"
 "\n"
 "Move a running VM to 'hdvm run --incoming URI' while it runs (pre-copy):\n"
@@ -41,11 +42,14 @@ static void migrate_usage(FILE *f)
 "  --downtime-ms N     the pause to aim for (default 300)\n"
 "  --max-bandwidth R   bytes per second, K/M/G suffixes (default unlimited)\n"
 "  --timeout S         give up (the VM runs on) after S seconds (default none)\n"
+"  --no-auto-converge  never throttle the vCPUs; by default a guest that dirties\n"
+"                      faster than the link is slowed (20 %%, then +10 %% a step)\n"
 "  --tls-creds DIR     TLS for tcp: (between hosts): DIR has ca-cert.pem,\n"
 "                      client-cert.pem, client-key.pem; the destination's\n"
 "                      certificate must be signed by that CA\n"
 "  --json              print the final report as JSON\n"
-"  --cancel            stop the VM's running migration; the VM runs on\n"
+"  --cancel            stop the VM's running migration; the VM runs on (Ctrl-C\n"
+"                      on a running 'hdvm migrate' does the same)\n"
 "  --run-dir DIR       where control sockets live (default $HDVM_RUN_DIR or %s)\n",
 		HDVM_DEFAULT_RUN_DIR);
 }
@@ -76,11 +80,39 @@ static json_object *cmd(const char *c)
 static void print_pass(json_object *p)
 {
 	printf("pass %lld: %.1f MiB sent, %.1f MiB remaining, dirty %.1f MiB/s, "
-	       "bandwidth %.1f MiB/s, expected downtime %lld ms\n", jint(p, "pass"),
+	       "bandwidth %.1f MiB/s, expected downtime %lld ms", jint(p, "pass"),
 	       jint(p, "sent_bytes") / 1048576.0, jint(p, "remaining_bytes") / 1048576.0,
 	       jint(p, "dirty_rate") / 1048576.0, jint(p, "bandwidth") / 1048576.0,
 	       jint(p, "expected_downtime_ms"));
+	if (jint(p, "throttle_pct"))
+		printf(", vCPUs throttled %lld %%", jint(p, "throttle_pct"));
+	printf("\n");
 	fflush(stdout);
+}
+
+/* Ctrl-C (or SIGTERM) while following: cancel the migration, then report as usual. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+	interrupted = sig;
+}
+
+static void cancel_on_interrupt(const char *run_dir, const char *name)
+{
+	json_object *req, *r;
+
+	if (!interrupted || interrupted < 0)
+		return;
+	req = cmd("migrate");
+	json_object_object_add(req, "cancel", json_object_new_boolean(1));
+	json_object_object_add(req, "reason", json_object_new_string(
+		interrupted == SIGINT ? "Ctrl-C on hdvm migrate" : "SIGTERM to hdvm migrate"));
+	interrupted = -1;		/* once; the job's report follows */
+	r = request(run_dir, name, req);
+	if (r)
+		fprintf(stderr, "hdvm: cancelling the migration of '%s'; the VM runs on\n", name);
+	json_object_put(r);
 }
 
 /* Poll the job: a line per pass, then the report. */
@@ -88,8 +120,16 @@ static int follow(const char *run_dir, const char *name, const char *uri, bool j
 {
 	long long last_pass = -1;
 
+	struct sigaction sa = { .sa_handler = on_interrupt };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	for (;;) {
-		json_object *r = request(run_dir, name, cmd("migrate-status")), *p, *res, *v;
+		json_object *r, *p, *res, *v;
+
+		cancel_on_interrupt(run_dir, name);
+		r = request(run_dir, name, cmd("migrate-status"));
 
 		if (!r)
 			return 1;
@@ -113,10 +153,14 @@ static int follow(const char *run_dir, const char *name, const char *uri, bool j
 			} else if (success) {
 				printf("%s: migrated to %s in %lld ms, downtime %lld ms, %lld passes, "
 				       "%.1f MiB sent (%lld pages, %lld zero pages left out, "
-				       "%lld bytes of device state)\n", name, uri, jint(res, "total_ms"),
+				       "%lld bytes of device state, %lld of them in pre-copy)%s\n",
+				       name, uri, jint(res, "total_ms"),
 				       jint(res, "downtime_ms"), jint(res, "passes"),
 				       jint(res, "bytes") / 1048576.0, jint(res, "pages"),
-				       jint(res, "zero_pages"), jint(res, "device_bytes"));
+				       jint(res, "zero_pages"),
+				       jint(res, "device_bytes") + jint(res, "device_precopy_bytes"),
+				       jint(res, "device_precopy_bytes"),
+				       jint(res, "throttle_pct") ? ", vCPUs were throttled" : "");
 			}
 			if (!success)
 				pr_err("VM '%s': migration to %s failed, the VM runs on: %s", name, uri,
@@ -139,6 +183,7 @@ int cmd_migrate(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "tls-creds", required_argument, NULL, 'T' },
 		{ "cancel", no_argument, NULL, 'c' },
+		{ "no-auto-converge", no_argument, NULL, 'A' },
 		{ "run-dir", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -146,7 +191,7 @@ int cmd_migrate(int argc, char **argv)
 	uint64_t downtime = 0, bandwidth = 0, timeout = 0;
 	const char *run_dir = NULL, *name, *uri, *tls = NULL;
 	char tls_abs[PATH_MAX];
-	bool json = false, cancel = false;
+	bool json = false, cancel = false, auto_converge = true;
 	struct mig_uri u;
 	json_object *req, *r;
 	char why[256];
@@ -177,6 +222,7 @@ int cmd_migrate(int argc, char **argv)
 		case 'j': json = true; break;
 		case 'T': tls = optarg; break;
 		case 'c': cancel = true; break;
+		case 'A': auto_converge = false; break;
 		case 'r': run_dir = optarg; break;
 		case 'h': migrate_usage(stdout); return 0;
 		case ':': pr_err("option '%s' needs a value", argv[optind - 1]); return EXIT_USAGE;
@@ -227,6 +273,8 @@ int cmd_migrate(int argc, char **argv)
 		json_object_object_add(req, "tls_creds", json_object_new_string(tls_abs));
 	if (timeout)
 		json_object_object_add(req, "timeout_ms", json_object_new_int64((int64_t)timeout * 1000));
+	if (!auto_converge)
+		json_object_object_add(req, "auto_converge", json_object_new_boolean(0));
 	r = request(run_dir, name, req);
 	if (!r)
 		return 1;

@@ -15,6 +15,7 @@
 #include "migration/state.h"
 #include "vmm/dirty_log.h"
 #include "vmm/memory.h"
+#include "vmm/migrate_policy.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
@@ -38,6 +39,24 @@ struct sender {
 static bool cancelled(const struct sender *s)
 {
 	return s->o->cancel && atomic_load(s->o->cancel);
+}
+
+static void cancel_reason(const struct sender *s, char *why, size_t len)
+{
+	snprintf(why, len, "cancelled%s%s", s->o->cancel_reason && *s->o->cancel_reason ?
+		 " by " : "", s->o->cancel_reason ? s->o->cancel_reason : "");
+}
+
+/*
+ * The stream stops here for a reason of the source's (cancel, --timeout, a
+ * local failure): say so in it, so the destination exits with that reason
+ * instead of "truncated".  Not when the destination refused or went away.
+ */
+static void send_cancel(struct sender *s, int ret, const char *why)
+{
+	if (ret == -EPROTO || ret == -EPIPE || s->w.err)
+		return;
+	mig_put_section(&s->w, MIG_TAG_CANCEL, why, strlen(why));
 }
 
 /* Sleep as long as --max-bandwidth asks for what went out since the window began. */
@@ -180,23 +199,50 @@ static int read_answer(struct mig_io *io, char *why, size_t len)
 	return -EPROTO;
 }
 
+/* What the devices have ready in PRE_COPY goes out between RAM passes. */
+static int send_device_precopy(struct sender *s, struct migrate_result *res)
+{
+	struct state_buf sb;
+	uint64_t bytes = 0;
+	int ret;
+
+	state_init_writer(&sb);
+	ret = devices_save_iterate(s->vm, &sb, &bytes);
+	if (!ret && bytes) {
+		ret = mig_put_section(&s->w, MIG_TAG_DEV_PRECOPY, sb.data, sb.len);
+		res->device_precopy_bytes += bytes;
+	}
+	state_free(&sb);
+	if (ret && !s->why[0])
+		snprintf(s->why, s->why_len, "pass %u: device pre-copy: %s", s->pass,
+			 strerror(-ret));
+	return ret;
+}
+
 static uint64_t div_or(uint64_t a, uint64_t b, uint64_t dflt)
 {
 	return b ? a / b : dflt;
 }
 
 /*
- * Pre-copy passes until the dirty pages would go within the downtime at the
- * measured bandwidth (expected downtime = dirty bytes / bandwidth).
+ * Pre-copy passes, RAM then what the devices have in PRE_COPY, until the
+ * policy (vmm/migrate_policy.h) says switch over, throttle or give up.
  */
-static int precopy(struct sender *s, uint64_t t0, char *why, size_t len)
+static int precopy(struct sender *s, uint64_t t0, struct migrate_result *res, char *why,
+		   size_t len)
 {
-	uint64_t downtime = s->o->downtime_ms ?: MIGRATE_DEFAULT_DOWNTIME_MS;
+	struct converge_in ci = {
+		.downtime_ms = s->o->downtime_ms ?: MIGRATE_DEFAULT_DOWNTIME_MS,
+		.timeout_ms = s->o->timeout_ms, .max_bandwidth = s->o->max_bandwidth,
+		.auto_converge = !s->o->no_auto_converge,
+	};
+	struct converge_out co = { 0 };
 	struct migrate_progress p = { 0 };
+	uint64_t prev_sent = 0;
 	int ret;
 
 	for (;;) {
-		uint64_t t = now_ns(), before = s->w.io->bytes_out, dt;
+		uint64_t t = now_ns(), before = s->w.io->bytes_out, dt, dev_pending = 0;
 
 		if (s->pass == 0)
 			ret = send_all_ram(s);
@@ -204,9 +250,13 @@ static int precopy(struct sender *s, uint64_t t0, char *why, size_t len)
 			ret = vm_dirty_log_sync(s->vm, send_dirty_slot, s);
 		if (!ret)
 			ret = mig_flush_ram(&s->w);
+		if (!ret)
+			ret = send_device_precopy(s, res);
+		if (!ret)
+			ret = devices_pending_bytes(s->vm, &dev_pending);
 		if (ret) {
 			if (ret == -ECANCELED)
-				snprintf(why, len, "cancelled");
+				cancel_reason(s, why, len);
 			else if (!why[0])
 				snprintf(why, len, "pass %u: sending RAM: %s", s->pass, strerror(-ret));
 			return ret;
@@ -215,30 +265,54 @@ static int precopy(struct sender *s, uint64_t t0, char *why, size_t len)
 		p.pass = s->pass;
 		p.sent_bytes = s->w.io->bytes_out;
 		p.bandwidth = div_or((s->w.io->bytes_out - before) * 1000000000ull, dt, 0);
-		/* the pages dirtied while this pass ran are the next pass's work */
+		/* the pages dirtied while the last pass ran were this pass's work */
 		if (s->pass)
 			p.dirty_rate = div_or(s->dirty_pages * PAGE * 1000000000ull, dt, 0);
-		p.remaining_bytes = s->pass ? s->dirty_pages * PAGE : 0;
-		p.expected_downtime_ms = p.bandwidth ?
-			p.remaining_bytes * 1000 / p.bandwidth : p.remaining_bytes ? ~0ull : 0;
+		/* what the devices still hold back counts as downtime, like dirty RAM */
+		p.device_pending_bytes = dev_pending;
+		p.remaining_bytes = (s->pass ? s->dirty_pages * PAGE : 0) + dev_pending;
+
+		ci.pass = s->pass;
+		ci.remaining_bytes = p.remaining_bytes;
+		ci.pass_sent_bytes = prev_sent;
+		ci.pass_dirty_bytes = s->dirty_pages * PAGE;
+		ci.bandwidth = p.bandwidth;
+		ci.elapsed_ms = (now_ns() - t0) / 1000000;
+		ci.throttle_pct = co.throttle_pct;
+		ci.high_dirty_passes = co.high_dirty_passes;
+		migrate_converge(&ci, &co);
+		prev_sent = s->w.io->bytes_out - before;
+		p.expected_downtime_ms = co.expected_downtime_ms;
+		p.throttle_pct = co.throttle_pct;
 		if (s->o->progress)
 			s->o->progress(&p, s->o->opaque);
 		s->pass++;
 		s->dirty_pages = 0;
-		if (p.pass > 0 && p.expected_downtime_ms <= downtime)
+		if (co.action == CONVERGE_SWITCHOVER)
 			return 0;
-		if (s->o->timeout_ms && (now_ns() - t0) / 1000000 > s->o->timeout_ms) {
+		if (co.action == CONVERGE_GIVE_UP) {
 			snprintf(why, len, "did not converge within %llu ms: %llu ms of downtime "
 				 "expected after pass %u (limit %llu ms, dirty rate %llu MiB/s, "
-				 "bandwidth %llu MiB/s)", (unsigned long long)s->o->timeout_ms,
+				 "bandwidth %llu MiB/s, vCPUs throttled %u %%)",
+				 (unsigned long long)s->o->timeout_ms,
 				 (unsigned long long)p.expected_downtime_ms, p.pass,
-				 (unsigned long long)downtime,
+				 (unsigned long long)ci.downtime_ms,
 				 (unsigned long long)(p.dirty_rate >> 20),
-				 (unsigned long long)(p.bandwidth >> 20));
+				 (unsigned long long)(p.bandwidth >> 20), co.throttle_pct);
 			return -ETIMEDOUT;
 		}
+		if (co.action == CONVERGE_THROTTLE) {
+			ret = vm_throttle_set(s->vm, co.throttle_pct);
+			if (ret) {
+				snprintf(why, len, "throttling the vCPUs: %s", strerror(-ret));
+				return ret;
+			}
+			res->throttle_pct = co.throttle_pct;
+			pr_info("migration: pass %u: the guest dirties faster than the link; vCPUs "
+				"throttled to %u %%", p.pass, co.throttle_pct);
+		}
 		if (cancelled(s)) {
-			snprintf(why, len, "cancelled");
+			cancel_reason(s, why, len);
 			return -ECANCELED;
 		}
 	}
@@ -249,6 +323,7 @@ int vm_migrate_send(struct vm *vm, struct mig_io *io, const struct migrate_opts 
 {
 	struct sender s = { .vm = vm, .o = o, .why = why, .why_len = len };
 	bool was_running = vm->state == VM_RUNNING, paused = false, logging = false;
+	bool end_sent = false;
 	uint64_t t0 = now_ns(), t_pause = 0;
 	struct state_buf sb;
 	int ret;
@@ -278,11 +353,15 @@ int vm_migrate_send(struct vm *vm, struct mig_io *io, const struct migrate_opts 
 			goto out;
 		}
 		logging = true;
-		ret = precopy(&s, t0, why, len);
+		ret = devices_save_setup(vm, why, len);
+		if (ret)
+			goto out;
+		ret = precopy(&s, t0, res, why, len);
 		if (ret)
 			goto out;
 	}
-	/* stop and copy: devices RUNNING_P2P then STOP, vCPUs parked */
+	/* stop and copy: devices RUNNING_P2P then STOP (PRE_COPY_P2P, STOP_COPY) */
+	vm_throttle_stop(vm);
 	t_pause = now_ns();
 	if (was_running) {
 		ret = vm_pause(vm, why, len);
@@ -313,17 +392,23 @@ int vm_migrate_send(struct vm *vm, struct mig_io *io, const struct migrate_opts 
 	state_free(&sb);
 	if (!ret)
 		ret = mig_put_end(&s.w);
+	end_sent = !ret;
 	if (ret && !why[0])
 		snprintf(why, len, "sending the stream: %s", strerror(-ret));
 	if (!ret && io->fd >= 0 && !io->one_way && !o->no_answer)
 		ret = read_answer(io, why, len);
 out:
+	vm_throttle_stop(vm);
+	if (ret && why[0] && !end_sent)
+		send_cancel(&s, ret, why);
 	if (ret && s.w.err && !why[0] && !o->no_answer && !io->one_way && io->fd >= 0)
 		read_answer(io, why, len);
 	if (ret && ret != -ECANCELED && s.w.err && !why[0])
 		snprintf(why, len, "sending the stream: %s", strerror(-s.w.err));
-	if (logging)
+	if (logging) {
+		devices_save_cleanup(vm);	/* a device still in PRE_COPY runs on */
 		vm_dirty_log_stop(vm);
+	}
 	if (ret && paused) {
 		char rwhy[160] = "";
 
@@ -466,6 +551,21 @@ int migrate_recv_finish(struct migrate_incoming *in, struct vm *vm, char *why, s
 			}
 			in->r.pages += dp;
 			in->r.zero_pages += zp;
+		} else if (tag == MIG_TAG_DEV_PRECOPY && !have_devs) {
+			/* devices checked against the manifest above: RESUMING takes it now */
+			state_init_reader(&sb, body, blen);
+			ret = devices_load_iterate(vm, &sb, why, len);
+			if (ret)
+				goto out;
+			in->device_precopy_bytes += blen;
+		} else if (tag == MIG_TAG_CANCEL) {
+			snprintf(why, len, "the source stopped the migration: %.*s",
+				 (int)(blen > 300 ? 300 : blen), (const char *)body);
+			for (char *c = why; *c; c++)
+				if ((unsigned char)*c < 0x20 || *c == 0x7f)
+					*c = '?';	/* its text, not its control bytes */
+			ret = -ECANCELED;
+			goto out;
 		} else if (tag == MIG_TAG_DEVS && !have_devs) {
 			devs = xzalloc(blen ?: 1);
 			memcpy(devs, body, blen);
@@ -490,6 +590,8 @@ int migrate_recv_finish(struct migrate_incoming *in, struct vm *vm, char *why, s
 		ret = -EPROTO;
 	}
 out:
+	if (ret)
+		devices_load_abort(vm);	/* a device still in RESUMING drops what arrived */
 	free(devs);
 	return ret;
 }

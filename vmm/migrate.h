@@ -38,7 +38,9 @@ struct migrate_progress {
 	uint64_t remaining_bytes;	/* dirty when this pass started */
 	uint64_t dirty_rate;		/* bytes/s dirtied during the last pass */
 	uint64_t bandwidth;		/* bytes/s measured during the last pass */
+	uint64_t device_pending_bytes;	/* devices' PRE_COPY estimate (PRECOPY_INFO) */
 	uint64_t expected_downtime_ms;
+	uint32_t throttle_pct;		/* auto-converge, 0: vCPUs run free */
 };
 
 struct migrate_opts {
@@ -47,7 +49,9 @@ struct migrate_opts {
 	uint64_t timeout_ms;		/* 0: none */
 	bool ram_by_fd;			/* unix: the memfd travels, not the pages */
 	bool no_answer;			/* file: nobody answers */
+	bool no_auto_converge;		/* never throttle the vCPUs */
 	atomic_bool *cancel;		/* set from elsewhere: stop and resume */
+	const char *cancel_reason;	/* who cancelled, for the messages ("Ctrl-C") */
 	/* after each pass; may dirty guest RAM in tests */
 	void (*progress)(const struct migrate_progress *p, void *opaque);
 	void *opaque;
@@ -59,6 +63,8 @@ struct migrate_result {
 	uint64_t bytes;			/* on the wire */
 	uint64_t pages, zero_pages;	/* RAM pages sent as data / elided as zero */
 	uint64_t device_bytes;		/* the DEVS section */
+	uint64_t device_precopy_bytes;	/* DEVP sections: device state sent while running */
+	uint32_t throttle_pct;		/* the highest auto-converge throttle used */
 };
 
 #define MIGRATE_DEFAULT_DOWNTIME_MS	300
@@ -72,6 +78,7 @@ struct migrate_incoming {
 	struct manifest m;
 	int memfd;			/* the source's RAM (unix:), or -1 */
 	bool answered;			/* the source was told */
+	uint64_t device_precopy_bytes;	/* DEVP bodies taken while the source ran */
 	uint64_t t_start;
 };
 

@@ -24,6 +24,7 @@ static struct {
 	struct mig_uri uri;
 	char uri_text[300];
 	char tls_dir[1024];
+	char cancel_reason[96];		/* set before cancel, read by the job */
 	struct migrate_opts opts;
 	/* under lock */
 	struct migrate_progress progress;
@@ -98,12 +99,13 @@ static bool get_u64(json_object *req, const char *key, uint64_t *v, json_object 
 
 /*
  * {"cmd":"migrate","uri":"tcp:H:P","downtime_ms":N,"max_bandwidth":B,
- *  "timeout_ms":T} or {"cmd":"migrate","cancel":true}
+ *  "timeout_ms":T,"auto_converge":false} or {"cmd":"migrate","cancel":true,
+ *  "reason":"Ctrl-C"}
  */
 void vm_migrate_cmd(void *opaque, json_object *req, json_object *r)
 {
 	struct vm *vm = opaque;
-	json_object *uri, *cancel, *tls;
+	json_object *uri, *cancel, *tls, *v;
 	struct migrate_opts o = { 0 };
 	char why[256];
 
@@ -111,6 +113,11 @@ void vm_migrate_cmd(void *opaque, json_object *req, json_object *r)
 	    json_object_get_boolean(cancel)) {
 		if (!migrate_job_running())
 			return control_reply_error(r, "migrate: no migration is running");
+		if (!atomic_load(&job.cancel))
+			snprintf(job.cancel_reason, sizeof(job.cancel_reason), "%s",
+				 json_object_object_get_ex(req, "reason", &v) &&
+				 json_object_is_type(v, json_type_string) ?
+				 json_object_get_string(v) : "the user (hdvm migrate --cancel)");
 		atomic_store(&job.cancel, true);
 		json_object_object_add(r, "ok", json_object_new_boolean(1));
 		json_object_object_add(r, "cancelling", json_object_new_boolean(1));
@@ -123,6 +130,8 @@ void vm_migrate_cmd(void *opaque, json_object *req, json_object *r)
 		return control_reply_error(r, "migrate: a migration is already running");
 	if (vm->state != VM_RUNNING && vm->state != VM_PAUSED)
 		return control_reply_error(r, "migrate: the VM is %s", vm_state_name(vm->state));
+	o.no_auto_converge = json_object_object_get_ex(req, "auto_converge", &v) &&
+			     !json_object_get_boolean(v);
 	if (!get_u64(req, "downtime_ms", &o.downtime_ms, r) ||
 	    !get_u64(req, "max_bandwidth", &o.max_bandwidth, r) ||
 	    !get_u64(req, "timeout_ms", &o.timeout_ms, r))
@@ -146,6 +155,8 @@ void vm_migrate_cmd(void *opaque, json_object *req, json_object *r)
 	o.ram_by_fd = job.uri.kind == MIG_UNIX;
 	o.progress = on_progress;
 	o.cancel = &job.cancel;
+	o.cancel_reason = job.cancel_reason;
+	job.cancel_reason[0] = 0;
 	job.opts = o;
 	job.vm = vm;
 	pthread_mutex_lock(&job.lock);
@@ -187,6 +198,8 @@ void vm_migrate_status_cmd(void *opaque, json_object *req, json_object *r)
 		add_u64(p, "dirty_rate", job.progress.dirty_rate);
 		add_u64(p, "bandwidth", job.progress.bandwidth);
 		add_u64(p, "expected_downtime_ms", job.progress.expected_downtime_ms);
+		add_u64(p, "device_pending_bytes", job.progress.device_pending_bytes);
+		add_u64(p, "throttle_pct", job.progress.throttle_pct);
 		json_object_object_add(r, "progress", p);
 	}
 	if (job.done) {
@@ -201,6 +214,8 @@ void vm_migrate_status_cmd(void *opaque, json_object *req, json_object *r)
 		add_u64(p, "pages", job.res.pages);
 		add_u64(p, "zero_pages", job.res.zero_pages);
 		add_u64(p, "device_bytes", job.res.device_bytes);
+		add_u64(p, "device_precopy_bytes", job.res.device_precopy_bytes);
+		add_u64(p, "throttle_pct", job.res.throttle_pct);
 		json_object_object_add(r, "result", p);
 		atomic_store(&job.result_seen, true);
 	}
@@ -211,6 +226,8 @@ void migrate_job_stop(void)
 {
 	if (!job.started)
 		return;
+	if (!atomic_load(&job.cancel))
+		snprintf(job.cancel_reason, sizeof(job.cancel_reason), "the VM stopping");
 	atomic_store(&job.cancel, true);
 	pthread_join(job.thread, NULL);
 	job.started = false;

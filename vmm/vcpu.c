@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include "vmm/cpu_setup.h"
+#include "vmm/kvm_ops.h"
 #include "vmm/seccomp.h"
+#include "vmm/throttle.h"
 #include "vmm/util.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
@@ -202,6 +204,7 @@ static void *vcpu_thread(void *arg)
 	struct vm *vm = v->vm;
 	sigset_t set;
 	char name[16];
+	int ret;
 
 	snprintf(name, sizeof(name), "vcpu%d", v->id);
 	pthread_setname_np(pthread_self(), name);
@@ -222,19 +225,22 @@ static void *vcpu_thread(void *arg)
 		}
 		if (v->id == 0 && !vm->metrics.t_first_run)
 			vm->metrics.t_first_run = now_ns();
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN) {
+		ret = vm->kvm->ioctl(v->fd, KVM_RUN, NULL);
+		if (ret < 0) {
+			if (ret == -EINTR || ret == -EAGAIN) {
 				v->run->immediate_exit = 0;
+				vcpu_throttle_point(v);
 				continue;
 			}
 			char what[64];
 
-			snprintf(what, sizeof(what), "KVM_RUN failed: %s", strerror(errno));
+			snprintf(what, sizeof(what), "KVM_RUN failed: %s", strerror(-ret));
 			vcpu_fail(v, what);
 			break;
 		}
 		if (!vcpu_handle_exit(v))
 			break;
+		vcpu_throttle_point(v);
 	}
 	return NULL;
 }

@@ -4,6 +4,7 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 struct vm;
@@ -16,6 +17,7 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	bool parked;		/* inside the pause handshake */
+	atomic_bool throttle_due;	/* auto-converge: sleep before running again */
 };
 
 /* Create the KVM vCPU, its CPUID and MSRs; the BSP also gets the boot state. */

@@ -17,6 +17,7 @@
 #include "vmm/iobus.h"
 #include "vmm/irq.h"
 #include "vmm/memory.h"
+#include "vmm/throttle.h"
 
 struct device;
 struct vcpu;
@@ -104,6 +105,7 @@ struct vm {
 
 	/* set once from any thread; the main loop reacts through exit_efd */
 	atomic_bool shutdown;
+	struct vcpu_throttle throttle;	/* auto-converge (vmm/throttle.h) */
 	int exit_code;
 	char exit_reason[96];
 	int exit_efd;

@@ -143,6 +143,12 @@ struct vfio_backend_ops {
 	 */
 	ssize_t (*mig_data_read)(struct vfio_device *dev, void *buf, size_t len);
 	int (*mig_data_write)(struct vfio_device *dev, const void *buf, size_t len);
+	/*
+	 * VFIO_MIG_GET_PRECOPY_INFO of the PRE_COPY session: what read would
+	 * give now (initial) and what the device changed since (dirty).
+	 * -EINVAL outside PRE_COPY*, -ENOTSUP if the device cannot tell.
+	 */
+	int (*mig_precopy_info)(struct vfio_device *dev, uint64_t *initial, uint64_t *dirty);
 	const struct vfio_dirty_ops *dirty;	/* device DMA dirty logging */
 };
 

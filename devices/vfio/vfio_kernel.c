@@ -335,6 +335,24 @@ static int vk_mig_data_write(struct vfio_device *dev, const void *buf, size_t le
 	return ret;
 }
 
+/* Issued on the session's data_fd, as the uAPI asks (PRE_COPY* only). */
+static int vk_mig_precopy_info(struct vfio_device *dev, uint64_t *initial, uint64_t *dirty)
+{
+	struct vfio_kernel_device *k = to_kdev(dev);
+	struct vfio_precopy_info info = { .argsz = sizeof(info) };
+	int ret;
+
+	pthread_mutex_lock(&k->mig_lock);
+	ret = k->mig_fd >= 0 ? k->sys->ioctl(k->mig_fd, VFIO_MIG_GET_PRECOPY_INFO,
+					     (unsigned long)&info) : -EINVAL;
+	pthread_mutex_unlock(&k->mig_lock);
+	if (ret == -ENOTTY)
+		ret = -ENOTSUP;
+	*initial = ret < 0 ? 0 : info.initial_bytes;
+	*dirty = ret < 0 ? 0 : info.dirty_bytes;
+	return ret < 0 ? ret : 0;
+}
+
 /* ---- lifetime ---- */
 
 static void vk_close(struct vfio_device *dev)
@@ -438,5 +456,6 @@ const struct vfio_backend_ops vfio_kernel_backend = {
 	.feature = vk_feature,
 	.mig_data_read = vk_mig_data_read,
 	.mig_data_write = vk_mig_data_write,
+	.mig_precopy_info = vk_mig_precopy_info,
 	.dirty = &vfio_kernel_dirty_ops,
 };

@@ -54,7 +54,14 @@ struct vfio_pci {
 	/* migration v2: FEATURE_MIGRATION flags, or the reason there are none */
 	uint64_t mig_flags;
 	int mig_err;
-	uint32_t mig_state;	/* RUNNING, RUNNING_P2P (prepared) or STOP (paused) */
+	/*
+	 * RUNNING, RUNNING_P2P (prepared) or STOP (paused); during a migration
+	 * also PRE_COPY (source, live), PRE_COPY_P2P and STOP_COPY (source,
+	 * paused) and RESUMING (destination, pre-copy data arriving).
+	 */
+	uint32_t mig_state;
+	uint32_t load_from;	/* RESUMING: the state to return to once loaded */
+	uint64_t precopy_bytes;	/* read (source) or written (destination) in pre-copy */
 	bool dirty_logging;	/* DMA_LOGGING_START succeeded */
 	/* re-attach (vfio-user): which socket file we attached to, and the retry timer */
 	uint64_t sock_ino;

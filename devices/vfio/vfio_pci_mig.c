@@ -90,12 +90,22 @@ static int move_to(struct vfio_pci *vp, uint32_t target)
 	return ret;
 }
 
+static bool in_precopy(const struct vfio_pci *vp)
+{
+	return vp->mig_state == VFIO_DEVICE_STATE_PRE_COPY ||
+	       vp->mig_state == VFIO_DEVICE_STATE_PRE_COPY_P2P;
+}
+
 int vp_pause_prepare(struct device *dev)
 {
 	struct vfio_pci *vp = to_vp_dev(dev);
 
 	if (!vp->vdev || !vp_alive(vp))
 		return 0;	/* a removed device does nothing any more */
+	/* live migration's switchover: the pre-copy session goes on, quiesced */
+	if (vp->mig_state == VFIO_DEVICE_STATE_PRE_COPY)
+		return vp->mig_flags & VFIO_MIGRATION_P2P ?
+			move_to(vp, VFIO_DEVICE_STATE_PRE_COPY_P2P) : 0;
 	if (vp->mig_err || !(vp->mig_flags & VFIO_MIGRATION_P2P))
 		return mig_usable(vp);	/* nothing to prepare; say now if pause cannot work */
 	return move_to(vp, VFIO_DEVICE_STATE_RUNNING_P2P);
@@ -107,6 +117,9 @@ int vp_pause(struct device *dev)
 
 	if (!vp->vdev || !vp_alive(vp))
 		return 0;
+	/* PRE_COPY_P2P -> STOP_COPY: stopped, and the rest follows on the same session */
+	if (in_precopy(vp))
+		return move_to(vp, VFIO_DEVICE_STATE_STOP_COPY);
 	return move_to(vp, VFIO_DEVICE_STATE_STOP);
 }
 
@@ -162,13 +175,18 @@ static int vp_save_final(struct device *dev, struct state_buf *sb)
 	ret = mig_usable(vp);
 	if (ret)
 		return ret;
-	ret = mig_goto(vp, from, VFIO_DEVICE_STATE_STOP_COPY);
+	if (from == VFIO_DEVICE_STATE_STOP_COPY)
+		from = VFIO_DEVICE_STATE_STOP;	/* paused out of pre-copy: the session is open */
+	else
+		ret = mig_goto(vp, from, VFIO_DEVICE_STATE_STOP_COPY);
 	if (ret)
 		return ret;
 	state_init_writer(&blob);
 	ret = read_session(vp, &blob);
 	/* STOP_COPY -> STOP ends the session, whether or not the read went well */
 	back = mig_goto(vp, VFIO_DEVICE_STATE_STOP_COPY, from);
+	if (!back)
+		vp->mig_state = from;
 	if (!ret)
 		ret = back;
 	if (!ret) {
@@ -179,10 +197,47 @@ static int vp_save_final(struct device *dev, struct state_buf *sb)
 	return ret;
 }
 
+/* Into RESUMING (once): the session load_iterate and load write to. */
+static int begin_resuming(struct vfio_pci *vp)
+{
+	int ret;
+
+	if (vp->mig_state == VFIO_DEVICE_STATE_RESUMING)
+		return 0;
+	ret = mig_usable(vp);
+	if (ret)
+		return ret;
+	vp->load_from = vp->mig_state;
+	vp->precopy_bytes = 0;
+	return move_to(vp, VFIO_DEVICE_STATE_RESUMING);
+}
+
+/* RESUMING -> where it was; a refused walk resets the device (vfio_mig_goto). */
+static int end_resuming(struct vfio_pci *vp, bool report)
+{
+	char why[DEVICE_ERROR_MAX];
+	int ret = vfio_mig_goto(vp->vdev, vp->mig_flags, VFIO_DEVICE_STATE_RESUMING,
+				vp->load_from, why, sizeof(why));
+
+	if (ret && report)
+		device_set_error(&vp->dev, "%s: %s", vp->spec, why);
+	/* back where it was, or reset (which leaves it RUNNING) */
+	vp->mig_state = ret ? VFIO_DEVICE_STATE_RUNNING : vp->load_from;
+	return ret;
+}
+
+static int write_state(struct vfio_pci *vp, const void *buf, size_t len)
+{
+	int ret = vp->vdev->ops->mig_data_write(vp->vdev, buf, len);
+
+	if (ret)
+		device_set_error(&vp->dev, "%s: writing its state: %s", vp->spec, strerror(-ret));
+	return ret;
+}
+
 static int vp_load(struct device *dev, struct state_buf *sb)
 {
 	struct vfio_pci *vp = to_vp_dev(dev);
-	uint32_t from = run_state(vp);
 	uint64_t len = state_get_u64(sb);
 	uint8_t *blob;
 	int ret;
@@ -191,26 +246,136 @@ static int vp_load(struct device *dev, struct state_buf *sb)
 		device_set_error(dev, "the saved device state is truncated");
 		return -EINVAL;
 	}
-	ret = mig_usable(vp);
+	ret = begin_resuming(vp);
 	if (ret)
 		return ret;
 	blob = xzalloc(len ? len : 1);
 	state_get_bytes(sb, blob, len);
-	ret = mig_goto(vp, from, VFIO_DEVICE_STATE_RESUMING);
-	if (!ret) {
-		ret = vp->vdev->ops->mig_data_write(vp->vdev, blob, len);
-		if (ret)
-			device_set_error(dev, "%s: writing its state: %s", vp->spec,
-					 strerror(-ret));
-		/* RESUMING -> STOP is where the device checks what it got */
-		if (!ret)
-			ret = mig_goto(vp, VFIO_DEVICE_STATE_RESUMING, from);
-		else	/* keep the write's reason; the walk back resets if it must */
-			vfio_mig_goto(vp->vdev, vp->mig_flags, VFIO_DEVICE_STATE_RESUMING, from,
-				      NULL, 0);
-	}
+	ret = write_state(vp, blob, len);
 	free(blob);
+	/* RESUMING -> STOP is where the device checks what it got */
+	if (!ret)
+		return end_resuming(vp, true);
+	end_resuming(vp, false);	/* keep the write's reason */
 	return ret;
+}
+
+/* ---- pre-copy (VFIO PRE_COPY, driven by the migration alongside RAM) ---- */
+
+#define PRECOPY_MAX_ITER	(1u << 20)	/* bytes per save_iterate: RAM goes on between */
+
+static int vp_save_setup(struct device *dev)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+
+	vp->precopy_bytes = 0;
+	/* without PRE_COPY the whole state goes in STOP_COPY, as before */
+	if (!vp->vdev || !vp_alive(vp) || vp->mig_err ||
+	    !(vp->mig_flags & VFIO_MIGRATION_PRE_COPY) ||
+	    vp->mig_state != VFIO_DEVICE_STATE_RUNNING)
+		return 0;
+	return move_to(vp, VFIO_DEVICE_STATE_PRE_COPY);
+}
+
+static void vp_save_cleanup(struct device *dev)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+
+	/* a failed or cancelled migration: the session ends, the device runs on */
+	if (vp->mig_state == VFIO_DEVICE_STATE_PRE_COPY)
+		move_to(vp, VFIO_DEVICE_STATE_RUNNING);
+	else if (vp->mig_state == VFIO_DEVICE_STATE_PRE_COPY_P2P)
+		move_to(vp, VFIO_DEVICE_STATE_RUNNING_P2P);
+}
+
+static int vp_pending_bytes(struct device *dev, uint64_t *bytes)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+	uint64_t initial = 0, dirty = 0;
+	int ret;
+
+	*bytes = 0;
+	if (!in_precopy(vp) || !vp_alive(vp))
+		return 0;
+	ret = vp->vdev->ops->mig_precopy_info ?
+		vp->vdev->ops->mig_precopy_info(vp->vdev, &initial, &dirty) : -ENOTSUP;
+	if (ret == -ENOTSUP)
+		return 0;	/* it cannot tell: save_iterate reads what there is */
+	if (ret) {
+		device_set_error(dev, "%s: VFIO_MIG_GET_PRECOPY_INFO: %s", vp->spec,
+				 strerror(-ret));
+		return ret;
+	}
+	*bytes = initial + dirty;
+	return 0;
+}
+
+/*
+ * What the PRE_COPY session has now, at most PRECOPY_MAX_ITER bytes.  The
+ * end of what is there reads as 0 bytes (vfio-user, hdnic) or -ENOMSG
+ * (kernel): not the end of the session, which goes on into STOP_COPY.
+ */
+static int vp_save_iterate(struct device *dev, struct state_buf *sb)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+	uint8_t *buf;
+	size_t got = 0;
+	int ret = 0;
+
+	if (!in_precopy(vp))
+		return 1;
+	if (!vp_alive(vp)) {
+		device_set_error(dev, "%s is gone (its server disconnected)", vp->spec);
+		return -ENODEV;
+	}
+	buf = xzalloc(MIG_CHUNK);
+	while (got < PRECOPY_MAX_ITER) {
+		ssize_t n = vp->vdev->ops->mig_data_read(vp->vdev, buf, MIG_CHUNK);
+
+		if (n == 0 || n == -ENOMSG || n == -EAGAIN)
+			break;
+		if (n < 0) {
+			ret = (int)n;
+			device_set_error(dev, "%s: reading its pre-copy data: %s", vp->spec,
+					 strerror(-ret));
+			break;
+		}
+		state_put_bytes(sb, buf, (size_t)n);
+		got += (size_t)n;
+	}
+	free(buf);
+	vp->precopy_bytes += got;
+	if (ret)
+		return ret;
+	return got ? 0 : 1;
+}
+
+static int vp_load_iterate(struct device *dev, struct state_buf *sb)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+	size_t len = sb->len - sb->pos;
+	int ret = begin_resuming(vp);
+
+	if (!ret && vp->precopy_bytes + len > MIG_MAX_STATE) {
+		device_set_error(dev, "%s: its pre-copy data exceeds %llu MiB", vp->spec,
+				 MIG_MAX_STATE >> 20);
+		ret = -EFBIG;
+	}
+	if (!ret)
+		ret = write_state(vp, sb->data + sb->pos, len);
+	if (!ret) {
+		sb->pos = sb->len;
+		vp->precopy_bytes += len;
+	}
+	return ret;
+}
+
+static void vp_load_abort(struct device *dev)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+
+	if (vp->mig_state == VFIO_DEVICE_STATE_RESUMING && vp_alive(vp))
+		end_resuming(vp, false);
 }
 
 /* ---- the device's own DMA writes ---- */
@@ -341,6 +506,12 @@ const struct device_mig_ops vfio_pci_mig_ops = {
 	.dirty_log_start = vp_dirty_log_start,
 	.dirty_log_stop = vp_dirty_log_stop,
 	.dirty_log_sync = vp_dirty_log_sync,
+	.save_setup = vp_save_setup,
+	.save_cleanup = vp_save_cleanup,
+	.pending_bytes = vp_pending_bytes,
+	.save_iterate = vp_save_iterate,
 	.save_final = vp_save_final,
+	.load_iterate = vp_load_iterate,
+	.load_abort = vp_load_abort,
 	.load = vp_load,
 };

@@ -17,6 +17,7 @@
 #include <linux/kvm.h>
 
 #include "devices/device.h"
+#include "devices/hdnic/hdnic_vf_abi.h"
 #include "devices/vfio/vfio_internal.h"
 #include "devices/vfio/vfio_user_conn.h"
 #include "devices/vfio/vfio_user_version.h"
@@ -645,6 +646,27 @@ static int vu_mig_data_write(struct vfio_device *dev, const void *buf, size_t le
 	return 0;
 }
 
+/*
+ * vfio-user has no data_fd to issue VFIO_MIG_GET_PRECOPY_INFO on: hdnic
+ * answers the same two numbers as its vendor feature (hdnic_vf_abi.h);
+ * another server does not know it (-ENOTSUP: the caller reads blind).
+ */
+static int vu_mig_precopy_info(struct vfio_device *dev, uint64_t *initial, uint64_t *dirty)
+{
+	struct hdnic_precopy_info pi = { 0 };
+	size_t got = 0;
+	int ret = vu_feature(dev, VFIO_DEVICE_FEATURE_GET | HDNIC_FEATURE_PRECOPY_INFO, NULL, 0,
+			     &pi, sizeof(pi), &got);
+
+	if (ret == -ENOTTY || ret == -ENOSYS || ret == -EOPNOTSUPP)
+		ret = -ENOTSUP;
+	if (!ret && got < sizeof(pi))
+		ret = -EPROTO;
+	*initial = ret ? 0 : pi.initial_bytes;
+	*dirty = ret ? 0 : pi.dirty_bytes;
+	return ret;
+}
+
 /* ---- lifetime ---- */
 
 static void vu_close(struct vfio_device *dev)
@@ -756,6 +778,7 @@ const struct vfio_backend_ops vfio_user_backend = {
 	.feature = vu_feature,
 	.mig_data_read = vu_mig_data_read,
 	.mig_data_write = vu_mig_data_write,
+	.mig_precopy_info = vu_mig_precopy_info,
 	.dirty = &vfio_user_dirty_ops,
 };
 

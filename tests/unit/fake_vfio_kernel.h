@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -347,8 +348,27 @@ static int device_feature(struct vfio_device_feature *f)
 			K.mig_seq[K.nr_mig_seq++] = st.device_state;
 		if (K.mig_refuse && st.device_state == K.mig_refuse)
 			return -EBUSY;
-		K.mig_state = st.device_state;
 		st.data_fd = -1;
+		if (st.device_state == VFIO_DEVICE_STATE_PRE_COPY &&
+		    K.mig_state == VFIO_DEVICE_STATE_RUNNING) {
+			/* a session that gives "pre-state" now and more after STOP_COPY */
+			assert_int_equal(pipe2(K.mig_pipe, O_CLOEXEC | O_NONBLOCK), 0);
+			assert_int_equal(write(K.mig_pipe[1], "pre-state", 9), 9);
+			st.data_fd = K.mig_pipe[0];
+		} else if (st.device_state == VFIO_DEVICE_STATE_STOP_COPY &&
+			   K.mig_state == VFIO_DEVICE_STATE_PRE_COPY_P2P) {
+			/* the same fd goes on (no new one), the rest follows, then EOF */
+			assert_int_equal(write(K.mig_pipe[1], "device-state", 12), 12);
+			close(K.mig_pipe[1]);
+			K.mig_state = st.device_state;
+			memcpy(f->data, &st, sizeof(st));
+			return 0;
+		}
+		K.mig_state = st.device_state;
+		if (st.data_fd >= 0) {
+			memcpy(f->data, &st, sizeof(st));
+			return 0;
+		}
 		if (st.device_state == VFIO_DEVICE_STATE_STOP_COPY) {
 			assert_int_equal(pipe2(K.mig_pipe, O_CLOEXEC), 0);
 			assert_int_equal(write(K.mig_pipe[1], "device-state", 12), 12);
@@ -494,8 +514,27 @@ static int device_ioctl(enum kind k, unsigned long req, unsigned long arg)
 	return violation("unknown device ioctl");
 }
 
+/* VFIO_MIG_GET_PRECOPY_INFO on the PRE_COPY data_fd: what the pipe still holds. */
+static int mig_fd_ioctl(int fd, unsigned long req, unsigned long arg)
+{
+	struct vfio_precopy_info *info = (void *)arg;
+	int avail = 0;
+
+	if (req != VFIO_MIG_GET_PRECOPY_INFO || info->argsz < sizeof(*info))
+		return violation("ioctl on the migration fd");
+	if (K.mig_state != VFIO_DEVICE_STATE_PRE_COPY &&
+	    K.mig_state != VFIO_DEVICE_STATE_PRE_COPY_P2P)
+		return -EINVAL;
+	assert_int_equal(ioctl(fd, FIONREAD, &avail), 0);
+	info->initial_bytes = (uint64_t)avail;
+	info->dirty_bytes = 0;
+	return 0;
+}
+
 static int f_ioctl(int fd, unsigned long req, unsigned long arg)
 {
+	if (K.mig_pipe[0] > 0 && fd == K.mig_pipe[0] && kind_of(fd) == K_FREE)
+		return mig_fd_ioctl(fd, req, arg);
 	switch (kind_of(fd)) {
 	case K_CONTAINER: return container_ioctl(req, arg);
 	case K_GROUP: return group_ioctl(req, arg);
@@ -536,6 +575,9 @@ static ssize_t f_read(int fd, void *buf, size_t len)
 {
 	ssize_t n = read(fd, buf, len);
 
+	/* PRE_COPY with nothing now: the kernel says ENOMSG, not "would block" */
+	if (n < 0 && errno == EAGAIN && K.mig_state == VFIO_DEVICE_STATE_PRE_COPY)
+		return -ENOMSG;
 	return n < 0 ? -errno : n;
 }
 

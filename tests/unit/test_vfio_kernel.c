@@ -182,6 +182,56 @@ static void test_migration_session(void **state)
 	assert_int_equal(K.violations, 0);
 }
 
+/*
+ * PRE_COPY over kernel VFIO, the way vfio_pci_mig drives it: the data_fd of
+ * RUNNING -> PRE_COPY, VFIO_MIG_GET_PRECOPY_INFO issued on it, -ENOMSG when
+ * nothing is ready, the same fd through PRE_COPY_P2P into STOP_COPY where
+ * the rest follows, closed when the session ends.
+ */
+static void test_precopy_session(void **state)
+{
+	static const uint32_t want[] = {
+		VFIO_DEVICE_STATE_PRE_COPY, VFIO_DEVICE_STATE_PRE_COPY_P2P,
+		VFIO_DEVICE_STATE_STOP_COPY, VFIO_DEVICE_STATE_STOP,
+	};
+	struct vfio_device *dev;
+	uint64_t flags, initial = 1, dirty = 1;
+	char buf[32] = { 0 }, why[128];
+	int pipe_fd;
+
+	K.mig_flags |= VFIO_MIGRATION_PRE_COPY;
+	assert_int_equal(vfio_kernel_open_sys(CDEV, &fake_sys, &dev), 0);
+	assert_int_equal(vfio_mig_get_flags(dev, &flags), 0);
+	assert_int_equal(dev->ops->mig_precopy_info(dev, &initial, &dirty), -EINVAL);
+	assert_int_equal(vfio_mig_goto(dev, flags, VFIO_DEVICE_STATE_RUNNING,
+				       VFIO_DEVICE_STATE_PRE_COPY, why, sizeof(why)), 0);
+	pipe_fd = K.mig_pipe[0];
+	assert_int_equal(dev->ops->mig_precopy_info(dev, &initial, &dirty), 0);
+	assert_int_equal(initial, 9);
+	assert_int_equal(dirty, 0);
+	assert_int_equal(dev->ops->mig_data_read(dev, buf, sizeof(buf)), 9);
+	assert_memory_equal(buf, "pre-state", 9);
+	assert_int_equal(dev->ops->mig_data_read(dev, buf, sizeof(buf)), -ENOMSG);
+	assert_int_equal(dev->ops->mig_precopy_info(dev, &initial, &dirty), 0);
+	assert_int_equal(initial, 0);
+	assert_int_equal(vfio_mig_goto(dev, flags, VFIO_DEVICE_STATE_PRE_COPY,
+				       VFIO_DEVICE_STATE_PRE_COPY_P2P, why, sizeof(why)), 0);
+	assert_int_equal(vfio_mig_goto(dev, flags, VFIO_DEVICE_STATE_PRE_COPY_P2P,
+				       VFIO_DEVICE_STATE_STOP_COPY, why, sizeof(why)), 0);
+	assert_int_equal(fcntl(pipe_fd, F_GETFD) >= 0, 1);	/* the same session */
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(dev->ops->mig_data_read(dev, buf, sizeof(buf)), 12);
+	assert_string_equal(buf, "device-state");
+	assert_int_equal(dev->ops->mig_data_read(dev, buf, sizeof(buf)), 0);	/* EOF */
+	assert_int_equal(vfio_mig_goto(dev, flags, VFIO_DEVICE_STATE_STOP_COPY,
+				       VFIO_DEVICE_STATE_STOP, why, sizeof(why)), 0);
+	assert_int_equal(fcntl(pipe_fd, F_GETFD), -1);		/* session over, fd closed */
+	assert_int_equal(K.nr_mig_seq, 4);
+	assert_memory_equal(K.mig_seq, want, sizeof(want));
+	vfio_device_close(dev);
+	assert_int_equal(K.violations, 0);
+}
+
 /* Pause and resume of a kernel VFIO device: the FSM over VFIO_DEVICE_FEATURE. */
 static void test_mig_fsm_stop_and_run(void **state)
 {
@@ -331,6 +381,7 @@ int main(void)
 		cmocka_unit_test_setup(test_cdev_path, reset_fake),
 		cmocka_unit_test_setup(test_regions_irqs_reset, reset_fake),
 		cmocka_unit_test_setup(test_migration_session, reset_fake),
+		cmocka_unit_test_setup(test_precopy_session, reset_fake),
 		cmocka_unit_test_setup(test_mig_fsm_stop_and_run, reset_fake),
 		cmocka_unit_test_setup(test_dirty_log_pointers, reset_fake),
 		cmocka_unit_test_setup(test_wrong_api_version, reset_fake),

@@ -93,6 +93,13 @@ struct fake_srv {
 	uint32_t mig_refuse_from;	/* ... (only from this one, if set) ... */
 	uint32_t mig_refuse_errno;	/* ... with this errno */
 	bool mig_refuse_to_error;	/* ... and leaves the device in ERROR */
+	/*
+	 * PRE_COPY (with VFIO_MIGRATION_PRE_COPY in mig_flags): the session
+	 * gives the first pre_bytes of mig_out while running (0-byte reads
+	 * after, as hdnic), PRE_COPY_P2P -> STOP_COPY continues with the rest.
+	 */
+	uint32_t pre_bytes;
+	unsigned precopy_infos;		/* PRECOPY_INFO GETs answered */
 	/* DMA dirty log: pages the "device" wrote, reported (and cleared) by REPORT */
 	bool logging;
 	uint64_t log_page_size;
@@ -471,6 +478,23 @@ static void h_feature(struct fake_srv *s, const struct vfio_user_header *h, cons
 
 	memcpy(&f, p, sizeof(f));
 	switch (f.flags & VFIO_DEVICE_FEATURE_MASK) {
+	case HDNIC_FEATURE_PRECOPY_INFO: {
+		struct hdnic_precopy_info pi = { 0 };
+
+		if (!(s->mig_flags & VFIO_MIGRATION_PRE_COPY) ||
+		    (s->mig_state != VFIO_DEVICE_STATE_PRE_COPY &&
+		     s->mig_state != VFIO_DEVICE_STATE_PRE_COPY_P2P)) {
+			srv_error(s, h, s->mig_flags & VFIO_MIGRATION_PRE_COPY ? EINVAL : ENOTSUP);
+			return;
+		}
+		s->precopy_infos++;
+		pi.initial_bytes = s->pre_bytes > s->mig_out_pos ? s->pre_bytes - s->mig_out_pos : 0;
+		f.argsz = sizeof(f) + sizeof(pi);
+		memcpy(out, &f, sizeof(f));
+		memcpy(out + sizeof(f), &pi, sizeof(pi));
+		srv_reply(s, h, out, sizeof(f) + sizeof(pi), NULL, 0);
+		return;
+	}
 	case HDNIC_FEATURE_OUTPUT_COMMIT: {
 		struct hdnic_output_commit oc;
 		struct hdnic_output_status st = { .holding = s->oc_holding, .epoch = s->oc_epoch,
@@ -555,8 +579,16 @@ static void h_feature(struct fake_srv *s, const struct vfio_user_header *h, cons
 			srv_error(s, h, s->mig_refuse_errno ? s->mig_refuse_errno : EIO);
 			return;
 		}
+		/* the pre-copy session goes on through P2P and into STOP_COPY */
+		if (!((s->mig_state == VFIO_DEVICE_STATE_PRE_COPY ||
+		       s->mig_state == VFIO_DEVICE_STATE_PRE_COPY_P2P) &&
+		      (st.device_state == VFIO_DEVICE_STATE_PRE_COPY ||
+		       st.device_state == VFIO_DEVICE_STATE_PRE_COPY_P2P ||
+		       st.device_state == VFIO_DEVICE_STATE_STOP_COPY)))
+			s->mig_out_pos = 0;
+		if (st.device_state == VFIO_DEVICE_STATE_RESUMING)
+			s->mig_in_len = 0;
 		s->mig_state = st.device_state;
-		s->mig_out_pos = 0;
 		st.data_fd = 77;	/* junk the client must hide */
 		memcpy(out, &f, sizeof(f));
 		memcpy(out + sizeof(f), &st, sizeof(st));
@@ -627,6 +659,9 @@ static void h_mig_read(struct fake_srv *s, const struct vfio_user_header *h, con
 	memcpy(&q, p, sizeof(q));
 	asked = q.size;
 	n = MIN(q.size, MIG_BLOB - s->mig_out_pos);
+	if (s->mig_state == VFIO_DEVICE_STATE_PRE_COPY ||
+	    s->mig_state == VFIO_DEVICE_STATE_PRE_COPY_P2P)
+		n = MIN(n, s->pre_bytes > s->mig_out_pos ? s->pre_bytes - s->mig_out_pos : 0);
 	out = calloc(1, sizeof(q) + asked);
 	q.size = n;
 	q.argsz = sizeof(q) + n;
