@@ -429,3 +429,40 @@ def test_fdless_write_reply_with_the_specs_4_byte_count(fdnic, fdtap):
         assert vf.recv(match=lambda f: b"short-count" in f) is not None
         assert not vf.status() & vu.S_NEEDS_RESET
         assert fdnic.stats(0)["dma_msg_errors"] == 0
+
+
+def _tx_rate(vf, tap, frames=256, batch=8):
+    t0 = time.monotonic()
+    for n in range(0, frames, batch):
+        for i in range(batch):
+            vf.send(ether_frame(PEER, vf.mac(), payload=b"rate-%d" % (n + i)))
+        assert len(vf.wait_tx_done(batch)) == batch
+    return frames / (time.monotonic() - t0)
+
+
+def _rx_rate(vf, tap, frames=256, batch=8):
+    vf.post_rx()
+    t0 = time.monotonic()
+    for n in range(0, frames, batch):
+        for i in range(batch):
+            tap.send(ether_frame(vf.mac(), PEER, payload=b"rate-%d" % (n + i)))
+        for i in range(batch):
+            assert vf.recv(match=lambda f: b"rate-" in f, repost=True) is not None
+    return frames / (time.monotonic() - t0)
+
+
+def test_fdless_cost_side_by_side(fdnic, fdtap):
+    """What the message path costs: the same Python driver on the fd path and on
+    the slow path, 256 frames each way in batches of 8 (numbers printed; the
+    README quotes them).  Only correctness is asserted."""
+    rates = {}
+    for name, nofd in (("fd", False), ("nofd", True)):
+        with VirtioNetVF(fdnic.sock(0), nofd=nofd) as vf:
+            rates[name] = (_tx_rate(vf, fdtap), _rx_rate(vf, fdtap))
+            msgs = fdnic.stats(0)["dma_msgs"]
+            assert (msgs > 0) == nofd
+            if nofd:
+                rates["msgs_per_frame"] = msgs / 512
+    print(f"\nfd path:   TX {rates['fd'][0]:.0f} frames/s, RX {rates['fd'][1]:.0f} frames/s"
+          f"\nslow path: TX {rates['nofd'][0]:.0f} frames/s, RX {rates['nofd'][1]:.0f} frames/s"
+          f" ({rates['msgs_per_frame']:.1f} DMA_READ/WRITE per frame)")
