@@ -4,7 +4,7 @@
  * read and written incrementally over any byte transport (a file, a socket,
  * TLS), so the same bytes can sit in a file or cross a network.
  *
- *   header   "HDVMSNAP" u32 version (2) u32 flags (MIG_F_RAM_BY_FD)
+ *   header   "HDVMSNAP" u32 version (2) u32 flags (MIG_F_RAM_BY_FD, MIG_F_POSTCOPY)
  *   section  u32 tag, u32 crc32 of tag+length+body, u64 body length, body
  *   ...
  *   end      section "END " whose body is the u64 count of sections before it
@@ -48,6 +48,7 @@
 
 #define MIG_STREAM_VERSION	2
 #define MIG_F_RAM_BY_FD		1u
+#define MIG_F_POSTCOPY		2u	/* the source may switch to post-copy (vmm/postcopy_vm.h) */
 #define MIG_TAG_MANIFEST	SNAP_TAG('M', 'A', 'N', 'F')
 #define MIG_TAG_RAM_BATCH	SNAP_TAG('R', 'A', 'M', 'B')
 #define MIG_TAG_DEVS		SNAP_TAG('D', 'E', 'V', 'S')

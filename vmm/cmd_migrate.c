@@ -26,7 +26,8 @@ static void migrate_usage(FILE *f)
 {
 	fprintf(f,
 "usage: hdvm migrate NAME URI [--downtime-ms N] [--max-bandwidth R] [--timeout S]\n"
-"                    [--no-auto-converge] [--tls-creds DIR] [--json] [--run-dir DIR]\n"
+"                    [--no-auto-converge] [--postcopy | --postcopy-after N]\n"
+"                    [--tls-creds DIR] [--json] [--run-dir DIR]\n"
 "       hdvm migrate NAME --cancel\n"
 "\n"
 "Move a running VM to 'hdvm run --incoming URI' while it runs (pre-copy):\n"
@@ -47,6 +48,19 @@ static void migrate_usage(FILE *f)
 "  --tls-creds DIR     TLS for tcp: (between hosts): DIR has ca-cert.pem,\n"
 "                      client-cert.pem, client-key.pem; the destination's\n"
 "                      certificate must be signed by that CA\n"
+"  --postcopy          post-copy: switch over at once, the destination runs the\n"
+"                      VM and fetches the pages it lacks from this host on\n"
+"                      demand while the rest is pushed (for guests that dirty\n"
+"                      memory faster than pre-copy converges)\n"
+"  --postcopy-after N  pre-copy first; switch to post-copy if it has not\n"
+"                      converged after N passes\n"
+"                      WARNING: from the switchover until every page is there,\n"
+"                      the VM lives on both hosts: if either dies (or the link\n"
+"                      breaks), the VM is LOST -- there is no copy to go back\n"
+"                      to.  Refused for a VM under Remus protection, over\n"
+"                      file:, and with --tls-creds (not yet); over unix: the\n"
+"                      pages are sent, not the memfd.  Passthrough devices are\n"
+"                      held (stopped) on the destination until RAM is complete.\n"
 "  --json              print the final report as JSON\n"
 "  --cancel            stop the VM's running migration; the VM runs on (Ctrl-C\n"
 "                      on a running 'hdvm migrate' does the same)\n"
@@ -162,7 +176,18 @@ static int follow(const char *run_dir, const char *name, const char *uri, bool j
 				       jint(res, "device_precopy_bytes"),
 				       jint(res, "throttle_pct") ? ", vCPUs were throttled" : "");
 			}
-			if (!success)
+			if (success && !json && jint(res, "postcopy_pages"))
+				printf("%s: post-copy: %lld pages after the switchover (%lld on demand, "
+				       "%lld pushed) in %lld ms\n", name, jint(res, "postcopy_pages"),
+				       jint(res, "postcopy_on_demand"), jint(res, "postcopy_pushed"),
+				       jint(res, "postcopy_ms"));
+			if (!success && json_object_object_get_ex(res, "vm_lost", &v) &&
+			    json_object_get_boolean(v))
+				pr_err("VM '%s': post-copy migration to %s failed after the "
+				       "switchover: the VM is LOST: %s", name, uri,
+				       json_object_object_get_ex(r, "error", &v) ?
+				       json_object_get_string(v) : "?");
+			else if (!success)
 				pr_err("VM '%s': migration to %s failed, the VM runs on: %s", name, uri,
 				       json_object_object_get_ex(r, "error", &v) ?
 				       json_object_get_string(v) : "?");
@@ -184,11 +209,14 @@ int cmd_migrate(int argc, char **argv)
 		{ "tls-creds", required_argument, NULL, 'T' },
 		{ "cancel", no_argument, NULL, 'c' },
 		{ "no-auto-converge", no_argument, NULL, 'A' },
+		{ "postcopy", no_argument, NULL, 'P' },
+		{ "postcopy-after", required_argument, NULL, 'N' },
 		{ "run-dir", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	uint64_t downtime = 0, bandwidth = 0, timeout = 0;
+	uint64_t downtime = 0, bandwidth = 0, timeout = 0, pc_after = 0;
+	bool postcopy = false;
 	const char *run_dir = NULL, *name, *uri, *tls = NULL;
 	char tls_abs[PATH_MAX];
 	bool json = false, cancel = false, auto_converge = true;
@@ -223,6 +251,14 @@ int cmd_migrate(int argc, char **argv)
 		case 'T': tls = optarg; break;
 		case 'c': cancel = true; break;
 		case 'A': auto_converge = false; break;
+		case 'P': postcopy = true; break;
+		case 'N':
+			if (parse_u64(optarg, 1, 1000000, &pc_after) < 0) {
+				pr_err("--postcopy-after '%s': a number of pre-copy passes", optarg);
+				return EXIT_USAGE;
+			}
+			postcopy = true;
+			break;
 		case 'r': run_dir = optarg; break;
 		case 'h': migrate_usage(stdout); return 0;
 		case ':': pr_err("option '%s' needs a value", argv[optind - 1]); return EXIT_USAGE;
@@ -275,6 +311,10 @@ int cmd_migrate(int argc, char **argv)
 		json_object_object_add(req, "timeout_ms", json_object_new_int64((int64_t)timeout * 1000));
 	if (!auto_converge)
 		json_object_object_add(req, "auto_converge", json_object_new_boolean(0));
+	if (postcopy)
+		json_object_object_add(req, "postcopy", json_object_new_boolean(1));
+	if (pc_after)
+		json_object_object_add(req, "postcopy_after", json_object_new_int64((int64_t)pc_after));
 	r = request(run_dir, name, req);
 	if (!r)
 		return 1;

@@ -16,6 +16,8 @@
 #include "vmm/dirty_log.h"
 #include "vmm/memory.h"
 #include "vmm/migrate_policy.h"
+#include "vmm/postcopy_src.h"
+#include "vmm/postcopy_vm.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
@@ -290,6 +292,8 @@ static int precopy(struct sender *s, uint64_t t0, struct migrate_result *res, ch
 		s->dirty_pages = 0;
 		if (co.action == CONVERGE_SWITCHOVER)
 			return 0;
+		if (s->o->postcopy && s->pass >= s->o->postcopy_after)
+			return 1;	/* not converged after N passes: switch to post-copy */
 		if (co.action == CONVERGE_GIVE_UP) {
 			snprintf(why, len, "did not converge within %llu ms: %llu ms of downtime "
 				 "expected after pass %u (limit %llu ms, dirty rate %llu MiB/s, "
@@ -324,6 +328,7 @@ int vm_migrate_send(struct vm *vm, struct mig_io *io, const struct migrate_opts 
 	struct sender s = { .vm = vm, .o = o, .why = why, .why_len = len };
 	bool was_running = vm->state == VM_RUNNING, paused = false, logging = false;
 	bool end_sent = false;
+	bool to_postcopy = o->postcopy && !o->postcopy_after, committed = false;
 	uint64_t t0 = now_ns(), t_pause = 0;
 	struct state_buf sb;
 	int ret;
@@ -334,19 +339,23 @@ int vm_migrate_send(struct vm *vm, struct mig_io *io, const struct migrate_opts 
 		snprintf(why, len, "cannot migrate a VM that is %s", vm_state_name(vm->state));
 		return -EINVAL;
 	}
+	ret = postcopy_src_check(vm, io, o, why, len);
+	if (ret)
+		return ret;
 	if (o->ram_by_fd && !io->ops->send_fd) {
 		snprintf(why, len, "this transport cannot pass the RAM's memfd");
 		return -EINVAL;
 	}
 	s.t_window = t0;
-	ret = mig_writer_init(&s.w, io, o->ram_by_fd ? MIG_F_RAM_BY_FD : 0);
+	ret = mig_writer_init(&s.w, io, (o->ram_by_fd ? MIG_F_RAM_BY_FD : 0) |
+			      (o->postcopy ? MIG_F_POSTCOPY : 0));
 	if (!ret && o->ram_by_fd)
 		ret = io->ops->send_fd(io, vm->mem.memfd);
 	if (!ret)
 		ret = send_manifest(&s, why, len);
 	if (ret)
 		goto out;
-	if (!o->ram_by_fd) {
+	if (!o->ram_by_fd && !to_postcopy) {
 		ret = vm_dirty_log_start(vm);
 		if (ret) {
 			snprintf(why, len, "starting the dirty log: %s", strerror(-ret));
@@ -357,8 +366,9 @@ int vm_migrate_send(struct vm *vm, struct mig_io *io, const struct migrate_opts 
 		if (ret)
 			goto out;
 		ret = precopy(&s, t0, res, why, len);
-		if (ret)
+		if (ret < 0)
 			goto out;
+		to_postcopy = ret == 1;
 	}
 	/* stop and copy: devices RUNNING_P2P then STOP (PRE_COPY_P2P, STOP_COPY) */
 	vm_throttle_stop(vm);
@@ -369,7 +379,11 @@ int vm_migrate_send(struct vm *vm, struct mig_io *io, const struct migrate_opts 
 			goto out;
 		paused = true;
 	}
-	if (logging) {
+	if (to_postcopy) {
+		ret = postcopy_src_switch(vm, &s.w, logging, res, why, len);
+		if (ret)
+			goto out;
+	} else if (logging) {
 		ret = vm_dirty_log_sync(vm, send_dirty_slot, &s);
 		if (!ret)
 			ret = mig_flush_ram(&s.w);
@@ -397,6 +411,10 @@ int vm_migrate_send(struct vm *vm, struct mig_io *io, const struct migrate_opts 
 		snprintf(why, len, "sending the stream: %s", strerror(-ret));
 	if (!ret && io->fd >= 0 && !io->one_way && !o->no_answer)
 		ret = read_answer(io, why, len);
+	if (!ret && to_postcopy) {
+		committed = true;	/* the destination runs: no way back from here */
+		ret = postcopy_src_run(vm, io, o, res, why, len);
+	}
 out:
 	vm_throttle_stop(vm);
 	if (ret && why[0] && !end_sent)
@@ -409,7 +427,8 @@ out:
 		devices_save_cleanup(vm);	/* a device still in PRE_COPY runs on */
 		vm_dirty_log_stop(vm);
 	}
-	if (ret && paused) {
+	res->vm_lost = committed && ret;
+	if (ret && paused && !committed) {
 		char rwhy[160] = "";
 
 		if (vm_resume(vm, rwhy, sizeof(rwhy)))
@@ -417,6 +436,8 @@ out:
 	}
 	res->total_ms = (now_ns() - t0) / 1000000;
 	res->downtime_ms = t_pause ? (now_ns() - t_pause) / 1000000 : 0;
+	if (committed)		/* the VM ran on the destination once it answered */
+		res->downtime_ms -= MIN(res->downtime_ms, res->pc_ms);
 	res->passes = s.pass;
 	res->bytes = io->bytes_out;
 	res->pages = s.w.pages_sent;
@@ -533,6 +554,11 @@ int migrate_recv_finish(struct migrate_incoming *in, struct vm *vm, char *why, s
 			return ret;
 		in->memfd = -1;
 	}
+	if (in->r.flags & MIG_F_POSTCOPY) {	/* before any device state arrives */
+		ret = postcopy_hold_devices(vm, why, len);
+		if (ret)
+			return ret;
+	}
 	for (;;) {
 		ret = mig_read_section(&in->r, &tag, &body, &blen, why, len);
 		if (ret)
@@ -566,6 +592,11 @@ int migrate_recv_finish(struct migrate_incoming *in, struct vm *vm, char *why, s
 					*c = '?';	/* its text, not its control bytes */
 			ret = -ECANCELED;
 			goto out;
+		} else if (tag == MIG_TAG_POSTCOPY && (in->r.flags & MIG_F_POSTCOPY) &&
+			   !have_devs && !in->pc_needed) {
+			ret = postcopy_recv_switch(in, body, blen, vm->mem.size, why, len);
+			if (ret)
+				goto out;
 		} else if (tag == MIG_TAG_DEVS && !have_devs) {
 			devs = xzalloc(blen ?: 1);
 			memcpy(devs, body, blen);
@@ -589,6 +620,8 @@ int migrate_recv_finish(struct migrate_incoming *in, struct vm *vm, char *why, s
 		snprintf(why, len, "device state has trailing bytes");
 		ret = -EPROTO;
 	}
+	if (!ret && (in->r.flags & MIG_F_POSTCOPY) && !in->pc_needed)
+		postcopy_release_devices(vm);	/* pre-copy converged before the switch */
 out:
 	if (ret)
 		devices_load_abort(vm);	/* a device still in RESUMING drops what arrived */
@@ -638,6 +671,8 @@ int migrate_recv_answer(struct migrate_incoming *in, int ret, const char *why)
 void migrate_recv_end(struct migrate_incoming *in)
 {
 	mig_reader_free(&in->r);
+	free(in->pc_needed);
+	in->pc_needed = NULL;
 	if (in->memfd >= 0)
 		close(in->memfd);
 	in->memfd = -1;

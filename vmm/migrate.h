@@ -31,6 +31,7 @@
 
 struct vm;
 struct vm_config;
+struct postcopy_dst;
 
 struct migrate_progress {
 	uint32_t pass;
@@ -52,6 +53,14 @@ struct migrate_opts {
 	bool no_auto_converge;		/* never throttle the vCPUs */
 	atomic_bool *cancel;		/* set from elsewhere: stop and resume */
 	const char *cancel_reason;	/* who cancelled, for the messages ("Ctrl-C") */
+	/*
+	 * Post-copy (vmm/postcopy_vm.h): switch over at once (postcopy_after
+	 * 0) or when pre-copy has not converged after postcopy_after passes;
+	 * the destination runs and fetches the pages it lacks.  From the
+	 * switchover on, the death of either end loses the VM.
+	 */
+	bool postcopy;
+	uint32_t postcopy_after;
 	/* after each pass; may dirty guest RAM in tests */
 	void (*progress)(const struct migrate_progress *p, void *opaque);
 	void *opaque;
@@ -65,6 +74,9 @@ struct migrate_result {
 	uint64_t device_bytes;		/* the DEVS section */
 	uint64_t device_precopy_bytes;	/* DEVP sections: device state sent while running */
 	uint32_t throttle_pct;		/* the highest auto-converge throttle used */
+	/* post-copy: whether it switched, and how the pages went after it */
+	bool postcopy, vm_lost;		/* vm_lost: failed after the switchover */
+	uint64_t pc_needed, pc_served, pc_pushed, pc_ms;
 };
 
 #define MIGRATE_DEFAULT_DOWNTIME_MS	300
@@ -78,6 +90,9 @@ struct migrate_incoming {
 	struct manifest m;
 	int memfd;			/* the source's RAM (unix:), or -1 */
 	bool answered;			/* the source was told */
+	/* post-copy: the pages still to come (the PCSW section) and their server */
+	uint64_t *pc_needed;
+	struct postcopy_dst *pc;
 	uint64_t device_precopy_bytes;	/* DEVP bodies taken while the source ran */
 	uint64_t t_start;
 };

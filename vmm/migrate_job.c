@@ -12,6 +12,7 @@
 #include "migration/transport.h"
 #include "vmm/control.h"
 #include "vmm/migrate.h"
+#include "vmm/postcopy_vm.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
@@ -76,6 +77,10 @@ static void *job_main(void *arg)
 		pr_info("%s: %llu ms, downtime %llu ms", reason,
 			(unsigned long long)res.total_ms, (unsigned long long)res.downtime_ms);
 		vm_request_shutdown(job.vm, 0, reason);
+	} else if (res.vm_lost) {
+		pr_err("post-copy migration to %s failed after the switchover: the VM is lost: %s",
+		       job.uri_text, job.why);
+		vm_request_shutdown(job.vm, 1, "VM lost during post-copy");
 	} else {
 		pr_err("migration to %s failed, the VM runs on: %s", job.uri_text, job.why);
 	}
@@ -99,7 +104,7 @@ static bool get_u64(json_object *req, const char *key, uint64_t *v, json_object 
 
 /*
  * {"cmd":"migrate","uri":"tcp:H:P","downtime_ms":N,"max_bandwidth":B,
- *  "timeout_ms":T,"auto_converge":false} or {"cmd":"migrate","cancel":true,
+ *  "timeout_ms":T,"auto_converge":false,"postcopy":true,"postcopy_after":N} or {"cmd":"migrate","cancel":true,
  *  "reason":"Ctrl-C"}
  */
 void vm_migrate_cmd(void *opaque, json_object *req, json_object *r)
@@ -107,6 +112,7 @@ void vm_migrate_cmd(void *opaque, json_object *req, json_object *r)
 	struct vm *vm = opaque;
 	json_object *uri, *cancel, *tls, *v;
 	struct migrate_opts o = { 0 };
+	uint64_t pc_after = 0;
 	char why[256];
 
 	if (json_object_object_get_ex(req, "cancel", &cancel) &&
@@ -134,7 +140,8 @@ void vm_migrate_cmd(void *opaque, json_object *req, json_object *r)
 			     !json_object_get_boolean(v);
 	if (!get_u64(req, "downtime_ms", &o.downtime_ms, r) ||
 	    !get_u64(req, "max_bandwidth", &o.max_bandwidth, r) ||
-	    !get_u64(req, "timeout_ms", &o.timeout_ms, r))
+	    !get_u64(req, "timeout_ms", &o.timeout_ms, r) ||
+	    !get_u64(req, "postcopy_after", &pc_after, r))
 		return;
 	if (job.started) {
 		pthread_join(job.thread, NULL);
@@ -152,7 +159,10 @@ void vm_migrate_cmd(void *opaque, json_object *req, json_object *r)
 	if (mig_tls_check(&job.uri, job.tls_dir[0] ? job.tls_dir : NULL, why, sizeof(why)))
 		return control_reply_error(r, "migrate: %s", why);
 	snprintf(job.uri_text, sizeof(job.uri_text), "%s", json_object_get_string(uri));
-	o.ram_by_fd = job.uri.kind == MIG_UNIX;
+	if (postcopy_opts(req, pc_after, job.uri.kind == MIG_FILE, job.tls_dir[0], vm, &o,
+			  why, sizeof(why)))
+		return control_reply_error(r, "migrate: %s", why);
+	o.ram_by_fd = job.uri.kind == MIG_UNIX && !o.postcopy;	/* post-copy sends pages */
 	o.progress = on_progress;
 	o.cancel = &job.cancel;
 	o.cancel_reason = job.cancel_reason;
@@ -214,6 +224,7 @@ void vm_migrate_status_cmd(void *opaque, json_object *req, json_object *r)
 		add_u64(p, "pages", job.res.pages);
 		add_u64(p, "zero_pages", job.res.zero_pages);
 		add_u64(p, "device_bytes", job.res.device_bytes);
+		postcopy_result_json(p, &job.res);
 		add_u64(p, "device_precopy_bytes", job.res.device_precopy_bytes);
 		add_u64(p, "throttle_pct", job.res.throttle_pct);
 		json_object_object_add(r, "result", p);

@@ -291,9 +291,9 @@ static int punch_needed(struct postcopy_dst *pc)
 	return 0;
 }
 
-int postcopy_dst_start(struct postcopy_dst *pc, struct mig_io *io, int memfd, uint8_t *base,
-		       uint64_t size, uint64_t *needed, postcopy_finished_fn *finished,
-		       void *opaque, char *why, size_t len)
+int postcopy_dst_prepare(struct postcopy_dst *pc, struct mig_io *io, int memfd, uint8_t *base,
+			 uint64_t size, uint64_t *needed, postcopy_finished_fn *finished,
+			 void *opaque, char *why, size_t len)
 {
 	struct uffdio_register reg = {
 		.range = { .start = (uintptr_t)base, .len = size },
@@ -341,15 +341,40 @@ int postcopy_dst_start(struct postcopy_dst *pc, struct mig_io *io, int memfd, ui
 		goto err;
 	}
 	pc->stop_efd = eventfd(0, EFD_CLOEXEC);
-	if (pc->stop_efd < 0 || pthread_create(&pc->thread, NULL, pc_thread, pc)) {
-		ret = mig_refuse(-EAGAIN, why, len, "cannot start the post-copy thread");
+	if (pc->stop_efd < 0) {
+		ret = mig_refuse(-errno, why, len, "eventfd: %s", strerror(errno));
 		goto err;
 	}
-	pc->started = true;
 	return 0;
 err:
 	pc->needed = NULL;	/* the caller keeps it on failure */
 	postcopy_dst_destroy(pc);
+	return ret;
+}
+
+int postcopy_dst_run(struct postcopy_dst *pc, char *why, size_t len)
+{
+	int ret = pthread_create(&pc->thread, NULL, pc_thread, pc);
+
+	if (ret)
+		return mig_refuse(-ret, why, len, "cannot start the post-copy thread: %s",
+				  strerror(ret));
+	pc->started = true;
+	return 0;
+}
+
+int postcopy_dst_start(struct postcopy_dst *pc, struct mig_io *io, int memfd, uint8_t *base,
+		       uint64_t size, uint64_t *needed, postcopy_finished_fn *finished,
+		       void *opaque, char *why, size_t len)
+{
+	int ret = postcopy_dst_prepare(pc, io, memfd, base, size, needed, finished, opaque,
+				       why, len);
+
+	if (!ret) {
+		ret = postcopy_dst_run(pc, why, len);
+		if (ret)
+			postcopy_dst_destroy(pc);
+	}
 	return ret;
 }
 

@@ -77,10 +77,16 @@ struct postcopy_dst {
 };
 
 /*
- * Punch the needed pages out of memfd, register [base, base+size) with a
- * new userfaultfd and start the thread; takes `needed` (freed by destroy).
- * 0 or -errno with why (nothing registered on failure).
+ * Punch the needed pages out of memfd and register [base, base+size) with a
+ * new userfaultfd; takes `needed` (freed by destroy).  0 or -errno with why
+ * (nothing registered, `needed` still the caller's, on failure).  Faults
+ * wait from here until run() starts the thread.
  */
+int postcopy_dst_prepare(struct postcopy_dst *pc, struct mig_io *io, int memfd, uint8_t *base,
+			 uint64_t size, uint64_t *needed, postcopy_finished_fn *finished,
+			 void *opaque, char *why, size_t len);
+int postcopy_dst_run(struct postcopy_dst *pc, char *why, size_t len);
+/* Both. */
 int postcopy_dst_start(struct postcopy_dst *pc, struct mig_io *io, int memfd, uint8_t *base,
 		       uint64_t size, uint64_t *needed, postcopy_finished_fn *finished,
 		       void *opaque, char *why, size_t len);

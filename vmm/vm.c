@@ -19,6 +19,7 @@
 #include "vmm/kvm_ops.h"
 #include "vmm/machine_dev.h"
 #include "vmm/migrate.h"
+#include "vmm/postcopy_vm.h"
 #include "vmm/snapshot.h"
 #include "vmm/util.h"
 #include "vmm/vcpu.h"
@@ -275,6 +276,9 @@ int vm_boot(struct vm *vm)
 		ret = incoming_finish(vm);
 		if (ret < 0)
 			return ret;
+		ret = postcopy_vm_start(vm);	/* answers the source itself */
+		if (ret < 0)
+			return ret;
 	}
 	vcpu_signals_init();
 	if (vm->cfg.standby)
@@ -388,6 +392,7 @@ void vm_destroy(struct vm *vm)
 			vcpu_join_and_destroy(vm->vcpus[i]);
 	free(vm->vcpus);
 	vm->vcpus = NULL;
+	postcopy_vm_stop(vm);
 	devices_unrealize(vm);
 	while (vm->devices) {
 		struct device *d = vm->devices;

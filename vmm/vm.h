@@ -118,6 +118,11 @@ struct vm {
 	struct pci_bus *pci;		/* bus 0, created with the VM */
 	/* vCPU pause handshake */
 	atomic_bool pause_requested;
+	/*
+	 * A standby protects this VM (the checkpoint driver, issue 11, sets it
+	 * while protection runs): post-copy migration is refused for it.
+	 */
+	atomic_bool remus_protected;
 };
 
 /* The single VM of this process (signal handlers and seccomp need it). */
