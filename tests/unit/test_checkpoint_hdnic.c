@@ -1,0 +1,625 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Remus output commit end to end at a REAL hdnic, without KVM (the pattern
+ * of test_vfio_pci_hdnic.c): a primary process with hdvm's passthrough
+ * device on VF 0 and a guest driver in plain code, the checkpoint driver
+ * (vmm/checkpoint.c) pausing the function each epoch (RUNNING_P2P, STOP,
+ * STOP_COPY state, RUNNING over vfio-user) and shipping checkpoints to a
+ * standby on VF 1 of the same hdnic (vmm/standby.c), through a relay the
+ * test can freeze.  What a client on the wire sees:
+ *  - a frame the driver sends leaves the uplink once its epoch is acknowledged;
+ *  - while the standby (the relay) is frozen, a frame is held in hdnic
+ *    (egress_held) and leaves only after the standby answers again;
+ *  - a frame of an epoch never acknowledged is thrown away when the primary
+ *    is SIGKILLed (egress_discarded) and never reaches the wire;
+ *  - the standby then takes over: VF 1 loads the last checkpoint's state
+ *    (RESUMING -> RUNNING), carries VF 0's MAC and announces it.
+ *
+ * Needs CAP_SYS_ADMIN (unshare), /dev/net/tun and build/hdnic; skipped otherwise.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <libgen.h>
+#include <limits.h>
+#include <linux/if_packet.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_net.h>
+#include <linux/virtio_pci.h>
+#include <linux/virtio_ring.h>
+#include <net/if.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "tests/unit/fake_kvm.h"
+
+#include "devices/device.h"
+#include "devices/pci/pci.h"
+#include "devices/vfio/vfio_pci.h"
+#include "devices/vfio/vfio_pci_int.h"
+#include "devices/virtio/virtio_pci.h"
+#include "migration/stream.h"
+#include "vmm/checkpoint.h"
+#include "vmm/iobus.h"
+#include "vmm/kvm_ops.h"
+#include "vmm/machine_dev.h"
+#include "vmm/irq.h"
+#include "vmm/memory.h"
+#include "vmm/migrate.h"
+#include "vmm/standby.h"
+#include "vmm/util.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+/* host A's NIC (the primary's VF 0) and host B's (the standby's VF 0) */
+static char hdnic[PATH_MAX], dir[2][64];
+static pid_t nic_pid[2] = { -1, -1 };
+static bool have_nic;
+static const uint8_t peer[6] = { 0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0x01 };
+
+static int kvm_accepts(int fd, unsigned long req, void *arg) { return 0; }
+
+/* memory slots, KVM's dirty log (empty: no vCPU writes here) and the fake vCPU state */
+static int slot_ioctl(int fd, unsigned long req, void *arg)
+{
+	if (req == KVM_SET_USER_MEMORY_REGION || req == KVM_GET_DIRTY_LOG)
+		return 0;
+	return fake_ioctl(fd, req, arg);
+}
+
+static const struct kvm_ops accept_kvm = { .ioctl = slot_ioctl };
+static pid_t prim_pid = -1;
+
+static void vm_up(struct vm *vm, int host)
+{
+	char sock[128];
+
+	memset(vm, 0, sizeof(*vm));
+	iobus_init(&vm->pio, "pio");
+	iobus_init(&vm->mmio, "mmio");
+	pthread_mutex_init(&vm->state_lock, NULL);
+	pthread_cond_init(&vm->state_cond, NULL);
+	vm->cfg.kernel = "none";
+	vm->cfg.nr_vfio_user = 1;
+	assert_int_equal(guest_mem_init(&vm->mem, 2 << 20), 0);
+	vm->kvm = vm->mem.kvm = &accept_kvm;
+	/* vCPUs on the fake KVM (tests/unit/fake_kvm.h): their state is its bytes */
+	vm->kvm_fd = KVM_FD;
+	vm->vm_fd = vm->mem.vm_fd = VM_FD;
+	vm->ncpus = NR_VCPUS;
+	vm->vcpus = xzalloc(sizeof(*vm->vcpus) * NR_VCPUS);
+	for (int i = 0; i < NR_VCPUS; i++) {
+		vm->vcpus[i] = xzalloc(sizeof(struct vcpu));
+		vm->vcpus[i]->vm = vm;
+		vm->vcpus[i]->fd = VCPU_FD0 + i;
+	}
+	device_add(vm, machine_dev_create());	/* first, as in every VM */
+	vm->pci = pci_bus_create(vm);
+	snprintf(sock, sizeof(sock), "%s/vf0.sock", dir[host]);
+	assert_int_equal(vfio_pci_add(vm, sock, false, "vfio0"), 0);
+	assert_int_equal(devices_realize(vm), 0);
+	vm->state = VM_RUNNING;
+}
+
+/* A field of VF 0 of host's hdnic in `hdnic ctl DIR list|stats --json`. */
+static char *vf_query(const char *what, int host, const char *key)
+{
+	static char val[160];
+	char cmd[PATH_MAX + 128], out[65536], dev[16];
+	json_object *root, *arr, *e, *v;
+	size_t n;
+	FILE *p;
+
+	snprintf(dev, sizeof(dev), "vf0");
+	snprintf(cmd, sizeof(cmd), "%s ctl %s %s --json", hdnic, dir[host], what);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	assert_int_equal(pclose(p), 0);
+	root = json_tokener_parse(out);
+	assert_non_null(root);
+	val[0] = 0;
+	if (json_object_object_get_ex(root, "vfs", &arr))
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			e = json_object_array_get_idx(arr, i);
+			if (json_object_object_get_ex(e, "dev", &v) &&
+			    !strcmp(json_object_get_string(v), dev) &&
+			    json_object_object_get_ex(e, key, &v))
+				snprintf(val, sizeof(val), "%s", json_object_get_string(v));
+		}
+	json_object_put(root);
+	assert_true(val[0]);
+	return val;
+}
+
+static uint64_t vf_stat(int host, const char *key)
+{
+	return strtoull(vf_query("stats", host, key), NULL, 0);
+}
+
+/* ---- the guest driver (as in test_vfio_pci_hdnic.c): TX queue 1 only ---- */
+
+#define TXQ_DESC	0x20000ull
+#define TXQ_AVAIL	0x21000ull
+#define TXQ_USED	0x22000ull
+#define TX_BUF(i)	(0x180000ull + (i) * 2048)
+#define QSIZE		16
+#define NET_HDR_LEN	12
+
+static uint64_t bar0;
+
+static void bar_w(struct vm *vm, uint32_t off, uint64_t v, unsigned len)
+{
+	assert_true(iobus_access(&vm->mmio, bar0 + off, &v, len, true));
+}
+
+static void *gpa(struct vm *vm, uint64_t a) { return vm->mem.host + a; }
+
+static void driver_up(struct vm *vm)
+{
+	struct vfio_pci *vp = container_of(device_find(vm, "vfio0"), struct vfio_pci, dev);
+	uint16_t cmd = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
+	uint64_t feats = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_NET_F_MAC;
+	const uint8_t ok = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+			   VIRTIO_CONFIG_S_FEATURES_OK;
+
+	bar0 = pci_bar_address(&vp->pd, 0);
+	pci_bus_cfg_access(vm->pci, vp->pd.devfn, PCI_COMMAND, &cmd, 2, true);
+	bar_w(vm, VIRTIO_PCI_COMMON_STATUS, 0, 1);
+	bar_w(vm, VIRTIO_PCI_COMMON_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE, 1);
+	bar_w(vm, VIRTIO_PCI_COMMON_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER, 1);
+	bar_w(vm, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
+	bar_w(vm, VIRTIO_PCI_COMMON_GF, (uint32_t)feats, 4);
+	bar_w(vm, VIRTIO_PCI_COMMON_GFSELECT, 1, 4);
+	bar_w(vm, VIRTIO_PCI_COMMON_GF, feats >> 32, 4);
+	bar_w(vm, VIRTIO_PCI_COMMON_STATUS, ok, 1);
+	memset(gpa(vm, TXQ_DESC), 0, 0x3000);
+	bar_w(vm, VIRTIO_PCI_COMMON_Q_SELECT, 1, 2);
+	bar_w(vm, VIRTIO_PCI_COMMON_Q_SIZE, QSIZE, 2);
+	bar_w(vm, VIRTIO_PCI_COMMON_Q_MSIX, VIRTIO_MSI_NO_VECTOR, 2);
+	bar_w(vm, VIRTIO_PCI_COMMON_Q_DESCLO, TXQ_DESC, 8);
+	bar_w(vm, VIRTIO_PCI_COMMON_Q_AVAILLO, TXQ_AVAIL, 8);
+	bar_w(vm, VIRTIO_PCI_COMMON_Q_USEDLO, TXQ_USED, 8);
+	bar_w(vm, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+	bar_w(vm, VIRTIO_PCI_COMMON_STATUS, ok | VIRTIO_CONFIG_S_DRIVER_OK, 1);
+}
+
+/* The driver sends one frame to the peer, tag in byte 14. */
+static void tx_send(struct vm *vm, const uint8_t *mac, uint8_t tag)
+{
+	struct vring_desc *desc = gpa(vm, TXQ_DESC);
+	struct vring_avail *avail = gpa(vm, TXQ_AVAIL);
+	uint16_t i = avail->idx % QSIZE;
+	uint8_t *buf = gpa(vm, TX_BUF(i));
+
+	memset(buf, 0, NET_HDR_LEN + 64);
+	memcpy(buf + NET_HDR_LEN, peer, 6);
+	memcpy(buf + NET_HDR_LEN + 6, mac, 6);
+	buf[NET_HDR_LEN + 12] = 0x88;
+	buf[NET_HDR_LEN + 13] = 0xb5;
+	buf[NET_HDR_LEN + 14] = tag;
+	desc[i] = (struct vring_desc){ TX_BUF(i), NET_HDR_LEN + 64, 0, 0 };
+	avail->ring[i] = i;
+	__atomic_store_n(&avail->idx, (uint16_t)(avail->idx + 1), __ATOMIC_RELEASE);
+	/* what KVM's dirty log would say of a vCPU's writes (the fake's log is empty) */
+	guest_mem_mark_dirty(&vm->mem, TXQ_DESC, 0x2000);
+	guest_mem_mark_dirty(&vm->mem, TX_BUF(i), NET_HDR_LEN + 64);
+	bar_w(vm, VIRTIO_PCI_NOTIFY_OFF + 4, 1, 2);
+}
+
+static int uplink_socket(const char *ifname)
+{
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(0x88b5) };
+	struct ifreq ifr = { 0 };
+	int s = socket(AF_PACKET, SOCK_RAW, htons(0x88b5)), c = socket(AF_INET, SOCK_DGRAM, 0);
+
+	assert_true(s >= 0 && c >= 0);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	assert_int_equal(ioctl(c, SIOCGIFFLAGS, &ifr), 0);
+	ifr.ifr_flags |= IFF_UP;
+	assert_int_equal(ioctl(c, SIOCSIFFLAGS, &ifr), 0);
+	close(c);
+	sll.sll_ifindex = if_nametoindex(ifname);
+	assert_int_equal(bind(s, (struct sockaddr *)&sll, sizeof(sll)), 0);
+	return s;
+}
+
+/* Did a frame from mac with this tag come out of the uplink within ms? */
+static bool tx_seen(int s, const uint8_t *mac, uint8_t tag, unsigned ms)
+{
+	struct timeval tv = { .tv_usec = 20000 };
+	uint64_t end = now_ns() + ms * 1000000ull;
+	uint8_t f[2048];
+
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (now_ns() < end) {
+		ssize_t n = recv(s, f, sizeof(f), 0);
+
+		if (n >= 15 && !memcmp(f + 6, mac, 6) && f[14] == tag)
+			return true;
+	}
+	return false;
+}
+
+/* Every frame on ifname (brought up by uplink_socket() first). */
+static int raw_all(const char *ifname)
+{
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+				   .sll_ifindex = (int)if_nametoindex(ifname) };
+	struct timeval tv = { .tv_usec = 20000 };
+	int raw = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+
+	assert_true(raw >= 0);
+	assert_int_equal(bind(raw, (struct sockaddr *)&sll, sizeof(sll)), 0);
+	setsockopt(raw, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return raw;
+}
+
+/* Host B's hdnic sent something from mac on its wire (the announcement) within ms. */
+static bool announced(int raw, const uint8_t *mac, unsigned ms)
+{
+	uint64_t end = now_ns() + ms * 1000000ull;
+	uint8_t f[2048];
+
+	while (now_ns() < end) {
+		ssize_t n = recv(raw, f, sizeof(f), 0);
+
+		if (n >= 14 && !memcmp(f + 6, mac, 6))
+			return true;
+	}
+	return false;
+}
+
+/* ---- the primary: a process of its own, so it can be SIGKILLed ---- */
+
+static struct vm prim;
+
+static int dev_pause(struct vm *vm, char *why, size_t len) { return devices_pause(vm, why, len); }
+static int dev_resume(struct vm *vm, char *why, size_t len) { return devices_resume(vm, why, len); }
+
+struct prim_run {
+	int fd;
+	atomic_bool stop;
+};
+
+static void *prim_driver(void *arg)
+{
+	struct prim_run *pr = arg;
+	struct ckpt_opts o = {
+		.epoch_ms = 30, .heartbeat_ms = 10, .failover_ms = 8000,
+		.pause = dev_pause, .resume = dev_resume, .stop = &pr->stop,
+	};
+	struct ckpt_stats st;
+	struct mig_io io;
+	char why[256];
+
+	ckpt_stats_init(&st);
+	mig_io_unix(&io, pr->fd);
+	if (ckpt_primary_run(&prim, &io, &o, &st, why, sizeof(why)))
+		fprintf(stderr, "primary: %s\n", why);
+	return NULL;
+}
+
+/* Commands on cmd_fd: a byte n > 0 sends the frame tagged n; 0 ends. */
+static void primary_main(int fd, int cmd_fd, int ack_fd)
+{
+	struct prim_run pr = { .fd = fd };
+	pthread_t t;
+	uint8_t c;
+
+	alarm(60);
+	cur = &src;
+	vm_up(&prim, 0);
+	driver_up(&prim);
+	assert_int_equal(pthread_create(&t, NULL, prim_driver, &pr), 0);
+	while (read(cmd_fd, &c, 1) == 1 && c) {
+		uint8_t m[6];
+		unsigned v[6];
+
+		assert_int_equal(sscanf(vf_query("list", 0, "mac"), "%x:%x:%x:%x:%x:%x",
+					&v[0], &v[1], &v[2], &v[3], &v[4], &v[5]), 6);
+		for (int i = 0; i < 6; i++)
+			m[i] = (uint8_t)v[i];
+		tx_send(&prim, m, c);
+		assert_int_equal(write(ack_fd, &c, 1), 1);
+	}
+	atomic_store(&pr.stop, true);
+	pthread_join(t, NULL);
+	_exit(0);
+}
+
+/* ---- a relay between primary and standby the test can freeze ---- */
+
+struct relay {
+	int a, b;		/* primary side, standby side */
+	atomic_bool frozen, quit;
+	pthread_t t;
+};
+
+static void *relay_main(void *arg)
+{
+	struct relay *r = arg;
+	uint8_t buf[65536];
+
+	while (!atomic_load(&r->quit)) {
+		struct pollfd p[2] = { { .fd = r->a, .events = POLLIN }, { .fd = r->b, .events = POLLIN } };
+
+		if (atomic_load(&r->frozen)) {
+			usleep(1000);
+			continue;
+		}
+		if (poll(p, 2, 10) <= 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			ssize_t n;
+
+			if (!p[i].revents)
+				continue;
+			n = read(p[i].fd, buf, sizeof(buf));
+			if (n <= 0) {	/* one side gone: the other sees its end */
+				shutdown(i ? r->a : r->b, SHUT_WR);
+				if (i == 0)
+					return NULL;
+				continue;
+			}
+			for (ssize_t off = 0; off < n;) {
+				ssize_t w = write(i ? r->a : r->b, buf + off, (size_t)(n - off));
+
+				if (w <= 0)
+					return NULL;
+				off += w;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* ---- the standby, on a thread of the test ---- */
+
+struct stby {
+	int fd;
+	struct vm vm;
+	struct mig_io io;
+	struct standby sb;
+	pthread_t t;
+	enum standby_outcome outcome;
+	int ret;
+	char why[256];
+};
+
+static void *standby_main(void *arg)
+{
+	struct stby *s = arg;
+
+	mig_io_unix(&s->io, s->fd);
+	s->ret = standby_begin(&s->sb, &s->io, s->why, sizeof(s->why));
+	if (s->ret) {
+		fprintf(stderr, "standby: %s\n", s->why);
+		return NULL;
+	}
+	vm_up(&s->vm, 1);	/* its own function, attached and idle */
+	s->vm.state = VM_CREATED;
+	s->outcome = standby_receive(&s->sb, &s->vm);
+	return NULL;
+}
+
+static uint64_t applied(struct stby *s)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&s->sb.lock);
+	v = s->sb.applied;
+	pthread_mutex_unlock(&s->sb.lock);
+	return v;
+}
+
+static void wait_applied(struct stby *s, uint64_t n)
+{
+	for (int i = 0; i < 1000 && applied(s) < n; i++)
+		usleep(10000);
+	assert_true(applied(s) >= n);
+}
+
+static void send_cmd(int cmd_fd, int ack_fd, uint8_t tag)
+{
+	uint8_t c;
+
+	assert_int_equal(write(cmd_fd, &tag, 1), 1);
+	assert_int_equal(read(ack_fd, &c, 1), 1);
+	assert_int_equal(c, tag);
+}
+
+static void test_output_held_until_ack_and_discarded_when_primary_dies(void **st)
+{
+	struct stby s = { 0 };
+	struct relay r = { 0 };
+	int ps[2], ss[2], cmd[2], ack[2], up = -1, up_b = -1, status;
+	uint8_t mac[6];
+	unsigned v[6];
+	char why[256], mac_text[32];
+	pid_t pid;
+
+	if (!have_nic)
+		skip();
+	fake_reset(&src);
+	fake_reset(&dst);
+	make_source();		/* the primary's vCPUs (its fork's copy) */
+	cur = &dst;		/* the standby's, in this process */
+	up = uplink_socket("hdc0");
+	up_b = uplink_socket("hdc1");
+	close(up_b);
+	up_b = raw_all("hdc1");
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ps), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ss), 0);
+	assert_int_equal(pipe(cmd), 0);
+	assert_int_equal(pipe(ack), 0);
+	pid = prim_pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		close(ps[1]);
+		primary_main(ps[0], cmd[0], ack[1]);
+	}
+	close(ps[0]);
+	r.a = ps[1];
+	r.b = ss[0];
+	assert_int_equal(pthread_create(&r.t, NULL, relay_main, &r), 0);
+	s.fd = ss[1];
+	assert_int_equal(pthread_create(&s.t, NULL, standby_main, &s), 0);
+	wait_applied(&s, 2);
+	snprintf(mac_text, sizeof(mac_text), "%s", vf_query("list", 0, "mac"));
+	assert_int_equal(sscanf(mac_text, "%x:%x:%x:%x:%x:%x",
+				&v[0], &v[1], &v[2], &v[3], &v[4], &v[5]), 6);
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)v[i];
+	assert_string_not_equal(vf_query("list", 1, "mac"), mac_text);
+	assert_string_equal(vf_query("stats", 0, "egress_holding"), "true");
+
+	/* 1: a frame leaves once its epoch is acknowledged */
+	send_cmd(cmd[1], ack[0], 1);
+	assert_true(tx_seen(up, mac, 1, 3000));
+
+	/* 2: the standby frozen -- the frame is held in hdnic, then leaves */
+	atomic_store(&r.frozen, true);
+	usleep(100000);		/* an ack already on its way lands first */
+	send_cmd(cmd[1], ack[0], 2);
+	assert_false(tx_seen(up, mac, 2, 600));
+	assert_true(vf_stat(0, "egress_held") >= 1);
+	atomic_store(&r.frozen, false);
+	assert_true(tx_seen(up, mac, 2, 3000));
+
+	/* 3: frozen again, the primary killed before the ack: never on the wire */
+	atomic_store(&r.frozen, true);
+	usleep(100000);
+	send_cmd(cmd[1], ack[0], 3);
+	assert_false(tx_seen(up, mac, 3, 300));
+	assert_true(vf_stat(0, "egress_held") >= 1);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	prim_pid = -1;
+	atomic_store(&r.frozen, false);
+	assert_false(tx_seen(up, mac, 3, 800));
+	assert_true(vf_stat(0, "egress_discarded") >= 1);
+
+	/* the standby takes over from its last checkpoint, on its own function */
+	pthread_join(s.t, NULL);
+	assert_int_equal(s.ret, 0);
+	assert_int_equal(s.outcome, STANDBY_ACTIVATE);
+	assert_int_equal(standby_activate(&s.sb, &s.vm, why, sizeof(why)), 0);
+	assert_string_equal(vf_query("list", 1, "mig_state"), "running");
+	assert_string_equal(vf_query("list", 1, "mac"), mac_text);
+	/* host B's hdnic announced the guest's MAC on its wire (the switch and peers move) */
+	assert_true(announced(up_b, mac, 2000));
+	assert_string_not_equal(vf_query("list", 1, "mig_announces"), "0");
+	/* the guest goes on where the checkpoint left it: its next frame leaves host B */
+	bar0 = pci_bar_address(&container_of(device_find(&s.vm, "vfio0"), struct vfio_pci,
+					     dev)->pd, 0);
+	tx_send(&s.vm, mac, 4);
+	assert_true(tx_seen(up_b, mac, 4, 2000));
+	assert_false(tx_seen(up, mac, 4, 100));
+	atomic_store(&r.quit, true);
+	pthread_join(r.t, NULL);
+	devices_unrealize(&s.vm);
+	standby_end(&s.sb);
+	close(up);
+	close(up_b);
+}
+
+static int start_nic(int host)
+{
+	char path[160], tap[16], name[16];
+
+	snprintf(dir[host], sizeof(dir[host]), "/tmp/hdvm-test-ckpt%d.%d", host, getpid());
+	snprintf(tap, sizeof(tap), "tap:hdc%d", host);
+	snprintf(name, sizeof(name), "host%c", 'a' + host);
+	mkdir(dir[host], 0700);
+	nic_pid[host] = fork();
+	if (nic_pid[host] == 0) {
+		execl(hdnic, hdnic, "--dir", dir[host], "--vfs", "1", "--uplink", tap,
+		      "--name", name, (char *)NULL);
+		_exit(127);
+	}
+	snprintf(path, sizeof(path), "%s/pf.sock", dir[host]);
+	for (int i = 0; i < 500 && access(path, F_OK); i++)
+		usleep(10000);
+	if (access(path, F_OK)) {
+		fprintf(stderr, "test_checkpoint_hdnic: hdnic did not start\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int group_setup(void **st)
+{
+	if (!have_nic)
+		return 0;
+	if (start_nic(0) || start_nic(1))
+		return -1;
+	irq_set_ioctl(kvm_accepts);
+	return 0;
+}
+
+static int group_teardown(void **st)
+{
+	char cmd[160];
+
+	if (prim_pid > 0) {	/* a failed test leaves its primary */
+		kill(prim_pid, SIGKILL);
+		waitpid(prim_pid, NULL, 0);
+	}
+	for (int h = 0; h < 2; h++) {
+		if (nic_pid[h] > 0) {
+			kill(nic_pid[h], SIGTERM);
+			waitpid(nic_pid[h], NULL, 0);
+		}
+		if (dir[h][0]) {
+			snprintf(cmd, sizeof(cmd), "rm -rf %s", dir[h]);
+			if (system(cmd))
+				fprintf(stderr, "could not remove %s\n", dir[h]);
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_output_held_until_ack_and_discarded_when_primary_dies),
+	};
+	char self[PATH_MAX];
+	FILE *f;
+
+	snprintf(self, sizeof(self), "%s", argv[0]);
+	snprintf(hdnic, sizeof(hdnic), "%s/../hdnic", dirname(self));
+	have_nic = access(hdnic, X_OK) == 0 && unshare(CLONE_NEWNET) == 0 &&
+		   access("/dev/net/tun", R_OK | W_OK) == 0;
+	if (have_nic) {
+		/* the uplink's own IPv6 chatter stays off the wire the test watches */
+		f = fopen("/proc/sys/net/ipv6/conf/default/disable_ipv6", "w");
+		if (f) {
+			fputs("1", f);
+			fclose(f);
+		}
+	} else {
+		fprintf(stderr, "test_checkpoint_hdnic: no hdnic binary, namespace or "
+			"/dev/net/tun: skipped\n");
+	}
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
