@@ -67,6 +67,7 @@ static void *job_main(void *arg)
 		pr_err("checkpoint: VM '%s' is unprotected: %s", job.vm->cfg.name, why);
 	else
 		pr_info("checkpoint: VM '%s' protection ended: %s", job.vm->cfg.name, why);
+	atomic_store(&job.vm->remus_protected, false);
 	atomic_store(&job.running, false);
 	return NULL;
 }
@@ -199,7 +200,9 @@ void vm_checkpoint_cmd(void *opaque, json_object *req, json_object *r)
 	job.st.why[0] = 0;
 	pthread_mutex_unlock(&job.st.lock);
 	atomic_store(&job.running, true);
+	atomic_store(&vm->remus_protected, true);	/* post-copy refuses it (postcopy_vm.h) */
 	if (pthread_create(&job.thread, NULL, job_main, NULL)) {
+		atomic_store(&vm->remus_protected, false);
 		atomic_store(&job.running, false);
 		return control_reply_error(r, "checkpoint: cannot start a thread");
 	}

@@ -119,8 +119,8 @@ struct vm {
 	/* vCPU pause handshake */
 	atomic_bool pause_requested;
 	/*
-	 * A standby protects this VM (the checkpoint driver, issue 11, sets it
-	 * while protection runs): post-copy migration is refused for it.
+	 * A standby protects this VM (vmm/checkpoint_job.c sets it while its
+	 * job runs): post-copy migration is refused for it.
 	 */
 	atomic_bool remus_protected;
 };
