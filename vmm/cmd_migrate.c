@@ -284,6 +284,11 @@ int cmd_migrate(int argc, char **argv)
 		pr_err("migrate: %s", why);
 		return EXIT_USAGE;
 	}
+	if (postcopy && uri && (u.kind == MIG_FILE || tls)) {
+		pr_err("migrate: post-copy needs a live destination over tcp: or unix: "
+		       "(not file:, and not with --tls-creds yet)");
+		return EXIT_USAGE;
+	}
 	if (tls && !realpath(tls, tls_abs)) {
 		pr_err("--tls-creds %s: %s", tls, strerror(errno));
 		return EXIT_USAGE;
