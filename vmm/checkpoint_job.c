@@ -35,7 +35,16 @@ static struct {
 	struct ckpt_stats st;
 	bool st_ready;
 	uint64_t next_epoch;		/* devices' epochs only go up, across protections */
+	int (*pause)(struct vm *, char *, size_t);	/* tests */
+	int (*resume)(struct vm *, char *, size_t);
 } job;
+
+void checkpoint_job_test_pause(int (*pause)(struct vm *, char *, size_t),
+			       int (*resume)(struct vm *, char *, size_t))
+{
+	job.pause = pause;
+	job.resume = resume;
+}
 
 bool checkpoint_job_running(void)
 {
@@ -193,6 +202,8 @@ void vm_checkpoint_cmd(void *opaque, json_object *req, json_object *r)
 	atomic_store(&job.stop, false);
 	o.stop = &job.stop;
 	o.first_epoch = job.next_epoch;
+	o.pause = job.pause;
+	o.resume = job.resume;
 	job.opts = o;
 	job.vm = vm;
 	pthread_mutex_lock(&job.st.lock);

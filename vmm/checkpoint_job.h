@@ -9,8 +9,10 @@
 #define HDVM_CHECKPOINT_JOB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct json_object;
+struct vm;
 
 void vm_checkpoint_cmd(void *opaque, struct json_object *req, struct json_object *r);
 /* role, epoch, committed epoch, pause p50/p99, bytes, lag ... into a status reply */
@@ -19,5 +21,8 @@ void checkpoint_status(struct json_object *r);
 bool checkpoint_job_running(void);
 /* End protection (the standby told) and join the thread: the VM process ends. */
 void checkpoint_job_stop(void);
+/* Unit tests: stand-ins for vm_pause/vm_resume (the fake KVM runs no vCPU). */
+void checkpoint_job_test_pause(int (*pause)(struct vm *, char *, size_t),
+			       int (*resume)(struct vm *, char *, size_t));
 
 #endif

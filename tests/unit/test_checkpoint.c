@@ -35,7 +35,10 @@
 #include "migration/checkpoint_proto.h"
 #include "migration/manifest.h"
 #include "migration/stream.h"
+#include "migration/transport.h"
 #include "vmm/checkpoint.h"
+#include "vmm/checkpoint_job.h"
+#include "vmm/control.h"
 #include "vmm/failpoint.h"
 #include "vmm/machine_dev.h"
 #include "vmm/memory.h"
@@ -651,6 +654,114 @@ static void test_hello_checked(void **state)
 	assert_int_equal(ckpt_reply_decode(b16, &h.version, (uint64_t *)why), -EPROTO);
 }
 
+/* ---- the control socket: hdvm checkpoint, status, --stop ---- */
+
+static char *request(const char *line)
+{
+	return control_handle_line(vm_control_cmds, vm_nr_control_cmds, &a, line);
+}
+
+static void expect_ctl(const char *line, const char *needle)
+{
+	char *reply = request(line);
+
+	if (!strstr(reply, needle))
+		fail_msg("reply '%s' to '%s' lacks '%s'", reply, line, needle);
+	free(reply);
+}
+
+static long long status_field(const char *key)
+{
+	char *reply = request("{\"cmd\":\"status\"}"), pat[64], *p;
+	long long v = -1;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(reply, pat);
+	if (p)
+		v = strtoll(p + strlen(pat), NULL, 10);
+	free(reply);
+	return v;
+}
+
+struct listener {
+	char uri[128];
+	struct stby s;
+	pthread_t t;
+};
+
+static void *listen_main(void *arg)
+{
+	struct listener *l = arg;
+	struct mig_uri u;
+	char why[256];
+	int lfd;
+
+	assert_int_equal(mig_uri_parse(l->uri, &u, why, sizeof(why)), 0);
+	assert_int_equal(mig_listen(&u, &lfd, why, sizeof(why)), 0);
+	assert_int_equal(mig_accept(&u, NULL, lfd, 10000, &l->s.io, why, sizeof(why)), 0);
+	mig_listen_close(&u, lfd);
+	l->s.fd = l->s.io.fd;
+	mine = &dst;
+	l->s.ret = standby_begin(&l->s.sb, &l->s.io, l->s.why, sizeof(l->s.why));
+	if (!l->s.ret) {
+		vm_build(&b, RAM);
+		b.state = VM_CREATED;
+		l->s.outcome = standby_receive(&l->s.sb, &b);
+	}
+	return NULL;
+}
+
+static void test_control_checkpoint_job(void **state)
+{
+	struct listener l = { 0 };
+	char line[256];
+
+	a.cfg.kernel = "hdguest.elf";
+	expect_ctl("{\"cmd\":\"status\"}", "\"role\":\"unprotected\"");
+	expect_ctl("{\"cmd\":\"checkpoint\"}", "expected");
+	expect_ctl("{\"cmd\":\"checkpoint\",\"uri\":\"file:/tmp/x\"}", "not a file");
+	expect_ctl("{\"cmd\":\"checkpoint\",\"uri\":\"unix:/tmp/x\",\"heartbeat_ms\":50,"
+		     "\"failover_ms\":40}", "must be shorter");
+	expect_ctl("{\"cmd\":\"checkpoint\",\"uri\":\"unix:/tmp/x\",\"on_standby_loss\":"
+		     "\"panic\"}", "continue or pause");
+	expect_ctl("{\"cmd\":\"checkpoint\",\"stop\":true}", "not protected");
+
+	snprintf(l.uri, sizeof(l.uri), "unix:/tmp/hdvm-ckpt-test.%d.sock", getpid());
+	assert_int_equal(pthread_create(&l.t, NULL, listen_main, &l), 0);
+	usleep(50000);
+	stop_after = ~0ull;
+	checkpoint_job_test_pause(test_pause, test_resume);
+	snprintf(line, sizeof(line), "{\"cmd\":\"checkpoint\",\"uri\":\"%s\",\"epoch_ms\":5,"
+		 "\"heartbeat_ms\":20,\"failover_ms\":3000}", l.uri);
+	expect_ctl(line, "\"started\":true");
+	for (int i = 0; i < 500 && status_field("committed_epoch") < 3; i++)
+		usleep(10000);
+	assert_true(status_field("committed_epoch") >= 3);
+	expect_ctl("{\"cmd\":\"status\"}", "\"role\":\"primary\"");
+	assert_true(status_field("pause_p99_us") >= status_field("pause_p50_us"));
+	assert_true(status_field("checkpoint_bytes_total") > 0);
+	/* while protected: no second protection, no pause, no snapshot */
+	expect_ctl(line, "protected already");
+	expect_ctl("{\"cmd\":\"pause\"}", "protected");
+
+	expect_ctl("{\"cmd\":\"checkpoint\",\"stop\":true}", "\"stopping\":true");
+	for (int i = 0; i < 500 && checkpoint_job_running(); i++)
+		usleep(10000);
+	assert_false(checkpoint_job_running());
+	expect_ctl("{\"cmd\":\"status\"}", "\"role\":\"unprotected\"");
+	expect_ctl("{\"cmd\":\"status\"}", "stopped on request");
+	pthread_join(l.t, NULL);
+	assert_int_equal(l.s.ret, 0);
+	assert_int_equal(l.s.outcome, STANDBY_STOPPED);
+	assert_int_equal(l.s.sb.applied, (uint64_t)status_field("committed_epoch"));
+	/* the held output left: the devices' last op was STOP */
+	assert_int_equal(ops_log[nr_ops - 1].op, HOLDQ_OP_STOP);
+	checkpoint_job_stop();
+	checkpoint_job_test_pause(NULL, NULL);
+	standby_end(&l.s.sb);
+	mig_io_close(&l.s.io);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -667,6 +778,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_standby_lost_pause_keeps_output_held,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_control_checkpoint_job, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
