@@ -136,13 +136,14 @@ int mig_tls_check(const struct mig_uri *u, const char *tls_dir, char *why, size_
 }
 
 /* TLS over a connected tcp: socket; a refused handshake closes it. */
-static int maybe_tls(struct mig_io *io, const char *tls_dir, bool server, char *why, size_t len)
+static int maybe_tls(struct mig_io *io, const char *tls_dir, const char *peer, bool server,
+		     char *why, size_t len)
 {
 	int ret;
 
 	if (!tls_dir)
 		return 0;
-	ret = mig_tls_wrap(io, tls_dir, server, why, len);
+	ret = mig_tls_wrap(io, tls_dir, peer[0] ? peer : NULL, server, why, len);
 	if (ret)
 		mig_io_close(io);
 	return ret;
@@ -162,7 +163,7 @@ int mig_connect(const struct mig_uri *u, const char *tls_dir, struct mig_io *io,
 		if (fd < 0)
 			return fd;
 		mig_io_fd(io, fd);
-		return maybe_tls(io, tls_dir, false, why, len);
+		return maybe_tls(io, tls_dir, u->tls_hostname, false, why, len);
 	case MIG_UNIX:
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
@@ -257,7 +258,7 @@ int mig_accept(const struct mig_uri *u, const char *tls_dir, int listen_fd, int 
 		return 0;
 	}
 	mig_io_fd(io, fd);
-	return maybe_tls(io, tls_dir, true, why, len);
+	return maybe_tls(io, tls_dir, u->tls_hostname, true, why, len);
 }
 
 void mig_listen_close(const struct mig_uri *u, int listen_fd)

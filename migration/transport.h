@@ -26,6 +26,13 @@ struct mig_uri {
 	char host[256];
 	char port[16];
 	char path[108];		/* sun_path's size: a unix path must fit it too */
+	/*
+	 * --tls-hostname: the name the peer's certificate must carry (DNS SAN,
+	 * or CN without one; an IP address matches an IP SAN), as QEMU's
+	 * tls-hostname.  Empty: any certificate the CA signed.  Set by the
+	 * caller after mig_uri_parse().
+	 */
+	char tls_hostname[256];
 };
 
 /* Syntax only; 0 or -EINVAL with why. */

@@ -27,7 +27,7 @@ static void migrate_usage(FILE *f)
 	fprintf(f,
 "usage: hdvm migrate NAME URI [--downtime-ms N] [--max-bandwidth R] [--timeout S]\n"
 "                    [--no-auto-converge] [--postcopy | --postcopy-after N]\n"
-"                    [--tls-creds DIR] [--json] [--run-dir DIR]\n"
+"                    [--tls-creds DIR [--tls-hostname NAME]] [--json] [--run-dir DIR]\n"
 "       hdvm migrate NAME --cancel\n"
 "\n"
 "Move a running VM to 'hdvm run --incoming URI' while it runs (pre-copy):\n"
@@ -48,6 +48,7 @@ static void migrate_usage(FILE *f)
 "  --tls-creds DIR     TLS for tcp: (between hosts): DIR has ca-cert.pem,\n"
 "                      client-cert.pem, client-key.pem; the destination's\n"
 "                      certificate must be signed by that CA\n"
+"  --tls-hostname NAME the destination's certificate must also name NAME\n"
 "  --postcopy          post-copy: switch over at once, the destination runs the\n"
 "                      VM and fetches the pages it lacks from this host on\n"
 "                      demand while the rest is pushed (for guests that dirty\n"
@@ -207,6 +208,7 @@ int cmd_migrate(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "tls-creds", required_argument, NULL, 'T' },
+		{ "tls-hostname", required_argument, NULL, 'H' },
 		{ "cancel", no_argument, NULL, 'c' },
 		{ "no-auto-converge", no_argument, NULL, 'A' },
 		{ "postcopy", no_argument, NULL, 'P' },
@@ -217,7 +219,7 @@ int cmd_migrate(int argc, char **argv)
 	};
 	uint64_t downtime = 0, bandwidth = 0, timeout = 0, pc_after = 0;
 	bool postcopy = false;
-	const char *run_dir = NULL, *name, *uri, *tls = NULL;
+	const char *run_dir = NULL, *name, *uri, *tls = NULL, *tls_host = NULL;
 	char tls_abs[PATH_MAX];
 	bool json = false, cancel = false, auto_converge = true;
 	struct mig_uri u;
@@ -249,6 +251,7 @@ int cmd_migrate(int argc, char **argv)
 			break;
 		case 'j': json = true; break;
 		case 'T': tls = optarg; break;
+		case 'H': tls_host = optarg; break;
 		case 'c': cancel = true; break;
 		case 'A': auto_converge = false; break;
 		case 'P': postcopy = true; break;
@@ -289,6 +292,10 @@ int cmd_migrate(int argc, char **argv)
 		       "(not file:, and not with --tls-creds yet)");
 		return EXIT_USAGE;
 	}
+	if (tls_host && !tls) {
+		pr_err("--tls-hostname goes with --tls-creds");
+		return EXIT_USAGE;
+	}
 	if (tls && !realpath(tls, tls_abs)) {
 		pr_err("--tls-creds %s: %s", tls, strerror(errno));
 		return EXIT_USAGE;
@@ -312,6 +319,8 @@ int cmd_migrate(int argc, char **argv)
 		json_object_object_add(req, "max_bandwidth", json_object_new_int64((int64_t)bandwidth));
 	if (tls)
 		json_object_object_add(req, "tls_creds", json_object_new_string(tls_abs));
+	if (tls_host)
+		json_object_object_add(req, "tls_hostname", json_object_new_string(tls_host));
 	if (timeout)
 		json_object_object_add(req, "timeout_ms", json_object_new_int64((int64_t)timeout * 1000));
 	if (!auto_converge)

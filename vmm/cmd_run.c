@@ -66,6 +66,9 @@ static void run_usage(FILE *f)
 "  --tls-creds DIR      TLS for a tcp: --incoming/--standby: DIR has ca-cert.pem,\n"
 "                       server-cert.pem, server-key.pem; only a source whose\n"
 "                       certificate the CA signed is accepted\n"
+"  --tls-hostname NAME  with --incoming --tls-creds: the source's certificate\n"
+"                       must also name NAME (DNS SAN, or CN; an IP: IP SAN);\n"
+"                       without it any certificate from that CA is accepted\n"
 "  --no-seccomp         do not install the seccomp filters\n"
 "  --debug              verbose diagnostics\n"
 "\n"
@@ -75,7 +78,7 @@ static void run_usage(FILE *f)
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_BOOT, OPT_MEM, OPT_CPUS, OPT_NAME,
        OPT_CONSOLE, OPT_METRICS, OPT_RUN_DIR, OPT_NO_SECCOMP, OPT_DEBUG, OPT_VFIO_USER,
-       OPT_VFIO, OPT_NET, OPT_RESTORE, OPT_VFIO_TIMEOUT, OPT_INCOMING, OPT_TLS_CREDS, OPT_STANDBY, OPT_HELP };
+       OPT_VFIO, OPT_NET, OPT_RESTORE, OPT_VFIO_TIMEOUT, OPT_INCOMING, OPT_TLS_CREDS, OPT_TLS_HOSTNAME, OPT_STANDBY, OPT_HELP };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -97,6 +100,7 @@ static const struct option run_options[] = {
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
+	{ "tls-hostname", required_argument, NULL, OPT_TLS_HOSTNAME },
 	{ "standby", required_argument, NULL, OPT_STANDBY },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -255,6 +259,7 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 		case OPT_RESTORE: cfg->restore_path = optarg; break;
 		case OPT_INCOMING: cfg->incoming_uri = optarg; break;
 		case OPT_TLS_CREDS: cfg->tls_creds = optarg; break;
+		case OPT_TLS_HOSTNAME: cfg->tls_hostname = optarg; break;
 		case OPT_STANDBY: cfg->standby_uri = optarg; break;
 		case OPT_HELP:
 			run_usage(stdout);
@@ -290,6 +295,11 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 		pr_err("--standby needs --name: the VM keeps its name on this host");
 		return -EINVAL;
 	}
+	if (cfg->tls_hostname && (!cfg->tls_creds || !cfg->incoming_uri ||
+				  strlen(cfg->tls_hostname) >= 256)) {
+		pr_err("--tls-hostname goes with --incoming and --tls-creds (a name, < 256 bytes)");
+		return -EINVAL;
+	}
 	if (cfg->tls_creds && !cfg->incoming_uri && !cfg->standby_uri) {
 		pr_err("--tls-creds goes with --incoming or --standby");
 		return -EINVAL;
@@ -321,6 +331,11 @@ static int run_incoming(struct vm_config *cfg)
 	ret = mig_uri_parse(cfg->incoming_uri, &uri, why, sizeof(why));
 	if (!ret)
 		ret = mig_tls_check(&uri, cfg->tls_creds, why, sizeof(why));
+	if (!ret && cfg->tls_hostname)
+		snprintf(uri.tls_hostname, sizeof(uri.tls_hostname), "%s", cfg->tls_hostname);
+	else if (!ret && cfg->tls_creds)
+		pr_info("--tls-creds without --tls-hostname: any source whose certificate the "
+			"CA signed is accepted");
 	if (!ret)
 		ret = mig_listen(&uri, &lfd, why, sizeof(why));
 	if (!ret) {

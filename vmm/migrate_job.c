@@ -156,6 +156,14 @@ void vm_migrate_cmd(void *opaque, json_object *req, json_object *r)
 			return control_reply_error(r, "migrate: 'tls_creds' must be an absolute path");
 		snprintf(job.tls_dir, sizeof(job.tls_dir), "%s", json_object_get_string(tls));
 	}
+	if (json_object_object_get_ex(req, "tls_hostname", &v)) {
+		if (!json_object_is_type(v, json_type_string) || !job.tls_dir[0] ||
+		    strlen(json_object_get_string(v)) >= sizeof(job.uri.tls_hostname))
+			return control_reply_error(r, "migrate: 'tls_hostname' is a name and goes "
+						   "with 'tls_creds'");
+		snprintf(job.uri.tls_hostname, sizeof(job.uri.tls_hostname), "%s",
+			 json_object_get_string(v));
+	}
 	if (mig_tls_check(&job.uri, job.tls_dir[0] ? job.tls_dir : NULL, why, sizeof(why)))
 		return control_reply_error(r, "migrate: %s", why);
 	snprintf(job.uri_text, sizeof(job.uri_text), "%s", json_object_get_string(uri));

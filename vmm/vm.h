@@ -59,6 +59,7 @@ struct vm_config {
 	/* hdvm run --incoming: the stream after its manifest (vmm/migrate.h), else NULL */
 	const char *incoming_uri;
 	const char *tls_creds;		/* --tls-creds DIR for a tcp: stream */
+	const char *tls_hostname;	/* --tls-hostname: the peer's certificate names it */
 	struct migrate_incoming *incoming;
 	/* hdvm run --standby: checkpoints arrive, vCPUs start on activation (vmm/standby.h) */
 	const char *standby_uri;

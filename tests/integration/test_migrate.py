@@ -199,6 +199,54 @@ def test_incoming_tls_refuses_a_peer_without_a_certificate(run_dir, tmp_path):
             p.wait()
 
 
+def make_cert(d, name, ca_dir):
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    subprocess.run(["openssl", "req", *key, "-subj", f"/CN={name}", "-keyout",
+                    d / f"{name}-key.pem", "-out", d / f"{name}.csr"],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", d / f"{name}.csr", "-CA",
+                    ca_dir / "ca-cert.pem", "-CAkey", ca_dir / "ca-key.pem", "-CAcreateserial",
+                    "-days", "2", "-out", d / f"{name}-cert.pem"], check=True, capture_output=True)
+
+
+def test_incoming_tls_hostname_refuses_another_certificate_of_the_ca(run_dir, tmp_path):
+    """--tls-hostname: a source whose certificate the CA signed but for another name
+    is refused with what its certificate names, before /dev/kvm (nothing built)."""
+    d = tmp_path / "creds"
+    d.mkdir()
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    subprocess.run(["openssl", "req", "-x509", *key, "-days", "2", "-subj", "/CN=ca",
+                    "-keyout", d / "ca-key.pem", "-out", d / "ca-cert.pem"],
+                   check=True, capture_output=True)
+    make_cert(d, "server", d)
+    make_cert(d, "intruder", d)
+    port = free_port()
+    p = subprocess.Popen([str(HDVM), "run", "--run-dir", str(run_dir), "--incoming",
+                          f"tcp:127.0.0.1:{port}", "--tls-creds", str(d), "--tls-hostname",
+                          "source.example", "--name", "m"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while "waiting for a migration" not in seen:     # listening: its one peer is next
+        line = p.stderr.readline()
+        assert line, "the destination exited before listening: " + seen
+        seen += line
+    try:
+        c = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+                            "-CAfile", d / "ca-cert.pem", "-cert", d / "intruder-cert.pem",
+                            "-key", d / "intruder-key.pem"],
+                           input="", capture_output=True, text=True, timeout=20)
+        assert p.wait(10) == 1
+        err = seen + p.stderr.read()
+        assert ("the source's certificate (signed by the CA) names 'intruder', "
+                "not 'source.example' (--tls-hostname): refused") in err, err + c.stderr
+        assert "/dev/kvm" not in err
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def test_tls_creds_only_with_tcp(run_dir, tmp_path):
     refused(run(run_dir, "--incoming", "unix:/tmp/x.sock", "--name", "m", "--tls-creds",
                 str(tmp_path)), "tcp: streams only")

@@ -107,6 +107,7 @@ static int teardown(void **state)
 struct dest {
 	int fd;
 	bool unix_fds, i8042, vanish;
+	unsigned build_ms;		/* building the VM takes this long (KVM, memslots) */
 	struct mig_io *pre;		/* accepted (and TLS-wrapped) already */
 	int ret;
 	char why[512];
@@ -137,6 +138,8 @@ static void *dest_main(void *arg)
 		d->ret = migrate_config_from_manifest(&in.m, &cfg, d->why, sizeof(d->why));
 	if (!d->ret) {
 		/* what `hdvm run --incoming` does: a VM built from the manifest */
+		if (d->build_ms)
+			usleep(d->build_ms * 1000);
 		vm_build(&b, cfg.mem_size, d->i8042);
 		d->ret = migrate_recv_finish(&in, &b, d->why, sizeof(d->why));
 	}

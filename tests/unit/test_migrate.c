@@ -377,7 +377,7 @@ static void test_control_migrate_job(void **state)
 
 /* ---- TLS (--tls-creds) over loopback, certificates made here with openssl ---- */
 
-static char tls_dir[64], rogue_dir[128];
+static char tls_dir[64], rogue_dir[128], intruder_dir[128];
 
 static void make_creds(void)
 {
@@ -386,6 +386,7 @@ static void make_creds(void)
 	snprintf(tls_dir, sizeof(tls_dir), "/tmp/hdvm-migtls-XXXXXX");
 	assert_non_null(mkdtemp(tls_dir));
 	snprintf(rogue_dir, sizeof(rogue_dir), "%s/rogue", tls_dir);
+	snprintf(intruder_dir, sizeof(intruder_dir), "%s/intruder", tls_dir);
 	/* a CA, a server and a client it signed; a rogue CA and a client it signed */
 	snprintf(cmd, sizeof(cmd),
 		 "set -e; cd %s; mkdir rogue; q='-loglevel quiet' ;"
@@ -396,7 +397,11 @@ static void make_creds(void)
 		 "openssl x509 -req -in $2/$3.csr -CA $1/ca-cert.pem -CAkey $1/ca-key.pem "
 		 "-CAcreateserial -days 2 -out $2/$3-cert.pem 2>/dev/null; }; "
 		 "ca . hdvm-ca; leaf . . server; leaf . . client; "
-		 "ca rogue rogue-ca; leaf rogue rogue client; cp ca-cert.pem rogue/ca-cert.pem",
+		 "ca rogue rogue-ca; leaf rogue rogue client; cp ca-cert.pem rogue/ca-cert.pem; "
+		 /* the real CA signed it, but for someone else: CN=intruder */
+		 "leaf . . intruder; mkdir intruder; cp ca-cert.pem intruder/; "
+		 "cp intruder-cert.pem intruder/client-cert.pem; "
+		 "cp intruder-key.pem intruder/client-key.pem",
 		 tls_dir);
 	assert_int_equal(system(cmd), 0);
 }
@@ -409,8 +414,14 @@ static void drop_creds(void)
 	assert_int_equal(system(cmd), 0);
 }
 
-static int tls_migrate(const char *client_dir, struct listener *l, char *why, size_t len)
+/*
+ * client_dir: the source's credentials; dst_expects / src_expects: the
+ * --tls-hostname each end gives for the other (NULL: none).
+ */
+static int tls_migrate_named(const char *client_dir, struct listener *l, const char *dst_expects,
+			     const char *src_expects, char *why, size_t len)
 {
+	struct mig_uri cu;
 	struct migrate_opts o = { .downtime_ms = 300 };
 	struct migrate_result res;
 	struct sockaddr_in sin;
@@ -425,8 +436,11 @@ static int tls_migrate(const char *client_dir, struct listener *l, char *why, si
 	assert_int_equal(getsockname(l->lfd, (struct sockaddr *)&sin, &sl), 0);
 	snprintf(l->uri.port, sizeof(l->uri.port), "%u", ntohs(sin.sin_port));
 	l->tls = tls_dir;
+	cu = l->uri;
+	snprintf(l->uri.tls_hostname, sizeof(l->uri.tls_hostname), "%s", dst_expects ?: "");
+	snprintf(cu.tls_hostname, sizeof(cu.tls_hostname), "%s", src_expects ?: "");
 	assert_int_equal(pthread_create(&t, NULL, listener_main, l), 0);
-	ret = mig_connect(&l->uri, client_dir, &io, why, len);
+	ret = mig_connect(&cu, client_dir, &io, why, len);
 	if (!ret) {
 		ret = vm_migrate_send(&a, &io, &o, &res, why, len);
 		mig_io_close(&io);
@@ -434,6 +448,11 @@ static int tls_migrate(const char *client_dir, struct listener *l, char *why, si
 	pthread_join(t, NULL);
 	mig_listen_close(&l->uri, l->lfd);
 	return ret;
+}
+
+static int tls_migrate(const char *client_dir, struct listener *l, char *why, size_t len)
+{
+	return tls_migrate_named(client_dir, l, NULL, NULL, why, len);
 }
 
 static void test_tls_both_ends_verify(void **state)
@@ -462,6 +481,51 @@ static void test_tls_refuses_a_peer_the_ca_did_not_sign(void **state)
 	assert_true(why[0]);				/* TLS 1.3: the source learns it after its handshake */
 	assert_null(b.vcpus);				/* no VM was even built */
 	assert_int_equal(dst.nr_log, 0);
+	drop_creds();
+}
+
+/*
+ * --tls-hostname: a certificate the CA signed is not enough, it must name
+ * the peer the user named; refused with what the certificate names, and
+ * before any VM is built on the destination.
+ */
+static void test_tls_peer_name_checked(void **state)
+{
+	struct listener l = { .d = { .i8042 = true } };
+	char why[512] = "";
+	int ret;
+
+	make_creds();
+	/* both names right: migrates */
+	ret = tls_migrate_named(tls_dir, &l, "client", "server", why, sizeof(why));
+	if (ret || l.d.ret)
+		fail_msg("source: %d %s / destination: %d %s", ret, why, l.d.ret, l.d.why);
+	assert_state_arrived();
+	vm_free(&b);
+	fake_reset(&dst);
+
+	/* the CA signed the intruder's certificate, but it is not the source named */
+	memset(&l, 0, sizeof(l));
+	l.d.i8042 = true;
+	why[0] = 0;
+	assert_true(tls_migrate_named(intruder_dir, &l, "client", NULL, why, sizeof(why)) < 0);
+	assert_int_equal(l.d.ret, -1);
+	assert_non_null(strstr(l.d.why, "the source's certificate (signed by the CA) names "
+				"'intruder', not 'client' (--tls-hostname): refused"));
+	assert_null(b.vcpus);				/* no VM built, no device touched */
+	assert_int_equal(dst.nr_log, 0);
+	assert_true(why[0]);
+
+	/* the source checks the destination's name as well */
+	memset(&l, 0, sizeof(l));
+	l.d.i8042 = true;
+	why[0] = 0;
+	assert_true(tls_migrate_named(tls_dir, &l, NULL, "migration.example", why,
+				      sizeof(why)) < 0);
+	assert_non_null(strstr(why, "the destination's certificate (signed by the CA) names "
+			       "'server', not 'migration.example'"));
+	assert_null(b.vcpus);
+	assert_int_equal(a.state, VM_PAUSED);
 	drop_creds();
 }
 
@@ -522,6 +586,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_control_migrate_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_both_ends_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_refuses_a_peer_the_ca_did_not_sign, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_peer_name_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_only_for_tcp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout_when_it_cannot_converge, setup, teardown),
 	};
