@@ -1,0 +1,374 @@
+# SPDX-License-Identifier: MIT
+"""`hdvm checkpoint NAME URI` and `hdvm run --standby URI --name NAME` (Remus, issue 11).
+
+Without KVM: the CLI's refusals, and a standby that refuses a peer which is
+not a checkpointing primary (a migration stream, garbage) with the reason and
+exits 1 before /dev/kvm is opened.  The driver itself is proven without KVM
+by tests/unit/test_checkpoint.c (fake KVM: epochs, acks, refusals, silence,
+fail points) and tests/unit/test_checkpoint_hdnic.c (real hdnics: held,
+released, discarded output, takeover on the standby's own VF).
+
+With KVM (two hosts = namespaces with their own hdnic, tests/integration/
+hosts.py; a client namespace): an app=counter guest on a VF protected by a
+standby on host B; a client sends numbered requests all along; host A's hdvm
+is killed at each named fail point; after the takeover every reply the client
+ever got is still reflected (the counter goes on above the last one seen) and
+never regresses.  A frozen standby (SIGSTOP) holds the output; re-protection
+after a failover; protection stopped and started 10 times under traffic; a
+lost standby with --on-standby-loss continue and pause."""
+import os
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+from hdvmlib import GUEST, HDVM, Output, hdvm_ctl, status
+
+TIME_SCALE = float(os.environ.get("HDVM_TIME_SCALE", "1"))
+
+
+def run(run_dir, *args, timeout=20):
+    return subprocess.run([str(HDVM), "run", "--run-dir", str(run_dir), *args],
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def refused(r, *needles, status=1):
+    assert r.returncode == status, (r.returncode, r.stderr)
+    for n in needles:
+        assert n in r.stderr, f"{n!r} not in stderr: {r.stderr!r}"
+    assert "/dev/kvm" not in r.stderr, "refused only after opening KVM"
+
+
+# ---- without KVM: the CLI's refusals ----
+
+def test_checkpoint_usage_refused(run_dir):
+    refused(hdvm_ctl(run_dir, "checkpoint", "vm1"), "expected NAME and URI", status=2)
+    refused(hdvm_ctl(run_dir, "checkpoint", "vm1", "ftp:x"), "not a migration URI", status=2)
+    refused(hdvm_ctl(run_dir, "checkpoint", "vm1", "unix:/tmp/s", "--on-standby-loss", "panic"),
+            "continue or pause", status=2)
+    refused(hdvm_ctl(run_dir, "checkpoint", "vm1", "unix:/tmp/s", "--epoch-ms", "0"),
+            "--epoch-ms", status=2)
+    refused(hdvm_ctl(run_dir, "checkpoint", "vm1", "--stop", "unix:/tmp/s"),
+            "expected NAME", status=2)
+
+
+def test_checkpoint_unknown_vm(run_dir):
+    refused(hdvm_ctl(run_dir, "checkpoint", "nosuchvm", "unix:/tmp/s"), "nosuchvm")
+    refused(hdvm_ctl(run_dir, "checkpoint", "nosuchvm", "--stop"), "nosuchvm")
+
+
+def test_checkpoint_help_names_the_options(run_dir):
+    r = hdvm_ctl(run_dir, "checkpoint", "--help")
+    assert r.returncode == 0
+    for opt in ("--epoch-ms", "--heartbeat-ms", "--failover-ms", "--on-standby-loss",
+                "--dirty-budget", "--tls-creds", "--stop", "both sides may serve"):
+        assert opt in r.stdout, opt
+
+
+def test_standby_needs_a_name_and_no_machine_options(run_dir):
+    refused(run(run_dir, "--standby", "unix:/tmp/s"), "--standby needs --name", status=2)
+    refused(run(run_dir, "--standby", "unix:/tmp/s", "--name", "s", "--kernel", str(GUEST)),
+            "cannot be combined with --standby", status=2)
+    refused(run(run_dir, "--standby", "unix:/tmp/s", "--name", "s", "--incoming", "unix:/tmp/t"),
+            "cannot be combined with --standby", status=2)
+    refused(run(run_dir, "--standby", "file:/tmp/s", "--name", "s"), "tcp: or unix:")
+
+
+def standby_proc(run_dir, uri, name, *extra, env=None):
+    return subprocess.Popen([str(HDVM), "run", "--run-dir", str(run_dir), "--standby", uri,
+                             "--name", name, *extra],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def connect_unix(path, timeout=10):
+    deadline = time.monotonic() + timeout
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            return s
+        except (FileNotFoundError, ConnectionRefusedError):
+            s.close()
+            assert time.monotonic() < deadline, "the standby never listened"
+            time.sleep(0.05)
+
+
+@pytest.mark.parametrize("data,needle", [
+    (b"GARBAGE!" * 4, "bad magic"),
+    # a migration stream: header, then a manifest that is no device tree
+    (b"HDVMSNAP" + struct.pack("<II", 2, 0), "truncated"),
+])
+def test_standby_refuses_a_peer_that_is_no_primary(run_dir, tmp_path, data, needle):
+    path = str(tmp_path / "standby.sock")
+    p = standby_proc(run_dir, f"unix:{path}", "s1")
+    try:
+        with connect_unix(path) as s:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            assert p.wait(10) == 1
+        err = p.stderr.read()
+        assert needle in err and "/dev/kvm" not in err, err
+        assert not (run_dir / "s1.sock").exists()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+# ---- with KVM: a protected counter guest on a VF, two hosts ----
+
+COUNTER_IP = "10.66.0.10"
+
+
+class Client(threading.Thread):
+    """Numbered counter requests all along; every reply kept (rid, counter, t)."""
+
+    def __init__(self, hosts, interval=0.005):
+        super().__init__(daemon=True)
+        self.sock = hosts.udp_socket(timeout=0.05)
+        self.interval = interval
+        self.replies, self.stop_flag, self.rid = [], threading.Event(), 0
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            self.rid += 1
+            self.sock.sendto(struct.pack("!Q", self.rid), (COUNTER_IP, 9000))
+            t_end = time.monotonic() + self.interval
+            while time.monotonic() < t_end:
+                try:
+                    data = self.sock.recv(64)
+                except (socket.timeout, BlockingIOError):
+                    continue
+                rid, counter = struct.unpack("!QQ", data[:16])
+                self.replies.append((rid, counter, time.monotonic()))
+
+    def stop(self):
+        self.stop_flag.set()
+        self.join(5)
+        self.sock.close()
+
+    def replies_after(self, t):
+        return [r for r in self.replies if r[2] > t]
+
+    def check(self):
+        """The invariants: the counter never regresses and each reply is one request's."""
+        last = 0
+        for rid, counter, _ in self.replies:
+            assert counter > last, f"counter went back: {counter} after {last} (request {rid})"
+            last = counter
+        return last
+
+
+def wait_until(pred, timeout, what):
+    deadline = time.monotonic() + timeout * TIME_SCALE
+    while not pred():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+class Protected:
+    """Host A: the counter VM on VF 0; host B: its standby on VF 0 of B's hdnic."""
+
+    def __init__(self, hosts, tmp_path, run_dirs, name="ctr", env_a=None):
+        self.hosts, self.tmp, self.name = hosts, tmp_path, name
+        self.run = run_dirs
+        self.uri = f"unix:{tmp_path}/ckpt-{name}.sock"
+        self.primary = subprocess.Popen(
+            [str(HDVM), "run", "--kernel", str(GUEST), "--cmdline",
+             f"app=counter ip={COUNTER_IP}/24", "--mem", "32M", "--name", name,
+             "--run-dir", str(run_dirs["a"]), "--console", "none",
+             "--vfio-user", str(hosts.nic["a"].sock(0))],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env_a)
+        self.err_a = Output(self.primary.stderr)
+        wait_until(lambda: status(run_dirs["a"], name)["state"] == "running", 20, "primary up")
+        self.standby = None
+
+    def start_standby(self, host="b"):
+        self.standby = subprocess.Popen(
+            [str(HDVM), "run", "--standby", self.uri, "--name", self.name,
+             "--run-dir", str(self.run[host]), "--console", "none",
+             "--vfio-user", str(self.hosts.nic[host].sock(0))],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.err_b = Output(self.standby.stderr)
+        time.sleep(0.3)
+
+    def protect(self, host="a", *opts):
+        r = hdvm_ctl(self.run[host], "checkpoint", self.name, self.uri, "--epoch-ms", "20",
+                     "--heartbeat-ms", "10", "--failover-ms", "300", *opts, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r
+
+    def close(self):
+        for p in (self.primary, self.standby):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait(10)
+
+
+@pytest.fixture
+def two_hosts(tmp_path):
+    from hosts import TwoHosts
+    h = TwoHosts(tmp_path, vfs=1)
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def run_dirs(tmp_path):
+    d = {h: tmp_path / f"run-{h}" for h in ("a", "b")}
+    for p in d.values():
+        p.mkdir()
+    return d
+
+
+FAIL_POINTS = ["after-pause", "harvest", "stop-copy", "send", "after-ack-before-release",
+               "release"]
+
+
+@pytest.mark.kvm
+@pytest.mark.parametrize("point", FAIL_POINTS + ["random"])
+def test_counter_survives_primary_killed_at_each_fail_point(two_hosts, tmp_path, run_dirs,
+                                                            point):
+    import random
+    env = dict(os.environ)
+    if point != "random":
+        env["HDVM_FAILPOINT"] = f"{point}:{random.randint(30, 60)}"
+    p = Protected(two_hosts, tmp_path, run_dirs, env_a=env)
+    c = Client(two_hosts)
+    try:
+        p.start_standby()
+        c.start()
+        p.protect()
+        assert status(run_dirs["a"], "ctr")["role"] == "primary"
+        assert status(run_dirs["b"], "ctr")["role"] == "standby"
+        if point == "random":
+            time.sleep(random.uniform(0.5, 2.0) * TIME_SCALE)
+            p.primary.kill()
+        assert p.primary.wait(30 * TIME_SCALE) != 0          # SIGKILLed itself or by us
+        t_kill = time.monotonic()
+        seen_before = max((r[1] for r in c.replies), default=0)
+        wait_until(lambda: c.replies_after(t_kill + 0.05), 10, "no reply from host B")
+        time.sleep(0.5)
+        c.stop()
+        last = c.check()
+        assert last > seen_before
+        st = status(run_dirs["b"], "ctr")
+        assert st["role"] == "unprotected" and st["state"] == "running", st
+        assert st["took_over_from_epoch"] >= 1
+    finally:
+        c.stop_flag.set()
+        p.close()
+
+
+@pytest.mark.kvm
+def test_frozen_standby_holds_output(two_hosts, tmp_path, run_dirs):
+    p = Protected(two_hosts, tmp_path, run_dirs)
+    try:
+        p.start_standby()
+        r = hdvm_ctl(run_dirs["a"], "checkpoint", "ctr", p.uri, "--failover-ms", "8000",
+                     "--heartbeat-ms", "10", timeout=60)
+        assert r.returncode == 0, r.stderr
+        with two_hosts.udp_socket(timeout=0.5) as s:
+            s.sendto(struct.pack("!Q", 1), (COUNTER_IP, 9000))
+            assert struct.unpack("!QQ", s.recv(64)[:16])[0] == 1
+            os.kill(p.standby.pid, signal.SIGSTOP)
+            time.sleep(0.1)
+            for rid in range(2, 12):
+                s.sendto(struct.pack("!Q", rid), (COUNTER_IP, 9000))
+            with pytest.raises(socket.timeout):
+                s.recv(64)           # held: nothing leaves host A's NIC
+            assert status(run_dirs["a"], "ctr")["role"] == "primary"
+            os.kill(p.standby.pid, signal.SIGCONT)
+            s.settimeout(5 * TIME_SCALE)
+            got = [struct.unpack("!QQ", s.recv(64)[:16]) for _ in range(10)]
+        assert [g[0] for g in got] == list(range(2, 12)), got       # in order
+        assert [g[1] for g in got] == sorted(g[1] for g in got)
+    finally:
+        p.close()
+
+
+@pytest.mark.kvm
+@pytest.mark.parametrize("policy", ["continue", "pause"])
+def test_standby_lost(two_hosts, tmp_path, run_dirs, policy):
+    p = Protected(two_hosts, tmp_path, run_dirs)
+    try:
+        p.start_standby()
+        p.protect("a", "--on-standby-loss", policy)
+        p.standby.kill()
+        p.standby.wait(10)
+        wait_until(lambda: status(run_dirs["a"], "ctr")["role"] == "unprotected", 10,
+                   "the primary never noticed")
+        st = status(run_dirs["a"], "ctr")
+        with two_hosts.udp_socket(timeout=1.0) as s:
+            s.sendto(struct.pack("!Q", 7), (COUNTER_IP, 9000))
+            if policy == "continue":
+                assert st["state"] == "running"
+                assert struct.unpack("!QQ", s.recv(64)[:16])[0] == 7
+            else:
+                assert st["state"] == "paused" and st.get("output_held")
+                with pytest.raises(socket.timeout):
+                    s.recv(64)
+    finally:
+        p.close()
+
+
+@pytest.mark.kvm
+def test_reprotection_after_failover(two_hosts, tmp_path, run_dirs):
+    p = Protected(two_hosts, tmp_path, run_dirs)
+    c = Client(two_hosts)
+    try:
+        p.start_standby()
+        c.start()
+        p.protect()
+        time.sleep(0.5)
+        p.primary.kill()
+        p.primary.wait(10)
+        t1 = time.monotonic()
+        wait_until(lambda: c.replies_after(t1 + 0.05), 10, "B never answered")
+        # B runs unprotected; protect it back to a fresh standby on host A
+        b_vm, p.primary = p.standby, None
+        p.uri = f"unix:{tmp_path}/ckpt-back.sock"
+        p.start_standby("a")
+        p.protect("b")
+        assert status(run_dirs["b"], "ctr")["role"] == "primary"
+        time.sleep(0.5)
+        b_vm.kill()
+        b_vm.wait(10)
+        t2 = time.monotonic()
+        wait_until(lambda: c.replies_after(t2 + 0.05), 10, "A never answered again")
+        c.stop()
+        c.check()
+    finally:
+        c.stop_flag.set()
+        p.close()
+
+
+@pytest.mark.kvm
+def test_protection_stopped_and_started_ten_times_under_traffic(two_hosts, tmp_path, run_dirs):
+    p = Protected(two_hosts, tmp_path, run_dirs)
+    c = Client(two_hosts)
+    try:
+        c.start()
+        for i in range(10):
+            p.uri = f"unix:{tmp_path}/ckpt-{i}.sock"
+            p.start_standby()
+            p.protect()
+            time.sleep(0.2)
+            r = hdvm_ctl(run_dirs["a"], "checkpoint", "ctr", "--stop", timeout=30)
+            assert r.returncode == 0, r.stderr
+            assert p.standby.wait(10) == 0          # told: it ends without running the VM
+            assert status(run_dirs["a"], "ctr")["role"] == "unprotected"
+        t = time.monotonic()
+        wait_until(lambda: c.replies_after(t), 5, "no reply after the last stop")
+        c.stop()
+        c.check()
+    finally:
+        c.stop_flag.set()
+        p.close()
