@@ -151,6 +151,50 @@ int devices_pause(struct vm *vm, char *why, size_t len)
 	return 0;
 }
 
+int devices_pause_early(struct vm *vm, char *why, size_t len)
+{
+	for (struct device *d = vm->devices; d; d = d->next) {
+		int ret;
+
+		if (!d->ops->pause_early)
+			continue;
+		ret = d->ops->pause_early(d);	/* unlocked: the guest must run to let go */
+		if (!ret)
+			continue;
+		ret = err_or_eio(ret);
+		describe(d, ret, "refused to pause", why, len);
+		for (struct device *u = vm->devices; u != d; u = u->next)
+			if (u->ops->pause_early)
+				resume_after_failure(u);
+		return ret;
+	}
+	return 0;
+}
+
+void devices_pause_early_undo(struct vm *vm)
+{
+	for (struct device *d = vm->devices; d; d = d->next)
+		if (d->ops->pause_early)
+			resume_after_failure(d);
+}
+
+int devices_can_migrate(struct vm *vm, char *why, size_t len)
+{
+	for (struct device *d = vm->devices; d; d = d->next) {
+		int ret;
+
+		if (!d->ops->mig || !d->ops->mig->can_migrate)
+			continue;
+		ret = call_locked(d, d->ops->mig->can_migrate);
+		if (ret) {
+			ret = err_or_eio(ret);
+			describe(d, ret, "cannot migrate", why, len);
+			return ret;
+		}
+	}
+	return 0;
+}
+
 int devices_resume(struct vm *vm, char *why, size_t len)
 {
 	int first = 0;

@@ -62,6 +62,8 @@ struct device_mig_ops {
 	int (*load)(struct device *dev, struct state_buf *sb);
 	/* After every device loaded: re-drive what involves others (irqfds, lines). */
 	int (*post_load)(struct device *dev);
+	/* Optional, before a migration starts: 0, or why the device cannot move. */
+	int (*can_migrate)(struct device *dev);
 	/*
 	 * Output commit (Remus): hold what the device sends per epoch.  op is
 	 * enum holdq_op (devices/holdq.h); NULL: the device sends nothing out.
@@ -81,6 +83,13 @@ struct device_ops {
 	 * A prepared device that is not paused after all gets resume.
 	 */
 	int (*pause_prepare)(struct device *dev);
+	/*
+	 * Optional, before the vCPUs are parked and without the device lock: a
+	 * device whose guest driver must first leave its sections (CompSC's
+	 * write lock, devices/compsc.md).  A device paused early and not paused
+	 * after all gets resume.
+	 */
+	int (*pause_early)(struct device *dev);
 	int (*pause)(struct device *dev);	/* mandatory */
 	int (*resume)(struct device *dev);	/* mandatory */
 	void (*unrealize)(struct device *dev);	/* release everything realize took */
@@ -121,6 +130,12 @@ void devices_reset(struct vm *vm);
  * why (may be NULL) says which device refused and its reason.
  */
 int devices_pause(struct vm *vm, char *why, size_t len);
+/* Every pause_early, vCPUs still running; all or nothing, like devices_pause. */
+int devices_pause_early(struct vm *vm, char *why, size_t len);
+/* resume for every device that has pause_early (after a failed pause; idempotent). */
+void devices_pause_early_undo(struct vm *vm);
+/* Every can_migrate: "device ID (TYPE) cannot migrate: REASON" for the first that cannot. */
+int devices_can_migrate(struct vm *vm, char *why, size_t len);
 /* Resumes every device; the first failure is returned and described. */
 int devices_resume(struct vm *vm, char *why, size_t len);
 

@@ -338,6 +338,10 @@ int vm_pause(struct vm *vm, char *why, size_t len)
 		snprintf(why, len, "cannot pause a VM that is %s", vm_state_name(vm->state));
 		return vm->state == VM_PAUSED ? 0 : -EINVAL;
 	}
+	/* what needs the guest running to let go (CompSC's lock) comes first */
+	ret = devices_pause_early(vm, why, len);
+	if (ret)
+		return ret;
 	atomic_store(&vm->pause_requested, true);
 	for (int i = 0; i < vm->ncpus; i++)
 		vcpu_kick(vm->vcpus[i]);
@@ -346,12 +350,14 @@ int vm_pause(struct vm *vm, char *why, size_t len)
 		pthread_cond_wait(&vm->state_cond, &vm->state_lock);
 	pthread_mutex_unlock(&vm->state_lock);
 	if (atomic_load(&vm->shutdown)) {
+		devices_pause_early_undo(vm);
 		snprintf(why, len, "the VM is shutting down");
 		return -ESHUTDOWN;
 	}
 	/* vCPUs first (nothing new reaches the devices), then the devices */
 	ret = devices_pause(vm, why, len);
 	if (ret) {
+		devices_pause_early_undo(vm);
 		release_vcpus(vm);	/* a device refused: the VM keeps running */
 		return ret;
 	}

@@ -119,6 +119,8 @@ static void vp_cfg_read(struct pci_dev *pd, uint32_t off, void *data, unsigned l
 		pci_cfg_read(pd, off, data, len);
 		return;
 	}
+	if (compsc_cfg_read(vp, off, data, len))
+		return;
 	if (!vp_alive(vp) ||
 	    vp->vdev->ops->region_read(vp->vdev, VFIO_PCI_CONFIG_REGION_INDEX, off, data, len) < 0)
 		memset(data, 0xff, len);
@@ -128,6 +130,8 @@ static void vp_cfg_write(struct pci_dev *pd, uint32_t off, const void *data, uns
 {
 	struct vfio_pci *vp = to_vp(pd);
 
+	if (compsc_cfg_write(vp, off, data, len))
+		return;
 	if (off < PCI_STD_HEADER_SIZEOF || in_msix_cap(vp, off, len)) {
 		pci_cfg_write(pd, off, data, len);
 		/* the device itself must see bus mastering and decode switched on/off */
@@ -533,6 +537,8 @@ static int vp_realize(struct device *dev, struct vm *vm)
 	}
 	vp->mig_err = vfio_mig_get_flags(vp->vdev, &vp->mig_flags);
 	vp->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	if (vp->mig_err == -ENOTSUP)
+		compsc_offer(vp);	/* its guest driver may still move it (devices/compsc.md) */
 	if (!vp->kernel && vm->loop)
 		vp->hup_watch = loop_watch(vm->loop, vfio_user_socket(vp->vdev),
 					   POLLRDHUP, vp_server_hup, vp);
@@ -589,6 +595,7 @@ static const struct device_ops vfio_pci_ops = {
 	.realize = vp_realize,
 	.reset = vp_reset,
 	.pause_prepare = vp_pause_prepare,
+	.pause_early = vp_pause_early,
 	.pause = vp_pause,
 	.resume = vp_resume,
 	.unrealize = vp_unrealize,

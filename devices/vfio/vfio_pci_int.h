@@ -11,6 +11,7 @@
 #include "devices/pci/pci.h"
 #include "devices/pci/pci_msix.h"
 #include "devices/vfio/vfio.h"
+#include "devices/vfio/vfio_compsc.h"
 
 #define MAX_AREAS	8
 
@@ -63,6 +64,7 @@ struct vfio_pci {
 	uint32_t load_from;	/* RESUMING: the state to return to once loaded */
 	uint64_t precopy_bytes;	/* read (source) or written (destination) in pre-copy */
 	bool dirty_logging;	/* DMA_LOGGING_START succeeded */
+	struct vfio_compsc compsc;	/* no FEATURE_MIGRATION: CompSC (vfio_compsc.c) */
 	/* re-attach (vfio-user): which socket file we attached to, and the retry timer */
 	uint64_t sock_ino;
 	int retry_fd;
@@ -92,6 +94,7 @@ void vp_reattach_disarm(struct vfio_pci *vp);
 int vp_pause_prepare(struct device *dev);
 int vp_pause(struct device *dev);
 int vp_resume(struct device *dev);
+int vp_pause_early(struct device *dev);
 extern const struct device_mig_ops vfio_pci_mig_ops;
 
 #endif

@@ -52,9 +52,11 @@ static int mig_usable(struct vfio_pci *vp)
 		return -ENODEV;
 	}
 	if (vp->mig_err) {
-		device_set_error(&vp->dev, "%s cannot be stopped: %s", vp->spec,
+		device_set_error(&vp->dev, "%s cannot be stopped: %s%s", vp->spec,
 				 vp->mig_err == -ENOTSUP ? "it has no VFIO migration support "
-				 "(FEATURE_MIGRATION absent)" : strerror(-vp->mig_err));
+				 "(FEATURE_MIGRATION absent)" : strerror(-vp->mig_err),
+				 vp->compsc.offered ? " and its guest driver did not opt into "
+				 "CompSC (devices/compsc.md)" : "");
 		return vp->mig_err;
 	}
 	return 0;
@@ -102,6 +104,8 @@ int vp_pause_prepare(struct device *dev)
 
 	if (!vp->vdev || !vp_alive(vp))
 		return 0;	/* a removed device does nothing any more */
+	if (compsc_active(&vp->compsc))
+		return 0;	/* locked early; stopped (reset) in pause */
 	/* live migration's switchover: the pre-copy session goes on, quiesced */
 	if (vp->mig_state == VFIO_DEVICE_STATE_PRE_COPY)
 		return vp->mig_flags & VFIO_MIGRATION_P2P ?
@@ -111,10 +115,20 @@ int vp_pause_prepare(struct device *dev)
 	return move_to(vp, VFIO_DEVICE_STATE_RUNNING_P2P);
 }
 
+/* CompSC: the shared page's write lock while the guest still runs (bounded). */
+int vp_pause_early(struct device *dev)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+
+	return compsc_active(&vp->compsc) && vp->vdev && vp_alive(vp) ? compsc_lock(vp) : 0;
+}
+
 int vp_pause(struct device *dev)
 {
 	struct vfio_pci *vp = to_vp_dev(dev);
 
+	if (vp->compsc.locked)
+		return compsc_stop(vp);
 	if (!vp->vdev || !vp_alive(vp))
 		return 0;
 	/* PRE_COPY_P2P -> STOP_COPY: stopped, and the rest follows on the same session */
@@ -127,6 +141,8 @@ int vp_resume(struct device *dev)
 {
 	struct vfio_pci *vp = to_vp_dev(dev);
 
+	if (vp->compsc.locked)
+		return compsc_release(vp);	/* reset? the counter tells the driver */
 	if (vp->mig_state == VFIO_DEVICE_STATE_RUNNING)
 		return 0;
 	if (!vp->vdev || !vp_alive(vp)) {
@@ -172,6 +188,8 @@ static int vp_save_final(struct device *dev, struct state_buf *sb)
 	struct state_buf blob;
 	int ret, back;
 
+	if (vp->compsc.offered)
+		return compsc_save(vp, sb);
 	ret = mig_usable(vp);
 	if (ret)
 		return ret;
@@ -238,10 +256,13 @@ static int write_state(struct vfio_pci *vp, const void *buf, size_t len)
 static int vp_load(struct device *dev, struct state_buf *sb)
 {
 	struct vfio_pci *vp = to_vp_dev(dev);
-	uint64_t len = state_get_u64(sb);
+	uint64_t len;
 	uint8_t *blob;
 	int ret;
 
+	if (vp->compsc.offered)
+		return compsc_load(vp, sb);
+	len = state_get_u64(sb);
 	if (!state_ok(sb) || len > MIG_MAX_STATE || len > sb->len - sb->pos) {
 		device_set_error(dev, "the saved device state is truncated");
 		return -EINVAL;
@@ -405,6 +426,8 @@ static int vp_dirty_log_start(struct device *dev)
 		device_set_error(dev, "%s is gone (its server disconnected)", vp->spec);
 		return -ENODEV;
 	}
+	if (vp->compsc.offered)		/* the driver's dummy writes put its DMA in KVM's log */
+		return compsc_ready(vp);
 	ret = guest_mem_for_each_ram(&vp->vm->mem, add_ram_range, &d);
 	if (!ret)
 		ret = vfio_dirty_start(vp->vdev, DIRTY_PAGE, d.r, d.nr);
@@ -500,8 +523,24 @@ static int vp_output_commit(struct device *dev, uint32_t op, uint64_t epoch, uin
 	return vfio_output_commit_op(vp->vdev, op, epoch, max_frames);
 }
 
+static int vp_can_migrate(struct device *dev)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+
+	return vp->compsc.offered ? compsc_ready(vp) : 0;
+}
+
+static int vp_post_load(struct device *dev)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+
+	return vp->compsc.locked ? compsc_post_load(vp) : 0;
+}
+
 const struct device_mig_ops vfio_pci_mig_ops = {
 	.version = 1,
+	.can_migrate = vp_can_migrate,
+	.post_load = vp_post_load,
 	.output_commit = vp_output_commit,
 	.dirty_log_start = vp_dirty_log_start,
 	.dirty_log_stop = vp_dirty_log_stop,
