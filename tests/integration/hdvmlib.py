@@ -46,8 +46,10 @@ class Output:
         with self.cond:
             return sum(1 for line in self.lines if rx.search(line))
 
-    def wait_for(self, pattern, timeout=20.0, start=0):
-        """First match of pattern in lines[start:], or raise with what was seen."""
+    def wait_for(self, pattern, timeout=20.0, start=0, nth=1):
+        """The nth match of pattern in lines[start:], or raise with what was seen.
+        (Guest reports like app=dirty's "pass N" are rate-limited: wait for the
+        nth report, not for a particular N.)"""
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
         with self.cond:
@@ -56,7 +58,9 @@ class Output:
                 while i < len(self.lines):
                     m = rx.search(self.lines[i])
                     if m:
-                        return m
+                        nth -= 1
+                        if not nth:
+                            return m
                     i += 1
                 left = deadline - time.monotonic()
                 if left <= 0 or self.closed:
@@ -119,6 +123,19 @@ class VM:
 def hdvm_ctl(run_dir, cmd, *args, timeout=15):
     return subprocess.run([str(HDVM), cmd, *args, "--run-dir", str(run_dir)],
                           capture_output=True, text=True, timeout=timeout)
+
+
+def wait_running(run_dir, name, timeout=30):
+    """Until `hdvm status` says running (a restored or incoming VM has built
+    its devices and opened its TAP/vfio-user sockets by then)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = hdvm_ctl(run_dir, "status", name, "--json")
+        if r.returncode == 0 and json.loads(r.stdout).get("state") == "running":
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} not running within {timeout}s: {r.stdout}{r.stderr}")
+        time.sleep(0.05)
 
 
 def status(run_dir, name):

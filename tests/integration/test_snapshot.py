@@ -16,7 +16,7 @@ import zlib
 
 import pytest
 
-from hdvmlib import HDVM, Output, hdvm_ctl
+from hdvmlib import HDVM, Output, hdvm_ctl, wait_running
 
 MAGIC = b"HDVMSNAP"
 PAGE = 4096
@@ -231,7 +231,7 @@ class Restored:
 def test_snapshot_and_restore_dirty_guest_continues(vms, run_dir, tmp_path):
     mib = 16
     src = vms(cmdline=f"app=dirty,mib={mib}", mem="64M", cpus=2)
-    src.out.wait_for(r"dirty: pass 2\b", timeout=30)
+    src.out.wait_for(r"dirty: pass", timeout=30, nth=2)
     snap = tmp_path / "dirty.snap"
     r = hdvm_ctl(run_dir, "snapshot", src.name, str(snap), "--stop", timeout=60)
     assert r.returncode == 0, r.stderr
@@ -284,6 +284,7 @@ def test_snapshot_and_restore_counter_continues(run_dir, tmp_path):
         assert r.returncode == 0, r.stderr
         assert src.wait(20) == 0
         dst = Restored(run_dir, snap, "counter2", ns=pv.ns)
+        wait_running(run_dir, "counter2")   # a request sent earlier is lost
         with pv.udp_socket(timeout=5.0) as s:
             for rid in range(1000, 1050):
                 s.sendto(struct.pack("!Q", rid), (GUEST_IP, 9000))
@@ -316,6 +317,7 @@ def test_snapshot_and_restore_vf_counter_continues(vms, run_dir, tmp_path, dst_v
         assert src.wait(20) == 0
         dst = Restored(run_dir, snap, "vfcounter2",
                        extra=["--vfio-user", str(net.nic.sock(dst_vf))])
+        wait_running(run_dir, "vfcounter2")
         replies = net.counter_requests(guest_ip(0), range(100, 130))
         assert [c for _, c in replies] == list(range(31, 61)), replies[:5]
         assert dst.ctl("stop").returncode == 0
