@@ -184,8 +184,24 @@ void vfio_user_set_timeout(struct vfio_device *dev, int timeout_ms);
 void vfio_user_set_stall(struct vfio_device *dev, int stall_ms);
 /* What the server agreed to in VERSION (struct in vfio_user_caps.h). */
 void vfio_user_get_caps(struct vfio_device *dev, struct vfio_user_caps *caps, uint16_t *minor);
-/* The connection socket, to watch for the server going away (POLLRDHUP). */
+/* The connection socket, to watch for the server going away (POLLRDHUP) and its requests (POLLIN). */
 int vfio_user_socket(struct vfio_device *dev);
+/*
+ * Memory a vfio-user server reaches with DMA_READ/DMA_WRITE (IOVA in, the
+ * owner translates; 0 or -errno).  Requests are answered only inside what
+ * was DMA-mapped to that server, with the access the map allowed
+ * (vfio_user_dma.h); without memory set every request gets EFAULT.
+ */
+struct vfio_dma_mem_ops {
+	int (*read)(void *opaque, uint64_t iova, void *dst, uint64_t len);
+	int (*write)(void *opaque, uint64_t iova, const void *src, uint64_t len);
+};
+void vfio_user_set_dma_mem(struct vfio_device *dev, const struct vfio_dma_mem_ops *ops,
+			   void *opaque);
+/* Answer what the server has asked while none of our requests was in flight (on POLLIN). */
+int vfio_user_serve(struct vfio_device *dev);
+/* Server requests answered, and refused (error replies). */
+void vfio_user_dma_counts(struct vfio_device *dev, uint64_t *answered, uint64_t *refused);
 /*
  * The device was declared lost because its server went silent (not because
  * it hung up or broke the protocol): the connection was shut for writing

@@ -104,6 +104,37 @@ void vp_server_hup(void *opaque, int fd, unsigned revents)
 	vp_reattach_arm(vp);	/* the server may come back on the same path */
 }
 
+void vp_server_event(void *opaque, int fd, unsigned revents)
+{
+	struct vfio_pci *vp = opaque;
+
+	/* requests while no call of ours was in flight (calls answer them inline) */
+	if (!(revents & (POLLRDHUP | POLLHUP | POLLERR)) && vfio_user_serve(vp->vdev) == 0)
+		return;
+	vp_server_hup(opaque, fd, revents);
+}
+
+/* IOVA = guest physical: reads and writes through vmm/memory.c (writes dirty-tracked). */
+static int vp_dma_read(void *opaque, uint64_t iova, void *dst, uint64_t len)
+{
+	return guest_mem_read(opaque, iova, dst, len);
+}
+
+static int vp_dma_write(void *opaque, uint64_t iova, const void *src, uint64_t len)
+{
+	return guest_mem_write(opaque, iova, src, len);
+}
+
+static const struct vfio_dma_mem_ops vp_dma_mem = {
+	.read = vp_dma_read,
+	.write = vp_dma_write,
+};
+
+void vp_guest_dma(struct vfio_pci *vp, struct vfio_device *d)
+{
+	vfio_user_set_dma_mem(d, &vp_dma_mem, &vp->vm->mem);
+}
+
 /* ---- config space ---- */
 
 static bool in_msix_cap(struct vfio_pci *vp, uint32_t off, unsigned len)
@@ -497,6 +528,8 @@ static int vp_realize(struct device *dev, struct vm *vm)
 	}
 	if (!vp->kernel && vm->cfg.vfio_timeout_ms)
 		vfio_user_set_timeout(vp->vdev, vm->cfg.vfio_timeout_ms);
+	if (!vp->kernel)
+		vp_guest_dma(vp, vp->vdev);
 	info = vp->vdev->info;
 	if (!(info.flags & VFIO_DEVICE_FLAGS_PCI) ||
 	    info.num_regions <= VFIO_PCI_CONFIG_REGION_INDEX) {
@@ -541,7 +574,7 @@ static int vp_realize(struct device *dev, struct vm *vm)
 		compsc_offer(vp);	/* its guest driver may still move it (devices/compsc.md) */
 	if (!vp->kernel && vm->loop)
 		vp->hup_watch = loop_watch(vm->loop, vfio_user_socket(vp->vdev),
-					   POLLRDHUP, vp_server_hup, vp);
+					   VP_SERVER_EVENTS, vp_server_event, vp);
 	vp->sock_ino = vp->kernel ? 0 : vp_socket_ino(vp->spec);
 	pr_debug("passthrough %s at 00:%02x.0, %u MSI-X vectors", vp->spec,
 		 vp->pd.devfn >> 3, vp->nr_vectors);

@@ -80,6 +80,11 @@ bool vp_alive(struct vfio_pci *vp);
 /* vfio_pci.c: pieces of realize that re-attach redoes */
 void vp_announce_removal(struct vfio_pci *vp);
 void vp_server_hup(void *opaque, int fd, unsigned revents);
+/* The socket watch (POLLIN | POLLRDHUP): the server's requests answered, or its hang-up. */
+void vp_server_event(void *opaque, int fd, unsigned revents);
+/* A vfio-user device's server may reach guest RAM with DMA_READ/DMA_WRITE. */
+void vp_guest_dma(struct vfio_pci *vp, struct vfio_device *d);
+#define VP_SERVER_EVENTS	(POLLIN | POLLRDHUP)
 void vp_bar_mapped(struct pci_dev *pd, int bar, uint64_t addr, bool mapped);
 int vp_bar_map_areas(struct vfio_pci *vp, struct vfio_pci_bar *b);
 void vp_bar_teardown(struct vfio_pci_bar *b);

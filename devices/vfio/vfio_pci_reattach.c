@@ -149,6 +149,7 @@ int vfio_pci_reattach(struct device *dev)
 		return ret;
 	if (vp->vm->cfg.vfio_timeout_ms)
 		vfio_user_set_timeout(nd, vp->vm->cfg.vfio_timeout_ms);
+	vp_guest_dma(vp, nd);
 	ret = reattach_check(vp, nd);
 	if (ret < 0) {
 		vfio_device_close(nd);
@@ -166,8 +167,8 @@ int vfio_pci_reattach(struct device *dev)
 	}
 	vp->sock_ino = vp_socket_ino(vp->spec);
 	if (vp->vm->loop)
-		vp->hup_watch = loop_watch(vp->vm->loop, vfio_user_socket(nd), POLLRDHUP,
-					   vp_server_hup, vp);
+		vp->hup_watch = loop_watch(vp->vm->loop, vfio_user_socket(nd), VP_SERVER_EVENTS,
+					   vp_server_event, vp);
 	atomic_store(&vp->gone_reported, false);
 	pr_info("passthrough device %s: its server is back; re-attached, the guest sees a "
 		"function reset", vp->spec);

@@ -20,6 +20,7 @@
 #include "devices/hdnic/hdnic_vf_abi.h"
 #include "devices/vfio/vfio_internal.h"
 #include "devices/vfio/vfio_user_conn.h"
+#include "devices/vfio/vfio_user_dma.h"
 #include "devices/vfio/vfio_user_version.h"
 #include "vmm/util.h"
 
@@ -30,6 +31,7 @@ struct vfio_user_device {
 	uint16_t minor;
 	uint32_t xfer_max;		/* bytes of data per REGION/MIG message */
 	atomic_uint nr_dma_maps;
+	struct vfio_user_dma dma;	/* what the server's DMA_READ/WRITE may reach */
 };
 
 static struct vfio_user_device *to_udev(struct vfio_device *dev)
@@ -522,6 +524,8 @@ static int vu_dma_map(struct vfio_device *dev, const struct vfio_dma_map *m)
 		return -ENOSPC;
 	}
 	ret = vfio_user_call(&u->conn, &req, &rep);
+	if (!ret)
+		ret = vfio_user_dma_add(&u->dma, m->iova, m->size, m->prot);
 	if (ret)
 		atomic_fetch_sub(&u->nr_dma_maps, 1);
 	return ret;
@@ -540,6 +544,7 @@ static int vu_dma_unmap(struct vfio_device *dev, uint64_t iova, uint64_t size)
 
 	if (ret)
 		return ret;
+	vfio_user_dma_remove(&u->dma, iova, size);
 	if (atomic_load(&u->nr_dma_maps))
 		atomic_fetch_sub(&u->nr_dma_maps, 1);
 	return 0;
@@ -675,6 +680,7 @@ static void vu_close(struct vfio_device *dev)
 
 	/* the server unmaps DMA and drops IRQ fds when we go (protocol rule) */
 	vfio_user_conn_destroy(&u->conn);
+	vfio_user_dma_destroy(&u->dma);
 	free(u);
 }
 
@@ -689,6 +695,10 @@ int vfio_user_open_fd(int sock, const char *name, struct vfio_device **out)
 	u->conn.on_dead = udev_dead;
 	u->conn.opaque = u;
 	atomic_init(&u->nr_dma_maps, 0);
+	vfio_user_dma_init(&u->dma);
+	u->conn.dma = &vfio_user_dma_answer;
+	u->conn.dma_opaque = &u->dma;
+	u->conn.dma_max = VFIO_USER_MAX_DATA_XFER;	/* what VERSION announces */
 
 	ret = vfio_user_negotiate(&u->conn, u->dev.name, &u->caps, &u->minor);
 	if (ret)
@@ -785,6 +795,32 @@ const struct vfio_backend_ops vfio_user_backend = {
 int vfio_user_socket(struct vfio_device *dev)
 {
 	return to_udev(dev)->conn.sock;
+}
+
+void vfio_user_set_dma_mem(struct vfio_device *dev, const struct vfio_dma_mem_ops *ops,
+			   void *opaque)
+{
+	struct vfio_user_device *u = to_udev(dev);
+
+	pthread_mutex_lock(&u->dma.lock);
+	u->dma.mem = ops;
+	u->dma.mem_opaque = opaque;
+	pthread_mutex_unlock(&u->dma.lock);
+}
+
+int vfio_user_serve(struct vfio_device *dev)
+{
+	return vfio_user_conn_serve(&to_udev(dev)->conn);
+}
+
+void vfio_user_dma_counts(struct vfio_device *dev, uint64_t *answered, uint64_t *refused)
+{
+	struct vfio_user_device *u = to_udev(dev);
+
+	pthread_mutex_lock(&u->conn.lock);
+	*answered = u->conn.served;
+	*refused = u->conn.refused;
+	pthread_mutex_unlock(&u->conn.lock);
 }
 
 bool vfio_user_lost_stalled(struct vfio_device *dev)

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -47,6 +48,8 @@ void vfio_user_conn_destroy(struct vfio_user_conn *c)
 	if (c->sock >= 0)
 		close(c->sock);
 	c->sock = -1;
+	free(c->srv_buf);
+	c->srv_buf = NULL;
 	pthread_mutex_destroy(&c->lock);
 }
 
@@ -315,6 +318,98 @@ static int error_reply(struct vfio_user_conn *c, const struct vfio_user_header *
 	return -(int)h->error_no;
 }
 
+/* The request needs what it names answered: 0 and *out reply bytes in srv_buf, or an errno. */
+static uint32_t dma_request(struct vfio_user_conn *c, const struct vfio_user_header *h,
+			    size_t len, size_t *out)
+{
+	struct vfio_user_dma_rw rw;
+	int ret;
+
+	if (h->command != VFIO_USER_DMA_READ && h->command != VFIO_USER_DMA_WRITE)
+		return ENOSYS;
+	if (len < sizeof(rw))
+		return EINVAL;
+	memcpy(&rw, c->srv_buf, sizeof(rw));
+	if (!rw.count || rw.address + rw.count < rw.address)
+		return EINVAL;
+	if (rw.count > c->dma_max)
+		return E2BIG;
+	if (len != sizeof(rw) + (h->command == VFIO_USER_DMA_WRITE ? rw.count : 0))
+		return EINVAL;
+	if (!c->dma)
+		return EFAULT;
+	if (h->command == VFIO_USER_DMA_READ) {
+		ret = c->dma->read(c->dma_opaque, rw.address, c->srv_buf + sizeof(rw), rw.count);
+		*out = sizeof(rw) + rw.count;
+	} else {
+		ret = c->dma->write(c->dma_opaque, rw.address, c->srv_buf + sizeof(rw), rw.count);
+		*out = sizeof(rw);
+	}
+	return ret < 0 ? (uint32_t)-ret : 0;
+}
+
+/*
+ * A request of the server's whose header h was read: take the rest, answer
+ * it (unless No_Reply).  -errno only when the stream broke.
+ */
+static int serve_request(struct vfio_user_conn *c, const struct vfio_user_header *h,
+			 uint64_t deadline)
+{
+	size_t len = h->msg_size - sizeof(*h), out = 0;
+	size_t need = sizeof(struct vfio_user_dma_rw) + MAX(c->dma_max, 1u);
+	struct vfio_user_header r = {
+		.msg_id = h->msg_id, .command = h->command, .flags = VFIO_USER_F_TYPE_REPLY,
+	};
+	struct iovec iov[2];
+	int fds[MAX_WIRE_FDS];
+	unsigned nfds = 0;
+	bool extra = false;
+	uint32_t err;
+	int ret;
+
+	if (h->msg_size < sizeof(*h) || h->msg_size > VFIO_USER_MAX_MSG_SIZE) {
+		pr_err("vfio-user %s: server request %u claims %u bytes", c->name, h->command,
+		       h->msg_size);
+		return -EPROTO;
+	}
+	need = MAX(need, len);
+	if (c->srv_cap < need) {
+		uint8_t *b = realloc(c->srv_buf, need);
+
+		if (!b)
+			return -ENOMEM;
+		c->srv_buf = b;
+		c->srv_cap = need;
+	}
+	iov[0] = (struct iovec){ c->srv_buf, len };
+	ret = len ? recv_all(c, iov, 1, deadline, fds, MAX_WIRE_FDS, &nfds, &extra) : 0;
+	close_fds(fds, &nfds);
+	if (ret)
+		return ret;
+	err = extra ? EINVAL : dma_request(c, h, len, &out);
+	if (err) {
+		c->refused++;
+		pr_debug("vfio-user %s: server request %u refused: %s", c->name, h->command,
+			 strerror((int)err));
+		out = 0;
+	} else {
+		c->served++;
+	}
+	if (h->flags & VFIO_USER_F_NO_REPLY)
+		return 0;
+	r.flags |= err ? VFIO_USER_F_ERROR : 0;
+	r.error_no = err;
+	r.msg_size = sizeof(r) + out;
+	iov[0] = (struct iovec){ &r, sizeof(r) };
+	iov[1] = (struct iovec){ c->srv_buf, out };
+	return send_all(c, iov, out ? 2 : 1, NULL, 0, deadline, deadline);
+}
+
+static bool is_request(const struct vfio_user_header *h)
+{
+	return (h->flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_COMMAND;
+}
+
 static void note_stall(struct vfio_user_conn *c)
 {
 	if (c->stalled_since)
@@ -349,6 +444,14 @@ static int take_late_replies(struct vfio_user_conn *c, uint64_t first_deadline,
 			return ret;
 		deadline = now_ns() + (uint64_t)c->timeout_ms * 1000000ull;
 		ret = recv_all(c, &v, 1, deadline, fds, MAX_WIRE_FDS, &nfds, &extra);
+		if (!ret && is_request(&h)) {
+			close_fds(fds, &nfds);
+			*why = "answering a server request";
+			ret = serve_request(c, &h, deadline);
+			if (ret)
+				return ret;
+			continue;	/* the late reply is still owed */
+		}
 		if (!ret && ((h.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_REPLY ||
 			     h.msg_id != c->late[0].id || h.command != c->late[0].cmd ||
 			     h.msg_size < sizeof(h) || h.msg_size > VFIO_USER_MAX_MSG_SIZE)) {
@@ -422,8 +525,20 @@ static int call_locked(struct vfio_user_conn *c, const struct vfio_user_req *req
 		*fatal = false;
 		return -EAGAIN;
 	}
-	iov[0] = (struct iovec){ &h, sizeof(h) };
-	ret = recv_all(c, iov, 1, deadline, rep->fds, rep->max_fds, &rep->nfds, &extra);
+	for (;;) {
+		iov[0] = (struct iovec){ &h, sizeof(h) };
+		ret = recv_all(c, iov, 1, deadline, rep->fds, rep->max_fds, &rep->nfds, &extra);
+		if (ret || !is_request(&h))
+			break;
+		/* the server asks something before it answers: answer, then wait on */
+		close_fds(rep->fds, &rep->nfds);
+		*why = "answering a server request";
+		ret = serve_request(c, &h, deadline);
+		if (ret)
+			return ret;
+		extra = false;
+		*why = "waiting for a reply";
+	}
 	if (ret)
 		return ret;
 	*why = "invalid reply";
@@ -514,6 +629,67 @@ out:
 			c->nr_late = 0;
 			conn_kill(c, why, ret);
 		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+int vfio_user_conn_serve(struct vfio_user_conn *c)
+{
+	const char *why = "answering a server request";
+	int ret = 0;
+
+	pthread_mutex_lock(&c->lock);
+	while (!atomic_load(c->dead)) {
+		uint64_t deadline = now_ns() + (uint64_t)c->timeout_ms * 1000000ull;
+		struct vfio_user_header h;
+		struct iovec v = { &h, sizeof(h) };
+		int fds[MAX_WIRE_FDS];
+		unsigned nfds = 0;
+		bool extra = false;
+		ssize_t n;
+
+		if (c->nr_late) {
+			/* replies owed come first; requests in between are answered there */
+			ret = take_late_replies(c, now_ns(), &why);
+			if (ret == -ETIMEDOUT)
+				ret = 0;	/* still owed: not readable yet */
+			if (ret || c->nr_late)
+				break;
+			continue;
+		}
+		{
+			struct msghdr peek = { .msg_iov = &v, .msg_iovlen = 1 };
+
+			/* recvmsg: the one receive call every thread may make (vmm/seccomp.c) */
+			n = recvmsg(c->sock, &peek, MSG_PEEK | MSG_DONTWAIT);
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+			break;
+		}
+		if (n == 0) {
+			ret = -ENOTCONN;	/* hung up: the owner's watch says so */
+			break;
+		}
+		ret = recv_all(c, &v, 1, deadline, fds, MAX_WIRE_FDS, &nfds, &extra);
+		close_fds(fds, &nfds);
+		if (!ret && !is_request(&h)) {
+			pr_err("vfio-user %s: reply %u/%u to no request of ours", c->name,
+			       h.msg_id, h.command);
+			why = "a reply to no request";
+			ret = -EPROTO;
+		}
+		if (!ret)
+			ret = serve_request(c, &h, deadline);
+		if (ret)
+			break;
+	}
+	if (ret && ret != -ENOTCONN) {
+		c->nr_late = 0;
+		conn_kill(c, why, ret == -ETIMEDOUT || ret == -EPROTO ? ret : -ENOTCONN);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return ret;

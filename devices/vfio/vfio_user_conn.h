@@ -16,6 +16,14 @@
  * Even then the server may only be stopped: the connection is shut for
  * writing only, so the server's hang-up after it runs again can be seen
  * (the owner re-attaches then, as after a restart).
+ *
+ * The server may send requests of its own on the same socket (DMA_READ,
+ * DMA_WRITE; the spec allows them between a request and its reply, and
+ * libvfio-user's servers send them for any mapped memory).  They are
+ * answered wherever they show up: while a request waits for its reply, and,
+ * with none in flight, when the owner calls vfio_user_conn_serve() on
+ * POLLIN.  The answer comes from struct vfio_user_dma_ops; every field of
+ * the request is checked first, a bad one gets an error reply.
  */
 #ifndef HDVM_VFIO_USER_CONN_H
 #define HDVM_VFIO_USER_CONN_H
@@ -31,6 +39,12 @@
 #define VFIO_USER_MAX_IOV	4
 #define VFIO_USER_MAX_LATE	64	/* replies owed by a stalled server */
 #define VFIO_USER_STALL_MS	20	/* default: a guest access waits this long */
+
+/* Memory the server's DMA_READ/DMA_WRITE reach: 0 or -errno (an error reply). */
+struct vfio_user_dma_ops {
+	int (*read)(void *opaque, uint64_t addr, void *dst, uint64_t len);
+	int (*write)(void *opaque, uint64_t addr, const void *src, uint64_t len);
+};
 
 struct vfio_user_conn {
 	int sock;
@@ -48,6 +62,13 @@ struct vfio_user_conn {
 	/* called once when the connection dies (with the reason) */
 	void (*on_dead)(void *opaque, const char *why, int err);
 	void *opaque;
+	/* the server's requests: answered through dma (NULL: EFAULT), count <= dma_max */
+	const struct vfio_user_dma_ops *dma;
+	void *dma_opaque;
+	uint32_t dma_max;		/* the max_data_xfer_size we announced */
+	uint8_t *srv_buf;		/* one request at a time, under lock */
+	size_t srv_cap;
+	uint64_t served, refused;	/* server requests answered / answered with an error */
 };
 
 struct vfio_user_req {
@@ -81,5 +102,10 @@ void vfio_user_conn_destroy(struct vfio_user_conn *c);
  */
 int vfio_user_call(struct vfio_user_conn *c, const struct vfio_user_req *req,
 		   struct vfio_user_rep *rep);
+/*
+ * Answer the requests the server has sent (none in flight of ours): 0, or
+ * -errno when the connection broke (it is dead then; -ENOTCONN: hung up).
+ */
+int vfio_user_conn_serve(struct vfio_user_conn *c);
 
 #endif

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <poll.h>
 #include <sys/stat.h>
 
 #include "tests/unit/vfio_fake_server.h"
@@ -23,6 +24,7 @@
 #include "devices/vfio/vfio_pci.h"
 #include "devices/vfio/vfio_pci_int.h"
 #include "vmm/control.h"
+#include "vmm/kvm_ops.h"
 #include "vmm/loop.h"
 #include "vmm/memory.h"
 #include "vmm/vm.h"
@@ -313,6 +315,68 @@ static void test_dma_maps_every_ram_slot(void **st)
 	assert_int_equal(srv->dmas[1].size, 8 << 20);
 	assert_int_equal(srv->dmas[1].offset, PLAT_MMIO_HOLE_START);
 	assert_true(srv->dma_fd_is_memfd);
+}
+
+/* ---- the server reaches guest RAM with DMA_READ / DMA_WRITE ---- */
+
+static void script_dma(unsigned i, uint16_t cmd, uint64_t addr, const char *data, uint64_t count)
+{
+	srv->dma[i] = (struct fake_dma){ .cmd = cmd, .addr = addr, .count = count };
+	if (cmd == VFIO_USER_DMA_WRITE) {
+		srv->dma[i].len = (uint32_t)count;
+		memcpy(srv->dma[i].data, data, count);
+	}
+	srv->nr_dma = MAX(srv->nr_dma, i + 1);
+}
+
+/*
+ * A server may use DMA_READ/DMA_WRITE for memory it was given an fd for
+ * (libvfio-user's do when not asked for direct access): a write lands in
+ * guest RAM through the guest-write path, so the dirty log sees it; a read
+ * sees guest RAM; outside RAM is refused.
+ */
+static void test_server_dma_reaches_guest_ram(void **st)
+{
+	struct vfio_pci *vp = container_of(device_find(&vm, "vfio0"), struct vfio_pci, dev);
+	static const char msg[] = "written by the server";
+	static const struct kvm_ops any_kvm = { .ioctl = kvm_accepts };
+	uint64_t bitmap[64] = { 0 };
+	uint32_t one = 1;
+
+	assert_int_equal(guest_mem_register(&vm.mem, &any_kvm, 42), 0);	/* to log dirty pages */
+	assert_int_equal(guest_mem_log_start(&vm.mem, 0), 0);
+	script_dma(0, VFIO_USER_DMA_WRITE, 0x3010, msg, sizeof(msg));
+	script_dma(1, VFIO_USER_DMA_READ, 0x3010, NULL, sizeof(msg));
+	script_dma(2, VFIO_USER_DMA_READ, ram_size, NULL, 16);		/* past guest RAM */
+	assert_int_equal(vp->vdev->ops->region_write(vp->vdev, 1, FAKE_DMA_DOORBELL, &one, 4), 0);
+	assert_string_equal((char *)gpa_to_hva(&vm.mem, 0x3010, sizeof(msg)), msg);
+	assert_int_equal(guest_mem_log_sync(&vm.mem, 0, bitmap), 0);
+	assert_true(bitmap[0] & (1ull << 3));			/* page 3 is dirty */
+	assert_true(srv->dma[1].answered && !(srv->dma[1].flags & VFIO_USER_F_ERROR));
+	assert_memory_equal(srv->dma[1].ans + 16, msg, sizeof(msg));
+	assert_true(srv->dma[2].flags & VFIO_USER_F_ERROR);
+	assert_int_equal(srv->dma[2].error_no, EFAULT);
+	assert_int_equal(guest_mem_log_stop(&vm.mem, 0), 0);
+	assert_true(vp_alive(vp));
+}
+
+/* A request while no call of ours is in flight: the socket watch answers it. */
+static void test_server_dma_while_idle(void **st)
+{
+	struct vfio_pci *vp = container_of(device_find(&vm, "vfio0"), struct vfio_pci, dev);
+	static const char msg[] = "idle";
+	int fd = vfio_user_socket(vp->vdev);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	script_dma(0, VFIO_USER_DMA_WRITE, 0x5000, msg, sizeof(msg));
+	fake_dma_request(srv, &srv->dma[0], 0x8000);
+	assert_int_equal(poll(&p, 1, 2000), 1);
+	vp_server_event(vp, fd, POLLIN);
+	for (int i = 0; i < 200 && !atomic_load(&srv->dma_answers); i++)
+		usleep(10000);
+	assert_int_equal(atomic_load(&srv->dma_answers), 1);
+	assert_string_equal((char *)gpa_to_hva(&vm.mem, 0x5000, sizeof(msg)), msg);
+	assert_true(vp_alive(vp));
 }
 
 /* ---- the device's DMA dirty log ---- */
@@ -825,6 +889,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dma_maps_every_ram_slot, setup_high_ram,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_dirty_log_high_ram, setup_high_ram, teardown),
+		cmocka_unit_test_setup_teardown(test_server_dma_reaches_guest_ram, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_dma_while_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_devices_p2p_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reattach_redoes_setup, setup_msix, teardown),
 		cmocka_unit_test_setup_teardown(test_reattach_refuses_another_device, setup_msix,

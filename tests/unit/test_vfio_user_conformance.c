@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <dirent.h>
+#include <poll.h>
 #include <cmocka.h>
 
 #include "devices/vfio/vfio.h"
@@ -188,6 +189,196 @@ static void mig_pad_check(struct fake_srv *s, struct vfio_device *dev)
 
 static void none(struct fake_srv *s) { }
 
+/* ---- the server's DMA_READ / DMA_WRITE, answered from "guest" memory ---- */
+
+#define GIOVA	0x100000ull	/* where the test maps its memory, read-write */
+#define GSIZE	0x10000ull
+#define RO_IOVA	0x200000ull	/* a read-only map */
+
+static uint8_t guest[2][GSIZE];
+static struct { uint64_t iova, len; } written[8];
+static unsigned nr_written;
+
+static uint8_t *guest_at(uint64_t iova, uint64_t len)
+{
+	if (iova >= GIOVA && iova + len <= GIOVA + GSIZE)
+		return &guest[0][iova - GIOVA];
+	if (iova >= RO_IOVA && iova + len <= RO_IOVA + GSIZE)
+		return &guest[1][iova - RO_IOVA];
+	return NULL;
+}
+
+static int g_read(void *opaque, uint64_t iova, void *dst, uint64_t len)
+{
+	uint8_t *p = guest_at(iova, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(dst, p, len);
+	return 0;
+}
+
+/* The owner's write path: records the range as vmm/memory.c marks it dirty. */
+static int g_write(void *opaque, uint64_t iova, const void *src, uint64_t len)
+{
+	uint8_t *p = guest_at(iova, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(p, src, len);
+	if (nr_written < ARRAY_SIZE(written))
+		written[nr_written++] = (typeof(written[0])){ iova, len };
+	return 0;
+}
+
+static const struct vfio_dma_mem_ops g_mem = { .read = g_read, .write = g_write };
+
+/* Map the test's memory to the server (rw and read-only) and let it be reached. */
+static void guest_attach(struct vfio_device *dev)
+{
+	int fd = memfd_create("conf-guest", MFD_CLOEXEC);
+	struct vfio_dma_map rw = { .iova = GIOVA, .size = GSIZE, .fd = fd,
+				   .prot = VFIO_DMA_PROT_READ | VFIO_DMA_PROT_WRITE };
+	struct vfio_dma_map ro = { .iova = RO_IOVA, .size = GSIZE, .fd = fd,
+				   .prot = VFIO_DMA_PROT_READ };
+
+	assert_int_equal(ftruncate(fd, GSIZE), 0);
+	for (unsigned i = 0; i < GSIZE; i++)
+		guest[0][i] = (uint8_t)(i * 13 + 1), guest[1][i] = (uint8_t)(i * 7 + 2);
+	nr_written = 0;
+	assert_int_equal(dev->ops->dma_map(dev, &rw), 0);
+	assert_int_equal(dev->ops->dma_map(dev, &ro), 0);
+	close(fd);
+	vfio_user_set_dma_mem(dev, &g_mem, NULL);
+}
+
+/* The device does its scripted DMA before answering this write (the client waits meanwhile). */
+static void ring_dma_doorbell(struct vfio_device *dev)
+{
+	uint32_t v = 1;
+
+	assert_int_equal(dev->ops->region_write(dev, 1, FAKE_DMA_DOORBELL, &v, 4), 0);
+	assert_false(vfio_device_dead(dev));
+}
+
+static void script(struct fake_srv *s, uint16_t cmd, uint64_t addr, uint64_t count,
+		   const void *data, uint32_t len)
+{
+	struct fake_dma *d = &s->dma[s->nr_dma++];
+
+	*d = (struct fake_dma){ .cmd = cmd, .addr = addr, .count = count, .len = len };
+	if (len)
+		memcpy(d->data, data, len);
+}
+
+static void assert_refused(const struct fake_dma *d, uint32_t err)
+{
+	assert_true(d->answered);
+	assert_int_equal(d->flags, VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR);
+	assert_int_equal(d->error_no, err);
+	assert_int_equal(d->ans_len, 0);
+}
+
+static void dma_rw(struct fake_srv *s)
+{
+	static const char msg[] = "written by the device";
+
+	script(s, VFIO_USER_DMA_READ, GIOVA + 0x10, 32, NULL, 0);
+	script(s, VFIO_USER_DMA_WRITE, GIOVA + 0x800, sizeof(msg), msg, sizeof(msg));
+	script(s, VFIO_USER_DMA_READ, RO_IOVA + 0x20, 8, NULL, 0);
+}
+
+static void dma_rw_check(struct fake_srv *s, struct vfio_device *dev)
+{
+	struct vfio_user_dma_rw rw;
+	uint64_t answered, refused;
+
+	guest_attach(dev);
+	ring_dma_doorbell(dev);
+	/* DMA_READ: address and count echoed, then the bytes of guest memory */
+	assert_true(s->dma[0].answered);
+	assert_int_equal(s->dma[0].flags, VFIO_USER_F_TYPE_REPLY);
+	assert_int_equal(s->dma[0].id, 0x9000);
+	assert_int_equal(s->dma[0].ans_len, sizeof(rw) + 32);
+	memcpy(&rw, s->dma[0].ans, sizeof(rw));
+	assert_true(rw.address == GIOVA + 0x10 && rw.count == 32);
+	assert_memory_equal(s->dma[0].ans + sizeof(rw), &guest[0][0x10], 32);
+	/* DMA_WRITE: landed through the owner's write path (dirty-tracked there) */
+	assert_int_equal(s->dma[1].flags, VFIO_USER_F_TYPE_REPLY);
+	assert_int_equal(s->dma[1].ans_len, sizeof(rw));
+	assert_string_equal((char *)&guest[0][0x800], "written by the device");
+	assert_int_equal(nr_written, 1);
+	assert_true(written[0].iova == GIOVA + 0x800 && written[0].len == 22);
+	/* a read-only map is readable */
+	assert_int_equal(s->dma[2].flags, VFIO_USER_F_TYPE_REPLY);
+	assert_memory_equal(s->dma[2].ans + sizeof(rw), &guest[1][0x20], 8);
+	vfio_user_dma_counts(dev, &answered, &refused);
+	assert_true(answered == 3 && refused == 0);
+}
+
+static void dma_refused(struct fake_srv *s)
+{
+	static const uint8_t junk[8] = { 0xee };
+
+	script(s, VFIO_USER_DMA_READ, 0x900000, 16, NULL, 0);		/* mapped by nobody */
+	script(s, VFIO_USER_DMA_WRITE, RO_IOVA, 8, junk, 8);		/* a read-only map */
+	script(s, VFIO_USER_DMA_READ, GIOVA + GSIZE - 8, 16, NULL, 0);	/* past a map's end */
+	script(s, VFIO_USER_DMA_WRITE, GIOVA, 16, junk, 8);		/* count says 16, 8 sent */
+}
+
+static void dma_refused_check(struct fake_srv *s, struct vfio_device *dev)
+{
+	uint64_t answered, refused;
+	uint32_t v;
+
+	guest_attach(dev);
+	ring_dma_doorbell(dev);
+	assert_refused(&s->dma[0], EFAULT);
+	assert_refused(&s->dma[1], EFAULT);
+	assert_refused(&s->dma[2], EFAULT);
+	assert_refused(&s->dma[3], EINVAL);
+	assert_int_equal(guest[1][0], 2);		/* nothing written anywhere */
+	assert_int_equal(nr_written, 0);
+	vfio_user_dma_counts(dev, &answered, &refused);
+	assert_true(answered == 0 && refused == 4);
+	/* the stream is in sync: the next call is answered */
+	assert_int_equal(dev->ops->region_read(dev, 1, 0, &v, 4), 0);
+}
+
+static void dma_too_big(struct fake_srv *s)
+{
+	script(s, VFIO_USER_DMA_READ, GIOVA, VFIO_USER_MAX_DATA_XFER + 1ull, NULL, 0);
+	script(s, VFIO_USER_DMA_READ, GIOVA, 0, NULL, 0);
+}
+
+static void dma_too_big_check(struct fake_srv *s, struct vfio_device *dev)
+{
+	guest_attach(dev);
+	ring_dma_doorbell(dev);
+	assert_refused(&s->dma[0], E2BIG);		/* over the max_data_xfer_size we announced */
+	assert_refused(&s->dma[1], EINVAL);
+}
+
+/* With no request of ours in flight the server asks anyway: answered on POLLIN. */
+static void dma_idle_check(struct fake_srv *s, struct vfio_device *dev)
+{
+	static const char msg[] = "idle write";
+	struct pollfd p = { .fd = vfio_user_socket(dev), .events = POLLIN };
+
+	guest_attach(dev);
+	script(s, VFIO_USER_DMA_WRITE, GIOVA + 0x100, sizeof(msg), msg, sizeof(msg));
+	fake_dma_request(s, &s->dma[0], 0x8000);	/* from the test: the server thread reads */
+	assert_int_equal(poll(&p, 1, 2000), 1);
+	assert_int_equal(vfio_user_serve(dev), 0);
+	for (int i = 0; i < 200 && !atomic_load(&s->dma_answers); i++)
+		usleep(10000);
+	assert_int_equal(atomic_load(&s->dma_answers), 1);
+	assert_int_equal(s->dma[0].flags, VFIO_USER_F_TYPE_REPLY);
+	assert_string_equal((char *)&guest[0][0x100], "idle write");
+	assert_int_equal(vfio_user_serve(dev), 0);	/* nothing more: returns at once */
+	assert_false(vfio_device_dead(dev));
+}
+
 static const struct row rows[] = {
 	{ "caps_unknown_keys_ignored", extra_keys, 0, extra_keys_check },
 	{ "caps_reference_reply_with_migration", reference_caps, 0, reference_caps_check },
@@ -199,6 +390,10 @@ static const struct row rows[] = {
 	{ "fds_exactly_at_negotiated_limit", fds_3, 0, fds_exact_check },
 	{ "dirty_bitmap_in_u64_words", none, 0, dirty_words_check },
 	{ "mig_data_read_short_and_padded", mig_pad, 0, mig_pad_check },
+	{ "dma_read_write_answered_from_memory", dma_rw, 0, dma_rw_check },
+	{ "dma_outside_maps_or_malformed_refused", dma_refused, 0, dma_refused_check },
+	{ "dma_count_over_the_limit_refused", dma_too_big, 0, dma_too_big_check },
+	{ "dma_request_while_idle_answered", none, 0, dma_idle_check },
 };
 
 static void run_row(void **state)

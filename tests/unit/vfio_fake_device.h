@@ -206,12 +206,78 @@ static uint8_t *region_mem(struct fake_srv *s, uint32_t region, uint64_t off, ui
 	return NULL;
 }
 
+/* ---- DMA through the client ---- */
+
+/* Send d as a request with id (from the server thread, or the test's while it is idle). */
+static void fake_dma_request(struct fake_srv *s, struct fake_dma *d, uint16_t id)
+{
+	struct vfio_user_dma_rw rw = { .address = d->addr, .count = d->count };
+	uint8_t buf[sizeof(rw) + sizeof(d->data)];
+	struct vfio_user_header h = {
+		.msg_id = id, .command = d->cmd, .flags = VFIO_USER_F_TYPE_COMMAND,
+		.msg_size = sizeof(h) + sizeof(rw) + d->len,
+	};
+
+	memcpy(buf, &rw, sizeof(rw));
+	memcpy(buf + sizeof(rw), d->data, d->len);
+	d->answered = false;
+	srv_send_raw(s, &h, buf, sizeof(rw) + d->len, NULL, 0);
+}
+
+static void fake_dma_store(struct fake_dma *d, const struct vfio_user_header *h, const uint8_t *p)
+{
+	d->id = h->msg_id;
+	d->ans_cmd = h->command;
+	d->flags = h->flags;
+	d->error_no = h->error_no;
+	d->ans_len = h->msg_size - sizeof(*h);
+	memcpy(d->ans, p, MIN(d->ans_len, sizeof(d->ans)));
+	d->answered = true;
+}
+
+/* The client's answer, read by the server thread right after its request. */
+static void fake_dma_take_answer(struct fake_srv *s, struct fake_dma *d)
+{
+	struct vfio_user_header h;
+	uint8_t *p = NULL;
+	int fds[32];
+	unsigned nfds;
+
+	if (!srv_recv(s, &h, &p, fds, &nfds))
+		fake_dma_store(d, &h, p);
+	for (unsigned i = 0; i < nfds; i++)
+		close(fds[i]);
+	free(p);
+}
+
+/* A reply arrived in the main loop: the answer to a request the test sent (id 0x8000 + i). */
+static void fake_dma_answer(struct fake_srv *s, const struct vfio_user_header *h, const uint8_t *p)
+{
+	unsigned i = h->msg_id - 0x8000u;
+
+	if (i < FAKE_DMA_MAX) {
+		fake_dma_store(&s->dma[i], h, p);
+		atomic_fetch_add(&s->dma_answers, 1);
+	}
+}
+
+/* The device does its scripted DMA, waiting for each answer (as libvfio-user does). */
+static void fake_dma_run(struct fake_srv *s)
+{
+	for (unsigned i = 0; i < s->nr_dma; i++) {
+		fake_dma_request(s, &s->dma[i], (uint16_t)(0x9000 + i));
+		fake_dma_take_answer(s, &s->dma[i]);
+	}
+}
+
 static void h_region_rw(struct fake_srv *s, const struct vfio_user_header *h, const uint8_t *p)
 {
 	struct vfio_user_region_access a;
 	uint8_t *mem, *out;
 
 	memcpy(&a, p, sizeof(a));
+	if (h->command == VFIO_USER_REGION_WRITE && a.region == 1 && a.offset == FAKE_DMA_DOORBELL)
+		fake_dma_run(s);	/* before the reply: the client waits for it meanwhile */
 	s->rw_msgs++;
 	s->rw_max_count = MAX(s->rw_max_count, a.count);
 	mem = region_mem(s, a.region, a.offset, a.count);

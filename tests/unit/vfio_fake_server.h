@@ -40,6 +40,8 @@
 #define CFG_SIZE	256
 #define MIG_BLOB	3000
 #define MAX_REC		32
+#define FAKE_DMA_MAX	4	/* DMA requests a test scripts */
+#define FAKE_DMA_DOORBELL 0xf00	/* a write to BAR1 here runs the script first */
 
 enum version_mode {
 	V_GOOD, V_BAD_MAJOR, V_HIGH_MINOR, V_EXTRA_KEYS, V_REFERENCE, V_PGSIZES_NOT_SUBSET,
@@ -58,6 +60,26 @@ struct irq_msg {
 	uint32_t flags, start, count;
 	unsigned nfds;
 	bool all_eventfds;
+};
+
+/*
+ * One DMA the device does through the client (DMA_READ / DMA_WRITE), as
+ * scripted by a test, and the client's answer.  count is what the request
+ * says; len bytes of data follow it (a DMA_WRITE's; 0 for a read unless a
+ * test sends junk).  cmd may be any command, to see how the client treats it.
+ */
+struct fake_dma {
+	uint16_t cmd;
+	uint64_t addr;
+	uint64_t count;
+	uint32_t len;
+	uint8_t data[64];
+	/* the answer */
+	bool answered;
+	uint16_t id, ans_cmd;
+	uint32_t flags, error_no;
+	uint32_t ans_len;
+	uint8_t ans[16 + 64];
 };
 
 struct fake_srv {
@@ -138,6 +160,11 @@ struct fake_srv {
 	unsigned rw_msgs;
 	uint32_t rw_max_count;
 	unsigned resets;
+	/* DMA through the client: run on a BAR1 doorbell write, or sent by the test */
+	struct fake_dma dma[FAKE_DMA_MAX];
+	unsigned nr_dma;
+	atomic_uint dma_answers;
+	struct fake_dma not_reply;	/* S_NOT_REPLY: the command sent, and its answer */
 };
 
 /* ---- wire helpers (server side, blocking) ---- */
@@ -248,9 +275,11 @@ static bool sabotage(struct fake_srv *s, const struct vfio_user_header *req, boo
 		srv_send_raw(s, &h, NULL, 0, NULL, 0);
 		return true;
 	case S_NOT_REPLY:
-		h.flags = VFIO_USER_F_TYPE_COMMAND;
-		srv_send_raw(s, &h, NULL, 0, NULL, 0);
-		return true;
+		/* a command of ours where the reply is due: the client answers it, then ours */
+		s->not_reply.cmd = req->command;
+		fake_dma_request(s, &s->not_reply, 0x7000);
+		fake_dma_take_answer(s, &s->not_reply);
+		return false;
 	case S_OVERSIZE:
 		h.msg_size = sizeof(h) + (64u << 20);
 		srv_send_raw(s, &h, NULL, 0, NULL, 0);
@@ -311,7 +340,9 @@ static void *srv_main(void *arg)
 			free(p);
 			break;
 		}
-		if (sabotage(s, &h, &stop)) {
+		if ((h.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY) {
+			fake_dma_answer(s, &h, p);	/* to a request the test sent */
+		} else if (sabotage(s, &h, &stop)) {
 			/* nothing else */
 		} else if (h.command == VFIO_USER_VERSION) {
 			h_version(s, &h, p);
