@@ -126,6 +126,23 @@ void pci_write16(const struct pci_device *d, uint8_t off, uint16_t v)
 	cfg->write(d, off, 2, v);
 }
 
+/* Extended config space (0x100..0xfff) exists only through ECAM. */
+bool pci_ext_read32(const struct pci_device *d, uint16_t off, uint32_t *v)
+{
+	if (cfg != &ecam_ops || off >= 4096 || off % 4)
+		return false;
+	*v = mmio_read32(ecam_addr(d, 0) + off);
+	return true;
+}
+
+bool pci_ext_write32(const struct pci_device *d, uint16_t off, uint32_t v)
+{
+	if (cfg != &ecam_ops || off >= 4096 || off % 4)
+		return false;
+	mmio_write32(ecam_addr(d, 0) + off, v);
+	return true;
+}
+
 /* Record function (slot, func) if present; returns its raw header type, or -1. */
 static int probe_function(uint8_t slot, uint8_t func)
 {

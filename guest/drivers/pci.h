@@ -40,6 +40,9 @@ uint8_t pci_read8(const struct pci_device *d, uint8_t off);
 uint16_t pci_read16(const struct pci_device *d, uint8_t off);
 uint32_t pci_read32(const struct pci_device *d, uint8_t off);
 void pci_write16(const struct pci_device *d, uint8_t off, uint16_t v);
+/* Extended config space through ECAM: false when there is no ECAM. */
+bool pci_ext_read32(const struct pci_device *d, uint16_t off, uint32_t *v);
+bool pci_ext_write32(const struct pci_device *d, uint16_t off, uint32_t v);
 
 /*
  * Scan bus 0 (32 slots, every function of a multi-function device) once;

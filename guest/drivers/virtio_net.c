@@ -101,9 +101,8 @@ static void print_up(struct virtio_net *vn)
 int virtio_net_open(struct virtio_net *vn, int n)
 {
 	const struct pci_device *pci = pci_find(VIRTIO_PCI_VENDOR, VIRTIO_NET_DEVICE_ID, n);
-	bool event_idx;
+	struct compsc_page *cs = vn->cs;	/* a re-open keeps the shared page */
 	uint16_t link;
-	unsigned i;
 
 	memset(vn, 0, sizeof(*vn));
 	if (!pci) {
@@ -112,6 +111,30 @@ int virtio_net_open(struct virtio_net *vn, int n)
 	}
 	if (alloc_dma() || virtio_pci_probe(&vn->vp, pci, WHO))
 		return -1;
+	vn->cs = cs;
+	if (vnet_bring_up(vn))
+		return -1;
+	print_up(vn);
+	vnet_compsc_setup(vn);
+	if (virtio_has_feature(&vn->vp, VIRTIO_NET_F_STATUS) && vn->vp.device_len >= 8 &&
+	    !virtio_pci_read_config(&vn->vp, 6, &link, 2) && !(link & VIRTIO_NET_S_LINK_UP))
+		printf(WHO ": link is down\n");
+	return 0;
+}
+
+/*
+ * Reset, the features, the queues, DRIVER_OK, every RX buffer posted, every
+ * TX buffer free, the receive filter: what open does, and what a CompSC
+ * restore replays on a fresh function.  The RX ring restarts at index 0
+ * with every buffer the driver owns posted (hdguest hands frames up inside
+ * virtio_net_rx and reposts at once, so it holds none outside the ring):
+ * that is CompSC's ring shift, the old head at index 0.
+ */
+int vnet_bring_up(struct virtio_net *vn)
+{
+	bool event_idx;
+	unsigned i;
+
 	if (virtio_pci_reset(&vn->vp)) {
 		printf(WHO ": device did not acknowledge reset\n");
 		return -1;
@@ -140,15 +163,13 @@ int virtio_net_open(struct virtio_net *vn, int n)
 		post_rx(vn, i);
 	virtq_kick(&vn->rx);
 	vn->rx_repost = false;
-	for (i = 0; i < vn->tx.size; i++)
-		vn->tx_free[i] = vn->tx.size - 1 - i;
-	vn->tx_nfree = vn->tx.size;
+	/* every TX buffer is free again but one the stack holds between alloc and submit */
+	vn->tx_nfree = 0;
+	for (i = vn->tx.size; i-- > 0;)
+		if (!vn->tx_taken[i])
+			vn->tx_free[vn->tx_nfree++] = (uint16_t)i;
 	vn->health = VNET_OK;
-	print_up(vn);
 	virtio_net_ctrl_filter(vn);
-	if (virtio_has_feature(&vn->vp, VIRTIO_NET_F_STATUS) && vn->vp.device_len >= 8 &&
-	    !virtio_pci_read_config(&vn->vp, 6, &link, 2) && !(link & VIRTIO_NET_S_LINK_UP))
-		printf(WHO ": link is down\n");
 	return 0;
 }
 
@@ -167,8 +188,11 @@ int virtio_net_rx(struct virtio_net *vn, vnet_rx_fn fn, void *ctx, int budget)
 	uint32_t len;
 	int n = 0, r;
 
-	if (vn->health != VNET_OK)
+	vnet_enter(vn);
+	if (vn->health != VNET_OK) {
+		vnet_leave(vn);
 		return 0;
+	}
 	while (n < budget) {
 		r = virtq_get_used(&vn->rx, &id, &len);
 		if (r <= 0) {
@@ -181,6 +205,16 @@ int virtio_net_rx(struct virtio_net *vn, vnet_rx_fn fn, void *ctx, int budget)
 			vn->stats.rx_bad_len++;	/* empty (too-small) or impossible */
 		} else {
 			vn->stats.rx_packets++;
+			/*
+			 * CompSC's dummy write: the device's DMA is in no dirty
+			 * log; rewriting one byte of the buffer's page (a buffer
+			 * never crosses one) puts it in KVM's.
+			 */
+			if (vn->cs) {
+				volatile uint8_t *b = rx_bufs[id];
+
+				b[0] = b[0];
+			}
 			fn(ctx, rx_bufs[id] + VNET_HDR_LEN, len - VNET_HDR_LEN);
 		}
 		post_rx(vn, id);
@@ -189,6 +223,7 @@ int virtio_net_rx(struct virtio_net *vn, vnet_rx_fn fn, void *ctx, int budget)
 		virtq_kick(&vn->rx);
 		vn->rx_repost = false;
 	}
+	vnet_leave(vn);
 	return n;
 }
 
@@ -198,12 +233,14 @@ void virtio_net_tx_reclaim(struct virtio_net *vn)
 	uint32_t len;
 	int r;
 
-	if (vn->health != VNET_OK)
-		return;
-	while ((r = virtq_get_used(&vn->tx, &id, &len)) > 0)
-		vn->tx_free[vn->tx_nfree++] = id;
-	if (r < 0)
-		ring_broken(vn, &vn->tx);
+	vnet_enter(vn);
+	if (vn->health == VNET_OK) {
+		while ((r = virtq_get_used(&vn->tx, &id, &len)) > 0)
+			vn->tx_free[vn->tx_nfree++] = id;
+		if (r < 0)
+			ring_broken(vn, &vn->tx);
+	}
+	vnet_leave(vn);
 }
 
 unsigned virtio_net_tx_room(struct virtio_net *vn)
@@ -221,11 +258,13 @@ uint8_t *virtio_net_tx_alloc(struct virtio_net *vn, uint16_t *id)
 		return NULL;
 	}
 	*id = vn->tx_free[--vn->tx_nfree];
+	vn->tx_taken[*id] = true;
 	return tx_bufs[*id] + VNET_HDR_LEN;
 }
 
 void virtio_net_tx_cancel(struct virtio_net *vn, uint16_t id)
 {
+	vn->tx_taken[id] = false;
 	vn->tx_free[vn->tx_nfree++] = id;
 }
 
@@ -238,20 +277,25 @@ void virtio_net_tx_submit(struct virtio_net *vn, uint16_t id, uint32_t len)
 		len = VNET_MIN_FRAME;
 	}
 	memset(buf, 0, VNET_HDR_LEN);	/* no offloads */
+	vnet_enter(vn);
+	vn->tx_taken[id] = false;
 	if (virtq_post(&vn->tx, id, (uint64_t)buf, VNET_HDR_LEN + len, 0)) {
 		virtio_net_tx_cancel(vn, id);
-		return;
+	} else {
+		vn->stats.tx_packets++;
+		vn->tx_unkicked = true;
 	}
-	vn->stats.tx_packets++;
-	vn->tx_unkicked = true;
+	vnet_leave(vn);
 }
 
 void virtio_net_tx_flush(struct virtio_net *vn)
 {
-	if (!vn->tx_unkicked || vn->health != VNET_OK)
-		return;
-	virtq_kick(&vn->tx);
-	vn->tx_unkicked = false;
+	vnet_enter(vn);
+	if (vn->tx_unkicked && vn->health == VNET_OK) {
+		virtq_kick(&vn->tx);
+		vn->tx_unkicked = false;
+	}
+	vnet_leave(vn);
 }
 
 enum vnet_health virtio_net_check(struct virtio_net *vn)
@@ -260,7 +304,9 @@ enum vnet_health virtio_net_check(struct virtio_net *vn)
 
 	if (vn->health == VNET_GONE)
 		return VNET_GONE;
+	vnet_enter(vn);		/* a moved device is restored before we judge it */
 	st = virtio_pci_get_status(&vn->vp);
+	vnet_leave(vn);
 	if (st == 0xff || !pci_present(vn->vp.pci)) {
 		vn->health = VNET_GONE;
 		return VNET_GONE;
@@ -295,12 +341,19 @@ int virtio_net_rx_irq_setup(struct virtio_net *vn, uint8_t apic_id, uint8_t vect
 
 bool virtio_net_rx_irq_arm(struct virtio_net *vn)
 {
-	return vn->health == VNET_OK && virtq_irq_enable(&vn->rx);
+	bool armed;
+
+	vnet_enter(vn);
+	armed = vn->health == VNET_OK && virtq_irq_enable(&vn->rx);
+	vnet_leave(vn);
+	return armed;
 }
 
 void virtio_net_rx_irq_disarm(struct virtio_net *vn)
 {
+	vnet_enter(vn);
 	virtq_irq_disable(&vn->rx);
+	vnet_leave(vn);
 }
 
 uint64_t virtio_net_progress(const struct virtio_net *vn)

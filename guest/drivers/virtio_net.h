@@ -31,19 +31,43 @@ struct vnet_stats {
 	uint64_t rx_packets, rx_bad_len, tx_packets, tx_ring_full;
 };
 
+struct compsc_page;
+
 struct virtio_net {
 	struct virtio_pci vp;
 	struct virtq rx, tx;
 	struct virtq ctrl;		/* with CTRL_VQ + CTRL_RX: queue 2 */
 	uint8_t mac[6];
 	uint16_t tx_free[VQ_MAX_SIZE];	/* free TX buffer ids (a stack) */
+	bool tx_taken[VQ_MAX_SIZE];	/* allocated, not yet submitted or cancelled */
 	uint16_t tx_nfree;
 	bool rx_repost;			/* RX buffers posted since the last kick */
 	bool tx_unkicked;
 	bool needs_reset_reported;
 	enum vnet_health health;
 	struct vnet_stats stats;
+	/*
+	 * CompSC (virtio_net_compsc.c, devices/compsc.md): on a function that
+	 * cannot migrate, every device section runs under the shared page's
+	 * read lock and a new migration counter means "restore first".
+	 */
+	struct compsc_page *cs;		/* NULL: not in use */
+	uint32_t cs_seen;		/* the counter at our last restore */
+	uint16_t cs_depth;		/* nested sections */
+	bool cs_moved;			/* restored: the net layer announces us */
+	uint32_t cs_restores;
+	uint8_t stats_pos;		/* hdnic's statistics capability, 0: none */
+	uint64_t hw_stats[6];		/* its read-clear counters, accumulated */
 };
+
+/* CompSC: opt in if hdvm offers it (net.compsc=0 opts out); sections. */
+void vnet_compsc_setup(struct virtio_net *vn);
+void vnet_enter(struct virtio_net *vn);
+void vnet_leave(struct virtio_net *vn);
+/* Bring a fresh (reset) function to the driver's state: virtio_net.c. */
+int vnet_bring_up(struct virtio_net *vn);
+/* The device's counters (rx/tx packets, bytes, drops), continuous across moves. */
+void virtio_net_hw_stats(struct virtio_net *vn, uint64_t out[6]);
 
 /* Find the n-th virtio-net function and bring it up; prints why not and returns -1. */
 int virtio_net_open(struct virtio_net *vn, int n);

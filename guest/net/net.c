@@ -188,6 +188,10 @@ int net_poll(void)
 
 	virtio_net_rx(vn, eth_input, NULL, RX_BUDGET);
 	virtio_net_tx_reclaim(vn);
+	if (vn->cs_moved) {		/* CompSC restored us on another host: say where we are */
+		vn->cs_moved = false;
+		arp_announce();
+	}
 	now = rdtsc();
 	if (now - last_tick >= TICK_CYCLES) {
 		last_tick = now;
