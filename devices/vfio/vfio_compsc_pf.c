@@ -59,10 +59,14 @@ static json_object *pf_call(const char *pf, json_object *req, char *why, size_t 
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (send(fd, text, strlen(text), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
-		snprintf(why, len, "%s: %s", pf, strerror(errno));
+	got = (size_t)snprintf(buf, PF_REPLY_MAX, "%s\n", text);	/* one line, one send */
+	if (got >= PF_REPLY_MAX || send(fd, buf, got, MSG_NOSIGNAL) != (ssize_t)got) {
+		snprintf(why, len, "%s: %s", pf, got >= PF_REPLY_MAX ? "request too long" :
+			 strerror(errno));
 		goto out;
 	}
+	got = 0;
+	memset(buf, 0, PF_REPLY_MAX);
 	while (got < PF_REPLY_MAX && !memchr(buf, '\n', got)) {
 		ssize_t n = recv(fd, buf + got, PF_REPLY_MAX - got, 0);
 

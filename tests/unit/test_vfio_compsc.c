@@ -352,8 +352,15 @@ static void *pf_serve(void *arg)
 
 		if (fd < 0)
 			break;
-		got = recv(fd, s->req[s->n], sizeof(s->req[0]) - 1, 0);
-		s->req[s->n][got > 0 ? got : 0] = 0;
+		size_t have = 0;
+
+		while (have < sizeof(s->req[0]) - 1 && !memchr(s->req[s->n], '\n', have)) {
+			got = recv(fd, s->req[s->n] + have, sizeof(s->req[0]) - 1 - have, 0);
+			if (got <= 0)
+				break;
+			have += (size_t)got;
+		}
+		s->req[s->n][have] = 0;
 		send(fd, replies[s->n], strlen(replies[s->n]), MSG_NOSIGNAL);
 		close(fd);
 	}
