@@ -51,6 +51,10 @@ $(BUILD)/hdvm: $(BUILD)/obj/vmm/main.o $(LIB)
 $(BUILD)/hdvm-owner: $(BUILD)/obj/tools/hdvm_owner.o $(ETCD_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcurl $(LDLIBS)
 
+# post-copy's fault round trip and push throughput on userfaultfd (no guest)
+$(BUILD)/bench-postcopy: $(BUILD)/obj/tools/bench_postcopy.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # host-side traffic generator for the network benchmarks
 $(BUILD)/udpflood: tools/udpflood.c
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
@@ -90,6 +94,9 @@ check-kvmlab: all
 
 bench-boot: all
 	$(PYTHON) tools/bench_boot.py
+
+bench-postcopy: $(BUILD)/bench-postcopy
+	$(BUILD)/bench-postcopy --json $(abspath $(BUILD))/bench-postcopy.json
 
 bench-net: all
 	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/bench_net.py

@@ -27,13 +27,9 @@ static uint32_t rec_crc(const uint8_t *hdr, const void *payload, uint32_t len)
 	return (uint32_t)(len ? crc32(c, payload, len) : c);
 }
 
-int pc_put(struct mig_io *io, uint32_t magic, uint32_t flags, uint64_t arg,
-	   const void *payload, uint32_t len)
+size_t pc_encode(uint8_t *buf, uint32_t magic, uint32_t flags, uint64_t arg,
+		 const void *payload, uint32_t len)
 {
-	uint8_t buf[PC_REC_HDR + PC_MAX_PAYLOAD];
-
-	if (len > PC_MAX_PAYLOAD)
-		return -EINVAL;
 	put32(buf, magic);
 	put32(buf + 4, flags);
 	put64(buf + 8, arg);
@@ -41,7 +37,17 @@ int pc_put(struct mig_io *io, uint32_t magic, uint32_t flags, uint64_t arg,
 	put32(buf + 20, rec_crc(buf, payload, len));
 	if (len)
 		memcpy(buf + PC_REC_HDR, payload, len);
-	return mig_write_all(io, buf, PC_REC_HDR + len);
+	return PC_REC_HDR + len;
+}
+
+int pc_put(struct mig_io *io, uint32_t magic, uint32_t flags, uint64_t arg,
+	   const void *payload, uint32_t len)
+{
+	uint8_t buf[PC_REC_HDR + PC_MAX_PAYLOAD];
+
+	if (len > PC_MAX_PAYLOAD)
+		return -EINVAL;
+	return mig_write_all(io, buf, pc_encode(buf, magic, flags, arg, payload, len));
 }
 
 static bool known(uint32_t magic, uint32_t len, uint32_t flags)
@@ -85,6 +91,29 @@ int pc_get(struct mig_io *io, struct pc_rec *rec, char *why, size_t len)
 	if (rec_crc(hdr, rec->payload, rec->len) != mig_le32(hdr + 20))
 		return mig_refuse(-EBADMSG, why, len, "post-copy record %#x (arg %llu) "
 				  "failed its checksum", rec->magic, (unsigned long long)rec->arg);
+	return 0;
+}
+
+int pc_parse(const uint8_t *buf, size_t avail, struct pc_rec *rec, size_t *used,
+	     char *why, size_t len)
+{
+	if (avail < PC_REC_HDR)
+		return -EAGAIN;
+	rec->magic = mig_le32(buf);
+	rec->flags = mig_le32(buf + 4);
+	rec->arg = mig_le64(buf + 8);
+	rec->len = mig_le32(buf + 16);
+	if (rec->len > PC_MAX_PAYLOAD || !known(rec->magic, rec->len, rec->flags))
+		return mig_refuse(-EPROTO, why, len, "post-copy connection: unknown record "
+				  "%#x of %u bytes", rec->magic, rec->len);
+	if (avail < PC_REC_HDR + rec->len)
+		return -EAGAIN;
+	memcpy(rec->payload, buf + PC_REC_HDR, rec->len);
+	rec->payload[rec->len] = 0;
+	if (rec_crc(buf, rec->payload, rec->len) != mig_le32(buf + 20))
+		return mig_refuse(-EBADMSG, why, len, "post-copy record %#x (arg %llu) "
+				  "failed its checksum", rec->magic, (unsigned long long)rec->arg);
+	*used = PC_REC_HDR + rec->len;
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -152,7 +153,7 @@ static int read_faults(struct postcopy_dst *pc, char *why, size_t len)
 	}
 }
 
-/* A page from the source: checked (crc by pc_get, then place), then installed. */
+/* A page from the source: checked (crc by pc_parse, then place), then installed. */
 static int take_page(struct postcopy_dst *pc, const struct pc_rec *rec, char *why, size_t len)
 {
 	uint64_t page = rec->arg;
@@ -196,27 +197,17 @@ static int all_present(struct postcopy_dst *pc, char *why, size_t len)
 	return ret ?: 1;
 }
 
-/* 0: go on, 1: every page present, else -errno with why. */
-static int take_record(struct postcopy_dst *pc, char *why, size_t len)
-{
-	static __thread struct pc_rec rec;
-	char msg[256];
-	int ret = pc_get(pc->io, &rec, msg, sizeof(msg));
+#define RX_BUF	(256 * 1024)
 
-	if (ret == -EBADMSG)
-		return mig_refuse(ret, why, len, "refused a corrupt page from the source (%s); "
-				  "it was not installed and the VM cannot continue", msg);
-	if (ret == -EPROTO)
-		return mig_refuse(ret, why, len, "%s", msg);
-	if (ret)
-		return mig_refuse(-EHOSTDOWN, why, len, "the source went away during post-copy "
-				  "with %llu of %llu pages not yet here: the VM is lost (its "
-				  "memory exists nowhere else)",
-				  (unsigned long long)(pc->stats.needed - pc->nr_present),
-				  (unsigned long long)pc->stats.needed);
-	switch (rec.magic) {
+/* One record: 0 go on, 1 every page present, else -errno with why. */
+static int take_record(struct postcopy_dst *pc, const struct pc_rec *rec, char *why,
+		       size_t len)
+{
+	int ret;
+
+	switch (rec->magic) {
 	case PC_REC_PAGE:
-		ret = take_page(pc, &rec, why, len);
+		ret = take_page(pc, rec, why, len);
 		if (!ret && pc->nr_present == pc->stats.needed)
 			return all_present(pc, why, len);
 		return ret;
@@ -224,14 +215,61 @@ static int take_record(struct postcopy_dst *pc, char *why, size_t len)
 		if (pc->nr_present == pc->stats.needed)
 			return 0;
 		return mig_refuse(-EPROTO, why, len, "the source sent all %llu pages, %llu "
-				  "arrived", (unsigned long long)rec.arg,
+				  "arrived", (unsigned long long)rec->arg,
 				  (unsigned long long)pc->nr_present);
 	case PC_REC_ERR:
 		return mig_refuse(-ECONNABORTED, why, len, "the source stopped post-copy: %s; "
-				  "the VM is lost", (const char *)rec.payload);
+				  "the VM is lost", (const char *)rec->payload);
 	}
 	return mig_refuse(-EPROTO, why, len, "unexpected post-copy record %#x from the source",
-			  rec.magic);
+			  rec->magic);
+}
+
+/*
+ * The connection is readable: one read of whatever is there (many pages per
+ * system call), then every whole record in the buffer, each checked before
+ * it is installed.  A partial record waits for the next read.
+ */
+static int take_records(struct postcopy_dst *pc, char *why, size_t len)
+{
+	static __thread struct pc_rec rec;
+	ssize_t n = pc->io->ops->read(pc->io, pc->rx + pc->rx_tail, RX_BUF - pc->rx_tail);
+	char msg[256];
+	int ret = 0;
+
+	if (n == -EINTR || n == -EAGAIN)
+		return 0;
+	if (n <= 0)
+		return mig_refuse(-EHOSTDOWN, why, len, "the source went away during post-copy "
+				  "with %llu of %llu pages not yet here: the VM is lost (its "
+				  "memory exists nowhere else)",
+				  (unsigned long long)(pc->stats.needed - pc->nr_present),
+				  (unsigned long long)pc->stats.needed);
+	pc->io->bytes_in += (uint64_t)n;
+	pc->rx_tail += (size_t)n;
+	while (!ret) {
+		size_t used = 0;
+
+		ret = pc_parse(pc->rx + pc->rx_head, pc->rx_tail - pc->rx_head, &rec, &used,
+			       msg, sizeof(msg));
+		if (ret == -EAGAIN)
+			break;
+		if (ret == -EBADMSG)
+			return mig_refuse(ret, why, len, "refused a corrupt page from the source "
+					  "(%s); it was not installed and the VM cannot continue",
+					  msg);
+		if (ret)
+			return mig_refuse(ret, why, len, "%s", msg);
+		pc->rx_head += used;
+		ret = take_record(pc, &rec, why, len);
+	}
+	if (ret == -EAGAIN)
+		ret = 0;
+	/* keep the partial record at the front for the next read */
+	memmove(pc->rx, pc->rx + pc->rx_head, pc->rx_tail - pc->rx_head);
+	pc->rx_tail -= pc->rx_head;
+	pc->rx_head = 0;
+	return ret;
 }
 
 static void *pc_thread(void *arg)
@@ -257,7 +295,7 @@ static void *pc_thread(void *arg)
 		if (p[0].revents & POLLIN)
 			ret = read_faults(pc, why, sizeof(why));
 		if (!ret && p[1].revents)
-			ret = take_record(pc, why, sizeof(why));
+			ret = take_records(pc, why, sizeof(why));
 	}
 	if (ret == 1) {
 		set_state(pc, PC_DONE, 0, NULL);
@@ -316,6 +354,7 @@ int postcopy_dst_prepare(struct postcopy_dst *pc, struct mig_io *io, int memfd, 
 	pc->opaque = opaque;
 	pc->present = xzalloc(pc_words(pc->npages) * 8 ?: 8);
 	pc->requested = xzalloc(pc_words(pc->npages) * 8 ?: 8);
+	pc->rx = xzalloc(RX_BUF);
 	pc->stats.needed = pc_count(needed, pc->npages);
 	pc->stats.t_start_ns = now_ns();
 	ret = punch_needed(pc);
@@ -354,7 +393,12 @@ err:
 
 int postcopy_dst_run(struct postcopy_dst *pc, char *why, size_t len)
 {
-	int ret = pthread_create(&pc->thread, NULL, pc_thread, pc);
+	int rcvbuf = PC_SOCKET_BUFFER, ret;
+
+	/* pushed pages queued here delay a requested one as much as the source's queue */
+	if (setsockopt(pc->io->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0)
+		pr_debug("post-copy: SO_RCVBUF: %s", strerror(errno));
+	ret = pthread_create(&pc->thread, NULL, pc_thread, pc);
 
 	if (ret)
 		return mig_refuse(-ret, why, len, "cannot start the post-copy thread: %s",
@@ -442,5 +486,7 @@ void postcopy_dst_destroy(struct postcopy_dst *pc)
 	free(pc->needed);
 	free(pc->present);
 	free(pc->requested);
+	free(pc->rx);
+	pc->rx = NULL;
 	pc->needed = pc->present = pc->requested = NULL;
 }

@@ -63,6 +63,8 @@ struct postcopy_dst {
 	uint64_t *needed;		/* owned: from the switchover */
 	uint64_t *present, *requested;	/* the thread's */
 	uint64_t nr_present;
+	uint8_t *rx;			/* what the source sent, read in bulk, parsed here */
+	size_t rx_head, rx_tail;
 	pthread_t thread;
 	bool started;
 	postcopy_finished_fn *finished;

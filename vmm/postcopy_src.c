@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,7 +16,8 @@
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
-#define PAGE	GUEST_PAGE_SIZE
+#define PAGE		GUEST_PAGE_SIZE
+#define PUSH_BATCH	8	/* pushed pages per write: a request waits for one batch more */
 
 static bool readable(struct mig_io *io)
 {
@@ -24,16 +26,37 @@ static bool readable(struct mig_io *io)
 	return poll(&p, 1, 0) == 1;
 }
 
-static int send_page(struct postcopy_src *s, uint64_t page, uint32_t flags)
+/* Page `page` as a record into buf (a zero page without its bytes): its length. */
+static size_t encode_page(struct postcopy_src *s, uint8_t *buf, uint64_t page, uint32_t flags)
 {
 	const uint8_t *data = s->ram + page * PAGE;
 
 	pc_clear(s->needed, page);
 	if (mig_page_is_zero(data)) {
 		s->zero_pages++;
-		return pc_put(s->io, PC_REC_PAGE, flags | PC_F_ZERO, page, NULL, 0);
+		return pc_encode(buf, PC_REC_PAGE, flags | PC_F_ZERO, page, NULL, 0);
 	}
-	return pc_put(s->io, PC_REC_PAGE, flags, page, data, PAGE);
+	return pc_encode(buf, PC_REC_PAGE, flags, page, data, PAGE);
+}
+
+static int send_page(struct postcopy_src *s, uint8_t *buf, uint64_t page, uint32_t flags)
+{
+	return mig_write_all(s->io, buf, encode_page(s, buf, page, flags));
+}
+
+/* The next needed page at or after *cursor, or npages. */
+static uint64_t next_needed(struct postcopy_src *s, uint64_t *cursor);
+
+/* Up to PUSH_BATCH needed pages from *cursor on, in one write. */
+static int push_batch(struct postcopy_src *s, uint8_t *buf, uint64_t *cursor)
+{
+	size_t len = 0;
+
+	for (int i = 0; i < PUSH_BATCH && next_needed(s, cursor) < s->npages; i++) {
+		len += encode_page(s, buf + len, *cursor, 0);
+		s->pushed++;
+	}
+	return mig_write_all(s->io, buf, len);
 }
 
 /* The next needed page at or after *cursor, or npages. */
@@ -124,14 +147,18 @@ static int take_record(struct postcopy_src *s, struct pc_rec *rec, struct req_qu
 int postcopy_serve(struct postcopy_src *s, char *why, size_t len)
 {
 	struct pc_rec *rec = xzalloc(sizeof(*rec));
+	uint8_t *buf = xzalloc(PUSH_BATCH * (PC_REC_HDR + PC_MAX_PAYLOAD));
 	struct req_queue q = { 0 };
 	uint64_t cursor = 0, t0 = now_ns(), bytes0 = s->io->bytes_out;
 	bool end_sent = false;
-	int ret = 0;
+	int ret = 0, sndbuf = PC_SOCKET_BUFFER;
 
+	/* what the push has queued is what a reply waits behind: keep it short */
+	if (setsockopt(s->io->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0)
+		pr_debug("post-copy: SO_SNDBUF: %s", strerror(errno));
 	while (!ret) {
 		/* block only when there is nothing left to send */
-		bool block = end_sent && q.head == q.tail;
+		bool block = (end_sent || s->no_push) && q.head == q.tail;
 
 		while (!ret && (block || readable(s->io))) {
 			ret = take_record(s, rec, &q, why, len);
@@ -146,13 +173,12 @@ int postcopy_serve(struct postcopy_src *s, char *why, size_t len)
 				s->ignored_requests++;	/* already on its way */
 				continue;
 			}
-			ret = send_page(s, page, PC_F_REQUESTED);
+			ret = send_page(s, buf, page, PC_F_REQUESTED);
 			s->served++;
-		} else if (next_needed(s, &cursor) < s->npages) {
-			ret = send_page(s, cursor, 0);
-			s->pushed++;
+		} else if (!s->no_push && next_needed(s, &cursor) < s->npages) {
+			ret = push_batch(s, buf, &cursor);
 			limit_push(s, t0, bytes0);
-		} else if (!end_sent) {
+		} else if (!end_sent && !s->no_push) {
 			ret = pc_put(s->io, PC_REC_END, 0, s->served + s->pushed, NULL, 0);
 			end_sent = true;
 		}
@@ -162,6 +188,7 @@ int postcopy_serve(struct postcopy_src *s, char *why, size_t len)
 	}
 	free(q.page);
 	free(rec);
+	free(buf);
 	return ret == 1 ? 0 : ret;
 }
 

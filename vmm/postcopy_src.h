@@ -29,6 +29,7 @@ struct postcopy_src {
 	uint64_t npages;
 	uint64_t *needed;		/* cleared as pages go out (caller's) */
 	uint64_t max_bandwidth;		/* bytes/s for the push, 0: unlimited */
+	bool no_push;			/* benchmark: answer requests only */
 	/* out */
 	uint64_t served, pushed, zero_pages, ignored_requests;
 	uint64_t t_done_ns;

@@ -311,11 +311,11 @@ static ssize_t flip_write(struct mig_io *io, const void *buf, size_t len)
 	uint8_t tmp[PC_REC_HDR + PC_MAX_PAYLOAD];
 	ssize_t n;
 
-	if (len != sizeof(tmp))
+	if (len < sizeof(tmp))
 		return write(io->fd, buf, len);
-	memcpy(tmp, buf, len);
+	memcpy(tmp, buf, sizeof(tmp));		/* the first record: a whole page */
 	tmp[PC_REC_HDR + 1000] ^= 0x40;
-	n = write(io->fd, tmp, len);
+	n = write(io->fd, tmp, sizeof(tmp));
 	return n < 0 ? -errno : n;
 }
 
