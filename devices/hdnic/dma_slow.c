@@ -708,6 +708,16 @@ int dma_slow_create(struct vdev *vd)
 	return 0;
 }
 
+void dma_slow_free(struct dma_slow *s)
+{
+	if (!s)
+		return;
+	for (unsigned i = 0; i < VDEV_MAX_QUEUES; i++)
+		slot_free(&s->q[i]);
+	free(s->wr);
+	free(s);
+}
+
 void dma_slow_destroy(struct vdev *vd)
 {
 	struct dma_slow *s = vd->slow;

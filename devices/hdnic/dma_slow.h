@@ -51,6 +51,8 @@ struct vdev;
 int dma_slow_create(struct vdev *vd);
 /* The client is gone (its maps were dropped). */
 void dma_slow_destroy(struct vdev *vd);
+/* The function is freed. */
+void dma_slow_free(struct dma_slow *s);
 /* vq's rings were just resolved in the function's space: give it private copies. */
 void dma_slow_bind(struct dma_slow *s, struct vq *vq);
 /* A kick for the driver's queue: refresh it, then let the fast path look. */

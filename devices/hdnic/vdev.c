@@ -89,7 +89,7 @@ void vdev_free(struct vdev *vd)
 	rxw_release(vd);
 	vdev_mig_destroy(vd);
 	vfu_endpoint_free(vd->vfu);
-	free(vd->slow);
+	dma_slow_free(vd->slow);
 	free(vd->msix);
 	free(vd->irq_fd);
 	free(vd->kick);
