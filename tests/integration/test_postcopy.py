@@ -11,6 +11,7 @@ on here -- migrates with post-copy, at once and after N passes, and its RAM
 on the destination holds the dirty invariant while its passes continue; an
 app=counter guest keeps counting through a post-copy migration."""
 import json
+import os
 import re
 import struct
 import time
@@ -20,6 +21,9 @@ import pytest
 from hdvmlib import hdvm_ctl
 from test_migrate import Incoming, free_port
 from test_snapshot import dirty_invariant_holds, read_snapshot
+
+# tools/kvmlab (nested KVM under TCG) is ~20x slower: it sets HDVM_TIME_SCALE
+SCALE = float(os.environ.get("HDVM_TIME_SCALE", "1"))
 
 
 def test_help_says_the_vm_is_lost_if_a_host_dies(run_dir):
@@ -51,12 +55,12 @@ def test_postcopy_after_needs_a_positive_pass_count(run_dir):
 def test_dirty_guest_migrates_with_postcopy(vms, run_dir, tmp_path, kind, mode):
     mib = 256
     src = vms(cmdline=f"app=dirty,mib={mib}", mem="512M", cpus=2)
-    src.out.wait_for(r"dirty: pass 2\b", timeout=60)
+    src.out.wait_for(r"dirty: pass 2\b", timeout=60 * SCALE)
     uri = f"unix:{tmp_path}/mig.sock" if kind == "unix" else f"tcp:127.0.0.1:{free_port()}"
     dst = Incoming(run_dir, uri, "moved")
     try:
         time.sleep(0.5)
-        r = hdvm_ctl(run_dir, "migrate", src.name, uri, *mode, "--json", timeout=300)
+        r = hdvm_ctl(run_dir, "migrate", src.name, uri, *mode, "--json", timeout=300 * SCALE)
         assert r.returncode == 0, r.stderr
         rep = json.loads(r.stdout.strip().splitlines()[-1])
         assert rep["success"] and rep["postcopy"] and not rep["vm_lost"], rep
@@ -64,10 +68,10 @@ def test_dirty_guest_migrates_with_postcopy(vms, run_dir, tmp_path, kind, mode):
         assert rep["postcopy_on_demand"] + rep["postcopy_pushed"] == rep["postcopy_pages"]
         if mode[0] == "--postcopy-after":
             assert rep["passes"] == 3, rep
-        assert src.wait(30) == 0
+        assert src.wait(30 * SCALE) == 0
         last = max(int(m) for m in re.findall(r"dirty: pass (\d+)", src.out.text()))
-        dst.err.wait_for(r"post-copy done", timeout=120)
-        m = dst.out.wait_for(r"dirty: pass (\d+)", timeout=60,
+        dst.err.wait_for(r"post-copy done", timeout=120 * SCALE)
+        m = dst.out.wait_for(r"dirty: pass (\d+)", timeout=60 * SCALE,
                              start=len(dst.out.lines))
         assert int(m.group(1)) > last and "dirty: area=" not in dst.out.text()
         snap = tmp_path / "dst.snap"
@@ -75,7 +79,7 @@ def test_dirty_guest_migrates_with_postcopy(vms, run_dir, tmp_path, kind, mode):
         ok, _ = dirty_invariant_holds(read_snapshot(snap)[2], mib)
         assert ok, "the destination's RAM breaks the dirty invariant"
         assert dst.ctl("stop").returncode == 0
-        assert dst.proc.wait(20) == 0
+        assert dst.proc.wait(20 * SCALE) == 0
     finally:
         dst.kill()
 
@@ -95,11 +99,11 @@ def test_counter_continues_through_postcopy(run_dir, tmp_path):
         uri = f"unix:{tmp_path}/mig.sock"
         dst = Incoming(run_dir, uri, "counter2", ns=pv.ns)
         time.sleep(0.5)
-        r = hdvm_ctl(run_dir, "migrate", src.name, uri, "--postcopy", timeout=120)
+        r = hdvm_ctl(run_dir, "migrate", src.name, uri, "--postcopy", timeout=120 * SCALE)
         assert r.returncode == 0, r.stderr
         assert "post-copy:" in r.stdout
-        assert src.wait(30) == 0
-        with pv.udp_socket(timeout=5.0) as s:
+        assert src.wait(30 * SCALE) == 0
+        with pv.udp_socket(timeout=5.0 * SCALE) as s:
             for rid in range(1000, 1050):
                 s.sendto(struct.pack("!Q", rid), (GUEST_IP, 9000))
                 got = struct.unpack("!QQ", s.recvfrom(64)[0][:16])
