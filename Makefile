@@ -55,6 +55,13 @@ $(BUILD)/hdvm-owner: $(BUILD)/obj/tools/hdvm_owner.o $(ETCD_SRCS:%.c=$(BUILD)/ob
 $(BUILD)/bench-postcopy: $(BUILD)/obj/tools/bench_postcopy.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# Remus: the per-epoch cost of everything but the vCPUs (fake KVM + a real hdnic)
+$(BUILD)/bench_remus_parts: tools/bench_remus_parts.c $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+bench-remus-parts: $(BUILD)/bench_remus_parts hdnic-all
+	$(BUILD)/bench_remus_parts
+
 # host-side traffic generator for the network benchmarks
 $(BUILD)/udpflood: tools/udpflood.c
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
@@ -127,5 +134,5 @@ demo: deps
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit integration check check-kvmlab deps bench-boot bench-net bench-flowctl bench-density bench-density-sweep demo clean guest hdnic-all
+.PHONY: all unit integration check check-kvmlab deps bench-remus-parts bench-boot bench-net bench-flowctl bench-density bench-density-sweep demo clean guest hdnic-all
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

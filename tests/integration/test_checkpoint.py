@@ -201,9 +201,14 @@ class Protected:
 
     def protect(self, host="a", *opts):
         r = hdvm_ctl(self.run[host], "checkpoint", self.name, self.uri, "--epoch-ms", "20",
-                     "--heartbeat-ms", "10", "--failover-ms", "300", *opts, timeout=60)
-        assert r.returncode == 0, r.stderr
+                     "--heartbeat-ms", "10", "--failover-ms", str(int(300 * TIME_SCALE)),
+                     *opts, timeout=60)
+        assert r.returncode == 0, self.logs(r.stderr)
         return r
+
+    def logs(self, what=""):
+        return (f"{what}\n--- host A hdvm:\n{self.err_a.text()}\n--- host B hdvm:\n"
+                + (self.err_b.text() if self.standby else ""))
 
     def close(self):
         for p in (self.primary, self.standby):
@@ -274,7 +279,7 @@ def test_frozen_standby_holds_output(two_hosts, tmp_path, run_dirs):
         p.start_standby()
         r = hdvm_ctl(run_dirs["a"], "checkpoint", "ctr", p.uri, "--failover-ms", "8000",
                      "--heartbeat-ms", "10", timeout=60)
-        assert r.returncode == 0, r.stderr
+        assert r.returncode == 0, p.logs(r.stderr)
         with two_hosts.udp_socket(timeout=0.5) as s:
             s.sendto(struct.pack("!Q", 1), (COUNTER_IP, 9000))
             assert struct.unpack("!QQ", s.recv(64)[:16])[0] == 1
