@@ -294,6 +294,18 @@ static int take_replies(struct primary *p)
 	return 0;
 }
 
+/*
+ * Room on the connection now?  A standby that stops reading fills it with
+ * heartbeats; they are skipped then (its silence is what counts), so the
+ * driver keeps reading replies instead of blocking in a write.
+ */
+static bool writable(const struct primary *p)
+{
+	struct pollfd pf = { .fd = p->io->fd, .events = POLLOUT };
+
+	return p->io->fd < 0 || (poll(&pf, 1, 0) == 1 && (pf.revents & POLLOUT));
+}
+
 static bool stop_requested(const struct primary *p)
 {
 	return p->o->stop && atomic_load(p->o->stop);
@@ -321,7 +333,7 @@ static int wait_epoch(struct primary *p)
 				 p->failover_ms, p->unacked ? " (a checkpoint unacknowledged)" : "");
 			return -ETIMEDOUT;
 		}
-		if (now - p->t_hb >= p->hb_ms * MS) {
+		if (now - p->t_hb >= p->hb_ms * MS && writable(p)) {
 			p->t_hb = now;
 			ret = ckpt_put_heartbeat(&p->w, p->epoch - 1, now);
 			if (ret) {

@@ -64,7 +64,8 @@ int vcpu_create(struct vm *vm, int id, struct vcpu **out)
 	 * APs wait for INIT/SIPI from the guest (in-kernel LAPIC); the BSP boots,
 	 * unless a snapshot's state replaces all of this before the first run.
 	 */
-	if (id == 0 && !vm->cfg.restore && !vm->cfg.incoming && boot_setup_bsp(v->fd, &vm->mem, &vm->boot) < 0)
+	if (id == 0 && !vm->cfg.restore && !vm->cfg.incoming && !vm->cfg.standby &&
+	    boot_setup_bsp(v->fd, &vm->mem, &vm->boot) < 0)
 		goto err;
 	*out = v;
 	return 0;

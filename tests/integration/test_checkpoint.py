@@ -165,6 +165,27 @@ class Client(threading.Thread):
         return last
 
 
+def try_status(run_dir, name):
+    """status --json, or {} while the VM is not (yet) there."""
+    import json
+    r = hdvm_ctl(run_dir, "status", name, "--json")
+    return json.loads(r.stdout) if r.returncode == 0 else {}
+
+
+def first_reply(s, rid, timeout=10):
+    """Send request rid until its reply comes (the first one waits for ARP)."""
+    deadline = time.monotonic() + timeout * TIME_SCALE
+    s.settimeout(0.2 * TIME_SCALE)
+    while True:
+        s.sendto(struct.pack("!Q", rid), (COUNTER_IP, 9000))
+        try:
+            got = struct.unpack("!QQ", s.recv(64)[:16])
+            if got[0] == rid:
+                return got
+        except socket.timeout:
+            assert time.monotonic() < deadline, f"no reply to request {rid}"
+
+
 def wait_until(pred, timeout, what):
     deadline = time.monotonic() + timeout * TIME_SCALE
     while not pred():
@@ -182,12 +203,15 @@ class Protected:
         self.primary = subprocess.Popen(
             [str(HDVM), "run", "--kernel", str(GUEST), "--cmdline",
              f"app=counter ip={COUNTER_IP}/24", "--mem", "32M", "--name", name,
-             "--run-dir", str(run_dirs["a"]), "--console", "none",
+             "--run-dir", str(run_dirs["a"]), "--console", "stdio",
              "--vfio-user", str(hosts.nic["a"].sock(0))],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=env_a)
         self.err_a = Output(self.primary.stderr)
-        wait_until(lambda: status(run_dirs["a"], name)["state"] == "running", 20, "primary up")
+        self.out_a = Output(self.primary.stdout)
+        self.out_a.wait_for("counter: listening", timeout=30 * TIME_SCALE)
+        wait_until(lambda: try_status(run_dirs["a"], name).get("state") == "running", 20,
+                   "primary up")
         self.standby = None
 
     def start_standby(self, host="b"):
@@ -249,6 +273,8 @@ def test_counter_survives_primary_killed_at_each_fail_point(two_hosts, tmp_path,
     c = Client(two_hosts)
     try:
         p.start_standby()
+        with two_hosts.udp_socket() as s:
+            first_reply(s, 1 << 40)
         c.start()
         p.protect()
         assert status(run_dirs["a"], "ctr")["role"] == "primary"
@@ -277,18 +303,21 @@ def test_frozen_standby_holds_output(two_hosts, tmp_path, run_dirs):
     p = Protected(two_hosts, tmp_path, run_dirs)
     try:
         p.start_standby()
-        r = hdvm_ctl(run_dirs["a"], "checkpoint", "ctr", p.uri, "--failover-ms", "8000",
+        r = hdvm_ctl(run_dirs["a"], "checkpoint", "ctr", p.uri, "--failover-ms", "60000",
                      "--heartbeat-ms", "10", timeout=60)
         assert r.returncode == 0, p.logs(r.stderr)
         with two_hosts.udp_socket(timeout=0.5) as s:
-            s.sendto(struct.pack("!Q", 1), (COUNTER_IP, 9000))
-            assert struct.unpack("!QQ", s.recv(64)[:16])[0] == 1
+            first_reply(s, 1)
             os.kill(p.standby.pid, signal.SIGSTOP)
             time.sleep(0.1)
             for rid in range(2, 12):
                 s.sendto(struct.pack("!Q", rid), (COUNTER_IP, 9000))
-            with pytest.raises(socket.timeout):
-                s.recv(64)           # held: nothing leaves host A's NIC
+            s.settimeout(min(1.0 * TIME_SCALE, 10.0))      # well within the failover time
+            try:                     # held: nothing leaves host A's NIC
+                leaked = struct.unpack("!QQ", s.recv(64)[:16])
+            except socket.timeout:
+                leaked = None
+            assert leaked is None, (leaked, p.logs())
             assert status(run_dirs["a"], "ctr")["role"] == "primary"
             os.kill(p.standby.pid, signal.SIGCONT)
             s.settimeout(5 * TIME_SCALE)
@@ -308,15 +337,15 @@ def test_standby_lost(two_hosts, tmp_path, run_dirs, policy):
         p.protect("a", "--on-standby-loss", policy)
         p.standby.kill()
         p.standby.wait(10)
-        wait_until(lambda: status(run_dirs["a"], "ctr")["role"] == "unprotected", 10,
+        wait_until(lambda: try_status(run_dirs["a"], "ctr").get("role") == "unprotected", 10,
                    "the primary never noticed")
         st = status(run_dirs["a"], "ctr")
-        with two_hosts.udp_socket(timeout=1.0) as s:
-            s.sendto(struct.pack("!Q", 7), (COUNTER_IP, 9000))
+        with two_hosts.udp_socket(timeout=1.0 * TIME_SCALE) as s:
             if policy == "continue":
                 assert st["state"] == "running"
-                assert struct.unpack("!QQ", s.recv(64)[:16])[0] == 7
+                first_reply(s, 7)
             else:
+                s.sendto(struct.pack("!Q", 7), (COUNTER_IP, 9000))
                 assert st["state"] == "paused" and st.get("output_held")
                 with pytest.raises(socket.timeout):
                     s.recv(64)
