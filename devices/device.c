@@ -312,16 +312,6 @@ int devices_pending_bytes(struct vm *vm, uint64_t *bytes)
 
 /* ---- state stream ---- */
 
-/* Section tag: a hash of the id, so load can tell a stream for another machine. */
-uint32_t device_id_tag(const char *id)
-{
-	uint32_t h = 2166136261u;	/* FNV-1a */
-
-	for (; *id; id++)
-		h = (h ^ (uint8_t)*id) * 16777619u;
-	return h;
-}
-
 static uint32_t mig_version(const struct device *d)
 {
 	return d->ops->mig ? d->ops->mig->version : 0;

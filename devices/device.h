@@ -154,7 +154,15 @@ void devices_save_cleanup(struct vm *vm);
 int devices_save_iterate(struct vm *vm, struct state_buf *sb, uint64_t *bytes);
 int devices_load_iterate(struct vm *vm, struct state_buf *sb, char *why, size_t len);
 void devices_load_abort(struct vm *vm);
-uint32_t device_id_tag(const char *id);
+/* Section tag: a hash of the id, so load can tell a stream for another machine. */
+static inline uint32_t device_id_tag(const char *id)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a */
+
+	for (; *id; id++)
+		h = (h ^ (uint8_t)*id) * 16777619u;
+	return h;
+}
 /*
  * One output commit op (enum holdq_op) on every device that sends out: all
  * are asked even after a failure; the first failure is returned and logged.

@@ -27,9 +27,10 @@ int mig_uri_parse(const char *uri, struct mig_uri *u, char *why, size_t len)
 	if (!strncmp(uri, "unix:", 5) || !strncmp(uri, "file:", 5)) {
 		u->kind = uri[0] == 'u' ? MIG_UNIX : MIG_FILE;
 		rest = uri + 5;
-		if (!*rest || strlen(rest) >= sizeof(u->path)) {
-			snprintf(why, len, "'%s': the path must be 1 to %zu bytes", uri,
-				 sizeof(u->path) - 1);
+		size_t max = u->kind == MIG_UNIX ? MIG_UNIX_PATH_MAX : sizeof(u->path) - 1;
+
+		if (!*rest || strlen(rest) > max) {
+			snprintf(why, len, "'%.200s': the path must be 1 to %zu bytes", uri, max);
 			return -EINVAL;
 		}
 		snprintf(u->path, sizeof(u->path), "%s", rest);

@@ -17,6 +17,8 @@
 
 #include <stddef.h>
 
+#define MIG_UNIX_PATH_MAX	107	/* sun_path less its NUL */
+
 #include "migration/stream.h"
 
 enum mig_kind { MIG_TCP, MIG_UNIX, MIG_FILE };
@@ -25,7 +27,7 @@ struct mig_uri {
 	enum mig_kind kind;
 	char host[256];
 	char port[16];
-	char path[108];		/* sun_path's size: a unix path must fit it too */
+	char path[4096];	/* unix: at most sun_path's 107 bytes */
 	/*
 	 * --tls-hostname: the name the peer's certificate must carry (DNS SAN,
 	 * or CN without one; an IP address matches an IP SAN), as QEMU's

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "devices/virtio/net_cli.h"
@@ -339,7 +340,11 @@ static int run_incoming(struct vm_config *cfg)
 	if (!ret)
 		ret = mig_listen(&uri, &lfd, why, sizeof(why));
 	if (!ret) {
-		pr_info("VM '%s' waiting for a migration on %s", cfg->name, cfg->incoming_uri);
+		if (uri.kind == MIG_FILE)
+			pr_info("VM '%s' restoring from %s", cfg->name, uri.path);
+		else
+			pr_info("VM '%s' waiting for a migration on %s", cfg->name,
+				cfg->incoming_uri);
 		ret = mig_accept(&uri, cfg->tls_creds, lfd, 0, &io, why, sizeof(why));
 	}
 	/* one source: later peers are refused by the closed socket */
@@ -377,7 +382,18 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "Try 'hdvm run --help'.\n");
 		return EXIT_USAGE;
 	}
-	/* the whole file is checked before /dev/kvm is opened */
+	/*
+	 * A snapshot in the stream format (what `hdvm snapshot` writes) goes the
+	 * --incoming file: way, each section checked before it is applied;
+	 * a version 1 file is checked whole before /dev/kvm is opened.
+	 */
+	if (cfg.restore_path && snapshot_is_stream(cfg.restore_path)) {
+		static char uri[PATH_MAX + 8];
+
+		snprintf(uri, sizeof(uri), "file:%s", cfg.restore_path);
+		cfg.incoming_uri = uri;
+		return run_incoming(&cfg);
+	}
 	if (cfg.restore_path && snapshot_restore_prepare(&cfg, cfg.restore_path) < 0)
 		return 1;
 	if (cfg.incoming_uri)

@@ -358,7 +358,22 @@ int vm_migrate_send(struct vm *vm, struct mig_io *io, const struct migrate_opts 
 		ret = send_manifest(&s, why, len);
 	if (ret)
 		goto out;
-	if (!o->ram_by_fd && !to_postcopy) {
+	if (o->whole) {
+		/* a snapshot: the VM is paused already, its RAM goes once */
+		if (was_running) {
+			snprintf(why, len, "a whole-VM save needs the VM paused first");
+			ret = -EINVAL;
+			goto out;
+		}
+		ret = send_all_ram(&s);
+		if (!ret)
+			ret = mig_flush_ram(&s.w);
+		if (ret) {
+			snprintf(why, len, "saving RAM: %s", strerror(-ret));
+			goto out;
+		}
+		s.pass = 1;
+	} else if (!o->ram_by_fd && !to_postcopy) {
 		ret = vm_dirty_log_start(vm);
 		if (ret) {
 			snprintf(why, len, "starting the dirty log: %s", strerror(-ret));

@@ -50,6 +50,7 @@ struct migrate_opts {
 	uint64_t timeout_ms;		/* 0: none */
 	bool ram_by_fd;			/* unix: the memfd travels, not the pages */
 	bool no_answer;			/* file: nobody answers */
+	bool whole;			/* a snapshot: the VM is paused, RAM goes once */
 	bool no_auto_converge;		/* never throttle the vCPUs */
 	atomic_bool *cancel;		/* set from elsewhere: stop and resume */
 	const char *cancel_reason;	/* who cancelled, for the messages ("Ctrl-C") */

@@ -5,10 +5,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <unistd.h>
 
 #include "devices/device.h"
 #include "migration/snapshot_file.h"
 #include "migration/state.h"
+#include "migration/stream.h"
+#include "vmm/migrate.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
@@ -17,17 +22,7 @@
 #define CONF_VERSION	1
 #define CONF_STR_MAX	4096
 
-/* ---- CONF: what the VM was built from ---- */
-
-static void put_str(struct state_buf *sb, const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	if (n > CONF_STR_MAX)
-		n = CONF_STR_MAX;
-	state_put_u16(sb, (uint16_t)n);
-	state_put_bytes(sb, s, n);
-}
+/* ---- version 1 files: CONF, what the VM was built from (read only) ---- */
 
 static const char *get_str(struct state_buf *sb)
 {
@@ -43,22 +38,6 @@ static const char *get_str(struct state_buf *sb)
 	if (strlen(s) != n)
 		sb->error = true;	/* a NUL inside */
 	return s;
-}
-
-static void conf_save(const struct vm *vm, struct state_buf *sb)
-{
-	const struct vm_config *c = &vm->cfg;
-
-	state_put_u32(sb, CONF_VERSION);
-	state_put_u64(sb, vm->mem.size);
-	state_put_u32(sb, vm->ncpus);
-	state_put_u32(sb, c->nr_vfio_user);
-	state_put_u32(sb, c->nr_vfio_kernel);
-	state_put_u32(sb, c->nr_net);
-	for (int i = 0; i < c->nr_net; i++)
-		put_str(sb, c->net[i]);
-	put_str(sb, c->kernel);		/* for status; the kernel is in RAM */
-	put_str(sb, c->cmdline);
 }
 
 /* The restore's command line gave the devices; the snapshot says how many. */
@@ -113,48 +92,62 @@ static int conf_load(struct vm_config *c, const struct snap_section *s, uint64_t
 
 /* ---- snapshot ---- */
 
-static int put_state(struct snap_writer *w, uint32_t tag, struct state_buf *sb)
+/*
+ * The snapshot is the migration stream (version 2) in a file: manifest, every
+ * non-zero page once, device state, end marker -- what `hdvm run --restore`
+ * (and `--incoming file:`) reads.  Written to PATH.tmp-PID, fsynced, renamed
+ * over PATH: a crash leaves the old file or the new one.
+ */
+static int write_stream(struct vm *vm, const char *path, struct snapshot_result *res,
+			char *why, size_t len)
 {
-	return state_ok(sb) ? snap_put_section(w, tag, sb->data, sb->len) : -ENOMEM;
-}
+	struct migrate_opts o = { .no_answer = true, .whole = true };
+	struct migrate_result mr = { 0 };
+	char tmp[PATH_MAX + 32];
+	struct mig_io io;
+	int fd, ret;
 
-static int write_file(struct vm *vm, const char *path, struct snapshot_result *res,
-		      char *why, size_t len)
-{
-	struct snap_writer w;
-	struct state_buf sb;
-	int ret;
-
-	ret = snap_create(&w, path);
-	if (ret < 0) {
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid()) >= (int)sizeof(tmp)) {
+		snprintf(why, len, "%s: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		ret = -errno;
 		snprintf(why, len, "%s: %s", path, strerror(-ret));
 		return ret;
 	}
-	state_init_writer(&sb);
-	conf_save(vm, &sb);
-	ret = put_state(&w, TAG_CONF, &sb);
-	state_free(&sb);
-	if (!ret)
-		ret = snap_put_ram(&w, vm->mem.memfd, vm->mem.size);
-	if (!ret) {
-		state_init_writer(&sb);
-		ret = devices_save(vm, &sb);
-		if (!ret)
-			ret = put_state(&w, TAG_DEVS, &sb);
-		state_free(&sb);
-		if (ret && !why[0])
-			snprintf(why, len, "saving vCPU, VM and device state: %s", strerror(-ret));
+	mig_io_fd(&io, fd);
+	io.one_way = true;
+	ret = vm_migrate_send(vm, &io, &o, &mr, why, len);
+	if (!ret && fsync(fd) < 0) {
+		ret = -errno;
+		snprintf(why, len, "writing %s: %s", path, strerror(-ret));
 	}
-	if (!ret)
-		ret = snap_commit(&w);
-	res->bytes = w.bytes;
-	res->ram_pages = w.ram_pages;
-	if (ret) {
-		snap_abort(&w);
-		if (!why[0])
-			snprintf(why, len, "writing %s: %s", path, strerror(-ret));
+	mig_io_close(&io);
+	if (!ret && rename(tmp, path) < 0) {
+		ret = -errno;
+		snprintf(why, len, "%s: %s", path, strerror(-ret));
 	}
+	if (ret)
+		unlink(tmp);
+	res->bytes = mr.bytes;
+	res->ram_pages = mr.pages;
 	return ret;
+}
+
+bool snapshot_is_stream(const char *path)
+{
+	uint8_t hdr[12];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool yes;
+
+	if (fd < 0)
+		return false;
+	yes = read(fd, hdr, sizeof(hdr)) == (ssize_t)sizeof(hdr) && !memcmp(hdr, "HDVMSNAP", 8) &&
+	      mig_le32(hdr + 8) == MIG_STREAM_VERSION;
+	close(fd);
+	return yes;
 }
 
 int vm_snapshot(struct vm *vm, const char *path, bool stop, struct snapshot_result *res,
@@ -174,7 +167,7 @@ int vm_snapshot(struct vm *vm, const char *path, bool stop, struct snapshot_resu
 		snprintf(why, len, "cannot snapshot a VM that is %s", vm_state_name(vm->state));
 		return -EINVAL;
 	}
-	ret = write_file(vm, path, &r, why, len);
+	ret = write_stream(vm, path, &r, why, len);
 	if (!ret && stop) {
 		vm_request_shutdown(vm, 0, "stopped after a snapshot");
 	} else if (was_running) {

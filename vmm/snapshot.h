@@ -33,7 +33,14 @@ struct snapshot_result {
 int vm_snapshot(struct vm *vm, const char *path, bool stop, struct snapshot_result *res,
 		char *why, size_t len);
 
-/* Validate the file and fill cfg from it; cfg keeps the file open (cfg->restore). */
+/*
+ * A file in the migration stream's format (version 2, what vm_snapshot
+ * writes): restored through the --incoming file: path.  Otherwise a
+ * version 1 snapshot, read by snapshot_restore_prepare() below.
+ */
+bool snapshot_is_stream(const char *path);
+
+/* Version 1: validate the file and fill cfg from it; cfg keeps the file open (cfg->restore). */
 int snapshot_restore_prepare(struct vm_config *cfg, const char *path);
 int snapshot_restore_ram(struct vm *vm);
 int snapshot_restore_state(struct vm *vm);

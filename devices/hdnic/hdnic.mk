@@ -44,7 +44,7 @@ $(FUZZ_DIR)/%: tests/fuzz/%.c tests/fuzz/fuzz_common.h $(FUZZ_SRCS) $(wildcard d
 HDVM_FUZZ_SRCS := vmm/util.c vmm/control_parse.c $(wildcard devices/vfio/vfio_user*.c) \
                   devices/vfio/vfio_common.c devices/vfio/vfio_dirty.c \
                   migration/state.c migration/snapshot_file.c vmm/machine_state.c \
-                  migration/stream.c migration/manifest.c
+                  migration/stream.c migration/manifest.c devices/devices_precopy.c
 
 $(FUZZ_DIR)/fuzz_hdvm_%: tests/fuzz/fuzz_hdvm_%.c $(HDVM_FUZZ_SRCS) $(wildcard devices/vfio/*.h vmm/*.h)
 	@mkdir -p $(dir $@)
