@@ -59,6 +59,7 @@ struct dma_slow {
 	enum slow_phase phase;
 	unsigned reads;			/* DMA_READs of this refresh not answered yet */
 	bool walk_full;			/* the request table filled during a walk */
+	int walk_err;			/* a buffer that cannot be fetched at all */
 	uint64_t last_refresh_ns;
 	struct slow_wr *wr;		/* device writes since the last write-back, in order */
 	unsigned nr_wr, cap_wr;
@@ -150,6 +151,36 @@ static void fail(struct dma_slow *s, int err, const struct vfu_req *r, const cha
 	vdev_needs_reset(vd, "slow path (memory without an fd): %s", s->error);
 }
 
+/*
+ * Copy from or into fd-backed client memory: a client that truncated the
+ * file under its map turns the access into SIGBUS, caught here (dma_space.h).
+ */
+static int guarded_copy(void *dst, const void *src, size_t len)
+{
+	sigjmp_buf jb, *prev;
+
+	DMA_GUARD_ARM(jb, prev);
+	if (sigsetjmp(jb, 0)) {
+		DMA_UNGUARD(prev);
+		return -EFAULT;
+	}
+	memcpy(dst, src, len);
+	DMA_UNGUARD(prev);
+	return 0;
+}
+
+/* Requests to move len bytes; more than the table ever holds cannot be done (-E2BIG). */
+static int chunks(struct dma_slow *s, uint64_t len, unsigned *n)
+{
+	uint32_t max = xfer_max(s);
+	uint64_t c = (len + max - 1) / max;
+
+	if (c > VFU_REQ_MAX)
+		return -E2BIG;
+	*n = (unsigned)c;
+	return 0;
+}
+
 /* ---- reading client memory ---- */
 
 static void step(struct dma_slow *s);
@@ -169,21 +200,27 @@ static void read_done(void *ctx, int err, const struct vfu_req *r)
 /*
  * Copy [iova, iova+len) of the function's space into dst: at once from
  * fd-backed memory, with DMA_READs (answered later) from fd-less memory.
- * 0, -EBUSY (no room for the requests), or -errno.
+ * 0, -EBUSY (no room for the requests now), -E2BIG (more requests than
+ * the table holds: the client's max_data_xfer_size is too small), or -errno.
  */
 static int fetch(struct dma_slow *s, uint64_t iova, uint32_t len, uint8_t *dst)
 {
 	const struct dma_region *r = dma_space_region(&s->vd->as, iova, len);
 	uint32_t max = xfer_max(s);
+	unsigned n;
+	int err;
 
 	if (!r)
 		return -EFAULT;
 	if (!r->nofd) {
 		if (dst != r->host + (iova - r->iova))
-			memcpy(dst, r->host + (iova - r->iova), len);
+			return guarded_copy(dst, r->host + (iova - r->iova), len);
 		return 0;
 	}
-	if (vfu_reqs_room(&conn(s)->reqs) < (len + max - 1) / max)
+	err = chunks(s, len, &n);
+	if (err)
+		return err;
+	if (vfu_reqs_room(&conn(s)->reqs) < n)
 		return -EBUSY;
 	for (uint32_t off = 0; off < len;) {
 		uint32_t n = MIN(len - off, max);
@@ -209,8 +246,14 @@ static void *collect(void *opaque, uint64_t addr, uint64_t len, uint32_t access)
 	if (!p || s->walk_full || !(access & VQ_ACCESS_READ))
 		return p;
 	r = dma_space_region(&s->vd->as, addr, len);
-	if (r && r->nofd && fetch(s, addr, (uint32_t)len, p))
-		s->walk_full = true;	/* this chain waits for the next refresh */
+	if (r && r->nofd) {
+		int err = fetch(s, addr, (uint32_t)len, p);
+
+		if (err)
+			s->walk_full = true;	/* this chain waits for the next refresh */
+		if (err && err != -EBUSY && !s->walk_err)
+			s->walk_err = err;	/* ... or can never be fetched */
+	}
 	return p;
 }
 
@@ -294,10 +337,17 @@ static void step(struct dma_slow *s)
 
 	if (s->phase == SLOW_RINGS) {
 		s->phase = SLOW_BUFS;
+		s->walk_err = 0;
 		for (unsigned i = 0; i < VDEV_MAX_QUEUES && epoch == s->epoch; i++)
 			if (s->q[i].busy && bound(&s->q[i]))
 				walk(s, &s->q[i]);
-		if (epoch != s->epoch || s->reads)
+		if (epoch != s->epoch)
+			return;
+		if (s->walk_err) {
+			fail(s, s->walk_err, NULL, "fetching a buffer");
+			return;
+		}
+		if (s->reads)
 			return;
 	}
 	if (s->phase == SLOW_BUFS)
@@ -330,7 +380,10 @@ static void refresh_start(struct dma_slow *s, uint64_t now)
 			err = fetch(s, q->desc_addr, desc_bytes(q->size), (uint8_t *)q->tdesc);
 		if (epoch != s->epoch)
 			return;		/* the client went away under the send */
-		if (err) {
+		if (err == -EBUSY) {
+			q->busy = false;	/* next time: the table is full now */
+			q->want = true;
+		} else if (err) {
 			fail(s, err, NULL, "reading the rings");
 			return;
 		}
@@ -384,16 +437,25 @@ static void write_done(void *ctx, int err, const struct vfu_req *r)
 	batches_reap(s);
 }
 
+/* The queue whose used ring holds [iova, iova+len) wholly, or -1. */
+static int used_ring_of(const struct dma_slow *s, uint64_t iova, uint64_t len)
+{
+	for (unsigned i = 0; i < VDEV_MAX_QUEUES; i++) {
+		const struct slow_q *q = &s->q[i];
+
+		if (q->vq && iova >= q->used_addr && iova + len <= q->used_addr + used_bytes(q->size))
+			return (int)i;
+	}
+	return -1;
+}
+
 /* Where the bytes the device wrote at iova are now: a private used ring, or the space. */
 static const uint8_t *written_source(struct dma_slow *s, uint64_t iova, uint64_t len)
 {
-	for (unsigned i = 0; i < VDEV_MAX_QUEUES; i++) {
-		struct slow_q *q = &s->q[i];
+	int i = used_ring_of(s, iova, len);
 
-		if (bound(q) && iova >= q->used_addr &&
-		    iova + len <= q->used_addr + used_bytes(q->size))
-			return (const uint8_t *)q->used + (iova - q->used_addr);
-	}
+	if (i >= 0 && bound(&s->q[i]))
+		return (const uint8_t *)s->q[i].used + (iova - s->q[i].used_addr);
 	return dma_translate(&s->vd->as, iova, len, DMA_PROT_WRITE);
 }
 
@@ -419,9 +481,7 @@ static int write_back(struct dma_slow *s, uint64_t iova, uint64_t len, unsigned 
 	if (!r->nofd) {
 		uint8_t *dst = r->host + (iova - r->iova);
 
-		if (dst != src)
-			memcpy(dst, src, len);
-		return 0;
+		return dst != src ? guarded_copy(dst, src, len) : 0;
 	}
 	for (uint64_t off = 0; off < len;) {
 		uint32_t n = (uint32_t)MIN(len - off, (uint64_t)max);
@@ -460,12 +520,22 @@ static void flush_writes(struct dma_slow *s)
 	b->first_seq = conn(s)->reqs.seq + 1;
 	for (; done < s->nr_wr; done++) {
 		unsigned cost = write_cost(s, s->wr[done].iova, s->wr[done].len);
+		int err;
 
+		if (cost > VFU_REQ_MAX) {
+			fail(s, -E2BIG, NULL, "writing back");
+			return;
+		}
 		if (need + cost > room)
 			break;
 		need += cost;
-		if (write_back(s, s->wr[done].iova, s->wr[done].len, &sent) || epoch != s->epoch)
+		err = write_back(s, s->wr[done].iova, s->wr[done].len, &sent);
+		if (epoch != s->epoch)
 			return;
+		if (err) {
+			fail(s, err, NULL, "writing back");
+			return;
+		}
 	}
 	memmove(s->wr, s->wr + done, (s->nr_wr - done) * sizeof(*s->wr));
 	s->nr_wr -= done;
@@ -479,8 +549,11 @@ static void flush_writes(struct dma_slow *s)
 				break;
 			need += write_cost(s, q->used_addr, 4);
 			q->hdr_dirty = false;
-			if (write_back(s, q->used_addr, 4, &sent) || epoch != s->epoch)
+			if (write_back(s, q->used_addr, 4, &sent) || epoch != s->epoch) {
+				if (epoch == s->epoch)
+					fail(s, -EFAULT, NULL, "writing back");
 				return;
+			}
 		}
 		hdrs = false;
 		for (unsigned i = 0; i < VDEV_MAX_QUEUES; i++)
@@ -516,8 +589,14 @@ void dma_slow_written(struct dma_slow *s, uint64_t iova, uint64_t len)
 	}
 	last = s->nr_wr ? &s->wr[s->nr_wr - 1] : NULL;
 	if (last && iova >= last->iova && iova <= last->iova + last->len) {
-		last->len = MAX(last->len, iova + len - last->iova);
-		return;
+		uint64_t merged = MAX(last->len, iova + len - last->iova);
+
+		/* one range is one region, and a used ring (the private copy) or not */
+		if (dma_space_region(&s->vd->as, last->iova, merged) &&
+		    used_ring_of(s, last->iova, last->len) == used_ring_of(s, iova, len)) {
+			last->len = merged;
+			return;
+		}
 	}
 	if (s->nr_wr == s->cap_wr) {
 		unsigned cap = s->cap_wr ? 2 * s->cap_wr : 64;
@@ -575,8 +654,11 @@ void dma_slow_bind(struct dma_slow *s, struct vq *vq)
 		else if (!s->q[i].vq && !free_q)
 			free_q = &s->q[i];
 	}
-	if (q && q->size != vq->size)
+	if (q && q->size != vq->size) {
+		if (s->phase != SLOW_IDLE)
+			dma_slow_map_changed(s);	/* reads in flight land in these copies */
 		slot_free(q);
+	}
 	if (!q || !q->vq) {
 		q = q ? q : free_q;
 		if (!q)

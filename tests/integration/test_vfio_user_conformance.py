@@ -411,6 +411,44 @@ def test_fdless_dma_write_is_dirty_logged(fdnic, fdtap):
         vf.c.dma_logging_stop()
 
 
+def test_fdless_requests_held_to_the_clients_transfer_limit(fdnic, fdtap):
+    """max_data_xfer_size bounds hdnic's DMA_READ/DMA_WRITE too: with 64 bytes,
+    rings and frames go in 64-byte pieces, and frames still flow both ways."""
+    caps = {"capabilities": {"max_msg_fds": 16, "max_data_xfer_size": 64}}
+    with VirtioNetVF(fdnic.sock(0), nofd=True, caps=caps) as vf:
+        vf.post_rx()
+        fdtap.send(ether_frame(vf.mac(), PEER, payload=b"in-pieces-down"))
+        assert vf.recv(match=lambda f: b"in-pieces-down" in f) is not None
+        vf.send(ether_frame(PEER, vf.mac(), payload=b"in-pieces-up"))
+        assert sniff(fdtap, lambda f: b"in-pieces-up" in f)
+        counts = [n for _c, _a, n in vf.c.dma_log]
+        assert max(counts) == 64 and min(counts) >= 1
+        assert fdnic.stats(0)["dma_msg_errors"] == 0
+
+
+def test_fdless_beside_fd_memory(fdnic, fdtap):
+    """A function with both: rings and buffers in its memfd, one more region
+    without an fd.  It goes on the slow path (its rings are copied, so a
+    buffer could be in either), frames flow; then the client truncates its
+    memfd under the rings: refused (SIGBUS caught), NEEDS_RESET, hdnic alive."""
+    with VirtioNetVF(fdnic.sock(0)) as vf, VirtioNetVF(fdnic.sock(1)) as other:
+        vf.c.dma_map_nofd(FDLESS_IOVA, 16 * PAGE)
+        assert fdnic.vf_info(0)["dma_slow"]
+        vf.post_rx()
+        fdtap.send(ether_frame(vf.mac(), PEER, payload=b"mixed-down"))
+        assert vf.recv(match=lambda f: b"mixed-down" in f, repost=True) is not None
+        vf.send(ether_frame(PEER, vf.mac(), payload=b"mixed-up"))
+        assert sniff(fdtap, lambda f: b"mixed-up" in f)
+        vf.send(ether_frame(PEER, vf.mac(), payload=b"after-truncate"), kick=False)
+        os.ftruncate(vf.memfd, 0)           # (our own memory is gone too: touch nothing)
+        vf.notify(vu.TX)
+        assert wait_for(lambda: vf.status() & vu.S_NEEDS_RESET), "function not in NEEDS_RESET"
+        other.post_rx()
+        fdtap.send(ether_frame(other.mac(), PEER, payload=b"other-fine"))
+        assert other.recv(match=lambda f: b"other-fine" in f) is not None
+    assert fdnic.alive(), fdnic.output()
+
+
 def test_fdless_write_reply_with_the_specs_4_byte_count(fdnic, fdtap):
     """The spec's table gives DMA_WRITE's reply a 4-byte count (12 bytes in all),
     libvfio-user sends 8: hdnic takes either."""
