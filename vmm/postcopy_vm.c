@@ -30,6 +30,11 @@ int postcopy_src_check(struct vm *vm, struct mig_io *io, const struct migrate_op
 				  "protection (hdvm checkpoint), and during post-copy the death "
 				  "of either host loses it; stop protection first or migrate "
 				  "without --postcopy");
+	if (vm->cfg.nr_vfio_kernel)
+		return mig_refuse(-EOPNOTSUPP, why, len, "post-copy refused: a kernel VFIO "
+				  "device pins guest RAM in the IOMMU when it is attached, "
+				  "before post-copy's pages arrive (it would DMA into pages "
+				  "post-copy replaces); migrate it without --postcopy");
 	if (io && (io->one_way || o->no_answer || io->fd < 0))
 		return mig_refuse(-EINVAL, why, len, "post-copy needs a destination that runs "
 				  "the VM and asks for pages, not a file");
@@ -134,6 +139,9 @@ static bool dmas_on_its_own(const struct device *d)
 
 int postcopy_hold_devices(struct vm *vm, char *why, size_t len)
 {
+	if (vm->cfg.nr_vfio_kernel)
+		return mig_refuse(-EOPNOTSUPP, why, len, "post-copy: a kernel VFIO device "
+				  "pins guest RAM at attach, before the pages arrive: refused");
 	for (struct device *d = vm->devices; d; d = d->next) {
 		int ret = 0;
 

@@ -25,6 +25,8 @@
  * (virtio-net, legacy) run: they touch guest RAM through hdvm's registered
  * mapping, so a missing page stops the touching thread until it arrives,
  * and guest_mem_write() faults its pages in first (-EHOSTDOWN once lost).
+ * A kernel VFIO device is refused: its IOMMU mapping pins guest RAM at
+ * attach, so it would keep DMAing into the pages post-copy punches out.
  */
 #ifndef HDVM_POSTCOPY_VM_H
 #define HDVM_POSTCOPY_VM_H

@@ -332,6 +332,19 @@ static void test_remus_protected_vm_refuses_postcopy(void **state)
 	assert_int_equal(postcopy_src_check(&a, NULL, &o, why, sizeof(why)), 0);
 }
 
+/* A kernel VFIO device pins RAM in the IOMMU at attach: post-copy would race it. */
+static void test_kernel_vfio_device_refuses_postcopy(void **state)
+{
+	struct migrate_opts o = { .postcopy = true };
+	char why[512] = "";
+
+	a.cfg.nr_vfio_kernel = 1;
+	assert_int_equal(postcopy_src_check(&a, NULL, &o, why, sizeof(why)), -EOPNOTSUPP);
+	assert_non_null(strstr(why, "kernel VFIO"));
+	assert_int_equal(postcopy_hold_devices(&a, why, sizeof(why)), -EOPNOTSUPP);
+	a.cfg.nr_vfio_kernel = 0;
+}
+
 static void test_destination_dying_after_the_switchover_loses_the_vm(void **state)
 {
 	struct migrate_opts o = { .postcopy = true, .max_bandwidth = 1ull << 20 };
@@ -358,6 +371,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_postcopy_after_n_that_converges_first_stays_precopy,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remus_protected_vm_refuses_postcopy,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kernel_vfio_device_refuses_postcopy,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destination_dying_after_the_switchover_loses_the_vm,
 						setup, teardown),
