@@ -52,11 +52,41 @@ def snapshot_bytes(conf=None, ram_pages=(), mem=64 << 20, devs=b"y"):
             + section("END ", struct.pack("<Q", len(secs))))
 
 
+def fdt_root_prop(blob, want):
+    """A property of the root node of a flattened device tree (the manifest)."""
+    magic, _, off_struct, off_strings = struct.unpack_from(">IIII", blob, 0)
+    assert magic == 0xd00dfeed
+    o, depth = off_struct, 0
+    while True:
+        tok = struct.unpack_from(">I", blob, o)[0]
+        o += 4
+        if tok == 1:                                    # BEGIN_NODE
+            end = blob.index(b"\0", o)
+            o = (end + 1 + 3) & ~3
+            depth += 1
+        elif tok == 2:                                  # END_NODE
+            depth -= 1
+        elif tok == 3:                                  # PROP
+            n, nameoff = struct.unpack_from(">II", blob, o)
+            o += 8
+            name = blob[off_strings + nameoff:blob.index(b"\0", off_strings + nameoff)]
+            if depth == 1 and name.decode() == want:
+                return blob[o:o + n]
+            o = (o + n + 3) & ~3
+        elif tok == 4:                                  # NOP
+            continue
+        else:                                           # END
+            raise KeyError(want)
+
+
 def read_snapshot(path):
-    """Independent reader: {tag: body}, and the RAM as {page: bytes}."""
+    """Independent reader: {tag: body}, the RAM size, and the RAM as {page: bytes}.
+    Version 2 (what hdvm snapshot writes: the migration stream in a file) and
+    version 1 (the old format, still restored)."""
     data = open(path, "rb").read()
-    assert data[:8] == MAGIC and struct.unpack_from("<I", data, 8)[0] == 1
-    off, secs = 16, {}
+    version = struct.unpack_from("<I", data, 8)[0]
+    assert data[:8] == MAGIC and version in (1, 2)
+    off, secs, batches = 16, {}, []
     while True:
         t, crc, n = struct.unpack_from("<IIQ", data, off)
         body = data[off + 16:off + 16 + n]
@@ -65,9 +95,29 @@ def read_snapshot(path):
         name = struct.pack("<I", t).decode()
         if name == "END ":
             break
-        secs[name] = body
+        if name == "RAMB":
+            batches.append(body)
+        else:
+            secs[name] = body
     assert off == len(data)
-    ram, pages = secs["RAM "], {}
+    pages = {}
+    if version == 2:
+        size = struct.unpack(">Q", fdt_root_prop(secs["MANF"], "memory-size"))[0]
+        for b in batches:                               # pass after pass: the last wins
+            _, runs = struct.unpack_from("<II", b, 0)
+            o = 8
+            for _ in range(runs):
+                first, count = struct.unpack_from("<QQ", b, o)
+                o += 16
+                if first & (1 << 63):
+                    for i in range(count):
+                        pages.pop((first & ~(1 << 63)) + i, None)
+                    continue
+                for i in range(count):
+                    pages[first + i] = b[o + i * PAGE:o + (i + 1) * PAGE]
+                o += count * PAGE
+        return secs, size, pages
+    ram = secs["RAM "]
     size, o = struct.unpack_from("<Q", ram, 0)[0], 8
     while o < len(ram):
         first, count = struct.unpack_from("<QQ", ram, o)
