@@ -62,6 +62,14 @@ $(BUILD)/bench_remus_parts: tools/bench_remus_parts.c $(LIB)
 bench-remus-parts: $(BUILD)/bench_remus_parts hdnic-all
 	$(BUILD)/bench_remus_parts
 
+# Remus with a guest (needs /dev/kvm, or run them under tools/kvmlab)
+bench-remus: all
+	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/bench_remus.py
+
+demo-failover: all
+	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/demo_failover.py --png $(BUILD)/demo-failover.png \
+		--ascii $(BUILD)/demo-failover.txt
+
 # host-side traffic generator for the network benchmarks
 $(BUILD)/udpflood: tools/udpflood.c
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
@@ -134,5 +142,5 @@ demo: deps
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit integration check check-kvmlab deps bench-remus-parts bench-boot bench-net bench-flowctl bench-density bench-density-sweep demo clean guest hdnic-all
+.PHONY: all unit integration check check-kvmlab deps bench-remus-parts bench-remus demo-failover bench-boot bench-net bench-flowctl bench-density bench-density-sweep demo clean guest hdnic-all
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
