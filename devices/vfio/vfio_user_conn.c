@@ -22,6 +22,24 @@
 
 #define MAX_WIRE_FDS	64	/* cmsg buffer; more than any peer may send */
 
+/*
+ * HDVM_VFIO_STALL_MS (1..60000) replaces the default on hosts where a healthy
+ * server is off-CPU for longer than 20 ms at times: under an emulated CPU
+ * (tools/kvmlab sets it) a busy hdnic often is, and the guest then reads
+ * all-ones from a device that is only slow (a virtio probe fails for good).
+ */
+static int default_stall_ms(void)
+{
+	const char *s = getenv("HDVM_VFIO_STALL_MS");
+	char *end;
+	long v;
+
+	if (!s || !*s)
+		return VFIO_USER_STALL_MS;
+	v = strtol(s, &end, 10);
+	return (*end || v < 1 || v > 60000) ? VFIO_USER_STALL_MS : (int)v;
+}
+
 void vfio_user_conn_init(struct vfio_user_conn *c, int sock, const char *name,
 			 atomic_bool *dead)
 {
@@ -33,7 +51,7 @@ void vfio_user_conn_init(struct vfio_user_conn *c, int sock, const char *name,
 	pthread_mutex_init(&c->lock, NULL);
 	c->next_id = 1;
 	c->timeout_ms = 5000;
-	c->stall_ms = VFIO_USER_STALL_MS;
+	c->stall_ms = default_stall_ms();
 	c->nr_late = 0;
 	c->stalled_since = 0;
 	c->lost_err = 0;
