@@ -136,8 +136,11 @@ def test_stalled_server_times_out_and_vm_survives(vms, nic, run_dir):
     the trapped access times out, the device is removed, the VM runs on."""
     import signal
     # idle_wake=1: the sleeping guest looks at its device every second, and
-    # only a guest access can find a stalled (not disconnected) server
-    vm = vms(cmdline="app=counter ip=10.66.0.10/24 idle_wake=1 gone_wait=0",
+    # only a guest access can find a stalled (not disconnected) server;
+    # gone_wait=10 (rough-TSC seconds, >= 5.7 s up to a 3.5 GHz TSC): the guest
+    # must outlast --vfio-timeout, or it powers off on the first all-ones read
+    # (20 ms) before hdvm declares the device lost
+    vm = vms(cmdline="app=counter ip=10.66.0.10/24 idle_wake=1 gone_wait=10",
              extra=["--vfio-user", str(nic.sock(0)), "--vfio-timeout", "3000"])
     vm.out.wait_for("counter: listening", timeout=30)
     nic.proc.send_signal(signal.SIGSTOP)
@@ -147,7 +150,7 @@ def test_stalled_server_times_out_and_vm_survives(vms, nic, run_dir):
         vm.err.wait_for(r"server slow to answer", timeout=20)
         vm.err.wait_for(r"device lost: .*\(Connection timed out\)", timeout=20)
         vm.err.wait_for(r"device removed, the VM keeps running", timeout=5)
-        vm.out.wait_for("virtio-net: device gone", timeout=10)
+        vm.out.wait_for("virtio-net: device gone", timeout=30)
         time.sleep(0.5)
         assert "seccomp" not in vm.err.text(), vm.err.text()
     finally:
