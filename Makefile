@@ -121,6 +121,11 @@ bench-flowctl: all
 	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/bench_flowctl.py \
 		--json $(abspath $(BUILD))/bench-flowctl.json
 
+# CompSC (issue 14): lock cost, Python moves VFIO v2 vs CompSC, hdvm with KVM; tools/bench_compsc.py --help
+.PHONY: bench-compsc
+bench-compsc: all
+	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/bench_compsc.py --json $(abspath $(BUILD))/bench-compsc.json
+
 # N microVMs with an ADI each (DENSITY_N, default 1000); tools/density.py --help
 bench-density: all
 	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/density.py --n $(or $(DENSITY_N),1000) \

@@ -128,13 +128,14 @@ def test_driver_holding_the_lock_fails_the_migration_cleanly(hosts, run_dirs, tm
 def test_guest_that_did_not_opt_in_is_refused(hosts, run_dirs, tmp_path):
     src, out, _err = start_vm(hosts, run_dirs, "plain", "compsc=0")
     assert "CompSC offered, not used" in out.text()
+    uri = f"unix:{tmp_path}/mig.sock"
+    dst, _, _ = incoming(hosts, run_dirs, uri, "plain")
     try:
-        r = hdvm_ctl(run_dirs["a"], "migrate", "plain", f"unix:{tmp_path}/nobody.sock",
-                     timeout=60)
+        r = hdvm_ctl(run_dirs["a"], "migrate", "plain", uri, timeout=60)
         assert r.returncode != 0
         assert re.search(r"device vfio0 \(vfio-pci\) cannot migrate: .*has no VFIO migration "
                          r"support and its guest driver did not opt into CompSC", r.stderr), \
             r.stderr
         assert status(run_dirs["a"], "plain")["state"] == "running"
     finally:
-        kill(src)
+        kill(src, dst)
