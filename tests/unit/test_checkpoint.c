@@ -654,6 +654,66 @@ static void test_hello_checked(void **state)
 	assert_int_equal(ckpt_reply_decode(b16, &h.version, (uint64_t *)why), -EPROTO);
 }
 
+/* A write burst ends the epoch before its timer: --dirty-budget. */
+static int burst_pages;
+
+static void burst(uint64_t n, void *opaque)
+{
+	uint8_t v[8];
+
+	epoch_done(n, opaque);
+	if (n >= stop_after)
+		return;		/* the last checkpoint is the end state */
+	memset(v, (int)n, sizeof(v));
+	for (int i = 0; i < burst_pages; i++)
+		assert_int_equal(guest_mem_write(&a.mem, (200 + i * 3) * 4096ull, v, sizeof(v)), 0);
+}
+
+static void *first_burst(void *arg)
+{
+	usleep(100000);
+	for (int i = 0; i < burst_pages; i++)
+		assert_int_equal(guest_mem_write(&a.mem, (400 + i) * 4096ull, "x", 1), 0);
+	return NULL;
+}
+
+static void test_dirty_budget_ends_an_epoch_early(void **state)
+{
+	struct ckpt_opts o = base_opts;
+	struct ckpt_stats st;
+	struct stby s = { 0 };
+	struct mig_io io;
+	pthread_t t, w;
+	char why[256];
+	uint64_t t0;
+	int sv[2];
+
+	stop_after = 5;
+	burst_pages = 60;
+	o.epoch_ms = 20000;		/* the timer alone would take 100 s */
+	o.dirty_budget = 50;
+	o.epoch_done = burst;
+	o.stop = &stop_flag;
+	ckpt_stats_init(&st);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	s.fd = sv[1];
+	assert_int_equal(pthread_create(&t, NULL, standby_main, &s), 0);
+	mig_io_unix(&io, sv[0]);
+	t0 = now_ns();
+	/* the guest's burst during epoch 1, while the driver waits for its timer */
+	assert_int_equal(pthread_create(&w, NULL, first_burst, NULL), 0);
+	assert_int_equal(ckpt_primary_run(&a, &io, &o, &st, why, sizeof(why)), 0);
+	pthread_join(w, NULL);
+	pthread_join(t, NULL);
+	assert_true(now_ns() - t0 < 10000000000ull);
+	assert_int_equal(st.epoch, 5);
+	assert_int_equal(s.sb.applied, 5);
+	assert_memory_equal(b.mem.host, a.mem.host, RAM);
+	standby_end(&s.sb);
+	mig_io_close(&io);
+	mig_io_close(&s.io);
+}
+
 /* ---- the control socket: hdvm checkpoint, status, --stop ---- */
 
 static char *request(const char *line)
@@ -778,6 +838,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_standby_lost_pause_keeps_output_held,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dirty_budget_ends_an_epoch_early, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_control_checkpoint_job, setup, teardown),
 	};
 
