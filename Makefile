@@ -110,6 +110,10 @@ check-kvmlab: all
 bench-boot: all
 	$(PYTHON) tools/bench_boot.py
 
+# needs /dev/kvm (refuses here with the reason); QEMU 7.2 side by side if installed
+bench-migrate: all
+	$(PYTHON) tools/bench_migrate.py
+
 bench-postcopy: $(BUILD)/bench-postcopy
 	$(BUILD)/bench-postcopy --json $(abspath $(BUILD))/bench-postcopy.json
 
@@ -147,5 +151,5 @@ demo: deps
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit integration check check-kvmlab deps bench-remus-parts bench-remus demo-failover bench-boot bench-net bench-flowctl bench-density bench-density-sweep demo clean guest hdnic-all
+.PHONY: all unit integration check check-kvmlab deps bench-remus-parts bench-remus demo-failover bench-boot bench-migrate bench-net bench-flowctl bench-density bench-density-sweep demo clean guest hdnic-all
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
