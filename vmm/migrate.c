@@ -435,6 +435,10 @@ int vm_migrate_send(struct vm *vm, struct mig_io *io, const struct migrate_opts 
 	}
 out:
 	vm_throttle_stop(vm);
+	if (ret && ret != -ECANCELED && !committed && cancelled(&s)) {
+		cancel_reason(&s, why, len);	/* what failed is the cancel's doing */
+		ret = -ECANCELED;
+	}
 	if (ret && why[0] && !end_sent)
 		send_cancel(&s, ret, why);
 	if (ret && s.w.err && !why[0] && !o->no_answer && !io->one_way && io->fd >= 0)

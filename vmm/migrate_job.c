@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "migration/transport.h"
@@ -26,6 +27,7 @@ static struct {
 	char uri_text[300];
 	char tls_dir[1024];
 	char cancel_reason[96];		/* set before cancel, read by the job */
+	int io_fd;			/* under lock: the stream's socket while it is open */
 	struct migrate_opts opts;
 	/* under lock */
 	struct migrate_progress progress;
@@ -33,7 +35,7 @@ static struct {
 	struct migrate_result res;
 	int ret;
 	char why[512];
-} job = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} job = { .lock = PTHREAD_MUTEX_INITIALIZER, .io_fd = -1 };
 
 bool migrate_job_running(void)
 {
@@ -57,7 +59,13 @@ static void *job_main(void *arg)
 
 	ret = mig_connect(&job.uri, job.tls_dir[0] ? job.tls_dir : NULL, &io, why, sizeof(why));
 	if (!ret) {
+		pthread_mutex_lock(&job.lock);
+		job.io_fd = io.fd;
+		pthread_mutex_unlock(&job.lock);
 		ret = vm_migrate_send(job.vm, &io, &job.opts, &res, why, sizeof(why));
+		pthread_mutex_lock(&job.lock);
+		job.io_fd = -1;
+		pthread_mutex_unlock(&job.lock);
 		mig_io_close(&io);
 	}
 	pthread_mutex_lock(&job.lock);
@@ -86,6 +94,39 @@ static void *job_main(void *arg)
 	}
 	atomic_store(&job.running, false);
 	return NULL;
+}
+
+/*
+ * A cancel is seen between pages; a stream blocked in a write to (or a read
+ * from) a destination that stopped reading is not.  After CANCEL_GRACE_MS
+ * the socket is shut, which fails that call: the job ends, the VM runs on.
+ */
+#define CANCEL_GRACE_MS	2000
+
+static void *cancel_watchdog(void *arg)
+{
+	for (int i = 0; i < CANCEL_GRACE_MS / 10 && atomic_load(&job.running); i++)
+		usleep(10000);
+	pthread_mutex_lock(&job.lock);
+	if (atomic_load(&job.running) && job.io_fd >= 0) {
+		pr_info("migration: cancel not seen within %d ms (stream blocked); shutting "
+			"its connection", CANCEL_GRACE_MS);
+		shutdown(job.io_fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&job.lock);
+	return NULL;
+}
+
+static void start_cancel_watchdog(void)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, cancel_watchdog, NULL))
+		pr_err("migration: cannot watch the cancel; it waits for the stream");
+	pthread_attr_destroy(&attr);
 }
 
 static bool get_u64(json_object *req, const char *key, uint64_t *v, json_object *r)
@@ -124,7 +165,8 @@ void vm_migrate_cmd(void *opaque, json_object *req, json_object *r)
 				 json_object_object_get_ex(req, "reason", &v) &&
 				 json_object_is_type(v, json_type_string) ?
 				 json_object_get_string(v) : "the user (hdvm migrate --cancel)");
-		atomic_store(&job.cancel, true);
+		if (!atomic_exchange(&job.cancel, true))
+			start_cancel_watchdog();
 		json_object_object_add(r, "ok", json_object_new_boolean(1));
 		json_object_object_add(r, "cancelling", json_object_new_boolean(1));
 		return;
@@ -247,7 +289,8 @@ void migrate_job_stop(void)
 		return;
 	if (!atomic_load(&job.cancel))
 		snprintf(job.cancel_reason, sizeof(job.cancel_reason), "the VM stopping");
-	atomic_store(&job.cancel, true);
+	if (!atomic_exchange(&job.cancel, true))
+		start_cancel_watchdog();
 	pthread_join(job.thread, NULL);
 	job.started = false;
 }

@@ -375,6 +375,70 @@ static void test_control_migrate_job(void **state)
 	assert_state_arrived();
 }
 
+/* A destination that accepts and then reads nothing: the source blocks in a write. */
+static void *stuck_main(void *arg)
+{
+	struct listener *l = arg;
+	int fd = accept(l->lfd, NULL, NULL);
+
+	while (!l->d.vanish)
+		usleep(10000);
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+/*
+ * `hdvm migrate NAME --cancel` (and Ctrl-C on `hdvm migrate`, which sends the
+ * same request with its reason) while the stream is blocked on a destination
+ * that stopped reading: the job ends with the reason within the grace time,
+ * the VM is not stopped, its dirty log is off.
+ */
+static void test_control_cancel_unblocks_a_stuck_stream(void **state)
+{
+	struct listener l = { .lfd = -1 };
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	char line[200], why[256], *reply = NULL;
+	uint64_t t0;
+	pthread_t t;
+
+	/* every page has data: 16 MiB cannot sit in the socket buffers */
+	for (uint64_t p = 0; p < RAM; p += 4096)
+		a.mem.host[p + 1] = 0x11;
+	assert_int_equal(mig_uri_parse("tcp:127.0.0.1:1", &l.uri, why, sizeof(why)), 0);
+	snprintf(l.uri.port, sizeof(l.uri.port), "0");
+	assert_int_equal(mig_listen(&l.uri, &l.lfd, why, sizeof(why)), 0);
+	assert_int_equal(getsockname(l.lfd, (struct sockaddr *)&sin, &sl), 0);
+	assert_int_equal(pthread_create(&t, NULL, stuck_main, &l), 0);
+	snprintf(line, sizeof(line), "{\"cmd\":\"migrate\",\"uri\":\"tcp:127.0.0.1:%u\"}",
+		 ntohs(sin.sin_port));
+	expect_reply(line, "\"started\":true");
+	usleep(300000);					/* blocked in a write by now */
+	expect_reply("{\"cmd\":\"migrate-status\"}", "\"running\":true");
+	t0 = now_ns();
+	expect_reply("{\"cmd\":\"migrate\",\"cancel\":true,\"reason\":\"Ctrl-C on hdvm migrate\"}",
+		     "\"cancelling\":true");
+	for (int i = 0; i < 500; i++) {
+		free(reply);
+		reply = request("{\"cmd\":\"migrate-status\"}");
+		if (strstr(reply, "\"done\":true"))
+			break;
+		usleep(10000);
+	}
+	if (!strstr(reply, "\"success\":false") ||
+	    !strstr(reply, "cancelled by Ctrl-C on hdvm migrate"))
+		fail_msg("status '%s'", reply);
+	free(reply);
+	assert_true(now_ns() - t0 < 4000000000ull);	/* the 2 s grace, not forever */
+	l.d.vanish = true;
+	pthread_join(t, NULL);
+	migrate_job_stop();
+	mig_listen_close(&l.uri, l.lfd);
+	assert_false(atomic_load(&a.shutdown));		/* the VM runs on here */
+	assert_false(guest_mem_logging(&a.mem, 0));
+}
+
 /* ---- TLS (--tls-creds) over loopback, certificates made here with openssl ---- */
 
 static char tls_dir[64], rogue_dir[128], intruder_dir[128];
@@ -584,6 +648,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_uri_parsing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_loopback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_control_migrate_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_control_cancel_unblocks_a_stuck_stream, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_tls_both_ends_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_refuses_a_peer_the_ca_did_not_sign, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_peer_name_checked, setup, teardown),
