@@ -5,7 +5,9 @@
  * reach dispatch and the replies come back framed, an error is answered
  * with the errno and counted, a second client is told EBUSY without the
  * device hearing of it, a client that goes away is detached, and one that
- * never completes VERSION is dropped at its deadline.
+ * never completes VERSION is dropped at its deadline.  hdnic's own
+ * requests (DMA_READ/DMA_WRITE) get their replies routed back, checked,
+ * never dispatched or answered.
  */
 #include <errno.h>
 #include <poll.h>
@@ -200,12 +202,147 @@ static void test_no_version_in_time_is_dropped(void **state)
 	close(fd);
 }
 
+/* ---- hdnic's own requests (DMA_READ/DMA_WRITE) and the client's replies ---- */
+
+static int req_err, req_done;
+static uint16_t last_id;
+
+static void req_cb(void *ctx, int err, const struct vfu_req *r)
+{
+	assert_ptr_equal(ctx, &dev_token);
+	req_err = err;
+	req_done++;
+}
+
+/* The request the client sees: header and {address, count}. */
+static struct vfio_user_header take_request(int fd, struct vfio_user_dma_rw *rw, uint8_t *data)
+{
+	struct vfio_user_header h = recv_reply(fd, (char *)data, 64 + sizeof(*rw));
+
+	memcpy(rw, data, sizeof(*rw));
+	last_id = h.msg_id;
+	return h;
+}
+
+static void send_raw_reply(int fd, uint16_t id, uint16_t cmd, uint32_t flags, uint32_t err,
+			   const void *payload, uint32_t len)
+{
+	struct vfio_user_header h = { .msg_id = id, .command = cmd, .flags = flags,
+				      .error_no = err, .msg_size = (uint32_t)sizeof(h) + len };
+	uint8_t buf[256];
+
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), payload, len);
+	assert_int_equal(send(fd, buf, sizeof(h) + len, 0), (ssize_t)(sizeof(h) + len));
+}
+
+static void test_server_requests_and_replies(void **state)
+{
+	struct vfu_conn *c = &ep->conn;
+	struct pollfd p;
+	struct vfio_user_dma_rw rw;
+	struct vfio_user_header h;
+	uint8_t data[128], dst[8] = { 0 }, reply[64];
+	uint64_t errors;
+	int fd = client(), seen;
+	char out[8];
+
+	PUMP_UNTIL(vfu_has_client(ep));
+	send_cmd(fd, 1, VFIO_USER_VERSION, "v");
+	recv_reply(fd, out, sizeof(out));
+	errors = proto_errors;
+	seen = dispatches;
+	req_done = 0;
+
+	/* DMA_READ: a command of ours, id of ours; the exact reply fills dst */
+	assert_int_equal(vfu_req_send(c, VFIO_USER_DMA_READ, 0x1000, 8, NULL, dst, req_cb,
+				      &dev_token), 0);
+	h = take_request(fd, &rw, data);
+	assert_int_equal(h.flags, VFIO_USER_F_TYPE_COMMAND);
+	assert_int_equal(h.command, VFIO_USER_DMA_READ);
+	assert_true(rw.address == 0x1000 && rw.count == 8 && h.msg_size == sizeof(h) + 16);
+	/* first a reply to an id never used: refused, counted, never dispatched or answered */
+	memcpy(reply, &rw, 16);
+	memcpy(reply + 16, "ABCDEFGH", 8);
+	send_raw_reply(fd, last_id ^ 0x8000, VFIO_USER_DMA_READ, VFIO_USER_F_TYPE_REPLY, 0,
+		       reply, 24);
+	send_raw_reply(fd, last_id, VFIO_USER_DMA_READ, VFIO_USER_F_TYPE_REPLY, 0, reply, 24);
+	PUMP_UNTIL(req_done == 1);
+	assert_int_equal(req_err, 0);
+	assert_memory_equal(dst, "ABCDEFGH", 8);
+	assert_int_equal(proto_errors, errors + 1);
+	assert_int_equal(c->reqs.unknown_replies, 1);
+	assert_int_equal(dispatches, seen);	/* replies never reach the device */
+
+	/* a reply one byte long: refused with -EPROTO, nothing copied */
+	memset(dst, 0, sizeof(dst));
+	assert_int_equal(vfu_req_send(c, VFIO_USER_DMA_READ, 0x2000, 8, NULL, dst, req_cb,
+				      &dev_token), 0);
+	take_request(fd, &rw, data);
+	send_raw_reply(fd, last_id, VFIO_USER_DMA_READ, VFIO_USER_F_TYPE_REPLY, 0, reply, 25);
+	PUMP_UNTIL(req_done == 2);
+	assert_int_equal(req_err, -EPROTO);
+	assert_int_equal(dst[0], 0);
+
+	/* DMA_WRITE: the data follows; the spec's 12-byte reply (4-byte count) is taken */
+	assert_int_equal(vfu_req_send(c, VFIO_USER_DMA_WRITE, 0x3000, 4, "wxyz", NULL, req_cb,
+				      &dev_token), 0);
+	h = take_request(fd, &rw, data);
+	assert_true(h.command == VFIO_USER_DMA_WRITE && rw.count == 4 && h.msg_size == 16 + 20);
+	assert_memory_equal(data + 16, "wxyz", 4);
+	memcpy(reply, &rw.address, 8);
+	memcpy(reply + 8, "\4\0\0\0", 4);
+	send_raw_reply(fd, last_id, VFIO_USER_DMA_WRITE, VFIO_USER_F_TYPE_REPLY, 0, reply, 12);
+	PUMP_UNTIL(req_done == 3);
+	assert_int_equal(req_err, 0);
+
+	/* an error reply: its errno */
+	assert_int_equal(vfu_req_send(c, VFIO_USER_DMA_READ, 0x4000, 8, NULL, dst, req_cb,
+				      &dev_token), 0);
+	take_request(fd, &rw, data);
+	send_raw_reply(fd, last_id, VFIO_USER_DMA_READ,
+		       VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR, EFAULT, NULL, 0);
+	PUMP_UNTIL(req_done == 4);
+	assert_int_equal(req_err, -EFAULT);
+
+	/* no reply: -ETIMEDOUT at the deadline; the late reply is then unknown */
+	assert_int_equal(vfu_req_send(c, VFIO_USER_DMA_READ, 0x5000, 8, NULL, dst, req_cb,
+				      &dev_token), 0);
+	take_request(fd, &rw, data);
+	assert_true(vfu_check_deadlines(ep, now_ns()));
+	vfu_check_deadlines(ep, now_ns() + 1000000000ULL);
+	assert_int_equal(req_done, 5);
+	assert_int_equal(req_err, -ETIMEDOUT);
+	memcpy(reply, &rw, 16);
+	send_raw_reply(fd, last_id, VFIO_USER_DMA_READ, VFIO_USER_F_TYPE_REPLY, 0, reply, 24);
+	PUMP_UNTIL(c->reqs.unknown_replies == 2);
+	assert_int_equal(req_done, 5);
+	/* cancelled: the reply is checked, nobody is called */
+	assert_int_equal(vfu_req_send(c, VFIO_USER_DMA_READ, 0x6000, 8, NULL, dst, req_cb,
+				      &dev_token), 0);
+	take_request(fd, &rw, data);
+	vfu_req_cancel(c, &dev_token);
+	memcpy(reply, &rw, 16);
+	send_raw_reply(fd, last_id, VFIO_USER_DMA_READ, VFIO_USER_F_TYPE_REPLY, 0, reply, 24);
+	PUMP_UNTIL(c->reqs.nr == 0);
+	assert_int_equal(req_done, 5);
+	/* nothing was ever sent back for the client's replies */
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	loop_run_once_timeout(&loop, 10000000ULL);
+	assert_int_equal(poll(&p, 1, 0), 0);
+	assert_int_equal(dispatches, seen);
+	assert_true(vfu_has_client(ep));
+	close(fd);
+	PUMP_UNTIL(!vfu_has_client(ep));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_messages_reach_the_device_and_replies_come_back),
 		cmocka_unit_test(test_second_client_is_told_busy),
 		cmocka_unit_test(test_no_version_in_time_is_dropped),
+		cmocka_unit_test(test_server_requests_and_replies),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
