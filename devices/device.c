@@ -291,6 +291,25 @@ int devices_output_commit(struct vm *vm, uint32_t op, uint64_t epoch, uint32_t m
 	return first;
 }
 
+int devices_output_held(struct vm *vm, uint64_t *frames)
+{
+	*frames = 0;
+	for (struct device *d = vm->devices; d; d = d->next) {
+		uint64_t n = 0;
+		int ret;
+
+		if (!MIG_OP(d, output_held))
+			continue;
+		pthread_mutex_lock(&d->lock);
+		ret = d->ops->mig->output_held(d, &n);
+		pthread_mutex_unlock(&d->lock);
+		if (ret)
+			return ret;
+		*frames += n;
+	}
+	return 0;
+}
+
 int devices_pending_bytes(struct vm *vm, uint64_t *bytes)
 {
 	*bytes = 0;

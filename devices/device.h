@@ -70,6 +70,8 @@ struct device_mig_ops {
 	 */
 	int (*output_commit)(struct device *dev, uint32_t op, uint64_t epoch,
 			     uint32_t max_frames);
+	/* Frames held now, waiting for their epoch's commit (status). */
+	int (*output_held)(struct device *dev, uint64_t *frames);
 };
 
 struct device_ops {
@@ -168,6 +170,8 @@ static inline uint32_t device_id_tag(const char *id)
  * are asked even after a failure; the first failure is returned and logged.
  */
 int devices_output_commit(struct vm *vm, uint32_t op, uint64_t epoch, uint32_t max_frames);
+/* Frames all devices hold now (hdvm status); 0 or the first -errno. */
+int devices_output_held(struct vm *vm, uint64_t *frames);
 
 /*
  * Device state stream: a manifest (id, type and state version of every

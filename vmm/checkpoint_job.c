@@ -260,6 +260,12 @@ void checkpoint_status(json_object *r)
 	if (!running && st->why[0])
 		json_object_object_add(r, "protection_ended", json_object_new_string(st->why));
 	pthread_mutex_unlock(&st->lock);
+	if (running || st->paused_by_loss) {
+		uint64_t held = 0;
+
+		if (!devices_output_held(job.vm, &held))
+			add_u64(r, "frames_held", held);
+	}
 	add_u64(r, "pause_p50_us", ckpt_pause_pct(st, 50));
 	add_u64(r, "pause_p99_us", ckpt_pause_pct(st, 99));
 }

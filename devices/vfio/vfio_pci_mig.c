@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/hdnic/hdnic_vf_abi.h"
 #include "devices/vfio/vfio_output.h"
 #include "devices/vfio/vfio_pci_int.h"
 #include "migration/state.h"
@@ -523,6 +524,20 @@ static int vp_output_commit(struct device *dev, uint32_t op, uint64_t epoch, uin
 	return vfio_output_commit_op(vp->vdev, op, epoch, max_frames);
 }
 
+static int vp_output_held(struct device *dev, uint64_t *frames)
+{
+	struct vfio_pci *vp = to_vp_dev(dev);
+	struct hdnic_output_status st;
+	int ret;
+
+	if (!vp->vdev)
+		return -ENODEV;
+	ret = vfio_output_commit_status(vp->vdev, &st);
+	if (!ret)
+		*frames = st.held;
+	return ret == -ENOTSUP ? 0 : ret;
+}
+
 static int vp_can_migrate(struct device *dev)
 {
 	struct vfio_pci *vp = to_vp_dev(dev);
@@ -542,6 +557,7 @@ const struct device_mig_ops vfio_pci_mig_ops = {
 	.can_migrate = vp_can_migrate,
 	.post_load = vp_post_load,
 	.output_commit = vp_output_commit,
+	.output_held = vp_output_held,
 	.dirty_log_start = vp_dirty_log_start,
 	.dirty_log_stop = vp_dirty_log_stop,
 	.dirty_log_sync = vp_dirty_log_sync,

@@ -153,9 +153,20 @@ static void net_unrealize(struct device *dev)
 	virtio_pci_destroy(&n->vp);
 }
 
+static int virtio_net_output_held(struct device *dev, uint64_t *frames)
+{
+	struct virtio_net_output_stats st;
+	int ret = virtio_net_output_stats(dev, &st);
+
+	if (!ret)
+		*frames = st.held;
+	return ret;
+}
+
 static const struct device_mig_ops virtio_net_mig = {
 	.version = 1,
 	.output_commit = virtio_net_output,
+	.output_held = virtio_net_output_held,
 	.save_final = net_save,
 	.load = net_load,
 };

@@ -89,7 +89,15 @@ static int nic_output(struct device *dev, uint32_t op, uint64_t epoch, uint32_t 
 	return 0;
 }
 
-static const struct device_mig_ops nic_mig = { .version = 1, .output_commit = nic_output };
+static int nic_held(struct device *dev, uint64_t *frames)
+{
+	*frames = 3;	/* what a NIC would say it holds */
+	return 0;
+}
+
+static const struct device_mig_ops nic_mig = {
+	.version = 1, .output_commit = nic_output, .output_held = nic_held,
+};
 static const struct device_ops nic_ops = {
 	.type = "test-nic", .pause = device_vcpu_driven_pause,
 	.resume = device_vcpu_driven_resume, .mig = &nic_mig,
@@ -800,6 +808,7 @@ static void test_control_checkpoint_job(void **state)
 	expect_ctl("{\"cmd\":\"status\"}", "\"role\":\"primary\"");
 	assert_true(status_field("pause_p99_us") >= status_field("pause_p50_us"));
 	assert_true(status_field("checkpoint_bytes_total") > 0);
+	assert_int_equal(status_field("frames_held"), 3);
 	/* while protected: no second protection, no pause, no snapshot */
 	expect_ctl(line, "protected already");
 	expect_ctl("{\"cmd\":\"pause\"}", "protected");
