@@ -117,6 +117,12 @@ bench-migrate: all
 bench-postcopy: $(BUILD)/bench-postcopy
 	$(BUILD)/bench-postcopy --json $(abspath $(BUILD))/bench-postcopy.json
 
+# post-copy against pre-copy with auto-converge on an app=dirty guest: needs /dev/kvm
+bench-postcopy-guest: all
+	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/bench_postcopy_guest.py \
+		--json $(abspath $(BUILD))/bench-postcopy-guest.json
+.PHONY: bench-postcopy bench-postcopy-guest
+
 bench-net: all
 	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/bench_net.py
 
