@@ -622,11 +622,66 @@ static void test_stopped_hdnic_is_reattached_when_it_runs_again(void **st)
 	vm_down(vm);
 }
 
+/*
+ * Device pre-copy as `hdvm migrate` drives it, against the real hdnic: the
+ * function goes RUNNING -> PRE_COPY while the guest runs, hdnic's
+ * PRECOPY_INFO says what it has ahead (its 30-byte HVP1 section) and the
+ * read gives exactly that; the switchover is PRE_COPY_P2P -> STOP_COPY and
+ * the final state is the rest of the same session.  On another VF the
+ * pre-copy part opens RESUMING (hdnic checks it at once), the rest completes
+ * it: the function runs with the guest's MAC.
+ */
+static void test_precopy_moves_to_another_function(void **st)
+{
+	struct vm *a = &vm_a, *b = &vm_b;
+	struct state_buf pre, fin, rd;
+	uint64_t pending = 0, bytes = 0;
+	char why[256] = "", mac0[32];
+
+	NEED_NIC();
+	snprintf(mac0, sizeof(mac0), "%s", vf_field(0, "mac"));
+	vm_up(a, 0);
+	assert_int_equal(devices_save_setup(a, why, sizeof(why)), 0);
+	assert_string_equal(vf_field(0, "mig_state"), "pre-copy");	/* the guest's NIC runs */
+	assert_int_equal(devices_pending_bytes(a, &pending), 0);
+	assert_int_equal(pending, 30);				/* HVP1, PRECOPY_INFO */
+	state_init_writer(&pre);
+	assert_int_equal(devices_save_iterate(a, &pre, &bytes), 0);
+	assert_int_equal(bytes, 8 + 30);
+	assert_memory_equal(pre.data + 8, "HVP1", 4);
+	assert_int_equal(devices_pending_bytes(a, &pending), 0);
+	assert_int_equal(pending, 0);
+	assert_int_equal(vm_pause(a, why, sizeof(why)), 0);
+	assert_string_equal(vf_field(0, "mig_state"), "stop-copy");
+	state_init_writer(&fin);
+	assert_int_equal(devices_save(a, &fin), 0);
+	assert_string_equal(vf_field(0, "mig_state"), "stop");
+	devices_save_cleanup(a);
+	vm_down(a);						/* the source goes */
+	for (int i = 0; i < 100 && strcmp(vf_field(0, "client"), "false"); i++)
+		usleep(20000);
+
+	vm_up(b, 1);
+	state_init_reader(&rd, pre.data, pre.len);
+	if (devices_load_iterate(b, &rd, why, sizeof(why)))
+		fail_msg("pre-copy part: %s", why);
+	assert_string_equal(vf_field(1, "mig_state"), "resuming");
+	state_init_reader(&rd, fin.data, fin.len);
+	if (devices_load(b, &rd, why, sizeof(why)))
+		fail_msg("final part: %s", why);
+	assert_string_equal(vf_field(1, "mig_state"), "running");
+	assert_string_equal(vf_field(1, "mac"), mac0);
+	vm_down(b);
+	state_free(&pre);
+	state_free(&fin);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_pause_stops_the_function, teardown),
 		cmocka_unit_test_teardown(test_state_moves_to_another_function, teardown),
+		cmocka_unit_test_teardown(test_precopy_moves_to_another_function, teardown),
 		cmocka_unit_test_teardown(test_paused_vf_writes_no_guest_ram, teardown),
 		cmocka_unit_test_teardown(test_paused_adi_writes_no_guest_ram, teardown),
 		cmocka_unit_test_teardown(test_stopped_hdnic_is_reattached_when_it_runs_again,
