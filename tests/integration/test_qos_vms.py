@@ -23,7 +23,7 @@ import pytest
 from netlib import HOST_IP, NicNet, guest_ip
 
 # Every test here boots a guest.
-pytestmark = pytest.mark.kvm
+pytestmark = [pytest.mark.kvm, pytest.mark.speed]
 
 LINE = 20_000_000            # uplink line rate for the flood tests, bit/s
 SINK_PORT = 5000
