@@ -8,12 +8,16 @@
  */
 #include <errno.h>
 #include <json-c/json.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "migration/transport.h"
+#include "vmm/control.h"
+#include "vmm/loop.h"
 #include "vmm/run.h"
 #include "vmm/standby.h"
 #include "vmm/standby_run.h"
@@ -123,7 +127,74 @@ void standby_took_over(json_object *r)
 	json_object_object_add(r, "took_over_because", json_object_new_string(sb->why));
 }
 
-/* Accept the primary, read its manifest, build the VM from it, run. */
+/*
+ * Until the primary connects, the name is claimed and the control socket
+ * answers (status: role standby, state waiting; stop), so `hdvm ps`,
+ * `status` and `stop` work on a standby from its start.
+ */
+struct waiting {
+	const struct vm_config *cfg;
+	bool stop, ready;
+};
+
+static void waiting_status(void *opaque, json_object *req, json_object *r)
+{
+	struct waiting *w = opaque;
+
+	json_object_object_add(r, "ok", json_object_new_boolean(1));
+	json_object_object_add(r, "name", json_object_new_string(w->cfg->name));
+	json_object_object_add(r, "pid", json_object_new_int(getpid()));
+	json_object_object_add(r, "state", json_object_new_string("waiting"));
+	json_object_object_add(r, "role", json_object_new_string("standby"));
+	json_object_object_add(r, "epoch", json_object_new_int(0));
+	json_object_object_add(r, "standby_uri", json_object_new_string(w->cfg->standby_uri));
+}
+
+static void waiting_stop(void *opaque, json_object *req, json_object *r)
+{
+	struct waiting *w = opaque;
+
+	w->stop = true;
+	json_object_object_add(r, "ok", json_object_new_boolean(1));
+	json_object_object_add(r, "state", json_object_new_string("shutdown"));
+}
+
+static const struct control_cmd waiting_cmds[] = {
+	{ "status", waiting_status },
+	{ "stop", waiting_stop },
+};
+
+static void on_primary(void *opaque, int fd, unsigned revents)
+{
+	((struct waiting *)opaque)->ready = true;
+}
+
+/* 0 once a primary knocks, -ECANCELED when stopped, other -errno. */
+static int wait_for_primary(const struct vm_config *cfg, int lfd)
+{
+	struct waiting w = { .cfg = cfg };
+	struct control *ctl = control_open(cfg->run_dir, cfg->name);
+	struct event_loop *loop;
+	int ret;
+
+	if (!ctl)
+		return -EBUSY;		/* it said why */
+	loop = loop_create(16);
+	ret = loop ? control_start(ctl, loop, waiting_cmds, ARRAY_SIZE(waiting_cmds), &w) : -ENOMEM;
+	if (!ret && !loop_watch(loop, lfd, POLLIN, on_primary, &w))
+		ret = -EBUSY;
+	while (!ret && !w.ready && !w.stop) {
+		ret = loop_run_once(loop, control_timeout_ms(ctl));
+		ret = ret < 0 ? ret : 0;
+		control_tick(ctl);
+	}
+	control_close(ctl);	/* the VM claims the name again in vmm_run() */
+	if (loop)
+		loop_destroy(loop);
+	return ret ?: w.stop ? -ECANCELED : 0;
+}
+
+/* Accept the primary, read its manifest, build the VM from its manifest, run. */
 int standby_run_cmd(struct vm_config *cfg)
 {
 	struct standby *sb = xzalloc(sizeof(*sb));
@@ -142,8 +213,19 @@ int standby_run_cmd(struct vm_config *cfg)
 	if (!ret) {
 		pr_info("VM '%s': standby waiting for its primary on %s", cfg->name,
 			cfg->standby_uri);
-		ret = mig_accept(&uri, cfg->tls_creds, lfd, 0, &io, why, sizeof(why));
+		ret = wait_for_primary(cfg, lfd);
+		if (ret == -ECANCELED || ret == -EBUSY) {
+			mig_listen_close(&uri, lfd);
+			if (ret == -ECANCELED)
+				pr_info("VM '%s': standby stopped before its primary came", cfg->name);
+			free(sb);
+			return ret == -ECANCELED ? 0 : 1;
+		}
 	}
+	if (ret && !why[0])
+		snprintf(why, sizeof(why), "waiting for the primary: %s", strerror(-ret));
+	if (!ret)
+		ret = mig_accept(&uri, cfg->tls_creds, lfd, 0, &io, why, sizeof(why));
 	mig_listen_close(&uri, lfd);	/* one primary */
 	if (!ret)
 		ret = standby_begin(sb, &io, why, sizeof(why));

@@ -97,6 +97,30 @@ def connect_unix(path, timeout=10):
             time.sleep(0.05)
 
 
+def test_waiting_standby_answers_status_ps_and_stop(run_dir, tmp_path):
+    path = str(tmp_path / "standby.sock")
+    p = standby_proc(run_dir, f"unix:{path}", "s2")
+    try:
+        deadline = time.monotonic() + 10
+        while not (run_dir / "s2.sock").exists():
+            assert time.monotonic() < deadline, "no control socket"
+            time.sleep(0.05)
+        st = status(run_dir, "s2")
+        assert st["role"] == "standby" and st["state"] == "waiting", st
+        ps = hdvm_ctl(run_dir, "ps")
+        assert ps.returncode == 0
+        line = [ln for ln in ps.stdout.splitlines() if ln.startswith("s2 ")][0]
+        assert line.split()[2] == "waiting" and line.split()[-1] == "standby", ps.stdout
+        assert hdvm_ctl(run_dir, "stop", "s2").returncode == 0
+        assert p.wait(10) == 0
+        assert not (run_dir / "s2.sock").exists()
+        assert not os.path.exists(path)          # the listening socket is gone too
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 @pytest.mark.parametrize("data,needle", [
     (b"GARBAGE!" * 4, "bad magic"),
     # a migration stream: header, then a manifest that is no device tree
