@@ -119,7 +119,7 @@ class Protected:
 
     def protect(self, host="a", *opts):
         r = hdvm_ctl(self.run[host], "checkpoint", self.name, self.uri, "--epoch-ms", "20",
-                     "--heartbeat-ms", "10", "--failover-ms", str(int(300 * TIME_SCALE)),
+                     "--heartbeat-ms", "10", "--failover-ms", str(int(1000 * TIME_SCALE)),
                      *opts, timeout=60)
         assert r.returncode == 0, self.logs(r.stderr)
         return r
