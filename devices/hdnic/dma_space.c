@@ -94,6 +94,38 @@ static int insert_region(struct dma_space *ds, const struct dma_region *nr)
 	return 0;
 }
 
+/* What every map is checked for: range, access, no overlap (before an mmap is paid for). */
+static int map_check(const struct dma_space *ds, uint64_t iova, uint64_t size, uint32_t prot)
+{
+	unsigned pos;
+	int err = check_range(iova, size);
+
+	if (err)
+		return err;
+	if (!prot || (prot & ~(DMA_PROT_READ | DMA_PROT_WRITE)))
+		return -EINVAL;
+	if (size > SIZE_MAX)
+		return -EOVERFLOW;
+	pos = first_above(ds, iova);
+	if (pos < ds->nr && ds->regions[pos].iova < iova + size)
+		return -EEXIST;
+	return 0;
+}
+
+/* Insert r backed by p, an mmap of ours (MAP_FAILED: why from errno); unmapped on failure. */
+static int insert_mapped(struct dma_space *ds, struct dma_region *r, void *p)
+{
+	int err;
+
+	if (p == MAP_FAILED)
+		return -errno;
+	r->host = p;
+	err = insert_region(ds, r);
+	if (err)
+		munmap(p, r->size);
+	return err;
+}
+
 int dma_space_map_host(struct dma_space *ds, uint64_t iova, uint64_t size,
 		       void *host, uint32_t prot)
 {
@@ -113,31 +145,13 @@ int dma_space_map_nofd(struct dma_space *ds, uint64_t iova, uint64_t size, uint3
 {
 	struct dma_region r = { .iova = iova, .size = size, .prot = prot, .owned = true,
 				.nofd = true };
-	int err = check_range(iova, size);
-	void *p;
+	int err = map_check(ds, iova, size, prot);
 
 	if (err)
 		return err;
-	if (!prot || (prot & ~(DMA_PROT_READ | DMA_PROT_WRITE)))
-		return -EINVAL;
-	if (size > SIZE_MAX)
-		return -EOVERFLOW;
-	{
-		unsigned pos = first_above(ds, iova);
-
-		if (pos < ds->nr && ds->regions[pos].iova < iova + size)
-			return -EEXIST;
-	}
 	/* The shadow: pages exist only where the device touched client memory. */
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		 -1, 0);
-	if (p == MAP_FAILED)
-		return -errno;
-	r.host = p;
-	err = insert_region(ds, &r);
-	if (err)
-		munmap(p, size);
-	return err;
+	return insert_mapped(ds, &r, mmap(NULL, size, PROT_READ | PROT_WRITE,
+					  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
 }
 
 int dma_space_map_fd(struct dma_space *ds, uint64_t iova, uint64_t size,
@@ -146,41 +160,22 @@ int dma_space_map_fd(struct dma_space *ds, uint64_t iova, uint64_t size,
 	struct dma_region r = { .iova = iova, .size = size, .prot = prot, .owned = true };
 	struct stat st;
 	int mprot = 0, err;
-	void *p;
 
-	err = check_range(iova, size);
+	err = map_check(ds, iova, size, prot);
 	if (err)
 		return err;
-	if (!prot || (prot & ~(DMA_PROT_READ | DMA_PROT_WRITE)))
-		return -EINVAL;
 	if (offset % DMA_PAGE_SIZE || offset + size < offset)
 		return -EINVAL;
-	if (size > SIZE_MAX)
-		return -EOVERFLOW;
 	/* Mapping past the end of the file would fault on first touch. */
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < offset + size)
 		return -EINVAL;
-	/* Refuse overlaps before paying for the mmap. */
-	{
-		unsigned pos = first_above(ds, iova);
-
-		if (pos < ds->nr && ds->regions[pos].iova < iova + size)
-			return -EEXIST;
-	}
 	if (prot & DMA_PROT_READ)
 		mprot |= PROT_READ;
 	if (prot & DMA_PROT_WRITE)
 		mprot |= PROT_READ | PROT_WRITE;
-	p = mmap(NULL, size, mprot, MAP_SHARED, fd, (off_t)offset);
-	if (p == MAP_FAILED)
-		return -errno;
-	r.host = p;
-	err = insert_region(ds, &r);
-	if (err)
-		munmap(p, size);
-	return err;
+	return insert_mapped(ds, &r, mmap(NULL, size, mprot, MAP_SHARED, fd, (off_t)offset));
 }
 
 int dma_space_unmap(struct dma_space *ds, uint64_t iova, uint64_t size)

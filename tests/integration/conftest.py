@@ -41,11 +41,12 @@ def ns():
 
 
 @pytest.fixture
-def nic(ns, tmp_path):
+def nic(ns, tmp_path, request):
     """hdnic with 3 VFs and a TAP uplink hdt0 in the test's namespace, devices
-    polled for 0.3 s before sleeping; a module may define its own `nic`."""
+    polled for 0.3 s before sleeping, and the options in the module's
+    HDNIC_EXTRA list if it has one; a module may define its own `nic`."""
     n = Hdnic(HDNIC, tmp_path / "nic", vfs=3, uplink="tap:hdt0", netns=ns,
-              extra=["--idle-us", "300000"])
+              extra=["--idle-us", "300000", *getattr(request.module, "HDNIC_EXTRA", ())])
     yield n
     n.stop_checked()
 

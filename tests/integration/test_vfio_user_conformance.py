@@ -32,6 +32,10 @@ def padded(payload, argsz):
     return payload + bytes(argsz - len(payload))
 
 
+# conftest's `nic` with these options: a client must answer DMA_READ/DMA_WRITE within 1.5 s
+HDNIC_EXTRA = ["--dma-timeout-ms", "1500"]
+
+
 # ---- argsz is "at least": bigger buffers, the reply says what it needs ----
 
 def region_info_whole_buffer(c):
@@ -252,78 +256,60 @@ FDLESS_IOVA = 0x80000000
 PEER = bytes.fromhex("02aabbccdd01")
 
 
-@pytest.fixture
-def fdnic(ns, tmp_path):
-    """hdnic whose clients must answer DMA_READ/DMA_WRITE within 1.5 s."""
-    from hdvmlib import HDNIC
-    from nichost import Hdnic
-    n = Hdnic(HDNIC, tmp_path / "fdnic", vfs=3, uplink="tap:hdt0", netns=ns,
-              extra=["--idle-us", "300000", "--dma-timeout-ms", "1500"])
-    yield n
-    n.stop_checked()
-
-
-@pytest.fixture
-def fdtap(ns, fdnic):
-    s = ns.packet_socket("hdt0")
-    yield s
-    s.close()
-
-
 def in_map(vf, command, address, count):
     return vf.IOVA <= address and address + count <= vf.IOVA + vf.MEM_SIZE
 
 
-def test_fdless_tx_rx_real_frames(fdnic, fdtap):
+def test_fdless_tx_rx_real_frames(nic, tap):
     """Rings and buffers in memory mapped without an fd: every descriptor,
     index and frame byte goes through DMA_READ/DMA_WRITE, and real frames
     flow both ways (uplink and another function)."""
-    with VirtioNetVF(fdnic.sock(0), nofd=True) as vf, VirtioNetVF(fdnic.sock(1)) as other:
-        assert fdnic.vf_info(0)["dma_slow"] and not fdnic.vf_info(1)["dma_slow"]
+    with VirtioNetVF(nic.sock(0), nofd=True) as vf, VirtioNetVF(nic.sock(1)) as other:
+        assert nic.vf_info(0)["dma_slow"] and not nic.vf_info(1)["dma_slow"]
         vf.post_rx()
         other.post_rx()
         for i in range(5):
-            fdtap.send(ether_frame(vf.mac(), PEER, payload=b"down-%d" % i))
+            tap.send(ether_frame(vf.mac(), PEER, payload=b"down-%d" % i))
             assert vf.recv(match=lambda f, i=i: b"down-%d" % i in f, repost=True) is not None
         for i in range(5):
             vf.send(ether_frame(PEER, vf.mac(), payload=b"up-%d" % i))
-            assert sniff(fdtap, lambda f, i=i: b"up-%d" % i in f), "frame never left"
+            assert sniff(tap, lambda f, i=i: b"up-%d" % i in f), "frame never left"
         vf.send(ether_frame(other.mac(), vf.mac(), payload=b"vf-to-vf"))
         assert other.recv(match=lambda f: b"vf-to-vf" in f) is not None
         other.send(ether_frame(vf.mac(), other.mac(), payload=b"vf-from-vf"))
         assert vf.recv(match=lambda f: b"vf-from-vf" in f) is not None
-        st = fdnic.stats(0)
+        st = nic.stats(0)
         assert st["dma_msgs"] > 0 and st["dma_msg_errors"] == 0 and st["needs_reset"] == 0
         cmds = {cmd for cmd, _a, _n in vf.c.dma_log}
         assert cmds == {vu.DMA_READ, vu.DMA_WRITE}
         assert all(in_map(vf, *e) for e in vf.c.dma_log)
-        assert fdnic.stats(1)["dma_msgs"] == 0
-    assert fdnic.alive(), fdnic.output()
+        assert nic.stats(1)["dma_msgs"] == 0
+    assert nic.alive(), nic.output()
 
 
-def test_fdless_dma_never_outside_a_map(fdnic, fdtap):
+def test_fdless_dma_never_outside_a_map(nic, tap):
     """A descriptor naming an address outside every map: no DMA_READ/WRITE is
     sent for it (the PASID check refuses it first), the function faults."""
-    with VirtioNetVF(fdnic.sock(0), nofd=True) as vf, VirtioNetVF(fdnic.sock(1)) as other:
+    with VirtioNetVF(nic.sock(0), nofd=True) as vf, VirtioNetVF(nic.sock(1)) as other:
         r = vf.rings[vu.RX]
         r.set_desc(0, 0x90000000, 2048, vu.DESC_F_WRITE)     # mapped by nobody
         r.publish(0)
         vf.ring_doorbell(vu.RX)
-        fdtap.send(ether_frame(vf.mac(), PEER, payload=b"to-nowhere"))
+        tap.send(ether_frame(vf.mac(), PEER, payload=b"to-nowhere"))
         assert wait_for(lambda: vf.status() & vu.S_NEEDS_RESET), "function not in NEEDS_RESET"
-        assert fdnic.stats(0)["dma_faults"] >= 1
+        assert nic.stats(0)["dma_faults"] >= 1
         assert vf.c.dma_log and all(in_map(vf, *e) for e in vf.c.dma_log), vf.c.dma_log
         other.post_rx()
-        fdtap.send(ether_frame(other.mac(), PEER, payload=b"to-other"))
+        tap.send(ether_frame(other.mac(), PEER, payload=b"to-other"))
         assert other.recv(match=lambda f: b"to-other" in f) is not None
-    assert fdnic.alive(), fdnic.output()
+    assert nic.alive(), nic.output()
 
 
-def test_fdless_client_never_answers(fdnic, fdtap):
+def test_fdless_client_never_answers(nic, tap):
     """A client that stops answering DMA_READ stalls only its own function:
     another function of the same hdnic forwards meanwhile, and at the deadline
     the silent one is in NEEDS_RESET with the reason counted and logged."""
-    with VirtioNetVF(fdnic.sock(0), nofd=True) as vf, VirtioNetVF(fdnic.sock(1)) as other:
+    with VirtioNetVF(nic.sock(0), nofd=True) as vf, VirtioNetVF(nic.sock(1)) as other:
         other.post_rx()
         vf.c.dma_serve = False
         asked = len(vf.c.dma_log)
@@ -331,22 +317,22 @@ def test_fdless_client_never_answers(fdnic, fdtap):
         assert wait_for(lambda: len(vf.c.dma_log) > asked, timeout=2), "no DMA_READ sent"
         t0 = time.monotonic()
         for i in range(20):                       # while vf0's request waits
-            fdtap.send(ether_frame(other.mac(), PEER, payload=b"meanwhile-%d" % i))
+            tap.send(ether_frame(other.mac(), PEER, payload=b"meanwhile-%d" % i))
             assert other.recv(match=lambda f, i=i: b"meanwhile-%d" % i in f,
                               repost=True) is not None
             other.send(ether_frame(PEER, other.mac(), payload=b"out-%d" % i))
-            assert sniff(fdtap, lambda f, i=i: b"out-%d" % i in f)
+            assert sniff(tap, lambda f, i=i: b"out-%d" % i in f)
         during = time.monotonic() - t0
         stalled = not (vf.status() & vu.S_NEEDS_RESET)
         assert wait_for(lambda: vf.status() & vu.S_NEEDS_RESET, timeout=5)
         assert stalled or during > 1.0, "the other function's traffic was not during the wait"
-        st = fdnic.stats(0)
+        st = nic.stats(0)
         assert st["dma_msg_errors"] == 1 and st["needs_reset"] == 1
-        assert "no reply within 1500 ms" in fdnic.vf_info(0)["dma_slow_error"]
-        assert "no reply within 1500 ms" in fdnic.output()
-        fdtap.send(ether_frame(other.mac(), PEER, payload=b"after"))
+        assert "no reply within 1500 ms" in nic.vf_info(0)["dma_slow_error"]
+        assert "no reply within 1500 ms" in nic.output()
+        tap.send(ether_frame(other.mac(), PEER, payload=b"after"))
         assert other.recv(match=lambda f: b"after" in f) is not None
-    assert fdnic.alive(), fdnic.output()
+    assert nic.alive(), nic.output()
 
 
 def _bad_size(msg_id, command, payload):
@@ -363,93 +349,93 @@ def _wrong_address(msg_id, command, payload):
 
 
 @pytest.mark.parametrize("hook", [_bad_size, _wrong_address], ids=["wrong_size", "wrong_address"])
-def test_fdless_malformed_reply_refused(fdnic, fdtap, hook):
+def test_fdless_malformed_reply_refused(nic, tap, hook):
     """A reply that does not match its request (size, address) is refused: the
     function stops with "malformed reply", hdnic and the others go on."""
-    with VirtioNetVF(fdnic.sock(0), nofd=True) as vf, VirtioNetVF(fdnic.sock(1)) as other:
+    with VirtioNetVF(nic.sock(0), nofd=True) as vf, VirtioNetVF(nic.sock(1)) as other:
         vf.c.dma_reply_hook = hook
         vf.send(ether_frame(PEER, vf.mac(), payload=b"bad-reply"))
         assert wait_for(lambda: vf.status() & vu.S_NEEDS_RESET), "function not in NEEDS_RESET"
-        assert "malformed reply" in fdnic.vf_info(0)["dma_slow_error"]
-        assert fdnic.stats(0)["dma_msg_errors"] == 1
+        assert "malformed reply" in nic.vf_info(0)["dma_slow_error"]
+        assert nic.stats(0)["dma_msg_errors"] == 1
         other.post_rx()
-        fdtap.send(ether_frame(other.mac(), PEER, payload=b"still-here"))
+        tap.send(ether_frame(other.mac(), PEER, payload=b"still-here"))
         assert other.recv(match=lambda f: b"still-here" in f) is not None
-    assert fdnic.alive(), fdnic.output()
+    assert nic.alive(), nic.output()
 
 
-def test_fdless_unknown_reply_id_refused(fdnic, fdtap):
+def test_fdless_unknown_reply_id_refused(nic, tap):
     """A reply to an id hdnic never used is refused and counted; the stream
     stays in sync and the function keeps working with the real replies."""
-    with VirtioNetVF(fdnic.sock(0), nofd=True) as vf:
+    with VirtioNetVF(nic.sock(0), nofd=True) as vf:
         def also_unknown(msg_id, command, payload):
             body = payload[:16] + (bytes(vu.DMA_RW_S.unpack_from(payload)[1])
                                    if command == vu.DMA_READ else b"")
             vf.c.send_raw(vu.HDR.pack(msg_id ^ 0x8000, command, vu.HDR.size + len(body),
                                       vu.F_TYPE_REPLY, 0) + body)
             return None                             # then the real answer
-        before = fdnic.stats(0)["proto_errors"]
+        before = nic.stats(0)["proto_errors"]
         vf.c.dma_reply_hook = also_unknown
         vf.post_rx()
-        fdtap.send(ether_frame(vf.mac(), PEER, payload=b"despite-junk"))
+        tap.send(ether_frame(vf.mac(), PEER, payload=b"despite-junk"))
         assert vf.recv(match=lambda f: b"despite-junk" in f) is not None
-        assert fdnic.stats(0)["proto_errors"] > before
+        assert nic.stats(0)["proto_errors"] > before
         assert not vf.status() & vu.S_NEEDS_RESET
         assert vf.c.device_info()["num_regions"] == vu.NUM_REGIONS
-    assert fdnic.alive(), fdnic.output()
+    assert nic.alive(), nic.output()
 
 
-def test_fdless_dma_write_is_dirty_logged(fdnic, fdtap):
+def test_fdless_dma_write_is_dirty_logged(nic, tap):
     """DMA logging covers what hdnic wrote with DMA_WRITE: the RX buffer's page."""
-    with VirtioNetVF(fdnic.sock(0), nofd=True) as vf:
+    with VirtioNetVF(nic.sock(0), nofd=True) as vf:
         vf.c.dma_logging_start([])
         vf.post_rx(1)
-        fdtap.send(ether_frame(vf.mac(), PEER, payload=b"dirty-me"))
+        tap.send(ether_frame(vf.mac(), PEER, payload=b"dirty-me"))
         assert vf.recv(match=lambda f: b"dirty-me" in f) is not None
         dirty = vf.c.dma_logging_report(vf.IOVA, vf.MEM_SIZE)
         assert vf.bufs[vu.RX] // PAGE in dirty, f"RX buffer page not dirty: {sorted(dirty)}"
         vf.c.dma_logging_stop()
 
 
-def test_fdless_requests_held_to_the_clients_transfer_limit(fdnic, fdtap):
+def test_fdless_requests_held_to_the_clients_transfer_limit(nic, tap):
     """max_data_xfer_size bounds hdnic's DMA_READ/DMA_WRITE too: with 64 bytes,
     rings and frames go in 64-byte pieces, and frames still flow both ways."""
     caps = {"capabilities": {"max_msg_fds": 16, "max_data_xfer_size": 64}}
-    with VirtioNetVF(fdnic.sock(0), nofd=True, caps=caps) as vf:
+    with VirtioNetVF(nic.sock(0), nofd=True, caps=caps) as vf:
         vf.post_rx()
-        fdtap.send(ether_frame(vf.mac(), PEER, payload=b"in-pieces-down"))
+        tap.send(ether_frame(vf.mac(), PEER, payload=b"in-pieces-down"))
         assert vf.recv(match=lambda f: b"in-pieces-down" in f) is not None
         vf.send(ether_frame(PEER, vf.mac(), payload=b"in-pieces-up"))
-        assert sniff(fdtap, lambda f: b"in-pieces-up" in f)
+        assert sniff(tap, lambda f: b"in-pieces-up" in f)
         counts = [n for _c, _a, n in vf.c.dma_log]
         assert max(counts) == 64 and min(counts) >= 1
-        assert fdnic.stats(0)["dma_msg_errors"] == 0
+        assert nic.stats(0)["dma_msg_errors"] == 0
 
 
-def test_fdless_beside_fd_memory(fdnic, fdtap):
+def test_fdless_beside_fd_memory(nic, tap):
     """A function with both: rings and buffers in its memfd, one more region
     without an fd.  It goes on the slow path (its rings are copied, so a
     buffer could be in either), frames flow; then the client truncates its
     memfd under the rings: refused (SIGBUS caught), NEEDS_RESET, hdnic alive."""
-    with VirtioNetVF(fdnic.sock(0)) as vf, VirtioNetVF(fdnic.sock(1)) as other:
+    with VirtioNetVF(nic.sock(0)) as vf, VirtioNetVF(nic.sock(1)) as other:
         vf.c.dma_map_nofd(FDLESS_IOVA, 16 * PAGE)
-        assert fdnic.vf_info(0)["dma_slow"]
+        assert nic.vf_info(0)["dma_slow"]
         vf.post_rx()
-        fdtap.send(ether_frame(vf.mac(), PEER, payload=b"mixed-down"))
+        tap.send(ether_frame(vf.mac(), PEER, payload=b"mixed-down"))
         assert vf.recv(match=lambda f: b"mixed-down" in f, repost=True) is not None
         vf.send(ether_frame(PEER, vf.mac(), payload=b"mixed-up"))
-        assert sniff(fdtap, lambda f: b"mixed-up" in f)
+        assert sniff(tap, lambda f: b"mixed-up" in f)
         vf.send(ether_frame(PEER, vf.mac(), payload=b"after-truncate"), kick=False)
         os.ftruncate(vf.memfd, 0)           # (our own memory is gone too: touch nothing)
         vf.notify(vu.TX)
         assert wait_for(lambda: vf.status() & vu.S_NEEDS_RESET), "function not in NEEDS_RESET"
         other.post_rx()
-        fdtap.send(ether_frame(other.mac(), PEER, payload=b"other-fine"))
+        tap.send(ether_frame(other.mac(), PEER, payload=b"other-fine"))
         assert other.recv(match=lambda f: b"other-fine" in f) is not None
-    assert fdnic.alive(), fdnic.output()
+    assert nic.alive(), nic.output()
 
 
-def test_fdless_write_reply_with_the_specs_4_byte_count(fdnic, fdtap):
+def test_fdless_write_reply_with_the_specs_4_byte_count(nic, tap):
     """The spec's table gives DMA_WRITE's reply a 4-byte count (12 bytes in all),
     libvfio-user sends 8: hdnic takes either."""
     def spec_layout(msg_id, command, payload):
@@ -460,13 +446,13 @@ def test_fdless_write_reply_with_the_specs_4_byte_count(fdnic, fdtap):
         mem[off:off + count] = payload[16:]
         body = struct.pack("<QI", address, count)
         return vu.HDR.pack(msg_id, command, vu.HDR.size + len(body), vu.F_TYPE_REPLY, 0) + body
-    with VirtioNetVF(fdnic.sock(0), nofd=True) as vf:
+    with VirtioNetVF(nic.sock(0), nofd=True) as vf:
         vf.c.dma_reply_hook = spec_layout
         vf.post_rx()
-        fdtap.send(ether_frame(vf.mac(), PEER, payload=b"short-count"))
+        tap.send(ether_frame(vf.mac(), PEER, payload=b"short-count"))
         assert vf.recv(match=lambda f: b"short-count" in f) is not None
         assert not vf.status() & vu.S_NEEDS_RESET
-        assert fdnic.stats(0)["dma_msg_errors"] == 0
+        assert nic.stats(0)["dma_msg_errors"] == 0
 
 
 def _tx_rate(vf, tap, frames=256, batch=8):
@@ -489,15 +475,15 @@ def _rx_rate(vf, tap, frames=256, batch=8):
     return frames / (time.monotonic() - t0)
 
 
-def test_fdless_cost_side_by_side(fdnic, fdtap):
+def test_fdless_cost_side_by_side(nic, tap):
     """What the message path costs: the same Python driver on the fd path and on
     the slow path, 256 frames each way in batches of 8 (numbers printed; the
     README quotes them).  Only correctness is asserted."""
     rates = {}
     for name, nofd in (("fd", False), ("nofd", True)):
-        with VirtioNetVF(fdnic.sock(0), nofd=nofd) as vf:
-            rates[name] = (_tx_rate(vf, fdtap), _rx_rate(vf, fdtap))
-            msgs = fdnic.stats(0)["dma_msgs"]
+        with VirtioNetVF(nic.sock(0), nofd=nofd) as vf:
+            rates[name] = (_tx_rate(vf, tap), _rx_rate(vf, tap))
+            msgs = nic.stats(0)["dma_msgs"]
             assert (msgs > 0) == nofd
             if nofd:
                 rates["msgs_per_frame"] = msgs / 512
