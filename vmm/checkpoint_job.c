@@ -19,6 +19,7 @@
 #include "vmm/checkpoint.h"
 #include "vmm/control.h"
 #include "vmm/migrate_job.h"
+#include "vmm/postcopy_vm.h"
 #include "vmm/standby_run.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
@@ -171,6 +172,8 @@ void vm_checkpoint_cmd(void *opaque, json_object *req, json_object *r)
 					   "(hdvm checkpoint NAME --stop first)");
 	if (migrate_job_running())
 		return control_reply_error(r, "checkpoint: a migration is running");
+	if (postcopy_vm_busy(vm))
+		return control_reply_error(r, "checkpoint: " POSTCOPY_BUSY_MSG);
 	if (vm->state != VM_RUNNING)
 		return control_reply_error(r, "checkpoint: the VM is %s%s", vm_state_name(vm->state),
 					   vm->cfg.standby ? " (a standby not activated)" : "");

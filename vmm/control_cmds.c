@@ -9,6 +9,7 @@
 
 #include "vmm/checkpoint_job.h"
 #include "vmm/migrate_job.h"
+#include "vmm/postcopy_vm.h"
 #include "vmm/snapshot.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
@@ -49,6 +50,8 @@ static void change_state(struct vm *vm, int (*change)(struct vm *, char *, size_
 		return control_reply_error(r, "a migration is running (hdvm migrate NAME --cancel)");
 	if (checkpoint_job_running())
 		return control_reply_error(r, "the VM is protected (hdvm checkpoint NAME --stop)");
+	if (postcopy_vm_busy(vm))
+		return control_reply_error(r, POSTCOPY_BUSY_MSG);
 	if (change(vm, why, sizeof(why)) < 0)
 		return control_reply_error(r, "%s", why);
 	json_object_object_add(r, "ok", json_object_new_boolean(1));
@@ -83,6 +86,8 @@ static void vm_snapshot_cmd(void *opaque, json_object *req, json_object *r)
 
 	if (migrate_job_running() || checkpoint_job_running())
 		return control_reply_error(r, "snapshot: a migration or checkpointing is running");
+	if (postcopy_vm_busy(vm))
+		return control_reply_error(r, "snapshot: " POSTCOPY_BUSY_MSG);
 	if (!json_object_object_get_ex(req, "path", &path) ||
 	    !json_object_is_type(path, json_type_string))
 		return control_reply_error(r, "snapshot: expected {\"cmd\":\"snapshot\",\"path\":\"FILE\"}");

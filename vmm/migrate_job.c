@@ -176,6 +176,8 @@ void vm_migrate_cmd(void *opaque, json_object *req, json_object *r)
 		return control_reply_error(r, "migrate: expected {\"cmd\":\"migrate\",\"uri\":\"URI\"}");
 	if (migrate_job_running())
 		return control_reply_error(r, "migrate: a migration is already running");
+	if (postcopy_vm_busy(vm))
+		return control_reply_error(r, "migrate: " POSTCOPY_BUSY_MSG);
 	if (vm->state != VM_RUNNING && vm->state != VM_PAUSED)
 		return control_reply_error(r, "migrate: the VM is %s", vm_state_name(vm->state));
 	o.no_auto_converge = json_object_object_get_ex(req, "auto_converge", &v) &&

@@ -237,6 +237,13 @@ int postcopy_vm_start(struct vm *vm)
 	return 0;
 }
 
+bool postcopy_vm_busy(struct vm *vm)
+{
+	struct migrate_incoming *in = vm->cfg.incoming;
+
+	return in && in->pc && postcopy_dst_state(in->pc) == PC_RUNNING;
+}
+
 void postcopy_vm_stop(struct vm *vm)
 {
 	struct migrate_incoming *in = vm->cfg.incoming;

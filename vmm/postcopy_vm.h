@@ -81,6 +81,13 @@ void postcopy_release_devices(struct vm *vm);
  * source keeps its VM), answer OK, start serving faults.
  */
 int postcopy_vm_start(struct vm *vm);
+/*
+ * Pages are still coming into this VM: pause/resume (would release held
+ * devices), snapshot, migrate and checkpoint (would read RAM that is not
+ * there: SEEK_DATA skips the holes) must wait.
+ */
+bool postcopy_vm_busy(struct vm *vm);
+#define POSTCOPY_BUSY_MSG "post-copy into this VM is still running: wait until its RAM is complete"
 /* Teardown (vCPUs gone): stop the fault thread, release RAM from userfaultfd. */
 void postcopy_vm_stop(struct vm *vm);
 

@@ -148,7 +148,7 @@ struct dest {
 	char why[512], pc_why[320];
 	uint64_t bad_pages, touched;
 	struct postcopy_stats st;
-	bool held_during, released_after;
+	bool held_during, released_after, busy_during, busy_after;
 };
 
 static void *dest_main(void *arg)
@@ -177,6 +177,7 @@ static void *dest_main(void *arg)
 		shutdown(d->fd, SHUT_RDWR);	/* this host "dies" */
 	} else if (!d->ret && in.pc) {
 		d->held_during = dmadev_of(&b)->paused;
+		d->busy_during = postcopy_vm_busy(&b);
 		/* the guest reads its RAM from the top down */
 		for (int64_t p = (int64_t)((RAM - 1) / STRIDE * STRIDE); p >= 0; p -= STRIDE) {
 			if (b.mem.host[p] != (uint8_t)((p >> 12) | 1) ||
@@ -187,6 +188,7 @@ static void *dest_main(void *arg)
 		d->pc_ret = postcopy_dst_wait(in.pc, d->pc_why, sizeof(d->pc_why));
 		postcopy_dst_stats(in.pc, &d->st);
 		d->released_after = !dmadev_of(&b)->paused && dmadev_of(&b)->resumes == 1;
+		d->busy_after = postcopy_vm_busy(&b);
 	}
 	migrate_recv_answer(&in, d->ret, d->why);
 	postcopy_vm_stop(&b);
@@ -242,7 +244,7 @@ static void assert_state_arrived(void)
 
 static void test_postcopy_at_once_moves_ram_and_state(void **state)
 {
-	struct migrate_opts o = { .postcopy = true };
+	struct migrate_opts o = { .postcopy = true, .max_bandwidth = 1ull << 20 };
 	struct migrate_result res;
 	struct dest d = { 0 };
 	uint64_t pattern = (RAM + STRIDE - 1) / STRIDE;
@@ -267,6 +269,9 @@ static void test_postcopy_at_once_moves_ram_and_state(void **state)
 	assert_true(dmadev_of(&b)->paused_at_load);
 	assert_true(d.held_during);
 	assert_true(d.released_after);
+	/* snapshot, migrate, pause and checkpoint wait while pages are still coming */
+	assert_true(d.busy_during);
+	assert_false(d.busy_after);
 	assert_int_equal(a.state, VM_PAUSED);	/* the source does not run it again */
 }
 
