@@ -160,6 +160,8 @@ void vm_migrate_cmd(void *opaque, json_object *req, json_object *r)
 	    json_object_get_boolean(cancel)) {
 		if (!migrate_job_running())
 			return control_reply_error(r, "migrate: no migration is running");
+		if (postcopy_src_committed())
+			return control_reply_error(r, "migrate: " POSTCOPY_NO_CANCEL_MSG);
 		if (!atomic_load(&job.cancel))
 			snprintf(job.cancel_reason, sizeof(job.cancel_reason), "%s",
 				 json_object_object_get_ex(req, "reason", &v) &&
@@ -289,9 +291,11 @@ void migrate_job_stop(void)
 {
 	if (!job.started)
 		return;
-	if (!atomic_load(&job.cancel))
+	if (postcopy_src_committed())	/* cutting it would lose the VM: let it finish */
+		pr_info("migration: waiting for post-copy to finish before this VM stops");
+	else if (!atomic_load(&job.cancel))
 		snprintf(job.cancel_reason, sizeof(job.cancel_reason), "the VM stopping");
-	if (!atomic_exchange(&job.cancel, true))
+	if (!postcopy_src_committed() && !atomic_exchange(&job.cancel, true))
 		start_cancel_watchdog();
 	pthread_join(job.thread, NULL);
 	job.started = false;

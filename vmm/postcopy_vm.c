@@ -2,6 +2,7 @@
 #include "vmm/postcopy_vm.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,12 @@
 /* ---- source ---- */
 
 static uint64_t *src_needed;	/* one migration per process (the migrate job) */
+static atomic_bool src_serving;	/* past the switchover: the destination runs the VM */
+
+bool postcopy_src_committed(void)
+{
+	return atomic_load(&src_serving);
+}
 
 int postcopy_src_check(struct vm *vm, struct mig_io *io, const struct migrate_opts *o,
 		       char *why, size_t len)
@@ -110,6 +117,7 @@ int postcopy_src_run(struct vm *vm, struct mig_io *io, const struct migrate_opts
 	uint64_t t0 = now_ns();
 	int ret;
 
+	atomic_store(&src_serving, true);
 	pr_info("post-copy: the destination runs the VM; %llu pages to send (until they "
 		"are there, losing this process loses the VM)",
 		(unsigned long long)res->pc_needed);
@@ -119,6 +127,7 @@ int postcopy_src_run(struct vm *vm, struct mig_io *io, const struct migrate_opts
 	res->pc_ms = ((s.t_done_ns ?: now_ns()) - t0) / 1000000;
 	free(src_needed);
 	src_needed = NULL;
+	atomic_store(&src_serving, false);
 	return ret;
 }
 

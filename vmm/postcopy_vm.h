@@ -61,6 +61,13 @@ void postcopy_result_json(struct json_object *p, const struct migrate_result *re
 /* Paused: the list of pages the destination needs, as the PCSW section. */
 int postcopy_src_switch(struct vm *vm, struct mig_writer *w, bool logging,
 			struct migrate_result *res, char *why, size_t len);
+/*
+ * Past the switchover (serving pages): a cancel or the source VM stopping
+ * must not cut the connection -- that would lose the VM; the job waits.
+ */
+bool postcopy_src_committed(void);
+#define POSTCOPY_NO_CANCEL_MSG "post-copy is past its switchover (the destination runs " \
+	"the VM): cancelling now would lose it; it ends when every page is there"
 /* The destination runs: serve it until it has every page (else the VM is lost). */
 int postcopy_src_run(struct vm *vm, struct mig_io *io, const struct migrate_opts *o,
 		     struct migrate_result *res, char *why, size_t len);

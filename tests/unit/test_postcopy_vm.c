@@ -148,7 +148,7 @@ struct dest {
 	char why[512], pc_why[320];
 	uint64_t bad_pages, touched;
 	struct postcopy_stats st;
-	bool held_during, released_after, busy_during, busy_after;
+	bool held_during, released_after, busy_during, busy_after, committed_during;
 };
 
 static void *dest_main(void *arg)
@@ -178,6 +178,7 @@ static void *dest_main(void *arg)
 	} else if (!d->ret && in.pc) {
 		d->held_during = dmadev_of(&b)->paused;
 		d->busy_during = postcopy_vm_busy(&b);
+		d->committed_during = postcopy_src_committed();	/* the source, same process */
 		/* the guest reads its RAM from the top down */
 		for (int64_t p = (int64_t)((RAM - 1) / STRIDE * STRIDE); p >= 0; p -= STRIDE) {
 			if (b.mem.host[p] != (uint8_t)((p >> 12) | 1) ||
@@ -272,6 +273,9 @@ static void test_postcopy_at_once_moves_ram_and_state(void **state)
 	/* snapshot, migrate, pause and checkpoint wait while pages are still coming */
 	assert_true(d.busy_during);
 	assert_false(d.busy_after);
+	/* past the switchover a cancel is refused (it would lose the VM); not after */
+	assert_true(d.committed_during);
+	assert_false(postcopy_src_committed());
 	assert_int_equal(a.state, VM_PAUSED);	/* the source does not run it again */
 }
 
