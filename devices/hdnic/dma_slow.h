@@ -29,8 +29,8 @@
  * in the function's own PASID space with the access they need.
  *
  * A refresh runs when the driver kicks a queue or stores its doorbell,
- * and every SLOW_REFRESH_NS while the function runs (a driver that only
- * publishes avail entries is seen that late).  Interrupts are not
+ * and every SLOW_REFRESH_NS while hdnic's loop is awake (a driver that
+ * only publishes avail entries is seen that late, or at its next kick).  Interrupts are not
  * suppressed on this path (the driver's used_event is client memory: a
  * spurious interrupt is harmless, a missed one is not).
  */

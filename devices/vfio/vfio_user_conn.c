@@ -652,6 +652,26 @@ out:
 	return ret;
 }
 
+/*
+ * A dead connection's server may still send (replies it owed after a
+ * stall): nobody reads them any more, so they are dropped here, or the
+ * owner's POLLIN watch would fire for ever.  -ENOTCONN once it hung up.
+ */
+static int drain(struct vfio_user_conn *c)
+{
+	char junk[4096];
+	struct iovec v = { junk, sizeof(junk) };
+
+	for (;;) {
+		struct msghdr mh = { .msg_iov = &v, .msg_iovlen = 1 };
+		ssize_t n = recvmsg(c->sock, &mh, MSG_DONTWAIT | MSG_TRUNC);
+
+		if (n > 0 || (n < 0 && errno == EINTR))
+			continue;
+		return n == 0 ? -ENOTCONN : 0;
+	}
+}
+
 int vfio_user_conn_serve(struct vfio_user_conn *c)
 {
 	const char *why = "answering a server request";
@@ -708,6 +728,8 @@ int vfio_user_conn_serve(struct vfio_user_conn *c)
 	if (ret && ret != -ENOTCONN) {
 		c->nr_late = 0;
 		conn_kill(c, why, ret == -ETIMEDOUT || ret == -EPROTO ? ret : -ENOTCONN);
+	} else if (!ret && atomic_load(c->dead)) {
+		ret = drain(c);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return ret;

@@ -5,6 +5,7 @@
  * and servers that lie, stall or die.
  */
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <pthread.h>
@@ -496,6 +497,29 @@ static void test_timeout(void **state)
 	srv_finish(s, dev);
 }
 
+/*
+ * The socket watch on a dead connection: what the server still sends is
+ * dropped (the watch would fire for ever otherwise), its hang-up reported.
+ */
+static void test_serve_on_a_dead_connection(void **state)
+{
+	struct fake_srv *s = srv_new();
+	struct vfio_device *dev;
+	struct pollfd p;
+
+	s->sabotage_cmd = VFIO_USER_DEVICE_RESET;
+	s->sabotage = S_STALL;
+	assert_int_equal(srv_connect(s, &dev), 0);
+	vfio_user_set_timeout(dev, 200);
+	assert_int_equal(dev->ops->reset(dev), -ETIMEDOUT);
+	assert_true(vfio_device_dead(dev));
+	/* the stalled server sees our end of stream, and goes */
+	p = (struct pollfd){ .fd = vfio_user_socket(dev), .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 2000), 1);
+	assert_int_equal(vfio_user_serve(dev), -ENOTCONN);
+	srv_finish(s, dev);
+}
+
 static uint64_t ms_since(uint64_t t0)
 {
 	return (now_ns() - t0) / 1000000;
@@ -698,6 +722,7 @@ int main(void)
 		cmocka_unit_test(test_not_a_reply),
 		cmocka_unit_test(test_oversized_reply),
 		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_serve_on_a_dead_connection),
 		cmocka_unit_test(test_unexpected_fds),
 		cmocka_unit_test(test_server_gone_before_request),
 		cmocka_unit_test(test_connect_missing_socket),
