@@ -178,14 +178,17 @@ void devices_pause_early_undo(struct vm *vm)
 			resume_after_failure(d);
 }
 
-int devices_can_migrate(struct vm *vm, char *why, size_t len)
+int devices_can_migrate(struct vm *vm, unsigned flags, char *why, size_t len)
 {
 	for (struct device *d = vm->devices; d; d = d->next) {
 		int ret;
 
 		if (!d->ops->mig || !d->ops->mig->can_migrate)
 			continue;
-		ret = call_locked(d, d->ops->mig->can_migrate);
+		pthread_mutex_lock(&d->lock);
+		d->error[0] = 0;
+		ret = d->ops->mig->can_migrate(d, flags);
+		pthread_mutex_unlock(&d->lock);
 		if (ret) {
 			ret = err_or_eio(ret);
 			describe(d, ret, "cannot migrate", why, len);

@@ -63,7 +63,7 @@ struct device_mig_ops {
 	/* After every device loaded: re-drive what involves others (irqfds, lines). */
 	int (*post_load)(struct device *dev);
 	/* Optional, before a migration starts: 0, or why the device cannot move. */
-	int (*can_migrate)(struct device *dev);
+	int (*can_migrate)(struct device *dev, unsigned flags);	/* DEVICE_MIG_* */
 	/*
 	 * Output commit (Remus): hold what the device sends per epoch.  op is
 	 * enum holdq_op (devices/holdq.h); NULL: the device sends nothing out.
@@ -137,7 +137,8 @@ int devices_pause_early(struct vm *vm, char *why, size_t len);
 /* resume for every device that has pause_early (after a failed pause; idempotent). */
 void devices_pause_early_undo(struct vm *vm);
 /* Every can_migrate: "device ID (TYPE) cannot migrate: REASON" for the first that cannot. */
-int devices_can_migrate(struct vm *vm, char *why, size_t len);
+#define DEVICE_MIG_POSTCOPY	0x1u	/* the destination runs before all RAM arrived */
+int devices_can_migrate(struct vm *vm, unsigned flags, char *why, size_t len);
 /* Resumes every device; the first failure is returned and described. */
 int devices_resume(struct vm *vm, char *why, size_t len);
 

@@ -347,7 +347,8 @@ int vm_migrate_send(struct vm *vm, struct mig_io *io, const struct migrate_opts 
 		return -EINVAL;
 	}
 	s.t_window = t0;
-	ret = devices_can_migrate(vm, why, len);	/* e.g. a CompSC guest that did not opt in */
+	/* e.g. a CompSC guest that did not opt in */
+	ret = devices_can_migrate(vm, o->postcopy ? DEVICE_MIG_POSTCOPY : 0, why, len);
 	if (ret)
 		return ret;
 	ret = mig_writer_init(&s.w, io, (o->ram_by_fd ? MIG_F_RAM_BY_FD : 0) |

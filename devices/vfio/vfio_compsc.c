@@ -237,6 +237,13 @@ int compsc_release(struct vfio_pci *vp)
 		__atomic_fetch_add(&p->counter, 1, __ATOMIC_SEQ_CST);
 	__atomic_fetch_and(&p->lock, ~COMPSC_LOCK_WRITER, __ATOMIC_SEQ_CST);
 	page_dirty(vp);
+	/*
+	 * A driver asleep waiting for an interrupt would wait for ever: the
+	 * fresh device has no vectors yet.  Raise the ones it has unmasked so
+	 * it looks now (as for a removed device).
+	 */
+	if (cs->was_reset)
+		vp_announce_removal(vp);
 	cs->locked = cs->was_reset = false;
 	return 0;
 }

@@ -538,11 +538,19 @@ static int vp_output_held(struct device *dev, uint64_t *frames)
 	return ret == -ENOTSUP ? 0 : ret;
 }
 
-static int vp_can_migrate(struct device *dev)
+static int vp_can_migrate(struct device *dev, unsigned flags)
 {
 	struct vfio_pci *vp = to_vp_dev(dev);
 
-	return vp->compsc.offered ? compsc_ready(vp) : 0;
+	if (!vp->compsc.offered)
+		return 0;
+	if (flags & DEVICE_MIG_POSTCOPY) {
+		/* post_load writes the shared page: it must be there, not on its way */
+		device_set_error(dev, "%s moves the CompSC way, which post-copy cannot do (the "
+				 "shared page must arrive before the device is handed over)", vp->spec);
+		return -EOPNOTSUPP;
+	}
+	return compsc_ready(vp);
 }
 
 static int vp_post_load(struct device *dev)

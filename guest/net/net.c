@@ -191,6 +191,7 @@ int net_poll(void)
 	if (vn->cs_moved) {		/* CompSC restored us on another host: say where we are */
 		vn->cs_moved = false;
 		arp_announce();
+		net_idle_reset();	/* the fresh device has no RX vector yet: route it again */
 	}
 	now = rdtsc();
 	if (now - last_tick >= TICK_CYCLES) {

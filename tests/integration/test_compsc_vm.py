@@ -17,7 +17,7 @@ import time
 import pytest
 
 from hdvmlib import GUEST, HDVM, Output, hdvm_ctl, status
-from test_checkpoint import COUNTER_IP, TIME_SCALE, Client, wait_until
+from test_checkpoint import COUNTER_IP, TIME_SCALE, Client, run_dirs, wait_until  # noqa: F401
 
 pytestmark = pytest.mark.kvm
 
@@ -28,14 +28,6 @@ def hosts(tmp_path):
     h = TwoHosts(tmp_path, vfs=1, extra=["--no-migration"])
     yield h
     h.close()
-
-
-@pytest.fixture
-def run_dirs(tmp_path):
-    d = {h: tmp_path / f"run-{h}" for h in ("a", "b")}
-    for p in d.values():
-        p.mkdir()
-    return d
 
 
 def start_vm(hosts, run_dirs, name, extra_cmdline=""):
@@ -84,7 +76,12 @@ def test_counter_moves_the_compsc_way(hosts, run_dirs, tmp_path):
         m = dout.wait_for(r"CompSC: device reset by a migration \(counter 1\), restored; "
                           r"device rx_packets (\d+) tx_packets (\d+)", timeout=20)
         n = len(client.replies)
-        wait_until(lambda: len(client.replies) > n + 50, 20, "counter answers on B")
+        try:
+            wait_until(lambda: len(client.replies) > n + 50, 20, "counter answers on B")
+        except AssertionError:
+            print("destination console:\n", dout.text()[-3000:], "\nstderr:\n", derr.text(),
+                  "\nB vf0:", hosts.nic["b"].dev_info("vf0"), hosts.nic["b"].dev_stats("vf0"))
+            raise
         client.stop()
         last = client.check()                       # strictly increasing
         rids = [rid for rid, _, _ in client.replies]

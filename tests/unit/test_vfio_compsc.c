@@ -188,14 +188,14 @@ static void test_migratable_device_has_no_capability(void **st)
 {
 	assert_false(vp->compsc.offered);
 	assert_int_not_equal(cfg_read32(COMPSC_ECAP_POS) & 0xffff, COMPSC_ECAP_ID);
-	assert_int_equal(devices_can_migrate(&vm, NULL, 0), 0);
+	assert_int_equal(devices_can_migrate(&vm, 0, NULL, 0), 0);
 }
 
 static void test_guest_not_opted_in_is_refused(void **st)
 {
 	char why[256] = "";
 
-	assert_int_equal(devices_can_migrate(&vm, why, sizeof(why)), -EOPNOTSUPP);
+	assert_int_equal(devices_can_migrate(&vm, 0, why, sizeof(why)), -EOPNOTSUPP);
 	assert_non_null(strstr(why, "device vfio0 (vfio-pci) cannot migrate: "));
 	assert_non_null(strstr(why, "has no VFIO migration support and its guest driver did not "
 			       "opt into CompSC (devices/compsc.md)"));
@@ -218,7 +218,7 @@ static void test_bad_page_refused(void **st)
 	cfg_write32(COMPSC_ECAP_POS + offsetof(struct compsc_ecap, page_lo),
 		    (uint32_t)PAGE_GPA | COMPSC_PAGE_ENABLE);	/* not RAM */
 	assert_int_equal(cfg_read32(COMPSC_ECAP_POS + 8) >> 16, COMPSC_ST_REFUSED);
-	assert_int_equal(devices_can_migrate(&vm, NULL, 0), -EOPNOTSUPP);
+	assert_int_equal(devices_can_migrate(&vm, 0, NULL, 0), -EOPNOTSUPP);
 }
 
 static void test_pause_locks_reads_counters_resets_and_resume_restores(void **st)
@@ -227,7 +227,11 @@ static void test_pause_locks_reads_counters_resets_and_resume_restores(void **st
 	struct compsc_page *p;
 
 	assert_int_equal(opt_in(), COMPSC_ST_ACTIVE);
-	assert_int_equal(devices_can_migrate(&vm, why, sizeof(why)), 0);
+	assert_int_equal(devices_can_migrate(&vm, 0, why, sizeof(why)), 0);
+	/* post-copy would hand the device over before the shared page arrived */
+	assert_int_equal(devices_can_migrate(&vm, DEVICE_MIG_POSTCOPY, why, sizeof(why)),
+			 -EOPNOTSUPP);
+	assert_non_null(strstr(why, "post-copy cannot do"));
 	p = page();
 	p->stats_residual[0] = 100;
 	assert_int_equal(vm_pause(&vm, why, sizeof(why)), 0);
