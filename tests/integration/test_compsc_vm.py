@@ -17,6 +17,7 @@ import time
 import pytest
 
 from hdvmlib import GUEST, HDVM, Output, hdvm_ctl, status
+from test_migrate import free_port
 from test_checkpoint import COUNTER_IP, TIME_SCALE, Client, run_dirs, wait_until  # noqa: F401
 
 pytestmark = pytest.mark.kvm
@@ -66,7 +67,9 @@ def test_counter_moves_the_compsc_way(hosts, run_dirs, tmp_path):
     try:
         client.start()
         wait_until(lambda: len(client.replies) > 50, 20, "counter answers on A")
-        uri = f"unix:{tmp_path}/mig.sock"
+        # tcp: (RAM copied), not unix:, whose destination adopts the source's memfd after
+        # its passthrough device DMA-mapped its own (the device would see stale RAM)
+        uri = f"tcp:127.0.0.1:{free_port()}"
         dst, dout, derr = incoming(hosts, run_dirs, uri, "ctr")
         t0 = time.monotonic()
         r = hdvm_ctl(run_dirs["a"], "migrate", "ctr", uri, "--json", timeout=120)
@@ -86,10 +89,11 @@ def test_counter_moves_the_compsc_way(hosts, run_dirs, tmp_path):
         last = client.check()                       # strictly increasing
         rids = [rid for rid, _, _ in client.replies]
         assert len(rids) == len(set(rids)), "a request was answered twice"
-        # replies missing only within the downtime (plus the client's pace)
+        # replies missing only within the downtime, plus what CompSC adds after it: the
+        # driver's restore (register writes, each a trap) and its announce
         times = [t for _, _, t in client.replies if t > t0]
         gap = max(b - a for a, b in zip(times, times[1:]))
-        assert gap * 1000 <= rep["downtime_ms"] + 250 * TIME_SCALE, (gap, rep)
+        assert gap * 1000 <= rep["downtime_ms"] + 500 * TIME_SCALE, (gap, rep)
         # statistics continuous: the old device's count came along (hdvm's residual)
         a = hosts.nic["a"].dev_stats("vf0")
         assert int(m.group(1)) == a["rx_packets"] and int(m.group(2)) == a["tx_packets"]
