@@ -232,7 +232,8 @@ static void send_raw_reply(int fd, uint16_t id, uint16_t cmd, uint32_t flags, ui
 	uint8_t buf[256];
 
 	memcpy(buf, &h, sizeof(h));
-	memcpy(buf + sizeof(h), payload, len);
+	if (len)
+		memcpy(buf + sizeof(h), payload, len);
 	assert_int_equal(send(fd, buf, sizeof(h) + len, 0), (ssize_t)(sizeof(h) + len));
 }
 
