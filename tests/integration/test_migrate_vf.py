@@ -139,3 +139,64 @@ def test_ten_ping_pong_migrations(hosts, run_dirs):
         if client.is_alive():
             client.stop()
         kill(*procs.values())
+
+
+def test_destination_killed_mid_stream_source_runs_on(hosts, run_dirs):
+    """The destination dies during pre-copy: `hdvm migrate` fails saying so, the
+    VM runs on A with its VF RUNNING again (out of PRE_COPY), the counter goes on."""
+    src = start_vm(run_dirs["a"], function(hosts, "a", "vf"))
+    client = Client(hosts)
+    dst = None
+    try:
+        client.start()
+        wait_until(lambda: len(client.replies) > 20, 20 * TIME_SCALE, "counter answers on A")
+        uri = "tcp:127.0.0.1:47300"
+        dst = incoming(run_dirs["b"], uri, function(hosts, "b", "vf"))
+        # a slow link keeps it in pre-copy long enough to kill the destination there
+        mig = subprocess.Popen([str(HDVM), "migrate", "ctr", uri, "--max-bandwidth", "1M",
+                                "--run-dir", str(run_dirs["a"])], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: hosts.nic["a"].dev_info("vf0")["mig_state"] == "pre-copy",
+                   30 * TIME_SCALE, "A's VF in PRE_COPY")
+        dst.kill()
+        out, err = mig.communicate(timeout=60 * TIME_SCALE)
+        assert mig.returncode == 1 and "the VM runs on" in err, err
+        assert hosts.nic["a"].dev_info("vf0")["mig_state"] == "running"
+        assert status(run_dirs["a"], "ctr")["state"] == "running"
+        n = len(client.replies)
+        wait_until(lambda: len(client.replies) > n + 20, 20 * TIME_SCALE, "A answers on")
+        client.stop()
+        client.check()
+    finally:
+        if client.is_alive():
+            client.stop()
+        kill(src, dst)
+
+
+def test_cancel_keeps_the_source_and_frees_the_destination(hosts, run_dirs):
+    """`hdvm migrate NAME --cancel` during pre-copy: the source runs on with its VF
+    RUNNING; the destination exits 1 naming the cancel and its VF is free."""
+    src = start_vm(run_dirs["a"], function(hosts, "a", "vf"))
+    dst = None
+    try:
+        uri = "tcp:127.0.0.1:47301"
+        dst = incoming(run_dirs["b"], uri, function(hosts, "b", "vf"))
+        mig = subprocess.Popen([str(HDVM), "migrate", "ctr", uri, "--max-bandwidth", "1M",
+                                "--run-dir", str(run_dirs["a"])], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: hosts.nic["a"].dev_info("vf0")["mig_state"] == "pre-copy",
+                   30 * TIME_SCALE, "A's VF in PRE_COPY")
+        r = hdvm_ctl(run_dirs["a"], "migrate", "ctr", "--cancel")
+        assert r.returncode == 0, r.stderr
+        _, err = mig.communicate(timeout=60 * TIME_SCALE)
+        assert mig.returncode == 1 and "cancelled by the user" in err, err
+        assert dst.wait(30 * TIME_SCALE) == 1
+        derr = dst.stderr.read()
+        assert "the source stopped the migration: cancelled by the user" in derr, derr
+        assert hosts.nic["a"].dev_info("vf0")["mig_state"] == "running"
+        assert status(run_dirs["a"], "ctr")["state"] == "running"
+        wait_until(lambda: hosts.nic["b"].dev_info("vf0")["client"] is False,
+                   10 * TIME_SCALE, "B's VF released")
+        assert hosts.nic["b"].dev_info("vf0")["mig_state"] == "running"
+    finally:
+        kill(src, dst)

@@ -453,6 +453,23 @@ static void test_timeout_is_named_at_the_destination(void **state)
 	assert_int_equal(pc_b->aborts, 1);
 }
 
+/* The destination goes away during pre-copy: the source's device leaves PRE_COPY. */
+static void test_destination_gone_ends_device_precopy(void **state)
+{
+	struct dest d = { .i8042 = true, .vanish = true };
+	struct migrate_opts o = { .downtime_ms = 300, .timeout_ms = 10000 };
+	struct migrate_result res;
+	char why[512] = "";
+
+	assert_true(migrate_with(&d, &o, &res, why, sizeof(why)) < 0);
+	assert_true(why[0]);
+	assert_int_equal(pc_a->setups, 1);
+	assert_int_equal(pc_a->cleanups, 1);
+	assert_false(pc_a->precopy);
+	assert_int_equal(a.state, VM_PAUSED);
+	assert_false(guest_mem_logging(&a.mem, 0));
+}
+
 /*
  * The destination builds its VM (KVM, memslots, devices: 4-7 ms for the
  * first memslot on a real host, 300 ms here) after the manifest and before
@@ -489,6 +506,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_tells_the_destination_why, setup_pc,
 						teardown_pc),
 		cmocka_unit_test_setup_teardown(test_timeout_is_named_at_the_destination, setup_pc,
+						teardown_pc),
+		cmocka_unit_test_setup_teardown(test_destination_gone_ends_device_precopy, setup_pc,
 						teardown_pc),
 		cmocka_unit_test_setup_teardown(test_destination_builds_while_the_source_runs,
 						setup, teardown),
