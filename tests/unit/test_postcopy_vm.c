@@ -178,13 +178,14 @@ static void *dest_main(void *arg)
 	} else if (!d->ret && in.pc) {
 		d->held_during = dmadev_of(&b)->paused;
 		d->busy_during = postcopy_vm_busy(&b);
-		d->committed_during = postcopy_src_committed();	/* the source, same process */
 		/* the guest reads its RAM from the top down */
 		for (int64_t p = (int64_t)((RAM - 1) / STRIDE * STRIDE); p >= 0; p -= STRIDE) {
 			if (b.mem.host[p] != (uint8_t)((p >> 12) | 1) ||
 			    b.mem.host[p + 4095] != (uint8_t)((p >> 12) | 1))
 				d->bad_pages++;
-			d->touched++;
+			/* a page came: the source (same process) serves, most pages still to come */
+			if (!d->touched++)
+				d->committed_during = postcopy_src_committed();
 		}
 		d->pc_ret = postcopy_dst_wait(in.pc, d->pc_why, sizeof(d->pc_why));
 		postcopy_dst_stats(in.pc, &d->st);
