@@ -17,6 +17,7 @@
 #include "vmm/dirty_log.h"
 #include "vmm/failpoint.h"
 #include "vmm/memory.h"
+#include "vmm/owner_helper.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
@@ -200,12 +201,26 @@ static int ship(struct primary *p, uint64_t epoch)
 
 /* ---- the standby's replies ---- */
 
+/* etcd: still the owner?  Else -EPERM: nothing may leave, the VM pauses. */
+static int fence_check(struct primary *p)
+{
+	if (!p->o->owner || ownerh_may_release(p->o->owner))
+		return 0;
+	snprintf(p->why, p->why_len, "fenced: %s", p->o->owner->why);
+	return -EPERM;
+}
+
 static int commit(struct primary *p, uint64_t epoch)
 {
 	int ret;
 
 	failpoint("after-ack-before-release", epoch);
+	ret = fence_check(p);
+	if (ret)
+		return ret;
 	ret = devices_output_commit(p->vm, HOLDQ_OP_COMMIT, epoch, 0);
+	if (p->o->owner)
+		ownerh_current(p->o->owner, epoch);
 	failpoint("release", epoch);
 	pthread_mutex_lock(&p->st->lock);
 	p->st->committed = epoch;
@@ -328,6 +343,9 @@ static int wait_epoch(struct primary *p)
 		now = now_ns();	/* after the replies: they set t_heard */
 		if (stop_requested(p))
 			return 1;
+		ret = fence_check(p);
+		if (ret)
+			return ret;
 		if (now - p->t_heard > p->failover_ms * MS) {
 			snprintf(p->why, p->why_len, "the standby said nothing for %u ms%s",
 				 p->failover_ms, p->unacked ? " (a checkpoint unacknowledged)" : "");
@@ -468,24 +486,42 @@ static int stop_cleanly(struct primary *p)
 	return 0;
 }
 
+static void pause_by_loss(struct primary *p, const char *reason)
+{
+	int (*pause)(struct vm *, char *, size_t) = p->o->pause ?: vm_pause;
+	char why[160];
+
+	if (pause(p->vm, why, sizeof(why)))
+		pr_err("checkpoint: pausing: %s", why);
+	pthread_mutex_lock(&p->st->lock);
+	p->st->paused_by_loss = true;
+	pthread_mutex_unlock(&p->st->lock);
+	pr_err("checkpoint: %s: VM paused, output held", reason);
+}
+
 /* --on-standby-loss: continue (release, unprotected) or pause (keep it held). */
 static void standby_lost(struct primary *p)
 {
-	char why[160];
-
 	if (p->o->pause_on_loss) {
-		int (*pause)(struct vm *, char *, size_t) = p->o->pause ?: vm_pause;
-
-		if (pause(p->vm, why, sizeof(why)))
-			pr_err("checkpoint: pausing after the standby was lost: %s", why);
 		p->holding = false;	/* stays held: nothing leaves unprotected */
-		pthread_mutex_lock(&p->st->lock);
-		p->st->paused_by_loss = true;
-		pthread_mutex_unlock(&p->st->lock);
-		pr_err("checkpoint: standby lost (%s): VM paused, output held", p->why);
+		pause_by_loss(p, p->why);
+	} else if (p->o->owner && ownerh_mark_stale(p->o->owner, p->acked, (int)p->failover_ms * 10)) {
+		/* etcd could not record the standby's checkpoint stale: nothing may leave */
+		p->holding = false;
+		pause_by_loss(p, "etcd did not record the standby's checkpoint stale");
 	} else {
 		pr_err("checkpoint: standby lost (%s): running unprotected", p->why);
 	}
+}
+
+/* etcd fenced this side: nothing it holds may leave; pause. */
+static void fenced(struct primary *p)
+{
+	p->holding = false;
+	pthread_mutex_lock(&p->st->lock);
+	p->st->fenced = true;
+	pthread_mutex_unlock(&p->st->lock);
+	pause_by_loss(p, p->why);
 }
 
 int ckpt_primary_run(struct vm *vm, struct mig_io *io, const struct ckpt_opts *o,
@@ -554,8 +590,13 @@ int ckpt_primary_run(struct vm *vm, struct mig_io *io, const struct ckpt_opts *o
 		st->last_pages = p.nr_stage;
 		pthread_mutex_unlock(&st->lock);
 	}
-	if (ret == 1)
+	if (ret == 1) {
 		ret = stop_cleanly(&p);
+		if (fence_check(&p))	/* fenced while stopping: nothing leaves */
+			ret = -EPERM;
+	}
+	if (ret == -EPERM)
+		fenced(&p);
 	else if (p.holding && (ret == -EPIPE || ret == -ETIMEDOUT || ret == -EPROTO))
 		standby_lost(&p);
 	if (p.holding)		/* stopped, lost with "continue", or failed to start */

@@ -56,6 +56,8 @@ struct ckpt_opts {
 	uint32_t max_frames;		/* per device hold queue; 0: default */
 	uint64_t first_epoch;		/* 0: 1 (re-protection continues numbering) */
 	atomic_bool *stop;		/* set from elsewhere: end protection cleanly */
+	/* --etcd: the owner key, held (vmm/owner_helper.h); NULL: no arbiter */
+	struct owner_helper *owner;
 	/* tests: stand-ins for vm_pause/vm_resume (the fake KVM runs no vCPU) */
 	int (*pause)(struct vm *vm, char *why, size_t len);
 	int (*resume)(struct vm *vm, char *why, size_t len);
@@ -69,6 +71,7 @@ struct ckpt_stats {
 	pthread_mutex_t lock;
 	enum ckpt_role role;
 	bool paused_by_loss;
+	bool fenced;			/* etcd: this side lost the right to release */
 	uint64_t epoch;			/* the last checkpoint taken */
 	uint64_t committed;		/* the last one acknowledged and released */
 	uint64_t refused;		/* checkpoints the standby refused */

@@ -19,6 +19,7 @@
 #include "vmm/checkpoint.h"
 #include "vmm/control.h"
 #include "vmm/migrate_job.h"
+#include "vmm/owner_helper.h"
 #include "vmm/postcopy_vm.h"
 #include "vmm/standby_run.h"
 #include "vmm/util.h"
@@ -36,6 +37,9 @@ static struct {
 	struct ckpt_stats st;
 	bool st_ready;
 	uint64_t next_epoch;		/* devices' epochs only go up, across protections */
+	char etcd[512];			/* --etcd endpoints, or "" */
+	struct owner_helper owner;	/* the owner key while it is held */
+	bool owning;
 	int (*pause)(struct vm *, char *, size_t);	/* tests */
 	int (*resume)(struct vm *, char *, size_t);
 } job;
@@ -58,7 +62,17 @@ static void *job_main(void *arg)
 	char why[512] = "";
 	int ret;
 
-	ret = mig_connect(&job.uri, job.tls_dir[0] ? job.tls_dir : NULL, &io, why, sizeof(why));
+	ret = 0;
+	if (job.etcd[0] && !job.owning) {
+		ret = ownerh_hold(&job.owner, job.etcd, job.vm->cfg.name, job.next_epoch, 15000);
+		if (ret)
+			snprintf(why, sizeof(why), "etcd: %s", job.owner.why);
+		job.owning = !ret;
+	}
+	job.opts.owner = job.owning ? &job.owner : NULL;
+	if (!ret)
+		ret = mig_connect(&job.uri, job.tls_dir[0] ? job.tls_dir : NULL, &io, why,
+				  sizeof(why));
 	if (!ret) {
 		pr_info("checkpoint: protecting VM '%s' on %s (epoch %u ms, heartbeat %u ms, "
 			"failover %u ms)", job.vm->cfg.name, job.uri_text, job.opts.epoch_ms,
@@ -69,6 +83,17 @@ static void *job_main(void *arg)
 		pthread_mutex_lock(&job.st.lock);
 		snprintf(job.st.why, sizeof(job.st.why), "%s", why);
 		pthread_mutex_unlock(&job.st.lock);
+	}
+	/*
+	 * The key: given up after a clean stop (the standby then never takes
+	 * over), dropped when fenced; kept while running on without a standby.
+	 */
+	if (job.owning && (!ret || job.owner.fenced)) {
+		if (ret)
+			ownerh_kill(&job.owner);
+		else
+			ownerh_release(&job.owner);
+		job.owning = false;
 	}
 	pthread_mutex_lock(&job.st.lock);
 	job.next_epoch = job.st.epoch + 2;	/* past the boundary the last pause announced */
@@ -184,6 +209,13 @@ void vm_checkpoint_cmd(void *opaque, json_object *req, json_object *r)
 	if (job.uri.kind == MIG_FILE)
 		return control_reply_error(r, "checkpoint: a standby listens on tcp: or unix:, "
 					   "not a file");
+	if (json_object_object_get_ex(req, "etcd", &tls)) {
+		if (!json_object_is_type(tls, json_type_string) || !json_object_get_string(tls)[0])
+			return control_reply_error(r, "checkpoint: 'etcd' must be URL[,URL...]");
+		snprintf(job.etcd, sizeof(job.etcd), "%s", json_object_get_string(tls));
+	} else if (!job.owning) {
+		job.etcd[0] = 0;
+	}
 	job.tls_dir[0] = 0;
 	if (json_object_object_get_ex(req, "tls_creds", &tls)) {
 		if (!json_object_is_type(tls, json_type_string) ||
@@ -256,8 +288,11 @@ void checkpoint_status(json_object *r)
 	add_u64(r, "epochs_unacknowledged", st->epoch - st->committed);
 	if (running)
 		json_object_object_add(r, "standby", json_object_new_string(job.uri_text));
-	json_object_object_add(r, "failover_arbiter", json_object_new_string(
+	json_object_object_add(r, "failover_arbiter", json_object_new_string(job.etcd[0] ?
+		"etcd (the owner key decides who releases output)" :
 		"none: connection loss and heartbeats only (a cut link can make both sides serve)"));
+	if (st->fenced)
+		json_object_object_add(r, "fenced", json_object_new_boolean(1));
 	if (st->paused_by_loss)
 		json_object_object_add(r, "output_held", json_object_new_boolean(1));
 	if (!running && st->why[0])
@@ -275,9 +310,13 @@ void checkpoint_status(json_object *r)
 
 void checkpoint_job_stop(void)
 {
-	if (!job.started)
-		return;
-	atomic_store(&job.stop, true);
-	pthread_join(job.thread, NULL);
-	job.started = false;
+	if (job.started) {
+		atomic_store(&job.stop, true);
+		pthread_join(job.thread, NULL);
+		job.started = false;
+	}
+	if (job.owning) {
+		ownerh_release(&job.owner);
+		job.owning = false;
+	}
 }

@@ -28,7 +28,7 @@ static void checkpoint_usage(FILE *f)
 	fprintf(f,
 "usage: hdvm checkpoint NAME URI [--epoch-ms N] [--heartbeat-ms N] [--failover-ms N]\n"
 "                       [--on-standby-loss continue|pause] [--dirty-budget PAGES]\n"
-"                       [--tls-creds DIR] [--run-dir DIR]\n"
+"                       [--tls-creds DIR] [--etcd URL[,URL...]] [--run-dir DIR]\n"
 "       hdvm checkpoint NAME --stop\n"
 "\n"
 "Protect a running VM with a hot standby ('hdvm run --standby URI' on another\n"
@@ -49,10 +49,13 @@ static void checkpoint_usage(FILE *f)
 "                      pause: pause the VM, keep output held ('--stop' releases)\n"
 "  --dirty-budget P    end an epoch early once P pages were written (default: off)\n"
 "  --tls-creds DIR     TLS for tcp: (between hosts), as for 'hdvm migrate'\n"
+"  --etcd URL[,URL]    etcd decides who may release output (an owner key under a\n"
+"                      lease, renewed by build/hdvm-owner): a primary that cannot\n"
+"                      renew pauses with its output held (fenced)\n"
 "  --stop              end protection: the standby is told, held output leaves\n"
 "  --run-dir DIR       where control sockets live (default $HDVM_RUN_DIR or %s)\n"
 "\n"
-"Without etcd nothing arbitrates a cut link: both sides may serve.\n",
+"Without --etcd nothing arbitrates a cut link: both sides may serve.\n",
 		CKPT_DEFAULT_EPOCH_MS, CKPT_DEFAULT_HEARTBEAT_MS, CKPT_DEFAULT_FAILOVER_MS,
 		HDVM_DEFAULT_RUN_DIR);
 }
@@ -139,13 +142,14 @@ int cmd_checkpoint(int argc, char **argv)
 		{ "on-standby-loss", required_argument, NULL, 'l' },
 		{ "dirty-budget", required_argument, NULL, 'b' },
 		{ "tls-creds", required_argument, NULL, 'T' },
+		{ "etcd", required_argument, NULL, 'E' },
 		{ "stop", no_argument, NULL, 's' },
 		{ "run-dir", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t epoch = 0, hb = 0, failover = 0, budget = 0;
-	const char *run_dir = NULL, *name, *uri, *tls = NULL, *loss = NULL;
+	const char *run_dir = NULL, *name, *uri, *tls = NULL, *loss = NULL, *etcd = NULL;
 	char tls_abs[PATH_MAX], why[256];
 	bool stop = false;
 	struct mig_uri u;
@@ -168,6 +172,7 @@ int cmd_checkpoint(int argc, char **argv)
 			loss = optarg;
 			break;
 		case 'T': tls = optarg; break;
+		case 'E': etcd = optarg; break;
 		case 's': stop = true; break;
 		case 'r': run_dir = optarg; break;
 		case 'h': checkpoint_usage(stdout); return 0;
@@ -223,6 +228,8 @@ int cmd_checkpoint(int argc, char **argv)
 		json_object_object_add(req, "on_standby_loss", json_object_new_string(loss));
 	if (tls)
 		json_object_object_add(req, "tls_creds", json_object_new_string(tls_abs));
+	if (etcd)
+		json_object_object_add(req, "etcd", json_object_new_string(etcd));
 	r = request(run_dir, name, req);
 	if (!r)
 		return 1;

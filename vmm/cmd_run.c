@@ -64,6 +64,8 @@ static void run_usage(FILE *f)
 "                       (connection lost, or no heartbeat for its --failover-ms);\n"
 "                       the VM's shape comes from the primary; give as many\n"
 "                       --vfio-user/--vfio devices as it has (this host's own)\n"
+"  --etcd URL[,URL]     with --standby: take over only after taking the VM's\n"
+"                       owner key in etcd (never from a stale checkpoint)\n"
 "  --tls-creds DIR      TLS for a tcp: --incoming/--standby: DIR has ca-cert.pem,\n"
 "                       server-cert.pem, server-key.pem; only a source whose\n"
 "                       certificate the CA signed is accepted\n"
@@ -79,7 +81,8 @@ static void run_usage(FILE *f)
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_BOOT, OPT_MEM, OPT_CPUS, OPT_NAME,
        OPT_CONSOLE, OPT_METRICS, OPT_RUN_DIR, OPT_NO_SECCOMP, OPT_DEBUG, OPT_VFIO_USER,
-       OPT_VFIO, OPT_NET, OPT_RESTORE, OPT_VFIO_TIMEOUT, OPT_INCOMING, OPT_TLS_CREDS, OPT_TLS_HOSTNAME, OPT_STANDBY, OPT_HELP };
+       OPT_VFIO, OPT_NET, OPT_RESTORE, OPT_VFIO_TIMEOUT, OPT_INCOMING, OPT_TLS_CREDS, OPT_TLS_HOSTNAME, OPT_STANDBY, OPT_ETCD,
+       OPT_HELP };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -103,6 +106,7 @@ static const struct option run_options[] = {
 	{ "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
 	{ "tls-hostname", required_argument, NULL, OPT_TLS_HOSTNAME },
 	{ "standby", required_argument, NULL, OPT_STANDBY },
+	{ "etcd", required_argument, NULL, OPT_ETCD },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -262,6 +266,7 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 		case OPT_TLS_CREDS: cfg->tls_creds = optarg; break;
 		case OPT_TLS_HOSTNAME: cfg->tls_hostname = optarg; break;
 		case OPT_STANDBY: cfg->standby_uri = optarg; break;
+		case OPT_ETCD: cfg->etcd = optarg; break;
 		case OPT_HELP:
 			run_usage(stdout);
 			exit(0);
@@ -290,6 +295,10 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 	if (cfg->standby_uri && (machine_opt || cfg->restore_path || cfg->incoming_uri)) {
 		pr_err("--%s cannot be combined with --standby: the primary decides it",
 		       cfg->restore_path ? "restore" : cfg->incoming_uri ? "incoming" : machine_opt);
+		return -EINVAL;
+	}
+	if (cfg->etcd && !cfg->standby_uri) {
+		pr_err("--etcd goes with --standby (and with 'hdvm checkpoint')");
 		return -EINVAL;
 	}
 	if (cfg->standby_uri && !name_given) {

@@ -18,6 +18,7 @@
 #include "migration/transport.h"
 #include "vmm/control.h"
 #include "vmm/loop.h"
+#include "vmm/owner_helper.h"
 #include "vmm/run.h"
 #include "vmm/standby.h"
 #include "vmm/standby_run.h"
@@ -29,7 +30,25 @@ static struct {
 	pthread_t thread;
 	bool started;
 	uint64_t t_activated;
+	struct owner_helper owner;	/* --etcd: the key, held once taken over */
 } run;
+
+#define TAKEOVER_WAIT_MS	30000	/* the primary's lease may take this long to expire */
+
+/* --etcd: the owner key first; a stale or behind checkpoint never runs. */
+static int take_the_key(struct vm *vm, struct standby *sb, char *why, size_t len)
+{
+	int ret;
+
+	if (!vm->cfg.etcd)
+		return 0;
+	ret = ownerh_takeover(&run.owner, vm->cfg.etcd, vm->cfg.name, sb->applied,
+			     TAKEOVER_WAIT_MS);
+	if (ret)
+		snprintf(why, len, "etcd %s: %s", ret == -ESTALE ? "refused the takeover" :
+			 "did not give the owner key", run.owner.why);
+	return ret;
+}
 
 static void *receiver_main(void *arg)
 {
@@ -43,7 +62,9 @@ static void *receiver_main(void *arg)
 		return NULL;
 	switch (o) {
 	case STANDBY_ACTIVATE:
-		ret = standby_activate(sb, vm, why, sizeof(why));
+		ret = take_the_key(vm, sb, why, sizeof(why));
+		if (!ret)
+			ret = standby_activate(sb, vm, why, sizeof(why));
 		if (!ret)
 			ret = vm_start_vcpus(vm);
 		if (ret) {
@@ -88,6 +109,7 @@ void standby_join(void)
 		return;
 	pthread_join(run.thread, NULL);	/* it sees the shutdown within the failover time */
 	run.started = false;
+	ownerh_release(&run.owner);	/* the VM ends: so does its claim */
 }
 
 static void add_u64(json_object *o, const char *k, uint64_t v)

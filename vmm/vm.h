@@ -64,6 +64,7 @@ struct vm_config {
 	/* hdvm run --standby: checkpoints arrive, vCPUs start on activation (vmm/standby.h) */
 	const char *standby_uri;
 	struct standby *standby;
+	const char *etcd;		/* --etcd: the standby takes the owner key first */
 };
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_SHUTDOWN };
