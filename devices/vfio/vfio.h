@@ -180,7 +180,11 @@ int vfio_user_open(const char *socket_path, struct vfio_device **out);
 int vfio_user_open_fd(int sock, const char *name, struct vfio_device **out);
 #define VFIO_USER_DEFAULT_TIMEOUT_MS	5000
 void vfio_user_set_timeout(struct vfio_device *dev, int timeout_ms);
-/* How long a guest's access waits for a slow server before reading all-ones. */
+/*
+ * Arms the stall once the guest can reach the device: how long a guest's
+ * access waits for a slow server before reading all-ones (0: the default).
+ * Unarmed, region accesses wait for their reply like any request.
+ */
 void vfio_user_set_stall(struct vfio_device *dev, int stall_ms);
 /* What the server agreed to in VERSION (struct in vfio_user_caps.h). */
 void vfio_user_get_caps(struct vfio_device *dev, struct vfio_user_caps *caps, uint16_t *minor);

@@ -572,6 +572,8 @@ static int vp_realize(struct device *dev, struct vm *vm)
 	vp->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	if (vp->mig_err == -ENOTSUP)
 		compsc_offer(vp);	/* its guest driver may still move it (devices/compsc.md) */
+	if (!vp->kernel)
+		vfio_user_set_stall(vp->vdev, 0);	/* the guest's from here on */
 	if (!vp->kernel && vm->loop)
 		vp->hup_watch = loop_watch(vm->loop, vfio_user_socket(vp->vdev),
 					   VP_SERVER_EVENTS, vp_server_event, vp);

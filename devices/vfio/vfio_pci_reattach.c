@@ -165,6 +165,7 @@ int vfio_pci_reattach(struct device *dev)
 		atomic_store(&nd->dead, true);
 		return ret;
 	}
+	vfio_user_set_stall(nd, 0);	/* set up: the guest's accesses may stall now */
 	vp->sock_ino = vp_socket_ino(vp->spec);
 	if (vp->vm->loop)
 		vp->hup_watch = loop_watch(vp->vm->loop, vfio_user_socket(nd), VP_SERVER_EVENTS,

@@ -757,7 +757,7 @@ void vfio_user_set_stall(struct vfio_device *dev, int stall_ms)
 	struct vfio_user_device *u = to_udev(dev);
 
 	pthread_mutex_lock(&u->conn.lock);
-	u->conn.stall_ms = stall_ms > 0 ? stall_ms : VFIO_USER_STALL_MS;
+	u->conn.stall_ms = stall_ms > 0 ? stall_ms : vfio_user_default_stall_ms();
 	pthread_mutex_unlock(&u->conn.lock);
 }
 

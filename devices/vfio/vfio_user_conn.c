@@ -28,7 +28,7 @@
  * (tools/kvmlab sets it) a busy hdnic often is, and the guest then reads
  * all-ones from a device that is only slow (a virtio probe fails for good).
  */
-static int default_stall_ms(void)
+int vfio_user_default_stall_ms(void)
 {
 	const char *s = getenv("HDVM_VFIO_STALL_MS");
 	char *end;
@@ -51,7 +51,7 @@ void vfio_user_conn_init(struct vfio_user_conn *c, int sock, const char *name,
 	pthread_mutex_init(&c->lock, NULL);
 	c->next_id = 1;
 	c->timeout_ms = 5000;
-	c->stall_ms = default_stall_ms();
+	c->stall_ms = 0;	/* set up by the VMM first: nothing gives up early */
 	c->nr_late = 0;
 	c->stalled_since = 0;
 	c->lost_err = 0;
@@ -594,6 +594,7 @@ int vfio_user_call(struct vfio_user_conn *c, const struct vfio_user_req *req,
 {
 	const char *why = "";
 	uint64_t now, deadline, stall_deadline;
+	struct vfio_user_req r;
 	bool fatal;
 	int ret;
 
@@ -610,6 +611,10 @@ int vfio_user_call(struct vfio_user_conn *c, const struct vfio_user_req *req,
 		pthread_mutex_unlock(&c->lock);
 		return -ENOTCONN;
 	}
+	/* until the guest can reach the device, its accesses are the VMM's own setup */
+	r = *req;
+	r.may_stall = req->may_stall && c->stall_ms > 0;
+	req = &r;
 	now = now_ns();
 	deadline = now + (uint64_t)c->timeout_ms * 1000000ull;
 	stall_deadline = now + (uint64_t)c->stall_ms * 1000000ull;

@@ -13,6 +13,10 @@
  * comes; while late replies are owed, further guest reads return -EAGAIN at
  * once and writes are posted if the socket takes them.  The connection is
  * declared dead only when the server has owed a reply for timeout_ms.
+ * The stall is armed by the owner once the guest can reach the device
+ * (vfio_user_set_stall()): before, region accesses are the VMM's own setup
+ * (config space at realize, a re-attach's checks) and wait for their reply
+ * like any request -- a busy host must not fail them.
  * Even then the server may only be stopped: the connection is shut for
  * writing only, so the server's hang-up after it runs again can be seen
  * (the owner re-attaches then, as after a restart).
@@ -51,7 +55,7 @@ struct vfio_user_conn {
 	pthread_mutex_t lock;		/* one request/reply pair at a time */
 	uint16_t next_id;
 	int timeout_ms;			/* per request; a server silent this long is dead */
-	int stall_ms;			/* a may_stall request waits this long */
+	int stall_ms;			/* a may_stall request waits this long; 0: as any */
 	/* requests whose replies we stopped waiting for, oldest first */
 	struct { uint16_t id, cmd; } late[VFIO_USER_MAX_LATE];
 	unsigned nr_late;
@@ -90,6 +94,8 @@ struct vfio_user_rep {
 	unsigned nfds;				/* out */
 };
 
+/* The stall a guest's access waits: HDVM_VFIO_STALL_MS, else VFIO_USER_STALL_MS. */
+int vfio_user_default_stall_ms(void);
 void vfio_user_conn_init(struct vfio_user_conn *c, int sock, const char *name,
 			 atomic_bool *dead);
 void vfio_user_conn_destroy(struct vfio_user_conn *c);

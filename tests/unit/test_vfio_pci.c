@@ -7,6 +7,7 @@
  * records every MIG_DEVICE_STATE the client asks for.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -651,7 +652,14 @@ static void with_msix_loop_stall(struct fake_srv *s)
 	vm.cfg.vfio_timeout_ms = 300;
 }
 
-static int setup_msix_loop_stall(void **st) { attach(with_msix_loop_stall); return 0; }
+/* realize arms the default stall for the guest's accesses: 20 ms, as hdvm runs */
+static int setup_msix_loop_stall(void **st)
+{
+	setenv("HDVM_VFIO_STALL_MS", "20", 1);
+	attach(with_msix_loop_stall);
+	setenv("HDVM_VFIO_STALL_MS", "5000", 1);	/* the re-attached device's */
+	return 0;
+}
 
 static void test_reattach_after_stall(void **st)
 {
@@ -900,5 +908,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reattach_after_stall, setup_msix_loop_stall,
 						teardown_loop),
 	};
+
+	/* a busy host is not a stalled server: the stall tests set their own */
+	setenv("HDVM_VFIO_STALL_MS", "5000", 1);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -566,6 +566,25 @@ static void test_slow_server_is_not_dead(void **state)
 }
 
 /* A server that never answers again is declared lost after the timeout, not before. */
+/*
+ * Before the owner arms the stall (vfio_pci does once the guest can reach the
+ * device) a region access is the VMM's own setup: a slow server is waited for.
+ */
+static void test_unarmed_access_waits_for_a_slow_server(void **state)
+{
+	struct fake_srv *s = srv_new();
+	struct vfio_device *dev;
+	uint32_t v = 0;
+
+	s->sabotage_cmd = VFIO_USER_REGION_READ;
+	s->sabotage = S_DELAY;
+	s->delay_ms = 200;
+	assert_int_equal(srv_connect(s, &dev), 0);
+	assert_int_equal(dev->ops->region_read(dev, 1, 0, &v, 4), 0);
+	assert_false(vfio_device_dead(dev));
+	srv_finish(s, dev);
+}
+
 static void test_stalled_server_lost_after_timeout(void **state)
 {
 	struct fake_srv *s = srv_new();
@@ -729,6 +748,7 @@ int main(void)
 		cmocka_unit_test(test_version_busy_says_in_use),
 		cmocka_unit_test(test_slow_server_is_not_dead),
 		cmocka_unit_test(test_stalled_server_lost_after_timeout),
+		cmocka_unit_test(test_unarmed_access_waits_for_a_slow_server),
 	};
 
 	/* TEST_FILTER=test_unexpected_fds runs one test (e.g. 200 times over) */
