@@ -44,9 +44,12 @@ def ns():
 def nic(ns, tmp_path, request):
     """hdnic with 3 VFs and a TAP uplink hdt0 in the test's namespace, devices
     polled for 0.3 s before sleeping, and the options in the module's
-    HDNIC_EXTRA list if it has one; a module may define its own `nic`."""
+    HDNIC_EXTRA list if it has one, then a test's @pytest.mark.hdnic_extra(...)
+    options; a module may define its own `nic`."""
+    mark = request.node.get_closest_marker("hdnic_extra")
     n = Hdnic(HDNIC, tmp_path / "nic", vfs=3, uplink="tap:hdt0", netns=ns,
-              extra=["--idle-us", "300000", *getattr(request.module, "HDNIC_EXTRA", ())])
+              extra=["--idle-us", "300000", *getattr(request.module, "HDNIC_EXTRA", ()),
+                     *(mark.args if mark else ())])
     yield n
     n.stop_checked()
 
@@ -64,6 +67,8 @@ KVM = "/dev/kvm"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "kvm: the test boots a guest and needs /dev/kvm")
+    config.addinivalue_line("markers", "hdnic_extra(*opts): more hdnic options for the "
+                            "`nic` fixture (the last of a repeated option wins)")
     config.addinivalue_line("markers", "speed: the assertions need guests at KVM speed "
                             "(rates, fairness); skipped in tools/kvmlab (TCG)")
 

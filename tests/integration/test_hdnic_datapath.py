@@ -95,27 +95,43 @@ def test_spoofed_source_is_dropped(nic, tap):
         assert nic.stats(0)["tx_drops"] == 1 and nic.stats()["switch"]["spoof_drops"] == 1
 
 
-@pytest.mark.parametrize("how", ["doorbell", "ioeventfd", "region"])
+def polling(vf, q):
+    """The device suppresses notifications: what the driver sees of its polling,
+    read from the ring, with no `hdnic ctl` round trip (slow under ASan)."""
+    r = vf.rings[q]
+    return ((r.avail_event() - r.avail_idx) & 0xFFFF) >= 0x4000
+
+
+@pytest.mark.parametrize("how", ["ioeventfd", "region"])
 def test_kick_paths(nic, tap, how):
-    """Each way a driver can signal TX work gets the frame out."""
+    """Each way a driver can notify a sleeping device gets the frame out."""
     with VirtioNetVF(nic.sock(2)) as vf:
         mac = vf.mac()
-        # let the VF go idle so a doorbell alone would not be seen...
+        # let the VF go idle so a doorbell alone would not be seen
         assert wait_for(lambda: not nic.vf_info(2)["polling"], timeout=3)
         tag = f"kick-{how}".encode()
         vf.send(ether_frame(PEER, mac, payload=tag), kick=False)
-        if how == "doorbell":
-            # ...so wake it with the notify first, then use only doorbells
-            vf.kick(vu.TX)
-            assert vf.wait_tx_done(1)
-            assert nic.vf_info(2)["polling"]
-            tag = b"kick-doorbell-2"
-            vf.send(ether_frame(PEER, mac, payload=tag), kick=False)
-            vf.ring_doorbell(vu.TX)
-        else:
-            vf.notify(vu.TX, how)
+        vf.notify(vu.TX, how)
         assert vf.wait_tx_done(1)
         assert sniff(tap, is_test_frame(tag)) is not None
+
+
+# Polled for 10 s: only the doorbell can have told the device about frame 2
+# (a device going idle rechecks its rings, which would hide a lost doorbell).
+@pytest.mark.hdnic_extra("--idle-us", "10000000")
+def test_kick_path_doorbell(nic, tap):
+    """While the device polls, a doorbell store alone gets the frame out."""
+    with VirtioNetVF(nic.sock(2)) as vf:
+        mac = vf.mac()
+        vf.send(ether_frame(PEER, mac, payload=b"kick-doorbell-1"))   # wakes it
+        assert vf.wait_tx_done(1)
+        assert wait_for(lambda: polling(vf, vu.TX), timeout=5)
+        vf.send(ether_frame(PEER, mac, payload=b"kick-doorbell-2"), kick=False)
+        vf.ring_doorbell(vu.TX)
+        assert vf.wait_tx_done(5)
+        assert polling(vf, vu.TX)           # no idle recheck in between
+        assert nic.vf_info(2)["polling"]
+        assert sniff(tap, is_test_frame(b"kick-doorbell-2")) is not None
 
 
 def test_notification_suppression_and_idle(nic):
