@@ -117,6 +117,25 @@ static void vm_up(struct vm *vm, int host)
 	vm->state = VM_RUNNING;
 }
 
+/* Everything vm_up() made. */
+static void vm_down(struct vm *vm)
+{
+	devices_unrealize(vm);
+	while (vm->devices) {
+		struct device *d = vm->devices;
+
+		vm->devices = d->next;
+		free(d);
+	}
+	for (int i = 0; i < vm->ncpus; i++)
+		free(vm->vcpus[i]);
+	free(vm->vcpus);
+	vm->vcpus = NULL;
+	guest_mem_destroy(&vm->mem);
+	iobus_destroy(&vm->pio);
+	iobus_destroy(&vm->mmio);
+}
+
 /* A field of VF 0 of host's hdnic in `hdnic ctl DIR list|stats --json`. */
 static char *vf_query(const char *what, int host, const char *key)
 {
@@ -551,7 +570,7 @@ static void test_output_held_until_ack_and_discarded_when_primary_dies(void **st
 	assert_false(tx_seen(up, mac, 4, 100));
 	atomic_store(&r.quit, true);
 	pthread_join(r.t, NULL);
-	devices_unrealize(&s.vm);
+	vm_down(&s.vm);		/* the standby's VM, whole (LSan under SANITIZE=1) */
 	standby_end(&s.sb);
 	close(up);
 	close(up_b);
