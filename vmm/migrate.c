@@ -24,6 +24,7 @@
 #define PAGE		GUEST_PAGE_SIZE
 #define ANSWER_MAX	512
 #define DRAIN_NS	(5ull * 1000000000)
+#define CHECK_BYTES	(64ull << 10)	/* --max-bandwidth and early answers, this often */
 
 /* ---- source ---- */
 
@@ -34,6 +35,7 @@ struct sender {
 	uint32_t pass;
 	uint64_t dirty_pages;		/* found by the last sync */
 	uint64_t t_window, bytes_window;	/* bandwidth limit accounting */
+	uint64_t checked_at;		/* bytes_out at the last limit/answer check */
 	char *why;
 	size_t why_len;
 };
@@ -98,7 +100,9 @@ static int put_page(struct sender *s, uint64_t page)
 {
 	int ret = mig_put_page(&s->w, s->pass, page, s->vm->mem.host + page * PAGE);
 
-	if (!ret && !(page % MIG_BATCH_PAGES)) {
+	/* by bytes gone out, not page numbers: sparse RAM skips any page-number stride */
+	if (!ret && s->w.io->bytes_out - s->checked_at >= CHECK_BYTES) {
+		s->checked_at = s->w.io->bytes_out;
 		limit_bandwidth(s);
 		ret = early_answer(s);
 	}
@@ -252,6 +256,8 @@ static int precopy(struct sender *s, uint64_t t0, struct migrate_result *res, ch
 			ret = vm_dirty_log_sync(s->vm, send_dirty_slot, s);
 		if (!ret)
 			ret = mig_flush_ram(&s->w);
+		if (!ret)
+			limit_bandwidth(s);	/* the pass's last batch counts too */
 		if (!ret)
 			ret = send_device_precopy(s, res);
 		if (!ret)

@@ -453,6 +453,37 @@ static void test_timeout_is_named_at_the_destination(void **state)
 	assert_int_equal(pc_b->aborts, 1);
 }
 
+/* --max-bandwidth: the measured rate stays under it, the time follows from it. */
+static uint64_t max_pass_bandwidth;
+
+static void note_bandwidth(const struct migrate_progress *p, void *opaque)
+{
+	if (p->pass == 0 && p->bandwidth > max_pass_bandwidth)
+		max_pass_bandwidth = p->bandwidth;
+}
+
+static void test_max_bandwidth_honoured(void **state)
+{
+	struct dest d = { .i8042 = true };
+	struct migrate_opts o = { .downtime_ms = 300, .timeout_ms = 20000,
+				  .max_bandwidth = 4 * MiB, .progress = note_bandwidth };
+	struct migrate_result res;
+	char why[512] = "";
+	int ret;
+
+	max_pass_bandwidth = 0;
+	ret = migrate_with(&d, &o, &res, why, sizeof(why));
+	if (ret || d.ret)
+		fail_msg("source: %d %s / destination: %d %s", ret, why, d.ret, d.why);
+	assert_state_arrived();
+	/* what went out took at least its time at 4 MiB/s, and never faster than asked */
+	if (res.total_ms < res.bytes * 1000 / (4 * MiB) * 8 / 10 ||
+	    max_pass_bandwidth > 4 * MiB + MiB / 2)
+		fail_msg("%llu bytes in %llu ms, pass 0 at %llu B/s (limit %llu)",
+			 (unsigned long long)res.bytes, (unsigned long long)res.total_ms,
+			 (unsigned long long)max_pass_bandwidth, 4 * MiB);
+}
+
 /* The destination goes away during pre-copy: the source's device leaves PRE_COPY. */
 static void test_destination_gone_ends_device_precopy(void **state)
 {
@@ -507,6 +538,7 @@ int main(void)
 						teardown_pc),
 		cmocka_unit_test_setup_teardown(test_timeout_is_named_at_the_destination, setup_pc,
 						teardown_pc),
+		cmocka_unit_test_setup_teardown(test_max_bandwidth_honoured, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destination_gone_ends_device_precopy, setup_pc,
 						teardown_pc),
 		cmocka_unit_test_setup_teardown(test_destination_builds_while_the_source_runs,
