@@ -74,10 +74,10 @@ def kill(*procs):
             p.wait(10)
 
 
-def check_gap(client, t0, rep):
+def check_gap(client, t0, rep, slack_ms=250):
     times = [t for _, _, t in client.replies if t > t0]
     gap = max((b - a for a, b in zip(times, times[1:])), default=0)
-    assert gap * 1000 <= rep["downtime_ms"] + 250 * TIME_SCALE, (gap, rep)
+    assert gap * 1000 <= rep["downtime_ms"] + slack_ms * TIME_SCALE, (gap, rep)
     return gap
 
 
@@ -128,7 +128,8 @@ def test_ten_ping_pong_migrations(hosts, run_dirs):
             n = len(client.replies)
             wait_until(lambda: len(client.replies) > n + 20, 20 * TIME_SCALE,
                        f"answers after migration {i + 1}")
-            check_gap(client, t0, rep)
+            # ten in a row: the worst of ten gets more of the client's pacing slack
+            check_gap(client, t0, rep, slack_ms=500)
             here, there = there, here
         client.stop()
         client.check()
