@@ -386,7 +386,7 @@ int mig_reader_init(struct mig_reader *r, struct mig_io *io, char *why, size_t l
 		return refuse(why, len, -EPROTO, "stream format version %u; this hdvm reads version %u",
 			      version, MIG_STREAM_VERSION);
 	r->flags = mig_le32(hdr + 12);
-	if (r->flags & ~(MIG_F_RAM_BY_FD | MIG_F_POSTCOPY))
+	if (r->flags & ~(MIG_F_RAM_BY_FD | MIG_F_POSTCOPY | MIG_F_NET_BY_FD))
 		return refuse(why, len, -EPROTO, "unknown stream flags %#x", r->flags);
 	return 0;
 }

@@ -31,6 +31,9 @@
  *
  * With MIG_F_RAM_BY_FD (unix: transport) the RAM travels as the memfd itself
  * (SCM_RIGHTS) right after the header, and the stream has no RAMB sections.
+ * With MIG_F_NET_BY_FD (unix:) the manifest is followed by one TAP fd per
+ * --net device, in the manifest's order: the destination on the same host
+ * takes the source's TAPs over instead of opening them (they are in use).
  *
  * Every section is read whole and checked (length bound, crc) before it is
  * handed on; a short read is "truncated in section X"; a stream that ends
@@ -49,6 +52,7 @@
 #define MIG_STREAM_VERSION	2
 #define MIG_F_RAM_BY_FD		1u
 #define MIG_F_POSTCOPY		2u	/* the source may switch to post-copy (vmm/postcopy_vm.h) */
+#define MIG_F_NET_BY_FD		4u	/* unix: one TAP fd per --net after the manifest */
 #define MIG_TAG_MANIFEST	SNAP_TAG('M', 'A', 'N', 'F')
 #define MIG_TAG_RAM_BATCH	SNAP_TAG('R', 'A', 'M', 'B')
 #define MIG_TAG_DEVS		SNAP_TAG('D', 'E', 'V', 'S')

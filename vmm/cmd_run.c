@@ -372,6 +372,8 @@ static int run_incoming(struct vm_config *cfg)
 		status = 1;
 	} else {
 		cfg->incoming = in;
+		cfg->net_fds = in->net_fds;
+		cfg->nr_net_fds = in->nr_net_fds;
 		status = vmm_run(cfg);
 		if (!in->answered)
 			migrate_recv_answer(in, -EIO, "the destination VM could not start "

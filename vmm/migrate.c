@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "devices/device.h"
+#include "devices/virtio/virtio_net.h"
 #include "migration/state.h"
 #include "vmm/dirty_log.h"
 #include "vmm/memory.h"
@@ -175,6 +176,27 @@ static int send_manifest(struct sender *s, char *why, size_t len)
 	free(blob);
 	free(m);
 	return ret;
+}
+
+/*
+ * unix: the destination shares this host, and its --net devices cannot open
+ * the TAPs this VM holds: each one's fd goes over, in --net order.  A passed
+ * fd is a copy: if the migration fails, this VM keeps its TAPs as they were.
+ */
+static int send_tap_fds(struct vm *vm, struct mig_io *io, char *why, size_t len)
+{
+	for (struct device *d = vm->devices; d; d = d->next) {
+		int fd = virtio_net_tap_fd(d), ret;
+
+		if (fd == -ENODEV)
+			continue;	/* not a paravirtual NIC */
+		ret = fd < 0 ? fd : io->ops->send_fd(io, fd);
+		if (ret) {
+			snprintf(why, len, "passing %s's TAP fd: %s", d->id, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
 }
 
 /* The destination's one line: "OK" or "ERR why". */
@@ -357,12 +379,19 @@ int vm_migrate_send(struct vm *vm, struct mig_io *io, const struct migrate_opts 
 	ret = devices_can_migrate(vm, o->postcopy ? DEVICE_MIG_POSTCOPY : 0, why, len);
 	if (ret)
 		return ret;
+	if (o->net_by_fd && !io->ops->send_fd) {
+		snprintf(why, len, "this transport cannot pass the TAP fds");
+		return -EINVAL;
+	}
 	ret = mig_writer_init(&s.w, io, (o->ram_by_fd ? MIG_F_RAM_BY_FD : 0) |
-			      (o->postcopy ? MIG_F_POSTCOPY : 0));
+			      (o->postcopy ? MIG_F_POSTCOPY : 0) |
+			      (o->net_by_fd ? MIG_F_NET_BY_FD : 0));
 	if (!ret && o->ram_by_fd)
 		ret = io->ops->send_fd(io, vm->mem.memfd);
 	if (!ret)
 		ret = send_manifest(&s, why, len);
+	if (!ret && o->net_by_fd)
+		ret = send_tap_fds(vm, io, why, len);
 	if (ret)
 		goto out;
 	if (o->whole) {
@@ -515,6 +544,15 @@ int migrate_recv_begin(struct migrate_incoming *in, struct mig_io *io, char *why
 	ret = manifest_parse(body, blen, &in->m, why, len);
 	if (ret)
 		return ret;
+	for (uint32_t i = 0; (in->r.flags & MIG_F_NET_BY_FD) && i < in->m.nr_net; i++) {
+		ret = io->ops->recv_fd ? io->ops->recv_fd(io, &in->net_fds[i]) : -EPROTO;
+		if (ret) {
+			snprintf(why, len, "receiving the source's TAP fd for --net %s: %s",
+				 in->m.net[i], strerror(-ret));
+			return ret;
+		}
+		in->nr_net_fds++;
+	}
 	if (in->memfd >= 0) {
 		struct stat st;
 
@@ -651,6 +689,8 @@ int migrate_recv_finish(struct migrate_incoming *in, struct vm *vm, char *why, s
 	}
 	if (!ret && (in->r.flags & MIG_F_POSTCOPY) && !in->pc_needed)
 		postcopy_release_devices(vm);	/* pre-copy converged before the switch */
+	if (!ret)
+		virtio_net_incoming_run(vm);	/* the source stopped reading its TAPs */
 out:
 	if (ret)
 		devices_load_abort(vm);	/* a device still in RESUMING drops what arrived */
@@ -705,4 +745,7 @@ void migrate_recv_end(struct migrate_incoming *in)
 	if (in->memfd >= 0)
 		close(in->memfd);
 	in->memfd = -1;
+	for (int i = 0; i < in->nr_net_fds; i++)
+		close(in->net_fds[i]);	/* the devices took copies */
+	in->nr_net_fds = 0;
 }

@@ -49,6 +49,7 @@ struct migrate_opts {
 	uint64_t max_bandwidth;		/* bytes/s, 0: unlimited */
 	uint64_t timeout_ms;		/* 0: none */
 	bool ram_by_fd;			/* unix: the memfd travels, not the pages */
+	bool net_by_fd;			/* unix: the --net devices' TAP fds travel */
 	bool no_answer;			/* file: nobody answers */
 	bool whole;			/* a snapshot: the VM is paused, RAM goes once */
 	bool no_auto_converge;		/* never throttle the vCPUs */
@@ -90,6 +91,8 @@ struct migrate_incoming {
 	struct mig_reader r;
 	struct manifest m;
 	int memfd;			/* the source's RAM (unix:), or -1 */
+	int net_fds[16];		/* the source's TAPs (unix:), in --net order */
+	int nr_net_fds;
 	bool answered;			/* the source was told */
 	/* post-copy: the pages still to come (the PCSW section) and their server */
 	uint64_t *pc_needed;

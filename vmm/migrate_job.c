@@ -217,6 +217,7 @@ void vm_migrate_cmd(void *opaque, json_object *req, json_object *r)
 			  why, sizeof(why)))
 		return control_reply_error(r, "migrate: %s", why);
 	o.ram_by_fd = job.uri.kind == MIG_UNIX && !o.postcopy;	/* post-copy sends pages */
+	o.net_by_fd = job.uri.kind == MIG_UNIX;		/* same host: the TAPs are in use */
 	o.progress = on_progress;
 	o.cancel = &job.cancel;
 	o.cancel_reason = job.cancel_reason;

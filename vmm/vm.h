@@ -61,6 +61,9 @@ struct vm_config {
 	const char *tls_creds;		/* --tls-creds DIR for a tcp: stream */
 	const char *tls_hostname;	/* --tls-hostname: the peer's certificate names it */
 	struct migrate_incoming *incoming;
+	/* unix: the source's TAP fds, one per --net in order (devices/virtio/virtio_net.h) */
+	const int *net_fds;
+	int nr_net_fds;
 	/* hdvm run --standby: checkpoints arrive, vCPUs start on activation (vmm/standby.h) */
 	const char *standby_uri;
 	struct standby *standby;

@@ -71,7 +71,8 @@ static void arm_rx(struct virtio_net *n, unsigned s)
 {
 	struct net_io *io = &n->io;
 
-	if (io->rx_dead || io->leaving)
+	/* only a running device reads the TAP: a stopped one may be handing it over */
+	if (io->rx_dead || io->leaving || !io->running)
 		return;
 	if (arm_read(io, n->tap.fd, io->rx[s].buf, NET_RX_SLOT_SIZE, user_data(OP_RX, s)))
 		io->rx[s].state = RX_READING;
@@ -374,6 +375,35 @@ static void handle_cqe(struct virtio_net *n, uint64_t ud, int res)
 	}
 }
 
+static unsigned rx_reading(const struct net_io *io)
+{
+	unsigned k = 0;
+
+	for (unsigned s = 0; s < NET_RX_SLOTS; s++)
+		k += io->rx[s].state == RX_READING;
+	return k;
+}
+
+/*
+ * Stopping: the reads armed on the TAP are cancelled, so what arrives from
+ * now on waits in the TAP's kernel queue for whoever runs next -- this
+ * device when it resumes, or the destination of a migration on this host,
+ * which holds the same TAP (the fd was handed over).  A read that completed
+ * first keeps its frame in a bounce slot.
+ */
+static void rx_cancel(struct net_io *io)
+{
+	for (unsigned s = 0; s < NET_RX_SLOTS; s++) {
+		struct io_uring_sqe *sqe;
+
+		if (io->rx[s].state != RX_READING || !(sqe = get_sqe(io)))
+			continue;
+		io_uring_prep_cancel64(sqe, user_data(OP_RX, s), 0);
+		io_uring_sqe_set_data64(sqe, user_data(OP_CANCEL, 0));
+	}
+	io->rx_cancelling = true;
+}
+
 /* Pick up requests; false when the thread should leave. */
 static bool sync_requests(struct virtio_net *n)
 {
@@ -384,7 +414,9 @@ static bool sync_requests(struct virtio_net *n)
 	if (io->exit_req || io->stop_req) {
 		io->running = false;
 		io->leaving = io->exit_req;
-		if (!io->tx_inflight && !io->stopped) {
+		if (!io->leaving && !io->rx_cancelling && rx_reading(io))
+			rx_cancel(io);
+		if (!io->tx_inflight && !io->stopped && (io->leaving || !rx_reading(io))) {
 			io->stopped = true;
 			pthread_cond_broadcast(&io->cond);
 		}
@@ -392,8 +424,12 @@ static bool sync_requests(struct virtio_net *n)
 	} else if (!io->running) {
 		io->running = true;
 		io->stopped = false;
+		io->rx_cancelling = false;
 		io->full_pass = true;		/* registers may have changed under us */
 		io->rx_notify_on = true;
+		for (unsigned s = 0; s < NET_RX_SLOTS; s++)
+			if (io->rx[s].state == RX_IDLE)
+				arm_rx(n, s);
 	}
 	pthread_mutex_unlock(&io->lock);
 	return !leave;
@@ -483,9 +519,7 @@ static void *net_io_thread(void *arg)
 	arm_read(io, io->ctl_fd, &io->ctl_buf, 8, user_data(OP_CTL, 0));
 	for (unsigned q = 0; q < VIRTIO_NET_QUEUES; q++)
 		arm_read(io, n->vp.kick_fd[q], &io->kick_buf[q], 8, user_data(OP_KICK, q));
-	for (unsigned s = 0; s < NET_RX_SLOTS; s++)
-		arm_rx(n, s);
-
+	/* the TAP is read from the first time the device runs (sync_requests) */
 	while (sync_requests(n)) {
 		int ret;
 

@@ -75,6 +75,38 @@ err:
 	return err;
 }
 
+int net_tap_adopt(struct net_tap *t, const char *name, int fd)
+{
+	struct ifreq ifr = { 0 };
+	int err;
+
+	t->fd = -1;
+	t->created = false;	/* its owner was the source: it goes when both let go */
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	if (ioctl(fd, TUNGETIFF, &ifr) < 0) {
+		err = -errno;
+		pr_err("--net tap=%s: the fd the source handed over is not a TAP (%s)", name,
+		       strerror(-err));
+		return err == -EBADFD || err == -ENOTTY ? -EINVAL : err;
+	}
+	ifr.ifr_name[IFNAMSIZ - 1] = 0;
+	if (strcmp(ifr.ifr_name, name) ||
+	    (ifr.ifr_flags & (IFF_TAP | IFF_TUN | IFF_VNET_HDR)) != (IFF_TAP | IFF_VNET_HDR)) {
+		pr_err("--net tap=%s: the fd the source handed over is %s %s, not TAP %s with "
+		       "virtio-net headers", name, ifr.ifr_flags & IFF_TAP ? "TAP" : "TUN",
+		       ifr.ifr_name, name);
+		return -EINVAL;
+	}
+	t->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (t->fd < 0) {
+		err = -errno;
+		pr_err("--net tap=%s: %s", name, strerror(-err));
+		return err;
+	}
+	pr_debug("net: took over TAP %s from the source", name);
+	return 0;
+}
+
 void net_tap_close(struct net_tap *t)
 {
 	/* not persistent: a TAP we created disappears with its last fd */

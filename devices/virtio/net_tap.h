@@ -24,6 +24,12 @@ struct net_tap {
  * -errno with a message naming the interface and the problem.
  */
 int net_tap_open(struct net_tap *t, const char *name);
+/*
+ * A migration on one host (unix:): fd is the source's TAP fd, passed over
+ * the socket.  Checked to be TAP `name` with virtio-net headers (TUNGETIFF),
+ * then dup'ed (the caller keeps fd).  -EINVAL with a message if it is not.
+ */
+int net_tap_adopt(struct net_tap *t, const char *name, int fd);
 void net_tap_close(struct net_tap *t);
 
 #endif

@@ -65,14 +65,32 @@ static const struct virtio_pci_ops net_pci_ops = {
 
 /* ---- device ops ---- */
 
+/*
+ * A migration's destination (--incoming) takes over the source's TAP fd when
+ * one came over unix:, else opens the TAP itself; either way its I/O thread
+ * starts stopped and reads the TAP only once the VM runs here
+ * (virtio_net_incoming_run), while the source may still be reading it.
+ */
 static int net_realize(struct device *dev, struct vm *vm)
 {
 	struct virtio_net *n = to_net(dev);
 	int err;
 
-	err = net_tap_open(&n->tap, n->opts.tap);
+	if (vm->cfg.incoming && (int)n->index < vm->cfg.nr_net_fds) {
+		err = net_tap_adopt(&n->tap, n->opts.tap, vm->cfg.net_fds[n->index]);
+	} else {
+		err = net_tap_open(&n->tap, n->opts.tap);
+		if (err == -EBUSY && vm->cfg.incoming)
+			pr_err("--net tap=%s: the migration's source holds it if it runs on this "
+			       "host: migrate over unix:, which hands the source's TAP over, or "
+			       "give the source's VM a TAP no one else uses here", n->opts.tap);
+	}
 	if (err < 0)
 		return err;
+	if (vm->cfg.incoming) {
+		n->held = true;
+		net_io_stop(n);		/* before the thread: it never reads the TAP */
+	}
 	return net_io_start_thread(n);
 }
 
@@ -206,6 +224,7 @@ int virtio_net_create(struct vm *vm, const struct net_opts *opts, unsigned index
 	snprintf(n->name, sizeof(n->name), "virtio-net %s", id);
 	n->vm = vm;
 	n->opts = *opts;
+	n->index = index;
 	n->tap.fd = -1;
 	n->io.ctl_fd = -1;
 	n->seccomp = vm->cfg.seccomp;
@@ -251,6 +270,27 @@ int virtio_net_create_all(struct vm *vm)
 			 net_mac_str(opts[i].mac, mac));
 	}
 	return 0;
+}
+
+int virtio_net_tap_fd(struct device *dev)
+{
+	struct virtio_net *n = virtio_net_of(dev);
+
+	if (!n)
+		return -ENODEV;
+	return n->tap.fd >= 0 ? n->tap.fd : -EBADF;
+}
+
+void virtio_net_incoming_run(struct vm *vm)
+{
+	for (struct device *d = vm->devices; d; d = d->next) {
+		struct virtio_net *n = virtio_net_of(d);
+
+		if (n && n->held) {
+			n->held = false;
+			net_io_start(n);
+		}
+	}
 }
 
 int virtio_net_get_stats(struct device *dev, struct virtio_net_stats *st)

@@ -44,6 +44,20 @@ int virtio_net_create_all(struct vm *vm);
 int virtio_net_create(struct vm *vm, const struct net_opts *opts, unsigned index,
 		      struct device **out);
 
+/*
+ * Migration on one host (unix:): the source hands each device's TAP fd over
+ * (SCM_RIGHTS, in --net order); a destination device realized with
+ * vm->cfg.net_fds[index] takes that fd (net_tap_adopt) instead of opening
+ * the TAP, which the source still holds.  The TAP fd of dev; -ENODEV if dev
+ * is not a virtio-net device, -EBADF if it has no TAP open.
+ */
+int virtio_net_tap_fd(struct device *dev);
+/*
+ * --incoming: the devices were realized stopped (the source may still read
+ * the TAP); the VM runs here now, so they read it.  Idempotent.
+ */
+void virtio_net_incoming_run(struct vm *vm);
+
 /* Counters of a device made by virtio_net_create(); -EINVAL if dev is not one. */
 int virtio_net_get_stats(struct device *dev, struct virtio_net_stats *st);
 

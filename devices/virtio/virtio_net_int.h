@@ -68,6 +68,7 @@ struct net_io {
 	bool kicked[VIRTIO_NET_QUEUES];
 	bool rx_notify_on;		/* RX asked the driver for kicks (it starved) */
 	bool rx_dead;			/* the TAP failed to read: receive stopped */
+	bool rx_cancelling;		/* stopping: the TAP reads are being cancelled */
 	unsigned outstanding;		/* SQEs whose completion has not arrived */
 	uint64_t ctl_buf, kick_buf[VIRTIO_NET_QUEUES];
 	struct net_rx_slot rx[NET_RX_SLOTS];
@@ -97,6 +98,8 @@ struct virtio_net {
 	uint8_t mac[6];
 	uint16_t link_status;
 	struct net_tap tap;
+	unsigned index;			/* in --net order: the manifest's, a handed-over fd's */
+	bool held;			/* --incoming: stopped until the VM runs here */
 	struct net_io io;
 	struct net_output out;
 	bool seccomp;
