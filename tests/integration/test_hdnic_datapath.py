@@ -128,7 +128,7 @@ def test_kick_path_doorbell(nic, tap):
         assert wait_for(lambda: polling(vf, vu.TX), timeout=5)
         vf.send(ether_frame(PEER, mac, payload=b"kick-doorbell-2"), kick=False)
         vf.ring_doorbell(vu.TX)
-        assert vf.wait_tx_done(5)
+        assert vf.wait_tx_done(1, timeout=5)
         assert polling(vf, vu.TX)           # no idle recheck in between
         assert nic.vf_info(2)["polling"]
         assert sniff(tap, is_test_frame(b"kick-doorbell-2")) is not None
