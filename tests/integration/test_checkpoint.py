@@ -280,7 +280,10 @@ def test_reprotection_after_failover(two_hosts, tmp_path, run_dirs):
         b_vm.kill()
         b_vm.wait(10)
         t2 = time.monotonic()
-        wait_until(lambda: c.replies_after(t2 + 0.05), 10, "A never answered again")
+        try:
+            wait_until(lambda: c.replies_after(t2 + 0.05), 10, "A never answered again")
+        except AssertionError as e:
+            raise AssertionError(p.logs(str(e))) from None
         c.stop()
         c.check()
     finally:

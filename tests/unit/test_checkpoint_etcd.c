@@ -232,7 +232,8 @@ static void test_control_checkpoint_job(void **state)
 
 	snprintf(l.uri, sizeof(l.uri), "unix:/tmp/hdvm-ckpt-test.%d.sock", getpid());
 	assert_int_equal(pthread_create(&l.t, NULL, listen_main, &l), 0);
-	usleep(50000);
+	for (int i = 0; i < 500 && access(l.uri + 5, F_OK); i++)
+		usleep(10000);		/* the standby listens */
 	stop_after = ~0ull;
 	checkpoint_job_test_pause(test_pause, test_resume);
 	snprintf(line, sizeof(line), "{\"cmd\":\"checkpoint\",\"uri\":\"%s\",\"epoch_ms\":5,"
