@@ -329,10 +329,6 @@ def test_failed_migration_leaves_the_source_running(vms, run_dir, tmp_path):
 
 
 @pytest.mark.kvm
-@pytest.mark.xfail(strict=True, reason="known bug (found in tools/kvmlab): the destination "
-                   "builds --net tap=pvtap0 from the manifest while the source still holds "
-                   "the TAP, so it refuses 'already in use by another process'; the TAP fd "
-                   "should go with the memfd over unix:")
 def test_counter_continues_through_migration(run_dir, tmp_path):
     from test_pv_net import GUEST_IP, TAP, PvNet, up
     pv = PvNet(run_dir)
