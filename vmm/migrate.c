@@ -25,7 +25,8 @@
 #define PAGE		GUEST_PAGE_SIZE
 #define ANSWER_MAX	512
 #define DRAIN_NS	(5ull * 1000000000)
-#define CHECK_BYTES	(64ull << 10)	/* --max-bandwidth and early answers, this often */
+#define CHECK_BYTES	(64ull << 10)
+#define LIMIT_STEP_NS	20000000ull	/* --max-bandwidth sleeps, cancel checked between */	/* --max-bandwidth and early answers, this often */
 
 /* ---- source ---- */
 
@@ -73,11 +74,13 @@ static void limit_bandwidth(struct sender *s)
 		return;
 	due_ns = sent * 1000000000ull / s->o->max_bandwidth;
 	spent = now_ns() - s->t_window;
-	if (due_ns > spent) {
-		uint64_t ns = due_ns - spent;
-		struct timespec ts = { .tv_sec = ns / 1000000000ull, .tv_nsec = ns % 1000000000ull };
+	/* in steps, so a cancel is seen while a slow link is waited for */
+	for (uint64_t left = due_ns > spent ? due_ns - spent : 0; left && !cancelled(s);) {
+		uint64_t ns = left < LIMIT_STEP_NS ? left : LIMIT_STEP_NS;
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)ns };
 
 		nanosleep(&ts, NULL);
+		left -= ns;
 	}
 	if (now_ns() - s->t_window > 1000000000ull) {
 		s->t_window = now_ns();

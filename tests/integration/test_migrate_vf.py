@@ -154,7 +154,7 @@ def test_destination_killed_mid_stream_source_runs_on(hosts, run_dirs):
         uri = "tcp:127.0.0.1:47300"
         dst = incoming(run_dirs["b"], uri, function(hosts, "b", "vf"))
         # a slow link keeps it in pre-copy long enough to kill the destination there
-        mig = subprocess.Popen([str(HDVM), "migrate", "ctr", uri, "--max-bandwidth", "1M",
+        mig = subprocess.Popen([str(HDVM), "migrate", "ctr", uri, "--max-bandwidth", "64K",
                                 "--run-dir", str(run_dirs["a"])], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
         wait_until(lambda: hosts.nic["a"].dev_info("vf0")["mig_state"] == "pre-copy",
@@ -182,7 +182,7 @@ def test_cancel_keeps_the_source_and_frees_the_destination(hosts, run_dirs):
     try:
         uri = "tcp:127.0.0.1:47301"
         dst = incoming(run_dirs["b"], uri, function(hosts, "b", "vf"))
-        mig = subprocess.Popen([str(HDVM), "migrate", "ctr", uri, "--max-bandwidth", "1M",
+        mig = subprocess.Popen([str(HDVM), "migrate", "ctr", uri, "--max-bandwidth", "64K",
                                 "--run-dir", str(run_dirs["a"])], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
         wait_until(lambda: hosts.nic["a"].dev_info("vf0")["mig_state"] == "pre-copy",

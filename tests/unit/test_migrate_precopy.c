@@ -484,6 +484,35 @@ static void test_max_bandwidth_honoured(void **state)
 			 (unsigned long long)max_pass_bandwidth, 4 * MiB);
 }
 
+/* A cancel while a slow link is waited for: seen at once, the reason reaches the destination. */
+static void *cancel_soon(void *arg)
+{
+	usleep(300000);
+	atomic_store(&cancel_flag, true);
+	return NULL;
+}
+
+static void test_cancel_during_a_bandwidth_wait(void **state)
+{
+	struct dest d = { .i8042 = true };
+	struct migrate_opts o = { .downtime_ms = 300, .timeout_ms = 60000,
+				  .max_bandwidth = 64 << 10, .cancel = &cancel_flag,
+				  .cancel_reason = "Ctrl-C" };
+	struct migrate_result res;
+	char why[512] = "";
+	uint64_t t0 = now_ns();
+	pthread_t t;
+
+	atomic_store(&cancel_flag, false);
+	assert_int_equal(pthread_create(&t, NULL, cancel_soon, NULL), 0);
+	assert_int_equal(migrate_with(&d, &o, &res, why, sizeof(why)), -ECANCELED);
+	pthread_join(t, NULL);
+	if (now_ns() - t0 > 1500000000ull)	/* 481 KB at 64 KiB/s would be 7 s */
+		fail_msg("the cancel took %llu ms", (unsigned long long)((now_ns() - t0) / 1000000));
+	assert_string_equal(d.why, "the source stopped the migration: cancelled by Ctrl-C");
+	assert_false(guest_mem_logging(&a.mem, 0));
+}
+
 /* The destination goes away during pre-copy: the source's device leaves PRE_COPY. */
 static void test_destination_gone_ends_device_precopy(void **state)
 {
@@ -539,6 +568,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_timeout_is_named_at_the_destination, setup_pc,
 						teardown_pc),
 		cmocka_unit_test_setup_teardown(test_max_bandwidth_honoured, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_during_a_bandwidth_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destination_gone_ends_device_precopy, setup_pc,
 						teardown_pc),
 		cmocka_unit_test_setup_teardown(test_destination_builds_while_the_source_runs,
