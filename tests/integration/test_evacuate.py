@@ -43,7 +43,7 @@ def test_evacuate_refuses_without_kvm(tmp_path):
 
 @pytest.mark.kvm
 def test_evacuate_50_vms_each_on_its_own_adi(tmp_path):
-    from hosts import TwoHosts
+    from hosts import MIG_IP, TwoHosts
     h = TwoHosts(tmp_path, vfs=0, extra=["--qps", str(NVMS * 2 + 8)])
     run = {x: tmp_path / f"run-{x}" for x in ("a", "b")}
     for d in run.values():
@@ -55,8 +55,9 @@ def test_evacuate_50_vms_each_on_its_own_adi(tmp_path):
         for i in range(NVMS):
             name = f"vm{i:03d}"
             h.nic["a"].adi_add(name, "--mac", f"02:48:45:00:{i // 256:02x}:{i % 256:02x}")
+            # in A's namespace: the stream goes over mig0 to B's listener
             p = subprocess.Popen(
-                [str(HDVM), "run", "--kernel", str(GUEST), "--cmdline",
+                ["ip", "netns", "exec", h.ns["a"].name, str(HDVM), "run", "--kernel", str(GUEST), "--cmdline",
                  f"app=counter ip={guest_ip(i)}/16", "--mem", "32M", "--name", name,
                  "--run-dir", str(run["a"]), "--vfio-user",
                  str(h.nic["a"].dir / f"adi-{name}.sock")],
@@ -70,7 +71,7 @@ def test_evacuate_50_vms_each_on_its_own_adi(tmp_path):
         t0 = time.monotonic()
         r = subprocess.run([sys.executable, str(EVACUATE), "--from-run-dir", str(run["a"]),
                             "--to-run-dir", str(run["b"]), "--to-hdnic", str(h.nic["b"].dir),
-                            "--netns-b", h.ns["b"].name, "--to-host", "127.0.0.1",
+                            "--netns-b", h.ns["b"].name, "--to-host", MIG_IP["b"],
                             "--streams", "8", "--json", "--hdvm", str(HDVM),
                             "--hdnic", str(HDNIC)],
                            capture_output=True, text=True, timeout=1200)
