@@ -43,6 +43,11 @@ void guest_mem_layout(struct guest_mem *m, uint8_t *host, uint64_t low, uint64_t
 
 int guest_mem_init(struct guest_mem *m, uint64_t size)
 {
+	return guest_mem_init_fd(m, size, -1);
+}
+
+int guest_mem_init_fd(struct guest_mem *m, uint64_t size, int fd)
+{
 	struct sysinfo si;
 	uint8_t *host;
 	int ret;
@@ -63,6 +68,18 @@ int guest_mem_init(struct guest_mem *m, uint64_t size)
 		       (unsigned long long)(((uint64_t)si.totalram * si.mem_unit) >> 20));
 		return -ENOMEM;
 	}
+	if (fd >= 0) {
+		struct stat st;
+
+		m->memfd = fd;
+		if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != size) {
+			ret = -EINVAL;
+			pr_err("the RAM memfd handed over is not %llu bytes",
+			       (unsigned long long)size);
+			goto err;
+		}
+		goto map;
+	}
 	m->memfd = memfd_create("hdvm-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (m->memfd < 0) {
 		ret = -errno;
@@ -75,6 +92,7 @@ int guest_mem_init(struct guest_mem *m, uint64_t size)
 		       strerror(-ret));
 		goto err;
 	}
+map:
 	/* NORESERVE: pages are only charged when the guest touches them. */
 	host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
 		       m->memfd, 0);

@@ -81,6 +81,13 @@ struct guest_mem {
 
 /* Create the memfd and mapping for `size` bytes (multiple of 4 KiB), RAM slots described. */
 int guest_mem_init(struct guest_mem *m, uint64_t size);
+/*
+ * The same over FD, a memfd of exactly SIZE bytes handed over by a migration
+ * source (unix:), or a fresh memfd when FD < 0.  FD is ours from here on, on
+ * failure too.  Using it from the start (rather than adopting it later) means
+ * every mapping made at realize -- a passthrough device's DMA map -- is of it.
+ */
+int guest_mem_init_fd(struct guest_mem *m, uint64_t size, int fd);
 void guest_mem_destroy(struct guest_mem *m);
 /*
  * Make `fd` (same size) the VM's RAM: mapped over the old mapping at the same

@@ -588,7 +588,20 @@ int migrate_config_from_manifest(const struct manifest *m, struct vm_config *cfg
 	return 0;
 }
 
-/* Use the source's memfd as this VM's RAM: same mapping address, KVM's slots stay. */
+int migrate_recv_take_memfd(struct migrate_incoming *in)
+{
+	int fd = in->memfd;
+
+	in->memfd = -1;
+	return fd;
+}
+
+/*
+ * Use the source's memfd as this VM's RAM: same mapping address, KVM's slots
+ * stay.  Only for a VM built before the stream arrived (tests); hdvm run
+ * --incoming builds its RAM on the memfd (migrate_recv_take_memfd), so that a
+ * passthrough device's DMA map, made at realize, is of the source's RAM too.
+ */
 static int adopt_memfd(struct vm *vm, int fd, char *why, size_t len)
 {
 	int ret = guest_mem_adopt_fd(&vm->mem, fd);

@@ -105,6 +105,8 @@ int migrate_recv_begin(struct migrate_incoming *in, struct mig_io *io, char *why
 /* The VM config from the manifest; the command line gave the passthrough devices. */
 int migrate_config_from_manifest(const struct manifest *m, struct vm_config *cfg,
 				 char *why, size_t len);
+/* The source's RAM memfd (unix:) for the VM being built, or -1; the caller owns it. */
+int migrate_recv_take_memfd(struct migrate_incoming *in);
 int migrate_recv_finish(struct migrate_incoming *in, struct vm *vm, char *why, size_t len);
 /* Tell the source: 0 = the VM runs here, else why it does not. */
 int migrate_recv_answer(struct migrate_incoming *in, int ret, const char *why);

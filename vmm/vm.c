@@ -167,7 +167,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (ret < 0)
 		return ret;
 	vm->metrics.t_kvm = now_ns();
-	ret = guest_mem_init(&vm->mem, cfg->mem_size);
+	ret = guest_mem_init_fd(&vm->mem, cfg->mem_size,
+				cfg->incoming ? migrate_recv_take_memfd(cfg->incoming) : -1);
 	if (ret < 0)
 		return ret;
 	if (pthread_create(&vm->mem_thread, NULL, mem_register_thread, vm) == 0)

@@ -7,6 +7,7 @@
  * refused without touching anything.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "devices/platform.h"
@@ -244,6 +247,37 @@ static void test_for_each_ram_visits_ram_only(void **state)
 	assert_int_equal(n, 1);
 }
 
+/*
+ * A migration destination builds its RAM on the source's memfd (unix:): the
+ * mapping shows the source's bytes, writes reach the source's file, and a
+ * memfd of the wrong size is refused (and closed: it was handed to us).
+ */
+static void test_init_on_a_handed_over_memfd(void **state)
+{
+	const uint64_t size = 32ull << 20;
+	struct guest_mem m;
+	int fd = memfd_create("src-ram", MFD_CLOEXEC), bad;
+	uint8_t b = 0;
+
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, size), 0);
+	assert_int_equal(pwrite(fd, "src", 3, 5 << 20), 3);
+	assert_int_equal(guest_mem_init_fd(&m, size, fd), 0);
+	assert_int_equal(m.memfd, fd);
+	assert_memory_equal(m.host + (5 << 20), "src", 3);
+	m.host[7 << 20] = 0x5a;
+	assert_int_equal(pread(fd, &b, 1, 7 << 20), 1);
+	assert_int_equal(b, 0x5a);
+	guest_mem_destroy(&m);
+
+	bad = memfd_create("short", MFD_CLOEXEC);
+	assert_true(bad >= 0);
+	assert_int_equal(ftruncate(bad, size / 2), 0);
+	assert_int_equal(guest_mem_init_fd(&m, size, bad), -EINVAL);
+	assert_int_equal(m.memfd, -1);
+	assert_int_equal(fcntl(bad, F_GETFD), -1);	/* closed */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +290,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_high_ram_is_its_own_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_slots_allocated_and_freed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_for_each_ram_visits_ram_only, setup, teardown),
+		cmocka_unit_test(test_init_on_a_handed_over_memfd),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
