@@ -705,7 +705,7 @@ int migrate_recv_finish(struct migrate_incoming *in, struct vm *vm, char *why, s
 	}
 	if (!ret && (in->r.flags & MIG_F_POSTCOPY) && !in->pc_needed)
 		postcopy_release_devices(vm);	/* pre-copy converged before the switch */
-	if (!ret)
+	if (!ret && !in->pc_needed)		/* post-copy: once RAM is whole */
 		virtio_net_incoming_run(vm);	/* the source stopped reading its TAPs */
 out:
 	if (ret)

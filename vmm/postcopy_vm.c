@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "devices/device.h"
+#include "devices/virtio/virtio_net.h"
 #include "vmm/migrate.h"
 #include "vmm/postcopy_dst.h"
 #include "vmm/postcopy_src.h"
@@ -184,6 +185,7 @@ void postcopy_release_devices(struct vm *vm)
 			pr_err("post-copy done, but device %s (%s) did not resume: %s", d->id,
 			       d->ops->type, d->error[0] ? d->error : strerror(-ret));
 	}
+	virtio_net_incoming_run(vm);	/* its rings are in RAM that is whole now */
 }
 
 static void finished(struct postcopy_dst *pc, int err, const char *why, void *opaque)

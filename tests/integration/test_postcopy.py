@@ -89,11 +89,6 @@ def test_dirty_guest_migrates_with_postcopy(vms, run_dir, tmp_path, kind, mode):
 
 
 @pytest.mark.kvm
-@pytest.mark.xfail(strict=False, reason="known bug (tools/kvmlab): the TAP now goes to the "
-                   "destination over unix: (test_migrate's counter test passes), but after a "
-                   "--postcopy switchover the counter's replies time out (one lab run: the "
-                   "migrate command's control connection was reset instead); to investigate: "
-                   "the virtio-net I/O thread writing RX into pages still missing")
 def test_counter_continues_through_postcopy(run_dir, tmp_path):
     from test_pv_net import GUEST_IP, TAP, PvNet, up
     pv = PvNet(run_dir)
