@@ -113,8 +113,14 @@ void uplink_tx(struct uplink *up, const uint8_t *frame, uint32_t len)
 	if (up->vnet_hdr_len)
 		uplink_vnet_tx(b->data);
 	memcpy(b->data + up->vnet_hdr_len, frame, len);
-	sqe = loop_sqe(&up->nic->loop, &b->h);
-	io_uring_prep_write(sqe, up->fd, b->data, len + up->vnet_hdr_len, 0);
+	if (up->ops->tx_direct) {
+		ssize_t n = write(up->fd, b->data, len + up->vnet_hdr_len);
+
+		tx_done(&b->h, n < 0 ? -errno : (int)n, 0);
+	} else {
+		sqe = loop_sqe(&up->nic->loop, &b->h);
+		io_uring_prep_write(sqe, up->fd, b->data, len + up->vnet_hdr_len, 0);
+	}
 	up->stats.tx_packets++;
 	up->stats.tx_bytes += len;
 }

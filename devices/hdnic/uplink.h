@@ -22,6 +22,13 @@ struct uplink_ops {
 	const char *kind;
 	int (*open)(struct uplink *up);		/* sets up->fd */
 	void (*close)(struct uplink *up);
+	/*
+	 * Transmit with a direct write(2) instead of an io_uring write: io_uring
+	 * hands writes to an fd without FMODE_NOWAIT (a TAP on Linux 6.1) to its
+	 * worker threads, which complete them out of order.  Only for an fd whose
+	 * write never blocks (a TAP: its sndbuf is unlimited).
+	 */
+	bool tx_direct;
 };
 
 struct uplink_buf {

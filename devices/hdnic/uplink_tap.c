@@ -65,4 +65,5 @@ const struct uplink_ops uplink_tap_ops = {
 	.kind = "tap",
 	.open = tap_open,
 	.close = tap_close,
+	.tx_direct = true,	/* frames leave in order on every kernel (uplink.h) */
 };
