@@ -189,6 +189,8 @@ static long long status_field(const char *key)
 
 struct listener {
 	char uri[128];
+	struct mig_uri u;
+	int lfd;		/* listening before the thread starts: no connect is refused */
 	struct stby s;
 	pthread_t t;
 };
@@ -196,14 +198,10 @@ struct listener {
 static void *listen_main(void *arg)
 {
 	struct listener *l = arg;
-	struct mig_uri u;
 	char why[256];
-	int lfd;
 
-	assert_int_equal(mig_uri_parse(l->uri, &u, why, sizeof(why)), 0);
-	assert_int_equal(mig_listen(&u, &lfd, why, sizeof(why)), 0);
-	assert_int_equal(mig_accept(&u, NULL, lfd, 10000, &l->s.io, why, sizeof(why)), 0);
-	mig_listen_close(&u, lfd);
+	assert_int_equal(mig_accept(&l->u, NULL, l->lfd, 10000, &l->s.io, why, sizeof(why)), 0);
+	mig_listen_close(&l->u, l->lfd);
 	l->s.fd = l->s.io.fd;
 	mine = &dst;
 	l->s.ret = standby_begin(&l->s.sb, &l->s.io, l->s.why, sizeof(l->s.why));
@@ -231,9 +229,9 @@ static void test_control_checkpoint_job(void **state)
 	expect_ctl("{\"cmd\":\"checkpoint\",\"stop\":true}", "not protected");
 
 	snprintf(l.uri, sizeof(l.uri), "unix:/tmp/hdvm-ckpt-test.%d.sock", getpid());
+	assert_int_equal(mig_uri_parse(l.uri, &l.u, line, sizeof(line)), 0);
+	assert_int_equal(mig_listen(&l.u, &l.lfd, line, sizeof(line)), 0);
 	assert_int_equal(pthread_create(&l.t, NULL, listen_main, &l), 0);
-	for (int i = 0; i < 500 && access(l.uri + 5, F_OK); i++)
-		usleep(10000);		/* the standby listens */
 	stop_after = ~0ull;
 	checkpoint_job_test_pause(test_pause, test_resume);
 	snprintf(line, sizeof(line), "{\"cmd\":\"checkpoint\",\"uri\":\"%s\",\"epoch_ms\":5,"
