@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "tests/unit/fake_kvm.h"
+#include "tests/unit/fake_vm.h"
 
 #include "devices/device.h"
 #include "devices/holdq.h"
@@ -109,28 +110,10 @@ static void vm_build(struct vm *vm, uint64_t ram)
 {
 	struct nic *n = xzalloc(sizeof(*n));
 
-	memset(vm, 0, sizeof(*vm));
-	vm->kvm = &slot_kvm;
-	vm->kvm_fd = KVM_FD;
-	vm->vm_fd = VM_FD;
-	vm->exit_efd = vm->console_out_fd = vm->console_in_fd = -1;
-	snprintf(vm->cfg.name, sizeof(vm->cfg.name), "unit");
-	vm->cfg.kernel = "hdguest.elf";
+	fake_vm_init(vm, &slot_kvm, ram, NR_VCPUS);
 	vm->cfg.cmdline = "app=counter";
-	pthread_mutex_init(&vm->state_lock, NULL);
-	pthread_cond_init(&vm->state_cond, NULL);
-	iobus_init(&vm->pio, "pio");
-	iobus_init(&vm->mmio, "mmio");
-	assert_int_equal(guest_mem_init(&vm->mem, ram), 0);
 	vm->mem.kvm = &slot_kvm;
 	vm->mem.vm_fd = VM_FD;
-	vm->ncpus = NR_VCPUS;
-	vm->vcpus = xzalloc(sizeof(*vm->vcpus) * NR_VCPUS);
-	for (int i = 0; i < NR_VCPUS; i++) {
-		vm->vcpus[i] = xzalloc(sizeof(struct vcpu));
-		vm->vcpus[i]->vm = vm;
-		vm->vcpus[i]->fd = VCPU_FD0 + i;
-	}
 	device_add(vm, machine_dev_create());
 	device_add(vm, serial_create());
 	device_init(&n->dev, &nic_ops, "nic0");
@@ -141,21 +124,7 @@ static void vm_build(struct vm *vm, uint64_t ram)
 
 static void vm_free(struct vm *vm)
 {
-	if (!vm->vcpus)
-		return;
-	devices_unrealize(vm);
-	while (vm->devices) {
-		struct device *d = vm->devices;
-
-		vm->devices = d->next;
-		free(d);
-	}
-	for (int i = 0; i < vm->ncpus; i++)
-		free(vm->vcpus[i]);
-	free(vm->vcpus);
-	guest_mem_destroy(&vm->mem);
-	iobus_destroy(&vm->pio);
-	iobus_destroy(&vm->mmio);
+	fake_vm_free(vm);
 	memset(vm, 0, sizeof(*vm));
 }
 

@@ -16,8 +16,8 @@
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
-static void fake_vm_build(struct vm *vm, const struct kvm_ops *kvm, uint64_t ram,
-			  int ncpus, bool with_i8042)
+/* The VM without devices: RAM, buses, NCPUS vCPUs on the fake; not realized. */
+static inline void fake_vm_init(struct vm *vm, const struct kvm_ops *kvm, uint64_t ram, int ncpus)
 {
 	memset(vm, 0, sizeof(*vm));
 	vm->kvm = kvm;
@@ -39,6 +39,12 @@ static void fake_vm_build(struct vm *vm, const struct kvm_ops *kvm, uint64_t ram
 		vm->vcpus[i]->vm = vm;
 		vm->vcpus[i]->fd = VCPU_FD0 + i;
 	}
+}
+
+static inline void fake_vm_build(struct vm *vm, const struct kvm_ops *kvm, uint64_t ram,
+			  int ncpus, bool with_i8042)
+{
+	fake_vm_init(vm, kvm, ram, ncpus);
 	device_add(vm, machine_dev_create());
 	device_add(vm, serial_create());
 	if (with_i8042)
@@ -48,7 +54,7 @@ static void fake_vm_build(struct vm *vm, const struct kvm_ops *kvm, uint64_t ram
 }
 
 /* Everything fake_vm_build() made; a VM never built (no vCPUs) is left alone. */
-static void fake_vm_free(struct vm *vm)
+static inline void fake_vm_free(struct vm *vm)
 {
 	if (!vm->vcpus)
 		return;

@@ -48,6 +48,7 @@
 #include <cmocka.h>
 
 #include "tests/unit/fake_kvm.h"
+#include "tests/unit/fake_vm.h"
 
 #include "devices/device.h"
 #include "devices/pci/pci.h"
@@ -90,25 +91,12 @@ static void vm_up(struct vm *vm, int host)
 {
 	char sock[128];
 
-	memset(vm, 0, sizeof(*vm));
-	iobus_init(&vm->pio, "pio");
-	iobus_init(&vm->mmio, "mmio");
-	pthread_mutex_init(&vm->state_lock, NULL);
-	pthread_cond_init(&vm->state_cond, NULL);
+	/* vCPUs on the fake KVM (tests/unit/fake_kvm.h): their state is its bytes */
+	fake_vm_init(vm, &accept_kvm, 2 << 20, NR_VCPUS);
 	vm->cfg.kernel = "none";
 	vm->cfg.nr_vfio_user = 1;
-	assert_int_equal(guest_mem_init(&vm->mem, 2 << 20), 0);
-	vm->kvm = vm->mem.kvm = &accept_kvm;
-	/* vCPUs on the fake KVM (tests/unit/fake_kvm.h): their state is its bytes */
-	vm->kvm_fd = KVM_FD;
-	vm->vm_fd = vm->mem.vm_fd = VM_FD;
-	vm->ncpus = NR_VCPUS;
-	vm->vcpus = xzalloc(sizeof(*vm->vcpus) * NR_VCPUS);
-	for (int i = 0; i < NR_VCPUS; i++) {
-		vm->vcpus[i] = xzalloc(sizeof(struct vcpu));
-		vm->vcpus[i]->vm = vm;
-		vm->vcpus[i]->fd = VCPU_FD0 + i;
-	}
+	vm->mem.kvm = &accept_kvm;
+	vm->mem.vm_fd = VM_FD;
 	device_add(vm, machine_dev_create());	/* first, as in every VM */
 	vm->pci = pci_bus_create(vm);
 	snprintf(sock, sizeof(sock), "%s/vf0.sock", dir[host]);
@@ -120,20 +108,7 @@ static void vm_up(struct vm *vm, int host)
 /* Everything vm_up() made. */
 static void vm_down(struct vm *vm)
 {
-	devices_unrealize(vm);
-	while (vm->devices) {
-		struct device *d = vm->devices;
-
-		vm->devices = d->next;
-		free(d);
-	}
-	for (int i = 0; i < vm->ncpus; i++)
-		free(vm->vcpus[i]);
-	free(vm->vcpus);
-	vm->vcpus = NULL;
-	guest_mem_destroy(&vm->mem);
-	iobus_destroy(&vm->pio);
-	iobus_destroy(&vm->mmio);
+	fake_vm_free(vm);
 }
 
 /* A field of VF 0 of host's hdnic in `hdnic ctl DIR list|stats --json`. */
