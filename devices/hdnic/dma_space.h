@@ -44,7 +44,7 @@ struct dma_space {
 };
 
 struct dma_slow;
-/* The slow path learns of every device write (dma_slow.c). */
+/* The slow path learns of every device write (dma_slow_write.c). */
 void dma_slow_written(struct dma_slow *s, uint64_t iova, uint64_t len);
 
 void dma_space_init(struct dma_space *ds, unsigned max_regions);
