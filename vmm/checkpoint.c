@@ -31,6 +31,7 @@ struct primary {
 	struct ckpt_stats *st;
 	struct mig_writer w;
 	uint32_t epoch_ms, hb_ms, failover_ms;
+	int64_t phase_ms;		/* -1: no phase */
 	uint64_t pages;			/* of RAM */
 	size_t words;
 	uint64_t *dirty;		/* harvested, not yet staged */
@@ -334,7 +335,8 @@ static bool stop_requested(const struct primary *p)
 static int wait_epoch(struct primary *p)
 {
 	for (;;) {
-		uint64_t now, due = p->t_resumed + p->epoch_ms * MS, wait_ns;
+		uint64_t now, due = ckpt_epoch_due(p->t_resumed, p->epoch_ms, p->phase_ms),
+			 wait_ns;
 		struct pollfd pf = { .fd = p->io->fd, .events = POLLIN };
 		int ret = take_replies(p);
 
@@ -377,6 +379,18 @@ static int wait_epoch(struct primary *p)
 			wait_ns = MS;
 		poll(&pf, 1, (int)(wait_ns / MS) + 1);
 	}
+}
+
+uint64_t ckpt_epoch_due(uint64_t resumed_ns, uint32_t epoch_ms, int64_t phase_ms)
+{
+	uint64_t period = (uint64_t)epoch_ms * MS, phase, earliest, due;
+
+	if (phase_ms < 0)
+		return resumed_ns + period;
+	phase = (uint64_t)phase_ms * MS % period;
+	earliest = resumed_ns + period / 2;
+	due = earliest - earliest % period + phase;
+	return due < earliest ? due + period : due;
 }
 
 static void record_pause(struct primary *p, uint64_t ns)
@@ -532,6 +546,7 @@ int ckpt_primary_run(struct vm *vm, struct mig_io *io, const struct ckpt_opts *o
 		.epoch_ms = o->epoch_ms ?: CKPT_DEFAULT_EPOCH_MS,
 		.hb_ms = o->heartbeat_ms ?: CKPT_DEFAULT_HEARTBEAT_MS,
 		.failover_ms = o->failover_ms ?: CKPT_DEFAULT_FAILOVER_MS,
+		.phase_ms = o->phased ? (int64_t)o->epoch_phase_ms : -1,
 		.epoch = o->first_epoch ?: 1,
 	};
 	struct mig_io bio;

@@ -51,6 +51,14 @@ enum ckpt_role {
 
 struct ckpt_opts {
 	uint32_t epoch_ms, heartbeat_ms, failover_ms;	/* 0: the defaults */
+	/*
+	 * --epoch-phase-ms: epochs begin at this offset past each multiple of
+	 * epoch_ms on CLOCK_MONOTONIC (one clock for every VM of a host), so
+	 * tools/protect spreads many VMs' pauses over the epoch; !phased: each
+	 * epoch epoch_ms after the last resume (phases drift)
+	 */
+	bool phased;
+	uint32_t epoch_phase_ms;
 	bool pause_on_loss;		/* --on-standby-loss pause */
 	uint64_t dirty_budget;		/* pages; 0: the timer only */
 	uint32_t max_frames;		/* per device hold queue; 0: default */
@@ -85,6 +93,14 @@ struct ckpt_stats {
 void ckpt_stats_init(struct ckpt_stats *st);
 /* Pause percentile (0..100) over the last CKPT_PAUSE_SAMPLES epochs, µs. */
 uint64_t ckpt_pause_pct(struct ckpt_stats *st, unsigned pct);
+
+/*
+ * When the epoch after a resume at resumed_ns (CLOCK_MONOTONIC) begins:
+ * phase_ms < 0: epoch_ms later; else the first instant that is phase_ms
+ * (mod epoch_ms) past a multiple of epoch_ms and at least half an epoch after
+ * the resume (a late epoch keeps its phase; the next one is not cut short).
+ */
+uint64_t ckpt_epoch_due(uint64_t resumed_ns, uint32_t epoch_ms, int64_t phase_ms);
 
 /*
  * Protect vm over io (connected, the stream not yet begun) until *o->stop,

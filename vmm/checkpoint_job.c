@@ -156,6 +156,16 @@ static bool parse_opts(json_object *req, struct ckpt_opts *o, json_object *r)
 	    !get_u32(req, "dirty_budget", &budget, 1u << 30, r))
 		return false;
 	o->dirty_budget = budget;
+	if (json_object_object_get_ex(req, "epoch_phase_ms", &v)) {
+		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+		    json_object_get_int64(v) >= o->epoch_ms) {
+			control_reply_error(r, "checkpoint: 'epoch_phase_ms' must be an integer from "
+					    "0 to the epoch (%u ms) - 1", o->epoch_ms);
+			return false;
+		}
+		o->phased = true;
+		o->epoch_phase_ms = (uint32_t)json_object_get_int64(v);
+	}
 	if (o->heartbeat_ms >= o->failover_ms) {
 		control_reply_error(r, "checkpoint: the heartbeat (%u ms) must be shorter than "
 				    "the failover time (%u ms)", o->heartbeat_ms, o->failover_ms);
@@ -177,6 +187,7 @@ static bool parse_opts(json_object *req, struct ckpt_opts *o, json_object *r)
 /*
  * {"cmd":"checkpoint","uri":"tcp:H:P","epoch_ms":20,"heartbeat_ms":10,
  *  "failover_ms":100,"on_standby_loss":"continue","dirty_budget":N,
+ *  "epoch_phase_ms":P,
  *  "tls_creds":"/DIR"} or {"cmd":"checkpoint","stop":true}
  */
 void vm_checkpoint_cmd(void *opaque, json_object *req, json_object *r)
@@ -278,6 +289,9 @@ void checkpoint_status(json_object *r)
 	json_object_object_add(r, "role", json_object_new_string(
 		running && st->role == CKPT_PRIMARY ? "primary" : "unprotected"));
 	add_u64(r, "epoch", st->epoch);
+	add_u64(r, "epoch_ms", job.opts.epoch_ms);
+	if (job.opts.phased)
+		add_u64(r, "epoch_phase_ms", job.opts.epoch_phase_ms);
 	add_u64(r, "committed_epoch", st->committed);
 	add_u64(r, "refused_checkpoints", st->refused);
 	add_u64(r, "checkpoint_bytes", st->last_bytes);

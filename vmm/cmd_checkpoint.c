@@ -26,8 +26,8 @@
 static void checkpoint_usage(FILE *f)
 {
 	fprintf(f,
-"usage: hdvm checkpoint NAME URI [--epoch-ms N] [--heartbeat-ms N] [--failover-ms N]\n"
-"                       [--on-standby-loss continue|pause] [--dirty-budget PAGES]\n"
+"usage: hdvm checkpoint NAME URI [--epoch-ms N] [--epoch-phase-ms P] [--heartbeat-ms N]\n"
+"                       [--failover-ms N] [--on-standby-loss continue|pause] [--dirty-budget PAGES]\n"
 "                       [--tls-creds DIR] [--etcd URL[,URL...]] [--run-dir DIR]\n"
 "       hdvm checkpoint NAME --stop\n"
 "\n"
@@ -41,6 +41,10 @@ static void checkpoint_usage(FILE *f)
 "      unix:PATH       the same host (tests)\n"
 "\n"
 "  --epoch-ms N        checkpoint interval (default %d)\n"
+"  --epoch-phase-ms P  epochs begin P ms past each multiple of N on the host's\n"
+"                      monotonic clock (0 <= P < N): VMs given different phases\n"
+"                      never pause at one instant (tools/protect spreads them);\n"
+"                      default: N after the last resume, phases drift\n"
 "  --heartbeat-ms N    heartbeat interval (default %d)\n"
 "  --failover-ms N     a side silent this long is lost (default %d); the standby\n"
 "                      takes over, the primary applies --on-standby-loss\n"
@@ -137,6 +141,7 @@ int cmd_checkpoint(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "epoch-ms", required_argument, NULL, 'e' },
+		{ "epoch-phase-ms", required_argument, NULL, 'p' },
 		{ "heartbeat-ms", required_argument, NULL, 'H' },
 		{ "failover-ms", required_argument, NULL, 'f' },
 		{ "on-standby-loss", required_argument, NULL, 'l' },
@@ -148,7 +153,8 @@ int cmd_checkpoint(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	uint64_t epoch = 0, hb = 0, failover = 0, budget = 0;
+	uint64_t epoch = 0, hb = 0, failover = 0, budget = 0, phase = 0;
+	bool phased = false;
 	const char *run_dir = NULL, *name, *uri, *tls = NULL, *loss = NULL, *etcd = NULL;
 	char tls_abs[PATH_MAX], why[256];
 	bool stop = false;
@@ -161,6 +167,13 @@ int cmd_checkpoint(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'e': if (parse_ms("epoch-ms", optarg, 60000, &epoch)) return EXIT_USAGE; break;
+		case 'p':
+			if (parse_u64(optarg, 0, 59999, &phase) < 0) {
+				pr_err("--epoch-phase-ms '%s': a number from 0 to 59999", optarg);
+				return EXIT_USAGE;
+			}
+			phased = true;
+			break;
 		case 'H': if (parse_ms("heartbeat-ms", optarg, 60000, &hb)) return EXIT_USAGE; break;
 		case 'f': if (parse_ms("failover-ms", optarg, 600000, &failover)) return EXIT_USAGE; break;
 		case 'b': if (parse_ms("dirty-budget", optarg, 1u << 30, &budget)) return EXIT_USAGE; break;
@@ -200,6 +213,11 @@ int cmd_checkpoint(int argc, char **argv)
 		pr_err("--tls-creds %s: %s", tls, strerror(errno));
 		return EXIT_USAGE;
 	}
+	if (phased && phase >= (epoch ?: CKPT_DEFAULT_EPOCH_MS)) {
+		pr_err("--epoch-phase-ms %llu: must be below the epoch (%llu ms)",
+		       (unsigned long long)phase, (unsigned long long)(epoch ?: CKPT_DEFAULT_EPOCH_MS));
+		return EXIT_USAGE;
+	}
 	run_dir = control_run_dir(run_dir);
 	req = cmd("checkpoint");
 	if (stop) {
@@ -218,6 +236,8 @@ int cmd_checkpoint(int argc, char **argv)
 	json_object_object_add(req, "uri", json_object_new_string(uri));
 	if (epoch)
 		json_object_object_add(req, "epoch_ms", json_object_new_int64((int64_t)epoch));
+	if (phased)
+		json_object_object_add(req, "epoch_phase_ms", json_object_new_int64((int64_t)phase));
 	if (hb)
 		json_object_object_add(req, "heartbeat_ms", json_object_new_int64((int64_t)hb));
 	if (failover)

@@ -53,6 +53,10 @@ def test_checkpoint_usage_refused(run_dir):
             "--epoch-ms", status=2)
     refused(hdvm_ctl(run_dir, "checkpoint", "vm1", "--stop", "unix:/tmp/s"),
             "expected NAME", status=2)
+    refused(hdvm_ctl(run_dir, "checkpoint", "vm1", "unix:/tmp/s", "--epoch-ms", "50",
+                     "--epoch-phase-ms", "50"), "must be below the epoch (50 ms)", status=2)
+    refused(hdvm_ctl(run_dir, "checkpoint", "vm1", "unix:/tmp/s", "--epoch-phase-ms", "x"),
+            "--epoch-phase-ms", status=2)
 
 
 def test_checkpoint_unknown_vm(run_dir):
@@ -63,7 +67,7 @@ def test_checkpoint_unknown_vm(run_dir):
 def test_checkpoint_help_names_the_options(run_dir):
     r = hdvm_ctl(run_dir, "checkpoint", "--help")
     assert r.returncode == 0
-    for opt in ("--epoch-ms", "--heartbeat-ms", "--failover-ms", "--on-standby-loss",
+    for opt in ("--epoch-ms", "--epoch-phase-ms", "--heartbeat-ms", "--failover-ms", "--on-standby-loss",
                 "--dirty-budget", "--tls-creds", "--stop", "both sides may serve"):
         assert opt in r.stdout, opt
 

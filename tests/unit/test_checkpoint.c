@@ -417,11 +417,91 @@ static void test_dirty_budget_ends_an_epoch_early(void **state)
 	mig_io_close(&s.io);
 }
 
+/* --epoch-phase-ms: the schedule itself, exactly */
+static void test_epoch_due_keeps_the_phase(void **state)
+{
+	const uint64_t ms = 1000000;
+
+	/* no phase: an epoch after the resume */
+	assert_int_equal(ckpt_epoch_due(1234 * ms, 50, -1), 1284 * ms);
+	/* phase 7 of 50: the next slot 7 past a multiple of 50, half an epoch away at least */
+	assert_int_equal(ckpt_epoch_due(1001 * ms, 50, 7), 1057 * ms);
+	assert_int_equal(ckpt_epoch_due(1007 * ms + 900000, 50, 7), 1057 * ms);
+	/* a late resume (40 ms into the epoch) skips to the slot after: phase kept */
+	assert_int_equal(ckpt_epoch_due(1047 * ms, 50, 7), 1107 * ms);
+	/* exactly half an epoch before a slot: that slot */
+	assert_int_equal(ckpt_epoch_due(1032 * ms, 50, 7), 1057 * ms);
+	/* every due instant is on the phase, an epoch away at most 1.5 */
+	for (uint64_t t = 5000 * ms; t < 5000 * ms + 200 * ms; t += 3 * ms + 17) {
+		uint64_t due = ckpt_epoch_due(t, 20, 13);
+
+		assert_int_equal(due % (20 * ms), 13 * ms);
+		assert_true(due >= t + 10 * ms && due < t + 30 * ms);
+	}
+}
+
+static uint64_t pause_at[16];
+
+static int phase_pause(struct vm *vm, char *why, size_t len)
+{
+	if (nr_pauses < 16)
+		pause_at[nr_pauses] = now_ns();
+	return test_pause(vm, why, len);
+}
+
+static int cmp_u64(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* The driver pauses on the phase it was given (what tools/protect staggers by). */
+static void test_epochs_pause_on_their_phase(void **state)
+{
+	struct ckpt_opts o = base_opts;
+	struct ckpt_stats st;
+	struct stby s = { 0 };
+	struct mig_io io;
+	pthread_t t;
+	char why[256];
+	uint64_t off[8];
+	int sv[2];
+
+	stop_after = 8;
+	o.epoch_ms = 40;
+	o.phased = true;
+	o.epoch_phase_ms = 13;
+	o.pause = phase_pause;
+	o.stop = &stop_flag;
+	ckpt_stats_init(&st);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	s.fd = sv[1];
+	assert_int_equal(pthread_create(&t, NULL, standby_main, &s), 0);
+	mig_io_unix(&io, sv[0]);
+	/* start on the grid: without the phase every pause would come ~27 ms off it */
+	while (now_ns() % 40000000ull > 2000000ull)
+		usleep(500);
+	assert_int_equal(ckpt_primary_run(&a, &io, &o, &st, why, sizeof(why)), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(nr_pauses, 8);
+	/* how far past its slot (13 ms into the 40 ms grid) each pause began */
+	for (int i = 0; i < 8; i++)
+		off[i] = (pause_at[i] + 40000000ull - 13000000ull) % 40000000ull;
+	qsort(off, 8, sizeof(off[0]), cmp_u64);
+	/* on time, give or take a busy host's wake-up: never a random phase */
+	assert_true(off[4] < 10000000ull);
+	standby_end(&s.sb);
+	mig_io_close(&io);
+	mig_io_close(&s.io);
+}
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hello_checked),
+		cmocka_unit_test(test_epoch_due_keeps_the_phase),
+		cmocka_unit_test_setup_teardown(test_epochs_pause_on_their_phase, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_epochs_reach_the_standby_and_commit_in_order,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_checkpoints_refused_previous_kept,
