@@ -465,10 +465,12 @@ int devices_load(struct vm *vm, struct state_buf *sb, char *why, size_t len)
 		d->error[0] = 0;
 		ret = d->ops->mig->load(d, &sec);
 		pthread_mutex_unlock(&d->lock);
+		/* the device's own reason (its server went away, it refused) when it gave one */
+		if (ret < 0 && d->error[0])
+			FAIL(ret, "device %s (%s): %s", d->id, d->ops->type, d->error);
 		if (ret < 0 || !state_ok(&sec) || !state_at_end(&sec))
 			FAIL(ret < 0 ? ret : -EINVAL, "device %s (%s): state section is "
-			     "malformed%s%s", d->id, d->ops->type, d->error[0] ? ": " : "",
-			     d->error);
+			     "malformed", d->id, d->ops->type);
 	}
 	for (struct device *d = vm->devices; d; d = d->next) {
 		if (!MIG_OP(d, post_load))

@@ -244,7 +244,8 @@ static int send_device_precopy(struct sender *s, struct migrate_result *res)
 		res->device_precopy_bytes += bytes;
 	}
 	state_free(&sb);
-	if (ret && !s->why[0])
+	/* a failed write is the stream's: the destination's answer may say why (out:) */
+	if (ret && !s->why[0] && !s->w.err)
 		snprintf(s->why, s->why_len, "pass %u: device pre-copy: %s", s->pass,
 			 strerror(-ret));
 	return ret;
@@ -290,7 +291,7 @@ static int precopy(struct sender *s, uint64_t t0, struct migrate_result *res, ch
 		if (ret) {
 			if (ret == -ECANCELED)
 				cancel_reason(s, why, len);
-			else if (!why[0])
+			else if (!why[0] && !s->w.err)	/* a failed write: the answer says why */
 				snprintf(why, len, "pass %u: sending RAM: %s", s->pass, strerror(-ret));
 			return ret;
 		}

@@ -23,6 +23,7 @@
 static const char *const hdnic_failpoints[] = {
 	"after-commit",	/* a commit for EPOCH arrived, nothing of it released yet */
 	"release",	/* the first frame of EPOCH's commit released, the rest not */
+	"resuming",	/* the EPOCH-th MIG_DATA_WRITE in RESUMING arrived, not taken */
 	NULL,
 };
 

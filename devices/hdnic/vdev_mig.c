@@ -12,6 +12,7 @@
 
 #include "devices/hdnic/nic.h"
 #include "devices/hdnic/vdev.h"
+#include "vmm/failpoint.h"
 #include "vmm/util.h"
 
 enum {
@@ -392,10 +393,12 @@ static int precheck(struct vdev *vd)
 
 int vdev_mig_write(struct vdev *vd, const void *buf, uint32_t len)
 {
+	static uint64_t nr_writes;	/* this hdnic's, all functions: the fail point's "epoch" */
 	struct state_buf *sb = &vd->mig.data;
 
 	if (vd->mig.state != RESUMING || !vd->mig.session)
 		return -EINVAL;
+	failpoint("resuming", ++nr_writes);
 	if (sb->len + len > VDEV_MIG_MAX_STREAM)
 		return -EFBIG;
 	state_put_bytes(sb, buf, len);

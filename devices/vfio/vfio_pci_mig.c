@@ -249,7 +249,10 @@ static int write_state(struct vfio_pci *vp, const void *buf, size_t len)
 {
 	int ret = vp->vdev->ops->mig_data_write(vp->vdev, buf, len);
 
-	if (ret)
+	if (ret && !vp_alive(vp))	/* say so: "not connected" would read like our fault */
+		device_set_error(&vp->dev, "%s is gone (its server disconnected while its state "
+				 "was being written): %s", vp->spec, strerror(-ret));
+	else if (ret)
 		device_set_error(&vp->dev, "%s: writing its state: %s", vp->spec, strerror(-ret));
 	return ret;
 }
