@@ -528,6 +528,26 @@ static void standby_lost(struct primary *p)
 	}
 }
 
+/*
+ * A passthrough device is gone (its NIC died): that is this host failing
+ * (issue 11).  Nothing held may leave, the VM stops and hdvm exits; the
+ * stream ends without a stop, so the standby takes over.
+ */
+static void device_died(struct primary *p)
+{
+	int (*pause)(struct vm *, char *, size_t) = p->o->pause ?: vm_pause;
+	char why[160];
+
+	p->holding = false;
+	devices_output_commit(p->vm, HOLDQ_OP_DISCARD, 0, 0);
+	if (pause(p->vm, why, sizeof(why)))
+		pr_err("checkpoint: pausing: %s", why);
+	pr_err("checkpoint: %s: this host's NIC failed; VM stopped, the standby takes over",
+	       p->why);
+	vm_request_shutdown(p->vm, 1, "a passthrough device died while the VM was protected "
+			    "(the standby takes over)");
+}
+
 /* etcd fenced this side: nothing it holds may leave; pause. */
 static void fenced(struct primary *p)
 {
@@ -612,6 +632,8 @@ int ckpt_primary_run(struct vm *vm, struct mig_io *io, const struct ckpt_opts *o
 	}
 	if (ret == -EPERM)
 		fenced(&p);
+	else if (ret == -ENODEV)
+		device_died(&p);
 	else if (p.holding && (ret == -EPIPE || ret == -ETIMEDOUT || ret == -EPROTO))
 		standby_lost(&p);
 	if (p.holding)		/* stopped, lost with "continue", or failed to start */

@@ -102,6 +102,7 @@ static bool in_precopy(const struct vfio_pci *vp)
 int vp_pause_prepare(struct device *dev)
 {
 	struct vfio_pci *vp = to_vp_dev(dev);
+	int ret;
 
 	if (!vp->vdev || !vp_alive(vp))
 		return 0;	/* a removed device does nothing any more */
@@ -113,7 +114,8 @@ int vp_pause_prepare(struct device *dev)
 			move_to(vp, VFIO_DEVICE_STATE_PRE_COPY_P2P) : 0;
 	if (vp->mig_err || !(vp->mig_flags & VFIO_MIGRATION_P2P))
 		return mig_usable(vp);	/* nothing to prepare; say now if pause cannot work */
-	return move_to(vp, VFIO_DEVICE_STATE_RUNNING_P2P);
+	ret = move_to(vp, VFIO_DEVICE_STATE_RUNNING_P2P);
+	return ret && !vp_alive(vp) ? 0 : ret;	/* died under the call: removed */
 }
 
 /* CompSC: the shared page's write lock while the guest still runs (bounded). */
@@ -127,6 +129,7 @@ int vp_pause_early(struct device *dev)
 int vp_pause(struct device *dev)
 {
 	struct vfio_pci *vp = to_vp_dev(dev);
+	int ret;
 
 	if (vp->compsc.locked)
 		return compsc_stop(vp);
@@ -134,8 +137,11 @@ int vp_pause(struct device *dev)
 		return 0;
 	/* PRE_COPY_P2P -> STOP_COPY: stopped, and the rest follows on the same session */
 	if (in_precopy(vp))
-		return move_to(vp, VFIO_DEVICE_STATE_STOP_COPY);
-	return move_to(vp, VFIO_DEVICE_STATE_STOP);
+		ret = move_to(vp, VFIO_DEVICE_STATE_STOP_COPY);
+	else
+		ret = move_to(vp, VFIO_DEVICE_STATE_STOP);
+	/* its server died under the call: a removed device does nothing any more */
+	return ret && !vp_alive(vp) ? 0 : ret;
 }
 
 int vp_resume(struct device *dev)
@@ -199,7 +205,7 @@ static int vp_save_final(struct device *dev, struct state_buf *sb)
 	else
 		ret = mig_goto(vp, from, VFIO_DEVICE_STATE_STOP_COPY);
 	if (ret)
-		return ret;
+		return mig_usable(vp) ?: ret;	/* -ENODEV: its server died under the call */
 	state_init_writer(&blob);
 	ret = read_session(vp, &blob);
 	/* STOP_COPY -> STOP ends the session, whether or not the read went well */
@@ -213,6 +219,8 @@ static int vp_save_final(struct device *dev, struct state_buf *sb)
 		state_put_bytes(sb, blob.data, blob.len);
 	}
 	state_free(&blob);
+	if (ret && !vp_alive(vp))
+		return mig_usable(vp);	/* -ENODEV, "is gone": the checkpoint driver stops */
 	return ret;
 }
 

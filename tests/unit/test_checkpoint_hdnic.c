@@ -13,7 +13,9 @@
  *  - a frame of an epoch never acknowledged is thrown away when the primary
  *    is SIGKILLed (egress_discarded) and never reaches the wire;
  *  - the standby then takes over: VF 1 loads the last checkpoint's state
- *    (RESUMING -> RUNNING), carries VF 0's MAC and announces it.
+ *    (RESUMING -> RUNNING), carries VF 0's MAC and announces it;
+ *  - host A's hdnic alone dying is host A failing: the primary stops its VM
+ *    (paused, nothing released, hdvm asked to exit 1) and the standby takes over.
  *
  * Needs CAP_SYS_ADMIN (unshare), /dev/net/tun and build/hdnic; skipped otherwise.
  */
@@ -284,13 +286,26 @@ static bool announced(int raw, const uint8_t *mac, unsigned ms)
 /* ---- the primary: a process of its own, so it can be SIGKILLed ---- */
 
 static struct vm prim;
+#define PRIM_STOPPED	42	/* the primary's exit status: it stopped itself */
 
-static int dev_pause(struct vm *vm, char *why, size_t len) { return devices_pause(vm, why, len); }
-static int dev_resume(struct vm *vm, char *why, size_t len) { return devices_resume(vm, why, len); }
+static bool prim_paused;	/* between dev_pause and dev_resume */
+
+static int dev_pause(struct vm *vm, char *why, size_t len)
+{
+	prim_paused = true;
+	return devices_pause(vm, why, len);
+}
+
+static int dev_resume(struct vm *vm, char *why, size_t len)
+{
+	prim_paused = false;
+	return devices_resume(vm, why, len);
+}
 
 struct prim_run {
 	int fd;
 	atomic_bool stop;
+	int ret;		/* ckpt_primary_run's */
 };
 
 static void *prim_driver(void *arg)
@@ -306,7 +321,8 @@ static void *prim_driver(void *arg)
 
 	ckpt_stats_init(&st);
 	mig_io_unix(&io, pr->fd);
-	if (ckpt_primary_run(&prim, &io, &o, &st, why, sizeof(why)))
+	pr->ret = ckpt_primary_run(&prim, &io, &o, &st, why, sizeof(why));
+	if (pr->ret)
 		fprintf(stderr, "primary: %s\n", why);
 	return NULL;
 }
@@ -336,7 +352,9 @@ static void primary_main(int fd, int cmd_fd, int ack_fd)
 	}
 	atomic_store(&pr.stop, true);
 	pthread_join(t, NULL);
-	_exit(0);
+	/* PRIM_STOPPED: its device died, so it stopped the VM and asked hdvm to exit */
+	_exit(pr.ret == -ENODEV && atomic_load(&prim.shutdown) && prim.exit_code == 1 &&
+	      prim_paused ? PRIM_STOPPED : 0);
 }
 
 /* ---- a relay between primary and standby the test can freeze ---- */
@@ -551,6 +569,62 @@ static void test_output_held_until_ack_and_discarded_when_primary_dies(void **st
 	close(up_b);
 }
 
+/*
+ * Issue 11: host A's hdnic alone dies (SIGKILL) while the VM is protected.
+ * That is host A failing: the primary's checkpoint driver finds its device
+ * gone at the next epoch, keeps the VM paused with nothing released and asks
+ * hdvm to exit (status 1); its stream ends without a stop, so the standby
+ * takes over on its own function with the guest's MAC.
+ */
+static void test_primary_nic_dies_primary_stops_standby_takes_over(void **st)
+{
+	struct stby s = { 0 };
+	int ps[2], cmd[2], ack[2], status;
+	char why[256], mac_text[32];
+	uint8_t c = 0;
+	pid_t pid;
+
+	if (!have_nic)
+		skip();
+	fake_reset(&src);
+	fake_reset(&dst);
+	make_source();
+	cur = &dst;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ps), 0);
+	assert_int_equal(pipe(cmd), 0);
+	assert_int_equal(pipe(ack), 0);
+	pid = prim_pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		close(ps[1]);
+		primary_main(ps[0], cmd[0], ack[1]);
+	}
+	close(ps[0]);
+	s.fd = ps[1];
+	assert_int_equal(pthread_create(&s.t, NULL, standby_main, &s), 0);
+	wait_applied(&s, 2);
+	snprintf(mac_text, sizeof(mac_text), "%s", vf_query("list", 0, "mac"));
+
+	kill(nic_pid[0], SIGKILL);			/* host A's NIC, alone */
+	assert_int_equal(waitpid(nic_pid[0], &status, 0), nic_pid[0]);
+	nic_pid[0] = -1;
+	pthread_join(s.t, NULL);			/* the stream ended without a stop */
+	assert_int_equal(s.ret, 0);
+	assert_int_equal(s.outcome, STANDBY_ACTIVATE);
+	assert_int_equal(write(cmd[1], &c, 1), 1);	/* the primary's test driver ends */
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	prim_pid = -1;
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), PRIM_STOPPED);
+	assert_int_equal(standby_activate(&s.sb, &s.vm, why, sizeof(why)), 0);
+	assert_string_equal(vf_query("list", 1, "mig_state"), "running");
+	assert_string_equal(vf_query("list", 1, "mac"), mac_text);
+	vm_down(&s.vm);
+	standby_end(&s.sb);
+	close(cmd[1]);
+	close(ack[0]);
+}
+
 static int start_nic(int host)
 {
 	char path[160], tap[16], name[16];
@@ -611,6 +685,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_output_held_until_ack_and_discarded_when_primary_dies),
+		cmocka_unit_test(test_primary_nic_dies_primary_stops_standby_takes_over),
 	};
 
 	/* a busy host is not a stalled server: the stall tests set their own */
