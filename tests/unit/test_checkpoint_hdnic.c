@@ -19,62 +19,28 @@
  *
  * Needs CAP_SYS_ADMIN (unshare), /dev/net/tun and build/hdnic; skipped otherwise.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <json-c/json.h>
-#include <libgen.h>
-#include <limits.h>
-#include <linux/if_packet.h>
-#include <linux/virtio_config.h>
-#include <linux/virtio_net.h>
-#include <linux/virtio_pci.h>
-#include <linux/virtio_ring.h>
-#include <net/if.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include <cmocka.h>
 
 #include "tests/unit/fake_kvm.h"
 #include "tests/unit/fake_vm.h"
+#include "tests/unit/hdnic_harness.h"
 
-#include "devices/device.h"
-#include "devices/pci/pci.h"
-#include "devices/vfio/vfio_pci.h"
-#include "devices/vfio/vfio_pci_int.h"
-#include "devices/virtio/virtio_pci.h"
 #include "migration/stream.h"
 #include "vmm/checkpoint.h"
-#include "vmm/iobus.h"
 #include "vmm/kvm_ops.h"
 #include "vmm/machine_dev.h"
 #include "vmm/irq.h"
 #include "vmm/memory.h"
 #include "vmm/migrate.h"
 #include "vmm/standby.h"
-#include "vmm/util.h"
 #include "vmm/vcpu.h"
-#include "vmm/vm.h"
 
 /* host A's NIC (the primary's VF 0) and host B's (the standby's VF 0) */
-static char hdnic[PATH_MAX], dir[2][64];
+static char dir[2][64];
 static pid_t nic_pid[2] = { -1, -1 };
-static bool have_nic;
-static const uint8_t peer[6] = { 0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0x01 };
 
 static int kvm_accepts(int fd, unsigned long req, void *arg) { return 0; }
 
@@ -116,33 +82,7 @@ static void vm_down(struct vm *vm)
 /* A field of VF 0 of host's hdnic in `hdnic ctl DIR list|stats --json`. */
 static char *vf_query(const char *what, int host, const char *key)
 {
-	static char val[160];
-	char cmd[PATH_MAX + 128], out[65536], dev[16];
-	json_object *root, *arr, *e, *v;
-	size_t n;
-	FILE *p;
-
-	snprintf(dev, sizeof(dev), "vf0");
-	snprintf(cmd, sizeof(cmd), "%s ctl %s %s --json", hdnic, dir[host], what);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = 0;
-	assert_int_equal(pclose(p), 0);
-	root = json_tokener_parse(out);
-	assert_non_null(root);
-	val[0] = 0;
-	if (json_object_object_get_ex(root, "vfs", &arr))
-		for (size_t i = 0; i < json_object_array_length(arr); i++) {
-			e = json_object_array_get_idx(arr, i);
-			if (json_object_object_get_ex(e, "dev", &v) &&
-			    !strcmp(json_object_get_string(v), dev) &&
-			    json_object_object_get_ex(e, key, &v))
-				snprintf(val, sizeof(val), "%s", json_object_get_string(v));
-		}
-	json_object_put(root);
-	assert_true(val[0]);
-	return val;
+	return hdnic_query(dir[host], what, "vf0", key);
 }
 
 static uint64_t vf_stat(int host, const char *key)
@@ -157,104 +97,30 @@ static uint64_t vf_stat(int host, const char *key)
 #define TXQ_USED	0x22000ull
 #define TX_BUF(i)	(0x180000ull + (i) * 2048)
 #define QSIZE		16
-#define NET_HDR_LEN	12
-
-static uint64_t bar0;
-
-static void bar_w(struct vm *vm, uint32_t off, uint64_t v, unsigned len)
-{
-	assert_true(iobus_access(&vm->mmio, bar0 + off, &v, len, true));
-}
-
-static void *gpa(struct vm *vm, uint64_t a) { return vm->mem.host + a; }
 
 static void driver_up(struct vm *vm)
 {
-	struct vfio_pci *vp = container_of(device_find(vm, "vfio0"), struct vfio_pci, dev);
-	uint16_t cmd = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
-	uint64_t feats = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_NET_F_MAC;
 	const uint8_t ok = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 			   VIRTIO_CONFIG_S_FEATURES_OK;
 
-	bar0 = pci_bar_address(&vp->pd, 0);
-	pci_bus_cfg_access(vm->pci, vp->pd.devfn, PCI_COMMAND, &cmd, 2, true);
-	bar_w(vm, VIRTIO_PCI_COMMON_STATUS, 0, 1);
-	bar_w(vm, VIRTIO_PCI_COMMON_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE, 1);
-	bar_w(vm, VIRTIO_PCI_COMMON_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER, 1);
-	bar_w(vm, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
-	bar_w(vm, VIRTIO_PCI_COMMON_GF, (uint32_t)feats, 4);
-	bar_w(vm, VIRTIO_PCI_COMMON_GFSELECT, 1, 4);
-	bar_w(vm, VIRTIO_PCI_COMMON_GF, feats >> 32, 4);
-	bar_w(vm, VIRTIO_PCI_COMMON_STATUS, ok, 1);
+	hdnic_virtio_begin(vm);
 	memset(gpa(vm, TXQ_DESC), 0, 0x3000);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_SELECT, 1, 2);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_SIZE, QSIZE, 2);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_MSIX, VIRTIO_MSI_NO_VECTOR, 2);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_DESCLO, TXQ_DESC, 8);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_AVAILLO, TXQ_AVAIL, 8);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_USEDLO, TXQ_USED, 8);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+	hdnic_virtio_queue(vm, 1, QSIZE, TXQ_DESC, TXQ_AVAIL, TXQ_USED);
 	bar_w(vm, VIRTIO_PCI_COMMON_STATUS, ok | VIRTIO_CONFIG_S_DRIVER_OK, 1);
 }
 
-/* The driver sends one frame to the peer, tag in byte 14. */
+/* The driver sends one frame to the peer (hdnic_peer), tag in byte 14. */
 static void tx_send(struct vm *vm, const uint8_t *mac, uint8_t tag)
 {
-	struct vring_desc *desc = gpa(vm, TXQ_DESC);
-	struct vring_avail *avail = gpa(vm, TXQ_AVAIL);
-	uint16_t i = avail->idx % QSIZE;
-	uint8_t *buf = gpa(vm, TX_BUF(i));
+	uint64_t buf = hdnic_tx_queue(vm, TXQ_DESC, TXQ_AVAIL, TX_BUF(0), QSIZE, mac, tag);
 
-	memset(buf, 0, NET_HDR_LEN + 64);
-	memcpy(buf + NET_HDR_LEN, peer, 6);
-	memcpy(buf + NET_HDR_LEN + 6, mac, 6);
-	buf[NET_HDR_LEN + 12] = 0x88;
-	buf[NET_HDR_LEN + 13] = 0xb5;
-	buf[NET_HDR_LEN + 14] = tag;
-	desc[i] = (struct vring_desc){ TX_BUF(i), NET_HDR_LEN + 64, 0, 0 };
-	avail->ring[i] = i;
-	__atomic_store_n(&avail->idx, (uint16_t)(avail->idx + 1), __ATOMIC_RELEASE);
 	/* what KVM's dirty log would say of a vCPU's writes (the fake's log is empty) */
 	guest_mem_mark_dirty(&vm->mem, TXQ_DESC, 0x2000);
-	guest_mem_mark_dirty(&vm->mem, TX_BUF(i), NET_HDR_LEN + 64);
+	guest_mem_mark_dirty(&vm->mem, buf, NET_HDR_LEN + 64);
 	bar_w(vm, VIRTIO_PCI_NOTIFY_OFF + 4, 1, 2);
 }
 
-static int uplink_socket(const char *ifname)
-{
-	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(0x88b5) };
-	struct ifreq ifr = { 0 };
-	int s = socket(AF_PACKET, SOCK_RAW, htons(0x88b5)), c = socket(AF_INET, SOCK_DGRAM, 0);
-
-	assert_true(s >= 0 && c >= 0);
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	assert_int_equal(ioctl(c, SIOCGIFFLAGS, &ifr), 0);
-	ifr.ifr_flags |= IFF_UP;
-	assert_int_equal(ioctl(c, SIOCSIFFLAGS, &ifr), 0);
-	close(c);
-	sll.sll_ifindex = if_nametoindex(ifname);
-	assert_int_equal(bind(s, (struct sockaddr *)&sll, sizeof(sll)), 0);
-	return s;
-}
-
-/* Did a frame from mac with this tag come out of the uplink within ms? */
-static bool tx_seen(int s, const uint8_t *mac, uint8_t tag, unsigned ms)
-{
-	struct timeval tv = { .tv_usec = 20000 };
-	uint64_t end = now_ns() + ms * 1000000ull;
-	uint8_t f[2048];
-
-	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	while (now_ns() < end) {
-		ssize_t n = recv(s, f, sizeof(f), 0);
-
-		if (n >= 15 && !memcmp(f + 6, mac, 6) && f[14] == tag)
-			return true;
-	}
-	return false;
-}
-
-/* Every frame on ifname (brought up by uplink_socket() first). */
+/* Every frame on ifname (brought up by hdnic_uplink_socket() first). */
 static int raw_all(const char *ifname)
 {
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
@@ -478,8 +344,8 @@ static void test_output_held_until_ack_and_discarded_when_primary_dies(void **st
 	fake_reset(&dst);
 	make_source();		/* the primary's vCPUs (its fork's copy) */
 	cur = &dst;		/* the standby's, in this process */
-	up = uplink_socket("hdc0");
-	up_b = uplink_socket("hdc1");
+	up = hdnic_uplink_socket("hdc0");
+	up_b = hdnic_uplink_socket("hdc1");
 	close(up_b);
 	up_b = raw_all("hdc1");
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ps), 0);
@@ -509,16 +375,16 @@ static void test_output_held_until_ack_and_discarded_when_primary_dies(void **st
 
 	/* 1: a frame leaves once its epoch is acknowledged */
 	send_cmd(cmd[1], ack[0], 1);
-	assert_true(tx_seen(up, mac, 1, 3000));
+	assert_true(hdnic_tx_seen(up, mac, 1, 3000));
 
 	/* 2: the standby frozen -- the frame is held in hdnic, then leaves */
 	atomic_store(&r.frozen, true);
 	usleep(100000);		/* an ack already on its way lands first */
 	send_cmd(cmd[1], ack[0], 2);
-	assert_false(tx_seen(up, mac, 2, 600));
+	assert_false(hdnic_tx_seen(up, mac, 2, 600));
 	assert_true(vf_stat(0, "egress_held") >= 1);
 	atomic_store(&r.frozen, false);
-	assert_true(tx_seen(up, mac, 2, 3000));
+	assert_true(hdnic_tx_seen(up, mac, 2, 3000));
 
 	/*
 	 * 2b: only the acks held back: the pause that ends the frame's epoch
@@ -527,22 +393,22 @@ static void test_output_held_until_ack_and_discarded_when_primary_dies(void **st
 	 */
 	atomic_store(&r.acks_frozen, true);
 	send_cmd(cmd[1], ack[0], 5);
-	assert_false(tx_seen(up, mac, 5, 700));		/* > 3 epochs */
+	assert_false(hdnic_tx_seen(up, mac, 5, 700));		/* > 3 epochs */
 	assert_true(vf_stat(0, "egress_held") >= 1);
 	atomic_store(&r.acks_frozen, false);
-	assert_true(tx_seen(up, mac, 5, 3000));
+	assert_true(hdnic_tx_seen(up, mac, 5, 3000));
 
 	/* 3: frozen again, the primary killed before the ack: never on the wire */
 	atomic_store(&r.frozen, true);
 	usleep(100000);
 	send_cmd(cmd[1], ack[0], 3);
-	assert_false(tx_seen(up, mac, 3, 300));
+	assert_false(hdnic_tx_seen(up, mac, 3, 300));
 	assert_true(vf_stat(0, "egress_held") >= 1);
 	kill(pid, SIGKILL);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	prim_pid = -1;
 	atomic_store(&r.frozen, false);
-	assert_false(tx_seen(up, mac, 3, 800));
+	assert_false(hdnic_tx_seen(up, mac, 3, 800));
 	assert_true(vf_stat(0, "egress_discarded") >= 1);
 
 	/* the standby takes over from its last checkpoint, on its own function */
@@ -559,8 +425,8 @@ static void test_output_held_until_ack_and_discarded_when_primary_dies(void **st
 	bar0 = pci_bar_address(&container_of(device_find(&s.vm, "vfio0"), struct vfio_pci,
 					     dev)->pd, 0);
 	tx_send(&s.vm, mac, 4);
-	assert_true(tx_seen(up_b, mac, 4, 2000));
-	assert_false(tx_seen(up, mac, 4, 100));
+	assert_true(hdnic_tx_seen(up_b, mac, 4, 2000));
+	assert_false(hdnic_tx_seen(up, mac, 4, 100));
 	atomic_store(&r.quit, true);
 	pthread_join(r.t, NULL);
 	vm_down(&s.vm);		/* the standby's VM, whole (LSan under SANITIZE=1) */
@@ -627,26 +493,12 @@ static void test_primary_nic_dies_primary_stops_standby_takes_over(void **st)
 
 static int start_nic(int host)
 {
-	char path[160], tap[16], name[16];
+	char tap[16], name[16];
 
 	snprintf(dir[host], sizeof(dir[host]), "/tmp/hdvm-test-ckpt%d.%d", host, getpid());
 	snprintf(tap, sizeof(tap), "tap:hdc%d", host);
 	snprintf(name, sizeof(name), "host%c", 'a' + host);
-	mkdir(dir[host], 0700);
-	nic_pid[host] = fork();
-	if (nic_pid[host] == 0) {
-		execl(hdnic, hdnic, "--dir", dir[host], "--vfs", "1", "--uplink", tap,
-		      "--name", name, (char *)NULL);
-		_exit(127);
-	}
-	snprintf(path, sizeof(path), "%s/pf.sock", dir[host]);
-	for (int i = 0; i < 500 && access(path, F_OK); i++)
-		usleep(10000);
-	if (access(path, F_OK)) {
-		fprintf(stderr, "test_checkpoint_hdnic: hdnic did not start\n");
-		return -1;
-	}
-	return 0;
+	return hdnic_start(&nic_pid[host], dir[host], 1, tap, name, NULL, "test_checkpoint_hdnic");
 }
 
 static int group_setup(void **st)
@@ -661,23 +513,12 @@ static int group_setup(void **st)
 
 static int group_teardown(void **st)
 {
-	char cmd[160];
-
 	if (prim_pid > 0) {	/* a failed test leaves its primary */
 		kill(prim_pid, SIGKILL);
 		waitpid(prim_pid, NULL, 0);
 	}
-	for (int h = 0; h < 2; h++) {
-		if (nic_pid[h] > 0) {
-			kill(nic_pid[h], SIGTERM);
-			waitpid(nic_pid[h], NULL, 0);
-		}
-		if (dir[h][0]) {
-			snprintf(cmd, sizeof(cmd), "rm -rf %s", dir[h]);
-			if (system(cmd))
-				fprintf(stderr, "could not remove %s\n", dir[h]);
-		}
-	}
+	for (int h = 0; h < 2; h++)
+		hdnic_stop(&nic_pid[h], dir[h]);
 	return 0;
 }
 
@@ -690,24 +531,9 @@ int main(int argc, char **argv)
 
 	/* a busy host is not a stalled server: the stall tests set their own */
 	setenv("HDVM_VFIO_STALL_MS", "5000", 1);
-	char self[PATH_MAX];
-	FILE *f;
-
-	snprintf(self, sizeof(self), "%s", argv[0]);
-	snprintf(hdnic, sizeof(hdnic), "%s/../hdnic", dirname(self));
-	have_nic = access(hdnic, X_OK) == 0 && unshare(CLONE_NEWNET) == 0 &&
-		   access("/dev/net/tun", R_OK | W_OK) == 0;
-	if (have_nic) {
-		/* the uplink's own IPv6 chatter stays off the wire the test watches */
-		f = fopen("/proc/sys/net/ipv6/conf/default/disable_ipv6", "w");
-		if (f) {
-			fputs("1", f);
-			fclose(f);
-		}
-	} else {
-		fprintf(stderr, "test_checkpoint_hdnic: no hdnic binary, namespace or "
-			"/dev/net/tun: skipped\n");
-	}
+	/* the uplink's own IPv6 chatter stays off the wire the test watches */
+	if (hdnic_find(argv[0], "test_checkpoint_hdnic"))
+		hdnic_no_ipv6();
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

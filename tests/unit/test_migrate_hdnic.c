@@ -20,44 +20,21 @@
  * Needs CAP_SYS_ADMIN (unshare), /dev/net/tun and build/hdnic; skipped otherwise.
  */
 #include <errno.h>
-#include <json-c/json.h>
-#include <libgen.h>
-#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include <cmocka.h>
 
 #include "tests/unit/fake_kvm.h"
 #include "tests/unit/fake_vm.h"
+#include "tests/unit/hdnic_harness.h"
 
-#include "devices/device.h"
-#include "devices/pci/pci.h"
-#include "devices/vfio/vfio_pci.h"
-#include "devices/vfio/vfio_pci_int.h"
 #include "migration/transport.h"
 #include "vmm/irq.h"
 #include "vmm/machine_dev.h"
 #include "vmm/memory.h"
 #include "vmm/migrate.h"
-#include "vmm/util.h"
-#include "vmm/vm.h"
 
-static char hdnic[PATH_MAX], dir[2][64];
+static char dir[2][64];
 static pid_t nic_pid[2] = { -1, -1 };
-static bool have_nic;
 static struct vm a, b;
 static __thread struct fake *mine;	/* the destination thread's fake KVM */
 
@@ -96,83 +73,25 @@ static void vm_up(struct vm *vm, int host, const char *dev, int nr_vfio)
 
 static int start_nic(int host, const char *failpoint)
 {
-	char path[160], tap[16], name[16];
+	char tap[16], name[16];
 
 	snprintf(dir[host], sizeof(dir[host]), "/tmp/hdvm-test-mig%d.%d", host, getpid());
 	snprintf(tap, sizeof(tap), "tap:hdg%d", host);
 	snprintf(name, sizeof(name), "host%c", 'a' + host);
-	mkdir(dir[host], 0700);
-	nic_pid[host] = fork();
-	if (nic_pid[host] == 0) {
-		if (failpoint)
-			setenv("HDNIC_FAILPOINT", failpoint, 1);
-		execl(hdnic, hdnic, "--dir", dir[host], "--vfs", "1", "--uplink", tap,
-		      "--name", name, (char *)NULL);
-		_exit(127);
-	}
-	snprintf(path, sizeof(path), "%s/pf.sock", dir[host]);
-	for (int i = 0; i < 500 && access(path, F_OK); i++)
-		usleep(10000);
-	if (access(path, F_OK)) {
-		fprintf(stderr, "test_migrate_hdnic: hdnic did not start\n");
-		return -1;
-	}
-	return 0;
+	return hdnic_start(&nic_pid[host], dir[host], 1, tap, name, failpoint,
+			   "test_migrate_hdnic");
 }
 
 /* Ends host's hdnic (if it still runs); its exit status, as waitpid gives it. */
 static int stop_nic(int host)
 {
-	char cmd[160];
-	int status = 0;
-
-	if (nic_pid[host] > 0) {
-		kill(nic_pid[host], SIGTERM);
-		waitpid(nic_pid[host], &status, 0);
-	}
-	nic_pid[host] = -1;
-	if (dir[host][0]) {
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir[host]);
-		if (system(cmd))
-			fprintf(stderr, "could not remove %s\n", dir[host]);
-	}
-	dir[host][0] = 0;
-	return status;
+	return hdnic_stop(&nic_pid[host], dir[host]);
 }
 
 /* A field of function dev of host's hdnic in `hdnic ctl DIR list --json`. */
 static char *dev_field(int host, const char *dev, const char *key)
 {
-	static char val[160];
-	char cmd[PATH_MAX + 128], out[65536];
-	const char *lists[] = { "vfs", "adis" };
-	json_object *root, *arr, *e, *v;
-	size_t n;
-	FILE *p;
-
-	snprintf(cmd, sizeof(cmd), "%s ctl %s list --json", hdnic, dir[host]);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = 0;
-	assert_int_equal(pclose(p), 0);
-	root = json_tokener_parse(out);
-	assert_non_null(root);
-	val[0] = 0;
-	for (unsigned l = 0; l < 2 && !val[0]; l++) {
-		if (!json_object_object_get_ex(root, lists[l], &arr))
-			continue;
-		for (size_t i = 0; i < json_object_array_length(arr); i++) {
-			e = json_object_array_get_idx(arr, i);
-			if (json_object_object_get_ex(e, "dev", &v) &&
-			    !strcmp(json_object_get_string(v), dev) &&
-			    json_object_object_get_ex(e, key, &v))
-				snprintf(val, sizeof(val), "%s", json_object_get_string(v));
-		}
-	}
-	json_object_put(root);
-	assert_true(val[0]);
-	return val;
+	return hdnic_query(dir[host], "list", dev, key);
 }
 
 /* Until host's function dev has no client (its VM detached), at most 2 s. */
@@ -344,8 +263,6 @@ static int teardown(void **st)
 	return 0;
 }
 
-#define NEED_NIC() do { if (!have_nic) skip(); } while (0)
-
 /* The source after a failed migration: running, its VF RUNNING and attached. */
 static void assert_source_runs_on(void)
 {
@@ -509,17 +426,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_function_of_another_shape_refused,
 						setup, teardown),
 	};
-	char self[PATH_MAX];
-
 	/* a busy host is not a stalled server */
 	setenv("HDVM_VFIO_STALL_MS", "5000", 1);
-	snprintf(self, sizeof(self), "%s", argv[0]);
-	snprintf(hdnic, sizeof(hdnic), "%s/../hdnic", dirname(self));
-	have_nic = access(hdnic, X_OK) == 0 && unshare(CLONE_NEWNET) == 0 &&
-		   access("/dev/net/tun", R_OK | W_OK) == 0;
-	if (!have_nic)
-		fprintf(stderr, "test_migrate_hdnic: no hdnic binary, namespace or /dev/net/tun: "
-			"skipped\n");
+	hdnic_find(argv[0], "test_migrate_hdnic");
 	signal(SIGPIPE, SIG_IGN);
 	irq_set_ioctl(kvm_accepts);
 	return cmocka_run_group_tests(tests, NULL, NULL);

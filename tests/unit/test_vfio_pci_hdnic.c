@@ -20,49 +20,18 @@
  * Needs CAP_SYS_ADMIN (unshare), /dev/net/tun and build/hdnic next to the
  * test binaries' directory; skipped otherwise.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <json-c/json.h>
-#include <linux/if_packet.h>
-#include <linux/virtio_config.h>
-#include <linux/virtio_net.h>
-#include <linux/virtio_pci.h>
-#include <linux/virtio_ring.h>
-#include <net/if.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <libgen.h>
-#include <limits.h>
-#include <sched.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include <cmocka.h>
 
-#include "devices/device.h"
-#include "devices/pci/pci.h"
-#include "devices/vfio/vfio_pci.h"
-#include "devices/vfio/vfio_pci_int.h"
-#include "devices/virtio/virtio_pci.h"
+#include "tests/unit/hdnic_harness.h"
+
 #include "migration/state.h"
-#include "vmm/iobus.h"
 #include "vmm/irq.h"
 #include "vmm/loop.h"
 #include "vmm/memory.h"
-#include "vmm/util.h"
-#include "vmm/vm.h"
 
-static char hdnic[PATH_MAX], dir[64];
+static char dir[64];
 static pid_t nic_pid = -1;
-static bool have_nic;
 
 static struct vm vm_a, vm_b;
 static bool a_up, b_up;
@@ -126,36 +95,7 @@ static void vm_down(struct vm *vm)
 /* A field of device dev (vf0, adi-NAME) in `hdnic ctl DIR list|stats --json`. */
 static char *dev_query(const char *what, const char *dev, const char *key)
 {
-	static char val[160];
-	char cmd[PATH_MAX + 128], out[65536];
-	json_object *root, *arr, *e, *v;
-	const char *lists[] = { "vfs", "adis" };
-	size_t n;
-	FILE *p;
-
-	snprintf(cmd, sizeof(cmd), "%s ctl %s %s --json", hdnic, dir, what);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = 0;
-	assert_int_equal(pclose(p), 0);
-	root = json_tokener_parse(out);
-	assert_non_null(root);
-	val[0] = 0;
-	for (unsigned l = 0; l < 2 && !val[0]; l++) {
-		if (!json_object_object_get_ex(root, lists[l], &arr))
-			continue;
-		for (size_t i = 0; i < json_object_array_length(arr); i++) {
-			e = json_object_array_get_idx(arr, i);
-			if (json_object_object_get_ex(e, "dev", &v) &&
-			    !strcmp(json_object_get_string(v), dev) &&
-			    json_object_object_get_ex(e, key, &v))
-				snprintf(val, sizeof(val), "%s", json_object_get_string(v));
-		}
-	}
-	json_object_put(root);
-	assert_true(val[0]);
-	return val;
+	return hdnic_query(dir, what, dev, key);
 }
 
 static void nic_ctl(const char *args)
@@ -187,66 +127,23 @@ static char *vf_field(int vf, const char *key) { return vf_query("list", vf, key
 #define TXQ_AVAIL	0x21000ull
 #define TXQ_USED	0x22000ull
 #define TX_BUF(i)	(0x180000ull + (i) * 2048)
-#define NET_HDR_LEN	12	/* virtio_net_hdr_v1 */
-
-static uint64_t bar0;
-
-static void bar_w(struct vm *vm, uint32_t off, uint64_t v, unsigned len)
-{
-	assert_true(iobus_access(&vm->mmio, bar0 + off, &v, len, true));
-}
-
-static uint64_t bar_r(struct vm *vm, uint32_t off, unsigned len)
-{
-	uint64_t v = 0;
-
-	assert_true(iobus_access(&vm->mmio, bar0 + off, &v, len, false));
-	return v;
-}
-
-static void *gpa(struct vm *vm, uint64_t a) { return vm->mem.host + a; }
 
 /* As a guest would: decode on, features, the RX queue with RX_QSIZE buffers, DRIVER_OK. */
 static void driver_up(struct vm *vm)
 {
-	struct vfio_pci *vp = container_of(device_find(vm, "vfio0"), struct vfio_pci, dev);
 	struct vring_desc *desc = gpa(vm, RXQ_DESC);
 	struct vring_avail *avail = gpa(vm, RXQ_AVAIL);
-	uint16_t cmd = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
-	uint64_t feats = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_NET_F_MAC;
 
-	bar0 = pci_bar_address(&vp->pd, 0);
-	pci_bus_cfg_access(vm->pci, vp->pd.devfn, PCI_COMMAND, &cmd, 2, true);
-	bar_w(vm, VIRTIO_PCI_COMMON_STATUS, 0, 1);
-	bar_w(vm, VIRTIO_PCI_COMMON_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE, 1);
-	bar_w(vm, VIRTIO_PCI_COMMON_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER, 1);
-	bar_w(vm, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
-	bar_w(vm, VIRTIO_PCI_COMMON_GF, (uint32_t)feats, 4);
-	bar_w(vm, VIRTIO_PCI_COMMON_GFSELECT, 1, 4);
-	bar_w(vm, VIRTIO_PCI_COMMON_GF, feats >> 32, 4);
-	bar_w(vm, VIRTIO_PCI_COMMON_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
-	      VIRTIO_CONFIG_S_FEATURES_OK, 1);
+	hdnic_virtio_begin(vm);
 	assert_true(bar_r(vm, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_FEATURES_OK);
 	for (unsigned i = 0; i < RX_QSIZE; i++) {
 		desc[i] = (struct vring_desc){ RX_BUF(i), 2048, VRING_DESC_F_WRITE, 0 };
 		avail->ring[i] = i;
 	}
 	avail->idx = RX_QSIZE;
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_SIZE, RX_QSIZE, 2);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_MSIX, VIRTIO_MSI_NO_VECTOR, 2);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_DESCLO, RXQ_DESC, 8);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_AVAILLO, RXQ_AVAIL, 8);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_USEDLO, RXQ_USED, 8);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+	hdnic_virtio_queue(vm, 0, RX_QSIZE, RXQ_DESC, RXQ_AVAIL, RXQ_USED);
 	memset(gpa(vm, TXQ_DESC), 0, 0x3000);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_SELECT, 1, 2);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_SIZE, RX_QSIZE, 2);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_MSIX, VIRTIO_MSI_NO_VECTOR, 2);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_DESCLO, TXQ_DESC, 8);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_AVAILLO, TXQ_AVAIL, 8);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_USEDLO, TXQ_USED, 8);
-	bar_w(vm, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+	hdnic_virtio_queue(vm, 1, RX_QSIZE, TXQ_DESC, TXQ_AVAIL, TXQ_USED);
 	bar_w(vm, VIRTIO_PCI_COMMON_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 	      VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK, 1);
 	bar_w(vm, VIRTIO_PCI_NOTIFY_OFF, 0, 2);		/* queue 0: buffers are there */
@@ -254,19 +151,7 @@ static void driver_up(struct vm *vm)
 
 static int uplink_socket(void)
 {
-	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(0x88b5) };
-	struct ifreq ifr = { 0 };
-	int s = socket(AF_PACKET, SOCK_RAW, htons(0x88b5)), c = socket(AF_INET, SOCK_DGRAM, 0);
-
-	assert_true(s >= 0 && c >= 0);
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "hdm0");
-	assert_int_equal(ioctl(c, SIOCGIFFLAGS, &ifr), 0);
-	ifr.ifr_flags |= IFF_UP;
-	assert_int_equal(ioctl(c, SIOCSIFFLAGS, &ifr), 0);
-	close(c);
-	sll.sll_ifindex = if_nametoindex("hdm0");
-	assert_int_equal(bind(s, (struct sockaddr *)&sll, sizeof(sll)), 0);
-	return s;
+	return hdnic_uplink_socket("hdm0");
 }
 
 /* A frame from the wire (the uplink TAP) for VF 0's MAC. */
@@ -275,7 +160,7 @@ static void send_to_vf(int s, const uint8_t *mac, int n)
 	uint8_t f[64] = { 0 };
 
 	memcpy(f, mac, 6);
-	memcpy(f + 6, "\x02\xaa\xbb\xcc\xdd\x01", 6);
+	memcpy(f + 6, hdnic_peer, 6);
 	f[12] = 0x88;
 	f[13] = 0xb5;
 	f[14] = (uint8_t)n;
@@ -285,64 +170,12 @@ static void send_to_vf(int s, const uint8_t *mac, int n)
 /* The driver queues one frame (tag in byte 14) on TX; tx_notify tells the device. */
 static void tx_queue(struct vm *vm, const uint8_t *mac, uint8_t tag)
 {
-	struct vring_desc *desc = gpa(vm, TXQ_DESC);
-	struct vring_avail *avail = gpa(vm, TXQ_AVAIL);
-	uint16_t i = avail->idx % RX_QSIZE;
-	uint8_t *buf = gpa(vm, TX_BUF(i));
-
-	memset(buf, 0, NET_HDR_LEN + 64);
-	memcpy(buf + NET_HDR_LEN, "\x02\xaa\xbb\xcc\xdd\x01", 6);
-	memcpy(buf + NET_HDR_LEN + 6, mac, 6);
-	buf[NET_HDR_LEN + 12] = 0x88;
-	buf[NET_HDR_LEN + 13] = 0xb5;
-	buf[NET_HDR_LEN + 14] = tag;
-	desc[i] = (struct vring_desc){ TX_BUF(i), NET_HDR_LEN + 64, 0, 0 };
-	avail->ring[i] = i;
-	__atomic_store_n(&avail->idx, (uint16_t)(avail->idx + 1), __ATOMIC_RELEASE);
+	hdnic_tx_queue(vm, TXQ_DESC, TXQ_AVAIL, TX_BUF(0), RX_QSIZE, mac, tag);
 }
 
 static void tx_notify(struct vm *vm)
 {
 	bar_w(vm, VIRTIO_PCI_NOTIFY_OFF + 4, 1, 2);
-}
-
-/* Did a frame from mac with this tag come out of the uplink within ms? */
-static bool tx_seen(int s, const uint8_t *mac, uint8_t tag, unsigned ms)
-{
-	struct timeval tv = { .tv_usec = 50000 };
-	uint64_t end = now_ns() + ms * 1000000ull;
-	uint8_t f[2048];
-
-	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	while (now_ns() < end) {
-		ssize_t n = recv(s, f, sizeof(f), 0);
-
-		if (n >= 15 && !memcmp(f + 6, mac, 6) && f[14] == tag)
-			return true;
-	}
-	return false;
-}
-
-/*
- * The namespace's interfaces speak no IPv6: brought up, the uplink TAP
- * would send its own multicast (MLD reports, router solicitations, seconds
- * apart) into hdnic, which floods them to the VF, and one landing in the RX
- * ring between two of the test's frames took the test's buffer (a flake
- * under load, 1 in 50).  The tests count on their own frames only.
- */
-static void no_ipv6(void)
-{
-	const char *knobs[] = { "/proc/sys/net/ipv6/conf/all/disable_ipv6",
-				"/proc/sys/net/ipv6/conf/default/disable_ipv6" };
-
-	for (unsigned i = 0; i < ARRAY_SIZE(knobs); i++) {
-		FILE *f = fopen(knobs[i], "w");
-
-		if (f) {	/* no IPv6 in the kernel: nothing to quiet */
-			fputs("1", f);
-			fclose(f);
-		}
-	}
 }
 
 /* hdnic has counted at least want frames as rx_stopped within ms (polled via ctl). */
@@ -383,42 +216,18 @@ static bool rx_got(struct vm *vm, const uint8_t *mac, uint8_t tag, unsigned ms)
 
 static int group_setup(void **st)
 {
-	char path[128];
-
 	if (!have_nic)
 		return 0;
 	snprintf(dir, sizeof(dir), "/tmp/hdvm-test-nic.%d", getpid());
-	mkdir(dir, 0700);
-	nic_pid = fork();
-	if (nic_pid == 0) {
-		execl(hdnic, hdnic, "--dir", dir, "--vfs", "2", "--uplink", "tap:hdm0",
-		      "--name", "mignic", (char *)NULL);
-		_exit(127);
-	}
-	snprintf(path, sizeof(path), "%s/pf.sock", dir);
-	for (int i = 0; i < 500 && access(path, F_OK); i++)
-		usleep(10000);
-	if (access(path, F_OK)) {
-		fprintf(stderr, "test_vfio_pci_hdnic: hdnic did not start\n");
+	if (hdnic_start(&nic_pid, dir, 2, "tap:hdm0", "mignic", NULL, "test_vfio_pci_hdnic"))
 		return -1;
-	}
 	irq_set_ioctl(kvm_accepts);
 	return 0;
 }
 
 static int group_teardown(void **st)
 {
-	char cmd[128];
-
-	if (nic_pid > 0) {
-		kill(nic_pid, SIGTERM);
-		waitpid(nic_pid, NULL, 0);
-	}
-	if (dir[0]) {
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-		if (system(cmd))
-			fprintf(stderr, "could not remove %s\n", dir);
-	}
+	hdnic_stop(&nic_pid, dir);
 	return 0;
 }
 
@@ -432,8 +241,6 @@ static int teardown(void **st)
 	vm_down(&vm_b);
 	return 0;
 }
-
-#define NEED_NIC() do { if (!have_nic) skip(); } while (0)
 
 static void test_pause_stops_the_function(void **st)
 {
@@ -546,13 +353,13 @@ static void paused_function_writes_no_guest_ram(const char *devname)
 	 * in RX_BUF(1) where tag 99 is expected.
 	 */
 	assert_true(rx_stopped_reaches(devname, stopped + 20, 10000));
-	assert_false(tx_seen(s, mac, 0x77, 200));		/* nothing sent */
+	assert_false(hdnic_tx_seen(s, mac, 0x77, 200));		/* nothing sent */
 	assert_memory_equal(copy, vm->mem.host, vm->mem.size);	/* no DMA at all */
 	assert_int_equal(strtoull(dev_query("stats", devname, "rx_packets"), NULL, 0), delivered);
 	free(copy);
 
 	assert_int_equal(vm_resume(vm, why, sizeof(why)), 0);
-	assert_true(tx_seen(s, mac, 0x77, 10000));		/* it waited in the ring */
+	assert_true(hdnic_tx_seen(s, mac, 0x77, 10000));		/* it waited in the ring */
 	send_to_vf(s, mac, 99);
 	assert_true(rx_got(vm, mac, 99, 10000));		/* flows again */
 	close(s);
@@ -691,16 +498,7 @@ int main(int argc, char **argv)
 
 	/* a busy host is not a stalled server: the stall tests set their own */
 	setenv("HDVM_VFIO_STALL_MS", "5000", 1);
-	char self[PATH_MAX];
-
-	snprintf(self, sizeof(self), "%s", argv[0]);
-	snprintf(hdnic, sizeof(hdnic), "%s/../hdnic", dirname(self));
-	have_nic = access(hdnic, X_OK) == 0 && unshare(CLONE_NEWNET) == 0 &&
-		   access("/dev/net/tun", R_OK | W_OK) == 0;
-	if (have_nic)
-		no_ipv6();
-	if (!have_nic)
-		fprintf(stderr, "test_vfio_pci_hdnic: no hdnic binary, namespace or /dev/net/tun: "
-			"skipped\n");
+	if (hdnic_find(argv[0], "test_vfio_pci_hdnic"))
+		hdnic_no_ipv6();
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
