@@ -83,17 +83,31 @@ class RoundRobinClient(threading.Thread):
     def first_reply_after(self, vm, t):
         return min((r[3] for r in self.replies[vm] if r[3] > t), default=None)
 
+    def around(self, vm, t_kill, n=6):
+        """The replies of vm near the kill and near a regression, for a failure message."""
+        rs = self.replies[vm]
+        idx = set(range(max(0, len(rs) - n), len(rs)))
+        for k, r in enumerate(rs):
+            if abs(r[3] - t_kill) < 0.5 or (k and r[1] <= rs[k - 1][1]):
+                idx.update(range(max(0, k - n), min(len(rs), k + n)))
+        return "\n".join(f"  rid {rs[k][0]} counter {rs[k][1]} sent {rs[k][2] - t_kill:+.3f} "
+                         f"reply {rs[k][3] - t_kill:+.3f}" for k in sorted(idx))
+
     def violations(self):
         """Per VM, the counter must go up with every reply (a reply from state
         that was lost would repeat or go back); returns the broken ones."""
         bad = []
         for vm, rs in enumerate(self.replies):
-            last = 0
+            last, seen = 0, set()
             for rid, counter, _, _ in rs:
                 if counter <= last:
-                    bad.append(f"{vm_name(vm)}: counter {counter} after {last} (request {rid})")
+                    again = " (a repeat of a reply received before)" if (rid, counter) in seen \
+                        else ""
+                    bad.append(f"{vm_name(vm)}: counter {counter} after {last} "
+                               f"(request {rid}){again}")
                     break
                 last = counter
+                seen.add((rid, counter))
         return bad
 
 

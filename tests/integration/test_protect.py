@@ -153,6 +153,12 @@ def test_protect_all_then_host_a_dies(tmp_path):
             assert time.monotonic() < deadline, "not every VM answered while protected"
             time.sleep(0.05)
         time.sleep(0.5 * TIME_SCALE)
+        # output really is held on A (the replies so far left after their commits)
+        eg = {d["dev"]: d for d in h.nic["a"].ctl_json("stats")["adis"]}
+        for i in range(N):
+            d = eg[f"adi-{vm_name(i)}"]
+            assert d["egress_holding"] and d["egress_held_total"] > 0, d
+        before = [fleet.status("a", i) for i in range(N)]
         t_kill = fleet.kill_host_a()
         seen = [client.last_counter(i, before=t_kill) for i in range(N)]
         deadline = time.monotonic() + 60 * TIME_SCALE
@@ -163,7 +169,12 @@ def test_protect_all_then_host_a_dies(tmp_path):
             time.sleep(0.05)
         time.sleep(0.3 * TIME_SCALE)
         client.stop()
-        assert client.violations() == []
+        bad = client.violations()
+        if bad:
+            logs = "\n".join(f"--- {vm_name(i)}: A committed {before[i].get('committed_epoch')}"
+                             f", B took over from {fleet.status('b', i).get('took_over_from_epoch')}"
+                             f"\n{client.around(i, t_kill)}" for i in range(N))
+            raise AssertionError(f"{bad}\n{logs}")
         for i in range(N):
             assert client.last_counter(i) > seen[i], vm_name(i)
             st = fleet.status("b", i)
