@@ -27,6 +27,7 @@
 
 #include "tests/unit/fake_kvm.h"
 #include "tests/unit/fake_vm.h"
+#include "tests/unit/migrate_thread.h"
 
 #include "devices/device.h"
 #include "devices/legacy/legacy.h"
@@ -176,19 +177,9 @@ static int migrate(struct dest *d, int domain, bool by_fd, struct migrate_result
 		.downtime_ms = 300, .timeout_ms = 10000, .ram_by_fd = by_fd,
 		.progress = dirty_between_passes,
 	};
-	struct mig_io io;
-	pthread_t t;
-	int sv[2], ret;
 
-	assert_int_equal(socketpair(domain, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	d->fd = sv[1];
 	d->unix_fds = by_fd;
-	assert_int_equal(pthread_create(&t, NULL, dest_main, d), 0);
-	mig_io_unix(&io, sv[0]);
-	ret = vm_migrate_send(&a, &io, &o, res, why, len);
-	mig_io_close(&io);
-	pthread_join(t, NULL);
-	return ret;
+	return migrate_to_thread(&a, domain, true, dest_main, d, &d->fd, &o, res, why, len);
 }
 
 static void assert_state_arrived(void)

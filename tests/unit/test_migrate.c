@@ -611,18 +611,11 @@ static void test_timeout_when_it_cannot_converge(void **state)
 		.downtime_ms = 1, .timeout_ms = 300, .progress = dirty_everything,
 	};
 	struct migrate_result res;
-	struct mig_io io;
 	char why[512] = "";
-	pthread_t t;
-	int sv[2], ret;
+	int ret;
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	d.fd = sv[1];
-	assert_int_equal(pthread_create(&t, NULL, dest_main, &d), 0);
-	mig_io_unix(&io, sv[0]);
-	ret = vm_migrate_send(&a, &io, &o, &res, why, sizeof(why));
-	mig_io_close(&io);
-	pthread_join(t, NULL);
+	ret = migrate_to_thread(&a, AF_UNIX, true, dest_main, &d, &d.fd, &o, &res, why,
+				sizeof(why));
 	assert_int_equal(ret, -ETIMEDOUT);
 	assert_non_null(strstr(why, "did not converge"));
 	assert_true(res.passes >= 2);

@@ -24,6 +24,7 @@
 
 #include "tests/unit/fake_kvm.h"
 #include "tests/unit/fake_vm.h"
+#include "tests/unit/migrate_thread.h"
 #include "virtio_test_driver.h"
 
 #include "migration/stream.h"
@@ -248,22 +249,11 @@ static int migrate(struct dest *d, bool over_unix, char *why, size_t len)
 		.ram_by_fd = over_unix, .net_by_fd = over_unix,
 	};
 	struct migrate_result res;
-	struct mig_io io;
-	pthread_t t;
-	int sv[2], ret;
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	d->fd = sv[1];
 	d->unix_fds = over_unix;
-	assert_int_equal(pthread_create(&t, NULL, dest_main, d), 0);
-	if (over_unix)
-		mig_io_unix(&io, sv[0]);
-	else
-		mig_io_fd(&io, sv[0]);		/* a tcp: stream: no fd passing */
-	ret = vm_migrate_send(&ta.vm, &io, &o, &res, why, len);
-	mig_io_close(&io);
-	pthread_join(t, NULL);
-	return ret;
+	/* !over_unix: a tcp: stream, no fd passing */
+	return migrate_to_thread(&ta.vm, AF_UNIX, over_unix, dest_main, d, &d->fd, &o, &res,
+				 why, len);
 }
 
 static void test_unix_hands_the_tap_over_and_no_frame_is_lost(void **state)

@@ -28,6 +28,7 @@
 
 #include "tests/unit/fake_kvm.h"
 #include "tests/unit/fake_vm.h"
+#include "tests/unit/migrate_thread.h"
 
 #include "migration/stream.h"
 #include "vmm/migrate.h"
@@ -217,18 +218,7 @@ static void dirty_every_pass(const struct migrate_progress *p, void *opaque)
 static int migrate(struct dest *d, struct migrate_opts *o, struct migrate_result *res,
 		   char *why, size_t len)
 {
-	struct mig_io io;
-	pthread_t t;
-	int sv[2], ret;
-
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	d->fd = sv[1];
-	assert_int_equal(pthread_create(&t, NULL, dest_main, d), 0);
-	mig_io_fd(&io, sv[0]);
-	ret = vm_migrate_send(&a, &io, o, res, why, len);
-	mig_io_close(&io);
-	pthread_join(t, NULL);
-	return ret;
+	return migrate_to_thread(&a, AF_UNIX, false, dest_main, d, &d->fd, o, res, why, len);
 }
 
 static void assert_state_arrived(void)
