@@ -237,10 +237,22 @@ static void every_page_arrives(bool tcp)
 
 	rig_init(&r, NPAGES, tcp);
 	dst_start(&r, NPAGES, r.src_needed);
-	src_start(&r);
-	/* the guest reads all of RAM from the top down while the push goes bottom up */
+	/*
+	 * The guest reads all of RAM from the top down while the push goes bottom
+	 * up.  The source starts only once the guest waits in its first fault: an
+	 * unthrottled push over loopback could otherwise bring every page before
+	 * the guest's thread first ran, and nothing would be asked for.
+	 */
 	t = (struct toucher){ .r = &r, .first = NPAGES - 1, .count = NPAGES };
 	assert_int_equal(pthread_create(&th, NULL, touch_main, &t), 0);
+	for (int i = 0; i < 5000; i++) {
+		postcopy_dst_stats(&r.dst, &st);
+		if (st.requests)
+			break;
+		usleep(1000);
+	}
+	assert_true(st.requests > 0);		/* the top page was asked for */
+	src_start(&r);
 	pthread_join(th, NULL);
 	assert_int_equal(t.bad, 0);
 	assert_int_equal(postcopy_dst_wait(&r.dst, why, sizeof(why)), 0);
