@@ -228,6 +228,8 @@ static json_object *cmd_stats(struct nic *nic, json_object *req, char *err, size
 	add(r, "iommu", mmu);
 	add(r, "loop_passes", u64(nic->polls));
 	add(r, "sleeps", u64(nic->sleeps));
+	/* when the counters were read (CLOCK_MONOTONIC): rates over a window need it */
+	add(r, "now_ns", u64(now_ns()));
 	return r;
 }
 

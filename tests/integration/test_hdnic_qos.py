@@ -102,11 +102,15 @@ def flood_frame(drv, tag, dst=PEER):
 
 
 def measure(nic, devs, key="tx_bytes", window=WINDOW):
-    """Per-device delta of a counter over the window, and the window's length."""
+    """Per-device delta of a counter over the window, and the window's length.
+    The window is timed by hdnic's own clock at each read of the counters
+    (stats' now_ns): timed here, after each `hdnic ctl` came back, it was off
+    by the difference of the two round trips, hundreds of ms of a 3 s window
+    on a loaded host."""
     def snap():
         s = nic.ctl_json("stats")
         by = {d["dev"]: d for d in s["vfs"] + s["adis"]}
-        return {d: by[d][key] for d in devs}, s["uplink"]["tx_bytes"], time.monotonic()
+        return {d: by[d][key] for d in devs}, s["uplink"]["tx_bytes"], s["now_ns"] / 1e9
     a, up_a, t0 = snap()
     time.sleep(window)
     b, up_b, t1 = snap()
