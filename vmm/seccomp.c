@@ -79,6 +79,7 @@ static const int vcpu_calls[] = {
  */
 static const int io_calls[] = {
 	SCMP_SYS(io_uring_enter),
+	SCMP_SYS(poll), SCMP_SYS(ppoll),	/* virtio-net: is a frame waiting on the TAP? */
 };
 
 static void sigsys_handler(int sig, siginfo_t *info, void *uctx)

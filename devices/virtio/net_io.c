@@ -3,17 +3,19 @@
  * The paravirtual NIC's I/O thread: one io_uring over the TAP, the two queue
  * kick eventfds and a control eventfd.
  *
- *  TX: kick -> pop chains -> one writev per frame (our zeroed header, then
- *      the guest's buffers straight from guest RAM) -> completion -> used.
+ *  TX: kick -> pop chains -> one direct writev(2) per frame (our zeroed
+ *      header, then the guest's buffers straight from guest RAM), in ring
+ *      order -> used.
  *  RX: reads into bounce slots -> pop an RX chain -> copy -> used.
  *
  * Other threads never touch the queues: they ask the thread to stop
- * (net_io_stop), which it acknowledges once no TAP write that reads guest
- * memory is in flight and everything completed is published; they change
+ * (net_io_stop), which it acknowledges between two passes (no TAP write is
+ * ever in flight then) once everything is published; they change
  * registers; they let it run again (net_io_start), and it re-reads them.
  */
 #include <errno.h>
 #include <linux/virtio_net.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +33,7 @@
 #define NET_IO_STACK	(64 * 1024)	/* the loop keeps its buffers on the heap */
 #endif
 
-enum net_op { OP_CTL, OP_KICK, OP_RX, OP_TX, OP_CANCEL };
+enum net_op { OP_CTL, OP_KICK, OP_RX, OP_CANCEL };
 
 static uint64_t user_data(enum net_op op, unsigned idx)
 {
@@ -67,78 +69,92 @@ static bool arm_read(struct net_io *io, int fd, void *buf, unsigned len, uint64_
 	return true;
 }
 
-static void arm_rx(struct virtio_net *n, unsigned s)
+static int idle_rx_slot(const struct net_io *io)
 {
-	struct net_io *io = &n->io;
-
-	/* only a running device reads the TAP: a stopped one may be handing it over */
-	if (io->rx_dead || io->leaving || !io->running)
-		return;
-	if (arm_read(io, n->tap.fd, io->rx[s].buf, NET_RX_SLOT_SIZE, user_data(OP_RX, s)))
-		io->rx[s].state = RX_READING;
-}
-
-/* ---- transmit ---- */
-
-static int free_tx_slot(struct net_io *io)
-{
-	for (unsigned s = 0; s < NET_TX_SLOTS; s++)
-		if (!io->tx[s].busy)
+	for (unsigned s = 0; s < NET_RX_SLOTS; s++)
+		if (io->rx[s].state == RX_IDLE)
 			return s;
 	return -EBUSY;
 }
 
-/* Our header, then the chain minus the guest's header. */
-static unsigned build_tx_iov(struct net_tx_slot *slot, const struct vq_chain *c)
+/*
+ * Receive: one poll on the TAP, armed while a bounce slot is free; the
+ * frames are then read here, one read(2) after another, so they reach the
+ * ring in the order the TAP queued them.  Not io_uring reads: a TAP has no
+ * FMODE_NOWAIT on Linux 6.1, so io_uring ran the reads armed at once on
+ * worker threads, which completed them out of order.
+ */
+static void arm_rx(struct virtio_net *n)
 {
+	struct net_io *io = &n->io;
+	struct io_uring_sqe *sqe;
+
+	/* only a running device reads the TAP: a stopped one may be handing it over */
+	if (io->rx_dead || io->leaving || !io->running || io->rx_polling ||
+	    idle_rx_slot(io) < 0)
+		return;
+	sqe = get_sqe(io);
+	if (!sqe)
+		return;
+	io_uring_prep_poll_add(sqe, n->tap.fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, user_data(OP_RX, 0));
+	io->rx_polling = true;
+}
+
+/* ---- transmit ---- */
+
+/* Our header, then the chain minus the guest's header; a long chain gets a heap iovec. */
+static unsigned build_tx_iov(struct net_io *io, const struct vq_chain *c, struct iovec **out)
+{
+	struct iovec *iov = c->nr + 1 <= NET_TX_IOV_INLINE ? io->tx_iov
+						   : xzalloc((c->nr + 1) * sizeof(struct iovec));
 	uint32_t skip = NET_TAP_HDR_LEN;
 	unsigned n = 0;
 
-	slot->iov = c->nr + 1 <= NET_TX_IOV_INLINE ? slot->inline_iov
-						   : xzalloc((c->nr + 1) * sizeof(struct iovec));
-	slot->iov[n++] = (struct iovec){ (void *)&tx_hdr, NET_TAP_HDR_LEN };
+	iov[n++] = (struct iovec){ (void *)&tx_hdr, NET_TAP_HDR_LEN };
 	for (unsigned i = 0; i < c->nr; i++) {
 		uint32_t off = MIN(skip, c->iov[i].len);
 
 		skip -= off;
 		if (off < c->iov[i].len)
-			slot->iov[n++] = (struct iovec){ c->iov[i].base + off, c->iov[i].len - off };
+			iov[n++] = (struct iovec){ c->iov[i].base + off, c->iov[i].len - off };
 	}
+	*out = iov;
 	return n;
 }
 
-static bool submit_tx(struct virtio_net *n, const struct vq_chain *c)
+/*
+ * One frame to the TAP with a direct writev(2), straight from guest memory,
+ * so frames leave in the order the guest queued them.  Not through io_uring:
+ * a TAP has no FMODE_NOWAIT on Linux 6.1, so io_uring hands its writes to
+ * worker threads, which complete them out of order (hdnic's uplink showed it
+ * in tools/kvmlab: 9acce3e).  A TAP write does not block (its sndbuf is
+ * unlimited), so neither does the I/O thread.
+ */
+static void write_tx(struct virtio_net *n, const struct vq_chain *c)
 {
 	struct net_io *io = &n->io;
-	struct vq *q = &n->vp.vqs[VIRTIO_NET_TXQ];
-	struct io_uring_sqe *sqe;
-	struct net_tx_slot *slot;
+	struct iovec *iov;
 	unsigned nr_iov;
-	int s;
+	ssize_t w;
 
 	if (c->total < NET_TAP_HDR_LEN) {
 		/* no room for even the header: drop it, the buffers go back */
 		atomic_fetch_add(&n->stats.tx_errors, 1);
-		vq_push(q, c->head, 0);
-		return true;
+		return;
 	}
-	/* callers keep a slot free; an SQE is prepared the moment it is taken */
-	s = free_tx_slot(io);
-	sqe = s < 0 ? NULL : get_sqe(io);
-	if (!sqe) {
-		vq_push(q, c->head, 0);
+	nr_iov = build_tx_iov(io, c, &iov);
+	do
+		w = writev(n->tap.fd, iov, (int)nr_iov);
+	while (w < 0 && errno == EINTR);
+	if (iov != io->tx_iov)
+		free(iov);
+	if (w < 0) {
 		atomic_fetch_add(&n->stats.tx_errors, 1);
-		return true;
+		return;
 	}
-	slot = &io->tx[s];
-	nr_iov = build_tx_iov(slot, c);
-	slot->busy = true;
-	slot->head = c->head;
-	slot->len = c->total - NET_TAP_HDR_LEN;
-	io_uring_prep_writev(sqe, n->tap.fd, slot->iov, nr_iov, 0);
-	io_uring_sqe_set_data64(sqe, user_data(OP_TX, s));
-	io->tx_inflight++;
-	return false;
+	atomic_fetch_add(&n->stats.tx_packets, 1);
+	atomic_fetch_add(&n->stats.tx_bytes, c->total - NET_TAP_HDR_LEN);
 }
 
 static void publish(struct virtio_net *n, unsigned qi)
@@ -150,18 +166,25 @@ static void publish(struct virtio_net *n, unsigned qi)
 		virtio_pci_queue_irq(&n->vp, qi);
 }
 
+/*
+ * At most NET_TX_BATCH frames a pass: a guest that keeps its TX ring full
+ * must not keep the thread from RX and from a stop request (tx_more makes
+ * the loop come straight back instead of sleeping).
+ */
 static void process_tx(struct virtio_net *n)
 {
 	struct net_io *io = &n->io;
 	struct vq *q = &n->vp.vqs[VIRTIO_NET_TXQ];
+	unsigned budget = NET_TX_BATCH;
 	bool pushed = false;
 	int r;
 
+	io->tx_more = false;
 	if (!q->attached || q->broken)
 		return;
 	vq_set_notify(q, false);
 	for (;;) {
-		while (io->tx_inflight < NET_TX_SLOTS) {
+		while (budget) {
 			r = vq_pop(q, &io->chain);
 			if (r < 0)
 				goto broken;
@@ -173,15 +196,16 @@ static void process_tx(struct virtio_net *n)
 				vq_unpop(q);
 				goto out;
 			}
-			if (r > 0) {
-				vq_push(q, io->chain.head, 0);	/* copied: the guest has it back */
-				pushed = true;
-				continue;
-			}
-			pushed |= submit_tx(n, &io->chain);
+			if (!r)
+				write_tx(n, &io->chain);
+			vq_push(q, io->chain.head, 0);	/* sent, held or dropped: the guest has it back */
+			pushed = true;
+			budget--;
 		}
-		if (io->tx_inflight == NET_TX_SLOTS)
-			break;	/* a completion brings us back; kicks stay off meanwhile */
+		if (!budget) {
+			io->tx_more = true;	/* kicks stay off: we come back anyway */
+			break;
+		}
 		vq_set_notify(q, true);
 		r = vq_pending(q);
 		if (r < 0)
@@ -200,29 +224,6 @@ broken:
 	virtio_pci_queue_broken(&n->vp, VIRTIO_NET_TXQ, r);
 }
 
-static void tx_done(struct virtio_net *n, unsigned s, int res)
-{
-	struct net_io *io = &n->io;
-	struct net_tx_slot *slot = &io->tx[s];
-	struct vq *q = &n->vp.vqs[VIRTIO_NET_TXQ];
-
-	if (s >= NET_TX_SLOTS || !slot->busy)
-		return;
-	if (res >= 0) {
-		atomic_fetch_add(&n->stats.tx_packets, 1);
-		atomic_fetch_add(&n->stats.tx_bytes, slot->len);
-	} else {
-		atomic_fetch_add(&n->stats.tx_errors, 1);
-	}
-	/* a queue the driver broke (or reset) meanwhile gets nothing back */
-	if (q->attached && !q->broken)
-		vq_push(q, slot->head, 0);
-	if (slot->iov != slot->inline_iov)
-		free(slot->iov);
-	slot->busy = false;
-	io->tx_inflight--;
-}
-
 /* ---- receive ---- */
 
 static void rx_requeue_front(struct virtio_net *n)
@@ -233,7 +234,7 @@ static void rx_requeue_front(struct virtio_net *n)
 	io->fifo_head = (io->fifo_head + 1) % NET_RX_SLOTS;
 	io->fifo_len--;
 	io->rx[s].state = RX_IDLE;
-	arm_rx(n, s);
+	arm_rx(n);
 }
 
 static void rx_drop_all(struct virtio_net *n)
@@ -312,37 +313,56 @@ static void deliver_rx(struct virtio_net *n)
 	}
 }
 
-static void rx_done(struct virtio_net *n, unsigned s, int res)
+/* Is a frame waiting?  The TAP fd may be a blocking one (and shared, after a handover). */
+static bool tap_readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
+}
+
+static void rx_stop_dead(struct virtio_net *n, int err)
+{
+	/* the TAP is gone or broken: retrying would spin */
+	if (!n->io.rx_dead)
+		pr_err("%s: reading TAP %s failed (%s): receive stopped", n->name, n->tap.name,
+		       err ? strerror(-err) : "end of file");
+	n->io.rx_dead = true;
+}
+
+/* The poll fired: read what is there, in order, while a bounce slot is free. */
+static void rx_done(struct virtio_net *n, int res)
 {
 	struct net_io *io = &n->io;
+	int s;
 
-	if (s >= NET_RX_SLOTS)
+	io->rx_polling = false;
+	if (res == -ECANCELED || io->leaving || !io->running)
 		return;
-	io->rx[s].state = RX_IDLE;
-	if (res == -ECANCELED || io->leaving)
-		return;
-	if (res == -EINTR || res == -EAGAIN) {
-		arm_rx(n, s);
+	if (res < 0 && res != -EINTR && res != -EAGAIN) {
+		rx_stop_dead(n, res);
 		return;
 	}
-	if (res <= 0) {
-		/* the TAP is gone or broken: retrying would spin */
-		if (!io->rx_dead)
-			pr_err("%s: reading TAP %s failed (%s): receive stopped", n->name,
-			       n->tap.name, res ? strerror(-res) : "end of file");
-		io->rx_dead = true;
-		return;
+	while ((s = idle_rx_slot(io)) >= 0 && tap_readable(n->tap.fd)) {
+		ssize_t r = read(n->tap.fd, io->rx[s].buf, NET_RX_SLOT_SIZE);
+
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			break;
+		if (r <= 0) {
+			rx_stop_dead(n, r < 0 ? -errno : 0);
+			return;
+		}
+		if (r > NET_RX_SLOT_SIZE || r < NET_TAP_HDR_LEN + 14) {
+			/* larger than a slot (the kernel reports the full length) or no Ethernet header */
+			atomic_fetch_add(&n->stats.rx_dropped, 1);
+			continue;
+		}
+		io->rx[s].state = RX_FULL;
+		io->rx[s].len = (uint32_t)r;
+		io->fifo[(io->fifo_head + io->fifo_len) % NET_RX_SLOTS] = (uint8_t)s;
+		io->fifo_len++;
 	}
-	if (res > NET_RX_SLOT_SIZE || res < NET_TAP_HDR_LEN + 14) {
-		/* larger than a slot (the kernel reports the full length) or no Ethernet header */
-		atomic_fetch_add(&n->stats.rx_dropped, 1);
-		arm_rx(n, s);
-		return;
-	}
-	io->rx[s].state = RX_FULL;
-	io->rx[s].len = (uint32_t)res;
-	io->fifo[(io->fifo_head + io->fifo_len) % NET_RX_SLOTS] = (uint8_t)s;
-	io->fifo_len++;
+	arm_rx(n);
 }
 
 /* ---- the loop ---- */
@@ -365,40 +385,26 @@ static void handle_cqe(struct virtio_net *n, uint64_t ud, int res)
 		arm_read(io, n->vp.kick_fd[idx], &io->kick_buf[idx], 8, user_data(OP_KICK, idx));
 		break;
 	case OP_RX:
-		rx_done(n, idx, res);
-		break;
-	case OP_TX:
-		tx_done(n, idx, res);
+		rx_done(n, res);
 		break;
 	case OP_CANCEL:
 		break;
 	}
 }
 
-static unsigned rx_reading(const struct net_io *io)
-{
-	unsigned k = 0;
-
-	for (unsigned s = 0; s < NET_RX_SLOTS; s++)
-		k += io->rx[s].state == RX_READING;
-	return k;
-}
-
 /*
- * Stopping: the reads armed on the TAP are cancelled, so what arrives from
+ * Stopping: the poll armed on the TAP is cancelled, so what arrives from
  * now on waits in the TAP's kernel queue for whoever runs next -- this
  * device when it resumes, or the destination of a migration on this host,
- * which holds the same TAP (the fd was handed over).  A read that completed
- * first keeps its frame in a bounce slot.
+ * which holds the same TAP (the fd was handed over).  Frames read already
+ * keep their bounce slots.
  */
 static void rx_cancel(struct net_io *io)
 {
-	for (unsigned s = 0; s < NET_RX_SLOTS; s++) {
-		struct io_uring_sqe *sqe;
+	struct io_uring_sqe *sqe = get_sqe(io);
 
-		if (io->rx[s].state != RX_READING || !(sqe = get_sqe(io)))
-			continue;
-		io_uring_prep_cancel64(sqe, user_data(OP_RX, s), 0);
+	if (sqe) {
+		io_uring_prep_cancel64(sqe, user_data(OP_RX, 0), 0);
 		io_uring_sqe_set_data64(sqe, user_data(OP_CANCEL, 0));
 	}
 	io->rx_cancelling = true;
@@ -414,22 +420,20 @@ static bool sync_requests(struct virtio_net *n)
 	if (io->exit_req || io->stop_req) {
 		io->running = false;
 		io->leaving = io->exit_req;
-		if (!io->leaving && !io->rx_cancelling && rx_reading(io))
+		if (!io->leaving && !io->rx_cancelling && io->rx_polling)
 			rx_cancel(io);
-		if (!io->tx_inflight && !io->stopped && (io->leaving || !rx_reading(io))) {
+		if (!io->stopped && (io->leaving || !io->rx_polling)) {
 			io->stopped = true;
 			pthread_cond_broadcast(&io->cond);
 		}
-		leave = io->exit_req && !io->tx_inflight;
+		leave = io->exit_req;
 	} else if (!io->running) {
 		io->running = true;
 		io->stopped = false;
 		io->rx_cancelling = false;
 		io->full_pass = true;		/* registers may have changed under us */
 		io->rx_notify_on = true;
-		for (unsigned s = 0; s < NET_RX_SLOTS; s++)
-			if (io->rx[s].state == RX_IDLE)
-				arm_rx(n, s);
+		arm_rx(n);
 	}
 	pthread_mutex_unlock(&io->lock);
 	return !leave;
@@ -440,11 +444,12 @@ static void do_work(struct virtio_net *n)
 	struct net_io *io = &n->io;
 
 	if (!virtio_pci_live(&n->vp)) {
+		io->tx_more = false;
 		rx_drop_all(n);		/* a NIC that is not up drops what arrives */
 	} else {
 		if (atomic_exchange(&io->tx_retry, false))
 			io->kicked[VIRTIO_NET_TXQ] = true;
-		if (io->full_pass || io->kicked[VIRTIO_NET_TXQ])
+		if (io->full_pass || io->kicked[VIRTIO_NET_TXQ] || io->tx_more)
 			process_tx(n);
 		if (io->fifo_len)
 			deliver_rx(n);
@@ -453,11 +458,9 @@ static void do_work(struct virtio_net *n)
 	io->kicked[VIRTIO_NET_TXQ] = io->kicked[VIRTIO_NET_RXQ] = false;
 }
 
-/* Completed TX writes give their chains back before anything else happens. */
 static void reap(struct virtio_net *n)
 {
 	struct net_io *io = &n->io;
-	unsigned before = io->tx_inflight;
 	struct io_uring_cqe *cqe;
 
 	while (io_uring_peek_cqe(&io->ring, &cqe) == 0) {
@@ -466,11 +469,6 @@ static void reap(struct virtio_net *n)
 
 		io_uring_cqe_seen(&io->ring, cqe);
 		handle_cqe(n, ud, res);
-	}
-	if (io->tx_inflight < before && n->vp.vqs[VIRTIO_NET_TXQ].attached &&
-	    !n->vp.vqs[VIRTIO_NET_TXQ].broken) {
-		publish(n, VIRTIO_NET_TXQ);
-		io->kicked[VIRTIO_NET_TXQ] = true;	/* slots freed: look again */
 	}
 }
 
@@ -525,7 +523,8 @@ static void *net_io_thread(void *arg)
 
 		if (io->running)
 			do_work(n);
-		ret = io_uring_submit_and_wait(&io->ring, 1);
+		/* a TX batch left frames behind: look again without sleeping */
+		ret = io_uring_submit_and_wait(&io->ring, io->running && io->tx_more ? 0 : 1);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 			pr_err("%s: io_uring: %s; the device stops", n->name, strerror(-ret));
 			break;
@@ -652,9 +651,6 @@ void net_io_destroy(struct virtio_net *n)
 		pthread_join(io->thread, NULL);
 		io->thread_started = false;
 	}
-	for (unsigned s = 0; s < NET_TX_SLOTS; s++)
-		if (io->tx[s].busy && io->tx[s].iov != io->tx[s].inline_iov)
-			free(io->tx[s].iov);
 	if (io->ring_ready)
 		io_uring_queue_exit(&io->ring);
 	io->ring_ready = false;

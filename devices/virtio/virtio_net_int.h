@@ -24,24 +24,16 @@
  */
 #define NET_RX_SLOTS		8
 #define NET_RX_SLOT_SIZE	2048
-#define NET_TX_SLOTS		16	/* TAP writes in flight */
+#define NET_TX_BATCH		64	/* frames per pass before RX and requests get a turn */
 #define NET_TX_IOV_INLINE	20	/* longer chains get a heap iovec */
 #define NET_IO_RING_ENTRIES	64
 
-enum net_rx_state { RX_IDLE, RX_READING, RX_FULL };
+enum net_rx_state { RX_IDLE, RX_FULL };
 
 struct net_rx_slot {
 	enum net_rx_state state;
 	uint32_t len;
 	uint8_t *buf;
-};
-
-struct net_tx_slot {
-	bool busy;
-	uint16_t head;
-	uint32_t len;			/* frame bytes, header excluded */
-	struct iovec *iov;		/* inline_iov or a heap array */
-	struct iovec inline_iov[NET_TX_IOV_INLINE];
 };
 
 struct net_io {
@@ -68,15 +60,16 @@ struct net_io {
 	bool kicked[VIRTIO_NET_QUEUES];
 	bool rx_notify_on;		/* RX asked the driver for kicks (it starved) */
 	bool rx_dead;			/* the TAP failed to read: receive stopped */
-	bool rx_cancelling;		/* stopping: the TAP reads are being cancelled */
+	bool rx_polling;		/* a poll for POLLIN is armed on the TAP */
+	bool rx_cancelling;		/* stopping: the TAP poll is being cancelled */
 	unsigned outstanding;		/* SQEs whose completion has not arrived */
 	uint64_t ctl_buf, kick_buf[VIRTIO_NET_QUEUES];
 	struct net_rx_slot rx[NET_RX_SLOTS];
 	uint8_t fifo[NET_RX_SLOTS];	/* full slots in arrival order */
 	unsigned fifo_head, fifo_len;
 	uint8_t *rx_mem;
-	struct net_tx_slot tx[NET_TX_SLOTS];
-	unsigned tx_inflight;
+	struct iovec tx_iov[NET_TX_IOV_INLINE];	/* one frame's writev */
+	bool tx_more;			/* the batch ran out with TX left: do not sleep */
 	struct vq_chain chain;
 	atomic_bool tx_retry;		/* a commit made room: look at TX again */
 };
