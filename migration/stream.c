@@ -12,25 +12,13 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "migration/snapshot_file.h"
+
 #define MAGIC		"HDVMSNAP"
 #define HEADER_LEN	16
 #define SECTION_HDR	16
 #define RUN_HDR		16
 #define BATCH_HDR	8
-
-static int refuse(char *why, size_t len, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int refuse(char *why, size_t len, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && len) {
-		va_start(ap, fmt);
-		vsnprintf(why, len, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
 
 static void put64(uint8_t *p, uint64_t v)
 {
@@ -375,19 +363,21 @@ int mig_reader_init(struct mig_reader *r, struct mig_io *io, char *why, size_t l
 	r->io = io;
 	ret = mig_read_all(io, hdr, sizeof(hdr), &got);
 	if (ret == -EPIPE)
-		return refuse(why, len, -EPROTO, got ? "truncated: the stream ends inside its header"
-					      : "the stream is empty (the sender went away?)");
+		return mig_refuse(-EPROTO, why, len,
+				  got ? "truncated: the stream ends inside its header"
+					: "the stream is empty (the sender went away?)");
 	if (ret)
-		return refuse(why, len, ret, "reading the stream header: %s", strerror(-ret));
+		return mig_refuse(ret, why, len, "reading the stream header: %s", strerror(-ret));
 	if (memcmp(hdr, MAGIC, 8))
-		return refuse(why, len, -EPROTO, "not an hdvm migration stream (bad magic)");
+		return mig_refuse(-EPROTO, why, len, "not an hdvm migration stream (bad magic)");
 	version = mig_le32(hdr + 8);
 	if (version != MIG_STREAM_VERSION)
-		return refuse(why, len, -EPROTO, "stream format version %u; this hdvm reads version %u",
-			      version, MIG_STREAM_VERSION);
+		return mig_refuse(-EPROTO, why, len,
+				  "stream format version %u; this hdvm reads version %u",
+				  version, MIG_STREAM_VERSION);
 	r->flags = mig_le32(hdr + 12);
 	if (r->flags & ~(MIG_F_RAM_BY_FD | MIG_F_POSTCOPY | MIG_F_NET_BY_FD))
-		return refuse(why, len, -EPROTO, "unknown stream flags %#x", r->flags);
+		return mig_refuse(-EPROTO, why, len, "unknown stream flags %#x", r->flags);
 	return 0;
 }
 
@@ -402,42 +392,47 @@ int mig_read_section(struct mig_reader *r, uint32_t *tag, const uint8_t **data,
 	int ret;
 
 	if (r->ended)
-		return refuse(why, wlen, -EPROTO, "read past the end marker");
+		return mig_refuse(-EPROTO, why, wlen, "read past the end marker");
 	ret = mig_read_all(r->io, hdr, sizeof(hdr), &got);
 	if (ret == -EPIPE)
-		return refuse(why, wlen, -EPROTO, "truncated: the stream ends after %u sections "
-			      "without an end marker", r->nr_sections);
+		return mig_refuse(-EPROTO, why, wlen,
+				  "truncated: the stream ends after %u sections "
+				  "without an end marker", r->nr_sections);
 	if (ret)
-		return refuse(why, wlen, ret, "reading section %u: %s", r->nr_sections + 1,
-			      strerror(-ret));
+		return mig_refuse(ret, why, wlen, "reading section %u: %s", r->nr_sections + 1,
+				  strerror(-ret));
 	*tag = mig_le32(hdr);
 	crc = mig_le32(hdr + 4);
 	n = mig_le64(hdr + 8);
 	mig_tag_name(*tag, name);
 	if (n > MIG_MAX_SECTION)
-		return refuse(why, wlen, -EPROTO, "section '%s' claims %llu bytes (at most %llu)",
-			      name, (unsigned long long)n, MIG_MAX_SECTION);
+		return mig_refuse(-EPROTO, why, wlen,
+				  "section '%s' claims %llu bytes (at most %llu)",
+				  name, (unsigned long long)n, MIG_MAX_SECTION);
 	if (n > r->cap) {
 		uint8_t *b = realloc(r->buf, n);
 
 		if (!b)
-			return refuse(why, wlen, -ENOMEM, "no memory for section '%s'", name);
+			return mig_refuse(-ENOMEM, why, wlen, "no memory for section '%s'", name);
 		r->buf = b;
 		r->cap = n;
 	}
 	ret = mig_read_all(r->io, r->buf, n, &got);
 	if (ret == -EPIPE)
-		return refuse(why, wlen, -EPROTO, "truncated in section '%s' (%zu of %llu bytes)",
-			      name, got, (unsigned long long)n);
+		return mig_refuse(-EPROTO, why, wlen,
+				  "truncated in section '%s' (%zu of %llu bytes)",
+				  name, got, (unsigned long long)n);
 	if (ret)
-		return refuse(why, wlen, ret, "reading section '%s': %s", name, strerror(-ret));
+		return mig_refuse(ret, why, wlen, "reading section '%s': %s", name, strerror(-ret));
 	if (snap_section_crc(*tag, n, (uint32_t)crc32_z(0, r->buf, n)) != crc)
-		return refuse(why, wlen, -EPROTO, "crc mismatch in section '%s' (corrupt stream)",
-			      name);
+		return mig_refuse(-EPROTO, why, wlen,
+				  "crc mismatch in section '%s' (corrupt stream)",
+				  name);
 	if (*tag == MIG_TAG_END) {
 		if (n != 8 || mig_le64(r->buf) != r->nr_sections)
-			return refuse(why, wlen, -EPROTO, "end marker does not match the %u sections",
-				      r->nr_sections);
+			return mig_refuse(-EPROTO, why, wlen,
+					  "end marker does not match the %u sections",
+					  r->nr_sections);
 		r->ended = true;
 	} else {
 		r->nr_sections++;
@@ -461,7 +456,7 @@ int mig_check_ram_batch(const uint8_t *data, uint64_t len, uint64_t ram_size,
 	uint32_t runs, pass;
 
 	if (len < BATCH_HDR)
-		return refuse(why, wlen, -EPROTO, "RAM batch too short");
+		return mig_refuse(-EPROTO, why, wlen, "RAM batch too short");
 	pass = mig_le32(data);
 	runs = mig_le32(data + 4);
 	for (uint32_t i = 0; i < runs; i++) {
@@ -469,31 +464,35 @@ int mig_check_ram_batch(const uint8_t *data, uint64_t len, uint64_t ram_size,
 		bool zero;
 
 		if (len - off < RUN_HDR)
-			return refuse(why, wlen, -EPROTO, "RAM batch (pass %u): truncated run %u",
-				      pass, i);
+			return mig_refuse(-EPROTO, why, wlen,
+					  "RAM batch (pass %u): truncated run %u",
+					  pass, i);
 		first = mig_le64(data + off);
 		count = mig_le64(data + off + 8);
 		off += RUN_HDR;
 		zero = first & MIG_ZERO_RUN;
 		first &= ~MIG_ZERO_RUN;
 		if (!count || first >= pages || count > pages - first)
-			return refuse(why, wlen, -EPROTO, "RAM batch (pass %u): pages %llu+%llu are "
-				      "outside the %llu pages of RAM", pass,
-				      (unsigned long long)first, (unsigned long long)count,
-				      (unsigned long long)pages);
+			return mig_refuse(-EPROTO, why, wlen,
+					  "RAM batch (pass %u): pages %llu+%llu are "
+					  "outside the %llu pages of RAM", pass,
+					  (unsigned long long)first, (unsigned long long)count,
+					  (unsigned long long)pages);
 		if (zero) {
 			zp += count;
 			continue;
 		}
 		if ((len - off) / MIG_PAGE < count)
-			return refuse(why, wlen, -EPROTO, "RAM batch (pass %u): run at page %llu "
-				      "is truncated", pass, (unsigned long long)first);
+			return mig_refuse(-EPROTO, why, wlen,
+					  "RAM batch (pass %u): run at page %llu "
+					  "is truncated", pass, (unsigned long long)first);
 		off += count * MIG_PAGE;
 		dp += count;
 	}
 	if (off != len)
-		return refuse(why, wlen, -EPROTO, "RAM batch (pass %u): %llu bytes after its runs",
-			      pass, (unsigned long long)(len - off));
+		return mig_refuse(-EPROTO, why, wlen,
+				  "RAM batch (pass %u): %llu bytes after its runs",
+				  pass, (unsigned long long)(len - off));
 	if (data_pages)
 		*data_pages = dp;
 	if (zero_pages)
