@@ -52,19 +52,7 @@ static unsigned nr_pages = 1000, nr_epochs = 200;
 static atomic_bool stop_flag;
 static uint64_t epochs_done;
 
-static __thread struct fake *mine;	/* the standby's thread: dst */
-
-static int slot_ioctl(int fd, unsigned long req, void *arg)
-{
-	if (req == KVM_SET_USER_MEMORY_REGION || req == KVM_GET_DIRTY_LOG)
-		return 0;
-	cur = mine ? mine : &src;
-	return fake_ioctl(fd, req, arg);
-}
-
 static int accept_ioctl(int fd, unsigned long req, void *arg) { return 0; }
-
-static const struct kvm_ops slot_kvm = { .ioctl = slot_ioctl };
 
 static void vm_build(struct vm *vm, const char *vfio_sock)
 {

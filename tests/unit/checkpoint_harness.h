@@ -55,17 +55,6 @@
 #define FIRST_PAGE	100		/* epoch n writes page FIRST_PAGE + n */
 
 static struct vm a, b;
-static __thread struct fake *mine;
-
-static int slot_ioctl(int fd, unsigned long req, void *arg)
-{
-	if (req == KVM_SET_USER_MEMORY_REGION || req == KVM_GET_DIRTY_LOG)
-		return 0;	/* no vCPU runs: KVM's own log stays empty */
-	cur = mine ? mine : &src;
-	return fake_ioctl(fd, req, arg);
-}
-
-static const struct kvm_ops slot_kvm = { .ioctl = slot_ioctl };
 
 /* ---- a device that sends output: it logs every output-commit op ---- */
 

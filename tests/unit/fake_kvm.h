@@ -236,6 +236,24 @@ static void make_source(void)
 	}
 }
 
+/*
+ * Source and destination in one process: each thread says which fake its
+ * ioctls go to (mine; NULL: the source, as for every thread of hdvm's own
+ * such as the migration job).  Memory slots are accepted and KVM's dirty
+ * log is empty (no vCPU runs here; the caller cleared the bitmap).
+ */
+static __thread struct fake *mine;
+
+static inline int slot_ioctl(int fd, unsigned long req, void *arg)
+{
+	if (req == KVM_SET_USER_MEMORY_REGION || req == KVM_GET_DIRTY_LOG)
+		return 0;
+	cur = mine ? mine : &src;
+	return fake_ioctl(fd, req, arg);
+}
+
+static const struct kvm_ops slot_kvm = { .ioctl = slot_ioctl };
+
 static void fake_reset(struct fake *f)
 {
 	for (int fd = 0; fd < NR_FDS; fd++)

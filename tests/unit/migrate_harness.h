@@ -50,20 +50,6 @@
 
 static struct vm a, b;
 static void (*harness_devices)(struct vm *vm);
-static __thread struct fake *mine;
-
-/* The fake KVM plus memory slots and an empty KVM dirty log (no vCPU runs here). */
-static int slot_ioctl(int fd, unsigned long req, void *arg)
-{
-	if (req == KVM_SET_USER_MEMORY_REGION)
-		return 0;
-	if (req == KVM_GET_DIRTY_LOG)
-		return 0;	/* the bitmap was cleared by the caller */
-	cur = mine ? mine : &src;	/* a thread of hdvm's own (the migration job) is the source */
-	return fake_ioctl(fd, req, arg);
-}
-
-static const struct kvm_ops slot_kvm = { .ioctl = slot_ioctl };
 
 static void vm_build(struct vm *vm, uint64_t ram, bool with_i8042)
 {

@@ -44,15 +44,18 @@ static pid_t nic_pid[2] = { -1, -1 };
 
 static int kvm_accepts(int fd, unsigned long req, void *arg) { return 0; }
 
-/* memory slots, KVM's dirty log (empty: no vCPU writes here) and the fake vCPU state */
-static int slot_ioctl(int fd, unsigned long req, void *arg)
+/*
+ * memory slots, KVM's dirty log (empty: no vCPU writes here), the vCPU state
+ * of the fake cur names (set per process here; slot_kvm switches per thread)
+ */
+static int slot_ioctl_cur(int fd, unsigned long req, void *arg)
 {
 	if (req == KVM_SET_USER_MEMORY_REGION || req == KVM_GET_DIRTY_LOG)
 		return 0;
 	return fake_ioctl(fd, req, arg);
 }
 
-static const struct kvm_ops accept_kvm = { .ioctl = slot_ioctl };
+static const struct kvm_ops accept_kvm = { .ioctl = slot_ioctl_cur };
 static pid_t prim_pid = -1;
 
 static void vm_up(struct vm *vm, int host)

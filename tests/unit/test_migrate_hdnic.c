@@ -36,20 +36,8 @@
 static char dir[2][64];
 static pid_t nic_pid[2] = { -1, -1 };
 static struct vm a, b;
-static __thread struct fake *mine;	/* the destination thread's fake KVM */
 
 static int kvm_accepts(int fd, unsigned long req, void *arg) { return 0; }
-
-/* memory slots, an empty KVM dirty log (no vCPU runs), the fake vCPU state */
-static int slot_ioctl(int fd, unsigned long req, void *arg)
-{
-	if (req == KVM_SET_USER_MEMORY_REGION || req == KVM_GET_DIRTY_LOG)
-		return 0;
-	cur = mine ? mine : &src;
-	return fake_ioctl(fd, req, arg);
-}
-
-static const struct kvm_ops slot_kvm = { .ioctl = slot_ioctl };
 
 /* A VM whose one passthrough device is function dev ("vf0", "adi-NAME") of host's hdnic. */
 static void vm_up(struct vm *vm, int host, const char *dev, int nr_vfio)

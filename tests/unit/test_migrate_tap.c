@@ -36,18 +36,7 @@
 
 static bool have_netns;
 static struct tdrv ta, tb;		/* source and destination, each a VM with net0 */
-static __thread struct fake *mine;
 static const uint8_t peer[6] = { 0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0x01 };
-
-static int slot_ioctl(int fd, unsigned long req, void *arg)
-{
-	if (req == KVM_SET_USER_MEMORY_REGION || req == KVM_GET_DIRTY_LOG)
-		return 0;
-	cur = mine ? mine : &src;
-	return fake_ioctl(fd, req, arg);
-}
-
-static const struct kvm_ops slot_kvm = { .ioctl = slot_ioctl };
 
 /* A fake VM (legacy devices, realized) plus the PCI bus and virtio-net net0 on TAP. */
 static int build(struct tdrv *t, struct vm_config *incoming)

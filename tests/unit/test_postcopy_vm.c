@@ -39,17 +39,6 @@
 #define STRIDE		(4096 * 37)	/* one pattern page every 37 */
 
 static struct vm a, b;
-static __thread struct fake *mine;
-
-static int slot_ioctl(int fd, unsigned long req, void *arg)
-{
-	if (req == KVM_SET_USER_MEMORY_REGION || req == KVM_GET_DIRTY_LOG)
-		return 0;
-	cur = mine ? mine : &src;
-	return fake_ioctl(fd, req, arg);
-}
-
-static const struct kvm_ops slot_kvm = { .ioctl = slot_ioctl };
 
 /* ---- a device that writes guest RAM on its own (a passthrough NIC's shape) ---- */
 
