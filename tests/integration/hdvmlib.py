@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -118,6 +119,39 @@ class VM:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+
+
+class ResumedVM:
+    """`hdvm run` of a VM whose state comes from elsewhere: `how` is
+    ["--incoming", URI] (a migration's destination) or ["--restore", FILE]
+    (a snapshot), optionally inside network namespace ns."""
+
+    def __init__(self, run_dir, how, name, ns=None, extra=()):
+        self.run_dir, self.name = str(run_dir), name
+        args = [str(HDVM), "run", *how, "--name", name, "--run-dir", self.run_dir, *extra]
+        if ns:
+            args = ["ip", "netns", "exec", ns.name, *args]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        self.out = Output(self.proc.stdout)
+        self.err = Output(self.proc.stderr)
+
+    def ctl(self, cmd, *args):
+        return hdvm_ctl(self.run_dir, cmd, self.name, *args, timeout=60)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def counter_check(s, addr, rids, first):
+    """The guest's app=counter at addr, on UDP socket s: each request id in rids
+    comes back with the counter's next value, first for the first of them."""
+    for n, rid in enumerate(rids):
+        s.sendto(struct.pack("!Q", rid), addr)
+        got = struct.unpack("!QQ", s.recvfrom(64)[0][:16])
+        assert got == (rid, first + n), got
 
 
 def hdvm_ctl(run_dir, cmd, *args, timeout=15):

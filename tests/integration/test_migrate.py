@@ -19,7 +19,7 @@ import zlib
 
 import pytest
 
-from hdvmlib import HDVM, Output, hdvm_ctl
+from hdvmlib import HDVM, ResumedVM, counter_check, hdvm_ctl
 from test_snapshot import dirty_invariant_holds, read_snapshot
 
 MAGIC = b"HDVMSNAP"
@@ -256,27 +256,11 @@ def test_tls_creds_only_with_tcp(run_dir, tmp_path):
 
 # ---- with KVM ----
 
-class Incoming:
+class Incoming(ResumedVM):
     """`hdvm run --incoming URI --name NAME`."""
 
     def __init__(self, run_dir, uri, name, ns=None, extra=()):
-        self.run_dir, self.name = str(run_dir), name
-        args = [str(HDVM), "run", "--incoming", uri, "--name", name,
-                "--run-dir", self.run_dir, *extra]
-        if ns:
-            args = ["ip", "netns", "exec", ns.name, *args]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-        self.out = Output(self.proc.stdout)
-        self.err = Output(self.proc.stderr)
-
-    def ctl(self, cmd, *args):
-        return hdvm_ctl(self.run_dir, cmd, self.name, *args, timeout=60)
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        super().__init__(run_dir, ["--incoming", uri], name, ns, extra)
 
 
 @pytest.mark.kvm
@@ -337,9 +321,7 @@ def test_counter_continues_through_migration(run_dir, tmp_path):
         src = up(pv.start("counter", net=[f"tap={TAP},mac=52:54:00:00:08:01"]),
                  "counter: listening")
         with pv.udp_socket() as s:
-            for rid in range(1, 51):
-                s.sendto(struct.pack("!Q", rid), (GUEST_IP, 9000))
-                assert struct.unpack("!QQ", s.recvfrom(64)[0][:16]) == (rid, rid)
+            counter_check(s, (GUEST_IP, 9000), range(1, 51), 1)
         uri = f"unix:{tmp_path}/mig.sock"
         dst = Incoming(run_dir, uri, "counter2", ns=pv.ns)
         time.sleep(0.5)
@@ -347,10 +329,7 @@ def test_counter_continues_through_migration(run_dir, tmp_path):
         assert r.returncode == 0, r.stderr
         assert src.wait(20) == 0
         with pv.udp_socket(timeout=5.0) as s:
-            for rid in range(1000, 1050):
-                s.sendto(struct.pack("!Q", rid), (GUEST_IP, 9000))
-                got = struct.unpack("!QQ", s.recvfrom(64)[0][:16])
-                assert got == (rid, rid - 1000 + 51), got
+            counter_check(s, (GUEST_IP, 9000), range(1000, 1050), 51)
         assert dst.ctl("stop").returncode == 0
     finally:
         if dst:

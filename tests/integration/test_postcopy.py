@@ -13,12 +13,11 @@ app=counter guest keeps counting through a post-copy migration."""
 import json
 import os
 import re
-import struct
 import time
 
 import pytest
 
-from hdvmlib import hdvm_ctl
+from hdvmlib import counter_check, hdvm_ctl
 from test_migrate import Incoming, free_port
 from test_snapshot import dirty_invariant_holds, read_snapshot
 
@@ -97,9 +96,7 @@ def test_counter_continues_through_postcopy(run_dir, tmp_path):
         src = up(pv.start("counter", net=[f"tap={TAP},mac=52:54:00:00:08:01"]),
                  "counter: listening")
         with pv.udp_socket() as s:
-            for rid in range(1, 51):
-                s.sendto(struct.pack("!Q", rid), (GUEST_IP, 9000))
-                assert struct.unpack("!QQ", s.recvfrom(64)[0][:16]) == (rid, rid)
+            counter_check(s, (GUEST_IP, 9000), range(1, 51), 1)
         uri = f"unix:{tmp_path}/mig.sock"
         dst = Incoming(run_dir, uri, "counter2", ns=pv.ns)
         time.sleep(0.5)
@@ -108,10 +105,7 @@ def test_counter_continues_through_postcopy(run_dir, tmp_path):
         assert "post-copy:" in r.stdout
         assert src.wait(30 * SCALE) == 0
         with pv.udp_socket(timeout=5.0 * SCALE) as s:
-            for rid in range(1000, 1050):
-                s.sendto(struct.pack("!Q", rid), (GUEST_IP, 9000))
-                got = struct.unpack("!QQ", s.recvfrom(64)[0][:16])
-                assert got == (rid, rid - 1000 + 51), got
+            counter_check(s, (GUEST_IP, 9000), range(1000, 1050), 51)
         assert dst.ctl("stop").returncode == 0
     finally:
         if dst:

@@ -16,7 +16,7 @@ import zlib
 
 import pytest
 
-from hdvmlib import HDVM, Output, hdvm_ctl, wait_running
+from hdvmlib import HDVM, ResumedVM, counter_check, hdvm_ctl, wait_running
 
 MAGIC = b"HDVMSNAP"
 PAGE = 4096
@@ -254,27 +254,11 @@ def test_snapshot_of_a_vm_that_is_not_running(run_dir, tmp_path):
 
 # ---- with KVM ----
 
-class Restored:
+class Restored(ResumedVM):
     """`hdvm run --restore FILE ...`, optionally inside a namespace."""
 
     def __init__(self, run_dir, path, name, ns=None, extra=()):
-        self.run_dir, self.name = str(run_dir), name
-        args = [str(HDVM), "run", "--restore", str(path), "--name", name,
-                "--run-dir", self.run_dir, *extra]
-        if ns:
-            args = ["ip", "netns", "exec", ns.name, *args]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.out = Output(self.proc.stdout)
-        self.err = Output(self.proc.stderr)
-
-    def ctl(self, cmd, *args):
-        return hdvm_ctl(self.run_dir, cmd, self.name, *args, timeout=60)
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        super().__init__(run_dir, ["--restore", str(path)], name, ns, extra)
 
 
 @pytest.mark.kvm
@@ -326,9 +310,7 @@ def test_snapshot_and_restore_counter_continues(run_dir, tmp_path):
         src = up(pv.start("counter", net=[f"tap={TAP},mac=52:54:00:00:08:01"]),
                  "counter: listening")
         with pv.udp_socket() as s:
-            for rid in range(1, 51):
-                s.sendto(struct.pack("!Q", rid), (GUEST_IP, 9000))
-                assert struct.unpack("!QQ", s.recvfrom(64)[0][:16]) == (rid, rid)
+            counter_check(s, (GUEST_IP, 9000), range(1, 51), 1)
         snap = tmp_path / "counter.snap"
         r = hdvm_ctl(run_dir, "snapshot", src.name, str(snap), "--stop", timeout=60)
         assert r.returncode == 0, r.stderr
@@ -336,10 +318,7 @@ def test_snapshot_and_restore_counter_continues(run_dir, tmp_path):
         dst = Restored(run_dir, snap, "counter2", ns=pv.ns)
         wait_running(run_dir, "counter2")   # a request sent earlier is lost
         with pv.udp_socket(timeout=5.0) as s:
-            for rid in range(1000, 1050):
-                s.sendto(struct.pack("!Q", rid), (GUEST_IP, 9000))
-                got = struct.unpack("!QQ", s.recvfrom(64)[0][:16])
-                assert got == (rid, rid - 1000 + 51), got
+            counter_check(s, (GUEST_IP, 9000), range(1000, 1050), 51)
         assert dst.ctl("stop").returncode == 0
     finally:
         if dst:
