@@ -30,17 +30,6 @@
 #include "tests/unit/vfio_fake_server.h"
 #include "vmm/util.h"
 
-static int open_fd_count(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 /* ---- version negotiation ---- */
 
 static void test_version_good(void **state)

@@ -26,17 +26,6 @@ struct row {
 	void (*check)(struct fake_srv *s, struct vfio_device *dev);
 };
 
-static int open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 /* ---- VERSION: unknown keys ignored, migration.pgsize kept ---- */
 
 static void extra_keys(struct fake_srv *s) { s->version = V_EXTRA_KEYS; }
@@ -78,7 +67,7 @@ static void iofd_check(struct fake_srv *s, struct vfio_device *dev)
 {
 	struct vfio_ioeventfd *evs;
 	unsigned nr;
-	int before = open_fds();
+	int before = open_fd_count();
 
 	assert_int_equal(dev->ops->get_io_fds(dev, 0, &evs, &nr), 0);
 	/* shadow-ioeventfd and ioregionfd entries are refused: those writes stay trapped */
@@ -88,7 +77,7 @@ static void iofd_check(struct fake_srv *s, struct vfio_device *dev)
 	assert_int_equal(evs[0].datamatch, 1);	/* 48 bytes: not shadow_offset's 0x40 */
 	assert_int_equal(evs[1].offset, 0x104);
 	assert_int_equal(evs[1].datamatch, 0);
-	assert_int_equal(open_fds(), before + 2);	/* the shadow memfd was not kept */
+	assert_int_equal(open_fd_count(), before + 2);	/* the shadow memfd was not kept */
 	vfio_ioeventfds_free(evs, nr);
 }
 
@@ -96,10 +85,10 @@ static void iofd_bad_stride_check(struct fake_srv *s, struct vfio_device *dev)
 {
 	struct vfio_ioeventfd *evs;
 	unsigned nr;
-	int before = open_fds();
+	int before = open_fd_count();
 
 	assert_int_equal(dev->ops->get_io_fds(dev, 0, &evs, &nr), -EPROTO);
-	assert_int_equal(open_fds(), before);
+	assert_int_equal(open_fd_count(), before);
 }
 
 /* ---- argsz two-step: the reply says how much room the capabilities need ---- */

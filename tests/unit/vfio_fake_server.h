@@ -13,6 +13,7 @@
 #ifndef HDVM_TEST_VFIO_FAKE_SERVER_H
 #define HDVM_TEST_VFIO_FAKE_SERVER_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -249,6 +250,18 @@ static bool fd_link_starts(int fd, const char *prefix)
 		return false;
 	link[n] = '\0';
 	return !strncmp(link, prefix, strlen(prefix));
+}
+
+/* How many fds this process has open: leak checks around a call. */
+static inline int open_fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
 }
 
 #include "vfio_fake_device.h"
