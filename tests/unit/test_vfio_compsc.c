@@ -9,40 +9,18 @@
  * release; save/load carry the page and the PF-held state through a fake
  * PF (compsc_pf_ops).
  */
-#include <errno.h>
-#include <stdlib.h>
-#include <pthread.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 
-#include "tests/unit/vfio_fake_server.h"
+#include "tests/unit/vfio_pci_harness.h"
 
-#include "devices/device.h"
 #include "devices/hdnic/hdnic_vf_abi.h"
-#include "devices/pci/pci.h"
 #include "devices/vfio/compsc_abi.h"
 #include "devices/vfio/vfio_compsc.h"
-#include "devices/vfio/vfio_pci.h"
-#include "devices/vfio/vfio_pci_int.h"
-#include "vmm/memory.h"
-#include "vmm/vm.h"
 
 #define PAGE_GPA	0x10000ull
 #define STATS_POS	0x40
 
-static struct vm vm;
-static struct fake_srv *srv;
-static char sock_path[64];
 static struct vfio_pci *vp;
-
-static int kvm_accepts(int fd, unsigned long req, void *arg) { return 0; }
 
 /* the fake PF: what get returns, what set was given */
 static struct compsc_pf_state pf_held = {
@@ -67,8 +45,6 @@ static int fake_set(const char *spec, const struct compsc_pf_state *st, char *wh
 
 static const struct compsc_pf_ops fake_pf = { .get = fake_get, .set = fake_set };
 
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-
 /* hdnic's statistics capability with counters 1..6 (what a read-clear read returns). */
 static void stats_cap(struct fake_srv *s)
 {
@@ -85,51 +61,33 @@ static void stats_cap(struct fake_srv *s)
 	put16(s->cfg + PCI_STATUS, PCI_STATUS_CAP_LIST);
 }
 
-static void attach(bool migratable)
+/* The harness's device (an 82576 VF), with the statistics capability. */
+static void compsc_srv(struct fake_srv *s)
 {
-	irq_set_ioctl(kvm_accepts);
-	memset(&vm, 0, sizeof(vm));
-	iobus_init(&vm.pio, "pio");
-	iobus_init(&vm.mmio, "mmio");
-	pthread_mutex_init(&vm.state_lock, NULL);
-	pthread_cond_init(&vm.state_cond, NULL);
-	assert_int_equal(guest_mem_init(&vm.mem, 2 << 20), 0);
-	vm.pci = pci_bus_create(&vm);
-	assert_non_null(vm.pci);
-	srv = srv_new();
-	put16(srv->cfg + PCI_VENDOR_ID, 0x8086);
-	put16(srv->cfg + PCI_DEVICE_ID, 0x10ca);	/* an 82576 VF */
-	srv->cfg[PCI_CLASS_DEVICE + 1] = 0x02;
-	srv->no_migration = !migratable;
-	stats_cap(srv);
-	snprintf(sock_path, sizeof(sock_path), "/tmp/hdvm-test-compsc.%d", getpid());
-	srv_listen(srv, sock_path);
-	assert_int_equal(vfio_pci_add(&vm, sock_path, false, "vfio0"), 0);
-	assert_int_equal(devices_realize(&vm), 0);
-	vm.state = VM_RUNNING;
+	s->no_migration = true;
+	stats_cap(s);
+}
+
+static void compsc_srv_migratable(struct fake_srv *s)
+{
+	stats_cap(s);
+}
+
+static void attach_compsc(void (*tweak)(struct fake_srv *))
+{
+	attach(tweak);
 	vp = container_of(device_find(&vm, "vfio0"), struct vfio_pci, dev);
 	compsc_set_pf_ops(&fake_pf);
 	memset(&pf_replayed, 0, sizeof(pf_replayed));
 	pf_sets = 0;
 }
 
-static int setup(void **st) { attach(false); return 0; }
-static int setup_migratable(void **st) { attach(true); return 0; }
+static int setup_compsc(void **st) { attach_compsc(compsc_srv); return 0; }
+static int setup_compsc_migratable(void **st) { attach_compsc(compsc_srv_migratable); return 0; }
 
-static int teardown(void **st)
+static int teardown_compsc(void **st)
 {
-	devices_unrealize(&vm);
-	srv_finish(srv, NULL);
-	unlink(sock_path);
-	while (vm.devices) {
-		struct device *d = vm.devices;
-
-		vm.devices = d->next;
-		free(d);
-	}
-	guest_mem_destroy(&vm.mem);
-	iobus_destroy(&vm.pio);
-	iobus_destroy(&vm.mmio);
+	teardown(st);
 	compsc_set_pf_ops(NULL);
 	return 0;
 }
@@ -413,18 +371,23 @@ static void test_pf_client_speaks_hdnic_mgmt(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_capability_advertised, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_capability_advertised, setup_compsc,
+						teardown_compsc),
 		cmocka_unit_test_setup_teardown(test_migratable_device_has_no_capability,
-						setup_migratable, teardown),
-		cmocka_unit_test_setup_teardown(test_guest_not_opted_in_is_refused, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_bad_page_refused, setup, teardown),
+						setup_compsc_migratable, teardown_compsc),
+		cmocka_unit_test_setup_teardown(test_guest_not_opted_in_is_refused, setup_compsc,
+						teardown_compsc),
+		cmocka_unit_test_setup_teardown(test_bad_page_refused, setup_compsc,
+						teardown_compsc),
 		cmocka_unit_test_setup_teardown(
-			test_pause_locks_reads_counters_resets_and_resume_restores, setup, teardown),
+			test_pause_locks_reads_counters_resets_and_resume_restores, setup_compsc,
+			teardown_compsc),
 		cmocka_unit_test_setup_teardown(test_reader_holding_the_lock_fails_pause_cleanly,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_writer_waits_for_the_reader, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_save_load_replays_pf_state, setup, teardown),
+						setup_compsc, teardown_compsc),
+		cmocka_unit_test_setup_teardown(test_writer_waits_for_the_reader, setup_compsc,
+						teardown_compsc),
+		cmocka_unit_test_setup_teardown(test_save_load_replays_pf_state, setup_compsc,
+						teardown_compsc),
 		cmocka_unit_test(test_pf_client_speaks_hdnic_mgmt),
 	};
 

@@ -3,9 +3,9 @@
  * A real vfio-pci device realized on a VM with buses and guest RAM but no
  * vCPUs, attached by socket path to the fake vfio-user server
  * (vfio_fake_server.h), which records every MIG_DEVICE_STATE the client asks
- * for.  Shared by test_vfio_pci.c, test_vfio_pci_precopy.c and
- * test_vfio_pci_reattach.c: attach() with a tweak of the server, the
- * setups and teardown cmocka runs around each test.
+ * for.  Shared by test_vfio_pci.c, test_vfio_pci_precopy.c,
+ * test_vfio_pci_reattach.c and test_vfio_compsc.c: attach() with a tweak of
+ * the server, the setups and teardown cmocka runs around each test.
  */
 #ifndef HDVM_TEST_VFIO_PCI_HARNESS_H
 #define HDVM_TEST_VFIO_PCI_HARNESS_H
