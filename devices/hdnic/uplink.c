@@ -3,6 +3,7 @@
 #include "devices/hdnic/uplink.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -37,6 +38,78 @@ static void rx_frame(void *ctx, uint8_t *frame, uint32_t len)
 	nic_forward_from_uplink(up->nic, frame, len);
 }
 
+/* What one read brought (res: its length or -errno); false: the interface is gone. */
+static bool rx_take(struct uplink *up, uint8_t *data, int res)
+{
+	if (res < 0) {
+		if (res != -EAGAIN && res != -EINTR && res != -ENOBUFS && res != -ENETDOWN) {
+			up->stats.rx_errors++;
+			if (up->stats.rx_errors < 10)
+				pr_err("uplink %s: read: %s", up->ifname, strerror(-res));
+			if (res == -EBADF || res == -EBADFD || res == -EIO)
+				return false;
+		}
+	} else if (res < (int)up->vnet_hdr_len + HDNIC_MIN_FRAME) {
+		up->stats.rx_drops++;
+	} else if (!up->vnet_hdr_len) {
+		rx_frame(up, data, (uint32_t)res);
+	} else if (uplink_vnet_rx(data, data + up->vnet_hdr_len,
+				  (uint32_t)res - up->vnet_hdr_len, rx_frame, up)) {
+		up->stats.rx_drops++;
+	}
+	return true;
+}
+
+/* rx_direct: one poll (level-triggered: it fires at once if a frame waits). */
+static void rx_poll_arm(struct uplink *up)
+{
+	struct io_uring_sqe *sqe;
+
+	if (up->closing || up->rx_polling || (up->rx_paused && !up->rx_pause_budget))
+		return;
+	sqe = loop_sqe(&up->nic->loop, &up->rx_poll);
+	io_uring_prep_poll_add(sqe, up->fd, POLLIN);
+	up->rx_polling = true;
+}
+
+static bool readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
+}
+
+/*
+ * rx_direct: frames are read here one after another, so they reach the
+ * switch in the order the kernel queued them; at most nr_rx a turn, then
+ * the poll again (the rest of the loop gets its turn).  Paused, it reads
+ * what nr_rx reads armed at once would still have brought: nr_rx frames
+ * after the pause at most (they go to the functions' waiting lists).
+ */
+static void rx_poll_done(struct loop_handler *h, int res, uint32_t flags)
+{
+	struct uplink *up = container_of(h, struct uplink, rx_poll);
+	uint8_t *buf = up->rx[0].data;
+
+	up->rx_polling = false;
+	if (up->closing)
+		return;
+	for (unsigned i = 0; i < up->nr_rx && readable(up->fd); i++) {
+		ssize_t n;
+
+		if (up->rx_paused && !up->rx_pause_budget)
+			return;		/* re-armed by uplink_rx_pause(up, false) */
+		up->rx_pause_budget -= up->rx_paused;
+		n = read(up->fd, buf, up->rx_buf_size);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			break;
+		if (!rx_take(up, buf, n < 0 ? -errno : (int)n))
+			return;	/* the interface is gone: receive stops */
+	}
+	rx_poll_arm(up);
+}
+
 static void rx_done(struct loop_handler *h, int res, uint32_t flags)
 {
 	struct uplink_buf *b = container_of(h, struct uplink_buf, h);
@@ -44,22 +117,8 @@ static void rx_done(struct loop_handler *h, int res, uint32_t flags)
 
 	if (up->closing)
 		return;
-	if (res < 0) {
-		if (res != -EAGAIN && res != -EINTR && res != -ENOBUFS && res != -ENETDOWN) {
-			up->stats.rx_errors++;
-			if (up->stats.rx_errors < 10)
-				pr_err("uplink %s: read: %s", up->ifname, strerror(-res));
-			if (res == -EBADF || res == -EBADFD || res == -EIO)
-				return;	/* the interface is gone: stop this buffer */
-		}
-	} else if (res < (int)up->vnet_hdr_len + HDNIC_MIN_FRAME) {
-		up->stats.rx_drops++;
-	} else if (!up->vnet_hdr_len) {
-		rx_frame(up, b->data, (uint32_t)res);
-	} else if (uplink_vnet_rx(b->data, b->data + up->vnet_hdr_len,
-				  (uint32_t)res - up->vnet_hdr_len, rx_frame, up)) {
-		up->stats.rx_drops++;
-	}
+	if (!rx_take(up, b->data, res))
+		return;	/* the interface is gone: stop this buffer */
 	if (up->rx_paused) {
 		b->next_free = up->rx_parked;	/* no read while nothing can be delivered */
 		up->rx_parked = (int)(b - up->rx);
@@ -75,6 +134,11 @@ void uplink_rx_pause(struct uplink *up, bool pause)
 	up->rx_paused = pause;
 	if (pause) {
 		up->rx_pauses++;
+		up->rx_pause_budget = up->nr_rx;
+		return;
+	}
+	if (up->ops->rx_direct) {
+		rx_poll_arm(up);
 		return;
 	}
 	while (up->rx_parked >= 0) {
@@ -195,6 +259,7 @@ int uplink_create(struct nic *nic, const struct uplink_ops *ops, const char *ifn
 		up->rx[i].data = up->mem + (size_t)i * up->rx_buf_size;
 		loop_handler_init(&up->rx[i].h, rx_done);
 	}
+	loop_handler_init(&up->rx_poll, rx_poll_done);
 	up->tx_free = -1;
 	up->rx_parked = -1;
 	for (unsigned i = up->nr_tx; i-- > 0;) {
@@ -211,6 +276,10 @@ int uplink_create(struct nic *nic, const struct uplink_ops *ops, const char *ifn
 
 void uplink_start(struct uplink *up)
 {
+	if (up->ops->rx_direct) {
+		rx_poll_arm(up);
+		return;
+	}
 	for (unsigned i = 0; i < up->nr_rx; i++)
 		rx_arm(&up->rx[i]);
 }
@@ -222,6 +291,7 @@ void uplink_close(struct uplink *up)
 	up->closing = true;
 	for (unsigned i = 0; i < up->nr_rx; i++)
 		loop_unwatch(&up->nic->loop, &up->rx[i].h);
+	loop_unwatch(&up->nic->loop, &up->rx_poll);
 	up->ops->close(up);
 	/* Buffers stay until the ring is gone: in-flight I/O may still use them. */
 }

@@ -29,6 +29,12 @@ struct uplink_ops {
 	 * write never blocks (a TAP: its sndbuf is unlimited).
 	 */
 	bool tx_direct;
+	/*
+	 * Receive with read(2)s in the loop after one io_uring poll, instead of
+	 * many io_uring reads armed at once: on an fd without FMODE_NOWAIT those
+	 * run on worker threads too, and frames reached the switch reordered.
+	 */
+	bool rx_direct;
 };
 
 struct uplink_buf {
@@ -62,6 +68,9 @@ struct uplink {
 	 */
 	bool rx_paused;
 	int rx_parked;
+	struct loop_handler rx_poll;	/* rx_direct: the poll armed on fd */
+	bool rx_polling;
+	unsigned rx_pause_budget;	/* rx_direct: reads left while paused */
 	uint64_t rx_pauses;
 	struct uplink_stats stats;
 };

@@ -66,4 +66,5 @@ const struct uplink_ops uplink_tap_ops = {
 	.open = tap_open,
 	.close = tap_close,
 	.tx_direct = true,	/* frames leave in order on every kernel (uplink.h) */
+	.rx_direct = true,	/* and arrive in order */
 };

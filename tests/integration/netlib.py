@@ -30,6 +30,24 @@ class NsTraffic:
         s.settimeout(timeout)
         return s
 
+    def counter_bursts(self, ip, bursts=10, size=32):
+        """One counter request (ARP settles both ways), then `bursts` bursts
+        of `size` requests sent back to back (ids 100...), each burst's
+        replies collected before the next: [(id, counter)] in arrival order.
+        Many frames are in flight both ways at once, so a path that reorders
+        frames shows as ids out of order."""
+        out = []
+        with self.udp_socket(timeout=5) as s:
+            s.sendto(struct.pack("!Q", 1), (ip, 9000))
+            out.append(struct.unpack("!QQ", s.recvfrom(64)[0][:16]))
+            for b in range(bursts):
+                ids = range(100 + size * b, 100 + size * (b + 1))
+                for rid in ids:
+                    s.sendto(struct.pack("!Q", rid), (ip, 9000))
+                for _ in ids:
+                    out.append(struct.unpack("!QQ", s.recvfrom(64)[0][:16]))
+        return out
+
 
 class NicNet(NsTraffic):
     """Namespace + hdnic (TAP uplink hdt0 = HOST_IP/24) for guests on its VFs."""

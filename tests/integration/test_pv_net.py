@@ -160,16 +160,7 @@ def test_counter_bursts_answered_in_order(pv):
     reads and writes of the TAP went through io_uring, which on Linux 6.1 ran
     them on worker threads that completed them out of order)."""
     up(pv.start("counter"), "counter: listening")
-    replies = []
-    with pv.udp_socket(timeout=5) as s:
-        s.sendto(struct.pack("!Q", 1), (GUEST_IP, 9000))     # ARP settled both ways
-        replies.append(struct.unpack("!QQ", s.recvfrom(64)[0][:16]))
-        for burst in range(10):
-            ids = range(100 + 32 * burst, 132 + 32 * burst)
-            for rid in ids:
-                s.sendto(struct.pack("!Q", rid), (GUEST_IP, 9000))
-            for _ in ids:
-                replies.append(struct.unpack("!QQ", s.recvfrom(64)[0][:16]))
+    replies = pv.counter_bursts(GUEST_IP)
     assert [rid for rid, _ in replies] == [1, *range(100, 420)], replies[:40]
     assert [c for _, c in replies] == list(range(1, 322)), replies[:40]
 
