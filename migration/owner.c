@@ -52,10 +52,14 @@ int owner_init(struct owner *o, const struct owner_cfg *cfg,
 	o->ctx = ctx;
 	if (!o->cfg.ttl_s)
 		o->cfg.ttl_s = OWNER_TTL_S_DEFAULT;
+	/* renew 4 times a TTL (at most every second), fence at 70% of it: a
+	 * TTL given alone (a long one for slow hosts) gets a timing that fits */
 	if (!o->cfg.renew_ms)
-		o->cfg.renew_ms = OWNER_RENEW_MS_DEFAULT;
+		o->cfg.renew_ms = o->cfg.ttl_s > 0 && o->cfg.ttl_s * 250 < OWNER_RENEW_MS_DEFAULT ?
+				  o->cfg.ttl_s * 250 : OWNER_RENEW_MS_DEFAULT;
 	if (!o->cfg.margin_ms)
-		o->cfg.margin_ms = OWNER_MARGIN_MS_DEFAULT;
+		o->cfg.margin_ms = o->cfg.ttl_s == OWNER_TTL_S_DEFAULT || o->cfg.ttl_s < 1 ?
+				   OWNER_MARGIN_MS_DEFAULT : o->cfg.ttl_s * 300;
 	if (!o->cfg.timeout_ms)
 		o->cfg.timeout_ms = OWNER_TIMEOUT_MS_DEFAULT;
 	if (!o->cfg.holder)
@@ -277,18 +281,18 @@ int owner_try_takeover(struct owner *o, uint64_t epoch, bool restart_from_stale)
 	if (o->state == OWNER_REFUSED)
 		return -ESTALE;
 	err = o->ops->get(o->ctx, o->key_owner, o->cfg.timeout_ms, &owner);
-	if (err)
-		return err;
-	if (owner.present) {
-		snprintf(o->why, sizeof(o->why), "owner key held by %.80s (lease %" PRIx64 ")",
-			 owner.value, owner.lease);
-		return -EBUSY;
-	}
-	err = o->ops->get(o->ctx, o->key_stale, o->cfg.timeout_ms, &stale);
+	if (!err)
+		err = o->ops->get(o->ctx, o->key_stale, o->cfg.timeout_ms, &stale);
 	if (!err)
 		err = o->ops->get(o->ctx, o->key_epoch, o->cfg.timeout_ms, &rec);
 	if (err)
 		return err;
+	/* a primary that holds the key and went on without us: never our turn */
+	if (owner.present && !(stale.present && !restart_from_stale)) {
+		snprintf(o->why, sizeof(o->why), "owner key held by %.80s (lease %" PRIx64 ")",
+			 owner.value, owner.lease);
+		return -EBUSY;
+	}
 	if (!restart_from_stale && stale.present) {
 		o->state = OWNER_REFUSED;
 		snprintf(o->why, sizeof(o->why),
