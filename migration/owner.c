@@ -355,6 +355,17 @@ int owner_release(struct owner *o)
 	return err;
 }
 
+int owner_abandon(struct owner *o)
+{
+	int err = 0;
+
+	if (o->lease)
+		err = o->ops->lease_revoke(o->ctx, o->lease, o->cfg.timeout_ms);
+	o->lease = 0;
+	o->state = OWNER_RELEASED;
+	return err;
+}
+
 void owner_status(struct owner *o, char *buf, size_t len)
 {
 	int64_t t = now(o);

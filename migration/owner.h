@@ -84,6 +84,10 @@ int owner_mark_standby_stale(struct owner *o, uint64_t epoch);
 int owner_try_takeover(struct owner *o, uint64_t epoch, bool restart_from_stale);
 /* Give the key and lease up (clean stop / protection off). */
 int owner_release(struct owner *o);
+/* The primary died (its VMM is gone, nothing of it can release output):
+ * revoke the lease so the standby takes the key at once, its checkpoint NOT
+ * marked stale -- it holds every epoch that was released. */
+int owner_abandon(struct owner *o);
 
 /* One line for `hdvm status`. */
 void owner_status(struct owner *o, char *buf, size_t len);

@@ -7,11 +7,13 @@
  *   hdvm-owner ... hold [--epoch N]            primary: take the key, renew
  *   hdvm-owner ... takeover --epoch N [--wait-ms W] [--restart-from-stale]
  *
- * hold/takeover keep the key and renew it until stdin says "release" or ends
- * (EOF also releases); stdin "current N" records that the standby holds epoch
+ * hold/takeover keep the key and renew it until stdin says "release" or ends;
+ * EOF means the VMM that started us died: the lease is revoked, nothing is
+ * marked stale (its standby holds every released epoch) and the standby takes
+ * over at once ("abandoned"); stdin "current N" records that the standby holds epoch
  * N, "stale N" records its checkpoint stale.  Events go to stdout, one per
  * line, with the wall-clock time in ms: acquired, active, current, stale,
- * fenced, refused, lost-race, released.
+ * fenced, refused, lost-race, released, abandoned.
  * Exit: 0 released, 2 busy, 3 fenced, 4 refused (stale), 5 lost the race,
  * 1 anything else.
  */
@@ -81,7 +83,13 @@ static int hold(struct owner *o)
 			return 3;
 		if (poll(&p, 1, 10) <= 0)
 			continue;
-		if (!fgets(line, sizeof(line), stdin) || !strncmp(line, "release", 7)) {
+		if (!fgets(line, sizeof(line), stdin)) {
+			int err = owner_abandon(o);
+
+			event("abandoned", err ? strerror(-err) : "the VMM is gone");
+			return err ? 1 : 0;
+		}
+		if (!strncmp(line, "release", 7)) {
 			int err = owner_release(o);
 
 			event("released", err ? strerror(-err) : "");

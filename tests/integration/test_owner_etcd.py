@@ -57,6 +57,19 @@ def test_primary_holds_and_renews_past_its_ttl(etcd, owners):
     assert "released" in etcd.get(f"/hdvm/vm/{VM}/stale")[0]
 
 
+def test_holder_whose_vmm_died_gives_the_key_up_without_a_stale_mark(etcd, owners):
+    # hdvm holds the helper's stdin: a SIGKILLed hdvm closes it
+    a = owners(etcd.url, VM, "hold", "--epoch", "4", holder="A")
+    a.wait_event("acquired")
+    a.wait_event("current")
+    a.proc.stdin.close()
+    assert a.wait() == 0 and a.has("abandoned")
+    assert etcd.get(KEY) is None                        # revoked: no TTL to wait
+    assert etcd.get(f"/hdvm/vm/{VM}/stale") is None     # its standby is current
+    b = owners(etcd.url, VM, "takeover", "--epoch", "4", "--poll-ms", "20", holder="B")
+    b.wait_event("active", timeout=3)
+
+
 def test_second_primary_is_refused_while_the_key_is_held(etcd, owners):
     a = owners(etcd.url, VM, "hold", holder="A")
     a.wait_event("acquired")
