@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <json-c/json.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,6 +39,7 @@ static struct {
 	bool st_ready;
 	uint64_t next_epoch;		/* devices' epochs only go up, across protections */
 	char etcd[512];			/* --etcd endpoints, or "" */
+	struct ownerh_cfg ocfg;		/* etcd, lease TTL and renewal */
 	struct owner_helper owner;	/* the owner key while it is held */
 	bool owning;
 	int (*pause)(struct vm *, char *, size_t);	/* tests */
@@ -56,6 +58,46 @@ bool checkpoint_job_running(void)
 	return atomic_load(&job.running);
 }
 
+/*
+ * etcd fenced a VM that runs unprotected (its standby lost with "continue",
+ * or a standby that took over): it may no longer release anything, and
+ * nothing holds its output, so it pauses.
+ */
+static void fence_unprotected(void)
+{
+	int (*pause)(struct vm *, char *, size_t) = job.pause ?: vm_pause;
+	char why[160];
+
+	pthread_mutex_lock(&job.st.lock);
+	job.st.fenced = true;
+	snprintf(job.st.why, sizeof(job.st.why), "fenced: %.200s", job.owner.why);
+	pthread_mutex_unlock(&job.st.lock);
+	if (pause(job.vm, why, sizeof(why)))
+		pr_err("checkpoint: pausing: %s", why);
+	pr_err("checkpoint: VM '%s' fenced by etcd (%s): paused; it must not run here again",
+	       job.vm->cfg.name, job.owner.why);
+	ownerh_kill(&job.owner);
+	job.owning = false;
+}
+
+/* An owner without a standby: watch the helper until fenced or told to stop. */
+static void watch_owner(void)
+{
+	while (!atomic_load(&job.stop)) {
+		struct pollfd p = { .fd = job.owner.out_fd, .events = POLLIN };
+
+		if (!ownerh_may_release(&job.owner))
+			return fence_unprotected();
+		poll(&p, 1, 50);
+	}
+}
+
+static void *watch_main(void *arg)
+{
+	watch_owner();
+	return NULL;
+}
+
 static void *job_main(void *arg)
 {
 	struct mig_io io;
@@ -64,9 +106,12 @@ static void *job_main(void *arg)
 
 	ret = 0;
 	if (job.etcd[0] && !job.owning) {
-		ret = ownerh_hold(&job.owner, job.etcd, job.vm->cfg.name, job.next_epoch, 15000);
+		ret = ownerh_hold(&job.owner, &job.ocfg, job.vm->cfg.name, job.next_epoch, 15000);
 		if (ret)
 			snprintf(why, sizeof(why), "etcd: %s", job.owner.why);
+		else
+			pr_info("checkpoint: VM '%s' owns its etcd key: %s", job.vm->cfg.name,
+				job.owner.timing);
 		job.owning = !ret;
 	}
 	job.opts.owner = job.owning ? &job.owner : NULL;
@@ -104,7 +149,49 @@ static void *job_main(void *arg)
 		pr_info("checkpoint: VM '%s' protection ended: %s", job.vm->cfg.name, why);
 	atomic_store(&job.vm->remus_protected, false);
 	atomic_store(&job.running, false);
+	/* going on without a standby, the key still ours: a fence must pause it
+	 * (and keep a VM paused by the loss from releasing what it holds) */
+	if (job.owning)
+		watch_owner();
 	return NULL;
+}
+
+void checkpoint_job_adopt_owner(struct vm *vm, struct owner_helper *h,
+				const struct ownerh_cfg *c, uint64_t epoch)
+{
+	job.vm = vm;
+	job.owner = *h;
+	h->pid = -1;		/* the job reaps it now */
+	job.owning = true;
+	snprintf(job.etcd, sizeof(job.etcd), "%s", c->etcd);
+	job.ocfg = *c;
+	job.ocfg.etcd = job.etcd;
+	job.next_epoch = epoch + 2;	/* epochs only go up, across hosts too */
+	if (!job.st_ready) {
+		ckpt_stats_init(&job.st);
+		job.st_ready = true;
+	}
+	atomic_store(&job.stop, false);
+	if (pthread_create(&job.thread, NULL, watch_main, NULL)) {
+		pr_err("checkpoint: cannot watch the owner key: releasing it");
+		ownerh_kill(&job.owner);
+		job.owning = false;
+		return;
+	}
+	job.started = true;
+}
+
+bool checkpoint_job_fenced(char *why, size_t len)
+{
+	bool fenced;
+
+	if (!job.st_ready)
+		return false;
+	pthread_mutex_lock(&job.st.lock);
+	fenced = job.st.fenced;
+	snprintf(why, len, "%s", job.st.why);
+	pthread_mutex_unlock(&job.st.lock);
+	return fenced;
 }
 
 static bool get_u32(json_object *req, const char *key, uint32_t *v, uint32_t max,
@@ -125,6 +212,11 @@ static bool get_u32(json_object *req, const char *key, uint32_t *v, uint32_t max
 
 static void stop_cmd(json_object *r)
 {
+	char why[256];
+
+	if (!checkpoint_job_running() && checkpoint_job_fenced(why, sizeof(why)))
+		return control_reply_error(r, "checkpoint: %s: what this VM holds must never "
+					   "leave (its standby may serve)", why);
 	if (!checkpoint_job_running() && job.st_ready && job.st.paused_by_loss) {
 		/* paused when its standby was lost: what it held leaves now */
 		devices_output_commit(job.vm, HOLDQ_OP_STOP, 0, 0);
@@ -145,17 +237,23 @@ static void stop_cmd(json_object *r)
 static bool parse_opts(json_object *req, struct ckpt_opts *o, json_object *r)
 {
 	json_object *v;
-	uint32_t budget = 0;
+	uint32_t budget = 0, ttl = 0, renew = 0;
 
 	o->epoch_ms = CKPT_DEFAULT_EPOCH_MS;
 	o->heartbeat_ms = CKPT_DEFAULT_HEARTBEAT_MS;
 	o->failover_ms = CKPT_DEFAULT_FAILOVER_MS;
 	if (!get_u32(req, "epoch_ms", &o->epoch_ms, 60000, r) ||
 	    !get_u32(req, "heartbeat_ms", &o->heartbeat_ms, 60000, r) ||
+	    !get_u32(req, "etcd_ttl_s", &ttl, 3600, r) ||
+	    !get_u32(req, "etcd_renew_ms", &renew, 600000, r) ||
 	    !get_u32(req, "failover_ms", &o->failover_ms, 600000, r) ||
 	    !get_u32(req, "dirty_budget", &budget, 1u << 30, r))
 		return false;
 	o->dirty_budget = budget;
+	if (!job.owning) {	/* an owner keeps the lease it has */
+		job.ocfg.ttl_s = (int)ttl;
+		job.ocfg.renew_ms = (int)renew;
+	}
 	if (json_object_object_get_ex(req, "epoch_phase_ms", &v)) {
 		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
 		    json_object_get_int64(v) >= o->epoch_ms) {
@@ -227,6 +325,7 @@ void vm_checkpoint_cmd(void *opaque, json_object *req, json_object *r)
 	} else if (!job.owning) {
 		job.etcd[0] = 0;
 	}
+	job.ocfg.etcd = job.etcd;
 	job.tls_dir[0] = 0;
 	if (json_object_object_get_ex(req, "tls_creds", &tls)) {
 		if (!json_object_is_type(tls, json_type_string) ||
@@ -236,7 +335,8 @@ void vm_checkpoint_cmd(void *opaque, json_object *req, json_object *r)
 	}
 	if (mig_tls_check(&job.uri, job.tls_dir[0] ? job.tls_dir : NULL, why, sizeof(why)))
 		return control_reply_error(r, "checkpoint: %s", why);
-	if (job.started) {
+	if (job.started) {	/* done, or watching the owner key: it goes on to the new job */
+		atomic_store(&job.stop, true);
 		pthread_join(job.thread, NULL);
 		job.started = false;
 	}
@@ -303,10 +403,16 @@ void checkpoint_status(json_object *r)
 	if (running)
 		json_object_object_add(r, "standby", json_object_new_string(job.uri_text));
 	json_object_object_add(r, "failover_arbiter", json_object_new_string(job.etcd[0] ?
-		"etcd (the owner key decides who releases output)" :
-		"none: connection loss and heartbeats only (a cut link can make both sides serve)"));
-	if (st->fenced)
+		"etcd (the owner key decides who releases output)" : CKPT_NO_ARBITER));
+	if (job.owner.timing[0])
+		json_object_object_add(r, "failover_timing", json_object_new_string(job.owner.timing));
+	if (job.etcd[0])
+		json_object_object_add(r, "owner_key", json_object_new_string(
+			job.owning ? "held" : st->fenced ? "lost (fenced)" : "not held"));
+	if (st->fenced) {
 		json_object_object_add(r, "fenced", json_object_new_boolean(1));
+		json_object_object_add(r, "lost", json_object_new_string(st->why));
+	}
 	if (st->paused_by_loss)
 		json_object_object_add(r, "output_held", json_object_new_boolean(1));
 	if (!running && st->why[0])

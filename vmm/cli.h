@@ -12,6 +12,7 @@ int cmd_stop(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
+int cmd_takeover(int argc, char **argv);
 int cmd_vfio_probe(int argc, char **argv);
 
 /* Exit statuses of hdvm itself (a guest's own status passes through as is). */

@@ -28,7 +28,8 @@ static void checkpoint_usage(FILE *f)
 	fprintf(f,
 "usage: hdvm checkpoint NAME URI [--epoch-ms N] [--epoch-phase-ms P] [--heartbeat-ms N]\n"
 "                       [--failover-ms N] [--on-standby-loss continue|pause] [--dirty-budget PAGES]\n"
-"                       [--tls-creds DIR] [--etcd URL[,URL...]] [--run-dir DIR]\n"
+"                       [--tls-creds DIR] [--etcd URL[,URL...] [--etcd-ttl S]\n"
+"                       [--etcd-renew-ms MS]] [--run-dir DIR]\n"
 "       hdvm checkpoint NAME --stop\n"
 "\n"
 "Protect a running VM with a hot standby ('hdvm run --standby URI' on another\n"
@@ -56,6 +57,10 @@ static void checkpoint_usage(FILE *f)
 "  --etcd URL[,URL]    etcd decides who may release output (an owner key under a\n"
 "                      lease, renewed by build/hdvm-owner): a primary that cannot\n"
 "                      renew pauses with its output held (fenced)\n"
+"  --etcd-ttl S        the owner key's lease TTL (default 5): a dead primary's\n"
+"                      standby takes over about this long after its last renewal\n"
+"  --etcd-renew-ms MS  renewal interval (default TTL/4, at most 1000); the primary\n"
+"                      fences at 70%% of the TTL without one (printed at start)\n"
 "  --stop              end protection: the standby is told, held output leaves\n"
 "  --run-dir DIR       where control sockets live (default $HDVM_RUN_DIR or %s)\n"
 "\n"
@@ -117,6 +122,10 @@ static int follow(const char *run_dir, const char *name, bool stopping)
 			printf("%s: protected by %s, checkpoint %lld acknowledged (pause p50 %lld us)\n",
 			       name, jstr(r, "standby"), jint(r, "committed_epoch"),
 			       jint(r, "pause_p50_us"));
+			if (jstr(r, "failover_timing")[0])
+				printf("%s: etcd: %s\n", name, jstr(r, "failover_timing"));
+			else
+				printf("%s: failover arbiter: %s\n", name, jstr(r, "failover_arbiter"));
 			json_object_put(r);
 			return 0;
 		}
@@ -148,12 +157,14 @@ int cmd_checkpoint(int argc, char **argv)
 		{ "dirty-budget", required_argument, NULL, 'b' },
 		{ "tls-creds", required_argument, NULL, 'T' },
 		{ "etcd", required_argument, NULL, 'E' },
+		{ "etcd-ttl", required_argument, NULL, 't' },
+		{ "etcd-renew-ms", required_argument, NULL, 'R' },
 		{ "stop", no_argument, NULL, 's' },
 		{ "run-dir", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	uint64_t epoch = 0, hb = 0, failover = 0, budget = 0, phase = 0;
+	uint64_t epoch = 0, hb = 0, failover = 0, budget = 0, phase = 0, ttl = 0, renew = 0;
 	bool phased = false;
 	const char *run_dir = NULL, *name, *uri, *tls = NULL, *loss = NULL, *etcd = NULL;
 	char tls_abs[PATH_MAX], why[256];
@@ -186,6 +197,8 @@ int cmd_checkpoint(int argc, char **argv)
 			break;
 		case 'T': tls = optarg; break;
 		case 'E': etcd = optarg; break;
+		case 't': if (parse_ms("etcd-ttl", optarg, 3600, &ttl)) return EXIT_USAGE; break;
+		case 'R': if (parse_ms("etcd-renew-ms", optarg, 600000, &renew)) return EXIT_USAGE; break;
 		case 's': stop = true; break;
 		case 'r': run_dir = optarg; break;
 		case 'h': checkpoint_usage(stdout); return 0;
@@ -250,6 +263,10 @@ int cmd_checkpoint(int argc, char **argv)
 		json_object_object_add(req, "tls_creds", json_object_new_string(tls_abs));
 	if (etcd)
 		json_object_object_add(req, "etcd", json_object_new_string(etcd));
+	if (ttl)
+		json_object_object_add(req, "etcd_ttl_s", json_object_new_int64((int64_t)ttl));
+	if (renew)
+		json_object_object_add(req, "etcd_renew_ms", json_object_new_int64((int64_t)renew));
 	r = request(run_dir, name, req);
 	if (!r)
 		return 1;

@@ -65,7 +65,11 @@ static void run_usage(FILE *f)
 "                       the VM's shape comes from the primary; give as many\n"
 "                       --vfio-user/--vfio devices as it has (this host's own)\n"
 "  --etcd URL[,URL]     with --standby: take over only after taking the VM's\n"
-"                       owner key in etcd (never from a stale checkpoint)\n"
+"                       owner key in etcd (never from a stale checkpoint;\n"
+"                       refused, it stays 'lost': 'hdvm takeover NAME\n"
+"                       --restart-from-stale' starts it from there deliberately)\n"
+"  --etcd-ttl S         the owner key's lease TTL once it took over (default 5)\n"
+"  --etcd-renew-ms MS   its renewal interval (default TTL/4, at most 1000)\n"
 "  --tls-creds DIR      TLS for a tcp: --incoming/--standby: DIR has ca-cert.pem,\n"
 "                       server-cert.pem, server-key.pem; only a source whose\n"
 "                       certificate the CA signed is accepted\n"
@@ -82,7 +86,7 @@ static void run_usage(FILE *f)
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_BOOT, OPT_MEM, OPT_CPUS, OPT_NAME,
        OPT_CONSOLE, OPT_METRICS, OPT_RUN_DIR, OPT_NO_SECCOMP, OPT_DEBUG, OPT_VFIO_USER,
        OPT_VFIO, OPT_NET, OPT_RESTORE, OPT_VFIO_TIMEOUT, OPT_INCOMING, OPT_TLS_CREDS, OPT_TLS_HOSTNAME, OPT_STANDBY, OPT_ETCD,
-       OPT_HELP };
+       OPT_ETCD_TTL, OPT_ETCD_RENEW, OPT_HELP };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -107,6 +111,8 @@ static const struct option run_options[] = {
 	{ "tls-hostname", required_argument, NULL, OPT_TLS_HOSTNAME },
 	{ "standby", required_argument, NULL, OPT_STANDBY },
 	{ "etcd", required_argument, NULL, OPT_ETCD },
+	{ "etcd-ttl", required_argument, NULL, OPT_ETCD_TTL },
+	{ "etcd-renew-ms", required_argument, NULL, OPT_ETCD_RENEW },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -267,6 +273,15 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 		case OPT_TLS_HOSTNAME: cfg->tls_hostname = optarg; break;
 		case OPT_STANDBY: cfg->standby_uri = optarg; break;
 		case OPT_ETCD: cfg->etcd = optarg; break;
+		case OPT_ETCD_TTL:
+		case OPT_ETCD_RENEW:
+			if (parse_u64(optarg, 1, opt == OPT_ETCD_TTL ? 3600 : 600000, &v) < 0) {
+				pr_err("--%s '%s': out of range", opt == OPT_ETCD_TTL ? "etcd-ttl" :
+				       "etcd-renew-ms", optarg);
+				return -EINVAL;
+			}
+			*(opt == OPT_ETCD_TTL ? &cfg->etcd_ttl_s : &cfg->etcd_renew_ms) = (int)v;
+			break;
 		case OPT_HELP:
 			run_usage(stdout);
 			exit(0);
@@ -295,6 +310,10 @@ static int parse_run_options(int argc, char **argv, struct vm_config *cfg)
 	if (cfg->standby_uri && (machine_opt || cfg->restore_path || cfg->incoming_uri)) {
 		pr_err("--%s cannot be combined with --standby: the primary decides it",
 		       cfg->restore_path ? "restore" : cfg->incoming_uri ? "incoming" : machine_opt);
+		return -EINVAL;
+	}
+	if ((cfg->etcd_ttl_s || cfg->etcd_renew_ms) && !cfg->etcd) {
+		pr_err("--etcd-ttl and --etcd-renew-ms go with --etcd");
 		return -EINVAL;
 	}
 	if (cfg->etcd && !cfg->standby_uri) {

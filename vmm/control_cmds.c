@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "vmm/checkpoint_job.h"
+#include "vmm/standby_run.h"
 #include "vmm/migrate_job.h"
 #include "vmm/postcopy_vm.h"
 #include "vmm/snapshot.h"
@@ -65,6 +66,11 @@ static void vm_pause_cmd(void *opaque, json_object *req, json_object *r)
 
 static void vm_resume_cmd(void *opaque, json_object *req, json_object *r)
 {
+	char why[256];
+
+	if (checkpoint_job_fenced(why, sizeof(why)))
+		return control_reply_error(r, "%s: this copy must not run again (its standby may "
+					   "serve)", why);
 	change_state(opaque, vm_resume, r);
 }
 
@@ -117,5 +123,6 @@ const struct control_cmd vm_control_cmds[] = {
 	{ "migrate", vm_migrate_cmd },
 	{ "migrate-status", vm_migrate_status_cmd },
 	{ "checkpoint", vm_checkpoint_cmd },
+	{ "takeover", standby_takeover_cmd },
 };
 const size_t vm_nr_control_cmds = ARRAY_SIZE(vm_control_cmds);

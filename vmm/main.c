@@ -21,6 +21,7 @@ static const struct {
 	{ "snapshot", cmd_snapshot, "save a microVM (RAM, vCPU and device state) to a file" },
 	{ "migrate", cmd_migrate, "move a running microVM to 'hdvm run --incoming' (live)" },
 	{ "checkpoint", cmd_checkpoint, "protect a running microVM with a hot standby (Remus)" },
+	{ "takeover", cmd_takeover, "restart a standby etcd refused (--restart-from-stale)" },
 	{ "vfio-probe", cmd_vfio_probe, "attach to a vfio-user server, print what it offers" },
 };
 

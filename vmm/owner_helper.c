@@ -8,6 +8,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +18,13 @@
 
 #include "vmm/util.h"
 
-/* build/hdvm-owner next to this hdvm, unless HDVM_OWNER_HELPER says otherwise. */
+/*
+ * build/hdvm-owner next to this hdvm, unless HDVM_OWNER_HELPER says otherwise;
+ * found once (readlink is not in the seccomp filter: ownerh_spawner_start).
+ */
 static void helper_path(char *out, size_t len)
 {
+	static char found[PATH_MAX];
 	char self[PATH_MAX];
 	ssize_t n;
 
@@ -27,28 +32,130 @@ static void helper_path(char *out, size_t len)
 		snprintf(out, len, "%s", getenv("HDVM_OWNER_HELPER"));
 		return;
 	}
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	self[n > 0 ? n : 0] = 0;
-	snprintf(out, len, "%s/hdvm-owner", n > 0 ? dirname(self) : ".");
+	if (!found[0]) {
+		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		self[n > 0 ? n : 0] = 0;
+		snprintf(found, sizeof(found), "%s/hdvm-owner", n > 0 ? dirname(self) : ".");
+	}
+	snprintf(out, len, "%s", found);
+}
+
+/*
+ * hdvm's main seccomp filter (vmm/seccomp.c) has no pipe2, execve or kill,
+ * and a thread created by a filtered thread inherits its filter: the
+ * checkpoint job, and a takeover asked for on the control socket, could not
+ * start or kill the helper.  A thread made before the filter
+ * (ownerh_spawner_start) does that for them; without it (no seccomp, unit
+ * tests) the caller does it itself.
+ */
+struct unfiltered_req {
+	void (*fn)(void *arg);
+	void *arg;
+	bool done;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool started;
+	struct unfiltered_req *req;
+} spawner = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static void *spawner_main(void *unused)
+{
+	pthread_mutex_lock(&spawner.lock);
+	for (;;) {
+		struct unfiltered_req *r;
+
+		while (!spawner.req)
+			pthread_cond_wait(&spawner.cond, &spawner.lock);
+		r = spawner.req;
+		pthread_mutex_unlock(&spawner.lock);
+		r->fn(r->arg);
+		pthread_mutex_lock(&spawner.lock);
+		r->done = true;
+		spawner.req = NULL;
+		pthread_cond_broadcast(&spawner.cond);
+	}
+	return NULL;
+}
+
+int ownerh_spawner_start(void)
+{
+	pthread_t t;
+
+	char path[PATH_MAX];
+
+	if (spawner.started)
+		return 0;
+	helper_path(path, sizeof(path));
+	if (pthread_create(&t, NULL, spawner_main, NULL))
+		return -EAGAIN;
+	pthread_detach(t);
+	spawner.started = true;
+	return 0;
+}
+
+static void unfiltered(void (*fn)(void *), void *arg)
+{
+	struct unfiltered_req r = { fn, arg, false };
+
+	if (!spawner.started)
+		return fn(arg);
+	pthread_mutex_lock(&spawner.lock);
+	while (spawner.req)
+		pthread_cond_wait(&spawner.cond, &spawner.lock);
+	spawner.req = &r;
+	pthread_cond_broadcast(&spawner.cond);
+	while (!r.done)
+		pthread_cond_wait(&spawner.cond, &spawner.lock);
+	pthread_mutex_unlock(&spawner.lock);
+}
+
+struct spawn_req {
+	struct owner_helper *h;
+	char *const *argv;
+	int in[2], out[2];
+	int ret;
+};
+
+static void do_spawn(void *arg)
+{
+	struct spawn_req *r = arg;
+
+	r->ret = 0;
+	if (pipe2(r->in, O_CLOEXEC) || pipe2(r->out, O_CLOEXEC)) {
+		r->ret = -errno;
+		return;
+	}
+	r->h->pid = fork();
+	if (r->h->pid < 0) {
+		r->ret = -errno;
+		return;
+	}
+	if (!r->h->pid) {
+		dup2(r->in[0], STDIN_FILENO);
+		dup2(r->out[1], STDOUT_FILENO);
+		execv(r->argv[0], r->argv);
+		_exit(127);
+	}
+}
+
+static void do_kill(void *arg)
+{
+	kill(*(pid_t *)arg, SIGKILL);
 }
 
 static int spawn(struct owner_helper *h, char *const argv[])
 {
-	int in[2], out[2];
+	struct spawn_req r = { .h = h, .argv = argv };
+	int *in = r.in, *out = r.out;
 
 	memset(h, 0, sizeof(*h));
 	h->pid = -1;
-	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC))
-		return -errno;
-	h->pid = fork();
-	if (h->pid < 0)
-		return -errno;
-	if (!h->pid) {
-		dup2(in[0], STDIN_FILENO);
-		dup2(out[1], STDOUT_FILENO);
-		execv(argv[0], argv);
-		_exit(127);
-	}
+	unfiltered(do_spawn, &r);
+	if (r.ret)
+		return r.ret;
 	close(in[0]);
 	close(out[1]);
 	h->in_fd = in[1];
@@ -72,10 +179,10 @@ static int next_event(struct owner_helper *h, int timeout_ms, char *what, size_t
 		ssize_t n;
 
 		if (nl) {
-			char w[32] = "", d[256] = "";
+			char w[32] = "", d[400] = "";
 
 			*nl = 0;
-			sscanf(h->buf, "%31s %*s %255[^\n]", w, d);
+			sscanf(h->buf, "%31s %*s %399[^\n]", w, d);
 			snprintf(what, wlen, "%s", w);
 			snprintf(detail, dlen, "%s", d);
 			h->len -= (size_t)(nl + 1 - h->buf);
@@ -104,7 +211,7 @@ static int wait_event(struct owner_helper *h, const char *const *want, int timeo
 	uint64_t until = now_ns() + (uint64_t)timeout_ms * 1000000;
 
 	for (;;) {
-		char detail[256];
+		char detail[400];
 		uint64_t now = now_ns();
 		int ret = next_event(h, now < until ? (int)((until - now) / 1000000) : 0, what,
 				     wlen, detail, sizeof(detail));
@@ -115,6 +222,8 @@ static int wait_event(struct owner_helper *h, const char *const *want, int timeo
 			h->fenced = true;
 			snprintf(h->why, sizeof(h->why), "%s", detail);
 		}
+		if (!strcmp(what, "timing"))
+			snprintf(h->timing, sizeof(h->timing), "%s", detail);
 		for (const char *const *w = want; *w; w++)
 			if (!strcmp(what, *w)) {
 				if (strcmp(what, "fenced"))
@@ -129,31 +238,52 @@ static void reap(struct owner_helper *h, bool kill_it)
 	if (h->pid <= 0)
 		return;
 	if (kill_it)
-		kill(h->pid, SIGKILL);
+		unfiltered(do_kill, &h->pid);
 	close(h->in_fd);
 	close(h->out_fd);
 	waitpid(h->pid, NULL, 0);
 	h->pid = -1;
 }
 
-static int start(struct owner_helper *h, const char *etcd, const char *name, const char *cmd,
-		 uint64_t epoch)
+static int start(struct owner_helper *h, const struct ownerh_cfg *c, const char *name,
+		 const char *cmd, uint64_t epoch, bool restart_from_stale, int wait_ms)
 {
-	char path[PATH_MAX], ep[24];
-	char *argv[] = { path, "--etcd", (char *)etcd, "--vm", (char *)name, (char *)cmd,
-			 "--epoch", ep, NULL };
+	char path[PATH_MAX], ep[24], ttl[16], renew[16], wait[16];
+	char *argv[16] = { path, "--etcd", (char *)c->etcd, "--vm", (char *)name };
+	int n = 5;
 
 	helper_path(path, sizeof(path));
 	snprintf(ep, sizeof(ep), "%" PRIu64, epoch);
+	if (c->ttl_s) {
+		snprintf(ttl, sizeof(ttl), "%d", c->ttl_s);
+		argv[n++] = "--ttl";
+		argv[n++] = ttl;
+	}
+	if (c->renew_ms) {
+		snprintf(renew, sizeof(renew), "%d", c->renew_ms);
+		argv[n++] = "--renew-ms";
+		argv[n++] = renew;
+	}
+	argv[n++] = (char *)cmd;
+	argv[n++] = "--epoch";
+	argv[n++] = ep;
+	if (restart_from_stale)
+		argv[n++] = "--restart-from-stale";
+	if (wait_ms) {
+		snprintf(wait, sizeof(wait), "%d", wait_ms);
+		argv[n++] = "--wait-ms";
+		argv[n++] = wait;
+	}
+	argv[n] = NULL;
 	return spawn(h, argv);
 }
 
-int ownerh_hold(struct owner_helper *h, const char *etcd, const char *name, uint64_t epoch,
-	       int timeout_ms)
+int ownerh_hold(struct owner_helper *h, const struct ownerh_cfg *c, const char *name,
+		uint64_t epoch, int timeout_ms)
 {
 	static const char *const want[] = { "acquired", "busy", "error", NULL };
 	char what[32];
-	int ret = start(h, etcd, name, "hold", epoch);
+	int ret = start(h, c, name, "hold", epoch, false, 0);
 
 	if (!ret)
 		ret = wait_event(h, want, timeout_ms, what, sizeof(what));
@@ -168,20 +298,22 @@ int ownerh_hold(struct owner_helper *h, const char *etcd, const char *name, uint
 	return ret;
 }
 
-int ownerh_takeover(struct owner_helper *h, const char *etcd, const char *name, uint64_t epoch,
-		   int timeout_ms)
+int ownerh_takeover(struct owner_helper *h, const struct ownerh_cfg *c, const char *name,
+		    uint64_t epoch, bool restart_from_stale, int timeout_ms)
 {
-	static const char *const want[] = { "active", "refused", "lost-race", "error", NULL };
+	static const char *const want[] = { "active", "refused", "lost-race", "busy", "error",
+					    NULL };
 	char what[32];
-	int ret = start(h, etcd, name, "takeover", epoch);
+	/* the helper says "busy" when its wait ends; ours lasts a little longer */
+	int ret = start(h, c, name, "takeover", epoch, restart_from_stale, timeout_ms);
 
 	if (!ret)
-		ret = wait_event(h, want, timeout_ms, what, sizeof(what));
+		ret = wait_event(h, want, timeout_ms + 5000, what, sizeof(what));
 	if (ret == 1 && !strcmp(what, "active"))
 		return 0;		/* the helper keeps the key for the new primary */
 	if (ret == 1)
-		ret = !strcmp(what, "refused") ? -ESTALE : !strcmp(what, "lost-race") ? -EAGAIN
-									: -EIO;
+		ret = !strcmp(what, "refused") ? -ESTALE : !strcmp(what, "lost-race") ? -EAGAIN :
+		      !strcmp(what, "busy") ? -EBUSY : -EIO;
 	else if (!h->why[0])
 		snprintf(h->why, sizeof(h->why), "the etcd helper %s", ret == -ETIMEDOUT ?
 			 "did not answer in time" : "failed");
@@ -191,7 +323,7 @@ int ownerh_takeover(struct owner_helper *h, const char *etcd, const char *name, 
 
 bool ownerh_may_release(struct owner_helper *h)
 {
-	char what[32], detail[256];
+	char what[32], detail[400];
 	int ret;
 
 	while (!h->fenced && (ret = next_event(h, 0, what, sizeof(what), detail,

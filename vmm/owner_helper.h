@@ -23,24 +23,39 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Where etcd is and the lease timing (0: hdvm-owner's defaults, owner.h). */
+struct ownerh_cfg {
+	const char *etcd;		/* URL[,URL...] */
+	int ttl_s, renew_ms;
+};
+
 struct owner_helper {
 	pid_t pid;
 	int in_fd, out_fd;		/* its stdin (we write), its stdout (we read) */
 	char buf[512];
 	size_t len;
 	bool fenced, gone;
-	char why[256];			/* the fence's or the refusal's reason */
+	char why[400];			/* the fence's or the refusal's reason */
+	char timing[400];		/* the failover time the lease settings imply */
 };
+
+/* Before hdvm's seccomp filter: a thread that starts and kills helpers. */
+int ownerh_spawner_start(void);
 
 /*
  * Primary: take the owner key of VM name (at epoch), waiting up to
  * timeout_ms for "acquired".  0, or -EBUSY (someone holds it: why), -errno.
  */
-int ownerh_hold(struct owner_helper *h, const char *etcd, const char *name, uint64_t epoch,
-	       int timeout_ms);
-/* Standby: may it take over holding checkpoint epoch?  0 active, -ESTALE refused. */
-int ownerh_takeover(struct owner_helper *h, const char *etcd, const char *name, uint64_t epoch,
-		   int timeout_ms);
+int ownerh_hold(struct owner_helper *h, const struct ownerh_cfg *c, const char *name,
+		uint64_t epoch, int timeout_ms);
+/*
+ * Standby: may it take over holding checkpoint epoch?  0 active, -ESTALE
+ * refused, -EBUSY the primary still holds the key after timeout_ms.
+ * restart_from_stale: the operator's deliberate restart from a checkpoint
+ * etcd knows to be stale (`hdvm takeover NAME --restart-from-stale`).
+ */
+int ownerh_takeover(struct owner_helper *h, const struct ownerh_cfg *c, const char *name,
+		    uint64_t epoch, bool restart_from_stale, int timeout_ms);
 /* Read the helper's events without waiting: false once fenced or gone. */
 bool ownerh_may_release(struct owner_helper *h);
 int ownerh_current(struct owner_helper *h, uint64_t epoch);
@@ -50,5 +65,10 @@ int ownerh_mark_stale(struct owner_helper *h, uint64_t epoch, int timeout_ms);
 void ownerh_release(struct owner_helper *h);
 /* Reap without a word (the helper keeps nothing: tests, failure paths). */
 void ownerh_kill(struct owner_helper *h);
+/* A helper runs (holds or may hold the key). */
+static inline bool ownerh_alive(const struct owner_helper *h)
+{
+	return h->pid > 0;
+}
 
 #endif

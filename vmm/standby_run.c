@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "migration/transport.h"
+#include "vmm/checkpoint_job.h"
 #include "vmm/control.h"
 #include "vmm/loop.h"
 #include "vmm/owner_helper.h"
@@ -27,27 +28,87 @@
 
 static struct {
 	struct vm *vm;
-	pthread_t thread;
-	bool started;
+	pthread_t thread, takeover;
+	bool started, takeover_started;
 	uint64_t t_activated;
-	struct owner_helper owner;	/* --etcd: the key, held once taken over */
-} run;
+	struct ownerh_cfg ocfg;
+	struct owner_helper owner;	/* --etcd: the key, until the checkpoint job adopts it */
+	/* etcd refused this standby: it stays, not running, until stopped or
+	 * restarted deliberately (`hdvm takeover`); under lock */
+	pthread_mutex_t lock;
+	bool lost;
+	int taking_over;		/* 1: a takeover runs, 2: one from a stale checkpoint */
+	char lost_why[512];
+} run = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-#define TAKEOVER_WAIT_MS	30000	/* the primary's lease may take this long to expire */
+/* The primary's lease may take this long to expire (a few of its TTLs). */
+static int takeover_wait_ms(const struct vm_config *cfg)
+{
+	int ttl = cfg->etcd_ttl_s ?: 5;
+
+	return ttl * 3000 > 30000 ? ttl * 3000 : 30000;
+}
 
 /* --etcd: the owner key first; a stale or behind checkpoint never runs. */
-static int take_the_key(struct vm *vm, struct standby *sb, char *why, size_t len)
+static int take_the_key(struct vm *vm, struct standby *sb, bool restart_from_stale, char *why,
+			size_t len)
 {
 	int ret;
 
 	if (!vm->cfg.etcd)
 		return 0;
-	ret = ownerh_takeover(&run.owner, vm->cfg.etcd, vm->cfg.name, sb->applied,
-			     TAKEOVER_WAIT_MS);
+	run.ocfg = (struct ownerh_cfg){ vm->cfg.etcd, vm->cfg.etcd_ttl_s, vm->cfg.etcd_renew_ms };
+	ret = ownerh_takeover(&run.owner, &run.ocfg, vm->cfg.name, sb->applied, restart_from_stale,
+			      takeover_wait_ms(&vm->cfg));
 	if (ret)
 		snprintf(why, len, "etcd %s: %s", ret == -ESTALE ? "refused the takeover" :
 			 "did not give the owner key", run.owner.why);
+	else if (run.owner.timing[0])
+		pr_info("standby: VM '%s' owns its etcd key: %s", vm->cfg.name, run.owner.timing);
 	return ret;
+}
+
+/* Take the key (--etcd), load the checkpoint, start the vCPUs; -errno, why. */
+static int take_over(struct vm *vm, bool restart_from_stale, char *why, size_t len)
+{
+	struct standby *sb = vm->cfg.standby;
+	int ret = take_the_key(vm, sb, restart_from_stale, why, len);
+
+	if (ret)
+		return ret;
+	ret = standby_activate(sb, vm, why, len);
+	if (!ret)
+		ret = vm_start_vcpus(vm);
+	if (ret) {
+		ownerh_kill(&run.owner);
+		return ret;
+	}
+	run.t_activated = now_ns();
+	if (vm->cfg.etcd)	/* fenced, it pauses; `hdvm checkpoint` reuses the key */
+		checkpoint_job_adopt_owner(vm, &run.owner, &run.ocfg, sb->applied);
+	pr_info("standby: VM '%s' took over from checkpoint %llu (%s)%s; it runs "
+		"UNPROTECTED until 'hdvm checkpoint %s URI'", vm->cfg.name,
+		(unsigned long long)sb->applied, sb->why,
+		restart_from_stale ? " DELIBERATELY from a stale checkpoint" : "", vm->cfg.name);
+	return 0;
+}
+
+/* etcd said no: the VM is lost here; the standby stays to say so. */
+static void become_lost(struct vm *vm, const char *why)
+{
+	pthread_mutex_lock(&run.lock);
+	run.lost = true;
+	snprintf(run.lost_why, sizeof(run.lost_why), "%s", why);
+	pthread_mutex_unlock(&run.lock);
+	pr_err("standby: VM '%s' is LOST: %s; this standby does not run it ('hdvm takeover %s "
+	       "--restart-from-stale' restarts it from checkpoint %llu deliberately)",
+	       vm->cfg.name, why, vm->cfg.name,
+	       (unsigned long long)vm->cfg.standby->applied);
+}
+
+static bool etcd_said_no(int ret)
+{
+	return ret == -ESTALE || ret == -EBUSY || ret == -EAGAIN;
 }
 
 static void *receiver_main(void *arg)
@@ -62,21 +123,14 @@ static void *receiver_main(void *arg)
 		return NULL;
 	switch (o) {
 	case STANDBY_ACTIVATE:
-		ret = take_the_key(vm, sb, why, sizeof(why));
-		if (!ret)
-			ret = standby_activate(sb, vm, why, sizeof(why));
-		if (!ret)
-			ret = vm_start_vcpus(vm);
-		if (ret) {
+		ret = take_over(vm, false, why, sizeof(why));
+		if (ret && vm->cfg.etcd && etcd_said_no(ret)) {
+			become_lost(vm, why);
+		} else if (ret) {
 			pr_err("standby: VM '%s' cannot take over (%s): %s", vm->cfg.name, sb->why,
 			       why[0] ? why : strerror(-ret));
 			vm_request_shutdown(vm, 1, "the standby could not take over");
-			break;
 		}
-		run.t_activated = now_ns();
-		pr_info("standby: VM '%s' took over from checkpoint %llu (%s); it runs "
-			"UNPROTECTED until 'hdvm checkpoint %s URI'", vm->cfg.name,
-			(unsigned long long)sb->applied, sb->why, vm->cfg.name);
 		break;
 	case STANDBY_STOPPED:
 		pr_info("standby: VM '%s': %s; this standby ends without running it",
@@ -103,13 +157,73 @@ int standby_start(struct vm *vm)
 	return 0;
 }
 
+static void *takeover_main(void *arg)
+{
+	struct vm *vm = arg;
+	char why[512] = "";
+	bool force;
+	int ret;
+
+	pthread_mutex_lock(&run.lock);
+	force = run.taking_over == 2;
+	pthread_mutex_unlock(&run.lock);
+	ret = take_over(vm, force, why, sizeof(why));
+	pthread_mutex_lock(&run.lock);
+	run.taking_over = false;
+	run.lost = ret != 0;
+	if (ret)
+		snprintf(run.lost_why, sizeof(run.lost_why), "%s", why[0] ? why : strerror(-ret));
+	pthread_mutex_unlock(&run.lock);
+	if (ret)
+		pr_err("standby: VM '%s': the takeover failed: %s", vm->cfg.name, run.lost_why);
+	return NULL;
+}
+
+/*
+ * {"cmd":"takeover","restart_from_stale":true}: a lost standby (etcd refused
+ * it) tries again; with restart_from_stale it runs from its checkpoint even
+ * though etcd knows it is stale -- the operator's deliberate choice.
+ */
+void standby_takeover_cmd(void *opaque, json_object *req, json_object *r)
+{
+	struct vm *vm = opaque;
+	json_object *v;
+	bool force = json_object_object_get_ex(req, "restart_from_stale", &v) &&
+		     json_object_get_boolean(v);
+
+	pthread_mutex_lock(&run.lock);
+	if (!run.lost || run.taking_over) {
+		pthread_mutex_unlock(&run.lock);
+		return control_reply_error(r, "takeover: %s", run.taking_over ?
+					   "a takeover is under way" :
+					   "only a standby that etcd refused (status 'lost') takes "
+					   "over on request");
+	}
+	run.taking_over = force ? 2 : 1;
+	pthread_mutex_unlock(&run.lock);
+	if (run.takeover_started)
+		pthread_join(run.takeover, NULL);
+	run.takeover_started = !pthread_create(&run.takeover, NULL, takeover_main, vm);
+	if (!run.takeover_started) {
+		pthread_mutex_lock(&run.lock);
+		run.taking_over = false;
+		pthread_mutex_unlock(&run.lock);
+		return control_reply_error(r, "takeover: cannot start a thread");
+	}
+	json_object_object_add(r, "ok", json_object_new_boolean(1));
+	json_object_object_add(r, "started", json_object_new_boolean(1));
+}
+
 void standby_join(void)
 {
 	if (!run.started)
 		return;
 	pthread_join(run.thread, NULL);	/* it sees the shutdown within the failover time */
 	run.started = false;
-	ownerh_release(&run.owner);	/* the VM ends: so does its claim */
+	if (run.takeover_started)
+		pthread_join(run.takeover, NULL);
+	run.takeover_started = false;
+	ownerh_release(&run.owner);	/* the VM ends: so does a claim not handed on */
 }
 
 static void add_u64(json_object *o, const char *k, uint64_t v)
@@ -128,7 +242,16 @@ bool standby_status(json_object *r)
 		pthread_mutex_unlock(&sb->lock);
 		return false;	/* a VM like any other now: the primary's fields, if protected */
 	}
-	json_object_object_add(r, "role", json_object_new_string("standby"));
+	pthread_mutex_lock(&run.lock);
+	json_object_object_add(r, "role", json_object_new_string(run.lost ? "lost" : "standby"));
+	if (run.lost)
+		json_object_object_add(r, "lost", json_object_new_string(run.lost_why));
+	if (run.taking_over)
+		json_object_object_add(r, "taking_over", json_object_new_boolean(1));
+	pthread_mutex_unlock(&run.lock);
+	json_object_object_add(r, "failover_arbiter", json_object_new_string(run.vm->cfg.etcd ?
+		"etcd (takes over only with the owner key, never from a stale checkpoint)" :
+		CKPT_NO_ARBITER));
 	add_u64(r, "epoch", sb->applied);
 	add_u64(r, "committed_epoch", sb->applied);
 	add_u64(r, "refused_checkpoints", sb->refused);

@@ -16,6 +16,8 @@ int standby_start(struct vm *vm);
 void standby_join(void);
 /* `hdvm status`: a standby's fields (role, epoch, ...); false if this VM is none */
 bool standby_status(struct json_object *r);
+/* control "takeover": a standby etcd refused tries again, or restarts from stale */
+void standby_takeover_cmd(void *opaque, struct json_object *req, struct json_object *r);
 /* after a takeover: from which checkpoint, and why */
 void standby_took_over(struct json_object *r);
 

@@ -68,6 +68,7 @@ struct vm_config {
 	const char *standby_uri;
 	struct standby *standby;
 	const char *etcd;		/* --etcd: the standby takes the owner key first */
+	int etcd_ttl_s, etcd_renew_ms;	/* --etcd-ttl, --etcd-renew-ms (0: defaults) */
 };
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_SHUTDOWN };

@@ -15,6 +15,7 @@
 /* ---- --etcd: the owner key through the helper (a fake hdvm-owner here) ---- */
 
 static char fake_owner[64];
+static const struct ownerh_cfg fake_cfg = { .etcd = "http://127.0.0.1:1" };
 
 static void make_fake_owner(void)
 {
@@ -56,7 +57,7 @@ static int run_owned(const char *mode, struct ckpt_stats *st, char *why, size_t 
 
 	make_fake_owner();
 	setenv("FAKE_OWNER", mode, 1);
-	assert_int_equal(ownerh_hold(&h, "http://127.0.0.1:1", "unit", 1, 5000), 0);
+	assert_int_equal(ownerh_hold(&h, &fake_cfg, "unit", 1, 5000), 0);
 	stop_after = 6;
 	o.stop = &stop_flag;
 	o.owner = &h;
@@ -123,10 +124,10 @@ static void test_standby_takeover_needs_the_key(void **state)
 
 	make_fake_owner();
 	setenv("FAKE_OWNER", "refuse", 1);
-	assert_int_equal(ownerh_takeover(&h, "http://127.0.0.1:1", "unit", 3, 5000), -ESTALE);
+	assert_int_equal(ownerh_takeover(&h, &fake_cfg, "unit", 3, false, 5000), -ESTALE);
 	assert_non_null(strstr(h.why, "stale"));
 	setenv("FAKE_OWNER", "active", 1);
-	assert_int_equal(ownerh_takeover(&h, "http://127.0.0.1:1", "unit", 3, 5000), 0);
+	assert_int_equal(ownerh_takeover(&h, &fake_cfg, "unit", 3, false, 5000), 0);
 	ownerh_release(&h);
 	unlink(fake_owner);
 }
@@ -138,7 +139,7 @@ static void lose_owned_standby(const char *mode, bool released)
 
 	make_fake_owner();
 	setenv("FAKE_OWNER", mode, 1);
-	assert_int_equal(ownerh_hold(&h, "http://127.0.0.1:1", "unit", 1, 5000), 0);
+	assert_int_equal(ownerh_hold(&h, &fake_cfg, "unit", 1, 5000), 0);
 	loss_owner = &h;
 	loss_expect_pause = !released;
 	lose_standby(false);		/* --on-standby-loss continue */
