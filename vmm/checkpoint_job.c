@@ -210,6 +210,43 @@ static bool get_u32(json_object *req, const char *key, uint32_t *v, uint32_t max
 	return true;
 }
 
+/* The thread that watches the key reads the helper: stop it to talk to the helper. */
+static void unwatch(void)
+{
+	if (!job.started)
+		return;
+	atomic_store(&job.stop, true);
+	pthread_join(job.thread, NULL);
+	job.started = false;
+}
+
+static void rewatch(void)
+{
+	atomic_store(&job.stop, false);
+	if (job.owning)
+		job.started = !pthread_create(&job.thread, NULL, watch_main, NULL);
+}
+
+/* --etcd: what a VM paused by its standby's loss holds leaves only once etcd
+ * recorded the standby's checkpoint stale (as with "continue"). */
+static int mark_stale_first(char *why, size_t len)
+{
+	int err;
+
+	if (!job.owning)
+		return 0;
+	unwatch();
+	err = ownerh_mark_stale(&job.owner, job.st.committed, 10000);
+	if (!err && !ownerh_may_release(&job.owner))
+		err = -ENOLCK;
+	if (err)
+		snprintf(why, len, "etcd did not record the standby's checkpoint stale (%.120s): "
+			 "what this VM holds stays held", job.owner.fenced ? job.owner.why :
+			 strerror(-err));
+	rewatch();		/* a fence it saw pauses the VM for good */
+	return err;
+}
+
 static void stop_cmd(json_object *r)
 {
 	char why[256];
@@ -218,6 +255,8 @@ static void stop_cmd(json_object *r)
 		return control_reply_error(r, "checkpoint: %s: what this VM holds must never "
 					   "leave (its standby may serve)", why);
 	if (!checkpoint_job_running() && job.st_ready && job.st.paused_by_loss) {
+		if (mark_stale_first(why, sizeof(why)))
+			return control_reply_error(r, "checkpoint: %s", why);
 		/* paused when its standby was lost: what it held leaves now */
 		devices_output_commit(job.vm, HOLDQ_OP_STOP, 0, 0);
 		pthread_mutex_lock(&job.st.lock);

@@ -24,6 +24,8 @@ static void make_fake_owner(void)
 		"echo \"acquired 0 lease 1\"\n"
 		"case \"$FAKE_OWNER\" in\n"
 		"fence) echo \"fenced 0 lease lost\"; sleep 5;;\n"
+		"fencelater) echo \"active 0 taken\"; sleep 0.3; echo \"fenced 0 etcd unreachable\";"
+		" sleep 5;;\n"
 		"die) exit 0;;\n"
 		"refuse) echo \"refused 0 checkpoint 3 is stale\"; sleep 5;;\n"
 		"active) echo \"active 0 taken\"; read x;;\n"
@@ -161,6 +163,9 @@ static void test_continue_with_etcd_unreachable_pauses(void **state)
 
 /* ---- the control socket: hdvm checkpoint, status, --stop ---- */
 
+static char *request(const char *line);
+static void expect_ctl(const char *line, const char *needle);
+
 static char *request(const char *line)
 {
 	return control_handle_line(vm_control_cmds, vm_nr_control_cmds, &a, line);
@@ -267,6 +272,107 @@ static void test_control_checkpoint_job(void **state)
 	mig_io_close(&l.s.io);
 }
 
+/* A standby that reads everything and never answers: the primary loses it. */
+struct mute {
+	struct mig_uri u;
+	int lfd;
+	pthread_t t;
+	char uri[128];
+};
+
+static void *mute_main(void *arg)
+{
+	struct mute *m = arg;
+	struct mig_io io;
+	char buf[65536], why[256];
+
+	assert_int_equal(mig_accept(&m->u, NULL, m->lfd, 10000, &io, why, sizeof(why)), 0);
+	while (io.ops->read(&io, buf, sizeof(buf)) > 0)
+		;
+	mig_io_close(&io);
+	return NULL;
+}
+
+/*
+ * --on-standby-loss pause with --etcd: '--stop' releases what the VM holds
+ * only once etcd recorded the standby's checkpoint stale (the standby may be
+ * alive behind a cut link and must then never take over from it).
+ */
+static void stop_after_loss(const char *mode, bool released)
+{
+	struct mute m = { 0 };
+	char line[512];
+	int n;
+
+	make_fake_owner();
+	setenv("FAKE_OWNER", mode, 1);
+	snprintf(m.uri, sizeof(m.uri), "unix:/tmp/hdvm-ckpt-mute.%d.sock", getpid());
+	assert_int_equal(mig_uri_parse(m.uri, &m.u, line, sizeof(line)), 0);
+	assert_int_equal(mig_listen(&m.u, &m.lfd, line, sizeof(line)), 0);
+	assert_int_equal(pthread_create(&m.t, NULL, mute_main, &m), 0);
+	checkpoint_job_test_pause(test_pause, test_resume);
+	snprintf(line, sizeof(line), "{\"cmd\":\"checkpoint\",\"uri\":\"%s\",\"epoch_ms\":5,"
+		 "\"heartbeat_ms\":20,\"failover_ms\":300,\"on_standby_loss\":\"pause\","
+		 "\"etcd\":\"http://127.0.0.1:1\"}", m.uri);
+	expect_ctl(line, "\"started\":true");
+	for (int i = 0; i < 500 && checkpoint_job_running(); i++)
+		usleep(10000);
+	assert_false(checkpoint_job_running());
+	expect_ctl("{\"cmd\":\"status\"}", "\"output_held\":true");
+	n = nr_ops;
+	if (released) {
+		expect_ctl("{\"cmd\":\"checkpoint\",\"stop\":true}", "\"released\":true");
+		assert_int_equal(ops_log[nr_ops - 1].op, HOLDQ_OP_STOP);
+	} else {
+		expect_ctl("{\"cmd\":\"checkpoint\",\"stop\":true}", "stays held");
+		for (int i = n; i < nr_ops; i++)
+			assert_int_not_equal(ops_log[i].op, HOLDQ_OP_STOP);
+		expect_ctl("{\"cmd\":\"status\"}", "\"output_held\":true");
+	}
+	checkpoint_job_stop();
+	checkpoint_job_test_pause(NULL, NULL);
+	pthread_join(m.t, NULL);
+	mig_listen_close(&m.u, m.lfd);
+	unlink(fake_owner);
+}
+
+static void test_stop_after_loss_marks_stale_then_releases(void **state)
+{
+	stop_after_loss("hold", true);
+}
+
+static void test_stop_after_loss_keeps_output_when_etcd_says_no(void **state)
+{
+	stop_after_loss("stalefail", false);
+}
+
+/*
+ * A standby that took over runs unprotected with the key: the checkpoint job
+ * watches it, and a fence pauses the VM for good (no resume, no --stop).
+ */
+static void test_unprotected_owner_is_paused_when_fenced(void **state)
+{
+	struct owner_helper h;
+
+	make_fake_owner();
+	setenv("FAKE_OWNER", "fencelater", 1);
+	assert_int_equal(ownerh_takeover(&h, &fake_cfg, "unit", 3, false, 5000), 0);
+	checkpoint_job_test_pause(test_pause, test_resume);
+	checkpoint_job_adopt_owner(&a, &h, &fake_cfg, 3);
+	assert_true(h.pid < 0);				/* the job reaps it now */
+	expect_ctl("{\"cmd\":\"status\"}", "\"owner_key\":\"held\"");
+	for (int i = 0; i < 300 && !nr_pauses; i++)
+		usleep(10000);
+	assert_int_equal(nr_pauses, 1);
+	expect_ctl("{\"cmd\":\"status\"}", "\"fenced\":true");
+	expect_ctl("{\"cmd\":\"status\"}", "fenced: etcd unreachable");
+	expect_ctl("{\"cmd\":\"resume\"}", "must not run again");
+	expect_ctl("{\"cmd\":\"checkpoint\",\"stop\":true}", "must never leave");
+	assert_int_equal(nr_resumes, 0);
+	checkpoint_job_stop();
+	checkpoint_job_test_pause(NULL, NULL);
+	unlink(fake_owner);
+}
 
 int main(void)
 {
@@ -281,6 +387,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_continue_with_etcd_unreachable_pauses,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_control_checkpoint_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_after_loss_marks_stale_then_releases,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_after_loss_keeps_output_when_etcd_says_no,
+						setup, teardown),
+		/* last: a fenced VM stays fenced */
+		cmocka_unit_test_setup_teardown(test_unprotected_owner_is_paused_when_fenced,
+						setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
