@@ -187,11 +187,15 @@ class Owner:
 
 class CutProxy:
     """TCP proxy to etcd; cut() turns it into a black hole: connections open,
-    nothing forwarded, no answer ever (the worst case for a client's timeouts)."""
+    nothing forwarded, no answer ever (the worst case for a client's timeouts).
+    With netns (nichost.Netns) it listens on that namespace's loopback, so a
+    process there (a host's hdvm and its hdvm-owner) reaches etcd, which stays
+    on this namespace's loopback, only through this proxy: one path per host,
+    cut alone."""
 
-    def __init__(self, target_port):
+    def __init__(self, target_port, netns=None):
         self.target = target_port
-        self.lsock = socket.socket()
+        self.lsock = netns.socket() if netns else socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(64)
@@ -225,6 +229,10 @@ class CutProxy:
             except OSError:
                 return
             if not data:
+                try:            # pass the end on (etcd restarted: its client reconnects)
+                    b.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
                 return
             if self.cut_flag:
                 continue        # swallowed: the peer waits for an answer forever

@@ -6,6 +6,8 @@ on its own VF 0; a client in the client namespace sends numbered requests.
 """
 import json
 import os
+import select
+import signal
 import socket
 import struct
 import subprocess
@@ -13,6 +15,7 @@ import threading
 import time
 
 from hdvmlib import GUEST, HDVM, Output, hdvm_ctl
+from hosts import MIG_IP
 
 TIME_SCALE = float(os.environ.get("HDVM_TIME_SCALE", "1"))
 
@@ -87,15 +90,73 @@ def wait_until(pred, timeout, what):
         time.sleep(0.02)
 
 
-class Protected:
-    """Host A: the counter VM on VF 0; host B: its standby on VF 0 of B's hdnic."""
+class ReplySources(threading.Thread):
+    """Where each counter reply came from: frames from COUNTER_IP:9000 that
+    host A's or host B's uplink put on the bridge (sniffed on the bridge's
+    ports pa and pb in the lan namespace), as (host, t, rid, counter)."""
 
-    def __init__(self, hosts, tmp_path, run_dirs, name="ctr", env_a=None):
+    def __init__(self, hosts):
+        super().__init__(daemon=True)
+        self.socks = {hosts.ns["lan"].packet_socket(f"p{h}"): h for h in ("a", "b")}
+        self.ip = socket.inet_aton(COUNTER_IP)
+        self.seen, self.stop_flag = [], threading.Event()
+        self.start()
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            ready, _, _ = select.select(list(self.socks), [], [], 0.1)
+            for s in ready:
+                try:
+                    f, addr = s.recvfrom(2048)
+                except OSError:
+                    continue
+                if addr[2] == socket.PACKET_OUTGOING or len(f) < 58:
+                    continue        # the bridge sending to the host, or no reply
+                ihl = (f[14] & 0xF) * 4
+                if f[12:14] != b"\x08\x00" or f[23] != 17 or f[26:30] != self.ip:
+                    continue
+                udp = f[14 + ihl:]
+                if struct.unpack_from("!H", udp)[0] != 9000 or len(udp) < 24:
+                    continue
+                rid, counter = struct.unpack_from("!QQ", udp, 8)
+                self.seen.append((self.socks[s], time.monotonic(), rid, counter))
+
+    def stop(self):
+        self.stop_flag.set()
+        self.join(5)
+        for s in self.socks:
+            s.close()
+
+    def hosts_after(self, t):
+        return {h for h, ts, _, _ in self.seen if ts > t}
+
+    def order(self):
+        """The hosts replies came from, in turn: ["a", "b"] is A, then (after
+        a takeover) only B; ["a", "b", "a"] would be two places serving."""
+        order = []
+        for h, _, _, _ in self.seen:
+            if not order or order[-1] != h:
+                order.append(h)
+        return order
+
+
+class Protected:
+    """Host A: the counter VM on VF 0; host B: its standby on VF 0 of B's hdnic.
+    in_netns: each host's hdvm runs in its namespace and the checkpoint stream
+    goes over the A<->B link (tcp: on mig0, which a test can cut); etcd:
+    {host: URL} gives each side --etcd (its own path to etcd), etcd_args the
+    lease options."""
+
+    def __init__(self, hosts, tmp_path, run_dirs, name="ctr", env_a=None, in_netns=False,
+                 etcd=None, etcd_args=()):
         self.hosts, self.tmp, self.name = hosts, tmp_path, name
         self.run = run_dirs
+        self.in_netns, self.etcd, self.etcd_args = in_netns, etcd or {}, list(etcd_args)
+        self.port = 7100
+        self.standbys = []
         self.uri = f"unix:{tmp_path}/ckpt-{name}.sock"
         self.primary = subprocess.Popen(
-            [str(HDVM), "run", "--kernel", str(GUEST), "--cmdline",
+            self.netns_cmd("a") + [str(HDVM), "run", "--kernel", str(GUEST), "--cmdline",
              f"app=counter ip={COUNTER_IP}/24", "--mem", "32M", "--name", name,
              "--run-dir", str(run_dirs["a"]), "--console", "stdio",
              "--vfio-user", str(hosts.nic["a"].sock(0))],
@@ -108,28 +169,48 @@ class Protected:
                    "primary up")
         self.standby = None
 
-    def start_standby(self, host="b"):
+    def netns_cmd(self, host):
+        return ["ip", "netns", "exec", self.hosts.ns[host].name] if self.in_netns else []
+
+    def etcd_opts(self, host):
+        return ["--etcd", self.etcd[host], *self.etcd_args] if self.etcd else []
+
+    def start_standby(self, host="b", vf=0, run_dir=None):
+        """A standby on host (its VF vf, its run dir); in_netns: listening on
+        host's end of the A<->B link."""
+        run_dir = run_dir or self.run[host]
+        if self.in_netns:
+            self.port += 1
+            self.uri = f"tcp:{MIG_IP[host]}:{self.port}"
         self.standby = subprocess.Popen(
-            [str(HDVM), "run", "--standby", self.uri, "--name", self.name,
-             "--run-dir", str(self.run[host]), "--console", "none",
-             "--vfio-user", str(self.hosts.nic[host].sock(0))],
+            self.netns_cmd(host) + [
+                str(HDVM), "run", "--standby", self.uri, "--name", self.name,
+                "--run-dir", str(run_dir), "--console", "none",
+                "--vfio-user", str(self.hosts.nic[host].sock(vf)), *self.etcd_opts(host)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.err_b = Output(self.standby.stderr)
+        self.standbys.append((f"{host}:{run_dir.name}", self.standby, self.err_b))
         time.sleep(0.3)
+        if self.in_netns:       # listening once its control socket answers
+            wait_until(lambda: try_status(run_dir, self.name).get("role") == "standby", 20,
+                       self.logs("the standby never listened"))
+        return self.standby
 
     def protect(self, host="a", *opts):
         r = hdvm_ctl(self.run[host], "checkpoint", self.name, self.uri, "--epoch-ms", "20",
                      "--heartbeat-ms", "10", "--failover-ms", str(int(1000 * TIME_SCALE)),
-                     *opts, timeout=60)
+                     *self.etcd_opts(host), *opts, timeout=60 * TIME_SCALE)
         assert r.returncode == 0, self.logs(r.stderr)
         return r
 
     def logs(self, what=""):
-        return (f"{what}\n--- host A hdvm:\n{self.err_a.text()}\n--- host B hdvm:\n"
-                + (self.err_b.text() if self.standby else ""))
+        return (f"{what}\n--- host A hdvm:\n{self.err_a.text()}\n" +
+                "".join(f"--- standby {w}:\n{err.text()}\n" for w, _, err in self.standbys))
 
     def close(self):
-        for p in (self.primary, self.standby):
+        for p in [self.primary] + [s[1] for s in self.standbys]:
             if p and p.poll() is None:
+                if p.returncode is None:
+                    os.kill(p.pid, signal.SIGCONT)      # a frozen one dies too
                 p.kill()
                 p.wait(10)
