@@ -177,6 +177,12 @@ class Hdnic:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait()
+                try:
+                    self.proc.wait(10)     # bounded too: say where it is stuck
+                except subprocess.TimeoutExpired:
+                    pid = self.proc.pid
+                    where = {f: Path(f"/proc/{pid}/{f}").read_text(errors="replace")
+                             for f in ("wchan", "stack") if Path(f"/proc/{pid}/{f}").exists()}
+                    raise RuntimeError(f"hdnic {pid} survives SIGKILL: {where}")
         self.log.close()
         return self.proc.returncode
