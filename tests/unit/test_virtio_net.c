@@ -143,7 +143,7 @@ static void test_tx_frame_leaves_through_tap(void **st)
 	assert_true(td_wait_used(&t, VIRTIO_NET_TXQ, 1, 2000));
 	assert_int_equal(sniff(got, sizeof(got), "tx-frame-1", 2000), 100);
 	assert_memory_equal(got, f, 100);
-	assert_int_equal(td_irqs(&t, 2), 1);
+	assert_int_equal(td_wait_irqs(&t, 2, 2000), 1);
 	assert_int_equal(stats().tx_packets, 1);
 	assert_int_equal(stats().tx_bytes, 100);
 	assert_true(stats().notify_exits >= 1);		/* no KVM: kicks reach hdvm */
@@ -309,7 +309,7 @@ static void test_frame_from_tap_lands_in_rx_buffer(void **st)
 	assert_int_equal(hdr->flags, 0);
 	assert_int_equal(hdr->gso_type, 0);
 	assert_memory_equal((uint8_t *)hdr + NET_TAP_HDR_LEN, f, 300);
-	assert_int_equal(td_irqs(&t, 1), 1);
+	assert_int_equal(td_wait_irqs(&t, 1, 2000), 1);
 	assert_int_equal(stats().rx_packets, 1);
 	assert_int_equal(stats().rx_bytes, 300);
 }

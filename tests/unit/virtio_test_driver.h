@@ -10,6 +10,7 @@
 #define HDVM_VIRTIO_TEST_DRIVER_H
 
 #include <errno.h>
+#include <poll.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
 #include <linux/virtio_pci.h>
@@ -172,6 +173,19 @@ static inline uint64_t td_irqs(struct tdrv *t, unsigned v)
 	if (read(t->n->vp.irq_fd[v], &n, sizeof(n)) != sizeof(n))
 		return 0;
 	return n;
+}
+
+/*
+ * Interrupts on vector v, waiting up to ms for the first: the I/O thread
+ * publishes the used index before it signals, so a test that saw the index
+ * may look before the signal is there.
+ */
+static inline uint64_t td_wait_irqs(struct tdrv *t, unsigned v, unsigned ms)
+{
+	struct pollfd p = { .fd = t->n->vp.irq_fd[v], .events = POLLIN };
+
+	poll(&p, 1, (int)ms);
+	return td_irqs(t, v);
 }
 
 static inline void td_setup_queue(struct tdrv *t, int q, uint16_t size, uint16_t vector)
