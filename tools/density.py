@@ -89,24 +89,40 @@ def ns_socket(ns):
 
 
 class Mgmt:
-    """One connection to hdnic's pf.sock: newline-delimited JSON requests."""
+    """A connection to hdnic's pf.sock: newline-delimited JSON requests.
+    hdnic drops a management client idle for its --conn-timeout (5 s by
+    default), so one idle for IDLE_S is replaced before the next request
+    (the boot phase alone outlasts 5 s: the next call met a broken pipe)."""
+
+    IDLE_S = 2.0
 
     def __init__(self, path):
+        self.path = str(path)
+        self.s = self.f = None
+        self.last = 0.0
+
+    def connect(self):
+        self.close()
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.s.settimeout(10)
-        self.s.connect(str(path))
+        self.s.connect(self.path)
         self.f = self.s.makefile("rb")
 
     def call(self, **req):
+        if self.s is None or time.monotonic() - self.last > self.IDLE_S:
+            self.connect()
         self.s.sendall(json.dumps(req).encode() + b"\n")
         line = self.f.readline()
         if not line:
             raise RuntimeError(f"hdnic closed pf.sock during {req}")
+        self.last = time.monotonic()
         return json.loads(line)
 
     def close(self):
-        self.f.close()
-        self.s.close()
+        if self.f:
+            self.f.close()
+            self.s.close()
+        self.s = self.f = None
 
 
 class Guest:
@@ -302,10 +318,23 @@ class Density:
             ttl = [(g.t_listen - g.t_spawn) * 1e3 for g in ready]
             self.r["time_to_ready_ms"] = {"p50": pct(ttr, 50), "p99": pct(ttr, 99), "max": max(ttr)}
             self.r["time_to_listening_ms"] = {"p50": pct(ttl, 50), "p99": pct(ttl, 99)}
-        missing = [g.name for g in self.guests if g.t_ready is None]
+        missing = [g for g in self.guests if g.t_ready is None]
         if missing:
             self.errors.append(f"{len(missing)} guests never answered within {a.ready_timeout}s "
-                               f"(first: {', '.join(missing[:5])})")
+                               f"(first: {', '.join(g.name for g in missing[:5])})")
+            for g in missing[:3]:           # what they were doing: hdvm's log, the console
+                state = ("spawned" if g.t_listen is None else "listening") if g.proc else "never spawned"
+                self.errors.append(f"{g.name} ({state}, {len(g.sent)} probes sent): "
+                                   + self.tail(g) + self.nic_view(g))
+
+    def nic_view(self, g):
+        """hdnic's view of a guest's device: its counters, or why not."""
+        try:
+            st = self.mgmt.call(cmd="stats")
+            d = next((d for d in st.get("vfs", []) + st.get("adis", []) if d.get("dev") == g.dev), None)
+            return f" | hdnic {g.dev}: {json.dumps(d)}"
+        except (OSError, RuntimeError, ValueError) as e:
+            return f" | hdnic stats: {e}"
 
     def tail(self, g):
         out = []
