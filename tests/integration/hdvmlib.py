@@ -17,6 +17,8 @@ HDVM = BUILD / "hdvm"
 HDNIC = BUILD / "hdnic"
 GUEST = BUILD / "hdguest.elf"
 GUEST_BZIMAGE = BUILD / "hdguest.bzImage"
+# Guest-timing deadlines stretch by it: tools/kvmlab sets 20 (TCG runs guests slowly).
+TIME_SCALE = float(os.environ.get("HDVM_TIME_SCALE", "1"))
 
 
 class Output:

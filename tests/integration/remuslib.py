@@ -14,10 +14,8 @@ import subprocess
 import threading
 import time
 
-from hdvmlib import GUEST, HDVM, Output, hdvm_ctl
+from hdvmlib import GUEST, HDVM, TIME_SCALE, Output, hdvm_ctl
 from hosts import MIG_IP
-
-TIME_SCALE = float(os.environ.get("HDVM_TIME_SCALE", "1"))
 
 COUNTER_IP = "10.66.0.10"
 
