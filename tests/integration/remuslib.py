@@ -29,17 +29,24 @@ class Client(threading.Thread):
         self.interval = interval
         self.replies, self.stop_flag, self.rid = [], threading.Event(), 0
         self.sent = {}                  # rid -> send time (latency = reply time - it)
+        self.errors = 0                 # sends/receives the kernel failed (ARP gave up)
 
     def run(self):
         while not self.stop_flag.is_set():
             self.rid += 1
             self.sent[self.rid] = time.monotonic()
-            self.sock.sendto(struct.pack("!Q", self.rid), (COUNTER_IP, 9000))
+            try:
+                self.sock.sendto(struct.pack("!Q", self.rid), (COUNTER_IP, 9000))
+            except OSError:     # EHOSTUNREACH while ARP failed (a switchover): go on asking
+                self.errors += 1
             t_end = time.monotonic() + self.interval
             while time.monotonic() < t_end:
                 try:
                     data = self.sock.recv(64)
                 except (socket.timeout, BlockingIOError):
+                    continue
+                except OSError:     # the same error, reported on the next call
+                    self.errors += 1
                     continue
                 rid, counter = struct.unpack("!QQ", data[:16])
                 self.replies.append((rid, counter, time.monotonic()))
@@ -146,7 +153,7 @@ class Protected:
     lease options."""
 
     def __init__(self, hosts, tmp_path, run_dirs, name="ctr", env_a=None, in_netns=False,
-                 etcd=None, etcd_args=()):
+                 etcd=None, etcd_args=(), sock_a=None):
         self.hosts, self.tmp, self.name = hosts, tmp_path, name
         self.run = run_dirs
         self.in_netns, self.etcd, self.etcd_args = in_netns, etcd or {}, list(etcd_args)
@@ -157,7 +164,7 @@ class Protected:
             self.netns_cmd("a") + [str(HDVM), "run", "--kernel", str(GUEST), "--cmdline",
              f"app=counter ip={COUNTER_IP}/24", "--mem", "32M", "--name", name,
              "--run-dir", str(run_dirs["a"]), "--console", "stdio",
-             "--vfio-user", str(hosts.nic["a"].sock(0))],
+             "--vfio-user", str(sock_a or hosts.nic["a"].sock(0))],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=env_a)
         self.err_a = Output(self.primary.stderr)
@@ -173,9 +180,9 @@ class Protected:
     def etcd_opts(self, host):
         return ["--etcd", self.etcd[host], *self.etcd_args] if self.etcd else []
 
-    def start_standby(self, host="b", vf=0, run_dir=None):
-        """A standby on host (its VF vf, its run dir); in_netns: listening on
-        host's end of the A<->B link."""
+    def start_standby(self, host="b", vf=0, run_dir=None, sock=None, env=None):
+        """A standby on host (its VF vf, or the function at sock: an ADI; its run
+        dir); in_netns: listening on host's end of the A<->B link."""
         run_dir = run_dir or self.run[host]
         if self.in_netns:
             self.port += 1
@@ -184,8 +191,9 @@ class Protected:
             self.netns_cmd(host) + [
                 str(HDVM), "run", "--standby", self.uri, "--name", self.name,
                 "--run-dir", str(run_dir), "--console", "none",
-                "--vfio-user", str(self.hosts.nic[host].sock(vf)), *self.etcd_opts(host)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                "--vfio-user", str(sock or self.hosts.nic[host].sock(vf)),
+                *self.etcd_opts(host)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self.err_b = Output(self.standby.stderr)
         self.standbys.append((f"{host}:{run_dir.name}", self.standby, self.err_b))
         time.sleep(0.3)

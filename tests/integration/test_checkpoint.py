@@ -317,3 +317,89 @@ def test_protection_stopped_and_started_ten_times_under_traffic(two_hosts, tmp_p
     finally:
         c.stop_flag.set()
         p.close()
+
+
+@pytest.mark.kvm
+def test_primary_nic_dies_standby_takes_over(two_hosts, tmp_path, run_dirs):
+    """Host A's hdnic alone is SIGKILLed under a protected VM: that is host A
+    failing.  The primary stops (hdvm exits 1 saying its NIC failed, nothing
+    released), the standby takes over and the client's counter goes on above
+    every reply it saw, never regressing."""
+    p = Protected(two_hosts, tmp_path, run_dirs)
+    c = Client(two_hosts)
+    try:
+        p.start_standby()
+        c.start()
+        p.protect()
+        wait_until(lambda: len(c.replies) > 20, 20, "no reply while protected")
+        two_hosts.nic["a"].stop(signal.SIGKILL)
+        t_kill = time.monotonic()
+        assert p.primary.wait(30 * TIME_SCALE) == 1, p.logs("the primary ran on")
+        assert "this host's NIC failed; VM stopped, the standby takes over" in \
+            p.err_a.text(), p.logs()
+        seen_before = max((r[1] for r in c.replies), default=0)
+        wait_until(lambda: c.replies_after(t_kill + 0.05), 10, "no reply from host B")
+        time.sleep(0.5)
+        c.stop()
+        assert c.check() > seen_before
+        st = status(run_dirs["b"], "ctr")
+        assert st["role"] == "unprotected" and st["state"] == "running", st
+    finally:
+        c.stop_flag.set()
+        p.close()
+
+
+@pytest.mark.kvm
+def test_counter_survives_primary_killed_on_adis(two_hosts, tmp_path, run_dirs):
+    """The same guarantee with HD-IOV ADIs on both hosts (the primary on an ADI of
+    A's hdnic, the standby on an ADI of B's): host A's hdvm killed at a random
+    moment, B takes over on its ADI, the counter never regresses."""
+    import random
+    for h in ("a", "b"):
+        two_hosts.nic[h].adi_add("prot")
+    p = Protected(two_hosts, tmp_path, run_dirs, sock_a=two_hosts.nic["a"].adi_sock("prot"))
+    c = Client(two_hosts)
+    try:
+        p.start_standby("b", sock=two_hosts.nic["b"].adi_sock("prot"))
+        c.start()
+        p.protect()
+        time.sleep(random.uniform(0.5, 2.0) * TIME_SCALE)
+        seen_before = max((r[1] for r in c.replies), default=0)
+        p.primary.kill()
+        p.primary.wait(10)
+        t_kill = time.monotonic()
+        wait_until(lambda: c.replies_after(t_kill + 0.05), 10, "no reply from host B")
+        time.sleep(0.5)
+        c.stop()
+        assert c.check() > seen_before
+        assert two_hosts.nic["b"].dev_info("adi-prot")["mig_state"] == "running"
+        assert status(run_dirs["b"], "ctr")["role"] == "unprotected"
+    finally:
+        c.stop_flag.set()
+        p.close()
+
+
+@pytest.mark.kvm
+def test_standby_killed_while_applying_primary_continues(two_hosts, tmp_path, run_dirs):
+    """The standby SIGKILLs itself while applying checkpoint 20
+    (HDVM_FAILPOINT=standby-apply:20): the primary, --on-standby-loss continue,
+    runs on unprotected, its held output released, the counter never regressing."""
+    env = dict(os.environ, HDVM_FAILPOINT="standby-apply:20")
+    p = Protected(two_hosts, tmp_path, run_dirs)
+    c = Client(two_hosts)
+    try:
+        p.start_standby(env=env)
+        c.start()
+        p.protect("a", "--on-standby-loss", "continue")
+        assert p.standby.wait(60 * TIME_SCALE) == -signal.SIGKILL, p.logs()
+        assert "fail point standby-apply at epoch 20" in p.err_b.text(), p.logs()
+        wait_until(lambda: try_status(run_dirs["a"], "ctr").get("role") == "unprotected", 10,
+                   "the primary never noticed")
+        assert status(run_dirs["a"], "ctr")["state"] == "running"
+        t = time.monotonic()
+        wait_until(lambda: c.replies_after(t + 0.05), 10, "A does not answer unprotected")
+        c.stop()
+        c.check()
+    finally:
+        c.stop_flag.set()
+        p.close()
