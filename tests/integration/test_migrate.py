@@ -125,6 +125,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+def connect_when_listening(port, timeout=10):
+    """A connection to the destination on 127.0.0.1:port, once it listens."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=5)
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline, "the destination never listened"
+            time.sleep(0.05)
+
+
 def test_incoming_tcp_answers_a_bad_peer_and_exits(run_dir):
     port = free_port()
     p = subprocess.Popen([str(HDVM), "run", "--run-dir", str(run_dir), "--incoming",
@@ -132,14 +143,7 @@ def test_incoming_tcp_answers_a_bad_peer_and_exits(run_dir):
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                s = socket.create_connection(("127.0.0.1", port), timeout=5)
-                break
-            except ConnectionRefusedError:
-                assert time.monotonic() < deadline, "the destination never listened"
-                time.sleep(0.05)
+        s = connect_when_listening(port)
         with s:
             s.sendall(header() + section("MANF", b"not a device tree at all"))
             answer = s.makefile("rb").readline().decode()
@@ -175,14 +179,7 @@ def test_incoming_tls_refuses_a_peer_without_a_certificate(run_dir, tmp_path):
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                s = socket.create_connection(("127.0.0.1", port), timeout=5)
-                break
-            except ConnectionRefusedError:
-                assert time.monotonic() < deadline, "the destination never listened"
-                time.sleep(0.05)
+        s = connect_when_listening(port)
         with s:      # a plain-TCP "source": no TLS, no certificate
             s.sendall(header() + section("MANF", b"x" * 64))
             try:
