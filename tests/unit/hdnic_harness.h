@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A REAL hdnic for the unit tests that run hdvm's passthrough device against
- * it without KVM (test_vfio_pci_hdnic.c, test_checkpoint_hdnic.c): find the
+ * it without KVM (test_vfio_pci_hdnic.c, test_checkpoint_hdnic.c,
+ * test_migrate_hdnic.c): find the
  * binary next to the test's and a network namespace of the test's own
  * (hdnic_find), start and stop a NIC (hdnic_start, hdnic_stop), ask it
  * (`hdnic ctl DIR list|stats --json`: hdnic_query), watch its uplink TAP
