@@ -5,7 +5,6 @@ import os
 import re
 import signal
 import socket
-import struct
 import subprocess
 import threading
 import time
@@ -145,15 +144,6 @@ class ResumedVM:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-
-
-def counter_check(s, addr, rids, first):
-    """The guest's app=counter at addr, on UDP socket s: each request id in rids
-    comes back with the counter's next value, first for the first of them."""
-    for n, rid in enumerate(rids):
-        s.sendto(struct.pack("!Q", rid), addr)
-        got = struct.unpack("!QQ", s.recvfrom(64)[0][:16])
-        assert got == (rid, first + n), got
 
 
 def hdvm_ctl(run_dir, cmd, *args, timeout=15):
