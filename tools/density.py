@@ -318,9 +318,14 @@ class Density:
             ttl = [(g.t_listen - g.t_spawn) * 1e3 for g in ready]
             self.r["time_to_ready_ms"] = {"p50": pct(ttr, 50), "p99": pct(ttr, 99), "max": max(ttr)}
             self.r["time_to_listening_ms"] = {"p50": pct(ttl, 50), "p99": pct(ttl, 99)}
-        missing = [g for g in self.guests if g.t_ready is None]
+        missing = [g for g in self.guests if g.t_ready is None and g.proc is not None
+                   and g.proc.poll() is None]
+        unlaunched = sum(1 for g in self.guests if g.proc is None)
+        if unlaunched:                      # a guest died (reported above): launching stopped
+            self.errors.append(f"launching stopped with {unlaunched} guests not started")
         if missing:
-            self.errors.append(f"{len(missing)} guests never answered within {a.ready_timeout}s "
+            self.errors.append(f"{len(missing)} running guests never answered "
+                               f"{'within ' + str(a.ready_timeout) + 's' if not unlaunched else 'before launching stopped'} "
                                f"(first: {', '.join(g.name for g in missing[:5])})")
             for g in missing[:3]:           # what they were doing: hdvm's log, the console
                 state = ("spawned" if g.t_listen is None else "listening") if g.proc else "never spawned"
