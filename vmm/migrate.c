@@ -251,6 +251,38 @@ static int send_device_precopy(struct sender *s, struct migrate_result *res)
 	return ret;
 }
 
+/*
+ * unix: with the RAM's memfd: no RAM passes, but what the devices have in
+ * PRE_COPY still goes while the guest runs (QEMU's VFIO iterates with
+ * x-ignore-shared too), so STOP_COPY -- the downtime -- carries only the
+ * rest.  Until they have nothing more or a bounded number of rounds.
+ */
+#define DEVICE_ONLY_PRECOPY_ROUNDS	64
+
+static int device_only_precopy(struct sender *s, struct migrate_result *res, char *why,
+			       size_t len)
+{
+	for (unsigned round = 0; round < DEVICE_ONLY_PRECOPY_ROUNDS; round++) {
+		uint64_t before = res->device_precopy_bytes, pending = 0;
+		int ret = send_device_precopy(s, res);
+
+		if (!ret)
+			ret = devices_pending_bytes(s->vm, &pending);
+		if (ret) {
+			if (!why[0] && !s->w.err)
+				snprintf(why, len, "device pre-copy: %s", strerror(-ret));
+			return ret;
+		}
+		if (!pending || res->device_precopy_bytes == before)
+			return 0;
+		if (cancelled(s)) {
+			cancel_reason(s, why, len);
+			return -ECANCELED;
+		}
+	}
+	return 0;
+}
+
 static uint64_t div_or(uint64_t a, uint64_t b, uint64_t dflt)
 {
 	return b ? a / b : dflt;
@@ -359,6 +391,7 @@ int vm_migrate_send(struct vm *vm, struct mig_io *io, const struct migrate_opts 
 {
 	struct sender s = { .vm = vm, .o = o, .why = why, .why_len = len };
 	bool was_running = vm->state == VM_RUNNING, paused = false, logging = false;
+	bool dev_precopy = false;
 	bool end_sent = false;
 	bool to_postcopy = o->postcopy && !o->postcopy_after, committed = false;
 	uint64_t t0 = now_ns(), t_pause = 0;
@@ -423,10 +456,19 @@ int vm_migrate_send(struct vm *vm, struct mig_io *io, const struct migrate_opts 
 		ret = devices_save_setup(vm, why, len);
 		if (ret)
 			goto out;
+		dev_precopy = true;
 		ret = precopy(&s, t0, res, why, len);
 		if (ret < 0)
 			goto out;
 		to_postcopy = ret == 1;
+	} else if (o->ram_by_fd && !to_postcopy) {
+		ret = devices_save_setup(vm, why, len);
+		if (ret)
+			goto out;
+		dev_precopy = true;
+		ret = device_only_precopy(&s, res, why, len);
+		if (ret)
+			goto out;
 	}
 	/* stop and copy: devices RUNNING_P2P then STOP (PRE_COPY_P2P, STOP_COPY) */
 	vm_throttle_stop(vm);
@@ -485,10 +527,10 @@ out:
 		read_answer(io, why, len);
 	if (ret && ret != -ECANCELED && s.w.err && !why[0])
 		snprintf(why, len, "sending the stream: %s", strerror(-s.w.err));
-	if (logging) {
+	if (dev_precopy)
 		devices_save_cleanup(vm);	/* a device still in PRE_COPY runs on */
+	if (logging)
 		vm_dirty_log_stop(vm);
-	}
 	res->vm_lost = committed && ret;
 	if (ret && paused && !committed) {
 		char rwhy[160] = "";

@@ -218,6 +218,25 @@ static int migrate(struct dest *d, enum relay_mode mode, struct migrate_result *
 	return ret;
 }
 
+/* unix: on one host, straight (no relay: fds pass): the RAM goes as its memfd. */
+static int migrate_by_fd(struct dest *d, struct migrate_result *res, char *why, size_t len)
+{
+	struct migrate_opts o = { .downtime_ms = 300, .timeout_ms = 20000, .ram_by_fd = true };
+	struct mig_io io;
+	pthread_t dt;
+	int s[2], ret;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s), 0);
+	d->fd = s[1];
+	assert_int_equal(pthread_create(&dt, NULL, dest_main, d), 0);
+	mig_io_unix(&io, s[0]);
+	ret = vm_migrate_send(&a, &io, &o, res, why, len);
+	mig_io_close(&io);
+	pthread_join(dt, NULL);
+	fprintf(stderr, "source: %d %s\ndestination: %d %s\n", ret, why, d->ret, d->why);
+	return ret;
+}
+
 /* ---- setup ---- */
 
 static int setup_with(const char *b_failpoint)
@@ -275,6 +294,26 @@ static void test_function_moves_with_the_vm(void **st)
 	ret = migrate(&d, RELAY_PASS, &res, why, sizeof(why));
 	if (ret || d.ret)
 		fail_msg("source: %d %s / destination: %d %s", ret, why, d.ret, d.why);
+	assert_true(res.device_precopy_bytes > 0);
+	assert_string_equal(dev_field(1, "vf0", "mig_state"), "running");
+	assert_string_equal(dev_field(1, "vf0", "mac"), mac);
+	assert_string_equal(dev_field(0, "vf0", "mig_state"), "stop");	/* handed away */
+}
+
+/* Over unix: no RAM is copied, yet the function's PRE_COPY data goes ahead too. */
+static void test_function_moves_over_unix_with_its_precopy(void **st)
+{
+	struct dest d = { .dev = "vf0", .nr_vfio = 1 };
+	struct migrate_result res;
+	char why[512] = "", mac[32];
+	int ret;
+
+	NEED_NIC();
+	snprintf(mac, sizeof(mac), "%s", dev_field(0, "vf0", "mac"));
+	ret = migrate_by_fd(&d, &res, why, sizeof(why));
+	if (ret || d.ret)
+		fail_msg("source: %d %s / destination: %d %s", ret, why, d.ret, d.why);
+	assert_int_equal(res.pages, 0);
 	assert_true(res.device_precopy_bytes > 0);
 	assert_string_equal(dev_field(1, "vf0", "mig_state"), "running");
 	assert_string_equal(dev_field(1, "vf0", "mac"), mac);
@@ -401,6 +440,8 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_function_moves_with_the_vm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_function_moves_over_unix_with_its_precopy, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_destination_nic_dies_at_the_precopy_write,
 						setup_dies_at_precopy, teardown),
 		cmocka_unit_test_setup_teardown(test_destination_nic_dies_at_the_final_write,

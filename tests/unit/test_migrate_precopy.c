@@ -399,6 +399,54 @@ static void test_device_precopy_travels_between_ram_passes(void **state)
 	assert_int_equal(max_device_pending, (CHUNKS - 1) * CHUNK);
 }
 
+/*
+ * unix: on one host: the RAM is the source's memfd, so there are no RAM
+ * passes, but the device's PRE_COPY data still goes while the guest runs
+ * (QEMU's VFIO iterates with x-ignore-shared too): all of it reaches the
+ * destination's device before its final state, none of it waits for
+ * STOP_COPY, and no page is sent.
+ */
+static void test_device_precopy_over_unix_with_the_memfd(void **state)
+{
+	struct dest d = { .i8042 = true, .unix_fds = true };
+	struct migrate_opts o = { .downtime_ms = 300, .timeout_ms = 10000, .ram_by_fd = true };
+	struct migrate_result res;
+	char why[512] = "";
+	int ret;
+
+	ret = migrate_with(&d, &o, &res, why, sizeof(why));
+	if (ret || d.ret)
+		fail_msg("source: %d %s / destination: %d %s", ret, why, d.ret, d.why);
+	assert_int_equal(res.pages, 0);
+	assert_int_equal(d.pages, 0);
+	assert_state_arrived();
+	assert_int_equal(pc_b->got_len, (CHUNKS + 1) * CHUNK);
+	assert_memory_equal(pc_b->got, "chunk-00chunk-01chunk-02final---", (CHUNKS + 1) * CHUNK);
+	assert_int_equal(pc_b->iters_before_load, CHUNKS);
+	/* each part in its device section: id hash and length, 8 bytes */
+	assert_int_equal(res.device_precopy_bytes, CHUNKS * (CHUNK + 8));
+	assert_int_equal(pc_a->setups, 1);
+	assert_int_equal(pc_a->cleanups, 1);
+	assert_false(pc_a->precopy);
+	assert_int_equal(pc_b->aborts, 0);
+}
+
+/* The destination goes away during that device pre-copy: the device leaves PRE_COPY. */
+static void test_unix_destination_gone_ends_device_precopy(void **state)
+{
+	struct dest d = { .i8042 = true, .unix_fds = true, .vanish = true };
+	struct migrate_opts o = { .downtime_ms = 300, .timeout_ms = 10000, .ram_by_fd = true };
+	struct migrate_result res;
+	char why[512] = "";
+
+	assert_true(migrate_with(&d, &o, &res, why, sizeof(why)) < 0);
+	assert_true(why[0]);
+	assert_int_equal(pc_a->setups, 1);
+	assert_int_equal(pc_a->cleanups, 1);
+	assert_false(pc_a->precopy);
+	assert_int_equal(a.state, VM_PAUSED);
+}
+
 static void test_cancel_tells_the_destination_why(void **state)
 {
 	struct dest d = { .i8042 = true };
@@ -551,6 +599,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_throttle_gives_the_guest_its_share, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_device_precopy_travels_between_ram_passes,
+						setup_pc, teardown_pc),
+		cmocka_unit_test_setup_teardown(test_device_precopy_over_unix_with_the_memfd,
+						setup_pc, teardown_pc),
+		cmocka_unit_test_setup_teardown(test_unix_destination_gone_ends_device_precopy,
 						setup_pc, teardown_pc),
 		cmocka_unit_test_setup_teardown(test_cancel_tells_the_destination_why, setup_pc,
 						teardown_pc),
