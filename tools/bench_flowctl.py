@@ -25,7 +25,6 @@ of --runs windows; a table and JSON.
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -33,25 +32,16 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BUILD = Path(os.environ.get("HDVM_BUILD", ROOT / "build"))
+from benchlib import BUILD, ROOT, cpu_seconds, ns_exec, sh, start_hdnic, stop
+
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 NS = f"hdvm-fc-{os.getpid()}"
 HOST, GUEST = "10.67.0.1", "10.67.0.10"
 QSIZE = 256
 
 
-def sh(*cmd, check=True):
-    return subprocess.run(cmd, capture_output=True, text=True, check=check)
-
-
 def nsx(*cmd, check=True):
-    return sh("ip", "netns", "exec", NS, *cmd, check=check)
-
-
-def cpu_seconds(pid):
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return ns_exec(NS, *cmd, check=check)
 
 
 def receiver(sock, seconds):
@@ -131,18 +121,9 @@ def pingpong(sock, tap_mac, seconds):
 
 
 def pingpong_window(tmp, spin, window):
-    nic = subprocess.Popen(["ip", "netns", "exec", NS, str(BUILD / "hdnic"), "--dir",
-                            f"{tmp}/nic", "--vfs", "1", "--uplink", "tap:hdt0",
-                            "--spin-passes", str(spin)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    nic = start_hdnic(NS, f"{tmp}/nic", 1, HOST, "--spin-passes", str(spin))
     drv = None
     try:
-        for _ in range(200):
-            if Path(f"{tmp}/nic/vf0.sock").exists():
-                break
-            time.sleep(0.025)
-        nsx("ip", "addr", "add", f"{HOST}/24", "dev", "hdt0")
-        nsx("ip", "link", "set", "hdt0", "up")
         tap_mac = nsx("cat", "/sys/class/net/hdt0/address").stdout.strip()
         drv = subprocess.Popen([sys.executable, __file__, "--pingpong",
                                 f"{tmp}/nic/vf0.sock", tap_mac.replace(":", ""), str(window)],
@@ -160,12 +141,7 @@ def pingpong_window(tmp, spin, window):
         if drv and drv.poll() is None:
             drv.kill()
             drv.wait()
-        nic.send_signal(signal.SIGTERM)
-        try:
-            nic.wait(10)
-        except subprocess.TimeoutExpired:
-            nic.kill()
-            nic.wait()
+        stop(nic)
     return {"tps": done / (t1 - t0), "hdnic_cpu_frac": (c1 - c0) / (t1 - t0),
             "hdnic_cpu_us_per_txn": (c1 - c0) / done * 1e6 if done else None}
 
@@ -183,17 +159,9 @@ class Window:
 
     def run(self):
         extra = [] if self.fc else ["--no-rx-flow-control"]
-        nic = subprocess.Popen(["ip", "netns", "exec", NS, str(BUILD / "hdnic"), "--dir",
-                                f"{self.tmp}/nic", "--vfs", "1", "--uplink", "tap:hdt0",
-                                *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        nic = start_hdnic(NS, f"{self.tmp}/nic", 1, HOST, *extra)
         rx = flood = None
         try:
-            for _ in range(200):
-                if Path(f"{self.tmp}/nic/vf0.sock").exists():
-                    break
-                time.sleep(0.025)
-            nsx("ip", "addr", "add", f"{HOST}/24", "dev", "hdt0")
-            nsx("ip", "link", "set", "hdt0", "up")
             rx = subprocess.Popen([sys.executable, __file__, "--receiver",
                                    f"{self.tmp}/nic/vf0.sock", str(self.window + 3)],
                                   stdout=subprocess.PIPE, text=True)
@@ -215,12 +183,7 @@ class Window:
                 if p and p.poll() is None:
                     p.kill()
                     p.wait()
-            nic.send_signal(signal.SIGTERM)
-            try:
-                nic.wait(10)
-            except subprocess.TimeoutExpired:
-                nic.kill()
-                nic.wait()
+            stop(nic)
         dt = t1 - t0
         v0, v1 = s0["vfs"][0], s1["vfs"][0]
         delivered = v1["rx_packets"] - v0["rx_packets"]

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,28 +33,18 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BUILD = Path(os.environ.get("HDVM_BUILD", ROOT / "build"))
+from benchlib import BUILD, cpu_seconds, ns_exec, sh, start_hdnic, stop
 NS = f"hdvm-bench-{os.getpid()}"
 HOST, PVHOST = "10.68.0.1", "10.69.0.1"
 SIZES = (64, 1400)
 
 
-def sh(*cmd, check=True):
-    return subprocess.run(cmd, capture_output=True, text=True, check=check)
-
-
 def nsx(*cmd, check=True):
-    return sh("ip", "netns", "exec", NS, *cmd, check=check)
+    return ns_exec(NS, *cmd, check=check)
 
 
 def link_counter(ifname, name):
     return int(nsx("cat", f"/sys/class/net/{ifname}/statistics/{name}").stdout)
-
-
-def cpu_seconds(pid):
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Guest:
@@ -83,13 +72,7 @@ class Guest:
                            f"{self.proc.stderr.read().decode() if self.proc.poll() is not None else ''}")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc)
 
 
 ECHO_CLIENT = r"""
@@ -116,16 +99,7 @@ class Bench:
         self.tmp, self.window, self.runs = tmp, window, runs
         sh("ip", "netns", "add", NS)
         nsx("ip", "link", "set", "lo", "up")
-        self.nic = subprocess.Popen(["ip", "netns", "exec", NS, str(BUILD / "hdnic"),
-                                     "--dir", f"{tmp}/nic", "--vfs", "2", "--uplink",
-                                     "tap:hdt0", *hdnic_args], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            if Path(f"{tmp}/nic/vf1.sock").exists():
-                break
-            time.sleep(0.05)
-        nsx("ip", "addr", "add", f"{HOST}/24", "dev", "hdt0")
-        nsx("ip", "link", "set", "hdt0", "up")
+        self.nic = start_hdnic(NS, f"{tmp}/nic", 2, HOST, *hdnic_args)
         nsx("ip", "link", "add", "pvbr", "type", "bridge")
         nsx("ip", "addr", "add", f"{PVHOST}/24", "dev", "pvbr")
         nsx("ip", "link", "set", "pvbr", "up")
@@ -241,11 +215,7 @@ class Bench:
     def close(self):
         for g in self.guests:
             g.stop()
-        self.nic.send_signal(signal.SIGTERM)
-        try:
-            self.nic.wait(10)
-        except subprocess.TimeoutExpired:
-            self.nic.kill()
+        stop(self.nic)
         sh("ip", "netns", "del", NS, check=False)
 
 

@@ -17,7 +17,6 @@ VF under checkpointing (ReNIC's comparison).
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,8 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from hdvmlib import hdvm_ctl  # noqa: E402
-from hosts import TwoHosts  # noqa: E402
-from remuslib import Client, Protected, first_reply, try_status, wait_until  # noqa: E402
+from remuslib import Client, Protected, first_reply, try_status, two_hosts  # noqa: E402
 
 
 def pct(xs, p):
@@ -53,11 +51,7 @@ def main():
     if not os.path.exists("/dev/kvm"):
         print("bench-remus needs /dev/kvm; without it see `make bench-remus-parts`")
         return 2
-    tmp = Path(tempfile.mkdtemp(prefix="hdvm-bench-remus."))
-    run_dirs = {h: tmp / f"run-{h}" for h in ("a", "b")}
-    for d in run_dirs.values():
-        d.mkdir()
-    hosts = TwoHosts(tmp, vfs=1)
+    tmp, run_dirs, hosts = two_hosts("hdvm-bench-remus.")
     p = None
     try:
         p = Protected(hosts, tmp, run_dirs)
@@ -89,8 +83,7 @@ def main():
         time.sleep(1.0)
         t_kill = time.monotonic()
         p.primary.kill()
-        wait_until(lambda: c.replies_after(t_kill), 10, "B never answered")
-        t_first = min(r[2] for r in c.replies_after(t_kill))
+        t_first = c.first_reply_after(t_kill, 10, "B never answered")
         c.stop()
         c.check()
         print(f"failover: first reply from B {(t_first - t_kill) * 1000:.0f} ms after the "

@@ -21,15 +21,13 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-from hosts import TwoHosts  # noqa: E402
-from remuslib import Client, Protected, first_reply, try_status, wait_until  # noqa: E402
+from remuslib import Client, Protected, first_reply, try_status, two_hosts  # noqa: E402
 
 
 def timeline(c, t0, bin_s=0.1):
@@ -79,11 +77,7 @@ def main():
     if not os.path.exists("/dev/kvm"):
         print("demo-failover needs /dev/kvm (try: tools/kvmlab -- make demo-failover)")
         return 2
-    tmp = Path(tempfile.mkdtemp(prefix="hdvm-demo-failover."))
-    run_dirs = {h: tmp / f"run-{h}" for h in ("a", "b")}
-    for d in run_dirs.values():
-        d.mkdir()
-    hosts = TwoHosts(tmp, vfs=1)
+    tmp, run_dirs, hosts = two_hosts("hdvm-demo-failover.")
     p = c = None
     try:
         p = Protected(hosts, tmp, run_dirs)
@@ -100,8 +94,7 @@ def main():
         t_kill = time.monotonic()
         p.primary.kill()                       # host A dies: its hdvm ...
         hosts.nic["a"].proc.kill()             # ... and its NIC
-        wait_until(lambda: c.replies_after(t_kill), 10, "host B never answered")
-        t_first = min(r[2] for r in c.replies_after(t_kill))
+        t_first = c.first_reply_after(t_kill, 10, "host B never answered")
         time.sleep(a.after)
         c.stop()
         last = c.check()

@@ -11,11 +11,13 @@ import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 from hdvmlib import GUEST, HDVM, TIME_SCALE, Output, hdvm_ctl
-from hosts import MIG_IP
+from hosts import MIG_IP, TwoHosts
 
 COUNTER_IP = "10.66.0.10"
 
@@ -59,6 +61,11 @@ class Client(threading.Thread):
     def replies_after(self, t):
         return [r for r in self.replies if r[2] > t]
 
+    def first_reply_after(self, t, timeout, what):
+        """When the first reply after t came (waited for, timeout seconds, scaled)."""
+        wait_until(lambda: self.replies_after(t), timeout, what)
+        return min(r[2] for r in self.replies_after(t))
+
     def check(self):
         """The invariants: the counter never regresses and each reply is one request's."""
         last = 0
@@ -66,6 +73,16 @@ class Client(threading.Thread):
             assert counter > last, f"counter went back: {counter} after {last} (request {rid})"
             last = counter
         return last
+
+
+def two_hosts(prefix, vfs=1):
+    """For the tools: a fresh directory, run directories a and b in it, and
+    TwoHosts on it with vfs VFs each."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    run_dirs = {h: tmp / f"run-{h}" for h in ("a", "b")}
+    for d in run_dirs.values():
+        d.mkdir()
+    return tmp, run_dirs, TwoHosts(tmp, vfs=vfs)
 
 
 def try_status(run_dir, name):
