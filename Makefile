@@ -66,6 +66,12 @@ bench-remus-parts: $(BUILD)/bench_remus_parts hdnic-all
 bench-remus: all
 	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/bench_remus.py
 
+# protection at density (issue 13): N counter VMs protected, host A killed; needs /dev/kvm
+bench-protect: all
+	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/bench_protect.py --n $(or $(N),10,100,300) \
+		--json $(BUILD)/bench-protect.json --png $(BUILD)/bench-protect.png \
+		--ascii $(BUILD)/bench-protect.txt $(BENCH_PROTECT_ARGS)
+
 demo-failover: all
 	HDVM_BUILD=$(abspath $(BUILD)) $(PYTHON) tools/demo_failover.py --png $(BUILD)/demo-failover.png \
 		--ascii $(BUILD)/demo-failover.txt
@@ -157,5 +163,5 @@ demo: deps
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit integration check check-kvmlab deps bench-remus-parts bench-remus demo-failover bench-boot bench-migrate bench-net bench-flowctl bench-density bench-density-sweep demo clean guest hdnic-all
+.PHONY: all unit integration check check-kvmlab deps bench-remus-parts bench-remus bench-protect demo-failover bench-boot bench-migrate bench-net bench-flowctl bench-density bench-density-sweep demo clean guest hdnic-all
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

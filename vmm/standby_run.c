@@ -115,7 +115,10 @@ static void *receiver_main(void *arg)
 {
 	struct vm *vm = arg;
 	struct standby *sb = vm->cfg.standby;
-	enum standby_outcome o = standby_receive(sb, vm);
+	enum standby_outcome o;
+
+	pthread_setname_np(pthread_self(), "standby-rx");
+	o = standby_receive(sb, vm);
 	char why[512] = "";
 	int ret;
 

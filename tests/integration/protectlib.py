@@ -159,6 +159,11 @@ class Fleet:
         r = hdvm_ctl(self.run[host], "status", vm_name(i), "--json")
         return json.loads(r.stdout) if r.returncode == 0 else {}
 
+    def statuses(self, host):
+        """Every VM's `hdvm status` by name, in one `hdvm ps --json`."""
+        r = hdvm_ctl(self.run[host], "ps", "--json", timeout=60)
+        return {v["name"]: v for v in json.loads(r.stdout or "[]")}
+
     def pids(self, host):
         """The hdvm processes of a host: VMs and standbys, from `hdvm ps`."""
         r = hdvm_ctl(self.run[host], "ps", "--json", timeout=30)
