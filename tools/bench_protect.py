@@ -67,6 +67,16 @@ def cpu_s(pid, thread=None):
         return 0.0
 
 
+def rss_mib(pid):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return None
+
+
 def cpu_sample(fleet):
     a = [p.pid for p, _, _ in fleet.procs]
     b = fleet.pids("b")
@@ -109,6 +119,12 @@ def window(fleet, client, seconds, protected):
         out["pause_us_p50"] = pct([b["pause_p50_us"] for b in st1], 50)
         out["pause_us_p99"] = max(b["pause_p99_us"] for b in st1)
         out["roles"] = sorted({b["role"] for b in st1})
+        # what one standby process costs (the per-VM vs one-for-many decision)
+        rss = [x for x in (rss_mib(p) for p in fleet.pids("b")) if x is not None]
+        out["standby_rss_mib_p50"] = round(pct(rss, 50) or 0, 1)
+        out["primary_rss_mib_p50"] = round(pct([x for x in (rss_mib(p.pid) for p, _, _
+                                                 in fleet.procs) if x], 50) or 0, 1)
+        out["standby_cpu_pct_per_vm"] = round(out["b_standby"] / fleet.n, 2)
     return out
 
 
