@@ -162,7 +162,13 @@ class Fleet:
     def statuses(self, host):
         """Every VM's `hdvm status` by name, in one `hdvm ps --json`."""
         r = hdvm_ctl(self.run[host], "ps", "--json", timeout=60)
-        return {v["name"]: v for v in json.loads(r.stdout or "[]")}
+        got = {v["name"]: v for v in json.loads(r.stdout or "[]")}
+        for name, v in got.items():     # ps gives each VM 1 s; a busy one gets 15
+            if v.get("state") == "unresponsive":
+                st = hdvm_ctl(self.run[host], "status", name, "--json")
+                if st.returncode == 0:
+                    got[name] = json.loads(st.stdout)
+        return got
 
     def pids(self, host):
         """The hdvm processes of a host: VMs and standbys, from `hdvm ps`."""
