@@ -220,6 +220,9 @@ static int commit(struct primary *p, uint64_t epoch)
 	if (ret)
 		return ret;
 	ret = devices_output_commit(p->vm, HOLDQ_OP_COMMIT, epoch, 0);
+	if (ret)
+		snprintf(p->why, p->why_len, "releasing checkpoint %llu's output: %s",
+			 (unsigned long long)epoch, strerror(-ret));
 	if (p->o->owner)
 		ownerh_current(p->o->owner, epoch);
 	failpoint("release", epoch);
@@ -431,8 +434,11 @@ static int take_checkpoint(struct primary *p, uint64_t epoch)
 	if (!ret)
 		ret = stage_pages(p);
 	/* frames from here on belong to the next epoch */
-	if (!ret && devices_output_commit(p->vm, HOLDQ_OP_EPOCH, epoch + 1, 0))
-		ret = -EIO;
+	if (!ret) {
+		ret = devices_output_commit(p->vm, HOLDQ_OP_EPOCH, epoch + 1, 0);
+		if (ret && ret != -ENODEV)	/* -ENODEV: a device is gone (device_died) */
+			ret = -EIO;
+	}
 	ret2 = resume(p->vm, rwhy, sizeof(rwhy));
 	if (ret2)
 		pr_err("checkpoint %llu: resuming: %s", (unsigned long long)epoch, rwhy);

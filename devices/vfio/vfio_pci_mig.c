@@ -519,6 +519,8 @@ static int vp_dirty_log_sync(struct device *dev, device_dirty_fn *mark, void *op
 	s.bitmap = xzalloc(vfio_dirty_bitmap_bytes(DIRTY_CHUNK, DIRTY_PAGE));
 	ret = guest_mem_for_each_ram(&vp->vm->mem, sync_slot, &s);
 	free(s.bitmap);
+	if (ret && !vp_alive(vp))
+		ret = -ENODEV;		/* its server died under the call */
 	if (ret)
 		device_set_error(dev, "%s: reading its DMA dirty log: %s", vp->spec,
 				 strerror(-ret));
@@ -530,9 +532,12 @@ static int vp_output_commit(struct device *dev, uint32_t op, uint64_t epoch, uin
 {
 	struct vfio_pci *vp = to_vp_dev(dev);
 
+	int ret;
+
 	if (!vp->vdev || !vp_alive(vp))
 		return -ENODEV;
-	return vfio_output_commit_op(vp->vdev, op, epoch, max_frames);
+	ret = vfio_output_commit_op(vp->vdev, op, epoch, max_frames);
+	return ret && !vp_alive(vp) ? -ENODEV : ret;	/* its server died under the call */
 }
 
 static int vp_output_held(struct device *dev, uint64_t *frames)
