@@ -445,7 +445,10 @@ static void test_output_held_until_ack_and_discarded_when_primary_dies(void **st
  * hdvm to exit (status 1); its stream ends without a stop, so the standby
  * takes over on its own function with the guest's MAC.
  */
-static void test_primary_nic_dies_primary_stops_standby_takes_over(void **st)
+static int start_nic(int host, const char *failpoint);
+
+/* failpoint NULL: the test SIGKILLs host A's hdnic; else hdnic does, at that point */
+static void primary_nic_dies(const char *failpoint)
 {
 	struct stby s = { 0 };
 	int ps[2], cmd[2], ack[2], status;
@@ -455,6 +458,10 @@ static void test_primary_nic_dies_primary_stops_standby_takes_over(void **st)
 
 	if (!have_nic)
 		skip();
+	if (failpoint) {		/* host A's hdnic again, armed */
+		hdnic_stop(&nic_pid[0], dir[0]);
+		assert_int_equal(start_nic(0, failpoint), 0);
+	}
 	fake_reset(&src);
 	fake_reset(&dst);
 	make_source();
@@ -474,8 +481,10 @@ static void test_primary_nic_dies_primary_stops_standby_takes_over(void **st)
 	wait_applied(&s, 2);
 	snprintf(mac_text, sizeof(mac_text), "%s", vf_query("list", 0, "mac"));
 
-	kill(nic_pid[0], SIGKILL);			/* host A's NIC, alone */
+	if (!failpoint)
+		kill(nic_pid[0], SIGKILL);		/* host A's NIC, alone */
 	assert_int_equal(waitpid(nic_pid[0], &status, 0), nic_pid[0]);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	nic_pid[0] = -1;
 	pthread_join(s.t, NULL);			/* the stream ended without a stop */
 	assert_int_equal(s.ret, 0);
@@ -494,21 +503,34 @@ static void test_primary_nic_dies_primary_stops_standby_takes_over(void **st)
 	close(ack[0]);
 }
 
-static int start_nic(int host)
+/* found dead at the next pause or harvest */
+static void test_primary_nic_dies_primary_stops_standby_takes_over(void **st)
+{
+	primary_nic_dies(NULL);
+}
+
+/* dead under the COMMIT that releases an acknowledged epoch's output */
+static void test_primary_nic_dies_at_a_commit_primary_stops(void **st)
+{
+	primary_nic_dies("after-commit:5");
+}
+
+static int start_nic(int host, const char *failpoint)
 {
 	char tap[16], name[16];
 
 	snprintf(dir[host], sizeof(dir[host]), "/tmp/hdvm-test-ckpt%d.%d", host, getpid());
 	snprintf(tap, sizeof(tap), "tap:hdc%d", host);
 	snprintf(name, sizeof(name), "host%c", 'a' + host);
-	return hdnic_start(&nic_pid[host], dir[host], 1, tap, name, NULL, "test_checkpoint_hdnic");
+	return hdnic_start(&nic_pid[host], dir[host], 1, tap, name, failpoint,
+			   "test_checkpoint_hdnic");
 }
 
 static int group_setup(void **st)
 {
 	if (!have_nic)
 		return 0;
-	if (start_nic(0) || start_nic(1))
+	if (start_nic(0, NULL) || start_nic(1, NULL))
 		return -1;
 	irq_set_ioctl(kvm_accepts);
 	return 0;
@@ -530,6 +552,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_output_held_until_ack_and_discarded_when_primary_dies),
 		cmocka_unit_test(test_primary_nic_dies_primary_stops_standby_takes_over),
+		cmocka_unit_test(test_primary_nic_dies_at_a_commit_primary_stops),
 	};
 
 	/* a busy host is not a stalled server: the stall tests set their own */
