@@ -92,7 +92,8 @@ static void wait_detached(int host, const char *dev)
 
 /* ---- a relay between source and destination that can cut or corrupt the stream ---- */
 
-enum relay_mode { RELAY_PASS, RELAY_CUT, RELAY_FLIP };
+/* RELAY_NONE: no relay, unix: straight (fds pass), the RAM goes as its memfd */
+enum relay_mode { RELAY_PASS, RELAY_CUT, RELAY_FLIP, RELAY_NONE };
 
 struct relay {
 	int src, dst;		/* the source's peer end, the destination's peer end */
@@ -194,46 +195,34 @@ static void *dest_main(void *arg)
 static int migrate(struct dest *d, enum relay_mode mode, struct migrate_result *res,
 		   char *why, size_t len)
 {
-	struct migrate_opts o = { .downtime_ms = 300, .timeout_ms = 20000 };
+	struct migrate_opts o = { .downtime_ms = 300, .timeout_ms = 20000,
+				  .ram_by_fd = mode == RELAY_NONE };
 	struct relay r = { .mode = mode };
 	int s[2], t[2], ret;
 	struct mig_io io;
 	pthread_t dt;
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s), 0);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, t), 0);
-	r.src = s[1];
-	r.dst = t[0];
-	d->fd = t[1];
-	assert_int_equal(pthread_create(&r.t, NULL, relay_main, &r), 0);
+	if (mode == RELAY_NONE) {
+		d->fd = s[1];
+	} else {
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, t), 0);
+		r.src = s[1];
+		r.dst = t[0];
+		d->fd = t[1];
+		assert_int_equal(pthread_create(&r.t, NULL, relay_main, &r), 0);
+	}
 	assert_int_equal(pthread_create(&dt, NULL, dest_main, d), 0);
 	mig_io_unix(&io, s[0]);
 	ret = vm_migrate_send(&a, &io, &o, res, why, len);
 	mig_io_close(&io);
 	pthread_join(dt, NULL);
 	fprintf(stderr, "source: %d %s\ndestination: %d %s\n", ret, why, d->ret, d->why);
-	pthread_join(r.t, NULL);
-	close(r.src);
-	close(r.dst);
-	return ret;
-}
-
-/* unix: on one host, straight (no relay: fds pass): the RAM goes as its memfd. */
-static int migrate_by_fd(struct dest *d, struct migrate_result *res, char *why, size_t len)
-{
-	struct migrate_opts o = { .downtime_ms = 300, .timeout_ms = 20000, .ram_by_fd = true };
-	struct mig_io io;
-	pthread_t dt;
-	int s[2], ret;
-
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s), 0);
-	d->fd = s[1];
-	assert_int_equal(pthread_create(&dt, NULL, dest_main, d), 0);
-	mig_io_unix(&io, s[0]);
-	ret = vm_migrate_send(&a, &io, &o, res, why, len);
-	mig_io_close(&io);
-	pthread_join(dt, NULL);
-	fprintf(stderr, "source: %d %s\ndestination: %d %s\n", ret, why, d->ret, d->why);
+	if (mode != RELAY_NONE) {
+		pthread_join(r.t, NULL);
+		close(r.src);
+		close(r.dst);
+	}
 	return ret;
 }
 
@@ -281,7 +270,11 @@ static void assert_source_runs_on(void)
 	assert_string_equal(dev_field(0, "vf0", "client"), "true");
 }
 
-static void test_function_moves_with_the_vm(void **st)
+/*
+ * The function goes along, its PRE_COPY data ahead of its final state:
+ * relayed as over tcp:, or over unix: with the RAM's memfd (no page sent).
+ */
+static void function_moves(enum relay_mode mode)
 {
 	struct dest d = { .dev = "vf0", .nr_vfio = 1 };
 	struct migrate_result res;
@@ -291,33 +284,22 @@ static void test_function_moves_with_the_vm(void **st)
 	NEED_NIC();
 	snprintf(mac, sizeof(mac), "%s", dev_field(0, "vf0", "mac"));
 	assert_string_not_equal(mac, dev_field(1, "vf0", "mac"));
-	ret = migrate(&d, RELAY_PASS, &res, why, sizeof(why));
+	ret = migrate(&d, mode, &res, why, sizeof(why));
 	if (ret || d.ret)
 		fail_msg("source: %d %s / destination: %d %s", ret, why, d.ret, d.why);
+	if (mode == RELAY_NONE)
+		assert_int_equal(res.pages, 0);
 	assert_true(res.device_precopy_bytes > 0);
 	assert_string_equal(dev_field(1, "vf0", "mig_state"), "running");
 	assert_string_equal(dev_field(1, "vf0", "mac"), mac);
 	assert_string_equal(dev_field(0, "vf0", "mig_state"), "stop");	/* handed away */
 }
 
-/* Over unix: no RAM is copied, yet the function's PRE_COPY data goes ahead too. */
+static void test_function_moves_with_the_vm(void **st) { function_moves(RELAY_PASS); }
+
 static void test_function_moves_over_unix_with_its_precopy(void **st)
 {
-	struct dest d = { .dev = "vf0", .nr_vfio = 1 };
-	struct migrate_result res;
-	char why[512] = "", mac[32];
-	int ret;
-
-	NEED_NIC();
-	snprintf(mac, sizeof(mac), "%s", dev_field(0, "vf0", "mac"));
-	ret = migrate_by_fd(&d, &res, why, sizeof(why));
-	if (ret || d.ret)
-		fail_msg("source: %d %s / destination: %d %s", ret, why, d.ret, d.why);
-	assert_int_equal(res.pages, 0);
-	assert_true(res.device_precopy_bytes > 0);
-	assert_string_equal(dev_field(1, "vf0", "mig_state"), "running");
-	assert_string_equal(dev_field(1, "vf0", "mac"), mac);
-	assert_string_equal(dev_field(0, "vf0", "mig_state"), "stop");	/* handed away */
+	function_moves(RELAY_NONE);
 }
 
 /* B's hdnic SIGKILLs itself at its Nth MIG_DATA_WRITE in RESUMING. */

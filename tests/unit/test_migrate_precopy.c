@@ -431,22 +431,6 @@ static void test_device_precopy_over_unix_with_the_memfd(void **state)
 	assert_int_equal(pc_b->aborts, 0);
 }
 
-/* The destination goes away during that device pre-copy: the device leaves PRE_COPY. */
-static void test_unix_destination_gone_ends_device_precopy(void **state)
-{
-	struct dest d = { .i8042 = true, .unix_fds = true, .vanish = true };
-	struct migrate_opts o = { .downtime_ms = 300, .timeout_ms = 10000, .ram_by_fd = true };
-	struct migrate_result res;
-	char why[512] = "";
-
-	assert_true(migrate_with(&d, &o, &res, why, sizeof(why)) < 0);
-	assert_true(why[0]);
-	assert_int_equal(pc_a->setups, 1);
-	assert_int_equal(pc_a->cleanups, 1);
-	assert_false(pc_a->precopy);
-	assert_int_equal(a.state, VM_PAUSED);
-}
-
 static void test_cancel_tells_the_destination_why(void **state)
 {
 	struct dest d = { .i8042 = true };
@@ -550,11 +534,16 @@ static void test_cancel_during_a_bandwidth_wait(void **state)
 	assert_false(guest_mem_logging(&a.mem, 0));
 }
 
-/* The destination goes away during pre-copy: the source's device leaves PRE_COPY. */
-static void test_destination_gone_ends_device_precopy(void **state)
+/*
+ * The destination goes away during pre-copy (with RAM passes, or over unix:
+ * with the memfd and the device's part only): the source's device leaves
+ * PRE_COPY.
+ */
+static void destination_gone_ends_device_precopy(bool over_unix)
 {
-	struct dest d = { .i8042 = true, .vanish = true };
-	struct migrate_opts o = { .downtime_ms = 300, .timeout_ms = 10000 };
+	struct dest d = { .i8042 = true, .vanish = true, .unix_fds = over_unix };
+	struct migrate_opts o = { .downtime_ms = 300, .timeout_ms = 10000,
+				  .ram_by_fd = over_unix };
 	struct migrate_result res;
 	char why[512] = "";
 
@@ -565,6 +554,16 @@ static void test_destination_gone_ends_device_precopy(void **state)
 	assert_false(pc_a->precopy);
 	assert_int_equal(a.state, VM_PAUSED);
 	assert_false(guest_mem_logging(&a.mem, 0));
+}
+
+static void test_destination_gone_ends_device_precopy(void **state)
+{
+	destination_gone_ends_device_precopy(false);
+}
+
+static void test_unix_destination_gone_ends_device_precopy(void **state)
+{
+	destination_gone_ends_device_precopy(true);
 }
 
 /*
