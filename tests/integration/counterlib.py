@@ -6,7 +6,9 @@ The guest answers each UDP request id on port 9000 with (id, its counter);
 after the move the counter goes on where it was, so no request was lost or
 answered twice by a VM that should be gone."""
 import struct
+import subprocess
 
+from hdvmlib import TIME_SCALE
 from test_pv_net import GUEST_IP, TAP, PvNet, up
 
 PORT = 9000
@@ -43,7 +45,20 @@ class PvCounter:
     def ns(self):
         return self.pv.ns
 
-    def continues(self, timeout=5.0):
+    def reachable(self, deadline=30 * TIME_SCALE):
+        """Until the guest answers a ping (ICMP: its counter stays as it is).
+        The host may have to ARP for the guest first: after a restore its
+        neighbour entry is gone (the TAP had no reader for a while; carrier
+        down flushes it), and Linux drops a datagram whose ARP stays
+        unanswered for 3 probes (3 s), so a lone counter request could be
+        lost before the guest ever saw it."""
+        r = subprocess.run(["ip", "netns", "exec", self.ns.name, "ping", "-c", "1", "-i", "0.2",
+                            "-w", str(int(deadline)), "-q", GUEST_IP],
+                           capture_output=True, text=True, timeout=deadline + 10)
+        assert r.returncode == 0, f"the guest never answered a ping: {r.stdout}{r.stderr}"
+
+    def continues(self, timeout=5.0 * TIME_SCALE):
+        self.reachable()
         with self.pv.udp_socket(timeout=timeout) as s:
             counter_check(s, (GUEST_IP, PORT), range(1000, 1050), 51)
         assert self.dst.ctl("stop").returncode == 0
