@@ -87,7 +87,10 @@ static int vm_setup_kvm(struct vm *vm)
 			return -EOPNOTSUPP;
 		}
 	}
-	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	/* a signal can interrupt it (seen on a standby's takeover); QEMU retries too */
+	do
+		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	while (vm->vm_fd < 0 && errno == EINTR);
 	if (vm->vm_fd < 0) {
 		ret = -errno;
 		pr_err("KVM_CREATE_VM: %s", strerror(-ret));
