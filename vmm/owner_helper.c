@@ -8,7 +8,6 @@
 #include <libgen.h>
 #include <limits.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,11 +15,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "vmm/unfiltered.h"
 #include "vmm/util.h"
 
 /*
  * build/hdvm-owner next to this hdvm, unless HDVM_OWNER_HELPER says otherwise;
- * found once (readlink is not in the seccomp filter: ownerh_spawner_start).
+ * found once, before the seccomp filter (which has no readlink).
  */
 static void helper_path(char *out, size_t len)
 {
@@ -40,76 +40,12 @@ static void helper_path(char *out, size_t len)
 	snprintf(out, len, "%s", found);
 }
 
-/*
- * hdvm's main seccomp filter (vmm/seccomp.c) has no pipe2, execve or kill,
- * and a thread created by a filtered thread inherits its filter: the
- * checkpoint job, and a takeover asked for on the control socket, could not
- * start or kill the helper.  A thread made before the filter
- * (ownerh_spawner_start) does that for them; without it (no seccomp, unit
- * tests) the caller does it itself.
- */
-struct unfiltered_req {
-	void (*fn)(void *arg);
-	void *arg;
-	bool done;
-};
-
-static struct {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool started;
-	struct unfiltered_req *req;
-} spawner = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
-
-static void *spawner_main(void *unused)
+int ownerh_prepare(void)
 {
-	pthread_mutex_lock(&spawner.lock);
-	for (;;) {
-		struct unfiltered_req *r;
-
-		while (!spawner.req)
-			pthread_cond_wait(&spawner.cond, &spawner.lock);
-		r = spawner.req;
-		pthread_mutex_unlock(&spawner.lock);
-		r->fn(r->arg);
-		pthread_mutex_lock(&spawner.lock);
-		r->done = true;
-		spawner.req = NULL;
-		pthread_cond_broadcast(&spawner.cond);
-	}
-	return NULL;
-}
-
-int ownerh_spawner_start(void)
-{
-	pthread_t t;
-
 	char path[PATH_MAX];
 
-	if (spawner.started)
-		return 0;
 	helper_path(path, sizeof(path));
-	if (pthread_create(&t, NULL, spawner_main, NULL))
-		return -EAGAIN;
-	pthread_detach(t);
-	spawner.started = true;
-	return 0;
-}
-
-static void unfiltered(void (*fn)(void *), void *arg)
-{
-	struct unfiltered_req r = { fn, arg, false };
-
-	if (!spawner.started)
-		return fn(arg);
-	pthread_mutex_lock(&spawner.lock);
-	while (spawner.req)
-		pthread_cond_wait(&spawner.cond, &spawner.lock);
-	spawner.req = &r;
-	pthread_cond_broadcast(&spawner.cond);
-	while (!r.done)
-		pthread_cond_wait(&spawner.cond, &spawner.lock);
-	pthread_mutex_unlock(&spawner.lock);
+	return unfiltered_start();
 }
 
 struct spawn_req {
@@ -153,7 +89,7 @@ static int spawn(struct owner_helper *h, char *const argv[])
 
 	memset(h, 0, sizeof(*h));
 	h->pid = -1;
-	unfiltered(do_spawn, &r);
+	unfiltered_run(do_spawn, &r);	/* fork+exec: not from a filtered thread */
 	if (r.ret)
 		return r.ret;
 	close(in[0]);
@@ -238,7 +174,7 @@ static void reap(struct owner_helper *h, bool kill_it)
 	if (h->pid <= 0)
 		return;
 	if (kill_it)
-		unfiltered(do_kill, &h->pid);
+		unfiltered_run(do_kill, &h->pid);
 	close(h->in_fd);
 	close(h->out_fd);
 	waitpid(h->pid, NULL, 0);
@@ -283,7 +219,8 @@ int ownerh_hold(struct owner_helper *h, const struct ownerh_cfg *c, const char *
 {
 	static const char *const want[] = { "acquired", "busy", "error", NULL };
 	char what[32];
-	int ret = start(h, c, name, "hold", epoch, false, 0);
+	/* the helper retries a slow etcd; it gives up before we do */
+	int ret = start(h, c, name, "hold", epoch, false, timeout_ms > 6000 ? timeout_ms - 3000 : 0);
 
 	if (!ret)
 		ret = wait_event(h, want, timeout_ms, what, sizeof(what));

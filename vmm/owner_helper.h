@@ -39,8 +39,9 @@ struct owner_helper {
 	char timing[400];		/* the failover time the lease settings imply */
 };
 
-/* Before hdvm's seccomp filter: a thread that starts and kills helpers. */
-int ownerh_spawner_start(void);
+/* Before hdvm's seccomp filter: the helper found, and the thread (vmm/unfiltered.h)
+ * that starts and kills it. */
+int ownerh_prepare(void);
 
 /*
  * Primary: take the owner key of VM name (at epoch), waiting up to

@@ -166,7 +166,7 @@ int vmm_run(const struct vm_config *cfg)
 	if (cfg->standby && standby_start(&vm) < 0)
 		goto out_vm;
 	/* --etcd: the helper is forked and exec'd, which the filter forbids */
-	if (cfg->seccomp && ownerh_spawner_start() < 0)
+	if (cfg->seccomp && ownerh_prepare() < 0)
 		goto out_vm;
 	if (cfg->seccomp && seccomp_install(SECCOMP_ROLE_MAIN) < 0) {
 		pr_err("installing the main seccomp filter failed");

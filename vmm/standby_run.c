@@ -23,6 +23,7 @@
 #include "vmm/run.h"
 #include "vmm/standby.h"
 #include "vmm/standby_run.h"
+#include "vmm/unfiltered.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
@@ -68,6 +69,18 @@ static int take_the_key(struct vm *vm, struct standby *sb, bool restart_from_sta
 	return ret;
 }
 
+struct start_req {
+	struct vm *vm;
+	int ret;
+};
+
+static void do_start_vcpus(void *arg)
+{
+	struct start_req *r = arg;
+
+	r->ret = vm_start_vcpus(r->vm);
+}
+
 /* Take the key (--etcd), load the checkpoint, start the vCPUs; -errno, why. */
 static int take_over(struct vm *vm, bool restart_from_stale, char *why, size_t len)
 {
@@ -77,8 +90,13 @@ static int take_over(struct vm *vm, bool restart_from_stale, char *why, size_t l
 	if (ret)
 		return ret;
 	ret = standby_activate(sb, vm, why, len);
-	if (!ret)
-		ret = vm_start_vcpus(vm);
+	if (!ret) {
+		struct start_req r = { vm, 0 };
+
+		/* from a takeover asked on the control socket: a filtered thread */
+		unfiltered_run(do_start_vcpus, &r);
+		ret = r.ret;
+	}
 	if (ret) {
 		ownerh_kill(&run.owner);
 		return ret;
