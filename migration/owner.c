@@ -60,8 +60,9 @@ int owner_init(struct owner *o, const struct owner_cfg *cfg,
 	if (!o->cfg.margin_ms)
 		o->cfg.margin_ms = o->cfg.ttl_s == OWNER_TTL_S_DEFAULT || o->cfg.ttl_s < 1 ?
 				   OWNER_MARGIN_MS_DEFAULT : o->cfg.ttl_s * 300;
-	if (!o->cfg.timeout_ms)
-		o->cfg.timeout_ms = OWNER_TIMEOUT_MS_DEFAULT;
+	if (!o->cfg.timeout_ms)	/* a longer TTL: a slower host, longer requests */
+		o->cfg.timeout_ms = o->cfg.ttl_s > OWNER_TTL_S_DEFAULT ? o->cfg.ttl_s * 200 :
+				    OWNER_TIMEOUT_MS_DEFAULT;
 	if (!o->cfg.holder)
 		o->cfg.holder = "hdvm";
 	if (!vm_name_ok(cfg->vm)) {

@@ -4,7 +4,7 @@
  * tests (the checkpoint driver uses migration/owner.h directly).
  *
  *   hdvm-owner --etcd URL[,URL..] --vm NAME [options] status
- *   hdvm-owner ... hold [--epoch N]            primary: take the key, renew
+ *   hdvm-owner ... hold [--epoch N] [--wait-ms W]   primary: take the key, renew
  *   hdvm-owner ... takeover --epoch N [--wait-ms W] [--restart-from-stale]
  *
  * hold/takeover keep the key and renew it until stdin says "release" or ends;
@@ -141,6 +141,28 @@ static int takeover(struct owner *o, uint64_t epoch, int wait_ms, int poll_ms, b
 	}
 }
 
+/*
+ * The key, retried for wait_ms while etcd does not answer in time (a slow or
+ * starting etcd) or holds a key of ours whose revoke timed out too.
+ */
+static int acquire(struct owner *o, int wait_ms, int poll_ms)
+{
+	int64_t end = wall_ms() + wait_ms;
+	char self[128];
+	int err;
+
+	snprintf(self, sizeof(self), "held by %.80s (", o->cfg.holder);
+	for (;;) {
+		err = owner_acquire(o);
+		if (!err || wall_ms() >= end)
+			return err;
+		if (err != -ETIMEDOUT && err != -ECONNREFUSED && err != -EHOSTUNREACH &&
+		    !(err == -EBUSY && strstr(o->why, self)))
+			return err;
+		usleep(poll_ms * 1000);
+	}
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
@@ -166,7 +188,7 @@ static int run(struct owner *o, const char *cmd, uint64_t epoch, int wait_ms, in
 		usage();
 		return 1;
 	}
-	err = owner_acquire(o);
+	err = acquire(o, wait_ms, poll_ms);
 	if (err) {
 		event(err == -EBUSY ? "busy" : "error", err == -EBUSY ? o->why : strerror(-err));
 		return err == -EBUSY ? 2 : 1;
