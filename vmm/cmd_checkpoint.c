@@ -98,8 +98,11 @@ static long long jint(json_object *o, const char *key)
 	return o && json_object_object_get_ex(o, key, &v) ? (long long)json_object_get_int64(v) : 0;
 }
 
-/* Wait for the first acknowledged checkpoint (on) or the end of protection (off). */
-static int follow(const char *run_dir, const char *name, bool stopping)
+/*
+ * Wait for the first acknowledged checkpoint (on) -- one above base, the last
+ * one of an earlier protection -- or the end of protection (off).
+ */
+static int follow(const char *run_dir, const char *name, bool stopping, long long base)
 {
 	for (int waited = 0; waited < WAIT_MS * 1000; waited += POLL_US) {
 		json_object *r = request(run_dir, name, cmd("status"));
@@ -118,7 +121,7 @@ static int follow(const char *run_dir, const char *name, bool stopping)
 			json_object_put(r);
 			return 1;
 		}
-		if (!stopping && jint(r, "committed_epoch") >= 1) {
+		if (!stopping && jint(r, "committed_epoch") > base) {
 			printf("%s: protected by %s, checkpoint %lld acknowledged (pause p50 %lld us)\n",
 			       name, jstr(r, "standby"), jint(r, "committed_epoch"),
 			       jint(r, "pause_p50_us"));
@@ -166,6 +169,7 @@ int cmd_checkpoint(int argc, char **argv)
 	};
 	uint64_t epoch = 0, hb = 0, failover = 0, budget = 0, phase = 0, ttl = 0, renew = 0;
 	bool phased = false;
+	long long base;
 	const char *run_dir = NULL, *name, *uri, *tls = NULL, *loss = NULL, *etcd = NULL;
 	char tls_abs[PATH_MAX], why[256];
 	bool stop = false;
@@ -244,8 +248,13 @@ int cmd_checkpoint(int argc, char **argv)
 			return 0;
 		}
 		json_object_put(r);
-		return follow(run_dir, name, true);
+		return follow(run_dir, name, true, 0);
 	}
+	r = request(run_dir, name, cmd("status"));
+	if (!r)
+		return 1;
+	base = jint(r, "committed_epoch");	/* a re-protection acknowledges above it */
+	json_object_put(r);
 	json_object_object_add(req, "uri", json_object_new_string(uri));
 	if (epoch)
 		json_object_object_add(req, "epoch_ms", json_object_new_int64((int64_t)epoch));
@@ -271,5 +280,5 @@ int cmd_checkpoint(int argc, char **argv)
 	if (!r)
 		return 1;
 	json_object_put(r);
-	return follow(run_dir, name, false);
+	return follow(run_dir, name, false, base);
 }
