@@ -265,8 +265,12 @@ def test_cut_from_standby_then_from_etcd_is_lost_until_a_deliberate_restart(clus
     assert "stale checkpoint (deliberately)" in r.stdout
     st_b = c.st("b")
     assert st_b["role"] == "unprotected" and st_b["state"] == "running", st_b
-    with c.hosts.udp_socket() as s:
-        _, counter = first_reply(s, 1 << 41)
+    try:
+        with c.hosts.udp_socket() as s:
+            _, counter = first_reply(s, 1 << 41)
+    except AssertionError as e:
+        raise AssertionError(c.logs(str(e)) + f"\n--- host B's VF 0: {c.hosts.nic['b'].stats(0)}"
+                             f"\n--- host B's hdnic:\n{c.hosts.nic['b'].output()[-3000:]}")
     # what A served unprotected is gone: that is why only an operator does this
     assert counter <= last, (counter, last)
 
