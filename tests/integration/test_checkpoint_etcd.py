@@ -288,7 +288,7 @@ def test_cut_from_standby_then_from_etcd_is_lost_until_a_deliberate_restart(clus
     assert st_b["role"] == "unprotected" and st_b["state"] == "running", st_b
     try:
         with c.hosts.udp_socket() as s:
-            _, counter = first_reply(s, 1 << 41)
+            _, counter = first_reply(s, 1 << 41, timeout=3)
     except AssertionError as e:
         # Known bug, seen in all 3 tools/kvmlab runs: B's VM runs and its VF
         # counts every request in and a frame out for each, but nothing leaves
