@@ -196,7 +196,12 @@ def test_two_standbys_racing_exactly_one_wins(etcd, owners):
     active = [s for s in standbys if s.has("active")]
     assert len(active) == 1, [s.lines for s in standbys]
     loser = standbys[1] if active[0] is standbys[0] else standbys[0]
-    assert loser.wait(5) in (2, 5)          # saw the winner's key, or lost the txn
+    # lost the txn (5), or saw the winner's key with its "taken over" stale mark:
+    # refused for good (4) -- its checkpoint is no longer the one that serves
+    rc = loser.wait(5)
+    assert rc in (4, 5), (rc, loser.lines)
+    if rc == 4:
+        assert "taken over" in loser.wait_event("refused")[2]
     assert etcd.get(KEY)[0] == active[0].holder
 
 
