@@ -165,24 +165,33 @@ static int slot_commit(struct guest_mem *m, struct mem_slot *s, uint32_t flags)
 	return 0;
 }
 
+/*
+ * Runs on a thread while the devices realize (vm.c): a device slot added
+ * before it (a BAR a device maps at realize) waits unregistered and is
+ * registered here, after RAM.
+ */
 int guest_mem_register(struct guest_mem *m, const struct kvm_ops *kvm, int vm_fd)
 {
+	int ret = 0;
+
+	pthread_mutex_lock(&m->lock);
 	m->kvm = kvm;
 	m->vm_fd = vm_fd;
-	for (int i = 0; i < FIRST_DEVICE_SLOT; i++) {
+	for (int i = 0; i < GUEST_MEM_MAX_SLOTS && !ret; i++) {
 		struct mem_slot *s = &m->slots[i];
-		int ret;
 
-		if (s->kind != MEM_SLOT_RAM)
+		if (s->kind == MEM_SLOT_FREE || s->registered)
 			continue;
 		ret = slot_commit(m, s, s->flags);
-		if (ret < 0) {
+		if (ret < 0 && s->kind == MEM_SLOT_RAM)
 			pr_err("KVM_SET_USER_MEMORY_REGION (%s RAM): %s", i ? "high" : "low",
 			       strerror(-ret));
-			return ret;
-		}
+		else if (ret < 0)
+			pr_err("mapping device memory at %#llx: %s", (unsigned long long)s->gpa,
+			       strerror(-ret));
 	}
-	return 0;
+	pthread_mutex_unlock(&m->lock);
+	return ret;
 }
 
 /* The RAM slot holding gpa, or NULL. */
@@ -285,7 +294,8 @@ int guest_mem_slot_add(struct guest_mem *m, uint64_t gpa, uint64_t size, void *h
 	s->gpa = gpa;
 	s->size = size;
 	s->hva = hva;
-	ret = slot_commit(m, s, 0);
+	/* before guest_mem_register (still on its thread): it registers the slot */
+	ret = m->kvm ? slot_commit(m, s, 0) : 0;
 	if (ret < 0) {
 		memset(s, 0, sizeof(*s));
 		goto out;

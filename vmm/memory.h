@@ -97,7 +97,10 @@ void guest_mem_destroy(struct guest_mem *m);
 int guest_mem_adopt_fd(struct guest_mem *m, int fd);
 /* Describe the RAM slots over an existing mapping (guest_mem_init does this; tests too). */
 void guest_mem_layout(struct guest_mem *m, uint8_t *host, uint64_t low, uint64_t high);
-/* Register the RAM slots with KVM (slot ids 0 and 1). */
+/*
+ * Register the RAM slots with KVM (slot ids 0 and 1), then any device slot
+ * added before this call (it may run on a thread while devices realize).
+ */
 int guest_mem_register(struct guest_mem *m, const struct kvm_ops *kvm, int vm_fd);
 
 /* Host pointer for [gpa, gpa+len) if it lies entirely inside one RAM range, else NULL. */

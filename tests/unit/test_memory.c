@@ -231,6 +231,39 @@ static void test_device_slots_allocated_and_freed(void **state)
 	assert_int_equal(guest_mem_slot_add(&m, 0xe0003000, sizeof(page), page), -EEXIST);
 }
 
+/*
+ * vm_create() registers RAM on a thread while the devices realize; a BAR a
+ * device maps before that ends is registered by it, not lost (a standby in
+ * tools/kvmlab logged "mapping device memory at 0xc0002000: No such device"
+ * and its guest died after the takeover).
+ */
+static void test_device_slot_added_before_registration_is_registered(void **state)
+{
+	static uint8_t page[4096] __attribute__((aligned(4096)));
+	struct guest_mem g;
+	int a, b;
+
+	memset(fake_slots, 0, sizeof(fake_slots));
+	fake_fail_errno = 0;
+	assert_int_equal(guest_mem_init(&g, RAM), 0);
+	a = guest_mem_slot_add(&g, 0xc0002000, sizeof(page), page);
+	b = guest_mem_slot_add(&g, 0xc0003000, sizeof(page), page);
+	assert_true(a >= 2 && b >= 2 && a != b);
+	assert_int_equal(fake_slots[a].memory_size, 0);	/* KVM not there yet */
+	guest_mem_slot_del(&g, b);			/* gone before it was registered */
+	assert_int_equal(guest_mem_register(&g, &fake_kvm, 42), 0);
+	assert_int_equal(fake_slots[0].memory_size, RAM);
+	assert_int_equal(fake_slots[a].guest_phys_addr, 0xc0002000);
+	assert_int_equal(fake_slots[a].memory_size, sizeof(page));
+	assert_int_equal(fake_slots[a].userspace_addr, (uintptr_t)page);
+	assert_int_equal(fake_slots[b].memory_size, 0);
+	/* and deleting it now tells KVM */
+	fake_slots[a].memory_size = 1;
+	guest_mem_slot_del(&g, a);
+	assert_int_equal(fake_slots[a].memory_size, 0);
+	guest_mem_destroy(&g);
+}
+
 static int count_ram(const struct mem_slot *s, void *opaque)
 {
 	(*(int *)opaque)++;
@@ -290,6 +323,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_high_ram_is_its_own_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_slots_allocated_and_freed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_for_each_ram_visits_ram_only, setup, teardown),
+		cmocka_unit_test(test_device_slot_added_before_registration_is_registered),
 		cmocka_unit_test(test_init_on_a_handed_over_memfd),
 	};
 
