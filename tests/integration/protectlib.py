@@ -175,6 +175,12 @@ class Fleet:
         r = hdvm_ctl(self.run[host], "ps", "--json", timeout=30)
         return [v["pid"] for v in json.loads(r.stdout or "[]") if v.get("pid")]
 
+    def a_log(self, i, word, n=8):
+        """The last n lines of VM i's hdvm on A (stdout and stderr) that hold word."""
+        _, out, err = self.procs[i]
+        lines = [ln for ln in (out.text() + "\n" + err.text()).splitlines() if word in ln]
+        return "\n".join(f"  A: {ln}" for ln in lines[-n:])
+
     def kill_host_a(self):
         """Host A dies: every hdvm of A and A's hdnic, SIGKILL, all at once."""
         pids = self.pids("a") + [p.pid for p, _, _ in self.procs]

@@ -172,8 +172,10 @@ def test_protect_all_then_host_a_dies(tmp_path):
         bad = client.violations()
         if bad:
             logs = "\n".join(f"--- {vm_name(i)}: A committed {before[i].get('committed_epoch')}"
+                             f" (role {before[i].get('role')} {before[i].get('why', '')!r})"
                              f", B took over from {fleet.status('b', i).get('took_over_from_epoch')}"
-                             f"\n{client.around(i, t_kill)}" for i in range(N))
+                             f"\n{client.around(i, t_kill)}\n{fleet.a_log(i, 'checkpoint')}"
+                             for i in range(N))
             raise AssertionError(f"{bad}\n{logs}")
         for i in range(N):
             assert client.last_counter(i) > seen[i], vm_name(i)
