@@ -519,12 +519,40 @@ static void pause_by_loss(struct primary *p, const char *reason)
 	pr_err("checkpoint: %s: VM paused, output held", reason);
 }
 
+/*
+ * --on-standby-loss pause with --etcd: a paused owner would deadlock a live
+ * standby behind a cut link, so it hands over.  What the standby holds is
+ * current: every released frame's epoch was acked (commit), and what is still
+ * held belongs to unacked epochs the standby will not resume past -- those
+ * frames are dropped (a lossy network to the guest), then the key is given
+ * up without a stale mark and the standby takes it at once.
+ */
+static void give_up_owner(struct primary *p)
+{
+	char lost[200];
+	int err;
+
+	devices_output_commit(p->vm, HOLDQ_OP_DISCARD, 0, 0);
+	err = ownerh_abandon(p->o->owner, 5000);
+	if (err)
+		pr_err("checkpoint: giving up the owner key: %s (its lease expires unrenewed)",
+		       strerror(-err));
+	pthread_mutex_lock(&p->st->lock);
+	p->st->gave_up_owner = true;
+	pthread_mutex_unlock(&p->st->lock);
+	snprintf(lost, sizeof(lost), "%s", p->why);
+	snprintf(p->why, p->why_len, "standby lost (%.200s); gave up ownership so the standby "
+		 "can take over; output of unacknowledged checkpoints discarded", lost);
+}
+
 /* --on-standby-loss: continue (release, unprotected) or pause (keep it held). */
 static void standby_lost(struct primary *p)
 {
 	if (p->o->pause_on_loss) {
 		p->holding = false;	/* stays held: nothing leaves unprotected */
 		pause_by_loss(p, p->why);
+		if (p->o->owner)	/* paused first: no frame comes after the discard */
+			give_up_owner(p);
 	} else if (p->o->owner && ownerh_mark_stale(p->o->owner, p->acked, (int)p->failover_ms * 10)) {
 		/* etcd could not record the standby's checkpoint stale: nothing may leave */
 		p->holding = false;
@@ -597,6 +625,7 @@ int ckpt_primary_run(struct vm *vm, struct mig_io *io, const struct ckpt_opts *o
 	pthread_mutex_lock(&st->lock);
 	st->role = CKPT_PRIMARY;
 	st->paused_by_loss = false;
+	st->gave_up_owner = false;
 	st->why[0] = 0;
 	pthread_mutex_unlock(&st->lock);
 

@@ -80,6 +80,7 @@ struct ckpt_stats {
 	enum ckpt_role role;
 	bool paused_by_loss;
 	bool fenced;			/* etcd: this side lost the right to release */
+	bool gave_up_owner;		/* etcd, pause: key abandoned for the standby */
 	uint64_t epoch;			/* the last checkpoint taken */
 	uint64_t committed;		/* the last one acknowledged and released */
 	uint64_t refused;		/* checkpoints the standby refused */

@@ -135,6 +135,8 @@ static void *job_main(void *arg)
 	 * The key: given up after a clean stop (the standby then never takes
 	 * over), dropped when fenced; kept while running on without a standby.
 	 */
+	if (job.owning && !ownerh_alive(&job.owner))	/* given up for the standby */
+		job.owning = false;
 	if (job.owning && (!ret || job.owner.fenced)) {
 		if (ret)
 			ownerh_kill(&job.owner);
@@ -229,24 +231,56 @@ static void rewatch(void)
 		job.started = !pthread_create(&job.thread, NULL, watch_main, NULL);
 }
 
-/* --etcd: what a VM paused by its standby's loss holds leaves only once etcd
- * recorded the standby's checkpoint stale (as with "continue"). */
-static int mark_stale_first(char *why, size_t len)
+/*
+ * The key given up when the standby was lost: take it back (only if nobody
+ * took it) and mark the standby's checkpoint stale before anything runs.
+ */
+static int reacquire_owner(char *why, size_t len)
 {
-	int err;
+	int err = ownerh_hold(&job.owner, &job.ocfg, job.vm->cfg.name, job.next_epoch, 10000);
 
-	if (!job.owning)
-		return 0;
-	unwatch();
+	if (err) {
+		snprintf(why, len, "this VM gave its owner key up when its standby was lost and "
+			 "cannot take it back (%.150s): the standby may serve; this copy must "
+			 "not run", job.owner.why);
+		return -EPERM;
+	}
 	err = ownerh_mark_stale(&job.owner, job.st.committed, 10000);
-	if (!err && !ownerh_may_release(&job.owner))
-		err = -ENOLCK;
-	if (err)
-		snprintf(why, len, "etcd did not record the standby's checkpoint stale (%.120s): "
-			 "what this VM holds stays held", job.owner.fenced ? job.owner.why :
-			 strerror(-err));
-	rewatch();		/* a fence it saw pauses the VM for good */
-	return err;
+	if (err) {
+		snprintf(why, len, "took the owner key back, but etcd did not record the "
+			 "standby's checkpoint stale (%.120s): not resuming", strerror(-err));
+		ownerh_release(&job.owner);
+		return -EPERM;
+	}
+	job.owning = true;
+	devices_output_commit(job.vm, HOLDQ_OP_STOP, 0, 0);	/* held nothing: back to pass */
+	pthread_mutex_lock(&job.st.lock);
+	job.st.gave_up_owner = false;
+	job.st.paused_by_loss = false;
+	pthread_mutex_unlock(&job.st.lock);
+	rewatch();		/* a fence from now on pauses it again */
+	return 0;
+}
+
+int checkpoint_job_may_resume(char *why, size_t len)
+{
+	bool gave_up;
+
+	if (checkpoint_job_fenced(why, len)) {
+		size_t n = strlen(why);
+
+		snprintf(why + n, len - n, ": this copy must not run again (its standby may serve)");
+		return -EPERM;
+	}
+	if (!job.st_ready || checkpoint_job_running())
+		return 0;
+	pthread_mutex_lock(&job.st.lock);
+	gave_up = job.st.gave_up_owner;
+	pthread_mutex_unlock(&job.st.lock);
+	if (!gave_up)
+		return 0;
+	unwatch();		/* the job thread is done: nothing else reads the helper */
+	return reacquire_owner(why, len);
 }
 
 static void stop_cmd(json_object *r)
@@ -256,10 +290,12 @@ static void stop_cmd(json_object *r)
 	if (!checkpoint_job_running() && checkpoint_job_fenced(why, sizeof(why)))
 		return control_reply_error(r, "checkpoint: %s: what this VM holds must never "
 					   "leave (its standby may serve)", why);
+	if (!checkpoint_job_running() && job.st_ready && job.st.gave_up_owner)
+		return control_reply_error(r, "checkpoint: this VM gave its owner key up when its "
+					   "standby was lost and discarded what it held (the "
+					   "standby may serve): nothing to release");
 	if (!checkpoint_job_running() && job.st_ready && job.st.paused_by_loss) {
-		if (mark_stale_first(why, sizeof(why)))
-			return control_reply_error(r, "checkpoint: %s", why);
-		/* paused when its standby was lost: what it held leaves now */
+		/* paused when its standby was lost, no arbiter: what it held leaves now */
 		devices_output_commit(job.vm, HOLDQ_OP_STOP, 0, 0);
 		pthread_mutex_lock(&job.st.lock);
 		job.st.paused_by_loss = false;
@@ -449,12 +485,16 @@ void checkpoint_status(json_object *r)
 		json_object_object_add(r, "failover_timing", json_object_new_string(job.owner.timing));
 	if (job.etcd[0])
 		json_object_object_add(r, "owner_key", json_object_new_string(
-			job.owning ? "held" : st->fenced ? "lost (fenced)" : "not held"));
+			job.owning ? "held" : st->fenced ? "lost (fenced)" :
+			st->gave_up_owner ? "given up (standby lost; the standby may take over)" :
+			"not held"));
 	if (st->fenced) {
 		json_object_object_add(r, "fenced", json_object_new_boolean(1));
 		json_object_object_add(r, "lost", json_object_new_string(st->why));
 	}
-	if (st->paused_by_loss)
+	if (st->gave_up_owner)
+		json_object_object_add(r, "output_discarded", json_object_new_boolean(1));
+	else if (st->paused_by_loss)
 		json_object_object_add(r, "output_held", json_object_new_boolean(1));
 	if (!running && st->why[0])
 		json_object_object_add(r, "protection_ended", json_object_new_string(st->why));

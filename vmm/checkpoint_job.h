@@ -37,6 +37,13 @@ void checkpoint_job_adopt_owner(struct vm *vm, struct owner_helper *h,
 				const struct ownerh_cfg *c, uint64_t epoch);
 /* etcd fenced this VM: it must not run (why says); resume and --stop refuse. */
 bool checkpoint_job_fenced(char *why, size_t len);
+/*
+ * May `hdvm resume` run this VM?  0, or -EPERM (why says): fenced, or it gave
+ * its owner key up when its standby was lost and cannot take it back (the
+ * standby took over).  Taking it back marks the standby's checkpoint stale
+ * first: the VM then runs on unprotected, and the standby never activates.
+ */
+int checkpoint_job_may_resume(char *why, size_t len);
 /* Unit tests: stand-ins for vm_pause/vm_resume (the fake KVM runs no vCPU). */
 void checkpoint_job_test_pause(int (*pause)(struct vm *, char *, size_t),
 			       int (*resume)(struct vm *, char *, size_t));

@@ -68,9 +68,8 @@ static void vm_resume_cmd(void *opaque, json_object *req, json_object *r)
 {
 	char why[256];
 
-	if (checkpoint_job_fenced(why, sizeof(why)))
-		return control_reply_error(r, "%s: this copy must not run again (its standby may "
-					   "serve)", why);
+	if (checkpoint_job_may_resume(why, sizeof(why)))
+		return control_reply_error(r, "%s", why);
 	change_state(opaque, vm_resume, r);
 }
 

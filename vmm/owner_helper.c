@@ -175,7 +175,8 @@ static void reap(struct owner_helper *h, bool kill_it)
 		return;
 	if (kill_it)
 		unfiltered_run(do_kill, &h->pid);
-	close(h->in_fd);
+	if (h->in_fd >= 0)
+		close(h->in_fd);
 	close(h->out_fd);
 	waitpid(h->pid, NULL, 0);
 	h->pid = -1;
@@ -309,6 +310,22 @@ void ownerh_release(struct owner_helper *h)
 	if (write(h->in_fd, "release\n", 8) != 8)
 		pr_debug("etcd helper: release: %s", strerror(errno));
 	reap(h, false);
+}
+
+int ownerh_abandon(struct owner_helper *h, int timeout_ms)
+{
+	static const char *const want[] = { "abandoned", NULL };
+	char what[32];
+	int ret;
+
+	if (h->pid <= 0)
+		return -ENOENT;
+	/* stdin's end is the helper's "abandon" (tools/hdvm_owner.c) */
+	close(h->in_fd);
+	h->in_fd = -1;
+	ret = wait_event(h, want, timeout_ms, what, sizeof(what));
+	reap(h, ret != 1);
+	return ret == 1 ? 0 : ret ?: -ETIMEDOUT;
 }
 
 void ownerh_kill(struct owner_helper *h)

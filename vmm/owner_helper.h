@@ -10,7 +10,8 @@
  *    side may no longer release output: the driver stops committing and
  *    pauses (the helper fences before the lease can expire); "stale N" must
  *    be confirmed before a primary without its standby releases output;
- *    "release" at the end of protection.
+ *    "release" at the end of protection; its stdin closed ("abandoned": no
+ *    stale mark) when a primary paused by its standby's loss hands over.
  *  - standby: `takeover --epoch N`: "active" lets it take over, "refused"
  *    (its checkpoint is stale or behind) or "lost-race" never.
  * HDVM_OWNER_HELPER overrides the helper's path (tests use a fake).
@@ -64,6 +65,13 @@ int ownerh_current(struct owner_helper *h, uint64_t epoch);
 int ownerh_mark_stale(struct owner_helper *h, uint64_t epoch, int timeout_ms);
 /* Give the key up (end of protection) and reap the helper. */
 void ownerh_release(struct owner_helper *h);
+/*
+ * Give the key up WITHOUT a stale mark (its lease revoked: "abandoned"), so
+ * the standby, current to the last released epoch, takes over at once; waits
+ * up to timeout_ms for the helper to confirm, then reaps it.  0 confirmed,
+ * -errno otherwise (the lease then expires by itself: no more renewals).
+ */
+int ownerh_abandon(struct owner_helper *h, int timeout_ms);
 /* Reap without a word (the helper keeps nothing: tests, failure paths). */
 void ownerh_kill(struct owner_helper *h);
 /* A helper runs (holds or may hold the key). */

@@ -66,6 +66,7 @@ struct nic {
 static struct { uint32_t op; uint64_t epoch; } ops_log[MAX_OPS];
 static int nr_ops;
 static int ops_fd = -1;		/* fork tests: the child's ops go to the parent here */
+static struct holdq *nic_q;	/* tests that count frames: a real hold queue behind it */
 
 static int nic_output(struct device *dev, uint32_t op, uint64_t epoch, uint32_t max)
 {
@@ -74,6 +75,8 @@ static int nic_output(struct device *dev, uint32_t op, uint64_t epoch, uint32_t 
 
 		assert_int_equal(write(ops_fd, rec, sizeof(rec)), sizeof(rec));
 	}
+	if (nic_q)
+		holdq_control(nic_q, op, epoch, max);
 	if (nr_ops < MAX_OPS) {
 		ops_log[nr_ops].op = op;
 		ops_log[nr_ops++].epoch = epoch;
@@ -160,6 +163,8 @@ static void epoch_done(uint64_t n, void *opaque)
 		return;
 	}
 	guest_runs(n, NULL);
+	if (nic_q)	/* and sends a frame (tagged n + 1) */
+		assert_int_equal(holdq_submit(nic_q, (const uint8_t *)"frame", 5), 0);
 }
 
 static int setup(void **state)
@@ -236,6 +241,7 @@ static void assert_regs_equal(void)
 
 static struct owner_helper *loss_owner;	/* --etcd for lose_standby() */
 static bool loss_expect_pause;		/* paused although the policy says continue */
+static struct ckpt_stats loss_stats;	/* what lose_standby()'s run ended with */
 
 static void lose_standby(bool pause_on_loss)
 {
@@ -282,6 +288,7 @@ static void lose_standby(bool pause_on_loss)
 		assert_int_equal(ops_log[nr_ops - 1].op, HOLDQ_OP_STOP);
 		assert_int_equal(nr_pauses, nr_resumes);
 	}
+	loss_stats = st;
 	mig_io_close(&io);
 }
 

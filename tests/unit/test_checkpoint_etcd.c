@@ -10,17 +10,20 @@
  * (and pauses when it cannot); and `hdvm checkpoint` through the control
  * socket: refusals, a job polled through status, --stop.
  */
+#include <fcntl.h>
+
 #include "tests/unit/checkpoint_harness.h"
 
 /* ---- --etcd: the owner key through the helper (a fake hdvm-owner here) ---- */
 
-static char fake_owner[64];
+static char fake_owner[64], fake_log[64], fake_busy[64];
 static const struct ownerh_cfg fake_cfg = { .etcd = "http://127.0.0.1:1" };
 
 static void make_fake_owner(void)
 {
 	static const char script[] =
 		"#!/bin/sh\n"
+		"if [ -e \"$FAKE_OWNER_BUSY\" ]; then echo \"busy 0 owner key held by B\"; exit 2; fi\n"
 		"echo \"acquired 0 lease 1\"\n"
 		"case \"$FAKE_OWNER\" in\n"
 		"fence) echo \"fenced 0 lease lost\"; sleep 5;;\n"
@@ -29,12 +32,13 @@ static void make_fake_owner(void)
 		"die) exit 0;;\n"
 		"refuse) echo \"refused 0 checkpoint 3 is stale\"; sleep 5;;\n"
 		"active) echo \"active 0 taken\"; read x;;\n"
-		"*) while read verb n; do case \"$verb\" in\n"
+		"*) while read verb n; do echo \"$verb $n\" >> \"$FAKE_OWNER_LOG\"; case \"$verb\" in\n"
 		"   current) echo \"current 0 $n\";;\n"
 		"   stale) if [ \"$FAKE_OWNER\" = stalefail ]; then echo \"stale-failed 0 no etcd\";\n"
 		"          else echo \"stale 0 $n\"; fi;;\n"
 		"   release) echo \"released 0\"; exit 0;;\n"
-		"   esac; done;;\n"
+		"   esac; done\n"
+		"   echo abandoned >> \"$FAKE_OWNER_LOG\"; echo \"abandoned 0 the VMM is gone\";;\n"
 		"esac\n";
 	FILE *f;
 
@@ -45,6 +49,35 @@ static void make_fake_owner(void)
 	fclose(f);
 	assert_int_equal(chmod(fake_owner, 0755), 0);
 	setenv("HDVM_OWNER_HELPER", fake_owner, 1);
+	/* what the helper was told, one verb a line; the file that makes "hold" busy */
+	snprintf(fake_log, sizeof(fake_log), "/tmp/hdvm-fake-owner-log.%d", getpid());
+	snprintf(fake_busy, sizeof(fake_busy), "/tmp/hdvm-fake-owner-busy.%d", getpid());
+	unlink(fake_log);
+	unlink(fake_busy);
+	setenv("FAKE_OWNER_LOG", fake_log, 1);
+	setenv("FAKE_OWNER_BUSY", fake_busy, 1);
+}
+
+static void drop_fake_owner(void)
+{
+	unlink(fake_owner);
+	unlink(fake_log);
+	unlink(fake_busy);
+}
+
+/* Was the helper told this line (a verb and its number, or "abandoned")? */
+static bool helper_told(const char *line)
+{
+	char buf[4096] = "";
+	FILE *f = fopen(fake_log, "r");
+	size_t n;
+
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return strstr(buf, line) != NULL;
 }
 
 /* A primary with the key whose helper says mode; the standby alive (thread). */
@@ -74,7 +107,7 @@ static int run_owned(const char *mode, struct ckpt_stats *st, char *why, size_t 
 	standby_end(&s.sb);
 	mig_io_close(&s.io);
 	ownerh_kill(&h);
-	unlink(fake_owner);
+	drop_fake_owner();
 	return ret;
 }
 
@@ -131,7 +164,7 @@ static void test_standby_takeover_needs_the_key(void **state)
 	setenv("FAKE_OWNER", "active", 1);
 	assert_int_equal(ownerh_takeover(&h, &fake_cfg, "unit", 3, false, 5000), 0);
 	ownerh_release(&h);
-	unlink(fake_owner);
+	drop_fake_owner();
 }
 
 /* --etcd and --on-standby-loss continue: output leaves only once etcd has the stale mark. */
@@ -148,7 +181,7 @@ static void lose_owned_standby(const char *mode, bool released)
 	loss_owner = NULL;
 	loss_expect_pause = false;
 	ownerh_kill(&h);
-	unlink(fake_owner);
+	drop_fake_owner();
 }
 
 static void test_continue_with_etcd_marks_stale_first(void **state)
@@ -293,57 +326,136 @@ static void *mute_main(void *arg)
 	return NULL;
 }
 
-/*
- * --on-standby-loss pause with --etcd: '--stop' releases what the VM holds
- * only once etcd recorded the standby's checkpoint stale (the standby may be
- * alive behind a cut link and must then never take over from it).
- */
-static void stop_after_loss(const char *mode, bool released)
+/* ---- --on-standby-loss pause with --etcd: the paused primary hands over ---- */
+
+static unsigned frames_out;
+
+static void count_frame(void *ctx, const uint8_t *frame, size_t len)
 {
-	struct mute m = { 0 };
-	char line[512];
-	int n;
+	frames_out++;
+}
+
+static const struct holdq_ops counting_output = { .output = count_frame };
+
+/*
+ * A paused owner behind a cut link would leave its live, current standby
+ * waiting for a key that is renewed forever.  It gives the key up without a
+ * stale mark, after dropping the frames of unacked epochs (the standby
+ * resumes from its last checkpoint): the standby acked 1 and 2 and died
+ * applying 3; the guest sent one frame after each checkpoint (tagged 2, 3, 4).
+ */
+static void test_pause_with_etcd_discards_unacked_and_gives_up_the_key(void **state)
+{
+	struct owner_helper h;
+	struct holdq q;
 
 	make_fake_owner();
-	setenv("FAKE_OWNER", mode, 1);
-	snprintf(m.uri, sizeof(m.uri), "unix:/tmp/hdvm-ckpt-mute.%d.sock", getpid());
-	assert_int_equal(mig_uri_parse(m.uri, &m.u, line, sizeof(line)), 0);
-	assert_int_equal(mig_listen(&m.u, &m.lfd, line, sizeof(line)), 0);
-	assert_int_equal(pthread_create(&m.t, NULL, mute_main, &m), 0);
+	setenv("FAKE_OWNER", "hold", 1);
+	holdq_init(&q, &counting_output, NULL);
+	nic_q = &q;
+	frames_out = 0;
+	assert_int_equal(ownerh_hold(&h, &fake_cfg, "unit", 1, 5000), 0);
+	loss_owner = &h;
+	lose_standby(true);		/* --on-standby-loss pause: the VM stays paused */
+	loss_owner = NULL;
+	nic_q = NULL;
+	/* the epoch-2 frame left after its ack; 3's and 4's were dropped */
+	assert_int_equal(q.stats.held, 3);
+	assert_int_equal(q.stats.released, 1);
+	assert_int_equal(frames_out, 1);
+	assert_int_equal(q.stats.discarded, 2);
+	assert_int_equal(q.count, 0);
+	/* the helper was told the standby is current at 2, then to abandon: no stale mark */
+	assert_false(ownerh_alive(&h));
+	assert_true(helper_told("current 2"));
+	assert_true(helper_told("abandoned"));
+	assert_false(helper_told("stale"));
+	assert_true(loss_stats.gave_up_owner && loss_stats.paused_by_loss);
+	assert_non_null(strstr(loss_stats.why, "gave up ownership so the standby can take over"));
+	holdq_destroy(&q);
+	drop_fake_owner();
+}
+
+/* The same through the control socket: status says why; --stop and resume refuse. */
+
+static void lose_mute_standby(struct mute *m)
+{
+	char line[512];
+
+	snprintf(m->uri, sizeof(m->uri), "unix:/tmp/hdvm-ckpt-mute.%d.sock", getpid());
+	assert_int_equal(mig_uri_parse(m->uri, &m->u, line, sizeof(line)), 0);
+	assert_int_equal(mig_listen(&m->u, &m->lfd, line, sizeof(line)), 0);
+	assert_int_equal(pthread_create(&m->t, NULL, mute_main, m), 0);
 	checkpoint_job_test_pause(test_pause, test_resume);
 	snprintf(line, sizeof(line), "{\"cmd\":\"checkpoint\",\"uri\":\"%s\",\"epoch_ms\":5,"
 		 "\"heartbeat_ms\":20,\"failover_ms\":300,\"on_standby_loss\":\"pause\","
-		 "\"etcd\":\"http://127.0.0.1:1\"}", m.uri);
+		 "\"etcd\":\"http://127.0.0.1:1\"}", m->uri);
 	expect_ctl(line, "\"started\":true");
 	for (int i = 0; i < 500 && checkpoint_job_running(); i++)
 		usleep(10000);
 	assert_false(checkpoint_job_running());
-	expect_ctl("{\"cmd\":\"status\"}", "\"output_held\":true");
-	n = nr_ops;
-	if (released) {
-		expect_ctl("{\"cmd\":\"checkpoint\",\"stop\":true}", "\"released\":true");
-		assert_int_equal(ops_log[nr_ops - 1].op, HOLDQ_OP_STOP);
-	} else {
-		expect_ctl("{\"cmd\":\"checkpoint\",\"stop\":true}", "stays held");
-		for (int i = n; i < nr_ops; i++)
-			assert_int_not_equal(ops_log[i].op, HOLDQ_OP_STOP);
-		expect_ctl("{\"cmd\":\"status\"}", "\"output_held\":true");
-	}
+}
+
+static void end_mute_standby(struct mute *m)
+{
 	checkpoint_job_stop();
 	checkpoint_job_test_pause(NULL, NULL);
-	pthread_join(m.t, NULL);
-	mig_listen_close(&m.u, m.lfd);
-	unlink(fake_owner);
+	pthread_join(m->t, NULL);
+	mig_listen_close(&m->u, m->lfd);
+	drop_fake_owner();
 }
 
-static void test_stop_after_loss_marks_stale_then_releases(void **state)
+static void test_paused_owner_that_gave_up_cannot_resume_while_the_standby_holds_the_key(
+	void **state)
 {
-	stop_after_loss("hold", true);
+	struct mute m = { 0 };
+	int n, resumes;
+
+	make_fake_owner();
+	setenv("FAKE_OWNER", "hold", 1);
+	lose_mute_standby(&m);
+	expect_ctl("{\"cmd\":\"status\"}", "gave up ownership so the standby can take over");
+	expect_ctl("{\"cmd\":\"status\"}", "\"owner_key\":\"given up");
+	expect_ctl("{\"cmd\":\"status\"}", "\"output_discarded\":true");
+	assert_true(helper_told("abandoned"));
+	assert_false(helper_told("stale"));
+	assert_true(any_op(HOLDQ_OP_DISCARD));
+	n = nr_ops;
+	/* nothing to release: what it held is gone */
+	expect_ctl("{\"cmd\":\"checkpoint\",\"stop\":true}", "nothing to release");
+	/* the standby took the key: no resume, the VM stays paused */
+	assert_int_equal(creat(fake_busy, 0600) >= 0, 1);
+	resumes = nr_resumes;
+	expect_ctl("{\"cmd\":\"resume\"}", "cannot take it back");
+	expect_ctl("{\"cmd\":\"resume\"}", "held by B");
+	assert_int_equal(nr_resumes, resumes);
+	for (int i = n; i < nr_ops; i++)
+		assert_int_not_equal(ops_log[i].op, HOLDQ_OP_STOP);
+	expect_ctl("{\"cmd\":\"status\"}", "\"owner_key\":\"given up");
+	end_mute_standby(&m);
 }
 
-static void test_stop_after_loss_keeps_output_when_etcd_says_no(void **state)
+/* Nobody took the key (the standby died too): resume takes it back, stale mark first. */
+static void test_paused_owner_that_gave_up_resumes_only_after_taking_the_key_back(
+	void **state)
 {
-	stop_after_loss("stalefail", false);
+	struct mute m = { 0 };
+	char *reply;
+
+	make_fake_owner();
+	setenv("FAKE_OWNER", "hold", 1);
+	lose_mute_standby(&m);
+	unlink(fake_log);
+	reply = request("{\"cmd\":\"resume\"}");
+	if (strstr(reply, "owner key"))
+		fail_msg("resume refused: %s", reply);
+	free(reply);
+	/* the new helper marked the old standby's checkpoint stale before the VM ran */
+	if (!helper_told("stale "))
+		fail_msg("no stale mark before resuming");
+	expect_ctl("{\"cmd\":\"status\"}", "\"owner_key\":\"held\"");
+	assert_int_equal(ops_log[nr_ops - 1].op, HOLDQ_OP_STOP);	/* back to pass */
+	end_mute_standby(&m);
 }
 
 /*
@@ -371,7 +483,7 @@ static void test_unprotected_owner_is_paused_when_fenced(void **state)
 	assert_int_equal(nr_resumes, 0);
 	checkpoint_job_stop();
 	checkpoint_job_test_pause(NULL, NULL);
-	unlink(fake_owner);
+	drop_fake_owner();
 }
 
 int main(void)
@@ -387,10 +499,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_continue_with_etcd_unreachable_pauses,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_control_checkpoint_job, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stop_after_loss_marks_stale_then_releases,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stop_after_loss_keeps_output_when_etcd_says_no,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_pause_with_etcd_discards_unacked_and_gives_up_the_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_paused_owner_that_gave_up_cannot_resume_while_the_standby_holds_the_key,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_paused_owner_that_gave_up_resumes_only_after_taking_the_key_back,
+			setup, teardown),
 		/* last: a fenced VM stays fenced */
 		cmocka_unit_test_setup_teardown(test_unprotected_owner_is_paused_when_fenced,
 						setup, teardown),
