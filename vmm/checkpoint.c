@@ -485,8 +485,8 @@ static int start(struct primary *p)
 	return ret;
 }
 
-/* Protection ends on request: the standby is told first, then what is held leaves. */
-static int stop_cleanly(struct primary *p)
+/* Tell the standby protection ends (it then never runs); true once it confirmed. */
+static bool standby_stops(struct primary *p)
 {
 	uint64_t until = now_ns() + p->failover_ms * MS;
 
@@ -499,7 +499,13 @@ static int stop_cleanly(struct primary *p)
 				break;
 		}
 	}
-	if (!p->stopped_ok)
+	return p->stopped_ok;
+}
+
+/* Protection ends on request: the standby is told first, then what is held leaves. */
+static int stop_cleanly(struct primary *p)
+{
+	if (!standby_stops(p))
 		pr_info("checkpoint: the standby did not confirm the stop");
 	snprintf(p->why, p->why_len, "stopped on request%s",
 		 p->stopped_ok ? "" : " (the standby did not confirm)");
@@ -580,6 +586,26 @@ static void device_died(struct primary *p)
 	       p->why);
 	vm_request_shutdown(p->vm, 1, "a passthrough device died while the VM was protected "
 			    "(the standby takes over)");
+}
+
+/*
+ * This side could not take a checkpoint (pause, harvest, save, a device's
+ * epoch): the standby is healthy and would take over from its last
+ * checkpoint as soon as the stream closes, so what is held (replies from
+ * state it does not have) may leave only once it has confirmed it stops;
+ * otherwise it is lost (--on-standby-loss decides).
+ */
+static void checkpoint_failed(struct primary *p)
+{
+	size_t n = strlen(p->why);
+
+	if (standby_stops(p)) {
+		snprintf(p->why + n, p->why_len - n, " (the standby stopped; running unprotected)");
+		pr_err("checkpoint: %s", p->why);
+		return;
+	}
+	snprintf(p->why + n, p->why_len - n, " (the standby did not confirm a stop)");
+	standby_lost(p);
 }
 
 /* etcd fenced this side: nothing it holds may leave; pause. */
@@ -671,6 +697,8 @@ int ckpt_primary_run(struct vm *vm, struct mig_io *io, const struct ckpt_opts *o
 		device_died(&p);
 	else if (p.holding && (ret == -EPIPE || ret == -ETIMEDOUT || ret == -EPROTO))
 		standby_lost(&p);
+	else if (p.holding && ret < 0)
+		checkpoint_failed(&p);
 	if (p.holding)		/* stopped, lost with "continue", or failed to start */
 		devices_output_commit(vm, HOLDQ_OP_STOP, 0, 0);
 	if (p.logging)

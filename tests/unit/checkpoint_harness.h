@@ -122,10 +122,14 @@ static void vm_free(struct vm *vm)
 
 /* The fake KVM runs no vCPU: pausing is the devices' part (P2P then STOP). */
 static int nr_pauses, nr_resumes;
+static int pause_fails_at;		/* this pause (1: the first) is refused */
 
 static int test_pause(struct vm *vm, char *why, size_t len)
 {
-	nr_pauses++;
+	if (++nr_pauses == pause_fails_at) {
+		snprintf(why, len, "a device refused to stop");
+		return -EIO;
+	}
 	return devices_pause(vm, why, len);
 }
 
@@ -179,6 +183,7 @@ static int setup(void **state)
 		memset(a.mem.host + p * 4096 * 3, (int)p | 1, 100);
 	nr_ops = 0;
 	nr_pauses = nr_resumes = 0;
+	pause_fails_at = 0;
 	atomic_store(&stop_flag, false);
 	failpoint_clear();
 	return 0;

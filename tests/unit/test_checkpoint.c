@@ -73,6 +73,48 @@ static void test_epochs_reach_the_standby_and_commit_in_order(void **state)
 	mig_io_close(&s.io);
 }
 
+/*
+ * A checkpoint the primary cannot take (here a device refuses to stop at the
+ * 4th pause): the standby, healthy, is told to stop before anything held
+ * leaves -- it must not take over from checkpoint 3 while the primary runs
+ * on and releases replies of epoch 4 (before, the primary released and
+ * closed the stream, and the standby took over on the closed stream).
+ */
+static void test_checkpoint_failure_stops_the_standby_before_releasing(void **state)
+{
+	struct ckpt_opts o = base_opts;
+	struct ckpt_stats st;
+	struct stby s = { 0 };
+	struct mig_io io;
+	pthread_t t;
+	char why[512] = "";
+	int sv[2], ret;
+
+	stop_after = 1000;
+	pause_fails_at = 4;
+	ckpt_stats_init(&st);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	s.fd = sv[1];
+	assert_int_equal(pthread_create(&t, NULL, standby_main, &s), 0);
+	mig_io_unix(&io, sv[0]);
+	ret = ckpt_primary_run(&a, &io, &o, &st, why, sizeof(why));
+	assert_int_equal(ret, -EIO);
+	assert_non_null(strstr(why, "a device refused to stop"));
+	assert_non_null(strstr(why, "the standby stopped"));
+	pthread_join(t, NULL);
+	assert_int_equal(s.ret, 0);
+	assert_int_equal(s.outcome, STANDBY_STOPPED);	/* it never runs the VM */
+	assert_int_equal(s.sb.applied, 3);
+	assert_int_equal(st.committed, 3);
+	assert_int_equal(st.role, CKPT_UNPROTECTED);
+	assert_false(st.paused_by_loss);
+	/* released only after the standby's confirmation: STOP is the last op */
+	assert_int_equal(ops_log[nr_ops - 1].op, HOLDQ_OP_STOP);
+	standby_end(&s.sb);
+	mig_io_close(&io);
+	mig_io_close(&s.io);
+}
+
 /* ---- hand-made streams: what a standby does with bad checkpoints ---- */
 
 struct feeder {
@@ -509,6 +551,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_silence_activates_from_the_last_complete_checkpoint,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_primary_killed_at_each_fail_point,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_failure_stops_the_standby_before_releasing,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_standby_lost_continue_releases,
 						setup, teardown),
