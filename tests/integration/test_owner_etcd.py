@@ -70,6 +70,28 @@ def test_holder_whose_vmm_died_gives_the_key_up_without_a_stale_mark(etcd, owner
     b.wait_event("active", timeout=3)
 
 
+def test_paused_primary_that_gave_up_its_key_cannot_take_it_back_from_the_standby(
+        etcd, owners):
+    # --on-standby-loss pause with --etcd: hdvm closes the helper's stdin (abandon)
+    a = owners(etcd.url, VM, "hold", "--epoch", "5", holder="A")
+    a.wait_event("acquired")
+    a.send("current 7")
+    a.wait_event("current")
+    a.proc.stdin.close()
+    assert a.wait() == 0 and a.has("abandoned")
+    assert etcd.get(f"/hdvm/vm/{VM}/stale") is None
+    assert etcd.get(f"/hdvm/vm/{VM}/epoch")[0] == "7"
+    assert etcd.get(KEY) is None                        # revoked: no TTL to wait
+    # the standby, current at 7, takes the key at once
+    b = owners(etcd.url, VM, "takeover", "--epoch", "7", "--poll-ms", "20", holder="B")
+    b.wait_event("active", timeout=3)
+    # `hdvm resume` on A asks for the key again: refused while B holds it
+    a2 = owners(etcd.url, VM, "hold", "--epoch", "9", holder="A")
+    assert a2.wait() == 2
+    assert "held by B" in a2.wait_event("busy")[2]
+    assert etcd.get(KEY)[0] == "B"
+
+
 def test_second_primary_is_refused_while_the_key_is_held(etcd, owners):
     a = owners(etcd.url, VM, "hold", holder="A")
     a.wait_event("acquired")
