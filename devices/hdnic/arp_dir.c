@@ -55,7 +55,8 @@ static void drop(struct arp_dir *d, int *link)
 	d->nr_entries--;
 }
 
-void arpd_learn(struct arp_dir *d, uint32_t ip, uint32_t port, uint64_t now_ns)
+void arpd_learn(struct arp_dir *d, uint32_t ip, uint32_t port, const uint8_t mac[6],
+		uint64_t now_ns)
 {
 	int *l = link_of(d, ip);
 	struct arpd_entry *e;
@@ -76,6 +77,7 @@ void arpd_learn(struct arp_dir *d, uint32_t ip, uint32_t port, uint64_t now_ns)
 		d->stats.learned++;
 	}
 	e->port = port;
+	memcpy(e->mac, mac, 6);
 	e->seen_ns = now_ns;
 }
 
@@ -101,6 +103,20 @@ void arpd_flush_port(struct arp_dir *d, uint32_t port)
 
 		while (*l >= 0) {
 			if (d->pool[*l].port == port)
+				drop(d, l);
+			else
+				l = &d->pool[*l].next;
+		}
+	}
+}
+
+void arpd_forget_uplink_mac(struct arp_dir *d, const uint8_t mac[6])
+{
+	for (unsigned b = 0; b < ARPD_BUCKETS; b++) {
+		int *l = &d->buckets[b];
+
+		while (*l >= 0) {
+			if (d->pool[*l].port == SW_PORT_UPLINK && !memcmp(d->pool[*l].mac, mac, 6))
 				drop(d, l);
 			else
 				l = &d->pool[*l].next;

@@ -21,6 +21,7 @@
 struct arpd_entry {
 	uint32_t ip;		/* host order */
 	uint32_t port;		/* a switch port or SW_PORT_UPLINK */
+	uint8_t mac[6];		/* the sender that claimed it */
 	uint64_t seen_ns;
 	int next;		/* bucket chain or free list, -1 ends */
 };
@@ -41,12 +42,18 @@ struct arp_dir {
 
 int arpd_init(struct arp_dir *d, unsigned max_entries);
 void arpd_destroy(struct arp_dir *d);
-/* ip is owned by port; a full directory keeps what it has. */
-void arpd_learn(struct arp_dir *d, uint32_t ip, uint32_t port, uint64_t now_ns);
+/* ip is owned by port (mac claimed it); a full directory keeps what it has. */
+void arpd_learn(struct arp_dir *d, uint32_t ip, uint32_t port, const uint8_t mac[6],
+		uint64_t now_ns);
 /* The port owning ip, or -1 when unknown (uplink addresses age out). */
 int arpd_lookup(struct arp_dir *d, uint32_t ip, uint64_t now_ns);
 /* A function left, was reset or changed its MAC: its addresses are no longer known. */
 void arpd_flush_port(struct arp_dir *d, uint32_t port);
+/*
+ * A function here took mac (a guest restored or migrated onto it): what
+ * that station claimed while it lived behind the uplink is stale now.
+ */
+void arpd_forget_uplink_mac(struct arp_dir *d, const uint8_t mac[6]);
 
 #define ARP_OP_REQUEST	1
 

@@ -106,6 +106,9 @@ int sw_set_static(struct nic_switch *sw, const uint8_t mac[6], uint32_t port)
 	e->is_static = true;
 	e->port = port;
 	sw->nr_static++;
+	/* the station is here now: what it claimed from behind the uplink is stale */
+	if (sw->arpd)
+		arpd_forget_uplink_mac(sw->arpd, mac);
 	return 0;
 }
 

@@ -95,7 +95,7 @@ static bool arp_learn(struct nic_switch *sw, uint32_t from, const uint8_t *frame
 	if (owner && owner_port != (int)from && owner->live && !(sender && sender->trusted))
 		sw->arpd->stats.refused++;
 	else
-		arpd_learn(sw->arpd, a->spa, from, now_ns);
+		arpd_learn(sw->arpd, a->spa, from, a->sha, now_ns);
 	return true;
 }
 

@@ -296,6 +296,40 @@ static void test_arp_takeover_needs_trust(void **state)
 	assert_int_equal(arpd_lookup(&arpd, ip(11), NOW), -1);
 }
 
+/*
+ * A guest served from another host (behind the uplink) is restored onto
+ * function 2 (a standby's takeover): the client's broadcast ARP for it
+ * must reach it, not be kept "on its own side" by what the directory
+ * learned while the guest lived elsewhere.
+ */
+static void test_arp_for_a_guest_that_moved_here_reaches_it(void **state)
+{
+	static const uint8_t guest[6] = { 2, 0x47, 0, 0, 0, 0x20 };
+	uint8_t f[60];
+
+	sw_forward_from_uplink(&sw, f, arp(f, bcast, guest, ARP_OP_REQUEST, 20, 1), NOW);
+	sw_forward_from_uplink(&sw, f, arp(f, bcast, host, ARP_OP_REQUEST, 1, 60), NOW);
+	assert_int_equal(arpd_lookup(&arpd, ip(20), NOW), SW_PORT_UPLINK);
+	clear();
+	sw_forward_from_uplink(&sw, f, arp(f, bcast, host, ARP_OP_REQUEST, 1, 20), NOW);
+	assert_int_equal(got[0] + got[1] + got[2] + uplinked, 0);	/* it is elsewhere */
+	/* the guest's state is loaded into function 2: its MAC is function 2's now */
+	sw_remove(&sw, mac[2]);
+	assert_int_equal(sw_set_static(&sw, guest, 2), 0);
+	assert_int_equal(arpd_lookup(&arpd, ip(20), NOW), -1);
+	assert_int_equal(arpd_lookup(&arpd, ip(1), NOW), SW_PORT_UPLINK);	/* others stay */
+	clear();
+	sw_forward_from_uplink(&sw, f, arp(f, bcast, host, ARP_OP_REQUEST, 1, 20), NOW);
+	assert_int_equal(got[2], 1);
+	/* its answer binds the address to it: the next request goes to it alone */
+	sw_forward_from_port(&sw, 2, f, arp(f, host, guest, 2, 20, 1), NOW);
+	assert_int_equal(arpd_lookup(&arpd, ip(20), NOW), 2);
+	clear();
+	sw_forward_from_uplink(&sw, f, arp(f, bcast, host, ARP_OP_REQUEST, 1, 20), NOW);
+	assert_int_equal(got[2], 1);
+	assert_int_equal(got[0] + got[1], 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -313,6 +347,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_arp_for_unknown_or_uplink_addresses, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_arp_takeover_needs_trust, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_arp_for_a_guest_that_moved_here_reaches_it,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
