@@ -112,6 +112,8 @@ void arpd_flush_port(struct arp_dir *d, uint32_t port)
 
 void arpd_forget_uplink_mac(struct arp_dir *d, const uint8_t mac[6])
 {
+	if (!d->nr_entries)	/* functions created by the hundred: nothing to scan */
+		return;
 	for (unsigned b = 0; b < ARPD_BUCKETS; b++) {
 		int *l = &d->buckets[b];
 
