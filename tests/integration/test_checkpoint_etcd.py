@@ -231,6 +231,35 @@ def test_link_cut_exactly_one_side_serves(cluster):
     assert c.etcd.get(KEY) and "without its standby" in c.etcd.get(f"/hdvm/vm/{VM}/stale")[0]
 
 
+def test_link_cut_with_pause_the_primary_hands_over_and_the_standby_serves(cluster):
+    # --on-standby-loss pause: A pauses, drops what it holds and gives its key
+    # up (no stale mark); B, current to every frame A released, takes over
+    c = cluster
+    protect_and_run(c, "--on-standby-loss", "pause")
+    seen = max(r[1] for r in c.client.replies)
+    c.cut_link()
+    t_cut = time.monotonic()
+    wait_s(lambda: "given up" in c.st("a").get("owner_key", ""),
+           FAILOVER_S + 10 * TIME_SCALE, lambda: c.logs("A never gave its key up"))
+    st_a = c.st("a")
+    assert st_a["state"] == "paused" and st_a.get("output_discarded"), st_a
+    assert "gave up ownership so the standby can take over" in st_a["protection_ended"], st_a
+    wait_s(lambda: c.client.replies_after(t_cut + 0.05) and
+           c.st("b").get("role") == "unprotected", FAILOVER_S + TTL + 10 * TIME_SCALE,
+           lambda: c.logs("B never took over"))
+    st_b = c.st("b")
+    assert st_b["state"] == "running" and st_b["owner_key"] == "held", st_b
+    # A never runs again while B holds the key
+    r = hdvm_ctl(c.run["a"], "resume", VM)
+    assert r.returncode != 0 and "cannot take it back" in r.stderr, r.stderr
+    assert c.st("a")["state"] == "paused"
+    time.sleep(0.5 * TIME_SCALE)
+    c.client.stop()
+    assert c.client.check() > seen
+    c.sources.stop()
+    assert c.sources.order() == ["a", "b"], c.sources.order()
+
+
 def test_primary_cut_from_etcd_fences_and_the_standby_takes_over(cluster):
     c = cluster
     p = protect_and_run(c)
