@@ -27,22 +27,39 @@ def free_port():
         return s.getsockname()[1]
 
 
+class PortTaken(Exception):
+    """etcd could not bind a port free_port() had found free."""
+
+
 class Etcd:
     def __init__(self, data_dir):
         assert os.path.exists(ETCD), \
             "etcd is not installed: run tools/install-deps.sh (Debian package etcd-server)"
         self.dir = data_dir
-        self.client_port = free_port()
-        self.peer_port = free_port()
-        self.url = f"http://127.0.0.1:{self.client_port}"
         self.proc = None
-        self.start()
+        # free_port() only says a port was free a moment ago: another process
+        # (or the other of our two ports) may take it before etcd binds, so a
+        # bind failure picks fresh ports, a bounded number of times
+        for attempt in range(5):
+            self.client_port = free_port()
+            self.peer_port = free_port()
+            if self.peer_port == self.client_port:
+                continue
+            self.url = f"http://127.0.0.1:{self.client_port}"
+            try:
+                self.start()
+                return
+            except PortTaken:
+                self.log.close()
+        raise AssertionError("etcd: no free pair of loopback ports in 5 tries: " +
+                             self.logtext())
 
     def start(self):
         peer = f"http://127.0.0.1:{self.peer_port}"
         # short heartbeat/election so a single member elects itself quickly
         # after a restart; lease TTLs of 1-2 s stay above etcd's minimum
         self.log = open(self.dir / "etcd.log", "ab")
+        self.log_from = self.log.tell()     # this start's part of the log
         self.proc = subprocess.Popen(
             [ETCD, "--name", "t", "--data-dir", str(self.dir / "data"),
              "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
@@ -56,12 +73,20 @@ class Etcd:
                 self.post("/v3/kv/range", {"key": b64("/")}, timeout=0.5)
                 return
             except OSError:
+                if self.proc.poll() is not None and \
+                        "address already in use" in self.logtext(self.log_from):
+                    raise PortTaken()
                 assert self.proc.poll() is None, "etcd exited: " + self.logtext()
                 time.sleep(0.05)
         raise AssertionError("etcd did not answer: " + self.logtext())
 
-    def logtext(self):
-        return (self.dir / "etcd.log").read_text(errors="replace")[-2000:]
+    def logtext(self, since=0):
+        try:
+            with open(self.dir / "etcd.log", "rb") as f:
+                f.seek(since)
+                return f.read().decode(errors="replace")[-2000:]
+        except OSError as e:
+            return str(e)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
