@@ -14,6 +14,7 @@
 #define HDVM_TEST_HDNIC_HARNESS_H
 #pragma GCC diagnostic ignored "-Wunused-function"
 
+#include <errno.h>
 #include <arpa/inet.h>
 #include <json-c/json.h>
 #include <libgen.h>
@@ -102,7 +103,7 @@ static void hdnic_no_ipv6(void)
 /*
  * An hdnic serving vfs VFs in dir (made here) on uplink ("tap:IFNAME"), with
  * HDNIC_FAILPOINT=failpoint if not NULL, its pid in *pid; 0 once its pf.sock
- * is there (5 s at most), else -1 (test names the test in the message).
+ * is there (5 s at most), else -ETIMEDOUT (test names the test in the message).
  */
 static int hdnic_start(pid_t *pid, const char *dir, int vfs, const char *uplink,
 		       const char *name, const char *failpoint, const char *test)
@@ -124,7 +125,7 @@ static int hdnic_start(pid_t *pid, const char *dir, int vfs, const char *uplink,
 		usleep(10000);
 	if (access(path, F_OK)) {
 		fprintf(stderr, "%s: hdnic did not start\n", test);
-		return -1;
+		return -ETIMEDOUT;
 	}
 	return 0;
 }
